@@ -1,0 +1,282 @@
+//! Configuration of `copy-worker serve` (DESIGN.md §5): every environment variable is also
+//! a flag, and a wrong value stops the process at start with a message naming the variable.
+
+use std::time::Duration;
+
+use clap::{Args, ValueEnum};
+
+use crate::request::Defaults;
+use crate::topics::{TopicNames, full_topic};
+
+/// `PUSH_AUTH`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PushAuthMode {
+    /// Verify Pub/Sub's OIDC token on every push.
+    Oidc,
+    /// Accept every push (local tests only; logged as a warning at every start).
+    None,
+}
+
+/// `LOG_FORMAT`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Cloud Logging structured JSON lines.
+    Json,
+    /// Human-readable lines.
+    Text,
+}
+
+/// Flags and environment of `copy-worker serve`.
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Listen port.
+    #[arg(long, env = "PORT", default_value_t = 8080)]
+    pub port: u16,
+    /// Project of the worker's topics (needed unless every topic name is full).
+    #[arg(long, env = "GOOGLE_CLOUD_PROJECT")]
+    pub project: Option<String>,
+    /// Topic for watch messages, short or projects/P/topics/T.
+    #[arg(long, env = "COPY_OPERATIONS_TOPIC", default_value = "copy-operations")]
+    pub operations_topic: String,
+    /// Topic for completion events.
+    #[arg(
+        long,
+        env = "COPY_COMPLETIONS_TOPIC",
+        default_value = "copy-completions"
+    )]
+    pub completions_topic: String,
+    /// Topic for dead letters.
+    #[arg(
+        long,
+        env = "COPY_DEAD_LETTER_TOPIC",
+        default_value = "copy-dead-letter"
+    )]
+    pub dead_letter_topic: String,
+    /// Topic for copy requests (direct HTTP callers).
+    #[arg(long, env = "COPY_REQUESTS_TOPIC", default_value = "copy-requests")]
+    pub requests_topic: String,
+    /// Project of bare source model ids.
+    #[arg(long, env = "SOURCE_PROJECT")]
+    pub source_project: Option<String>,
+    /// Destination project when a request names none.
+    #[arg(long, env = "TARGET_PROJECT")]
+    pub target_project: Option<String>,
+    /// Location of bare source model ids and the two-field form.
+    #[arg(long, env = "LOCATION")]
+    pub location: Option<String>,
+    /// How pushes are authenticated.
+    #[arg(long, env = "PUSH_AUTH", value_enum, default_value_t = PushAuthMode::Oidc)]
+    pub push_auth: PushAuthMode,
+    /// Expected `aud` of push tokens, comma-separated.
+    #[arg(long, env = "PUSH_AUDIENCE")]
+    pub push_audience: Option<String>,
+    /// Allowed `email` claims of push tokens, comma-separated.
+    #[arg(long, env = "PUSH_SERVICE_ACCOUNTS")]
+    pub push_service_accounts: Option<String>,
+    /// JWKS URL override (tests, private issuers).
+    #[arg(long, env = "PUSH_JWKS_URL")]
+    pub push_jwks_url: Option<String>,
+    /// Base URL of the Vertex AI API (default: regional endpoint per request).
+    #[arg(long, env = "VERTEX_ENDPOINT")]
+    pub vertex_endpoint: Option<String>,
+    /// Pub/Sub emulator host:port; used anonymously.
+    #[arg(long, env = "PUBSUB_EMULATOR_HOST")]
+    pub pubsub_emulator_host: Option<String>,
+    /// Copy attempts for transient operation failures.
+    #[arg(long, env = "COPY_MAX_ATTEMPTS", default_value_t = 3)]
+    pub copy_max_attempts: u32,
+    /// Give up on an operation after this long (e.g. 24h, 90m).
+    #[arg(long, env = "COPY_MAX_DURATION", default_value = "24h")]
+    pub copy_max_duration: String,
+    /// How long one watch delivery may poll in-request (below the 300 s ack deadline).
+    #[arg(long, env = "WATCH_HOLD", default_value = "240s")]
+    pub watch_hold: String,
+    /// Callers allowed on POST /v1/models/copy, comma-separated.
+    #[arg(long, env = "INVOKER_SERVICE_ACCOUNTS")]
+    pub invoker_service_accounts: Option<String>,
+    /// Hosts a callback_url may point at, comma-separated.
+    #[arg(long, env = "CALLBACK_ALLOWED_HOSTS")]
+    pub callback_allowed_hosts: Option<String>,
+    /// Standard Webhooks signing secret (whsec_… or raw).
+    #[arg(long, env = "CALLBACK_SIGNING_SECRET", hide_env_values = true)]
+    pub callback_signing_secret: Option<String>,
+    /// Also allow http://127.0.0.1 callbacks (local tests only).
+    #[arg(long, env = "CALLBACK_ALLOW_HTTP_LOOPBACK", default_value_t = false)]
+    pub callback_allow_http_loopback: bool,
+    /// Log format (default: json on Cloud Run, where K_SERVICE is set; else text).
+    #[arg(long, env = "LOG_FORMAT", value_enum)]
+    pub log_format: Option<LogFormat>,
+}
+
+/// A configuration error: the variable and what is wrong.
+#[derive(Debug, thiserror::Error)]
+#[error("configuration: {var}: {problem}")]
+pub struct ConfigError {
+    pub var: &'static str,
+    pub problem: String,
+}
+
+fn err(var: &'static str, problem: impl Into<String>) -> ConfigError {
+    ConfigError {
+        var,
+        problem: problem.into(),
+    }
+}
+
+/// Validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub port: u16,
+    pub worker_project: String,
+    pub topics: TopicNames,
+    pub defaults: Defaults,
+    pub push_auth: PushAuthMode,
+    pub push_audiences: Vec<String>,
+    pub push_service_accounts: Vec<String>,
+    pub push_jwks_url: Option<String>,
+    pub invoker_service_accounts: Vec<String>,
+    pub vertex_endpoint: Option<String>,
+    pub emulator_host: Option<String>,
+    pub max_attempts: u32,
+    pub max_duration: Duration,
+    pub watch_hold: Duration,
+    pub callback_signing_secret: Option<String>,
+    pub log_format: LogFormat,
+}
+
+/// Splits a comma-separated list, dropping blanks.
+pub fn list(s: &Option<String>) -> Vec<String> {
+    s.iter()
+        .flat_map(|s| s.split(','))
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Parses `24h`, `240s`, `90m`, `1h 30m`.
+pub fn duration(var: &'static str, s: &str) -> Result<Duration, ConfigError> {
+    humantime::parse_duration(s).map_err(|e| {
+        err(
+            var,
+            format!("{s:?} is not a duration such as 240s or 24h ({e})"),
+        )
+    })
+}
+
+impl Config {
+    pub fn from_args(a: &ServeArgs) -> Result<Self, ConfigError> {
+        let project = a.project.as_deref().filter(|s| !s.is_empty());
+        let topic = |var, name: &str| full_topic(name, project).map_err(|p| err(var, p));
+        let topics = TopicNames {
+            operations: topic("COPY_OPERATIONS_TOPIC", &a.operations_topic)?,
+            completions: topic("COPY_COMPLETIONS_TOPIC", &a.completions_topic)?,
+            dead_letter: topic("COPY_DEAD_LETTER_TOPIC", &a.dead_letter_topic)?,
+            requests: topic("COPY_REQUESTS_TOPIC", &a.requests_topic)?,
+        };
+        let worker_project = project.map(str::to_owned).unwrap_or_else(|| {
+            topics
+                .completions
+                .split('/')
+                .nth(1)
+                .unwrap_or_default()
+                .to_owned()
+        });
+        let push_audiences = list(&a.push_audience);
+        let push_service_accounts = list(&a.push_service_accounts);
+        if a.push_auth == PushAuthMode::Oidc {
+            if push_audiences.is_empty() {
+                return Err(err(
+                    "PUSH_AUDIENCE",
+                    "is required with PUSH_AUTH=oidc: set it to the push endpoint URL(s) of the subscriptions, or set PUSH_AUTH=none for local tests",
+                ));
+            }
+            if push_service_accounts.is_empty() {
+                return Err(err(
+                    "PUSH_SERVICE_ACCOUNTS",
+                    "is required with PUSH_AUTH=oidc: set it to the push subscriptions' service account email(s)",
+                ));
+            }
+        }
+        if a.copy_max_attempts == 0 {
+            return Err(err("COPY_MAX_ATTEMPTS", "must be at least 1"));
+        }
+        let max_duration = duration("COPY_MAX_DURATION", &a.copy_max_duration)?;
+        let watch_hold = duration("WATCH_HOLD", &a.watch_hold)?;
+        if watch_hold >= Duration::from_secs(300) {
+            return Err(err(
+                "WATCH_HOLD",
+                format!(
+                    "{}s must stay below the 300 s ack deadline of copy-operations-push",
+                    watch_hold.as_secs()
+                ),
+            ));
+        }
+        if let Some(e) = &a.vertex_endpoint
+            && !(e.starts_with("https://") || e.starts_with("http://"))
+        {
+            return Err(err(
+                "VERTEX_ENDPOINT",
+                format!("{e:?} must be an http:// or https:// URL"),
+            ));
+        }
+        let mut defaults = Defaults {
+            source_project: a.source_project.clone().filter(|s| !s.is_empty()),
+            target_project: a.target_project.clone().filter(|s| !s.is_empty()),
+            location: a.location.clone().filter(|s| !s.is_empty()),
+            callback_allowed_hosts: list(&a.callback_allowed_hosts),
+            callback_allow_http_loopback: a.callback_allow_http_loopback,
+        };
+        defaults
+            .callback_allowed_hosts
+            .iter_mut()
+            .for_each(|h| h.make_ascii_lowercase());
+        if let Some(l) = &defaults.location
+            && !crate::names::is_location(l)
+        {
+            return Err(err(
+                "LOCATION",
+                format!("{l:?} is not a region such as us-central1"),
+            ));
+        }
+        for (var, p) in [
+            ("SOURCE_PROJECT", &defaults.source_project),
+            ("TARGET_PROJECT", &defaults.target_project),
+        ] {
+            if let Some(p) = p
+                && !crate::names::is_project(p)
+            {
+                return Err(err(var, format!("{p:?} is not a project id")));
+            }
+        }
+        if let Some(s) = &a.callback_signing_secret {
+            crate::callback::decode_secret(s)
+                .map_err(|e| err("CALLBACK_SIGNING_SECRET", e.to_string()))?;
+        }
+        let log_format = a
+            .log_format
+            .unwrap_or(if std::env::var_os("K_SERVICE").is_some() {
+                LogFormat::Json
+            } else {
+                LogFormat::Text
+            });
+        Ok(Self {
+            port: a.port,
+            worker_project,
+            topics,
+            defaults,
+            push_auth: a.push_auth,
+            push_audiences,
+            push_service_accounts,
+            push_jwks_url: a.push_jwks_url.clone(),
+            invoker_service_accounts: list(&a.invoker_service_accounts),
+            vertex_endpoint: a.vertex_endpoint.clone().filter(|s| !s.is_empty()),
+            emulator_host: a.pubsub_emulator_host.clone().filter(|s| !s.is_empty()),
+            max_attempts: a.copy_max_attempts,
+            max_duration,
+            watch_hold,
+            callback_signing_secret: a.callback_signing_secret.clone(),
+            log_format,
+        })
+    }
+}

@@ -1,0 +1,316 @@
+//! Google Cloud resource names used by copy-worker: projects, models, KMS keys, operations.
+//!
+//! Each newtype is built only by parsing, so a value that exists is well formed and the
+//! stages never re-check it.
+
+use std::fmt;
+
+use crate::request::{Defaults, Rejection, clip};
+
+/// A project id (`my-proj-123`) or project number (`123456789`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Project(String);
+
+impl Project {
+    pub fn parse(field: &str, s: &str) -> Result<Self, Rejection> {
+        if is_project(s) {
+            Ok(Self(s.to_owned()))
+        } else {
+            Err(Rejection::new(
+                field,
+                format!(
+                    "must be a project id ([a-z][a-z0-9-]{{4,28}}[a-z0-9]) or number, got {:?}",
+                    clip(s)
+                ),
+            ))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Project {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// `projects/{p}/locations/{l}/models/{id}[@{version}]`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ModelName {
+    pub project: Project,
+    pub location: String,
+    pub model_id: String,
+    /// A version id (`3`) or alias (`default`), when the name pins one.
+    pub version: Option<String>,
+}
+
+impl ModelName {
+    /// Parses a full resource name.
+    pub fn parse(field: &str, s: &str) -> Result<Self, Rejection> {
+        let bad = || {
+            Rejection::new(
+                field,
+                format!(
+                    "must look like projects/PROJECT/locations/LOCATION/models/ID[@VERSION], got {:?}",
+                    clip(s)
+                ),
+            )
+        };
+        let parts: Vec<&str> = s.split('/').collect();
+        let [
+            "projects",
+            project,
+            "locations",
+            location,
+            "models",
+            id_version,
+        ] = parts.as_slice()
+        else {
+            return Err(bad());
+        };
+        let project = Project::parse(field, project)?;
+        if !is_location(location) {
+            return Err(Rejection::new(
+                field,
+                format!(
+                    "location must be a region such as us-central1, got {:?}",
+                    clip(location)
+                ),
+            ));
+        }
+        let (model_id, version) = split_version(field, id_version)?;
+        Ok(Self {
+            project,
+            location: (*location).to_owned(),
+            model_id,
+            version,
+        })
+    }
+
+    /// Parses a full name, or a bare `ID[@VERSION]` resolved with `SOURCE_PROJECT` and `LOCATION`.
+    pub fn parse_or_bare(field: &str, s: &str, d: &Defaults) -> Result<Self, Rejection> {
+        if s.contains('/') {
+            return Self::parse(field, s);
+        }
+        let (model_id, version) = split_version(field, s)?;
+        let project = d.source_project.as_deref().ok_or_else(|| {
+            Rejection::new(
+                field,
+                "is a bare model id, but the worker has no SOURCE_PROJECT; send the full name",
+            )
+        })?;
+        let location = d.location.as_deref().ok_or_else(|| {
+            Rejection::new(
+                field,
+                "is a bare model id, but the worker has no LOCATION; send the full name",
+            )
+        })?;
+        Self::parse(
+            field,
+            &format!(
+                "projects/{project}/locations/{location}/models/{}",
+                with_version(&model_id, version.as_deref())
+            ),
+        )
+    }
+
+    /// The name without `@version`.
+    pub fn without_version(&self) -> String {
+        format!(
+            "projects/{}/locations/{}/models/{}",
+            self.project, self.location, self.model_id
+        )
+    }
+
+    /// Whether a recorded `originalModelInfo.model` is a copy of this source: same model,
+    /// and the same version when this name pins one. Vertex records the version it copied
+    /// even when the request named none, so an unpinned source matches any version.
+    pub fn is_source_of(&self, recorded: &str) -> bool {
+        let Ok(rec) = ModelName::parse("originalModelInfo.model", recorded) else {
+            return false;
+        };
+        rec.project == self.project
+            && rec.location == self.location
+            && rec.model_id == self.model_id
+            && match &self.version {
+                None => true,
+                Some(v) => rec.version.as_deref() == Some(v.as_str()),
+            }
+    }
+}
+
+impl fmt::Display for ModelName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&with_version(
+            &self.without_version(),
+            self.version.as_deref(),
+        ))
+    }
+}
+
+/// `projects/{p}/locations/{l}/keyRings/{r}/cryptoKeys/{k}`, in the destination's location.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KmsKeyName(String);
+
+impl KmsKeyName {
+    pub fn parse(field: &str, s: &str, destination_location: &str) -> Result<Self, Rejection> {
+        let parts: Vec<&str> = s.split('/').collect();
+        let [
+            "projects",
+            project,
+            "locations",
+            location,
+            "keyRings",
+            ring,
+            "cryptoKeys",
+            key,
+        ] = parts.as_slice()
+        else {
+            return Err(Rejection::new(
+                field,
+                format!(
+                    "must look like projects/P/locations/L/keyRings/R/cryptoKeys/K, got {:?}",
+                    clip(s)
+                ),
+            ));
+        };
+        if !is_project(project) || ring.is_empty() || key.is_empty() {
+            return Err(Rejection::new(
+                field,
+                format!("has an empty or invalid part: {:?}", clip(s)),
+            ));
+        }
+        if *location != destination_location {
+            return Err(Rejection::new(
+                field,
+                format!(
+                    "key is in {location} but the destination is {destination_location}; \
+                     Vertex AI needs a key in the destination's location"
+                ),
+            ));
+        }
+        Ok(Self(s.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A long-running operation name, `projects/{p}/locations/{l}/…/operations/{id}`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OperationName(String);
+
+impl OperationName {
+    pub fn parse(s: &str) -> Result<Self, Rejection> {
+        let parts: Vec<&str> = s.split('/').collect();
+        let ok = parts.len() >= 6
+            && parts[0] == "projects"
+            && parts[2] == "locations"
+            && parts[parts.len() - 2] == "operations"
+            && parts.iter().all(|p| !p.is_empty());
+        if ok {
+            Ok(Self(s.to_owned()))
+        } else {
+            Err(Rejection::new(
+                "operation",
+                format!(
+                    "must look like projects/P/locations/L/operations/ID, got {:?}",
+                    clip(s)
+                ),
+            ))
+        }
+    }
+
+    /// The location segment, which picks the regional endpoint.
+    pub fn location(&self) -> &str {
+        self.0.split('/').nth(3).unwrap_or_default()
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for OperationName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+fn split_version(field: &str, s: &str) -> Result<(String, Option<String>), Rejection> {
+    let (id, version) = match s.split_once('@') {
+        Some((id, v)) => (id, Some(v)),
+        None => (s, None),
+    };
+    if !is_model_id(id) {
+        return Err(Rejection::new(
+            field,
+            format!(
+                "model id must be a number or match [a-z][a-z0-9_-]{{0,62}}, got {:?}",
+                clip(id)
+            ),
+        ));
+    }
+    if let Some(v) = version {
+        let ok = (1..=128).contains(&v.len())
+            && v.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+        if !ok {
+            return Err(Rejection::new(
+                field,
+                format!(
+                    "version after @ must be a version id or alias, got {:?}",
+                    clip(v)
+                ),
+            ));
+        }
+    }
+    Ok((id.to_owned(), version.map(str::to_owned)))
+}
+
+fn with_version(name: &str, version: Option<&str>) -> String {
+    match version {
+        Some(v) => format!("{name}@{v}"),
+        None => name.to_owned(),
+    }
+}
+
+/// Project id (6–30 chars) or project number.
+pub fn is_project(s: &str) -> bool {
+    let b = s.as_bytes();
+    let number = !b.is_empty() && b.len() <= 20 && b.iter().all(u8::is_ascii_digit);
+    let id = (6..=30).contains(&b.len())
+        && b[0].is_ascii_lowercase()
+        && b.iter()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+        && b[b.len() - 1] != b'-';
+    number || id
+}
+
+/// A region such as `us-central1` or `europe-west4`.
+pub fn is_location(s: &str) -> bool {
+    let b = s.as_bytes();
+    (2..=63).contains(&b.len())
+        && b[0].is_ascii_lowercase()
+        && b.iter()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+        && b[b.len() - 1] != b'-'
+}
+
+/// A user-chosen model id: `[a-z][a-z0-9_-]{0,62}`.
+pub fn is_user_model_id(s: &str) -> bool {
+    let b = s.as_bytes();
+    (1..=63).contains(&b.len())
+        && b[0].is_ascii_lowercase()
+        && b.iter()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'_' || *c == b'-')
+}
+
+/// A model id as Vertex names them: numeric, or user-chosen.
+pub fn is_model_id(s: &str) -> bool {
+    (!s.is_empty() && s.len() <= 63 && s.bytes().all(|b| b.is_ascii_digit())) || is_user_model_id(s)
+}

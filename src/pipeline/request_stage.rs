@@ -1,0 +1,66 @@
+//! The request stage: validate, start the copy, publish the watch message, ack.
+
+use chrono::Utc;
+use google_cloud_gax::error::rpc::Code;
+
+use super::{Delivery, Ending, Existing, Pipeline, StepOutcome};
+use crate::event::FailedStage;
+use crate::push::PushMessage;
+use crate::request::{CopyRequest, Target};
+use crate::retry::retry_transient;
+
+impl Pipeline {
+    /// Handles one `copy-requests` delivery.
+    ///
+    /// 1. Invalid request → `rejected` event + dead letter, ack.
+    /// 2. A `parent_model` destination that already holds a version copied from our source
+    ///    → `succeeded` (CopyModel has no idempotency key, and a new version is not a conflict).
+    /// 3. CopyModel started → watch message published → ack.
+    /// 4. ALREADY_EXISTS → resolved by reading the destination (see `resolve_existing`).
+    /// 5. Permanent failure → `failed` + dead letter; transient after in-request retries → 503.
+    pub async fn request_stage(&self, msg: &PushMessage) -> StepOutcome {
+        let d = Delivery {
+            msg,
+            stage: FailedStage::Request,
+        };
+        let req = match CopyRequest::parse(&msg.data, &self.settings.defaults) {
+            Ok(r) => r,
+            Err(why) => return self.reject(&d, why).await,
+        };
+        tracing::Span::current().record("request_id", req.request_id.as_str());
+        let accepted_at = Utc::now();
+
+        if matches!(req.destination.target, Target::ParentModel(_)) {
+            match self.find_existing_copy(&req).await {
+                Ok(Existing::Ours(m, v)) => {
+                    return self
+                        .announce(&d, &req, Ending::succeeded(m, v, accepted_at))
+                        .await;
+                }
+                Ok(_) => {}
+                Err(f) if f.is_transient() => return StepOutcome::Retry(f.to_string()),
+                Err(f) => {
+                    return self
+                        .announce(&d, &req, Ending::failed(&f, accepted_at))
+                        .await;
+                }
+            }
+        }
+
+        match retry_transient("copy_model", || self.vertex.start_copy(&req)).await {
+            Ok(op) => {
+                tracing::Span::current().record("operation", op.as_str());
+                self.publish_watch(&d, &req, op.as_str(), 1, accepted_at)
+                    .await
+            }
+            Err(f) if f.code == Code::AlreadyExists => {
+                self.resolve_existing(&d, &req, accepted_at).await
+            }
+            Err(f) if f.is_transient() => StepOutcome::Retry(f.to_string()),
+            Err(f) => {
+                self.announce(&d, &req, Ending::failed(&f, accepted_at))
+                    .await
+            }
+        }
+    }
+}

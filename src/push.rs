@@ -1,0 +1,183 @@
+//! The Pub/Sub push contract: the envelope Pub/Sub POSTs, and who may POST it.
+//!
+//! Pub/Sub sends both spellings of some fields at once (`messageId` and `message_id`,
+//! `publishTime` and `publish_time`), `deliveryAttempt` only when a dead-letter policy is
+//! set, and no `data` for attributes-only messages. The parser accepts exactly that.
+
+use std::collections::BTreeMap;
+
+use base64::Engine as _;
+use serde::Deserialize;
+
+/// A decoded push delivery.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PushMessage {
+    pub message_id: String,
+    pub data: Vec<u8>,
+    pub attributes: BTreeMap<String, String>,
+    pub publish_time: Option<String>,
+    pub ordering_key: Option<String>,
+    pub subscription: Option<String>,
+    /// Present only on subscriptions with a dead-letter policy.
+    pub delivery_attempt: Option<i64>,
+}
+
+impl PushMessage {
+    pub fn attribute(&self, key: &str) -> Option<&str> {
+        self.attributes.get(key).map(String::as_str)
+    }
+}
+
+/// Why a body is not a push envelope (answered 400: it did not come from Pub/Sub).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EnvelopeError {
+    /// The body is not JSON of the envelope's shape.
+    #[error("body is not a Pub/Sub push envelope: {0}")]
+    Shape(String),
+    /// `message.data` is not standard base64 with padding, as Pub/Sub sends it.
+    #[error("message.data is not standard base64: {0}")]
+    Base64(String),
+    /// The message carries no id under either spelling.
+    #[error("message.messageId is missing")]
+    NoMessageId,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Envelope {
+    message: WireMessage,
+    #[serde(default)]
+    subscription: Option<String>,
+    #[serde(default)]
+    delivery_attempt: Option<i64>,
+}
+
+#[derive(Deserialize)]
+struct WireMessage {
+    #[serde(default)]
+    data: Option<String>,
+    #[serde(default)]
+    attributes: Option<BTreeMap<String, String>>,
+    #[serde(default, rename = "messageId")]
+    message_id_camel: Option<String>,
+    #[serde(default)]
+    message_id: Option<String>,
+    #[serde(default, rename = "publishTime")]
+    publish_time_camel: Option<String>,
+    #[serde(default)]
+    publish_time: Option<String>,
+    #[serde(default, rename = "orderingKey")]
+    ordering_key: Option<String>,
+}
+
+/// Parses a push body. Unknown fields are ignored: Pub/Sub may add some.
+pub fn parse_envelope(body: &[u8]) -> Result<PushMessage, EnvelopeError> {
+    let env: Envelope =
+        serde_json::from_slice(body).map_err(|e| EnvelopeError::Shape(e.to_string()))?;
+    let m = env.message;
+    let message_id = m
+        .message_id_camel
+        .or(m.message_id)
+        .filter(|s| !s.is_empty())
+        .ok_or(EnvelopeError::NoMessageId)?;
+    let data = match m.data {
+        None => Vec::new(),
+        Some(s) => base64::engine::general_purpose::STANDARD
+            .decode(s.as_bytes())
+            .map_err(|e| EnvelopeError::Base64(e.to_string()))?,
+    };
+    Ok(PushMessage {
+        message_id,
+        data,
+        attributes: m.attributes.unwrap_or_default(),
+        publish_time: m.publish_time_camel.or(m.publish_time),
+        ordering_key: m.ordering_key.filter(|s| !s.is_empty()),
+        subscription: env.subscription,
+        delivery_attempt: env.delivery_attempt,
+    })
+}
+
+/// The outcome of checking who sent a push (DESIGN.md §4: 401 / 403 before any work).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuthDecision {
+    Allowed,
+    /// Missing or invalid token: 401.
+    Unauthenticated(String),
+    /// Valid token from an account not allowed: 403.
+    Forbidden(String),
+    /// The check itself could not run (JWKS unreachable): 503 so the push is redelivered.
+    Unavailable(String),
+}
+
+/// Checks the `Authorization` header of a push before its body is read. The seam for the
+/// OIDC verifier; [`NoAuth`] is `PUSH_AUTH=none`.
+#[async_trait::async_trait]
+pub trait PushAuth: Send + Sync {
+    async fn check(&self, authorization: Option<&str>) -> AuthDecision;
+}
+
+/// `PUSH_AUTH=none`: every push is accepted (logged as a warning at start).
+pub struct NoAuth;
+
+#[async_trait::async_trait]
+impl PushAuth for NoAuth {
+    async fn check(&self, _authorization: Option<&str>) -> AuthDecision {
+        AuthDecision::Allowed
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn envelope_with_both_spellings_and_delivery_attempt_parses() {
+        let body = br#"{"message":{"attributes":{"request_id":"r1"},"data":"eyJhIjoxfQ==",
+            "messageId":"42","message_id":"42","publishTime":"2026-11-22T10:00:00Z",
+            "publish_time":"2026-11-22T10:00:00Z","orderingKey":"k"},
+            "subscription":"projects/p/subscriptions/s","deliveryAttempt":3}"#;
+        let m = parse_envelope(body).unwrap();
+        assert_eq!(m.message_id, "42");
+        assert_eq!(m.data, br#"{"a":1}"#);
+        assert_eq!(m.attribute("request_id"), Some("r1"));
+        assert_eq!(m.delivery_attempt, Some(3));
+        assert_eq!(m.ordering_key.as_deref(), Some("k"));
+        assert_eq!(m.publish_time.as_deref(), Some("2026-11-22T10:00:00Z"));
+    }
+
+    #[test]
+    fn attributes_only_message_without_data_or_delivery_attempt_parses() {
+        let body = br#"{"message":{"attributes":{"a":"b"},"message_id":"7"},"subscription":"s"}"#;
+        let m = parse_envelope(body).unwrap();
+        assert!(m.data.is_empty());
+        assert_eq!(m.delivery_attempt, None);
+        assert_eq!(m.message_id, "7");
+    }
+
+    #[test]
+    fn bodies_that_are_not_envelopes_are_refused_with_the_reason() {
+        let cases: &[(&[u8], &str)] = &[
+            (b"not json", "not a Pub/Sub push envelope"),
+            (br#"{"source_model":"x"}"#, "not a Pub/Sub push envelope"),
+            (br#"{"message":{"data":"!!!","messageId":"1"}}"#, "base64"),
+            (br#"{"message":{"data":"eyJ"}}"#, "messageId is missing"),
+            (br#"{"message":{"data":5,"messageId":"1"}}"#, "envelope"),
+            (
+                br#"{"message":{"attributes":{"a":1},"messageId":"1"}}"#,
+                "envelope",
+            ),
+        ];
+        for (body, want) in cases {
+            let e = parse_envelope(body).unwrap_err().to_string();
+            assert!(e.contains(want), "{:?}: {e}", String::from_utf8_lossy(body));
+        }
+    }
+
+    #[test]
+    fn deeply_nested_json_is_refused_without_a_stack_overflow() {
+        let mut body = String::from(r#"{"message":{"messageId":"1","data":"#);
+        body.push_str(&"[".repeat(100_000));
+        let e = parse_envelope(body.as_bytes()).unwrap_err();
+        assert!(matches!(e, EnvelopeError::Shape(_)));
+    }
+}

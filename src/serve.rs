@@ -1,0 +1,103 @@
+//! `copy-worker serve`: builds the clients from the configuration and serves until SIGTERM.
+//!
+//! Shutdown order (DESIGN.md §4): held watch deliveries stop polling and answer 429 at once;
+//! requests already in flight finish; publishers are flushed; the process exits within 8 s.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+
+use crate::callback::Callbacks;
+use crate::config::{Config, PushAuthMode};
+use crate::oidc::OidcAuth;
+use crate::pipeline::{Pipeline, Settings};
+use crate::push::{NoAuth, PushAuth};
+use crate::server::{AppState, app, shutdown_signal};
+use crate::topics::{Connection, PubSubTopics, Topics};
+use crate::vertex::{GoogleVertex, VertexOptions};
+
+/// Hard limit on the time between SIGTERM and exit.
+pub const SHUTDOWN_BUDGET: Duration = Duration::from_secs(8);
+
+/// Builds the state of the app from a validated configuration.
+pub async fn build_state(
+    cfg: &Config,
+    shutdown: tokio::sync::watch::Receiver<bool>,
+) -> anyhow::Result<(AppState, Arc<dyn Topics>)> {
+    let conn = Connection {
+        emulator_host: cfg.emulator_host.clone(),
+    };
+    let topics: Arc<dyn Topics> = Arc::new(
+        PubSubTopics::new(&conn, cfg.topics.clone())
+            .await
+            .context("building the Pub/Sub publishers")?,
+    );
+    let vertex = Arc::new(GoogleVertex::new(VertexOptions {
+        endpoint: cfg.vertex_endpoint.clone(),
+    }));
+    let mut settings = Settings::new(cfg.worker_project.clone());
+    settings.defaults = cfg.defaults.clone();
+    settings.max_attempts = cfg.max_attempts;
+    settings.max_duration = cfg.max_duration;
+    settings.watch_hold = cfg.watch_hold;
+    let push_auth: Arc<dyn PushAuth> = match cfg.push_auth {
+        PushAuthMode::None => Arc::new(NoAuth),
+        PushAuthMode::Oidc => Arc::new(OidcAuth::new(
+            &cfg.push_audiences,
+            &cfg.push_service_accounts,
+            cfg.push_jwks_url.as_deref(),
+        )),
+    };
+    let pipeline = Pipeline {
+        vertex,
+        topics: topics.clone(),
+        callbacks: Arc::new(Callbacks::new(cfg.callback_signing_secret.as_deref())?),
+        settings: Arc::new(settings),
+        shutdown,
+    };
+    Ok((
+        AppState {
+            pipeline,
+            push_auth,
+        },
+        topics,
+    ))
+}
+
+/// Runs the worker until SIGTERM or Ctrl-C.
+pub async fn run(cfg: Config) -> anyhow::Result<()> {
+    if cfg.push_auth == PushAuthMode::None {
+        tracing::warn!(
+            "PUSH_AUTH=none: push endpoints accept requests from anyone who can reach them; use only for local tests"
+        );
+    }
+    if cfg.defaults.callback_allow_http_loopback {
+        tracing::warn!(
+            "CALLBACK_ALLOW_HTTP_LOOPBACK=true: http://127.0.0.1 callbacks are allowed (local tests only)"
+        );
+    }
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let (state, topics) = build_state(&cfg, stop_rx).await?;
+    let listener = tokio::net::TcpListener::bind(("0.0.0.0", cfg.port))
+        .await
+        .with_context(|| format!("PORT: cannot listen on {}", cfg.port))?;
+    tracing::info!(port = cfg.port, project = %cfg.worker_project, "copy-worker serving");
+    let (sig_tx, sig_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = axum::serve(listener, app(state)).with_graceful_shutdown(async move {
+        let _ = sig_rx.await;
+    });
+    let server = tokio::spawn(async move { server.await });
+    shutdown_signal().await;
+    tracing::info!("shutdown: stopping held watches, finishing in-flight requests");
+    let deadline = tokio::time::Instant::now() + SHUTDOWN_BUDGET;
+    let _ = stop_tx.send(true);
+    let _ = sig_tx.send(());
+    let budget = SHUTDOWN_BUDGET - Duration::from_secs(1);
+    if tokio::time::timeout(budget, server).await.is_err() {
+        tracing::warn!("in-flight requests did not finish in time; exiting anyway");
+    }
+    let _ = tokio::time::timeout_at(deadline, topics.flush()).await;
+    tracing::info!("shutdown complete");
+    Ok(())
+}

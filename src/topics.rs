@@ -1,0 +1,217 @@
+//! Publishers for the topics the worker hands messages on to (DESIGN.md §2).
+//!
+//! A stage acks its delivery only after `publish` returned a message id, so every method
+//! here resolves only once Pub/Sub has confirmed the message.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use google_cloud_gax::retry_policy::RetryPolicyExt;
+use google_cloud_pubsub::client::{BasePublisher, Publisher};
+use google_cloud_pubsub::model::Message;
+
+/// The worker's outbound topics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Topic {
+    /// `copy-operations`: watch messages (internal).
+    Operations,
+    /// `copy-completions`: completion events.
+    Completions,
+    /// `copy-dead-letter`: requests that cannot be served.
+    DeadLetter,
+    /// `copy-requests`: where direct HTTP callers' requests are enqueued.
+    Requests,
+}
+
+/// A message to publish: data and attributes.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OutMessage {
+    pub data: Vec<u8>,
+    pub attributes: BTreeMap<String, String>,
+}
+
+/// A publish that Pub/Sub did not confirm.
+#[derive(Debug, thiserror::Error)]
+#[error("publishing to {topic} failed: {source}")]
+pub struct PublishError {
+    /// Full topic name.
+    pub topic: String,
+    #[source]
+    pub source: google_cloud_pubsub::error::PublishError,
+}
+
+/// Publishes to the worker's topics. A seam so tests can swap it; the integration tests use
+/// [`PubSubTopics`] against the emulator.
+#[async_trait]
+pub trait Topics: Send + Sync {
+    /// Publishes and waits for the message id.
+    async fn publish(&self, topic: Topic, msg: OutMessage) -> Result<String, PublishError>;
+    /// Sends whatever is buffered (shutdown).
+    async fn flush(&self);
+}
+
+/// Full topic names, resolved from short names and `GOOGLE_CLOUD_PROJECT`.
+#[derive(Debug, Clone)]
+pub struct TopicNames {
+    pub operations: String,
+    pub completions: String,
+    pub dead_letter: String,
+    pub requests: String,
+}
+
+impl TopicNames {
+    pub fn get(&self, t: Topic) -> &str {
+        match t {
+            Topic::Operations => &self.operations,
+            Topic::Completions => &self.completions,
+            Topic::DeadLetter => &self.dead_letter,
+            Topic::Requests => &self.requests,
+        }
+    }
+}
+
+/// Expands a short topic name (`copy-operations`) to `projects/{project}/topics/{name}`.
+pub fn full_topic(name: &str, project: Option<&str>) -> Result<String, String> {
+    if name.starts_with("projects/") {
+        let parts: Vec<&str> = name.split('/').collect();
+        if parts.len() == 4 && parts[2] == "topics" && !parts[1].is_empty() && !parts[3].is_empty()
+        {
+            return Ok(name.to_owned());
+        }
+        return Err(format!(
+            "{name:?} is not a topic name; use a short name or projects/P/topics/T"
+        ));
+    }
+    if name.is_empty() || name.contains('/') {
+        return Err(format!("{name:?} is not a topic name"));
+    }
+    match project {
+        Some(p) => Ok(format!("projects/{p}/topics/{name}")),
+        None => Err(format!(
+            "short topic name {name:?} needs GOOGLE_CLOUD_PROJECT (or give projects/P/topics/T)"
+        )),
+    }
+}
+
+/// How the worker connects to Pub/Sub.
+#[derive(Debug, Clone, Default)]
+pub struct Connection {
+    /// `PUBSUB_EMULATOR_HOST`: `host:port` of the emulator, used anonymously.
+    pub emulator_host: Option<String>,
+}
+
+impl Connection {
+    pub fn from_env() -> Self {
+        Self {
+            emulator_host: std::env::var("PUBSUB_EMULATOR_HOST")
+                .ok()
+                .filter(|s| !s.is_empty()),
+        }
+    }
+
+    /// A base publisher: anonymous against the emulator, ADC otherwise. Publish retries are
+    /// capped at 20 s so a stage answers 503 well inside its ack deadline instead of hanging.
+    pub async fn base_publisher(&self) -> anyhow::Result<BasePublisher> {
+        let retry = google_cloud_pubsub::retry_policy::RetryableErrors
+            .with_time_limit(Duration::from_secs(20));
+        let mut b = BasePublisher::builder().with_retry_policy(retry);
+        if let Some(host) = &self.emulator_host {
+            b = b.with_endpoint(format!("http://{host}")).with_credentials(
+                google_cloud_auth::credentials::anonymous::Builder::new().build(),
+            );
+        }
+        Ok(b.build().await?)
+    }
+}
+
+/// [`Topics`] over the official Pub/Sub publisher.
+pub struct PubSubTopics {
+    names: TopicNames,
+    operations: Publisher,
+    completions: Publisher,
+    dead_letter: Publisher,
+    requests: Publisher,
+}
+
+impl PubSubTopics {
+    pub async fn new(conn: &Connection, names: TopicNames) -> anyhow::Result<Self> {
+        let base = conn.base_publisher().await?;
+        // Small batches, short delay: every publish is awaited by a waiting push request.
+        let make = |t: &str| {
+            base.publisher(t)
+                .set_delay_threshold(Duration::from_millis(2))
+                .build()
+        };
+        Ok(Self {
+            operations: make(&names.operations),
+            completions: make(&names.completions),
+            dead_letter: make(&names.dead_letter),
+            requests: make(&names.requests),
+            names,
+        })
+    }
+
+    fn publisher(&self, t: Topic) -> &Publisher {
+        match t {
+            Topic::Operations => &self.operations,
+            Topic::Completions => &self.completions,
+            Topic::DeadLetter => &self.dead_letter,
+            Topic::Requests => &self.requests,
+        }
+    }
+}
+
+/// Converts an [`OutMessage`] into the client's message type.
+pub fn to_message(msg: OutMessage) -> Message {
+    Message::new()
+        .set_data(bytes::Bytes::from(msg.data))
+        .set_attributes(msg.attributes)
+}
+
+#[async_trait]
+impl Topics for PubSubTopics {
+    async fn publish(&self, topic: Topic, msg: OutMessage) -> Result<String, PublishError> {
+        self.publisher(topic)
+            .publish(to_message(msg))
+            .await
+            .map_err(|source| PublishError {
+                topic: self.names.get(topic).to_owned(),
+                source,
+            })
+    }
+
+    async fn flush(&self) {
+        for t in [
+            Topic::Operations,
+            Topic::Completions,
+            Topic::DeadLetter,
+            Topic::Requests,
+        ] {
+            self.publisher(t).flush().await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::full_topic;
+
+    #[test]
+    fn topic_names_expand_with_the_project_or_stay_full() {
+        assert_eq!(
+            full_topic("copy-operations", Some("p")).unwrap(),
+            "projects/p/topics/copy-operations"
+        );
+        assert_eq!(
+            full_topic("projects/q/topics/t", None).unwrap(),
+            "projects/q/topics/t"
+        );
+        assert!(
+            full_topic("copy-operations", None)
+                .unwrap_err()
+                .contains("GOOGLE_CLOUD_PROJECT")
+        );
+        assert!(full_topic("projects/q/subscriptions/t", Some("p")).is_err());
+    }
+}

@@ -1,0 +1,233 @@
+//! Vertex AI: start a copy, check its operation, find an existing copy (DESIGN.md §1).
+//!
+//! Every call goes through the official `google-cloud-aiplatform-v1` ModelService client,
+//! one client per regional endpoint (`https://{location}-aiplatform.googleapis.com`), or
+//! `VERTEX_ENDPOINT` for every location when it is set.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+use google_cloud_aiplatform_v1::client::ModelService;
+use google_cloud_aiplatform_v1::model::{
+    CopyModelRequest, CopyModelResponse, EncryptionSpec, Model,
+};
+use google_cloud_gax::error::rpc::Code;
+use google_cloud_longrunning::model::operation::Result as OpResult;
+
+use crate::names::OperationName;
+use crate::request::{CopyRequest, Target};
+use crate::retry::{Failure, classify};
+
+/// What an operation check found.
+#[derive(Debug, Clone, PartialEq)]
+pub enum OperationState {
+    Running,
+    Succeeded(CopiedModel),
+    /// Ended with a google.rpc error.
+    Failed(Failure),
+}
+
+/// The destination of a finished copy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CopiedModel {
+    /// `projects/…/models/ID`, without version.
+    pub model: String,
+    pub version_id: String,
+}
+
+/// The fields of a model that decide whether it is our copy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModelInfo {
+    pub name: String,
+    pub version_id: String,
+    /// `originalModelInfo.model`: the model (with version) this one was copied from.
+    pub original_model: Option<String>,
+}
+
+/// The Vertex AI calls the stages need. A seam: tests swap the endpoint (the `testkit` fake),
+/// not the client.
+#[async_trait]
+pub trait Vertex: Send + Sync {
+    /// Starts CopyModel; returns the operation name.
+    async fn start_copy(&self, req: &CopyRequest) -> Result<OperationName, Failure>;
+    async fn get_operation(&self, op: &OperationName) -> Result<OperationState, Failure>;
+    /// Reads a model; `Ok(None)` when it does not exist (yet).
+    async fn get_model(&self, name: &str, location: &str) -> Result<Option<ModelInfo>, Failure>;
+    /// Lists the versions of a model.
+    async fn list_versions(&self, name: &str, location: &str) -> Result<Vec<ModelInfo>, Failure>;
+}
+
+/// How to reach Vertex AI.
+#[derive(Debug, Clone, Default)]
+pub struct VertexOptions {
+    /// `VERTEX_ENDPOINT`; `None` for the regional endpoint of each location.
+    pub endpoint: Option<String>,
+}
+
+/// [`Vertex`] over the official client.
+pub struct GoogleVertex {
+    opts: VertexOptions,
+    clients: Mutex<HashMap<String, ModelService>>,
+    builds: tokio::sync::Mutex<()>,
+}
+
+impl GoogleVertex {
+    pub fn new(opts: VertexOptions) -> Self {
+        Self {
+            opts,
+            clients: Mutex::new(HashMap::new()),
+            builds: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    fn endpoint_for(&self, location: &str) -> String {
+        match &self.opts.endpoint {
+            Some(e) => e.trim_end_matches('/').to_owned(),
+            None => format!("https://{location}-aiplatform.googleapis.com"),
+        }
+    }
+
+    /// One client per endpoint, built on first use and kept (each holds a connection pool).
+    async fn client(&self, location: &str) -> Result<ModelService, Failure> {
+        let endpoint = self.endpoint_for(location);
+        if let Some(c) = self.clients.lock().expect("lock").get(&endpoint) {
+            return Ok(c.clone());
+        }
+        let _one_at_a_time = self.builds.lock().await;
+        if let Some(c) = self.clients.lock().expect("lock").get(&endpoint) {
+            return Ok(c.clone());
+        }
+        let mut b = ModelService::builder().with_endpoint(endpoint.clone());
+        // Credentials are never sent over plain HTTP: a local endpoint is used anonymously.
+        if endpoint.starts_with("http://") {
+            b = b.with_credentials(
+                google_cloud_auth::credentials::anonymous::Builder::new().build(),
+            );
+        }
+        let client = b.build().await.map_err(|e| {
+            Failure::new(
+                Code::Unavailable,
+                format!("cannot build the Vertex AI client for {endpoint}: {e}"),
+            )
+        })?;
+        self.clients
+            .lock()
+            .expect("lock")
+            .insert(endpoint, client.clone());
+        Ok(client)
+    }
+}
+
+fn model_info(m: Model) -> ModelInfo {
+    ModelInfo {
+        name: m.name,
+        version_id: m.version_id,
+        original_model: m
+            .original_model_info
+            .map(|o| o.model)
+            .filter(|s| !s.is_empty()),
+    }
+}
+
+#[async_trait]
+impl Vertex for GoogleVertex {
+    async fn start_copy(&self, req: &CopyRequest) -> Result<OperationName, Failure> {
+        let d = &req.destination;
+        let client = self.client(&d.location).await?;
+        let mut r = CopyModelRequest::new()
+            .set_parent(d.parent())
+            .set_source_model(req.source_model.to_string());
+        r = match &d.target {
+            Target::ModelId(id) => r.set_model_id(id.clone()),
+            Target::ParentModel(p) => r.set_parent_model(p.without_version()),
+        };
+        if let Some(k) = &req.kms_key_name {
+            r = r.set_encryption_spec(EncryptionSpec::new().set_kms_key_name(k.as_str()));
+        }
+        let op = client
+            .copy_model()
+            .with_request(r)
+            .send()
+            .await
+            .map_err(|e| classify(&e))?;
+        OperationName::parse(&op.name).map_err(|e| {
+            Failure::new(
+                Code::Internal,
+                format!("Vertex AI returned an unusable operation name: {e}"),
+            )
+        })
+    }
+
+    async fn get_operation(&self, op: &OperationName) -> Result<OperationState, Failure> {
+        let client = self.client(op.location()).await?;
+        let o = client
+            .get_operation()
+            .set_name(op.as_str())
+            .send()
+            .await
+            .map_err(|e| classify(&e))?;
+        if !o.done {
+            return Ok(OperationState::Running);
+        }
+        match o.result {
+            Some(OpResult::Error(s)) => Ok(OperationState::Failed(Failure::new(
+                Code::from(s.code),
+                s.message,
+            ))),
+            Some(OpResult::Response(any)) => {
+                let r: CopyModelResponse = any.to_msg().map_err(|e| {
+                    Failure::new(
+                        Code::Internal,
+                        format!("operation {op} returned an unexpected response: {e}"),
+                    )
+                })?;
+                Ok(OperationState::Succeeded(CopiedModel {
+                    model: r.model,
+                    version_id: r.model_version_id,
+                }))
+            }
+            // `done` without a result is not something Vertex sends; treat it as transient
+            // so the check is repeated rather than announcing a copy that cannot be read.
+            _ => Err(Failure::new(
+                Code::Unavailable,
+                format!("operation {op} is done but carries no result"),
+            )),
+        }
+    }
+
+    async fn get_model(&self, name: &str, location: &str) -> Result<Option<ModelInfo>, Failure> {
+        let client = self.client(location).await?;
+        match client.get_model().set_name(name).send().await {
+            Ok(m) => Ok(Some(model_info(m))),
+            Err(e) => {
+                let f = classify(&e);
+                if f.code == Code::NotFound {
+                    Ok(None)
+                } else {
+                    Err(f)
+                }
+            }
+        }
+    }
+
+    async fn list_versions(&self, name: &str, location: &str) -> Result<Vec<ModelInfo>, Failure> {
+        let client = self.client(location).await?;
+        let mut out = Vec::new();
+        let mut token = String::new();
+        loop {
+            let page = client
+                .list_model_versions()
+                .set_name(name)
+                .set_page_token(token)
+                .send()
+                .await
+                .map_err(|e| classify(&e))?;
+            out.extend(page.models.into_iter().map(model_info));
+            if page.next_page_token.is_empty() {
+                return Ok(out);
+            }
+            token = page.next_page_token;
+        }
+    }
+}
