@@ -1,0 +1,329 @@
+//! Creates the Pub/Sub topology of DESIGN.md §2 on the emulator and publishes test messages.
+//!
+//! Everything goes through the official `google-cloud-pubsub` client, pointed at the emulator
+//! with anonymous credentials, exactly as the worker does when `PUBSUB_EMULATOR_HOST` is set.
+//!
+//! # What the emulator does (checked by `testkit/tests/emulator.rs`)
+//! - It accepts push subscriptions with a retry policy *and* a dead-letter policy, and honours
+//!   both: a nacked push (any non-2xx) is redelivered after roughly the retry backoff, and after
+//!   `max_delivery_attempts` deliveries the message is published to the dead-letter topic with
+//!   `CloudPubSubDeadLetterSource{DeliveryCount,Subscription,SubscriptionProject,TopicPublishTime}`
+//!   attributes. It does not enforce the real service's minimum of 5 attempts.
+//! - Push requests carry no `Authorization` header (no OIDC token) and no `deliveryAttempt`.
+//! - The push envelope is
+//!   `{"subscription":"projects/p/subscriptions/s","message":{"data":"<base64>","attributes":{..},
+//!   "messageId":"1","message_id":"1","publishTime":"..Z","publish_time":"..Z"}}`
+//!   (both spellings of the id and time, `attributes` omitted when empty, and `/` escaped as `\/`
+//!   inside strings, which any JSON parser accepts).
+
+mod inbox;
+
+pub use inbox::{Inbox, Received};
+
+use anyhow::Context;
+use google_cloud_gax::error::rpc::Code;
+use google_cloud_pubsub::client::{Publisher, SubscriptionAdmin, TopicAdmin};
+use google_cloud_pubsub::model::{DeadLetterPolicy, Message, PushConfig, RetryPolicy};
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// Topic names of DESIGN.md §2.
+pub const COPY_REQUESTS: &str = "copy-requests";
+/// Internal topic of watch messages.
+pub const COPY_OPERATIONS: &str = "copy-operations";
+/// Topic of completion events.
+pub const COPY_COMPLETIONS: &str = "copy-completions";
+/// Dead-letter topic.
+pub const COPY_DEAD_LETTER: &str = "copy-dead-letter";
+/// Push subscription of the request stage.
+pub const COPY_REQUESTS_PUSH: &str = "copy-requests-push";
+/// Push subscription of the watch stage.
+pub const COPY_OPERATIONS_PUSH: &str = "copy-operations-push";
+/// Pull subscription that `copy-worker replay` reads.
+pub const COPY_DEAD_LETTER_REPLAY: &str = "copy-dead-letter-replay";
+/// Pull subscription that sees every completion event (tests and the demo only).
+pub const COPY_COMPLETIONS_ALL: &str = "copy-completions-all";
+
+/// Settings of [`Topology::create`]; `Default` gives the values of DESIGN.md §2.
+#[derive(Clone, Debug)]
+pub struct TopologyOptions {
+    /// Base URL of the worker; push endpoints are `{base}/pubsub/copy-requests` and
+    /// `{base}/pubsub/copy-operations`.
+    pub push_base_url: String,
+    /// Ack deadline of `copy-requests-push`.
+    pub request_ack_deadline: Duration,
+    /// Minimum and maximum retry backoff of `copy-requests-push`.
+    pub request_backoff: (Duration, Duration),
+    /// Deliveries of a request before Pub/Sub dead-letters it.
+    pub max_delivery_attempts: i32,
+    /// Ack deadline of `copy-operations-push`.
+    pub operations_ack_deadline: Duration,
+    /// Minimum and maximum retry backoff of `copy-operations-push`: the polling clock.
+    pub operations_backoff: (Duration, Duration),
+    /// `false` leaves out `copy-completions` (and `copy-completions-all`) so that a test can
+    /// simulate a missing topic and create both later with [`Topology::create_topic`] and
+    /// [`Topology::create_pull_subscription`].
+    pub create_completions_topic: bool,
+}
+
+impl Default for TopologyOptions {
+    fn default() -> Self {
+        Self {
+            push_base_url: "http://127.0.0.1:8080".into(),
+            request_ack_deadline: Duration::from_secs(60),
+            request_backoff: (Duration::from_secs(10), Duration::from_secs(600)),
+            max_delivery_attempts: 10,
+            operations_ack_deadline: Duration::from_secs(300),
+            operations_backoff: (Duration::from_secs(10), Duration::from_secs(60)),
+            create_completions_topic: true,
+        }
+    }
+}
+
+/// Admin and publish access to one project on the emulator.
+///
+/// The clients it holds run background tasks on the tokio runtime that created them, so use a
+/// `Topology` within one runtime (one test).
+#[derive(Debug)]
+pub struct Topology {
+    /// Project id on the emulator (a fresh one per test keeps tests apart).
+    pub project: String,
+    /// Emulator endpoint, `http://127.0.0.1:PORT`.
+    pub endpoint: String,
+    topics: TopicAdmin,
+    subscriptions: SubscriptionAdmin,
+    /// One batching publisher per topic, built on first use.
+    publishers: Mutex<HashMap<String, Publisher>>,
+}
+
+impl Topology {
+    /// Creates the topics and subscriptions of DESIGN.md §2 in `project`.
+    pub async fn create(
+        emulator_endpoint: &str,
+        project: &str,
+        opts: &TopologyOptions,
+    ) -> anyhow::Result<Topology> {
+        let topology = Self::connect(emulator_endpoint, project).await?;
+        for topic in [COPY_REQUESTS, COPY_OPERATIONS, COPY_DEAD_LETTER] {
+            topology.create_topic(topic).await?;
+        }
+        let base = opts.push_base_url.trim_end_matches('/');
+        let requests = topology
+            .push_subscription(
+                COPY_REQUESTS_PUSH,
+                COPY_REQUESTS,
+                &format!("{base}/pubsub/copy-requests"),
+                opts.request_ack_deadline,
+                opts.request_backoff,
+            )
+            .set_dead_letter_policy(
+                DeadLetterPolicy::new()
+                    .set_dead_letter_topic(topology.topic(COPY_DEAD_LETTER))
+                    .set_max_delivery_attempts(opts.max_delivery_attempts),
+            );
+        ignore_already_exists(requests.send().await).context("creating copy-requests-push")?;
+        let operations = topology.push_subscription(
+            COPY_OPERATIONS_PUSH,
+            COPY_OPERATIONS,
+            &format!("{base}/pubsub/copy-operations"),
+            opts.operations_ack_deadline,
+            opts.operations_backoff,
+        );
+        ignore_already_exists(operations.send().await).context("creating copy-operations-push")?;
+        let replay = topology
+            .subscriptions
+            .create_subscription()
+            .set_name(topology.subscription(COPY_DEAD_LETTER_REPLAY))
+            .set_topic(topology.topic(COPY_DEAD_LETTER))
+            .set_ack_deadline_seconds(60)
+            .set_message_retention_duration(wkt_duration(Duration::from_secs(7 * 24 * 3600)));
+        ignore_already_exists(replay.send().await).context("creating copy-dead-letter-replay")?;
+        if opts.create_completions_topic {
+            topology.create_topic(COPY_COMPLETIONS).await?;
+            topology
+                .create_pull_subscription(COPY_COMPLETIONS_ALL, COPY_COMPLETIONS)
+                .await?;
+        }
+        Ok(topology)
+    }
+
+    /// Connects to `project` on the emulator without creating anything.
+    pub async fn connect(emulator_endpoint: &str, project: &str) -> anyhow::Result<Topology> {
+        let topics = TopicAdmin::builder()
+            .with_endpoint(emulator_endpoint)
+            .with_credentials(anonymous())
+            .build()
+            .await
+            .context("building TopicAdmin for the emulator")?;
+        let subscriptions = SubscriptionAdmin::builder()
+            .with_endpoint(emulator_endpoint)
+            .with_credentials(anonymous())
+            .build()
+            .await
+            .context("building SubscriptionAdmin for the emulator")?;
+        Ok(Topology {
+            project: project.to_string(),
+            endpoint: emulator_endpoint.to_string(),
+            topics,
+            subscriptions,
+            publishers: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// `projects/{project}/topics/{short}`; a name that is already full is returned unchanged.
+    pub fn topic(&self, short: &str) -> String {
+        full_name(&self.project, "topics", short)
+    }
+
+    /// `projects/{project}/subscriptions/{short}`; full names are returned unchanged.
+    pub fn subscription(&self, short: &str) -> String {
+        full_name(&self.project, "subscriptions", short)
+    }
+
+    /// Creates a topic; one that already exists is fine.
+    pub async fn create_topic(&self, short: &str) -> anyhow::Result<()> {
+        let result = self
+            .topics
+            .create_topic()
+            .set_name(self.topic(short))
+            .send()
+            .await;
+        ignore_already_exists(result).with_context(|| format!("creating topic {short}"))
+    }
+
+    /// Deletes a topic; one that does not exist is fine. Its subscriptions stay, detached.
+    pub async fn delete_topic(&self, short: &str) -> anyhow::Result<()> {
+        self.publishers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&self.topic(short));
+        match self
+            .topics
+            .delete_topic()
+            .set_topic(self.topic(short))
+            .send()
+            .await
+        {
+            Err(e) if e.status().is_some_and(|s| s.code == Code::NotFound) => Ok(()),
+            other => other.with_context(|| format!("deleting topic {short}")),
+        }
+    }
+
+    /// Creates a pull subscription (ack deadline 60 s); one that already exists is fine.
+    pub async fn create_pull_subscription(
+        &self,
+        short_sub: &str,
+        short_topic: &str,
+    ) -> anyhow::Result<()> {
+        let result = self
+            .subscriptions
+            .create_subscription()
+            .set_name(self.subscription(short_sub))
+            .set_topic(self.topic(short_topic))
+            .set_ack_deadline_seconds(60)
+            .send()
+            .await;
+        ignore_already_exists(result)
+            .with_context(|| format!("creating subscription {short_sub} on {short_topic}"))
+    }
+
+    /// Publishes one message and returns its message id once the emulator has stored it.
+    pub async fn publish(
+        &self,
+        short_topic: &str,
+        data: &[u8],
+        attributes: &[(&str, &str)],
+    ) -> anyhow::Result<String> {
+        let publisher = self.publisher(short_topic).await?;
+        let message = Message::new().set_data(data.to_vec()).set_attributes(
+            attributes
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string())),
+        );
+        publisher
+            .publish(message)
+            .await
+            .with_context(|| format!("publishing to {short_topic}"))
+    }
+
+    /// The official subscription admin client, for checks this type has no helper for.
+    pub fn subscription_admin(&self) -> &SubscriptionAdmin {
+        &self.subscriptions
+    }
+
+    /// The official topic admin client.
+    pub fn topic_admin(&self) -> &TopicAdmin {
+        &self.topics
+    }
+
+    async fn publisher(&self, short_topic: &str) -> anyhow::Result<Publisher> {
+        let topic = self.topic(short_topic);
+        if let Some(p) = self
+            .publishers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&topic)
+        {
+            return Ok(p.clone());
+        }
+        let publisher = Publisher::builder(topic.clone())
+            .with_endpoint(&self.endpoint)
+            .with_credentials(anonymous())
+            .set_delay_threshold(Duration::ZERO)
+            .build()
+            .await
+            .with_context(|| format!("building publisher for {topic}"))?;
+        self.publishers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(topic, publisher.clone());
+        Ok(publisher)
+    }
+
+    fn push_subscription(
+        &self,
+        short_sub: &str,
+        short_topic: &str,
+        push_endpoint: &str,
+        ack_deadline: Duration,
+        (min_backoff, max_backoff): (Duration, Duration),
+    ) -> google_cloud_pubsub::builder::subscription_admin::CreateSubscription {
+        self.subscriptions
+            .create_subscription()
+            .set_name(self.subscription(short_sub))
+            .set_topic(self.topic(short_topic))
+            .set_push_config(PushConfig::new().set_push_endpoint(push_endpoint))
+            .set_ack_deadline_seconds(ack_deadline.as_secs() as i32)
+            .set_retry_policy(
+                RetryPolicy::new()
+                    .set_minimum_backoff(wkt_duration(min_backoff))
+                    .set_maximum_backoff(wkt_duration(max_backoff)),
+            )
+    }
+}
+
+/// Anonymous credentials: the emulator accepts no others, and none should be sent to it.
+pub fn anonymous() -> google_cloud_auth::credentials::Credentials {
+    google_cloud_auth::credentials::anonymous::Builder::new().build()
+}
+
+fn full_name(project: &str, kind: &str, short: &str) -> String {
+    if short.starts_with("projects/") {
+        short.to_string()
+    } else {
+        format!("projects/{project}/{kind}/{short}")
+    }
+}
+
+fn wkt_duration(d: Duration) -> google_cloud_wkt::Duration {
+    google_cloud_wkt::Duration::clamp(d.as_secs() as i64, d.subsec_nanos() as i32)
+}
+
+fn ignore_already_exists<T>(result: google_cloud_pubsub::Result<T>) -> anyhow::Result<()> {
+    match result {
+        Ok(_) => Ok(()),
+        Err(e) if e.status().is_some_and(|s| s.code == Code::AlreadyExists) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}

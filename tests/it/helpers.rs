@@ -1,0 +1,188 @@
+//! `spawn_app()`: a worker on a free port, wired to the shared emulator and a Vertex fake.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use clap::Parser;
+use copy_worker::config::{Config, ServeArgs};
+use copy_worker::serve::build_state;
+use copy_worker::server::app;
+use testkit::emulator::Emulator;
+use testkit::pubsub::{Inbox, Topology, TopologyOptions};
+use testkit::vertex::VertexFake;
+
+#[derive(Parser)]
+struct Args {
+    #[command(flatten)]
+    serve: ServeArgs,
+}
+
+/// Test knobs: short backoffs so Pub/Sub redelivery happens within seconds.
+pub struct Knobs {
+    pub extra_args: Vec<String>,
+    pub topology: TopologyOptions,
+}
+
+impl Default for Knobs {
+    fn default() -> Self {
+        Self {
+            extra_args: vec![],
+            topology: TopologyOptions {
+                request_backoff: (Duration::from_secs(1), Duration::from_secs(3)),
+                operations_backoff: (Duration::from_secs(1), Duration::from_secs(2)),
+                request_ack_deadline: Duration::from_secs(60),
+                operations_ack_deadline: Duration::from_secs(60),
+                ..TopologyOptions::default()
+            },
+        }
+    }
+}
+
+pub struct TestApp {
+    #[allow(dead_code)]
+    pub base_url: String,
+    pub topology: Topology,
+    pub vertex: VertexFake,
+    pub completions: Option<Inbox>,
+    pub dead_letters: Inbox,
+    _stop: tokio::sync::watch::Sender<bool>,
+}
+
+pub const SRC: &str = "projects/src-proj/locations/us-central1/models/1001";
+
+pub fn emulator() -> &'static Emulator {
+    Emulator::shared().unwrap_or_else(|e| {
+        panic!("the Pub/Sub emulator is required for the integration tests: {e:#}")
+    })
+}
+
+fn fresh_project(name: &str) -> String {
+    static N: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "it-{}-{}-{}",
+        name,
+        std::process::id(),
+        N.fetch_add(1, Ordering::SeqCst)
+    )
+}
+
+pub async fn spawn_app(name: &str, knobs: Knobs) -> TestApp {
+    let emu = emulator();
+    let vertex = VertexFake::start().await.expect("vertex fake");
+    vertex.add_model(SRC);
+    let project = fresh_project(name);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base_url = format!("http://{}", listener.local_addr().unwrap());
+
+    let mut argv: Vec<String> = [
+        "t",
+        "--project",
+        &project,
+        "--push-auth",
+        "none",
+        "--pubsub-emulator-host",
+        &emu.host(),
+        "--vertex-endpoint",
+        &vertex.endpoint(),
+        "--source-project",
+        "src-proj",
+        "--target-project",
+        "dst-proj",
+        "--location",
+        "us-central1",
+        "--watch-hold",
+        "3s",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    argv.extend(knobs.extra_args);
+    let args = Args::try_parse_from(argv).expect("test args parse");
+    let cfg = Config::from_args(&args.serve).expect("test config");
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let (state, _topics) = build_state(&cfg, stop_rx).await.expect("app state");
+    tokio::spawn(async move { axum::serve(listener, app(state)).await });
+
+    let mut opts = knobs.topology;
+    opts.push_base_url = base_url.clone();
+    let topology = Topology::create(&emu.endpoint(), &project, &opts)
+        .await
+        .expect("topology");
+    let completions = if opts.create_completions_topic {
+        Some(
+            Inbox::open(&topology, "copy-completions-all")
+                .await
+                .unwrap(),
+        )
+    } else {
+        None
+    };
+    topology
+        .create_pull_subscription("dead-letter-all", "copy-dead-letter")
+        .await
+        .unwrap();
+    let dead_letters = Inbox::open(&topology, "dead-letter-all").await.unwrap();
+    TestApp {
+        base_url,
+        topology,
+        vertex,
+        completions,
+        dead_letters,
+        _stop: stop_tx,
+    }
+}
+
+impl TestApp {
+    pub async fn publish(&self, data: &str) -> String {
+        self.topology
+            .publish("copy-requests", data.as_bytes(), &[])
+            .await
+            .expect("publish request")
+    }
+
+    pub fn completions(&self) -> &Inbox {
+        self.completions.as_ref().expect("completions inbox")
+    }
+
+    /// Waits for `n` completion events of `request_id`.
+    pub async fn completion_of(
+        &self,
+        request_id: &str,
+        n: usize,
+        secs: u64,
+    ) -> Vec<testkit::pubsub::Received> {
+        let id = request_id.to_owned();
+        self.completions()
+            .wait_for(n, Duration::from_secs(secs), move |m| {
+                m.attribute("request_id") == Some(id.as_str())
+            })
+            .await
+            .unwrap_or_else(|e| panic!("completion of {request_id}: {e:#}"))
+    }
+
+    pub async fn dead_letter_of(&self, request_id: &str, secs: u64) -> testkit::pubsub::Received {
+        let id = request_id.to_owned();
+        self.dead_letters
+            .wait_for(1, Duration::from_secs(secs), move |m| {
+                m.attribute("request_id") == Some(id.as_str())
+            })
+            .await
+            .unwrap_or_else(|e| panic!("dead letter of {request_id}: {e:#}"))
+            .remove(0)
+    }
+
+    /// Calls to the Vertex fake whose path contains `needle`.
+    pub fn vertex_calls(&self, needle: &str) -> usize {
+        self.vertex
+            .calls()
+            .iter()
+            .filter(|c| c.path.contains(needle))
+            .count()
+    }
+}
+
+pub fn request(id: &str, model_id: &str) -> String {
+    format!(
+        r#"{{"request_id":"{id}","source_model":"{SRC}","destination":{{"project":"dst-proj","location":"europe-west4","model_id":"{model_id}"}},"context":{{"pipeline":"it"}}}}"#
+    )
+}
