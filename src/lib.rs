@@ -16,6 +16,8 @@
 //! - [`config`]: `serve`'s environment and flags, validated at start.
 //! - [`telemetry`]: Cloud Logging JSON or text logs.
 //! - [`serve`]: wires it all together and runs until SIGTERM.
+//! - [`publish`]: `copy-worker publish`, submitting requests and waiting for their events.
+//! - [`replay`]: `copy-worker replay`, moving dead letters back with no loss.
 
 pub mod callback;
 pub mod config;
@@ -23,7 +25,9 @@ pub mod event;
 pub mod names;
 pub mod oidc;
 pub mod pipeline;
+pub mod publish;
 pub mod push;
+pub mod replay;
 pub mod request;
 pub mod retry;
 pub mod serve;

@@ -5,3 +5,6 @@
 
 mod helpers;
 mod pipeline;
+
+mod publish;
+mod replay;

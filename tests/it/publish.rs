@@ -1,0 +1,1 @@
+//! `copy-worker publish` against the emulator (to be written).

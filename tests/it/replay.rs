@@ -1,0 +1,1 @@
+//! `copy-worker replay` against the emulator (to be written).
