@@ -83,8 +83,9 @@ impl Emulator {
     /// One emulator for the whole process, started on first use.
     ///
     /// Integration tests share it (a fresh project id per test keeps them apart). It is never
-    /// dropped; the JVM dies with the process thanks to `PR_SET_PDEATHSIG`. Not tied to any tokio
-    /// runtime, so tests with their own runtimes may all use it.
+    /// dropped; the JVM dies with the process thanks to `PR_SET_PDEATHSIG`, and its log file stays
+    /// in the temp directory. Not tied to any tokio runtime, so tests with their own runtimes may
+    /// all use it. Blocks for the few seconds the JVM needs on first use.
     pub fn shared() -> anyhow::Result<&'static Emulator> {
         static SHARED: OnceLock<Result<Emulator, String>> = OnceLock::new();
         SHARED

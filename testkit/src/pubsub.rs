@@ -5,16 +5,19 @@
 //!
 //! # What the emulator does (checked by `testkit/tests/emulator.rs`)
 //! - It accepts push subscriptions with a retry policy *and* a dead-letter policy, and honours
-//!   both: a nacked push (any non-2xx) is redelivered after roughly the retry backoff, and after
+//!   both: a push answered with any non-2xx is redelivered after roughly the retry backoff (with
+//!   backoff 1 s–2 s: 1 s, then about 3 s between attempts; its push loop is coarse), and after
 //!   `max_delivery_attempts` deliveries the message is published to the dead-letter topic with
 //!   `CloudPubSubDeadLetterSource{DeliveryCount,Subscription,SubscriptionProject,TopicPublishTime}`
-//!   attributes. It does not enforce the real service's minimum of 5 attempts.
+//!   attributes (`…Subscription` is the short name). Like the real service it refuses
+//!   `max_delivery_attempts` below 5 (`OUT_OF_RANGE`), so a dead-letter test takes ≥ 5 pushes.
 //! - Push requests carry no `Authorization` header (no OIDC token) and no `deliveryAttempt`.
 //! - The push envelope is
 //!   `{"subscription":"projects/p/subscriptions/s","message":{"data":"<base64>","attributes":{..},
-//!   "messageId":"1","message_id":"1","publishTime":"..Z","publish_time":"..Z"}}`
-//!   (both spellings of the id and time, `attributes` omitted when empty, and `/` escaped as `\/`
-//!   inside strings, which any JSON parser accepts).
+//!   "messageId":"1","message_id":"1","publishTime":"…Z","publish_time":"…Z"}}`: both spellings
+//!   of the id and time, `attributes` present (`{}`) even when empty, and `/` escaped as `\/`
+//!   inside strings, which any JSON parser accepts. Message ids are small sequential numbers
+//!   shared by all projects of one emulator.
 
 mod inbox;
 
@@ -55,7 +58,7 @@ pub struct TopologyOptions {
     pub request_ack_deadline: Duration,
     /// Minimum and maximum retry backoff of `copy-requests-push`.
     pub request_backoff: (Duration, Duration),
-    /// Deliveries of a request before Pub/Sub dead-letters it.
+    /// Deliveries of a request before Pub/Sub dead-letters it (5 to 100, also on the emulator).
     pub max_delivery_attempts: i32,
     /// Ack deadline of `copy-operations-push`.
     pub operations_ack_deadline: Duration,

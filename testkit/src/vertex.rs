@@ -22,6 +22,7 @@
 
 mod routes;
 mod state;
+mod wire;
 
 use anyhow::Context;
 use routes::{KillSwitch, Shared, lock};

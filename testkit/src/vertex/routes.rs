@@ -4,7 +4,8 @@
 //! One fallback handler instead of axum routes, because Google paths put `:verb` and `@version`
 //! inside path segments, which axum's matcher does not model.
 
-use super::state::{Reply, State};
+use super::state::State;
+use super::wire::Reply;
 use super::{Call, Fault};
 use axum::Extension;
 use axum::body::Bytes;

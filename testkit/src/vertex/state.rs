@@ -3,6 +3,7 @@
 //! Operations finish lazily: every request first calls [`State::advance`], which completes the
 //! operations whose scripted duration has elapsed. No background task, so nothing races a test.
 
+use super::wire::{CopyRequest, Reply, split_version, valid_model_id};
 use super::{Call, CopyScript, Fault};
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{Value, json};
@@ -15,43 +16,6 @@ const RESPONSE_TYPE: &str = "type.googleapis.com/google.cloud.aiplatform.v1.Copy
 /// Vertex ids are 19-digit numbers; large bases keep the fake's ids looking like real ones.
 const OPERATION_ID_BASE: u64 = 4_100_000_000_000_000_000;
 const MODEL_ID_BASE: u64 = 7_700_000_000_000_000_000;
-/// Fields of CopyModelRequest; anything else is refused like the real API does.
-const COPY_FIELDS: &[&str] = &[
-    "parent",
-    "sourceModel",
-    "modelId",
-    "parentModel",
-    "encryptionSpec",
-    "customServiceAccount",
-];
-
-/// An HTTP answer: status and JSON body.
-#[derive(Debug)]
-pub(crate) struct Reply {
-    pub status: u16,
-    pub body: Value,
-}
-
-impl Reply {
-    fn ok(body: Value) -> Reply {
-        Reply { status: 200, body }
-    }
-
-    /// A google.rpc error body, as Google APIs send over HTTP/JSON.
-    pub fn error(status: u16, code: &str, message: impl Into<String>) -> Reply {
-        let message = message.into();
-        let body = json!({"error": {"code": status, "message": message, "status": code}});
-        Reply { status, body }
-    }
-
-    pub fn not_found(message: impl Into<String>) -> Reply {
-        Reply::error(404, "NOT_FOUND", message)
-    }
-
-    fn invalid(message: impl Into<String>) -> Reply {
-        Reply::error(400, "INVALID_ARGUMENT", message)
-    }
-}
 
 #[derive(Debug)]
 struct ModelEntry {
@@ -354,47 +318,6 @@ fn materialize(models: &mut BTreeMap<String, ModelEntry>, op: &OperationEntry) -
     }
 }
 
-/// The fields of a CopyModelRequest body that the fake acts on.
-struct CopyRequest {
-    source_model: String,
-    model_id: Option<String>,
-    parent_model: Option<String>,
-    encryption_spec: Option<Value>,
-}
-
-impl CopyRequest {
-    fn parse(body: Option<&Value>) -> Result<CopyRequest, String> {
-        let Some(Value::Object(fields)) = body else {
-            return Err("Invalid JSON payload: expected a CopyModelRequest object.".into());
-        };
-        if let Some(unknown) = fields.keys().find(|k| !COPY_FIELDS.contains(&k.as_str())) {
-            return Err(format!(
-                "Invalid JSON payload received. Unknown name {unknown:?}."
-            ));
-        }
-        let text = |key: &str| {
-            fields
-                .get(key)
-                .and_then(Value::as_str)
-                .filter(|s| !s.is_empty())
-        };
-        let source_model = text("sourceModel").ok_or("source_model is required.")?;
-        if !is_model_name(split_version(source_model).0) {
-            return Err(format!("Invalid source_model {source_model:?}."));
-        }
-        let (model_id, parent_model) = (text("modelId"), text("parentModel"));
-        if model_id.is_some() && parent_model.is_some() {
-            return Err("Only one of model_id and parent_model may be set.".into());
-        }
-        Ok(CopyRequest {
-            source_model: source_model.to_string(),
-            model_id: model_id.map(str::to_string),
-            parent_model: parent_model.map(str::to_string),
-            encryption_spec: fields.get("encryptionSpec").cloned(),
-        })
-    }
-}
-
 fn operation_json(name: &str, op: &OperationEntry) -> Value {
     let update_time = op.finished.as_ref().map_or_else(Utc::now, |(_, at)| *at);
     let mut body = json!({
@@ -441,29 +364,6 @@ fn model_json(name: &str, model: &ModelEntry, version: &VersionEntry) -> Value {
         body["encryptionSpec"] = spec.clone();
     }
     body
-}
-
-/// Splits `…/models/ID@V` into the name without version and the version.
-pub(crate) fn split_version(name: &str) -> (&str, Option<&str>) {
-    let last_slash = name.rfind('/').map_or(0, |i| i + 1);
-    match name[last_slash..].find('@') {
-        Some(at) => (&name[..last_slash + at], Some(&name[last_slash + at + 1..])),
-        None => (name, None),
-    }
-}
-
-fn is_model_name(name: &str) -> bool {
-    let segments: Vec<&str> = name.split('/').collect();
-    matches!(segments.as_slice(), ["projects", p, "locations", l, "models", m]
-        if !p.is_empty() && !l.is_empty() && !m.is_empty())
-}
-
-/// `[a-z][a-z0-9_-]{0,62}`, the rule of CopyModelRequest.model_id.
-fn valid_model_id(id: &str) -> bool {
-    let mut chars = id.chars();
-    id.len() <= 63
-        && chars.next().is_some_and(|c| c.is_ascii_lowercase())
-        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-')
 }
 
 fn ts(t: DateTime<Utc>) -> String {

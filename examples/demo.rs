@@ -1,0 +1,167 @@
+//! The local stack in one command: `cargo run --release --example demo`.
+//!
+//! Starts the official Pub/Sub emulator, the Vertex AI fake and the worker; creates the
+//! topology of DESIGN.md §2 with push endpoints on localhost; publishes three sample
+//! requests (one success, one failure, one rejection); prints each completion event as it
+//! arrives; ends with a summary of the dead letters; and stops everything it started.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use clap::Parser;
+use copy_worker::config::{Config, LogFormat, ServeArgs};
+use copy_worker::serve::build_state;
+use copy_worker::server::app;
+use copy_worker::telemetry;
+use testkit::{CopyScript, Emulator, Inbox, Topology, TopologyOptions, VertexFake};
+
+const SOURCE: &str = "projects/ml-finetune/locations/us-central1/models/7704127342733426688";
+
+#[derive(Parser)]
+struct Args {
+    #[command(flatten)]
+    serve: ServeArgs,
+}
+
+fn samples() -> Vec<(&'static str, String)> {
+    vec![
+        (
+            "a copy that succeeds (5 s on the fake)",
+            format!(
+                r#"{{"request_id":"demo-success","source_model":"{SOURCE}@1","destination":{{"project":"ml-serving","location":"europe-west4","model_id":"demo-target"}},"context":{{"pipeline":"demo"}}}}"#
+            ),
+        ),
+        (
+            "a copy whose source model does not exist",
+            r#"{"request_id":"demo-failure","source_model":"projects/ml-finetune/locations/us-central1/models/404","destination":{"project":"ml-serving","model_id":"demo-missing"}}"#.into(),
+        ),
+        (
+            "a request with an invalid destination model id",
+            r#"{"request_id":"demo-rejected","source_model":"projects/ml-finetune/locations/us-central1/models/1","destination":{"model_id":"Not_Valid!"}}"#.into(),
+        ),
+    ]
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let started = Instant::now();
+    println!("copy-worker demo: starting the Pub/Sub emulator (a JVM; takes a few seconds)...");
+    let mut emulator = Emulator::start().await?;
+    let result = run(&emulator).await;
+    emulator.stop();
+    println!(
+        "\nstopped the emulator, the Vertex AI fake and the worker ({:.1} s in all)",
+        started.elapsed().as_secs_f64()
+    );
+    result
+}
+
+async fn run(emulator: &Emulator) -> anyhow::Result<()> {
+    println!("  emulator on {}", emulator.host());
+    let vertex = VertexFake::start().await?;
+    vertex.add_model(SOURCE);
+    vertex.script(
+        SOURCE,
+        CopyScript {
+            duration: Duration::from_secs(5),
+            ..Default::default()
+        },
+    );
+    println!("  Vertex AI fake on {}", vertex.endpoint());
+
+    let log_path = std::env::temp_dir().join("copy-worker-demo.log");
+    let log_file = std::fs::File::create(&log_path)?;
+    telemetry::init(LogFormat::Json, "demo", Arc::new(Mutex::new(log_file)));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let base_url = format!("http://{}", listener.local_addr()?);
+    let argv = [
+        "demo",
+        "--project",
+        "demo",
+        "--push-auth",
+        "none",
+        "--pubsub-emulator-host",
+        &emulator.host(),
+        "--vertex-endpoint",
+        &vertex.endpoint(),
+        "--source-project",
+        "ml-finetune",
+        "--target-project",
+        "ml-serving",
+        "--location",
+        "us-central1",
+    ];
+    let cfg = Config::from_args(&Args::try_parse_from(argv)?.serve)?;
+    let (_stop, stop_rx) = tokio::sync::watch::channel(false);
+    let (state, _) = build_state(&cfg, stop_rx).await?;
+    let server = tokio::spawn(async move { axum::serve(listener, app(state)).await });
+    println!(
+        "  worker on {base_url} (JSON logs in {})",
+        log_path.display()
+    );
+
+    let opts = TopologyOptions {
+        push_base_url: base_url,
+        ..TopologyOptions::default()
+    };
+    let topology = Topology::create(&emulator.endpoint(), "demo", &opts)
+        .await
+        .context("creating the topology")?;
+    topology
+        .create_pull_subscription("demo-dead-letter-view", "copy-dead-letter")
+        .await?;
+    let completions = Inbox::open(&topology, "copy-completions-all").await?;
+    let dead_letters = Inbox::open(&topology, "demo-dead-letter-view").await?;
+    println!(
+        "  topology: copy-requests → copy-requests-push, copy-operations → copy-operations-push, copy-completions, copy-dead-letter\n"
+    );
+
+    for (what, body) in samples() {
+        let id = topology
+            .publish("copy-requests", body.as_bytes(), &[])
+            .await?;
+        println!("published {what}: message {id}");
+    }
+    println!("\nwaiting for completion events...");
+    let t0 = Instant::now();
+    let mut shown = 0;
+    while shown < 3 && t0.elapsed() < Duration::from_secs(90) {
+        for ev in completions.snapshot().iter().skip(shown) {
+            let j = ev.json();
+            println!(
+                "\n[{:>5.1} s] {} {}\n{}",
+                t0.elapsed().as_secs_f64(),
+                ev.attribute("ce-type").unwrap_or("?"),
+                ev.attribute("ce-id").unwrap_or("?"),
+                serde_json::to_string_pretty(&j)?
+            );
+            shown += 1;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    anyhow::ensure!(
+        shown == 3,
+        "only {shown} of 3 completion events arrived within 90 s"
+    );
+
+    let dls = dead_letters
+        .wait_for(2, Duration::from_secs(30), |_| true)
+        .await?;
+    let mut by_code: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for d in &dls {
+        by_code
+            .entry(d.attribute("error_code").unwrap_or("?").to_owned())
+            .or_default()
+            .push(d.attribute("request_id").unwrap_or("?").to_owned());
+    }
+    println!(
+        "\ndead letters on copy-dead-letter (replay them with `copy-worker replay` once fixed):"
+    );
+    for (code, ids) in by_code {
+        println!("  {code:<16} {} message(s): {}", ids.len(), ids.join(", "));
+    }
+    server.abort();
+    Ok(())
+}

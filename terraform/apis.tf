@@ -1,0 +1,32 @@
+# APIs the module needs in project_id. disable_on_destroy = false: destroying
+# this module must never switch off an API that other workloads in the project
+# use.
+#
+# Vertex AI must also be enabled in every source and destination project; the
+# module does not manage APIs in projects it does not own (README pre-flight).
+
+locals {
+  required_apis = toset(concat(
+    [
+      "aiplatform.googleapis.com",           # Vertex AI, when project_id is also a source or destination
+      "artifactregistry.googleapis.com",     # the image repository
+      "cloudresourcemanager.googleapis.com", # data.google_project, project IAM grants
+      "iam.googleapis.com",                  # service accounts, workload identity pools
+      "iamcredentials.googleapis.com",       # token minting for impersonation (WIF, push OIDC)
+      "pubsub.googleapis.com",               # topics and subscriptions
+      "run.googleapis.com",                  # the worker service
+    ],
+    local.aws_wif_enabled ? ["sts.googleapis.com"] : [],                            # token exchange for AWS credentials
+    var.callback_signing_secret_id == null ? [] : ["secretmanager.googleapis.com"], # CALLBACK_SIGNING_SECRET
+    var.pubsub_kms_key_name == null && var.artifact_registry_kms_key_name == null ? [] : ["cloudkms.googleapis.com"],
+  ))
+}
+
+resource "google_project_service" "enabled" {
+  for_each = var.enable_apis ? local.required_apis : toset([])
+
+  project                    = var.project_id
+  service                    = each.value
+  disable_on_destroy         = false
+  disable_dependent_services = false
+}

@@ -1,0 +1,144 @@
+# A complete deployment of copy-worker: the topology, EC2 publishers through
+# workload identity federation, and three filtered consumers of
+# copy-completions.
+#
+#   terraform init
+#   terraform apply -var project_id=my-worker-proj \
+#     -var image=us-central1-docker.pkg.dev/my-worker-proj/copy-worker/copy-worker@sha256:...
+#
+# See ../../README.md for the two-phase first apply (the repository must exist
+# before the image can be pushed).
+
+terraform {
+  required_version = ">= 1.5.0"
+
+  required_providers {
+    google = {
+      source  = "hashicorp/google"
+      version = ">= 6.12, < 7.0"
+    }
+  }
+}
+
+variable "project_id" {
+  description = "Project of the worker."
+  type        = string
+}
+
+variable "region" {
+  description = "Region of the worker."
+  type        = string
+  default     = "us-central1"
+}
+
+variable "image" {
+  description = "copy-worker image, by digest."
+  type        = string
+}
+
+variable "source_project" {
+  description = "Project the models come from."
+  type        = string
+  default     = "src-proj"
+}
+
+variable "destination_project" {
+  description = "Project the models are copied to."
+  type        = string
+  default     = "dst-proj"
+}
+
+variable "aws_account_id" {
+  description = "AWS account of the EC2 pipeline; empty disables federation."
+  type        = string
+  default     = ""
+}
+
+variable "registry_sync_url" {
+  description = "HTTPS endpoint of a downstream service notified of successful copies."
+  type        = string
+  default     = "https://model-registry-sync.example.com/pubsub/copy-completions"
+}
+
+variable "registry_sync_service_account" {
+  description = "Service account whose OIDC token the downstream push carries (the downstream service checks it)."
+  type        = string
+  default     = null
+}
+
+provider "google" {
+  project = var.project_id
+  region  = var.region
+}
+
+module "copy_worker" {
+  source = "../.."
+
+  project_id = var.project_id
+  region     = var.region
+  image      = var.image
+
+  # Short-form requests ({"source_model_id", "destination_model_id"}) resolve here.
+  default_source_project = var.source_project
+  default_target_project = var.destination_project
+  default_location       = var.region
+
+  source_projects      = [var.source_project]
+  destination_projects = [var.destination_project]
+
+  # Tuning: the defaults are DESIGN.md §2; shown here to make them visible.
+  requests_ack_deadline_seconds   = 60
+  operations_ack_deadline_seconds = 300
+  max_delivery_attempts           = 10
+  watch_hold_seconds              = 240
+  request_timeout_seconds         = 360
+  concurrency                     = 80
+  max_instances                   = 10
+
+  aws_wif = {
+    enabled    = var.aws_account_id != ""
+    account_id = var.aws_account_id
+    role_names = ["ec2-nightly-pipeline"]
+  }
+
+  completion_subscriptions = {
+    # A downstream service that registers successful copies (push).
+    "copy-completions-registry-sync" = {
+      filter                     = "attributes.status = \"succeeded\""
+      push_endpoint              = var.registry_sync_url
+      push_service_account_email = var.registry_sync_service_account
+    }
+
+    # Alerting on everything that did not succeed (pull).
+    "copy-completions-failures" = {
+      filter = "attributes.status != \"succeeded\""
+    }
+
+    # The EC2 pipeline waits for its own copies into the destination project:
+    # copy-worker publish --wait --completions-subscription copy-completions-ec2
+    "copy-completions-ec2" = {
+      filter              = "attributes.destination_project = \"${var.destination_project}\""
+      subscribe_publisher = true
+    }
+  }
+}
+
+output "service_url" {
+  value = module.copy_worker.service_url
+}
+
+output "topics" {
+  value = module.copy_worker.topics
+}
+
+output "publisher_service_account" {
+  value = module.copy_worker.publisher_service_account
+}
+
+output "wif_provider_name" {
+  value = module.copy_worker.wif_provider_name
+}
+
+output "wif_audience" {
+  value = module.copy_worker.wif_audience
+}

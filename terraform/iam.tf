@@ -1,0 +1,230 @@
+# Identities and every IAM grant of the topology. All grants are additive
+# (_iam_member), so the module never removes bindings it does not own.
+#
+#   worker     runs the Cloud Run service: Vertex AI copies, publishes the
+#              next message of every step
+#   push       only signs Pub/Sub's push tokens; its sole power is invoking
+#              the worker service
+#   publisher  what callers (EC2 via WIF, Airflow) use: publish to
+#              copy-requests, nothing else
+#   Pub/Sub service agent (Google-managed): mints push tokens, dead-letters
+
+# --- Service accounts -------------------------------------------------------------
+
+resource "google_service_account" "worker" {
+  project      = var.project_id
+  account_id   = local.names.worker_service_account
+  display_name = "copy-worker service (Cloud Run)"
+  description  = "Runs copy-worker: starts Vertex AI model copies and publishes watch, completion and dead-letter messages."
+  depends_on   = [google_project_service.enabled]
+}
+
+resource "google_service_account" "push" {
+  project      = var.project_id
+  account_id   = local.names.push_service_account
+  display_name = "copy-worker push invoker"
+  description  = "Identity of Pub/Sub push deliveries to copy-worker (OIDC). Holds only roles/run.invoker on the worker service."
+  depends_on   = [google_project_service.enabled]
+}
+
+resource "google_service_account" "publisher" {
+  project      = var.project_id
+  account_id   = local.names.publisher_service_account
+  display_name = "copy-worker request publisher"
+  description  = "Publishes copy requests to copy-requests; impersonated by EC2 through workload identity federation."
+  depends_on   = [google_project_service.enabled]
+}
+
+# --- Pub/Sub service agent (DESIGN.md §2) ----------------------------------------------
+# Without these three grants nothing fails at apply time; pushes and
+# dead-lettering just silently do not work.
+
+# Mint OIDC tokens as the push service account for every push delivery.
+# (Required for projects created before 2021-04-08, harmless after.)
+resource "google_service_account_iam_member" "pubsub_agent_token_creator" {
+  service_account_id = google_service_account.push.name
+  role               = "roles/iam.serviceAccountTokenCreator"
+  member             = "serviceAccount:${local.pubsub_service_agent}"
+  depends_on         = [google_project_service.enabled]
+}
+
+# Forward undeliverable requests to the dead-letter topic...
+resource "google_pubsub_topic_iam_member" "pubsub_agent_dead_letter_publisher" {
+  project    = var.project_id
+  topic      = google_pubsub_topic.topic["dead_letter"].name
+  role       = "roles/pubsub.publisher"
+  member     = "serviceAccount:${local.pubsub_service_agent}"
+  depends_on = [google_project_service.enabled]
+}
+
+# ...and acknowledge them on the source subscription once forwarded.
+resource "google_pubsub_subscription_iam_member" "pubsub_agent_requests_subscriber" {
+  project      = var.project_id
+  subscription = google_pubsub_subscription.requests_push.name
+  role         = "roles/pubsub.subscriber"
+  member       = "serviceAccount:${local.pubsub_service_agent}"
+}
+
+# Token creator on the OIDC accounts of push fan-out subscriptions that live
+# in this project's module configuration (consumers' own accounts).
+resource "google_service_account_iam_member" "pubsub_agent_token_creator_completions" {
+  for_each = toset([
+    for k, s in var.completion_subscriptions : s.push_service_account_email if s.push_service_account_email != null
+  ])
+
+  # The account's project is part of its email (NAME@PROJECT.iam.gserviceaccount.com).
+  service_account_id = "projects/${try(regex("@([a-z0-9-]+)\\.iam\\.gserviceaccount\\.com$", each.value)[0], var.project_id)}/serviceAccounts/${each.value}"
+  role               = "roles/iam.serviceAccountTokenCreator"
+  member             = "serviceAccount:${local.pubsub_service_agent}"
+  depends_on         = [google_project_service.enabled]
+}
+
+# --- Worker: Pub/Sub ---------------------------------------------------------------------
+# Topic-level grants only, never project-wide roles/pubsub.*:
+#   operations   watch messages (request stage, restarts)
+#   completions  completion events
+#   dead_letter  dead-letter messages of rejected and failed requests
+#   requests     POST /v1/models/copy publishes requests; replay republishes them
+
+resource "google_pubsub_topic_iam_member" "worker_publisher" {
+  for_each = toset(["operations", "completions", "dead_letter", "requests"])
+
+  project = var.project_id
+  topic   = google_pubsub_topic.topic[each.key].name
+  role    = "roles/pubsub.publisher"
+  member  = google_service_account.worker.member
+}
+
+# `copy-worker replay` (DESIGN.md §6) pulls copy-dead-letter-replay. Operators
+# run it impersonating the worker account (README "Replay"), or as a Cloud Run
+# job with it, so the account can read exactly that subscription.
+resource "google_pubsub_subscription_iam_member" "worker_dead_letter_subscriber" {
+  project      = var.project_id
+  subscription = google_pubsub_subscription.dead_letter_replay.name
+  role         = "roles/pubsub.subscriber"
+  member       = google_service_account.worker.member
+}
+
+# --- Worker: Vertex AI --------------------------------------------------------------------
+# CopyModel is called on the destination (parent = projects/DST/locations/L)
+# and reads the source model:
+#   destination: aiplatform.models.upload (the copy creates a model or a
+#                version), aiplatform.models.get / .list (ALREADY_EXISTS
+#                resolution, listVersions for parent_model) and
+#                aiplatform.operations.get (watch stage);
+#   source:      aiplatform.models.get on the source model.
+# There is no predefined role narrower than roles/aiplatform.user that holds
+# models.upload, so the destination needs it. On the source side,
+# roles/aiplatform.viewer holds models.get, but Vertex AI does not document
+# which permissions CopyModel checks on the source, so the default is the role
+# Google documents for copies; narrow source_project_role to
+# roles/aiplatform.viewer (or a custom role with aiplatform.models.get) after
+# a test copy in your organisation. Both are granted per project, never
+# organisation-wide.
+
+locals {
+  vertex_grants = merge(
+    { for p in var.source_projects : "${p}|${var.source_project_role}" => { project = p, role = var.source_project_role } },
+    { for p in var.destination_projects : "${p}|${var.destination_project_role}" => { project = p, role = var.destination_project_role } },
+  )
+}
+
+resource "google_project_iam_member" "worker_vertex" {
+  for_each = local.vertex_grants
+
+  project = each.value.project
+  role    = each.value.role
+  member  = google_service_account.worker.member
+}
+
+# Cross-project copies: Vertex AI reads the source model's artifacts with the
+# destination project's Vertex AI service agent, which therefore needs the
+# Vertex AI Service Agent role on the source project (opt-in, see variable).
+data "google_project" "destination" {
+  for_each   = var.grant_vertex_service_agent_on_sources ? toset(var.destination_projects) : toset([])
+  project_id = each.value
+}
+
+locals {
+  vertex_agent_grants = {
+    for pair in setproduct(var.source_projects, keys(data.google_project.destination)) :
+    "${pair[0]}|${pair[1]}" => {
+      source = pair[0]
+      agent  = "service-${data.google_project.destination[pair[1]].number}@gcp-sa-aiplatform.iam.gserviceaccount.com"
+    } if pair[0] != pair[1]
+  }
+}
+
+resource "google_project_iam_member" "vertex_agent_on_source" {
+  #checkov:skip=CKV_GCP_49:Google-managed Vertex AI service agent getting the service-agent role Vertex documents for cross-project CopyModel; opt-in (grant_vertex_service_agent_on_sources, default false) and never granted to a user-managed identity.
+  for_each = local.vertex_agent_grants
+
+  project = each.value.source
+  role    = "roles/aiplatform.serviceAgent"
+  member  = "serviceAccount:${each.value.agent}"
+}
+
+# --- Worker: callback signing secret ---------------------------------------------------------
+
+resource "google_secret_manager_secret_iam_member" "worker_callback_secret" {
+  count = local.callback_secret == null ? 0 : 1
+
+  secret_id = local.callback_secret
+  role      = "roles/secretmanager.secretAccessor"
+  member    = google_service_account.worker.member
+}
+
+# --- Publisher ------------------------------------------------------------------------------
+# May publish to copy-requests and nothing else. WIF principals (wif.tf) and
+# any other caller impersonate this account.
+
+resource "google_pubsub_topic_iam_member" "publisher_requests" {
+  project = var.project_id
+  topic   = google_pubsub_topic.topic["requests"].name
+  role    = "roles/pubsub.publisher"
+  member  = google_service_account.publisher.member
+}
+
+# `copy-worker publish --wait --completions-subscription S` pulls S: grant the
+# publisher read access to the completion subscriptions marked for it.
+resource "google_pubsub_subscription_iam_member" "publisher_completions" {
+  for_each = { for k, s in var.completion_subscriptions : k => s if s.subscribe_publisher }
+
+  project      = var.project_id
+  subscription = google_pubsub_subscription.completions[each.key].name
+  role         = "roles/pubsub.subscriber"
+  member       = google_service_account.publisher.member
+}
+
+resource "google_pubsub_subscription_iam_member" "completion_subscribers" {
+  for_each = merge([
+    for k, s in var.completion_subscriptions : {
+      for m in s.subscriber_members : "${k}|${m}" => { subscription = k, member = m }
+    }
+  ]...)
+
+  project      = var.project_id
+  subscription = google_pubsub_subscription.completions[each.value.subscription].name
+  role         = "roles/pubsub.subscriber"
+  member       = each.value.member
+}
+
+# --- Customer-managed encryption (optional) ------------------------------------------------------
+
+resource "google_kms_crypto_key_iam_member" "pubsub_cmek" {
+  count = var.pubsub_kms_key_name == null ? 0 : 1
+
+  crypto_key_id = var.pubsub_kms_key_name
+  role          = "roles/cloudkms.cryptoKeyEncrypterDecrypter"
+  member        = "serviceAccount:${local.pubsub_service_agent}"
+  depends_on    = [google_project_service.enabled]
+}
+
+resource "google_kms_crypto_key_iam_member" "artifact_registry_cmek" {
+  count = var.artifact_registry_kms_key_name == null ? 0 : 1
+
+  crypto_key_id = var.artifact_registry_kms_key_name
+  role          = "roles/cloudkms.cryptoKeyEncrypterDecrypter"
+  member        = "serviceAccount:${local.artifact_registry_agent}"
+  depends_on    = [google_project_service.enabled]
+}

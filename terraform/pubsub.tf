@@ -1,0 +1,218 @@
+# Topology of DESIGN.md §2:
+#
+#   copy-requests    --> copy-requests-push      push POST /pubsub/copy-requests
+#                                                ack 60 s, retry 10-600 s,
+#                                                dead-letter after 10 attempts
+#   copy-operations  --> copy-operations-push    push POST /pubsub/copy-operations
+#                                                ack 300 s, retry 10-60 s (the polling
+#                                                clock), no dead-letter policy
+#   copy-completions --> one subscription per downstream consumer (fan-out)
+#   copy-dead-letter --> copy-dead-letter-replay pull, 7 days, read by `copy-worker replay`
+#
+# Every subscription here has expiration_policy { ttl = "" }: the default
+# expires a subscription after 31 days without activity, and a quiet
+# dead-letter subscription would then vanish, after which dead-lettered
+# requests are silently dropped (a topic without a subscription drops messages).
+
+locals {
+  topics = {
+    requests    = local.names.requests_topic
+    operations  = local.names.operations_topic
+    completions = local.names.completions_topic
+    dead_letter = local.names.dead_letter_topic
+  }
+}
+
+resource "google_pubsub_topic" "topic" {
+  #checkov:skip=CKV_GCP_83:CMEK is opt-in through var.pubsub_kms_key_name (the key and its location are the caller's choice); Google-managed encryption is the default.
+  for_each = local.topics
+
+  project      = var.project_id
+  name         = each.value
+  labels       = local.labels
+  kms_key_name = var.pubsub_kms_key_name
+
+  dynamic "message_storage_policy" {
+    for_each = length(var.pubsub_allowed_persistence_regions) > 0 ? [var.pubsub_allowed_persistence_regions] : []
+    content {
+      allowed_persistence_regions = message_storage_policy.value
+    }
+  }
+
+  depends_on = [
+    google_project_service.enabled,
+    google_kms_crypto_key_iam_member.pubsub_cmek,
+  ]
+}
+
+# --- copy-requests-push ----------------------------------------------------------
+
+resource "google_pubsub_subscription" "requests_push" {
+  project = var.project_id
+  name    = local.names.requests_subscription
+  topic   = google_pubsub_topic.topic["requests"].id
+  labels  = local.labels
+
+  ack_deadline_seconds       = var.requests_ack_deadline_seconds
+  message_retention_duration = var.message_retention_duration
+  retain_acked_messages      = false
+
+  expiration_policy {
+    ttl = ""
+  }
+
+  retry_policy {
+    minimum_backoff = "${var.requests_min_backoff_seconds}s"
+    maximum_backoff = "${var.requests_max_backoff_seconds}s"
+  }
+
+  # After max_delivery_attempts Pub/Sub forwards the message to copy-dead-letter
+  # with CloudPubSubDeadLetterSource* attributes. This needs, on top of this
+  # block, the Pub/Sub service agent as publisher on the dead-letter topic and
+  # as subscriber on this subscription (iam.tf); without them messages are
+  # redelivered forever and the console shows a warning, nothing else.
+  dead_letter_policy {
+    dead_letter_topic     = google_pubsub_topic.topic["dead_letter"].id
+    max_delivery_attempts = var.max_delivery_attempts
+  }
+
+  push_config {
+    push_endpoint = "${google_cloud_run_v2_service.worker.uri}/pubsub/copy-requests"
+
+    # Pub/Sub signs a Google OIDC token as the push service account. The
+    # audience is explicit: Pub/Sub's default would be the full endpoint URL,
+    # which differs per subscription. The worker (PUSH_AUDIENCE) and Cloud Run
+    # both accept the audience set here; run.tf ("Push audience") explains how
+    # it is derived without a dependency cycle.
+    oidc_token {
+      service_account_email = google_service_account.push.email
+      audience              = local.push_audience
+    }
+  }
+
+  depends_on = [
+    # Token creator must exist before the first push, or the first deliveries
+    # fail with an authentication error until IAM catches up.
+    google_service_account_iam_member.pubsub_agent_token_creator,
+    google_cloud_run_v2_service_iam_member.push_invoker,
+    # The dead-letter topic must have a subscription before anything can be
+    # dead-lettered into it, and the agent must be able to publish there.
+    google_pubsub_subscription.dead_letter_replay,
+    google_pubsub_topic_iam_member.pubsub_agent_dead_letter_publisher,
+  ]
+}
+
+# --- copy-operations-push --------------------------------------------------------
+
+resource "google_pubsub_subscription" "operations_push" {
+  project = var.project_id
+  name    = local.names.operations_subscription
+  topic   = google_pubsub_topic.topic["operations"].id
+  labels  = local.labels
+
+  # Above WATCH_HOLD (run.tf checks it): a watch delivery may poll in-request
+  # for WATCH_HOLD before answering 429.
+  ack_deadline_seconds = var.operations_ack_deadline_seconds
+  # Above COPY_MAX_DURATION: the handler gives up on an operation after that
+  # long, so the watch message must live at least as long.
+  message_retention_duration = var.message_retention_duration
+  retain_acked_messages      = false
+
+  expiration_policy {
+    ttl = ""
+  }
+
+  # The retry policy is the polling clock of running copies: every "not yet"
+  # (429) is redelivered after 10 s, growing to at most 60 s.
+  retry_policy {
+    minimum_backoff = "${var.operations_min_backoff_seconds}s"
+    maximum_backoff = "${var.operations_max_backoff_seconds}s"
+  }
+
+  # Deliberately no dead_letter_policy: a copy that runs for hours is polled
+  # hundreds of times, and any attempt limit would dead-letter healthy copies.
+  # The handler enforces COPY_MAX_DURATION and dead-letters itself.
+
+  push_config {
+    push_endpoint = "${google_cloud_run_v2_service.worker.uri}/pubsub/copy-operations"
+
+    oidc_token {
+      service_account_email = google_service_account.push.email
+      audience              = local.push_audience
+    }
+  }
+
+  depends_on = [
+    google_service_account_iam_member.pubsub_agent_token_creator,
+    google_cloud_run_v2_service_iam_member.push_invoker,
+  ]
+}
+
+# --- copy-dead-letter-replay -------------------------------------------------------
+
+resource "google_pubsub_subscription" "dead_letter_replay" {
+  project = var.project_id
+  name    = local.names.dead_letter_subscription
+  topic   = google_pubsub_topic.topic["dead_letter"].id
+  labels  = local.labels
+
+  # Pull subscription, read by `copy-worker replay` (DESIGN.md §6), which acks
+  # a message only after its republish returned a message id.
+  ack_deadline_seconds       = 60
+  message_retention_duration = "604800s" # 7 days, the Pub/Sub maximum
+  retain_acked_messages      = false
+
+  expiration_policy {
+    ttl = ""
+  }
+}
+
+# --- copy-completions fan-out --------------------------------------------------------
+#
+# Completion events are CloudEvents in binary mode with plain attributes for
+# filtering: status, request_id, destination_project (DESIGN.md §3). Examples
+# (see examples/basic):
+#   attributes.status = "succeeded"
+#   attributes.status != "succeeded"
+#   attributes.destination_project = "dst-proj" AND attributes.status = "succeeded"
+
+resource "google_pubsub_subscription" "completions" {
+  for_each = var.completion_subscriptions
+
+  project = var.project_id
+  name    = each.key
+  topic   = google_pubsub_topic.topic["completions"].id
+  labels  = local.labels
+
+  filter                     = each.value.filter
+  ack_deadline_seconds       = each.value.ack_deadline_seconds
+  message_retention_duration = each.value.message_retention_duration
+  retain_acked_messages      = false
+
+  expiration_policy {
+    ttl = ""
+  }
+
+  retry_policy {
+    minimum_backoff = "${each.value.minimum_backoff_seconds}s"
+    maximum_backoff = "${each.value.maximum_backoff_seconds}s"
+  }
+
+  dynamic "push_config" {
+    for_each = each.value.push_endpoint == null ? [] : [each.value]
+    content {
+      push_endpoint = push_config.value.push_endpoint
+
+      dynamic "oidc_token" {
+        for_each = push_config.value.push_service_account_email == null ? [] : [push_config.value]
+        content {
+          service_account_email = oidc_token.value.push_service_account_email
+          # null: Pub/Sub uses the push endpoint URL as the audience.
+          audience = oidc_token.value.push_audience
+        }
+      }
+    }
+  }
+
+  depends_on = [google_service_account_iam_member.pubsub_agent_token_creator_completions]
+}

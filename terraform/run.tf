@@ -1,0 +1,269 @@
+# The worker: a Cloud Run v2 service running `copy-worker serve`.
+#
+# --- Push audience: how the cycle is avoided ------------------------------------
+# The worker must know the `aud` of the push tokens (PUSH_AUDIENCE), and the
+# natural audience is the service URL. But the URL is an attribute of the
+# service, so setting it in the service's own environment would be a
+# self-reference, and a two-pass apply would be needed.
+#
+# Cloud Run gives every service a deterministic URL,
+#     https://SERVICE-PROJECTNUMBER.REGION.run.app
+# which is known before the service exists (project number from
+# data.google_project). So:
+#   * PUSH_AUDIENCE and the subscriptions' oidc_token.audience both use that
+#     derived URL (or var.push_audience when set). Same string on both sides.
+#   * The subscriptions' push_endpoint uses google_cloud_run_v2_service.uri,
+#     the URL Cloud Run reports. Only the subscriptions depend on the service.
+#   * Cloud Run itself accepts tokens whose audience is any of the service's
+#     URLs, or one of custom_audiences (set below when var.push_audience is not
+#     derived).
+# The check block at the end warns after apply if Cloud Run did not assign
+# the deterministic URL (name too long, default URLs disabled): then set
+# var.push_audience.
+
+locals {
+  deterministic_url = "https://${local.names.service}-${local.project_number}.${var.region}.run.app"
+
+  push_audience = coalesce(var.push_audience, local.deterministic_url)
+
+  # Audiences the worker accepts. Besides the push audience: the service URL
+  # itself, and the full endpoint URL that the existing EC2 Python clients use
+  # as audience for POST /v1/models/copy (DESIGN.md §7).
+  accepted_audiences = distinct(concat(
+    [local.push_audience, local.deterministic_url, "${local.deterministic_url}/v1/models/copy"],
+    var.extra_accepted_audiences,
+  ))
+
+  # A push_audience that is not one of the service's run.app URLs must be
+  # registered with Cloud Run as a custom audience, or Cloud Run rejects the
+  # tokens with 401 before the worker sees them.
+  custom_audiences = var.push_audience == null ? [] : (
+    startswith(var.push_audience, local.deterministic_url) ? [] : [var.push_audience]
+  )
+
+  # Callers of POST /v1/models/copy (DESIGN.md §7), checked by the worker
+  # against the token's email claim.
+  http_invokers = concat(
+    var.http_invoker_service_accounts,
+    var.publisher_can_invoke_service ? [google_service_account.publisher.email] : [],
+  )
+
+  longest_ack_deadline = max(var.requests_ack_deadline_seconds, var.operations_ack_deadline_seconds)
+
+  # Environment of DESIGN.md §5. Topic names are full resource names, so the
+  # worker never has to guess the project. PORT is set by Cloud Run from the
+  # container port and must not be set here (Cloud Run rejects it).
+  # Every key is known at plan time (only some values are not), so the plan
+  # lists each variable instead of "env: known after apply".
+  worker_env = merge(
+    {
+      GOOGLE_CLOUD_PROJECT   = var.project_id
+      COPY_REQUESTS_TOPIC    = google_pubsub_topic.topic["requests"].id
+      COPY_OPERATIONS_TOPIC  = google_pubsub_topic.topic["operations"].id
+      COPY_COMPLETIONS_TOPIC = google_pubsub_topic.topic["completions"].id
+      COPY_DEAD_LETTER_TOPIC = google_pubsub_topic.topic["dead_letter"].id
+      PUSH_AUTH              = "oidc"
+      PUSH_AUDIENCE          = join(",", local.accepted_audiences)
+      PUSH_SERVICE_ACCOUNTS  = google_service_account.push.email
+      COPY_MAX_ATTEMPTS      = tostring(var.copy_max_attempts)
+      COPY_MAX_DURATION      = var.copy_max_duration
+      WATCH_HOLD             = "${var.watch_hold_seconds}s"
+      LOG_FORMAT             = "json"
+    },
+    # Optional settings are set only when given; otherwise the worker's own
+    # defaults (DESIGN.md §5) apply.
+    {
+      for k, v in {
+        SOURCE_PROJECT         = var.default_source_project
+        TARGET_PROJECT         = var.default_target_project
+        LOCATION               = var.default_location
+        CALLBACK_ALLOWED_HOSTS = join(",", var.callback_allowed_hosts)
+      } : k => v if v != null && v != ""
+    },
+    length(local.http_invokers) > 0 ? { INVOKER_SERVICE_ACCOUNTS = join(",", local.http_invokers) } : {},
+    var.extra_env,
+  )
+
+  # projects/P/secrets/S or a bare secret ID in project_id.
+  callback_secret = var.callback_signing_secret_id == null ? null : (
+    startswith(var.callback_signing_secret_id, "projects/") ? var.callback_signing_secret_id : "projects/${var.project_id}/secrets/${var.callback_signing_secret_id}"
+  )
+}
+
+resource "google_cloud_run_v2_service" "worker" {
+  project             = var.project_id
+  name                = local.names.service
+  location            = var.region
+  description         = "copy-worker: Pub/Sub-driven Vertex AI model copies"
+  labels              = local.labels
+  ingress             = var.ingress
+  deletion_protection = var.deletion_protection
+  custom_audiences    = local.custom_audiences
+
+  template {
+    service_account = google_service_account.worker.email
+    labels          = local.labels
+
+    # Request timeout above the longest ack deadline: Pub/Sub, not Cloud Run,
+    # decides when a delivery has failed. A handler still running after the
+    # ack deadline is redelivered anyway; the timeout is only a backstop.
+    timeout = "${var.request_timeout_seconds}s"
+
+    # Concurrency: the handlers are I/O-bound (Vertex AI and Pub/Sub calls);
+    # a held watch request mostly sleeps between polls for up to WATCH_HOLD.
+    # Many requests per instance therefore cost little CPU, and a low value
+    # would make every running copy pin a whole instance. concurrency x
+    # max_instances bounds the copies watched at once; beyond that Cloud Run
+    # answers 429 and Pub/Sub redelivers later, which is harmless.
+    max_instance_request_concurrency = var.concurrency
+
+    # gen2: faster CPU and network, full Linux compatibility.
+    execution_environment = "EXECUTION_ENVIRONMENT_GEN2"
+
+    scaling {
+      # 0: scale to zero between polls. Nothing runs outside requests, so no
+      # instance needs to stay warm (DESIGN.md §1).
+      min_instance_count = var.min_instances
+      max_instance_count = var.max_instances
+    }
+
+    containers {
+      name  = "copy-worker"
+      image = var.image
+      # ENTRYPOINT of the image is `copy-worker serve`; nothing to override.
+
+      ports {
+        # Cloud Run sets PORT=8080 from this; the server listens on $PORT.
+        container_port = 8080
+      }
+
+      resources {
+        limits = {
+          cpu    = var.cpu
+          memory = var.memory
+        }
+        # cpu_idle = true is request-based billing: CPU is throttled outside
+        # requests. That is safe only because every step runs inside its push
+        # request and nothing runs in the background (DESIGN.md §1). The
+        # SIGTERM drain (at most 8 s) runs with CPU either way.
+        cpu_idle = true
+        # Extra CPU while the instance starts: bursts of pushes after scale
+        # to zero are served sooner.
+        startup_cpu_boost = true
+      }
+
+      dynamic "env" {
+        for_each = local.worker_env
+        content {
+          name  = env.key
+          value = env.value
+        }
+      }
+
+      dynamic "env" {
+        for_each = local.callback_secret == null ? [] : [local.callback_secret]
+        content {
+          name = "CALLBACK_SIGNING_SECRET"
+          value_source {
+            secret_key_ref {
+              secret  = env.value
+              version = "latest"
+            }
+          }
+        }
+      }
+
+      startup_probe {
+        http_get {
+          path = "/healthz"
+          port = 8080
+        }
+        initial_delay_seconds = 0
+        period_seconds        = 2
+        timeout_seconds       = 2
+        failure_threshold     = 15
+      }
+
+      liveness_probe {
+        http_get {
+          path = "/healthz"
+          port = 8080
+        }
+        period_seconds    = 30
+        timeout_seconds   = 5
+        failure_threshold = 3
+      }
+    }
+  }
+
+  traffic {
+    type    = "TRAFFIC_TARGET_ALLOCATION_TYPE_LATEST"
+    percent = 100
+  }
+
+  lifecycle {
+    precondition {
+      condition     = var.request_timeout_seconds > local.longest_ack_deadline
+      error_message = "request_timeout_seconds must exceed the longest ack deadline (requests_ack_deadline_seconds, operations_ack_deadline_seconds)."
+    }
+    precondition {
+      condition     = var.watch_hold_seconds < var.operations_ack_deadline_seconds
+      error_message = "watch_hold_seconds (WATCH_HOLD) must be below operations_ack_deadline_seconds, or held watch deliveries outlive their ack deadline and are delivered twice."
+    }
+    precondition {
+      condition     = var.requests_min_backoff_seconds <= var.requests_max_backoff_seconds && var.operations_min_backoff_seconds <= var.operations_max_backoff_seconds
+      error_message = "Each minimum backoff must not exceed its maximum backoff."
+    }
+    precondition {
+      condition     = length(setintersection(keys(var.extra_env), ["PORT", "PUSH_AUTH", "PUSH_AUDIENCE", "PUSH_SERVICE_ACCOUNTS", "GOOGLE_CLOUD_PROJECT"])) == 0
+      error_message = "extra_env must not set PORT or the authentication variables the module manages."
+    }
+  }
+
+  depends_on = [
+    google_project_service.enabled,
+    # The first revision must be able to publish and read its secret.
+    google_pubsub_topic_iam_member.worker_publisher,
+    google_secret_manager_secret_iam_member.worker_callback_secret,
+  ]
+}
+
+# Only the push service account (and the optional direct HTTP callers) may
+# invoke the service. No allUsers: unauthenticated requests never reach the
+# worker; Cloud Run answers 403.
+resource "google_cloud_run_v2_service_iam_member" "push_invoker" {
+  project  = google_cloud_run_v2_service.worker.project
+  location = google_cloud_run_v2_service.worker.location
+  name     = google_cloud_run_v2_service.worker.name
+  role     = "roles/run.invoker"
+  member   = google_service_account.push.member
+}
+
+resource "google_cloud_run_v2_service_iam_member" "http_invokers" {
+  for_each = toset(var.http_invoker_service_accounts)
+
+  project  = google_cloud_run_v2_service.worker.project
+  location = google_cloud_run_v2_service.worker.location
+  name     = google_cloud_run_v2_service.worker.name
+  role     = "roles/run.invoker"
+  member   = "serviceAccount:${each.value}"
+}
+
+resource "google_cloud_run_v2_service_iam_member" "publisher_invoker" {
+  count = var.publisher_can_invoke_service ? 1 : 0
+
+  project  = google_cloud_run_v2_service.worker.project
+  location = google_cloud_run_v2_service.worker.location
+  name     = google_cloud_run_v2_service.worker.name
+  role     = "roles/run.invoker"
+  member   = google_service_account.publisher.member
+}
+
+# After apply: warn if the URL the audiences were derived from is not one of
+# the service's URLs (then pushes would fail with 401).
+check "push_audience_matches_service" {
+  assert {
+    condition     = var.push_audience != null || contains(google_cloud_run_v2_service.worker.urls, local.deterministic_url)
+    error_message = "Cloud Run did not assign the deterministic URL ${local.deterministic_url} to the service (URLs: ${join(", ", google_cloud_run_v2_service.worker.urls)}). Set var.push_audience to the service URL or a custom audience."
+  }
+}

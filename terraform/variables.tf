@@ -1,0 +1,465 @@
+# Inputs of the copy-worker module. Defaults follow DESIGN.md §2 (topology)
+# and §5 (configuration); change them only with a reason.
+
+# --- Where ---------------------------------------------------------------------
+
+variable "project_id" {
+  description = "Project that hosts the worker: its topics, subscriptions, Cloud Run service, Artifact Registry repository and service accounts."
+  type        = string
+
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9-]{4,28}[a-z0-9]$", var.project_id))
+    error_message = "project_id must be a project ID (6-30 characters: lowercase letters, digits, hyphens), not a project number or name."
+  }
+}
+
+variable "region" {
+  description = "Region of the Cloud Run service and the Artifact Registry repository, e.g. us-central1."
+  type        = string
+  default     = "us-central1"
+}
+
+variable "image" {
+  description = "Container image of copy-worker, preferably by digest: REGION-docker.pkg.dev/PROJECT/REPO/copy-worker@sha256:... (see README: the repository is created by this module, so the first apply is two-phase)."
+  type        = string
+
+  validation {
+    condition     = length(trimspace(var.image)) > 0
+    error_message = "image must not be empty."
+  }
+}
+
+variable "names" {
+  description = "Names of everything the module creates. The topic and subscription defaults are the contract of DESIGN.md §2; override only to run several copies of the topology in one project."
+  type = object({
+    service                   = optional(string, "copy-worker")
+    artifact_repository       = optional(string, "copy-worker")
+    worker_service_account    = optional(string, "copy-worker")
+    push_service_account      = optional(string, "copy-worker-push")
+    publisher_service_account = optional(string, "copy-worker-publisher")
+    requests_topic            = optional(string, "copy-requests")
+    operations_topic          = optional(string, "copy-operations")
+    completions_topic         = optional(string, "copy-completions")
+    dead_letter_topic         = optional(string, "copy-dead-letter")
+    requests_subscription     = optional(string, "copy-requests-push")
+    operations_subscription   = optional(string, "copy-operations-push")
+    dead_letter_subscription  = optional(string, "copy-dead-letter-replay")
+  })
+  default = {}
+
+  validation {
+    # The deterministic Cloud Run URL (https://SERVICE-PROJECTNUMBER.REGION.run.app)
+    # exists only while "SERVICE-PROJECTNUMBER" fits one 63-character DNS label;
+    # project numbers have up to 12 digits. run.tf derives PUSH_AUDIENCE from it.
+    condition     = can(regex("^[a-z]([a-z0-9-]{0,47}[a-z0-9])?$", var.names.service))
+    error_message = "names.service must be 1-49 characters of lowercase letters, digits and hyphens, starting with a letter, so that Cloud Run assigns the deterministic URL the push audience is derived from."
+  }
+
+  validation {
+    condition = alltrue([
+      for n in [var.names.worker_service_account, var.names.push_service_account, var.names.publisher_service_account] :
+      can(regex("^[a-z]([a-z0-9-]{4,28}[a-z0-9])$", n))
+    ])
+    error_message = "Service account IDs must be 6-30 characters of lowercase letters, digits and hyphens, starting with a letter."
+  }
+}
+
+variable "labels" {
+  description = "Labels added to every resource that takes labels."
+  type        = map(string)
+  default     = {}
+}
+
+variable "enable_apis" {
+  description = "Enable the APIs the module needs in project_id. Set false where a platform team manages APIs centrally."
+  type        = bool
+  default     = true
+}
+
+# --- Pub/Sub delivery tuning (DESIGN.md §2) -------------------------------------
+
+variable "requests_ack_deadline_seconds" {
+  description = "Ack deadline of copy-requests-push. The request stage only starts a copy and publishes a watch message."
+  type        = number
+  default     = 60
+
+  validation {
+    condition     = var.requests_ack_deadline_seconds >= 10 && var.requests_ack_deadline_seconds <= 600
+    error_message = "Pub/Sub ack deadlines are 10-600 seconds."
+  }
+}
+
+variable "requests_min_backoff_seconds" {
+  description = "Minimum redelivery backoff of copy-requests-push."
+  type        = number
+  default     = 10
+
+  validation {
+    condition     = var.requests_min_backoff_seconds >= 0 && var.requests_min_backoff_seconds <= 600
+    error_message = "Pub/Sub retry backoffs are 0-600 seconds."
+  }
+}
+
+variable "requests_max_backoff_seconds" {
+  description = "Maximum redelivery backoff of copy-requests-push."
+  type        = number
+  default     = 600
+
+  validation {
+    condition     = var.requests_max_backoff_seconds >= 0 && var.requests_max_backoff_seconds <= 600
+    error_message = "Pub/Sub retry backoffs are 0-600 seconds."
+  }
+}
+
+variable "max_delivery_attempts" {
+  description = "Deliveries of a copy request before Pub/Sub moves it to copy-dead-letter."
+  type        = number
+  default     = 10
+
+  validation {
+    condition     = var.max_delivery_attempts >= 5 && var.max_delivery_attempts <= 100
+    error_message = "Pub/Sub allows 5-100 delivery attempts in a dead-letter policy."
+  }
+}
+
+variable "operations_ack_deadline_seconds" {
+  description = "Ack deadline of copy-operations-push. Must exceed watch_hold_seconds: a watch delivery polls in-request for up to WATCH_HOLD."
+  type        = number
+  default     = 300
+
+  validation {
+    condition     = var.operations_ack_deadline_seconds >= 10 && var.operations_ack_deadline_seconds <= 600
+    error_message = "Pub/Sub ack deadlines are 10-600 seconds."
+  }
+}
+
+variable "operations_min_backoff_seconds" {
+  description = "Minimum redelivery backoff of copy-operations-push. Together with the maximum this is the polling clock of running copies."
+  type        = number
+  default     = 10
+
+  validation {
+    condition     = var.operations_min_backoff_seconds >= 0 && var.operations_min_backoff_seconds <= 600
+    error_message = "Pub/Sub retry backoffs are 0-600 seconds."
+  }
+}
+
+variable "operations_max_backoff_seconds" {
+  description = "Maximum redelivery backoff of copy-operations-push."
+  type        = number
+  default     = 60
+
+  validation {
+    condition     = var.operations_max_backoff_seconds >= 0 && var.operations_max_backoff_seconds <= 600
+    error_message = "Pub/Sub retry backoffs are 0-600 seconds."
+  }
+}
+
+variable "message_retention_duration" {
+  description = "How long the worker's subscriptions keep unacked messages (seconds with an 's' suffix). Must stay above COPY_MAX_DURATION, or a long copy's watch message expires before the worker gives up on it."
+  type        = string
+  default     = "604800s"
+
+  validation {
+    condition     = can(regex("^[0-9]+s$", var.message_retention_duration)) && try(tonumber(trimsuffix(var.message_retention_duration, "s")) >= 600 && tonumber(trimsuffix(var.message_retention_duration, "s")) <= 604800, false)
+    error_message = "message_retention_duration must be \"<seconds>s\" between 600s and 604800s (7 days)."
+  }
+}
+
+# --- Worker behaviour (DESIGN.md §5) ---------------------------------------------
+
+variable "watch_hold_seconds" {
+  description = "WATCH_HOLD: how long one watch delivery may poll the operation in-request before answering 429."
+  type        = number
+  default     = 240
+
+  validation {
+    condition     = var.watch_hold_seconds >= 0 && var.watch_hold_seconds <= 600
+    error_message = "watch_hold_seconds must be 0-600."
+  }
+}
+
+variable "copy_max_attempts" {
+  description = "COPY_MAX_ATTEMPTS: copy attempts for operations that fail transiently."
+  type        = number
+  default     = 3
+
+  validation {
+    condition     = var.copy_max_attempts >= 1
+    error_message = "copy_max_attempts must be at least 1."
+  }
+}
+
+variable "copy_max_duration" {
+  description = "COPY_MAX_DURATION: give up on an operation after this long (e.g. 24h, 90m). Keep it below message_retention_duration."
+  type        = string
+  default     = "24h"
+
+  validation {
+    condition     = can(regex("^[0-9]+(s|m|h|d)$", var.copy_max_duration))
+    error_message = "copy_max_duration must be a number followed by s, m, h or d, e.g. 24h."
+  }
+}
+
+variable "default_source_project" {
+  description = "SOURCE_PROJECT: project of short-form source model ids. null leaves it unset."
+  type        = string
+  default     = null
+}
+
+variable "default_target_project" {
+  description = "TARGET_PROJECT: destination project when a request names none. null leaves it unset."
+  type        = string
+  default     = null
+}
+
+variable "default_location" {
+  description = "LOCATION: Vertex AI location of short-form source model ids. null leaves it unset."
+  type        = string
+  default     = null
+}
+
+variable "extra_env" {
+  description = "Further plain environment variables for the worker (e.g. RUST_LOG). Must not repeat a variable the module sets."
+  type        = map(string)
+  default     = {}
+}
+
+# --- Cloud Run (scaling, CPU, timeouts) -----------------------------------------
+
+variable "request_timeout_seconds" {
+  description = "Cloud Run request timeout. Must exceed the longest ack deadline, so that Pub/Sub's deadline, not Cloud Run, decides when a delivery has failed."
+  type        = number
+  default     = 360
+
+  validation {
+    condition     = var.request_timeout_seconds >= 1 && var.request_timeout_seconds <= 3600
+    error_message = "Cloud Run request timeouts are 1-3600 seconds."
+  }
+}
+
+variable "concurrency" {
+  description = "Maximum concurrent requests per instance (max_instance_request_concurrency). See run.tf for why the default is high."
+  type        = number
+  default     = 80
+
+  validation {
+    condition     = var.concurrency >= 1 && var.concurrency <= 1000
+    error_message = "Cloud Run concurrency is 1-1000."
+  }
+}
+
+variable "max_instances" {
+  description = "Upper bound of Cloud Run instances. Bounds cost and the rate of Vertex AI calls; Pub/Sub backs off when all instances are busy."
+  type        = number
+  default     = 10
+
+  validation {
+    condition     = var.max_instances >= 1
+    error_message = "max_instances must be at least 1."
+  }
+}
+
+variable "min_instances" {
+  description = "Minimum Cloud Run instances. 0 (scale to zero) is the design; raise only to trade cost for cold-start latency."
+  type        = number
+  default     = 0
+
+  validation {
+    condition     = var.min_instances >= 0
+    error_message = "min_instances must not be negative."
+  }
+}
+
+variable "cpu" {
+  description = "vCPUs per instance."
+  type        = string
+  default     = "1"
+}
+
+variable "memory" {
+  description = "Memory per instance."
+  type        = string
+  default     = "512Mi"
+}
+
+variable "ingress" {
+  description = "Cloud Run ingress. INGRESS_TRAFFIC_ALL is needed when callers outside Google Cloud (EC2) use POST /v1/models/copy directly; Pub/Sub push also works with INGRESS_TRAFFIC_INTERNAL_ONLY. Access is controlled by IAM (run.invoker) either way."
+  type        = string
+  default     = "INGRESS_TRAFFIC_ALL"
+
+  validation {
+    condition     = contains(["INGRESS_TRAFFIC_ALL", "INGRESS_TRAFFIC_INTERNAL_ONLY", "INGRESS_TRAFFIC_INTERNAL_LOAD_BALANCER"], var.ingress)
+    error_message = "ingress must be INGRESS_TRAFFIC_ALL, INGRESS_TRAFFIC_INTERNAL_ONLY or INGRESS_TRAFFIC_INTERNAL_LOAD_BALANCER."
+  }
+}
+
+variable "deletion_protection" {
+  description = "Protect the Cloud Run service against terraform destroy. Set false (and apply) before destroying."
+  type        = bool
+  default     = true
+}
+
+# --- Authentication of pushes and direct callers ------------------------------------
+
+variable "push_audience" {
+  description = "Audience of the OIDC tokens Pub/Sub attaches to pushes. null (the default) derives the service's deterministic URL https://SERVICE-PROJECTNUMBER.REGION.run.app; a non-URL value is registered as a Cloud Run custom audience. See README: 'Push audience'."
+  type        = string
+  default     = null
+}
+
+variable "extra_accepted_audiences" {
+  description = "Further audiences the worker accepts (PUSH_AUDIENCE is comma-separated), e.g. a custom domain in front of the service."
+  type        = list(string)
+  default     = []
+}
+
+variable "publisher_can_invoke_service" {
+  description = "Also let the publisher service account call POST /v1/models/copy directly (the seed's REST flow from EC2, DESIGN.md §7): roles/run.invoker plus INVOKER_SERVICE_ACCOUNTS."
+  type        = bool
+  default     = false
+}
+
+variable "http_invoker_service_accounts" {
+  description = "Service account emails allowed to call POST /v1/models/copy directly (DESIGN.md §7). Each gets roles/run.invoker and is listed in INVOKER_SERVICE_ACCOUNTS. Empty: only the push service account can invoke the service."
+  type        = list(string)
+  default     = []
+}
+
+# --- Vertex AI access -----------------------------------------------------------------
+
+variable "source_projects" {
+  description = "Projects whose models may be copied. The worker service account gets source_project_role in each."
+  type        = list(string)
+  default     = []
+}
+
+variable "destination_projects" {
+  description = "Projects that models may be copied into. The worker service account gets destination_project_role in each."
+  type        = list(string)
+  default     = []
+}
+
+variable "source_project_role" {
+  description = "Role of the worker on source projects. See iam.tf for why this is roles/aiplatform.user and how to narrow it."
+  type        = string
+  default     = "roles/aiplatform.user"
+}
+
+variable "destination_project_role" {
+  description = "Role of the worker on destination projects. See iam.tf for why this is roles/aiplatform.user."
+  type        = string
+  default     = "roles/aiplatform.user"
+}
+
+variable "grant_vertex_service_agent_on_sources" {
+  description = "For cross-project copies, grant each destination project's Vertex AI service agent roles/aiplatform.serviceAgent on each source project (Vertex reads the source model's artifacts with it). Needs resourcemanager.projects.get on the destination projects and IAM admin on the source projects; leave false where the projects' owners grant it themselves (README pre-flight)."
+  type        = bool
+  default     = false
+}
+
+# --- Optional features ----------------------------------------------------------------
+
+variable "aws_wif" {
+  description = "Workload identity federation for publishers on AWS (EC2). When enabled, the listed IAM roles of the AWS account may impersonate the publisher service account, which may only publish to copy-requests."
+  type = object({
+    enabled     = optional(bool, false)
+    account_id  = optional(string, "")
+    role_names  = optional(list(string), [])
+    pool_id     = optional(string, "copy-worker-aws")
+    provider_id = optional(string, "aws-ec2")
+  })
+  default = {}
+
+  validation {
+    condition = alltrue([
+      for id in [var.aws_wif.pool_id, var.aws_wif.provider_id] :
+      can(regex("^[a-z0-9-]{4,32}$", id)) && !startswith(id, "gcp-")
+    ])
+    error_message = "aws_wif.pool_id and provider_id must be 4-32 lowercase letters, digits or hyphens, not starting with gcp-."
+  }
+
+  validation {
+    condition     = !var.aws_wif.enabled || (can(regex("^[0-9]{12}$", var.aws_wif.account_id)) && length(var.aws_wif.role_names) > 0)
+    error_message = "With aws_wif.enabled, account_id must be the 12-digit AWS account id and role_names must list at least one IAM role name."
+  }
+
+  validation {
+    condition     = alltrue([for r in var.aws_wif.role_names : can(regex("^[A-Za-z0-9+=,.@_-]{1,64}$", r))])
+    error_message = "aws_wif.role_names are IAM role names (not ARNs, no path), e.g. \"ec2-nightly-pipeline\"."
+  }
+}
+
+variable "completion_subscriptions" {
+  description = "Fan-out subscriptions on copy-completions, keyed by subscription name. Usually each downstream consumer owns its subscription; this creates them for consumers that live with the worker. filter is immutable: changing it recreates the subscription."
+  type = map(object({
+    filter                     = optional(string)
+    push_endpoint              = optional(string)
+    push_service_account_email = optional(string)
+    push_audience              = optional(string)
+    ack_deadline_seconds       = optional(number, 60)
+    message_retention_duration = optional(string, "604800s")
+    minimum_backoff_seconds    = optional(number, 10)
+    maximum_backoff_seconds    = optional(number, 600)
+    subscriber_members         = optional(list(string), [])
+    subscribe_publisher        = optional(bool, false)
+  }))
+  default = {}
+
+  validation {
+    condition = alltrue([
+      for k, s in var.completion_subscriptions :
+      s.push_endpoint == null || startswith(coalesce(s.push_endpoint, "x"), "https://")
+    ])
+    error_message = "completion_subscriptions[*].push_endpoint must be an https:// URL."
+  }
+
+  validation {
+    condition = alltrue([
+      for k, s in var.completion_subscriptions :
+      s.push_service_account_email == null || s.push_endpoint != null
+    ])
+    error_message = "completion_subscriptions[*].push_service_account_email only makes sense with push_endpoint."
+  }
+}
+
+variable "callback_allowed_hosts" {
+  description = "CALLBACK_ALLOWED_HOSTS: hosts that callback_url may point to. Empty: callbacks are disabled."
+  type        = list(string)
+  default     = []
+}
+
+variable "callback_signing_secret_id" {
+  description = "Secret Manager secret (ID or projects/P/secrets/S) holding CALLBACK_SIGNING_SECRET. The worker gets secretAccessor on it. null: callbacks are not signed."
+  type        = string
+  default     = null
+}
+
+variable "pubsub_kms_key_name" {
+  description = "Cloud KMS key (projects/P/locations/L/keyRings/R/cryptoKeys/K) for the four topics. null: Google-managed encryption. The module grants the Pub/Sub service agent encrypt/decrypt on it."
+  type        = string
+  default     = null
+}
+
+variable "pubsub_allowed_persistence_regions" {
+  description = "Regions where Pub/Sub may store messages of the four topics (message storage policy). Empty: no restriction."
+  type        = list(string)
+  default     = []
+}
+
+variable "artifact_registry_kms_key_name" {
+  description = "Cloud KMS key in the repository's region for the Artifact Registry repository. null: Google-managed encryption. The module grants the Artifact Registry service agent encrypt/decrypt on it. Immutable: changing it recreates the repository."
+  type        = string
+  default     = null
+}
+
+variable "artifact_keep_recent_versions" {
+  description = "Image versions the repository's cleanup policy always keeps (rollback targets). Untagged images older than 30 days beyond these are deleted."
+  type        = number
+  default     = 20
+
+  validation {
+    condition     = var.artifact_keep_recent_versions >= 1
+    error_message = "Keep at least one image version."
+  }
+}

@@ -1,0 +1,136 @@
+#!/usr/bin/env bash
+# Static verification of the deploy artefacts (terraform/ and the Dockerfile),
+# without cloud access and without Terraform providers.
+#
+#   terraform/verify.sh
+#
+# Self-installing and idempotent: the Python tools live in pinned virtualenvs
+# under ${XDG_CACHE_HOME:-$HOME/.cache}/copy-worker-tfverify (override with
+# TFVERIFY_CACHE) and are reinstalled only when a pin changes. Needs python3
+# (>= 3.9) with venv, and PyPI. First run about a minute, later runs seconds.
+#
+# Steps:
+#   1. terraform fmt -check (Terraform's own parser), if a terraform binary is
+#      on PATH. `terraform validate` is NOT run: it needs `terraform init`,
+#      which downloads the google provider from the Terraform registry.
+#   2. verify_refs.py: every .tf file parses (python-hcl2); every var., local.,
+#      module., data. and resource reference resolves; module calls match the
+#      module's variables and outputs; contract checks against DESIGN.md; then
+#      a self-test proving that seeded mistakes are caught.
+#   3. checkov on terraform/ (module + examples) and on the Dockerfile. Any
+#      failed check fails the run; every skip must be an inline
+#      `#checkov:skip=CKV_...:reason` with a reason.
+set -euo pipefail
+
+HCL2_VERSION="8.1.4"
+CHECKOV_VERSION="3.3.30"
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+repo="$(cd "$here/.." && pwd)"
+cache="${TFVERIFY_CACHE:-${XDG_CACHE_HOME:-${HOME:-/tmp}/.cache}/copy-worker-tfverify}"
+python="${PYTHON:-python3}"
+
+export PYTHONDONTWRITEBYTECODE=1 PIP_DISABLE_PIP_VERSION_CHECK=1 CHECKPOINT_DISABLE=1
+
+log() { printf '==> %s\n' "$*" >&2; }
+die() { printf 'terraform verify FAILED: %s\n' "$*" >&2; exit 1; }
+
+tmp="$(mktemp -d)"
+trap 'rm -rf "$tmp"' EXIT
+
+mkdir -p "$cache"
+# Two runs at once (a developer and a hook, say) must not build the same venv
+# concurrently.
+if command -v flock >/dev/null 2>&1; then
+  exec 9>"$cache/.lock"
+  flock 9
+fi
+
+# ensure_venv NAME PIP-SPEC...: a virtualenv with exactly these pins.
+# python-hcl2 and checkov get separate venvs on purpose: checkov depends on
+# bc-python-hcl2, a fork that installs the same `hcl2` module name.
+ensure_venv() {
+  local name="$1"
+  shift
+  local dir="$cache/$name" want
+  want="$("$python" -c 'import sys; print("py%d.%d" % sys.version_info[:2])') $*"
+  if [[ -x "$dir/bin/python" && -f "$dir/.installed" && "$(cat "$dir/.installed")" == "$want" ]]; then
+    return 0
+  fi
+  log "installing $* into $dir"
+  rm -rf "$dir"
+  "$python" -m venv "$dir" || die "python3 -m venv failed (install python3-venv)"
+  "$dir/bin/pip" install --quiet "$@" || die "pip install $* failed"
+  printf '%s' "$want" >"$dir/.installed"
+}
+
+ensure_venv "hcl2-$HCL2_VERSION" "python-hcl2==$HCL2_VERSION"
+ensure_venv "checkov-$CHECKOV_VERSION" "checkov==$CHECKOV_VERSION"
+hcl_py="$cache/hcl2-$HCL2_VERSION/bin/python"
+checkov="$cache/checkov-$CHECKOV_VERSION/bin/checkov"
+
+# --- 1. terraform fmt ----------------------------------------------------------
+if command -v terraform >/dev/null 2>&1; then
+  log "terraform fmt -check -recursive"
+  : >"$tmp/terraformrc"
+  if ! TF_CLI_CONFIG_FILE="$tmp/terraformrc" terraform fmt -check -recursive -diff "$here" >"$tmp/fmt.out" 2>&1; then
+    cat "$tmp/fmt.out" >&2
+    die "terraform fmt found unformatted or unparsable files (run: terraform fmt -recursive terraform)"
+  fi
+else
+  log "terraform fmt skipped: no terraform binary on PATH"
+fi
+
+# --- 2. references and contracts --------------------------------------------------
+log "verify_refs.py (parse, references, contracts)"
+"$hcl_py" "$here/verify_refs.py" --summary "$tmp/refs.json" "$here" || die "reference check failed"
+"$hcl_py" "$here/verify_refs.py" --self-test "$here" || die "verify_refs.py self-test failed"
+
+# --- 3. checkov ------------------------------------------------------------------
+# Skips must carry a reason: "#checkov:skip=CKV_X_1:why".
+if grep -rnE --include='*.tf' --include='Dockerfile' 'checkov:skip=[A-Z0-9_]+[[:space:]]*$' "$here" "$repo/Dockerfile"; then
+  die "checkov skip without a reason (use #checkov:skip=CKV_...:reason)"
+fi
+
+# run_checkov LABEL ARGS...: runs checkov, prints failures, records counts.
+run_checkov() {
+  local label="$1"
+  shift
+  local out="$tmp/checkov-$label" rc=0
+  mkdir -p "$out"
+  log "checkov ($label)"
+  "$checkov" "$@" --quiet --compact --skip-download \
+    --output cli --output json --output-file-path "$out" >"$out/stdout" 2>"$out/stderr" || rc=$?
+  if [[ ! -f "$out/results_json.json" ]]; then
+    cat "$out/stdout" "$out/stderr" >&2
+    die "checkov ($label) produced no results (exit $rc)"
+  fi
+  "$hcl_py" - "$out/results_json.json" "$label" >>"$tmp/checkov.counts" <<'PY' || { cat "$out/results_cli.txt" >&2; die "checkov ($label) failed"; }
+import json, sys
+data = json.load(open(sys.argv[1]))
+reports = data if isinstance(data, list) else [data]
+p = f = s = e = 0
+for r in reports:
+    summary = r.get("summary", r)
+    p += summary.get("passed", 0)
+    f += summary.get("failed", 0)
+    s += summary.get("skipped", 0)
+    e += summary.get("parsing_errors", 0)
+print(sys.argv[2], p, f, s)
+if f or e or p == 0:
+    print(f"checkov {sys.argv[2]}: {p} passed, {f} failed, {s} skipped, {e} parsing errors", file=sys.stderr)
+    sys.exit(1)
+PY
+  if [[ "$rc" -ne 0 ]]; then
+    cat "$out/results_cli.txt" "$out/stderr" >&2
+    die "checkov ($label) exited $rc"
+  fi
+}
+
+run_checkov terraform -d "$here" --framework terraform
+run_checkov dockerfile -f "$repo/Dockerfile" --framework dockerfile
+
+# --- summary ---------------------------------------------------------------------
+read -r files refs contracts < <("$hcl_py" -c 'import json,sys; d=json.load(open(sys.argv[1])); print(d["files"], d["references"], d["contract_checks"])' "$tmp/refs.json")
+read -r tf_pass tf_skip df_pass df_skip < <(awk '$1=="terraform"{tp=$2; ts=$4} $1=="dockerfile"{dp=$2; ds=$4} END{print tp, ts, dp, ds}' "$tmp/checkov.counts")
+echo "terraform verify OK: ${files} files, ${refs} references, ${contracts} contract checks, checkov ${tf_pass} passed / ${tf_skip} skipped (Dockerfile ${df_pass} passed / ${df_skip} skipped)"

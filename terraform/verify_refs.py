@@ -1,0 +1,603 @@
+#!/usr/bin/env python3
+"""Static checks of the copy-worker Terraform module, without terraform init.
+
+`terraform validate` needs the provider plugins, which cannot be downloaded
+here (and should not have to be in CI). This checker covers what can be
+checked without them:
+
+1. Every .tf file under the given root parses (python-hcl2).
+2. In every directory with .tf files (the module and each example), every
+   reference resolves to a declaration of that directory:
+   var.X, local.X, module.X(.OUTPUT), data.TYPE.NAME, TYPE.NAME (resources of
+   the declared providers). Instances are addressed correctly: a resource
+   with count/for_each is indexed before an attribute is read, one without is
+   never indexed. Duplicate declarations, unused variables and locals are
+   errors.
+3. Module calls with a local source: every argument is a variable of the
+   called module, every variable without a default is passed, and every
+   module.X.OUTPUT exists in the called module.
+4. Contract checks of the module against DESIGN.md §2 and §5 and the classic
+   Pub/Sub misconfigurations (the README's pre-flight checklist, statically).
+
+Usage: verify_refs.py [--summary FILE] TERRAFORM_DIR
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import json
+import re
+import shutil
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import hcl2
+
+# Providers whose resource types may appear as bare TYPE.NAME references, in
+# addition to the required_providers of each directory.
+BUILTIN_PROVIDERS = {"terraform"}
+
+# Module call arguments that are meta-arguments, not variables.
+MODULE_META_ARGS = {"source", "version", "count", "for_each", "providers", "depends_on"}
+
+# DESIGN.md §5: the environment the worker understands.
+DESIGN_ENV = {
+    "PORT", "GOOGLE_CLOUD_PROJECT", "COPY_OPERATIONS_TOPIC", "COPY_COMPLETIONS_TOPIC",
+    "COPY_DEAD_LETTER_TOPIC", "SOURCE_PROJECT", "TARGET_PROJECT", "LOCATION", "PUSH_AUTH",
+    "PUSH_AUDIENCE", "PUSH_SERVICE_ACCOUNTS", "PUSH_JWKS_URL", "VERTEX_ENDPOINT",
+    "PUBSUB_EMULATOR_HOST", "COPY_MAX_ATTEMPTS", "COPY_MAX_DURATION", "WATCH_HOLD",
+    "COPY_REQUESTS_TOPIC", "INVOKER_SERVICE_ACCOUNTS", "CALLBACK_ALLOWED_HOSTS",
+    "CALLBACK_SIGNING_SECRET", "CALLBACK_ALLOW_HTTP_LOOPBACK", "LOG_FORMAT",
+}
+
+# DESIGN.md §2 defaults the module's variables must carry.
+DESIGN_DEFAULTS = {
+    "requests_ack_deadline_seconds": 60,
+    "requests_min_backoff_seconds": 10,
+    "requests_max_backoff_seconds": 600,
+    "max_delivery_attempts": 10,
+    "operations_ack_deadline_seconds": 300,
+    "operations_min_backoff_seconds": 10,
+    "operations_max_backoff_seconds": 60,
+    "watch_hold_seconds": 240,
+}
+DESIGN_NAMES = {
+    "requests_topic": "copy-requests",
+    "operations_topic": "copy-operations",
+    "completions_topic": "copy-completions",
+    "dead_letter_topic": "copy-dead-letter",
+    "requests_subscription": "copy-requests-push",
+    "operations_subscription": "copy-operations-push",
+    "dead_letter_subscription": "copy-dead-letter-replay",
+}
+
+NAME = r"[A-Za-z_][A-Za-z0-9_-]*"
+# Identifiers may contain '-', so a reference is not preceded by a word
+# character, '.', or '-'.
+RE_REF = re.compile(rf"(?<![\w.-])(var|local|module|data)\.({NAME})(?:\.({NAME}))?")
+RE_RES = re.compile(rf"(?<![\w.-])([a-z][a-z0-9]*_[a-z0-9_]+)\.({NAME})")
+
+
+def strip_meta(node):
+    """Drop python-hcl2's bookkeeping keys (__comments__, __is_block__)."""
+    if isinstance(node, dict):
+        return {k: strip_meta(v) for k, v in node.items() if not k.startswith("__")}
+    if isinstance(node, list):
+        return [strip_meta(v) for v in node]
+    return node
+
+
+def unquote(label: str) -> str:
+    if len(label) >= 2 and label[0] == '"' and label[-1] == '"':
+        return label[1:-1]
+    return label
+
+
+def expression_text(value: str) -> str:
+    """Return only the expression parts of a python-hcl2 value string.
+
+    python-hcl2 renders an expression as "${expr}" and a string literal as
+    '"text ${interpolation}"'. Literal text (inside quotes, outside ${...})
+    is dropped, so that e.g. a CEL string "assertion.arn" or a URL is never
+    mistaken for a reference. Nested strings inside expressions are handled
+    with a small state machine: T = template text, E = expression.
+    """
+    out: list[str] = []
+    # Stack entries: ("T", quoted) or ("E", brace_depth).
+    stack: list[list] = [["T", False]]
+    i, n = 0, len(value)
+    while i < n:
+        mode = stack[-1]
+        c = value[i]
+        if mode[0] == "T":
+            if c == "\\" and mode[1]:
+                i += 2
+                continue
+            if value.startswith("$${", i) or value.startswith("%%{", i):
+                i += 3
+                continue
+            if value.startswith("${", i) or value.startswith("%{", i):
+                stack.append(["E", 0])
+                out.append(" ")
+                i += 2
+                continue
+            if c == '"' and mode[1]:
+                stack.pop()
+                out.append(" ")
+            i += 1
+            continue
+        # Expression mode.
+        if c == '"':
+            stack.append(["T", True])
+            out.append(" ")
+        elif c == "{":
+            mode[1] += 1
+            out.append(c)
+        elif c == "}":
+            if mode[1] == 0:
+                stack.pop()
+                out.append(" ")
+            else:
+                mode[1] -= 1
+                out.append(c)
+        else:
+            out.append(c)
+        i += 1
+    return "".join(out)
+
+
+@dataclass
+class Decl:
+    file: str
+    counted: bool = False  # count or for_each
+
+
+@dataclass
+class Ref:
+    file: str
+    where: str
+    kind: str  # var, local, module, data, resource
+    name: str  # X, or TYPE.NAME
+    attr: str | None
+    following: str  # the character after the reference ('' at end)
+
+
+@dataclass
+class ModuleDir:
+    path: Path
+    files: dict[str, dict] = field(default_factory=dict)
+    providers: set[str] = field(default_factory=set)
+    variables: dict[str, Decl] = field(default_factory=dict)
+    variable_defaults: dict[str, object] = field(default_factory=dict)
+    variable_has_default: dict[str, bool] = field(default_factory=dict)
+    locals: dict[str, Decl] = field(default_factory=dict)
+    resources: dict[str, Decl] = field(default_factory=dict)
+    resource_bodies: dict[str, dict] = field(default_factory=dict)
+    data: dict[str, Decl] = field(default_factory=dict)
+    modules: dict[str, Decl] = field(default_factory=dict)
+    module_bodies: dict[str, dict] = field(default_factory=dict)
+    outputs: dict[str, Decl] = field(default_factory=dict)
+    refs: list[Ref] = field(default_factory=list)
+
+
+class Checker:
+    def __init__(self, root: Path):
+        self.root = root.resolve()
+        self.errors: list[str] = []
+        self.warnings: list[str] = []
+        self.files_parsed = 0
+        self.references_checked = 0
+        self.contract_checks = 0
+        self.dirs: dict[Path, ModuleDir] = {}
+
+    # --- loading ----------------------------------------------------------------
+
+    def err(self, msg: str) -> None:
+        self.errors.append(msg)
+
+    def rel(self, p: Path) -> str:
+        try:
+            return str(p.resolve().relative_to(self.root.parent))
+        except ValueError:
+            return str(p)
+
+    def load(self) -> None:
+        tf_files = sorted(
+            p for p in self.root.rglob("*.tf")
+            if ".terraform" not in p.parts
+        )
+        if not tf_files:
+            self.err(f"no .tf files under {self.root}")
+        for p in tf_files:
+            d = self.dirs.setdefault(p.parent.resolve(), ModuleDir(p.parent.resolve()))
+            try:
+                with p.open(encoding="utf-8") as fh:
+                    d.files[self.rel(p)] = strip_meta(hcl2.load(fh))
+                self.files_parsed += 1
+            except Exception as e:  # noqa: BLE001 - report any parser failure
+                self.err(f"{self.rel(p)}: does not parse: {type(e).__name__}: {e}")
+
+    def declare(self, table: dict, key: str, decl: Decl, what: str) -> None:
+        if key in table:
+            self.err(f"{decl.file}: duplicate {what} {key!r} (also in {table[key].file})")
+        else:
+            table[key] = decl
+
+    def index(self, d: ModuleDir) -> None:
+        for fname, doc in d.files.items():
+            for tf in doc.get("terraform", []):
+                for rp in tf.get("required_providers", []):
+                    d.providers.update(rp)
+            for block in doc.get("variable", []):
+                for name, body in block.items():
+                    name = unquote(name)
+                    self.declare(d.variables, name, Decl(fname), "variable")
+                    d.variable_has_default[name] = "default" in body
+                    d.variable_defaults[name] = body.get("default")
+            for block in doc.get("locals", []):
+                for name in block:
+                    self.declare(d.locals, name, Decl(fname), "local")
+            for block in doc.get("resource", []):
+                for rtype, named in block.items():
+                    for rname, body in named.items():
+                        key = f"{unquote(rtype)}.{unquote(rname)}"
+                        counted = "count" in body or "for_each" in body
+                        self.declare(d.resources, key, Decl(fname, counted), "resource")
+                        d.resource_bodies[key] = body
+            data_blocks = list(doc.get("data", []))
+            for chk in doc.get("check", []):
+                for _, body in chk.items():
+                    if isinstance(body, dict):
+                        data_blocks.extend(body.get("data", []))
+            for block in data_blocks:
+                for dtype, named in block.items():
+                    for dname, body in named.items():
+                        key = f"{unquote(dtype)}.{unquote(dname)}"
+                        counted = "count" in body or "for_each" in body
+                        self.declare(d.data, key, Decl(fname, counted), "data source")
+            for block in doc.get("module", []):
+                for mname, body in block.items():
+                    mname = unquote(mname)
+                    counted = "count" in body or "for_each" in body
+                    self.declare(d.modules, mname, Decl(fname, counted), "module")
+                    d.module_bodies[mname] = body
+            for block in doc.get("output", []):
+                for oname in block:
+                    self.declare(d.outputs, unquote(oname), Decl(fname), "output")
+        d.providers |= BUILTIN_PROVIDERS
+        if not d.providers - BUILTIN_PROVIDERS:
+            # A directory without required_providers (none here) would still
+            # use the google provider implicitly.
+            d.providers.add("google")
+
+    # --- reference collection ------------------------------------------------------
+
+    def collect(self, d: ModuleDir) -> None:
+        for fname, doc in d.files.items():
+            for top, blocks in doc.items():
+                for block in blocks if isinstance(blocks, list) else [blocks]:
+                    self.walk(d, fname, top, block, skip_type=(top == "variable"))
+
+    def walk(self, d: ModuleDir, fname: str, where: str, node, skip_type: bool = False) -> None:
+        if isinstance(node, dict):
+            for k, v in node.items():
+                # A variable's type constraint is not an expression with references.
+                if skip_type and k == "type":
+                    continue
+                self.walk(d, fname, f"{where}.{unquote(k)}", v, skip_type)
+        elif isinstance(node, list):
+            for item in node:
+                self.walk(d, fname, where, item, skip_type)
+        elif isinstance(node, str):
+            self.scan(d, fname, where, node)
+
+    def scan(self, d: ModuleDir, fname: str, where: str, value: str) -> None:
+        text = expression_text(value)
+        taken: list[tuple[int, int]] = []
+        for m in RE_REF.finditer(text):
+            kind, a, b = m.group(1), m.group(2), m.group(3)
+            if kind == "data":
+                if b is None:
+                    self.err(f"{fname}: {where}: malformed data reference {m.group(0)!r}")
+                    continue
+                name, attr, end = f"{a}.{b}", None, m.end()
+            elif kind == "module":
+                name, attr, end = a, b, m.end()
+            else:
+                name, attr, end = a, None, m.end(2)
+            following = text[end:end + 1]
+            d.refs.append(Ref(fname, where, kind, name, attr, following))
+            taken.append((m.start(), m.end()))
+        for m in RE_RES.finditer(text):
+            if any(s <= m.start() < e for s, e in taken):
+                continue
+            rtype = m.group(1)
+            if rtype.split("_", 1)[0] not in d.providers:
+                continue  # an iterator or object attribute such as push_config.value
+            following = text[m.end():m.end() + 1]
+            d.refs.append(Ref(fname, where, "resource", f"{rtype}.{m.group(2)}", None, following))
+
+    # --- resolution ---------------------------------------------------------------------
+
+    def resolve(self, d: ModuleDir) -> None:
+        used_vars: set[str] = set()
+        used_locals: set[str] = set()
+        used_data: set[str] = set()
+        for r in d.refs:
+            self.references_checked += 1
+            loc = f"{r.file}: {r.where}"
+            if r.kind == "var":
+                used_vars.add(r.name)
+                if r.name not in d.variables:
+                    self.err(f"{loc}: var.{r.name} is not declared")
+            elif r.kind == "local":
+                used_locals.add(r.name)
+                if r.name not in d.locals:
+                    self.err(f"{loc}: local.{r.name} is not declared")
+            elif r.kind == "data":
+                used_data.add(r.name)
+                self.check_instance(loc, f"data.{r.name}", d.data.get(r.name), r.following)
+            elif r.kind == "resource":
+                self.check_instance(loc, r.name, d.resources.get(r.name), r.following)
+            elif r.kind == "module":
+                decl = d.modules.get(r.name)
+                if decl is None:
+                    self.err(f"{loc}: module.{r.name} is not declared")
+                    continue
+                if decl.counted and r.attr is not None:
+                    self.err(f"{loc}: module.{r.name} has count/for_each; index it before reading .{r.attr}")
+                if r.attr is not None:
+                    target = self.module_target(d, r.name)
+                    if target is not None and r.attr not in target.outputs:
+                        self.err(f"{loc}: module.{r.name}.{r.attr}: the module has no output {r.attr!r}")
+        for name, decl in d.variables.items():
+            if name not in used_vars:
+                self.err(f"{decl.file}: variable {name!r} is declared but never used")
+        for name, decl in d.locals.items():
+            if name not in used_locals:
+                self.err(f"{decl.file}: local {name!r} is declared but never used")
+        for name, decl in d.data.items():
+            if name not in used_data:
+                self.warnings.append(f"{decl.file}: data.{name} is never used")
+
+    def check_instance(self, loc: str, label: str, decl: Decl | None, following: str) -> None:
+        if decl is None:
+            self.err(f"{loc}: {label} is not declared")
+        elif decl.counted and following == ".":
+            self.err(f"{loc}: {label} has count/for_each; index it before reading an attribute")
+        elif not decl.counted and following == "[":
+            self.err(f"{loc}: {label} has no count/for_each and cannot be indexed")
+
+    def module_target(self, d: ModuleDir, name: str) -> ModuleDir | None:
+        source = unquote(str(d.module_bodies[name].get("source", "")))
+        if not source.startswith(("./", "../")):
+            return None  # registry or git module: not checkable offline
+        target = (d.path / source).resolve()
+        return self.dirs.get(target)
+
+    def check_module_calls(self, d: ModuleDir) -> None:
+        for name, body in d.module_bodies.items():
+            source = unquote(str(body.get("source", "")))
+            loc = f"{d.modules[name].file}: module.{name}"
+            target = self.module_target(d, name)
+            if target is None:
+                if source.startswith(("./", "../")):
+                    self.err(f"{loc}: source {source!r} is not a directory with .tf files under {self.root}")
+                continue
+            args = set(body) - MODULE_META_ARGS
+            for a in sorted(args - set(target.variables)):
+                self.err(f"{loc}: argument {a!r} is not a variable of {source}")
+            for v, has_default in sorted(target.variable_has_default.items()):
+                if not has_default and v not in args:
+                    self.err(f"{loc}: required variable {v!r} of {source} is not set")
+            self.references_checked += len(args)
+
+    # --- contract checks (DESIGN.md, pre-flight checklist) -------------------------------
+
+    def contract(self, cond: bool, msg: str) -> None:
+        self.contract_checks += 1
+        if not cond:
+            self.err(f"contract: {msg}")
+
+    def check_contracts(self, d: ModuleDir) -> None:
+        subs = {k: v for k, v in d.resource_bodies.items() if k.startswith("google_pubsub_subscription.")}
+        if not subs:
+            return  # an example: only the module itself carries the topology
+
+        def first(body, key):
+            v = body.get(key)
+            return v[0] if isinstance(v, list) and v and isinstance(v[0], dict) else None
+
+        def refs_in(v) -> str:
+            return expression_text(v) if isinstance(v, str) else ""
+
+        def base(v) -> str:
+            # '${google_x.y["k"].id}' -> 'google_x.y["k"]' (raw text: the key matters)
+            t = v.strip() if isinstance(v, str) else ""
+            if t.startswith("${") and t.endswith("}"):
+                t = t[2:-1].strip()
+            return re.sub(r"\.(id|name|email|member)$", "", t)
+
+        iam = {k: v for k, v in d.resource_bodies.items() if "_iam_member." in k}
+        agent = "local.pubsub_service_agent"
+
+        # Design defaults.
+        for var, want in DESIGN_DEFAULTS.items():
+            self.contract(d.variable_defaults.get(var) == want,
+                          f"variable {var} defaults to {d.variable_defaults.get(var)!r}, DESIGN.md §2 says {want!r}")
+        names_type = ""
+        for doc in d.files.values():
+            for block in doc.get("variable", []):
+                if '"names"' in block:
+                    names_type = block['"names"'].get("type", "")
+        for attr, want in DESIGN_NAMES.items():
+            self.contract(re.search(rf'\b{attr}\s*=\s*optional\(string,\s*"{re.escape(want)}"\)', names_type) is not None,
+                          f"names.{attr} must default to {want!r} (DESIGN.md §2)")
+        dflt = d.variable_defaults
+        self.contract(isinstance(dflt.get("request_timeout_seconds"), (int, float)) and
+                      dflt["request_timeout_seconds"] > max(dflt.get("requests_ack_deadline_seconds", 0),
+                                                            dflt.get("operations_ack_deadline_seconds", 0)),
+                      "default request_timeout_seconds must exceed the longest default ack deadline")
+        self.contract(dflt.get("watch_hold_seconds", 0) < dflt.get("operations_ack_deadline_seconds", 0),
+                      "default WATCH_HOLD must be below the operations ack deadline")
+
+        endpoints = []
+        for key, body in subs.items():
+            # Subscriptions must never expire (a quiet dead-letter subscription would vanish).
+            exp = first(body, "expiration_policy")
+            self.contract(exp is not None and exp.get("ttl") in ('""', ""),
+                          f"{key} needs expiration_policy {{ ttl = \"\" }}")
+            push = first(body, "push_config")
+            if push is not None:
+                endpoints.append(push.get("push_endpoint", ""))
+                oidc = first(push, "oidc_token")
+                self.contract(oidc is not None, f"{key}: push without oidc_token")
+                if oidc is None:
+                    continue
+                self.contract(bool(refs_in(oidc.get("audience", "")).strip()),
+                              f"{key}: oidc_token.audience must be explicit and equal PUSH_AUDIENCE")
+                sa = base(oidc.get("service_account_email", ""))
+                self.contract(any(k.startswith("google_service_account_iam_member.") and
+                                  base(b.get("service_account_id")) == sa and
+                                  "serviceAccountTokenCreator" in str(b.get("role")) and
+                                  agent in refs_in(b.get("member"))
+                                  for k, b in iam.items()),
+                              f"{key}: the Pub/Sub service agent needs token creator on {sa}")
+                self.contract(any(k.startswith("google_cloud_run_v2_service_iam_member.") and
+                                  "run.invoker" in str(b.get("role")) and base(b.get("member")) == sa
+                                  for k, b in iam.items()),
+                              f"{key}: {sa} needs roles/run.invoker on the service")
+            dlp = first(body, "dead_letter_policy")
+            if dlp is not None:
+                topic = base(dlp.get("dead_letter_topic"))
+                self.contract(any(base(b.get("topic")) == topic for b in subs.values()),
+                              f"{key}: dead-letter topic {topic} has no subscription (its messages would be dropped)")
+                self.contract(any(k.startswith("google_pubsub_topic_iam_member.") and base(b.get("topic")) == topic
+                                  and "pubsub.publisher" in str(b.get("role")) and agent in refs_in(b.get("member"))
+                                  for k, b in iam.items()),
+                              f"{key}: the Pub/Sub service agent needs publisher on {topic}")
+                self.contract(any(k.startswith("google_pubsub_subscription_iam_member.") and base(b.get("subscription")) == key
+                                  and "pubsub.subscriber" in str(b.get("role")) and agent in refs_in(b.get("member"))
+                                  for k, b in iam.items()),
+                              f"{key}: the Pub/Sub service agent needs subscriber on it")
+        for path in ("/pubsub/copy-requests", "/pubsub/copy-operations"):
+            self.contract(any(str(e).endswith(f'{path}"') for e in endpoints),
+                          f"no push subscription delivers to {path} (DESIGN.md §2)")
+
+        # Only the push account (and explicit direct callers) may invoke; nothing public.
+        for fname, doc in d.files.items():
+            self.contract("allUsers" not in json.dumps(doc) and "allAuthenticatedUsers" not in json.dumps(doc),
+                          f"{fname}: grants to allUsers/allAuthenticatedUsers are not allowed")
+
+        # Environment names are those of DESIGN.md §5, and PORT is left to Cloud Run.
+        env_keys: set[str] = set()
+        for doc in d.files.values():
+            for block in doc.get("locals", []):
+                env = block.get("worker_env")
+                if isinstance(env, str):
+                    env_keys |= set(re.findall(r"\b([A-Z][A-Z0-9_]+)\s*=", expression_text(env)))
+        self.contract(bool(env_keys), "local.worker_env (the worker's environment) not found")
+        unknown = env_keys - DESIGN_ENV
+        self.contract(not unknown, f"worker env sets names not in DESIGN.md §5: {sorted(unknown)}")
+        self.contract("PORT" not in env_keys, "worker env must not set PORT (Cloud Run sets it)")
+
+    # --- driver ----------------------------------------------------------------------
+
+    def run(self) -> int:
+        self.load()
+        for d in self.dirs.values():
+            self.index(d)
+        for d in self.dirs.values():
+            self.collect(d)
+            self.resolve(d)
+            self.check_module_calls(d)
+            self.check_contracts(d)
+        for w in self.warnings:
+            print(f"warning: {w}", file=sys.stderr)
+        for e in self.errors:
+            print(f"error: {e}", file=sys.stderr)
+        return 1 if self.errors else 0
+
+
+# Self-test: each mutation of a copy of the module must be caught. Proves the
+# checker is not vacuous (a checker that finds nothing also "passes").
+MUTATIONS = [
+    ("undeclared variable", "run.tf", "var.concurrency", "var.concurency"),
+    ("undeclared local", "run.tf", "local.longest_ack_deadline", "local.longest_ack"),
+    ("for_each resource read without index", "pubsub.tf",
+     'topic   = google_pubsub_topic.topic["requests"].id', "topic   = google_pubsub_topic.topic.id"),
+    ("single resource indexed", "run.tf", "google_service_account.worker.email", "google_service_account.worker[0].email"),
+    ("undeclared resource", "iam.tf", "google_service_account.push.name", "google_service_account.pusher.name"),
+    ("missing module output", "examples/basic/main.tf", "module.copy_worker.topics", "module.copy_worker.topicz"),
+    ("unknown module argument", "examples/basic/main.tf", "max_instances ", "max_instancez "),
+    ("unparsable file", "wif.tf", 'resource "google_iam_workload_identity_pool" "aws" {',
+     'resource "google_iam_workload_identity_pool" "aws" {{'),
+    ("subscription that can expire", "pubsub.tf", 'expiration_policy {\n    ttl = ""\n  }', ""),
+    ("dead-letter topic without subscription", "pubsub.tf",
+     'topic   = google_pubsub_topic.topic["dead_letter"].id\n  labels',
+     'topic   = google_pubsub_topic.topic["completions"].id\n  labels'),
+    ("service agent not subscriber on the request subscription", "iam.tf",
+     "subscription = google_pubsub_subscription.requests_push.name",
+     "subscription = google_pubsub_subscription.operations_push.name"),
+    ("push without explicit audience", "pubsub.tf", "audience              = local.push_audience", "audience = null"),
+    ("ack deadline off the design", "variables.tf", "default     = 300", "default     = 200"),
+    ("env name not in DESIGN.md", "run.tf", "LOG_FORMAT ", "LOG_FORMATS"),
+    ("public invoker", "run.tf", "member   = google_service_account.push.member", 'member   = "allUsers"'),
+]
+
+
+def self_test(root: Path) -> int:
+    failures = 0
+    with tempfile.TemporaryDirectory(prefix="verify-refs-selftest-") as tmp:
+        for what, fname, old, new in MUTATIONS:
+            copy = Path(tmp) / "terraform"
+            shutil.rmtree(copy, ignore_errors=True)
+            shutil.copytree(root, copy, ignore=shutil.ignore_patterns(".terraform", "__pycache__"))
+            target = copy / fname
+            text = target.read_text(encoding="utf-8")
+            if old not in text:
+                print(f"self-test: {what}: pattern not found in {fname} (update MUTATIONS)", file=sys.stderr)
+                failures += 1
+                continue
+            target.write_text(text.replace(old, new, 1), encoding="utf-8")
+            c = Checker(copy)
+            with contextlib.redirect_stderr(io.StringIO()):
+                rc = c.run()
+            if rc == 0:
+                print(f"self-test: {what}: NOT detected", file=sys.stderr)
+                failures += 1
+    print(f"verify_refs self-test: {len(MUTATIONS) - failures}/{len(MUTATIONS)} mutations detected")
+    return 1 if failures else 0
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("root", type=Path, help="the terraform/ directory")
+    ap.add_argument("--summary", type=Path, help="write counts as JSON to this file")
+    ap.add_argument("--self-test", action="store_true", help="check that seeded mistakes are caught")
+    args = ap.parse_args()
+    if args.self_test:
+        return self_test(args.root)
+    c = Checker(args.root)
+    rc = c.run()
+    summary = {
+        "files": c.files_parsed,
+        "directories": len(c.dirs),
+        "references": c.references_checked,
+        "contract_checks": c.contract_checks,
+        "errors": len(c.errors),
+    }
+    if args.summary:
+        args.summary.write_text(json.dumps(summary))
+    status = "OK" if rc == 0 else f"FAILED ({len(c.errors)} errors)"
+    print(f"verify_refs {status}: {c.files_parsed} files in {len(c.dirs)} directories, "
+          f"{c.references_checked} references, {c.contract_checks} contract checks")
+    return rc
+
+
+if __name__ == "__main__":
+    sys.exit(main())
