@@ -386,7 +386,7 @@ mod tests {
     #[test]
     fn message_carries_request_id_and_traceparent_attributes() {
         let req = validate(
-            br#"{"request_id":"r1","source_model":"projects/s/locations/us-central1/models/1","destination":{"project":"d"}}"#,
+            br#"{"request_id":"r1","source_model":"projects/src-proj/locations/us-central1/models/1","destination":{"project":"dst-proj"}}"#,
             &Defaults::default(),
         )
         .unwrap();

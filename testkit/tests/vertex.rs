@@ -189,7 +189,11 @@ async fn model_names_with_a_version_reach_the_fake_unencoded() {
     let call = fake.calls().pop().expect("call");
     // The Rust client does not percent-encode `@` in paths; the fake would decode `%40` anyway.
     assert_eq!(call.raw_path, format!("/v1/{SOURCE}@1"));
-    assert!(call.query.contains("$alt=json;enum-encoding=int"), "{}", call.query);
+    assert!(
+        call.query.contains("$alt=json;enum-encoding=int"),
+        "{}",
+        call.query
+    );
 }
 
 #[tokio::test]
