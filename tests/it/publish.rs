@@ -401,3 +401,18 @@ async fn two_waiters_on_one_subscription_each_get_their_own_events() {
         assert!(events.iter().all(|e| e["status"] == "succeeded"));
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publishing_to_a_topic_that_does_not_exist_exits_4_and_prints_no_request() {
+    let app = spawn_app("pub-no-topic", Knobs::default()).await;
+    let run = publish_cli(
+        &app,
+        &["--topic", "no-such-topic", "--source-model", SRC],
+        None,
+        &[],
+    )
+    .await;
+    assert_eq!(run.code, 4, "{}\n{}", run.stdout, run.stderr);
+    assert!(run.stdout.is_empty(), "{}", run.stdout);
+    assert!(run.stderr.contains("no-such-topic"), "{}", run.stderr);
+}
