@@ -1,1 +1,418 @@
-//! `copy-worker publish` against the emulator (to be written).
+//! `copy-worker publish` as a subprocess against the emulator, with the worker and the Vertex
+//! fake answering for `--wait` (issue #4, item 5).
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use serde_json::Value;
+use testkit::pubsub::Inbox;
+use testkit::vertex::CopyScript;
+use tokio::io::AsyncWriteExt;
+use tokio::process::Command;
+
+use crate::helpers::{Knobs, SRC, TestApp, emulator, request, spawn_app};
+
+const MISSING_SRC: &str = "projects/src-proj/locations/us-central1/models/404404";
+
+/// What one `copy-worker publish` run left behind.
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+impl Run {
+    /// Each stdout line parsed as JSON.
+    fn lines(&self) -> Vec<Value> {
+        self.stdout
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l:?}: {e}")))
+            .collect()
+    }
+}
+
+/// `copy-worker publish ARGS` wired to the test's emulator project, with `stdin` piped in.
+async fn publish_cli(
+    app: &TestApp,
+    args: &[&str],
+    stdin: Option<&str>,
+    env: &[(&str, &str)],
+) -> Run {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_copy-worker"));
+    cmd.arg("publish")
+        .args(args)
+        .env("PUBSUB_EMULATOR_HOST", emulator().host())
+        .env("GOOGLE_CLOUD_PROJECT", &app.topology.project)
+        .env("TARGET_PROJECT", "dst-proj")
+        .env_remove("TRACEPARENT")
+        .env_remove("COPY_REQUESTS_TOPIC")
+        .env_remove("SOURCE_PROJECT")
+        .env_remove("LOCATION")
+        .envs(env.iter().copied())
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    let mut child = cmd.spawn().expect("spawn copy-worker publish");
+    if let Some(text) = stdin {
+        let mut pipe = child.stdin.take().unwrap();
+        pipe.write_all(text.as_bytes()).await.unwrap();
+    }
+    let out = tokio::time::timeout(Duration::from_secs(120), child.wait_with_output())
+        .await
+        .expect("copy-worker publish finished within 120 s")
+        .unwrap();
+    Run {
+        code: out.status.code().expect("exit code"),
+        stdout: String::from_utf8(out.stdout).unwrap(),
+        stderr: String::from_utf8(out.stderr).unwrap(),
+    }
+}
+
+/// A pull subscription on copy-requests, opened before publishing: it sees every request.
+async fn requests_inbox(app: &TestApp) -> Inbox {
+    app.topology
+        .create_pull_subscription("seen-requests", "copy-requests")
+        .await
+        .unwrap();
+    Inbox::open(&app.topology, "seen-requests").await.unwrap()
+}
+
+async fn waiters_subscription(app: &TestApp) -> &'static str {
+    app.topology
+        .create_pull_subscription("waiters", "copy-completions")
+        .await
+        .unwrap();
+    "waiters"
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publish_from_flags_sends_the_normalised_request_with_request_id_and_traceparent() {
+    let app = spawn_app("pub-flags", Knobs::default()).await;
+    let seen = requests_inbox(&app).await;
+    let tp = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+    let run = publish_cli(
+        &app,
+        &[
+            "--source-model",
+            SRC,
+            "--destination-location",
+            "europe-west4",
+            "--destination-model-id",
+            "target-flags",
+            "--request-id",
+            "flags-1",
+            "--context",
+            "pipeline=it",
+            "--context",
+            "commit=a1b2",
+        ],
+        None,
+        &[("TRACEPARENT", tp)],
+    )
+    .await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let lines = run.lines();
+    assert_eq!(lines.len(), 1, "{}", run.stdout);
+    assert_eq!(lines[0]["request_id"], "flags-1");
+    let message_id = lines[0]["message_id"].as_str().unwrap().to_owned();
+
+    let msg = seen
+        .wait_for(1, Duration::from_secs(20), |m| m.message_id == message_id)
+        .await
+        .unwrap()
+        .remove(0);
+    assert_eq!(msg.attribute("request_id"), Some("flags-1"));
+    assert_eq!(msg.attribute("traceparent"), Some(tp));
+    let data = msg.json();
+    assert_eq!(data["source_model"], SRC);
+    assert_eq!(
+        data["destination"]["project"], "dst-proj",
+        "TARGET_PROJECT applied"
+    );
+    assert_eq!(data["destination"]["model_id"], "target-flags");
+    assert_eq!(data["context"]["commit"], "a1b2");
+    let ev = app.completion_of("flags-1", 1, 60).await.remove(0).json();
+    assert_eq!(
+        ev["status"], "succeeded",
+        "the worker accepts what publish sent"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publish_from_json_lines_on_stdin_prints_one_line_per_request_in_input_order() {
+    let app = spawn_app("pub-jsonl", Knobs::default()).await;
+    let seen = requests_inbox(&app).await;
+    let text = format!(
+        "{}\n\n{}\n{}\n",
+        request("jl-1", "target-jl-1"),
+        request("jl-2", "target-jl-2"),
+        // Bare id resolved with SOURCE_PROJECT/LOCATION, request id derived.
+        r#"{"source_model":"1001","destination":{"model_id":"target-jl-3"}}"#,
+    );
+    let run = publish_cli(
+        &app,
+        &["--file", "-"],
+        Some(&text),
+        &[("SOURCE_PROJECT", "src-proj"), ("LOCATION", "us-central1")],
+    )
+    .await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let lines = run.lines();
+    assert_eq!(lines.len(), 3, "{}", run.stdout);
+    assert_eq!(lines[0]["request_id"], "jl-1");
+    assert_eq!(lines[1]["request_id"], "jl-2");
+    let derived = lines[2]["request_id"].as_str().unwrap();
+    assert_eq!(derived.len(), 32, "derived request id: {derived}");
+
+    let all = seen
+        .wait_for(3, Duration::from_secs(20), |_| true)
+        .await
+        .unwrap();
+    for line in &lines {
+        let m = all
+            .iter()
+            .find(|m| Some(m.message_id.as_str()) == line["message_id"].as_str())
+            .unwrap_or_else(|| panic!("{line} was not received"));
+        assert_eq!(m.attribute("request_id"), line["request_id"].as_str());
+    }
+    let third = all
+        .iter()
+        .find(|m| m.attribute("request_id") == Some(derived))
+        .unwrap();
+    assert_eq!(third.json()["source_model"], SRC);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_invalid_line_rejects_the_whole_file_and_publishes_nothing() {
+    let app = spawn_app("pub-invalid", Knobs::default()).await;
+    let seen = requests_inbox(&app).await;
+    let dir = std::env::temp_dir().join(format!("publish-invalid-{}", app.topology.project));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("requests.jsonl");
+    let bad = format!(r#"{{"source_model":"{SRC}","destination":{{"model_id":"Not_Valid!"}}}}"#);
+    std::fs::write(
+        &file,
+        format!("{}\n{bad}\n", request("bad-file-1", "target-ok")),
+    )
+    .unwrap();
+
+    let run = publish_cli(&app, &["--file", file.to_str().unwrap()], None, &[]).await;
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(run.stdout.is_empty(), "{}", run.stdout);
+    assert!(
+        run.stderr
+            .contains("line 2: destination.model_id: must match"),
+        "{}",
+        run.stderr
+    );
+
+    // A sentinel published afterwards proves the inbox works; it must be the only message.
+    let sentinel = publish_cli(
+        &app,
+        &["--source-model", SRC, "--request-id", "sentinel"],
+        None,
+        &[],
+    )
+    .await;
+    assert_eq!(sentinel.code, 0, "{}", sentinel.stderr);
+    seen.wait_for(1, Duration::from_secs(20), |m| {
+        m.attribute("request_id") == Some("sentinel")
+    })
+    .await
+    .unwrap();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let ids: Vec<_> = seen
+        .snapshot()
+        .iter()
+        .map(|m| m.attribute("request_id").map(str::to_owned))
+        .collect();
+    assert_eq!(ids, vec![Some("sentinel".to_owned())]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wait_exits_0_and_prints_the_event_when_the_copy_succeeds() {
+    let app = spawn_app("pub-wait-ok", Knobs::default()).await;
+    let sub = waiters_subscription(&app).await;
+    let run = publish_cli(
+        &app,
+        &[
+            "--source-model",
+            SRC,
+            "--destination-model-id",
+            "target-wait-ok",
+            "--request-id",
+            "wait-ok",
+            "--wait",
+            "--completions-subscription",
+            sub,
+            "--timeout",
+            "90s",
+        ],
+        None,
+        &[],
+    )
+    .await;
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    let lines = run.lines();
+    assert_eq!(lines.len(), 2, "{}", run.stdout);
+    assert_eq!(lines[0]["request_id"], "wait-ok");
+    assert!(lines[0]["message_id"].is_string());
+    assert_eq!(lines[1]["request_id"], "wait-ok");
+    assert_eq!(lines[1]["status"], "succeeded");
+    assert_eq!(
+        lines[1]["destination_model"],
+        "projects/dst-proj/locations/us-central1/models/target-wait-ok"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wait_exits_1_when_one_copy_fails_and_another_is_rejected_by_the_worker() {
+    let app = spawn_app("pub-wait-fail", Knobs::default()).await;
+    let sub = waiters_subscription(&app).await;
+    // Publish accepts any https callback host; this worker allows none, so it rejects.
+    let text = format!(
+        "{}\n{}\n{}\n",
+        request("wf-ok", "target-wf-ok"),
+        format_args!(r#"{{"request_id":"wf-missing","source_model":"{MISSING_SRC}"}}"#),
+        format_args!(
+            r#"{{"request_id":"wf-hook","source_model":"{SRC}","callback_url":"https://hooks.example.com/done"}}"#
+        ),
+    );
+    let run = publish_cli(
+        &app,
+        &[
+            "--file",
+            "-",
+            "--wait",
+            "--completions-subscription",
+            sub,
+            "--timeout",
+            "90s",
+        ],
+        Some(&text),
+        &[],
+    )
+    .await;
+    assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
+    let events: Vec<Value> = run.lines().into_iter().skip(3).collect();
+    let status_of = |id: &str| {
+        let found: Vec<&Value> = events.iter().filter(|e| e["request_id"] == id).collect();
+        assert_eq!(found.len(), 1, "one event for {id}: {}", run.stdout);
+        found[0]["status"].as_str().unwrap().to_owned()
+    };
+    assert_eq!(status_of("wf-ok"), "succeeded");
+    assert_eq!(status_of("wf-missing"), "failed");
+    assert_eq!(status_of("wf-hook"), "rejected");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wait_exits_3_and_names_the_pending_request_when_the_timeout_passes() {
+    let app = spawn_app("pub-wait-slow", Knobs::default()).await;
+    app.vertex.script(
+        SRC,
+        CopyScript {
+            duration: Duration::from_secs(600),
+            ..Default::default()
+        },
+    );
+    let sub = waiters_subscription(&app).await;
+    let started = std::time::Instant::now();
+    let run = publish_cli(
+        &app,
+        &[
+            "--source-model",
+            SRC,
+            "--request-id",
+            "wait-slow",
+            "--wait",
+            "--completions-subscription",
+            sub,
+            "--timeout",
+            "4s",
+        ],
+        None,
+        &[],
+    )
+    .await;
+    assert_eq!(run.code, 3, "{}\n{}", run.stdout, run.stderr);
+    assert_eq!(
+        run.lines().len(),
+        1,
+        "only the publish line: {}",
+        run.stdout
+    );
+    assert!(
+        run.stderr.contains("timed out") && run.stderr.contains("wait-slow"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_waiters_on_one_subscription_each_get_their_own_events() {
+    let app = spawn_app("pub-two", Knobs::default()).await;
+    let sub = waiters_subscription(&app).await;
+    let jsonl = |a: &str, b: &str| {
+        format!(
+            "{}\n{}\n",
+            request(a, &format!("target-{a}")),
+            request(b, &format!("target-{b}"))
+        )
+    };
+    let (text_a, text_b) = (jsonl("two-a1", "two-a2"), jsonl("two-b1", "two-b2"));
+    let args = [
+        "--file",
+        "-",
+        "--wait",
+        "--completions-subscription",
+        sub,
+        "--timeout",
+        "90s",
+    ];
+    let (a, b) = tokio::join!(
+        publish_cli(&app, &args, Some(&text_a), &[]),
+        publish_cli(&app, &args, Some(&text_b), &[]),
+    );
+    for (run, own, other) in [(&a, "two-a", "two-b"), (&b, "two-b", "two-a")] {
+        assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+        let events: Vec<Value> = run.lines().into_iter().skip(2).collect();
+        let mut ids: Vec<&str> = events
+            .iter()
+            .map(|e| e["request_id"].as_str().unwrap())
+            .collect();
+        ids.sort();
+        assert_eq!(
+            ids,
+            [format!("{own}1"), format!("{own}2")],
+            "{}",
+            run.stdout
+        );
+        assert!(!run.stdout.contains(other), "{}", run.stdout);
+        assert!(events.iter().all(|e| e["status"] == "succeeded"));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publishing_to_a_topic_that_does_not_exist_exits_4_and_prints_no_request() {
+    let app = spawn_app("pub-no-topic", Knobs::default()).await;
+    let run = publish_cli(
+        &app,
+        &["--topic", "no-such-topic", "--source-model", SRC],
+        None,
+        &[],
+    )
+    .await;
+    assert_eq!(run.code, 4, "{}\n{}", run.stdout, run.stderr);
+    assert!(run.stdout.is_empty(), "{}", run.stdout);
+    assert!(run.stderr.contains("no-such-topic"), "{}", run.stderr);
+}

@@ -1,0 +1,268 @@
+//! `publish --wait`: follows a completions subscription until every request it published has
+//! an event, taking only its own events.
+//!
+//! Several waiters may share one subscription (one per pipeline, say), and a pull
+//! subscription gives each message to one of them. So a waiter acks only the events of its
+//! own requests and hands every other event straight back (nack, which is an ack deadline of
+//! 0), so that Pub/Sub redelivers it at once, possibly to the waiter that owns it.
+
+use std::collections::BTreeSet;
+use std::io::Write;
+use std::time::Duration;
+
+use google_cloud_pubsub::client::Subscriber;
+use google_cloud_pubsub::model::Message;
+use google_cloud_pubsub::subscriber::ShutdownBehavior;
+use serde_json::{Value, json};
+use tokio::time::Instant;
+
+use crate::topics::Connection;
+
+/// How a wait ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WaitOutcome {
+    /// Every request has an event, and all say `succeeded`.
+    AllSucceeded,
+    /// Every request has an event, and at least one says `failed` or `rejected`.
+    SomeFailed,
+    /// The timeout passed first; these request ids have no event yet.
+    TimedOut { pending: Vec<String> },
+}
+
+/// The completions subscription could not be read.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum WaitError {
+    /// The subscriber client could not be built (credentials, endpoint).
+    #[error("connecting to Pub/Sub to pull {subscription}: {source}")]
+    Connect {
+        subscription: String,
+        #[source]
+        source: google_cloud_gax::client_builder::Error,
+    },
+    /// Pulling failed permanently, e.g. the subscription does not exist or the caller lacks
+    /// `roles/pubsub.subscriber` on it. The requests were published; their events stay on
+    /// the subscription for a later waiter.
+    #[error("pulling {subscription}: {source}")]
+    Pull {
+        subscription: String,
+        #[source]
+        source: google_cloud_pubsub::Error,
+    },
+    /// The stream ended without an error (not expected from the client).
+    #[error("pulling {subscription}: the stream ended")]
+    Ended { subscription: String },
+}
+
+/// What to do with one delivered event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// One of ours, seen for the first time: ack, print, and count its status.
+    Ours { request_id: String, succeeded: bool },
+    /// One of ours, already counted (at-least-once delivery): ack only.
+    Duplicate,
+    /// Someone else's: hand it back.
+    NotOurs,
+}
+
+/// The waiter's bookkeeping: which requests still lack an event, and whether any failed.
+#[derive(Debug)]
+pub struct Waiting {
+    pending: BTreeSet<String>,
+    done: BTreeSet<String>,
+    any_failed: bool,
+}
+
+impl Waiting {
+    pub fn new(request_ids: impl IntoIterator<Item = String>) -> Self {
+        Self {
+            pending: request_ids.into_iter().collect(),
+            done: BTreeSet::new(),
+            any_failed: false,
+        }
+    }
+
+    /// Classifies an event by its `request_id` attribute (or, failing that, its data) and
+    /// records it when it is the first one for a pending request.
+    pub fn judge(&mut self, request_id: Option<&str>, status: Option<&str>) -> Verdict {
+        let Some(id) = request_id else {
+            return Verdict::NotOurs;
+        };
+        if self.done.contains(id) {
+            return Verdict::Duplicate;
+        }
+        if !self.pending.remove(id) {
+            return Verdict::NotOurs;
+        }
+        self.done.insert(id.to_owned());
+        // Anything but an explicit success counts as a failure: an unknown status must not
+        // make a pipeline carry on.
+        let succeeded = status == Some("succeeded");
+        self.any_failed |= !succeeded;
+        Verdict::Ours {
+            request_id: id.to_owned(),
+            succeeded,
+        }
+    }
+
+    pub fn is_finished(&self) -> bool {
+        self.pending.is_empty()
+    }
+
+    fn outcome(&self) -> WaitOutcome {
+        if !self.pending.is_empty() {
+            WaitOutcome::TimedOut {
+                pending: self.pending.iter().cloned().collect(),
+            }
+        } else if self.any_failed {
+            WaitOutcome::SomeFailed
+        } else {
+            WaitOutcome::AllSucceeded
+        }
+    }
+}
+
+/// The event as printed: its JSON data, or, for data that is not a JSON object, its
+/// attributes and data as text, so that a line is printed for every event counted.
+pub fn event_line(msg: &Message) -> Value {
+    match serde_json::from_slice::<Value>(&msg.data) {
+        Ok(v @ Value::Object(_)) => v,
+        _ => json!({
+            "request_id": msg.attributes.get("request_id"),
+            "status": msg.attributes.get("status"),
+            "data": String::from_utf8_lossy(&msg.data),
+        }),
+    }
+}
+
+fn request_id_and_status(msg: &Message, line: &Value) -> (Option<String>, Option<String>) {
+    let pick = |key: &str| {
+        msg.attributes
+            .get(key)
+            .cloned()
+            .or_else(|| line.get(key).and_then(Value::as_str).map(str::to_owned))
+    };
+    (pick("request_id"), pick("status"))
+}
+
+/// Pulls `subscription` until each of `request_ids` has an event or `timeout` passes, and
+/// writes each of its events to `out` as one JSON line.
+pub async fn wait(
+    conn: &Connection,
+    subscription: &str,
+    request_ids: Vec<String>,
+    timeout: Duration,
+    out: &mut (dyn Write + Send),
+) -> Result<WaitOutcome, WaitError> {
+    let deadline = Instant::now() + timeout;
+    let mut waiting = Waiting::new(request_ids);
+    let subscriber = subscriber(conn)
+        .await
+        .map_err(|source| WaitError::Connect {
+            subscription: subscription.to_owned(),
+            source,
+        })?;
+    // NackImmediately: on exit, our acks are sent and whatever is still leased goes back to
+    // the other waiters at once instead of after a lease expires.
+    let mut stream = subscriber
+        .subscribe(subscription)
+        .set_shutdown_behavior(ShutdownBehavior::NackImmediately)
+        .build();
+    let shutdown = stream.shutdown_token();
+    let result = loop {
+        if waiting.is_finished() {
+            break Ok(());
+        }
+        let (msg, handler) = match tokio::time::timeout_at(deadline, stream.next()).await {
+            Err(_elapsed) => break Ok(()),
+            Ok(Some(Ok(next))) => next,
+            Ok(Some(Err(source))) => {
+                break Err(WaitError::Pull {
+                    subscription: subscription.to_owned(),
+                    source,
+                });
+            }
+            Ok(None) => {
+                break Err(WaitError::Ended {
+                    subscription: subscription.to_owned(),
+                });
+            }
+        };
+        let line = event_line(&msg);
+        let (id, status) = request_id_and_status(&msg, &line);
+        match waiting.judge(id.as_deref(), status.as_deref()) {
+            Verdict::Ours { .. } => {
+                handler.ack();
+                // A closed stdout must not keep the waiter from acking and exiting.
+                let _ = writeln!(out, "{line}").and_then(|()| out.flush());
+            }
+            Verdict::Duplicate => handler.ack(),
+            Verdict::NotOurs => handler.nack(),
+        }
+    };
+    // Flushes the acks; bounded so that an unreachable service cannot hold the exit code.
+    let _ = tokio::time::timeout(Duration::from_secs(10), shutdown.shutdown()).await;
+    result.map(|()| waiting.outcome())
+}
+
+async fn subscriber(conn: &Connection) -> google_cloud_gax::client_builder::Result<Subscriber> {
+    let mut b = Subscriber::builder();
+    if let Some(host) = &conn.emulator_host {
+        b = b
+            .with_endpoint(format!("http://{host}"))
+            .with_credentials(google_cloud_auth::credentials::anonymous::Builder::new().build());
+    }
+    b.build().await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn waiter_counts_its_own_events_once_and_hands_back_the_rest() {
+        let mut w = Waiting::new(["a".to_string(), "b".to_string()]);
+        assert_eq!(w.judge(Some("x"), Some("succeeded")), Verdict::NotOurs);
+        assert_eq!(w.judge(None, Some("succeeded")), Verdict::NotOurs);
+        assert_eq!(
+            w.judge(Some("a"), Some("succeeded")),
+            Verdict::Ours {
+                request_id: "a".into(),
+                succeeded: true
+            }
+        );
+        assert_eq!(w.judge(Some("a"), Some("failed")), Verdict::Duplicate);
+        assert_eq!(
+            w.outcome(),
+            WaitOutcome::TimedOut {
+                pending: vec!["b".into()]
+            }
+        );
+        assert!(!w.is_finished());
+        w.judge(Some("b"), Some("succeeded"));
+        assert!(w.is_finished());
+        assert_eq!(w.outcome(), WaitOutcome::AllSucceeded);
+    }
+
+    #[test]
+    fn failed_rejected_or_unknown_status_makes_the_wait_fail() {
+        for status in [Some("failed"), Some("rejected"), Some("weird"), None] {
+            let mut w = Waiting::new(["a".to_string(), "b".to_string()]);
+            w.judge(Some("a"), Some("succeeded"));
+            w.judge(Some("b"), status);
+            assert_eq!(w.outcome(), WaitOutcome::SomeFailed, "{status:?}");
+        }
+    }
+
+    #[test]
+    fn request_id_falls_back_to_the_event_data() {
+        let msg = Message::new().set_data(bytes::Bytes::from_static(
+            br#"{"request_id":"r","status":"failed"}"#,
+        ));
+        let line = event_line(&msg);
+        assert_eq!(
+            request_id_and_status(&msg, &line),
+            (Some("r".into()), Some("failed".into()))
+        );
+    }
+}
