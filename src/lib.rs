@@ -12,6 +12,7 @@
 //! - [`event`]: the completion event (CloudEvents attributes) and the dead-letter message.
 //! - [`retry`]: which errors are transient, and the in-request backoff.
 //! - [`callback`]: signed webhook callbacks after a completion.
+//! - [`enqueue`]: `POST /v1/models/copy`, direct callers' requests published to `copy-requests`.
 //! - [`server`]: the HTTP routes and the one table from outcome to status code.
 //! - [`config`]: `serve`'s environment and flags, validated at start.
 //! - [`telemetry`]: Cloud Logging JSON or text logs.
@@ -21,6 +22,7 @@
 
 pub mod callback;
 pub mod config;
+pub mod enqueue;
 pub mod event;
 pub mod names;
 pub mod oidc;

@@ -10,6 +10,7 @@ use anyhow::Context as _;
 
 use crate::callback::Callbacks;
 use crate::config::{Config, PushAuthMode};
+use crate::enqueue::invoker_audiences;
 use crate::oidc::OidcAuth;
 use crate::pipeline::{Pipeline, Settings};
 use crate::push::{NoAuth, PushAuth};
@@ -41,13 +42,21 @@ pub async fn build_state(
     settings.max_attempts = cfg.max_attempts;
     settings.max_duration = cfg.max_duration;
     settings.watch_hold = cfg.watch_hold;
-    let push_auth: Arc<dyn PushAuth> = match cfg.push_auth {
-        PushAuthMode::None => Arc::new(NoAuth),
-        PushAuthMode::Oidc => Arc::new(OidcAuth::new(
-            &cfg.push_audiences,
-            &cfg.push_service_accounts,
-            cfg.push_jwks_url.as_deref(),
-        )),
+    let (push_auth, invoker_auth): (Arc<dyn PushAuth>, Arc<dyn PushAuth>) = match cfg.push_auth {
+        PushAuthMode::None => (Arc::new(NoAuth), Arc::new(NoAuth)),
+        PushAuthMode::Oidc => (
+            Arc::new(OidcAuth::new(
+                &cfg.push_audiences,
+                &cfg.push_service_accounts,
+                cfg.push_jwks_url.as_deref(),
+            )),
+            // With no INVOKER_SERVICE_ACCOUNTS every direct caller gets 403.
+            Arc::new(OidcAuth::new(
+                &invoker_audiences(&cfg.push_audiences),
+                &cfg.invoker_service_accounts,
+                cfg.push_jwks_url.as_deref(),
+            )),
+        ),
     };
     let pipeline = Pipeline {
         vertex,
@@ -60,6 +69,7 @@ pub async fn build_state(
         AppState {
             pipeline,
             push_auth,
+            invoker_auth,
         },
         topics,
     ))

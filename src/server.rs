@@ -22,6 +22,8 @@ pub const MAX_PUSH_BYTES: usize = 14 * 1024 * 1024;
 pub struct AppState {
     pub pipeline: Pipeline,
     pub push_auth: Arc<dyn PushAuth>,
+    /// Checks direct callers of `POST /v1/models/copy` (`INVOKER_SERVICE_ACCOUNTS`).
+    pub invoker_auth: Arc<dyn PushAuth>,
 }
 
 /// The router, built apart from serving so tests can call it without a socket.
@@ -30,6 +32,7 @@ pub fn app(state: AppState) -> Router {
         .route("/healthz", get(|| async { "ok" }))
         .route("/pubsub/copy-requests", post(copy_requests))
         .route("/pubsub/copy-operations", post(copy_operations))
+        .route("/v1/models/copy", post(crate::enqueue::enqueue))
         .with_state(state)
         // A panic in a handler answers 500 (Pub/Sub redelivers) instead of killing the process.
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(on_panic))

@@ -21,9 +21,9 @@ struct Watch {
     accepted_at: DateTime<Utc>,
 }
 
-fn parse_watch(msg: &PushMessage) -> Result<Watch, Rejection> {
-    // The data is the normalised request: it parses without any worker defaults.
-    let req = CopyRequest::parse(&msg.data, &Defaults::default())?;
+fn parse_watch(msg: &PushMessage, defaults: &Defaults) -> Result<Watch, Rejection> {
+    // The data is the normalised request: only the callback policy of the defaults applies.
+    let req = CopyRequest::parse(&msg.data, defaults)?;
     let operation = OperationName::parse(msg.attribute("operation").unwrap_or_default())?;
     let attempt = match msg.attribute("attempt") {
         None => 1,
@@ -62,7 +62,7 @@ impl Pipeline {
             msg,
             stage: FailedStage::Operation,
         };
-        let w = match parse_watch(msg) {
+        let w = match parse_watch(msg, &self.settings.defaults) {
             Ok(w) => w,
             Err(why) => return self.reject(&d, why).await,
         };

@@ -39,7 +39,6 @@ impl Default for Knobs {
 }
 
 pub struct TestApp {
-    #[allow(dead_code)]
     pub base_url: String,
     pub topology: Topology,
     pub vertex: VertexFake,

@@ -3,6 +3,7 @@
 //! Messages travel through the real emulator's push delivery into a worker served on a local
 //! port, which calls the `testkit` Vertex AI fake through the official client.
 
+mod enqueue;
 mod helpers;
 mod pipeline;
 
