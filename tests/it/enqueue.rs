@@ -9,15 +9,20 @@ use crate::helpers::{Knobs, SRC, TestApp, spawn_app};
 
 const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 
+/// A received callback: headers and body.
+type Hit = (HeaderMap, Vec<u8>);
+/// A scripted answer: status and optional `Location`.
+type Answer = (u16, Option<String>);
+
 /// A webhook receiver whose answers are scripted: it answers `script` in order, then 200.
 #[derive(Clone, Default)]
 struct Receiver {
-    got: Arc<Mutex<Vec<(HeaderMap, Vec<u8>)>>>,
-    script: Arc<Mutex<Vec<(u16, Option<String>)>>>,
+    got: Arc<Mutex<Vec<Hit>>>,
+    script: Arc<Mutex<Vec<Answer>>>,
 }
 
 impl Receiver {
-    async fn start(script: Vec<(u16, Option<String>)>) -> (Receiver, String) {
+    async fn start(script: Vec<Answer>) -> (Receiver, String) {
         let r = Receiver {
             got: Default::default(),
             script: Arc::new(Mutex::new(script)),
@@ -52,11 +57,11 @@ impl Receiver {
         (r, url)
     }
 
-    fn received(&self) -> Vec<(HeaderMap, Vec<u8>)> {
+    fn received(&self) -> Vec<Hit> {
         self.got.lock().unwrap().clone()
     }
 
-    async fn wait_for(&self, n: usize, secs: u64) -> Vec<(HeaderMap, Vec<u8>)> {
+    async fn wait_for(&self, n: usize, secs: u64) -> Vec<Hit> {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
         loop {
             let got = self.received();
@@ -221,7 +226,10 @@ async fn redirects_are_not_followed() {
         r#"{{"request_id":"cb-3","source_model":"{SRC}","destination":{{"model_id":"cb-redir"}},"callback_url":"{url}"}}"#
     );
     app.publish(&body).await;
-    assert_eq!(app.completion_of("cb-3", 1, 60).await[0].json()["status"], "succeeded");
+    assert_eq!(
+        app.completion_of("cb-3", 1, 60).await[0].json()["status"],
+        "succeeded"
+    );
     receiver.wait_for(2, 20).await;
     assert!(!receiver.received().is_empty());
     assert!(
