@@ -79,6 +79,9 @@ pub struct ServeArgs {
     /// Base URL of the Vertex AI API (default: regional endpoint per request).
     #[arg(long, env = "VERTEX_ENDPOINT")]
     pub vertex_endpoint: Option<String>,
+    /// Timeout of one attempt of one Vertex AI call (an addition to DESIGN.md §5).
+    #[arg(long, env = "VERTEX_CALL_TIMEOUT", default_value = "30s")]
+    pub vertex_call_timeout: String,
     /// Pub/Sub emulator host:port; used anonymously.
     #[arg(long, env = "PUBSUB_EMULATOR_HOST")]
     pub pubsub_emulator_host: Option<String>,
@@ -136,6 +139,7 @@ pub struct Config {
     pub push_jwks_url: Option<String>,
     pub invoker_service_accounts: Vec<String>,
     pub vertex_endpoint: Option<String>,
+    pub vertex_call_timeout: Duration,
     pub emulator_host: Option<String>,
     pub max_attempts: u32,
     pub max_duration: Duration,
@@ -203,6 +207,10 @@ impl Config {
         }
         let max_duration = duration("COPY_MAX_DURATION", &a.copy_max_duration)?;
         let watch_hold = duration("WATCH_HOLD", &a.watch_hold)?;
+        let vertex_call_timeout = duration("VERTEX_CALL_TIMEOUT", &a.vertex_call_timeout)?;
+        if vertex_call_timeout.is_zero() {
+            return Err(err("VERTEX_CALL_TIMEOUT", "must be above zero"));
+        }
         if watch_hold >= Duration::from_secs(300) {
             return Err(err(
                 "WATCH_HOLD",
@@ -271,6 +279,7 @@ impl Config {
             push_jwks_url: a.push_jwks_url.clone(),
             invoker_service_accounts: list(&a.invoker_service_accounts),
             vertex_endpoint: a.vertex_endpoint.clone().filter(|s| !s.is_empty()),
+            vertex_call_timeout,
             emulator_host: a.pubsub_emulator_host.clone().filter(|s| !s.is_empty()),
             max_attempts: a.copy_max_attempts,
             max_duration,

@@ -36,6 +36,7 @@ pub async fn build_state(
     );
     let vertex = Arc::new(GoogleVertex::new(VertexOptions {
         endpoint: cfg.vertex_endpoint.clone(),
+        call_timeout: cfg.vertex_call_timeout,
     }));
     let mut settings = Settings::new(cfg.worker_project.clone());
     settings.defaults = cfg.defaults.clone();

@@ -9,6 +9,7 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use futures::FutureExt as _;
 use tracing::Instrument;
 
 use crate::pipeline::{Pipeline, StepOutcome};
@@ -127,11 +128,18 @@ async fn handle(s: AppState, req: Request, stage: Stage) -> Response {
         {
             span.record("trace_id", t.as_str());
         }
-        let outcome = match stage {
-            Stage::Request => s.pipeline.request_stage(&msg).await,
-            Stage::Operation => s.pipeline.watch_stage(&msg).await,
+        let step = async {
+            match stage {
+                Stage::Request => s.pipeline.request_stage(&msg).await,
+                Stage::Operation => s.pipeline.watch_stage(&msg).await,
+            }
         };
-        outcome.into_response()
+        // A panic is answered 500 here, inside the delivery's span, so the log names the
+        // request; Pub/Sub redelivers and the process keeps serving.
+        match std::panic::AssertUnwindSafe(step).catch_unwind().await {
+            Ok(outcome) => outcome.into_response(),
+            Err(panic) => on_panic(panic),
+        }
     }
     .instrument(span)
     .await

@@ -13,6 +13,7 @@ use google_cloud_aiplatform_v1::model::{
     CopyModelRequest, CopyModelResponse, EncryptionSpec, Model,
 };
 use google_cloud_gax::error::rpc::Code;
+use google_cloud_gax::options::RequestOptionsBuilder as _;
 use google_cloud_longrunning::model::operation::Result as OpResult;
 
 use crate::names::OperationName;
@@ -59,10 +60,22 @@ pub trait Vertex: Send + Sync {
 }
 
 /// How to reach Vertex AI.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct VertexOptions {
     /// `VERTEX_ENDPOINT`; `None` for the regional endpoint of each location.
     pub endpoint: Option<String>,
+    /// Limit on one attempt of one call: a hung connection becomes DEADLINE_EXCEEDED
+    /// (transient) instead of holding the push until its ack deadline.
+    pub call_timeout: std::time::Duration,
+}
+
+impl Default for VertexOptions {
+    fn default() -> Self {
+        Self {
+            endpoint: None,
+            call_timeout: std::time::Duration::from_secs(30),
+        }
+    }
 }
 
 /// [`Vertex`] over the official client.
@@ -148,6 +161,7 @@ impl Vertex for GoogleVertex {
         let op = client
             .copy_model()
             .with_request(r)
+            .with_attempt_timeout(self.opts.call_timeout)
             .send()
             .await
             .map_err(|e| classify(&e))?;
@@ -164,6 +178,7 @@ impl Vertex for GoogleVertex {
         let o = client
             .get_operation()
             .set_name(op.as_str())
+            .with_attempt_timeout(self.opts.call_timeout)
             .send()
             .await
             .map_err(|e| classify(&e))?;
@@ -198,7 +213,13 @@ impl Vertex for GoogleVertex {
 
     async fn get_model(&self, name: &str, location: &str) -> Result<Option<ModelInfo>, Failure> {
         let client = self.client(location).await?;
-        match client.get_model().set_name(name).send().await {
+        match client
+            .get_model()
+            .set_name(name)
+            .with_attempt_timeout(self.opts.call_timeout)
+            .send()
+            .await
+        {
             Ok(m) => Ok(Some(model_info(m))),
             Err(e) => {
                 let f = classify(&e);
@@ -220,6 +241,7 @@ impl Vertex for GoogleVertex {
                 .list_model_versions()
                 .set_name(name)
                 .set_page_token(token)
+                .with_attempt_timeout(self.opts.call_timeout)
                 .send()
                 .await
                 .map_err(|e| classify(&e))?;

@@ -3,9 +3,11 @@
 //! Messages travel through the real emulator's push delivery into a worker served on a local
 //! port, which calls the `testkit` Vertex AI fake through the official client.
 
+mod child;
 mod enqueue;
 mod helpers;
 mod pipeline;
 
 mod publish;
 mod replay;
+mod shutdown;

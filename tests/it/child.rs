@@ -1,0 +1,148 @@
+//! The worker as a child process (`copy-worker serve`), for signal and crash tests.
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use tokio::process::{Child, Command};
+
+use crate::helpers::emulator;
+
+/// A `copy-worker serve` process on a fixed port (so push endpoints survive restarts).
+pub struct ChildWorker {
+    pub port: u16,
+    pub child: Option<Child>,
+    env: Vec<(String, String)>,
+    pub log: PathBuf,
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+impl ChildWorker {
+    /// Starts the worker with `PUSH_AUTH=none` against the shared emulator and `vertex`.
+    pub async fn start(project: &str, vertex: &str, extra: &[(&str, &str)]) -> ChildWorker {
+        let port = free_port();
+        let mut env: Vec<(String, String)> = [
+            ("PORT", port.to_string()),
+            ("GOOGLE_CLOUD_PROJECT", project.to_owned()),
+            ("PUSH_AUTH", "none".into()),
+            ("PUBSUB_EMULATOR_HOST", emulator().host()),
+            ("VERTEX_ENDPOINT", vertex.to_owned()),
+            ("LOG_FORMAT", "json".into()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
+        env.extend(
+            extra
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+        );
+        let log = std::env::temp_dir().join(format!("copy-worker-it-{project}.log"));
+        let mut w = ChildWorker {
+            port,
+            child: None,
+            env,
+            log,
+        };
+        w.restart().await;
+        w
+    }
+
+    pub fn base_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// (Re)starts the process and waits until `/healthz` answers.
+    pub async fn restart(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_copy-worker"))
+            .arg("serve")
+            .env_clear()
+            .envs(self.env.iter().cloned())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .kill_on_drop(true)
+            .spawn()
+            .expect("spawn copy-worker");
+        self.child = Some(child);
+        let t0 = Instant::now();
+        let client = reqwest::Client::new();
+        while t0.elapsed() < Duration::from_secs(20) {
+            if let Ok(r) = client
+                .get(format!("{}/healthz", self.base_url()))
+                .send()
+                .await
+                && r.status().is_success()
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("worker did not answer /healthz; log:\n{}", self.log_text());
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.child.as_ref().and_then(Child::id).expect("running") as i32
+    }
+
+    pub fn signal(&self, sig: &str) {
+        let ok = std::process::Command::new("kill")
+            .args([&format!("-{sig}"), &self.pid().to_string()])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "kill -{sig} failed");
+    }
+
+    /// SIGKILL, and reap.
+    pub async fn kill(&mut self) {
+        self.signal("KILL");
+        let _ = self.child.take().unwrap().wait().await;
+    }
+
+    /// Waits for the exit; returns the code and the time it took.
+    pub async fn wait_exit(&mut self, limit: Duration) -> (Option<i32>, Duration) {
+        let t0 = Instant::now();
+        let status = tokio::time::timeout(limit, self.child.as_mut().unwrap().wait())
+            .await
+            .unwrap_or_else(|_| panic!("no exit within {limit:?}; log:\n{}", self.log_text()))
+            .unwrap();
+        self.child = None;
+        (status.code(), t0.elapsed())
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+/// A push envelope as Pub/Sub sends it.
+pub fn envelope(message_id: &str, data: &[u8], attributes: &[(&str, &str)]) -> String {
+    let attrs: serde_json::Map<String, serde_json::Value> = attributes
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).into()))
+        .collect();
+    serde_json::json!({
+        "message": {
+            "data": base64::engine::general_purpose::STANDARD.encode(data),
+            "attributes": attrs,
+            "messageId": message_id,
+            "message_id": message_id,
+            "publishTime": "2026-11-22T10:00:00Z",
+        },
+        "subscription": "projects/p/subscriptions/s",
+    })
+    .to_string()
+}
