@@ -4,6 +4,7 @@
 //! port, which calls the `testkit` Vertex AI fake through the official client.
 
 mod child;
+mod crash;
 mod enqueue;
 mod helpers;
 mod pipeline;
