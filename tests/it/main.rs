@@ -3,6 +3,9 @@
 //! Messages travel through the real emulator's push delivery into a worker served on a local
 //! port, which calls the `testkit` Vertex AI fake through the official client.
 
+mod auth;
+mod bodies;
+mod envelope_props;
 mod helpers;
 mod pipeline;
 
