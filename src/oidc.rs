@@ -142,7 +142,7 @@ impl OidcAuth {
         Err(if st.last_fetch_failed {
             AuthDecision::Unavailable("signing keys could not be loaded recently".into())
         } else {
-            AuthDecision::Unauthenticated(format!("unknown kid {kid:?}"))
+            AuthDecision::Unauthenticated(format!("unknown kid {:?}", short(kid)))
         })
     }
 
@@ -170,7 +170,8 @@ impl OidcAuth {
             Err(e) if e.is_load_cert() && e.to_string().contains(KID_NOT_IN_JWKS) => {
                 st.last_fetch_failed = false;
                 Err(AuthDecision::Unauthenticated(format!(
-                    "unknown kid {kid:?}"
+                    "unknown kid {:?}",
+                    short(kid)
                 )))
             }
             Err(e) if e.is_load_cert() => {
@@ -203,6 +204,11 @@ impl OidcAuth {
             (email.to_owned(), Instant::now() + ttl),
         );
     }
+}
+
+/// At most 64 characters of an attacker-chosen string, for messages and logs.
+fn short(s: &str) -> &str {
+    s.char_indices().nth(64).map_or(s, |(i, _)| &s[..i])
 }
 
 /// The `kid` of an RS256 token, read before any network call.
@@ -387,6 +393,7 @@ mod tests {
             "k"
         );
         assert!(header_kid("").is_err());
+        assert_eq!(short(&"é".repeat(100)).chars().count(), 64);
         assert!(header_kid("a.b").is_err());
     }
 }
