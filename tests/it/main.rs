@@ -8,6 +8,7 @@ mod bodies;
 mod envelope_props;
 mod helpers;
 mod pipeline;
+mod upstream_verifier;
 
 mod publish;
 mod replay;
