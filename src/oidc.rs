@@ -1,8 +1,8 @@
 //! Verification of Google-signed OIDC ID tokens (push subscriptions and direct callers).
 //!
 //! The signature, `iss`, `aud` and `exp` checks are `google-cloud-auth`'s ID-token verifier.
-//! Around it this module closes the gaps found by testing it (see `tests/it/upstream_verifier.rs`, `tests/it/auth.rs` and
-//! `docs/auth.md`):
+//! Around it this module closes the gaps found by testing it (see
+//! `tests/it/upstream_verifier.rs`, `tests/it/auth.rs` and `docs/auth.md`):
 //! - only RS256 is accepted, whatever the token header claims (the verifier builds its
 //!   validation from the header's `alg`);
 //! - `iss` and `aud` must be present and well-formed: the verifier (through `jsonwebtoken`,
