@@ -195,6 +195,14 @@ impl Config {
                     "is required with PUSH_AUTH=oidc: set it to the push endpoint URL(s) of the subscriptions, or set PUSH_AUTH=none for local tests",
                 ));
             }
+            if let Some(u) = &a.push_jwks_url
+                && !(u.starts_with("https://") || u.starts_with("http://"))
+            {
+                return Err(err(
+                    "PUSH_JWKS_URL",
+                    format!("{u:?} must be an http:// or https:// URL"),
+                ));
+            }
             if push_service_accounts.is_empty() {
                 return Err(err(
                     "PUSH_SERVICE_ACCOUNTS",
@@ -287,5 +295,68 @@ impl Config {
             callback_signing_secret: a.callback_signing_secret.clone(),
             log_format,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        serve: ServeArgs,
+    }
+
+    fn config(args: &[&str]) -> Result<Config, ConfigError> {
+        let mut argv = vec!["t", "--project", "p"];
+        argv.extend_from_slice(args);
+        Config::from_args(&Cli::try_parse_from(argv).expect("flags parse").serve)
+    }
+
+    #[test]
+    fn push_auth_is_oidc_unless_none_is_set_explicitly() {
+        // The default case reads the environment: skip it where PUSH_* is set.
+        if std::env::var_os("PUSH_AUTH").is_none() && std::env::var_os("PUSH_AUDIENCE").is_none() {
+            let e = config(&[]).unwrap_err().to_string();
+            assert!(e.contains("PUSH_AUDIENCE"), "{e}");
+        }
+        let e = config(&["--push-auth", "oidc", "--push-audience", "https://a"])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("PUSH_SERVICE_ACCOUNTS"), "{e}");
+        let e = config(&[
+            "--push-auth",
+            "oidc",
+            "--push-audience",
+            "https://a",
+            "--push-service-accounts",
+            "s@p.iam.gserviceaccount.com",
+            "--push-jwks-url",
+            "file:///etc/jwks",
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("PUSH_JWKS_URL"), "{e}");
+        let c = config(&[
+            "--push-auth",
+            "oidc",
+            "--push-audience",
+            "https://a, https://a/v1/models/copy",
+            "--push-service-accounts",
+            "s@p.iam.gserviceaccount.com",
+        ])
+        .unwrap();
+        assert_eq!(c.push_audiences, ["https://a", "https://a/v1/models/copy"]);
+        assert!(crate::serve::startup_warnings(&c).is_empty());
+        let none = config(&["--push-auth", "none"]).unwrap();
+        assert_eq!(none.push_auth, PushAuthMode::None);
+        let w = crate::serve::startup_warnings(&none);
+        assert!(
+            w.iter()
+                .any(|w| w.contains("PUSH_AUTH=none") && w.contains("anyone")),
+            "{w:?}"
+        );
     }
 }

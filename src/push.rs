@@ -3,6 +3,11 @@
 //! Pub/Sub sends both spellings of some fields at once (`messageId` and `message_id`,
 //! `publishTime` and `publish_time`), `deliveryAttempt` only when a dead-letter policy is
 //! set, and no `data` for attributes-only messages. The parser accepts exactly that.
+//!
+//! `message.data` must be base64 in the standard alphabet (`+`, `/`) with canonical `=`
+//! padding, as Pub/Sub sends it. Nothing else is accepted: no URL-safe alphabet, no missing
+//! or extra padding, no whitespace or line breaks, no non-zero trailing bits. An empty string
+//! or an absent/null `data` is an empty message (its request is then rejected, not retried).
 
 use std::collections::BTreeMap;
 
@@ -37,6 +42,13 @@ pub enum EnvelopeError {
     /// `message.data` is not standard base64 with padding, as Pub/Sub sends it.
     #[error("message.data is not standard base64: {0}")]
     Base64(String),
+    /// The body is a JSON object without `message`: most likely a subscription with payload
+    /// unwrapping (no-wrapper push), which loses the message id and attributes. Configure the
+    /// subscription to push the wrapped envelope.
+    #[error(
+        "body has no `message`: it looks like an unwrapped payload; the push subscription must send the Pub/Sub envelope (no payload unwrapping)"
+    )]
+    Unwrapped,
     /// The message carries no id under either spelling.
     #[error("message.messageId is missing")]
     NoMessageId,
@@ -72,8 +84,12 @@ struct WireMessage {
 
 /// Parses a push body. Unknown fields are ignored: Pub/Sub may add some.
 pub fn parse_envelope(body: &[u8]) -> Result<PushMessage, EnvelopeError> {
-    let env: Envelope =
-        serde_json::from_slice(body).map_err(|e| EnvelopeError::Shape(e.to_string()))?;
+    let env: Envelope = serde_json::from_slice(body).map_err(|e| {
+        match serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(body) {
+            Ok(obj) if !obj.contains_key("message") => EnvelopeError::Unwrapped,
+            _ => EnvelopeError::Shape(e.to_string()),
+        }
+    })?;
     let m = env.message;
     let message_id = m
         .message_id_camel
@@ -158,7 +174,18 @@ mod tests {
     fn bodies_that_are_not_envelopes_are_refused_with_the_reason() {
         let cases: &[(&[u8], &str)] = &[
             (b"not json", "not a Pub/Sub push envelope"),
-            (br#"{"source_model":"x"}"#, "not a Pub/Sub push envelope"),
+            (br#"{"source_model":"x"}"#, "unwrapped payload"),
+            (b"[]", "not a Pub/Sub push envelope"),
+            (b"", "not a Pub/Sub push envelope"),
+            (br#"{"message":null}"#, "not a Pub/Sub push envelope"),
+            (
+                br#"{"message":{"messageId":1}}"#,
+                "not a Pub/Sub push envelope",
+            ),
+            (
+                br#"{"message":{"messageId":"1"},"message":{"messageId":"2"}}"#,
+                "duplicate field",
+            ),
             (br#"{"message":{"data":"!!!","messageId":"1"}}"#, "base64"),
             (br#"{"message":{"data":"eyJ"}}"#, "messageId is missing"),
             (br#"{"message":{"data":5,"messageId":"1"}}"#, "envelope"),
@@ -171,6 +198,27 @@ mod tests {
             let e = parse_envelope(body).unwrap_err().to_string();
             assert!(e.contains(want), "{:?}: {e}", String::from_utf8_lossy(body));
         }
+    }
+
+    #[test]
+    fn only_standard_padded_base64_is_accepted_as_data() {
+        let parse = |data: &str| {
+            let body = format!(r#"{{"message":{{"data":"{data}","messageId":"1"}}}}"#);
+            parse_envelope(body.as_bytes()).map(|m| m.data)
+        };
+        assert_eq!(parse("+/8=").unwrap(), [0xfb, 0xff]);
+        assert_eq!(parse("YQ==").unwrap(), b"a");
+        assert_eq!(parse("").unwrap(), b"");
+        for bad in [
+            "-_8=", "YQ", "YQ=", "YQ===", "Y Q==", "YQ==\\n", "YR==", "=", "YQ==YQ==",
+        ] {
+            assert!(
+                matches!(parse(bad), Err(EnvelopeError::Base64(_))),
+                "{bad:?} was accepted"
+            );
+        }
+        let null = parse_envelope(br#"{"message":{"data":null,"messageId":"1"}}"#).unwrap();
+        assert!(null.data.is_empty());
     }
 
     #[test]

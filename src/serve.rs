@@ -76,17 +76,26 @@ pub async fn build_state(
     ))
 }
 
-/// Runs the worker until SIGTERM or Ctrl-C.
-pub async fn run(cfg: Config) -> anyhow::Result<()> {
+/// The risks a configuration takes, logged as warnings at every start.
+pub fn startup_warnings(cfg: &Config) -> Vec<&'static str> {
+    let mut w = vec![];
     if cfg.push_auth == PushAuthMode::None {
-        tracing::warn!(
-            "PUSH_AUTH=none: push endpoints accept requests from anyone who can reach them; use only for local tests"
+        w.push(
+            "PUSH_AUTH=none: push endpoints accept requests from anyone who can reach them, who can then start copies and publish events as this worker; use only for local tests",
         );
     }
     if cfg.defaults.callback_allow_http_loopback {
-        tracing::warn!(
-            "CALLBACK_ALLOW_HTTP_LOOPBACK=true: http://127.0.0.1 callbacks are allowed (local tests only)"
+        w.push(
+            "CALLBACK_ALLOW_HTTP_LOOPBACK=true: http://127.0.0.1 callbacks are allowed (local tests only)",
         );
+    }
+    w
+}
+
+/// Runs the worker until SIGTERM or Ctrl-C.
+pub async fn run(cfg: Config) -> anyhow::Result<()> {
+    for w in startup_warnings(&cfg) {
+        tracing::warn!("{w}");
     }
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let (state, topics) = build_state(&cfg, stop_rx).await?;

@@ -157,6 +157,16 @@ async fn authenticate_and_read(s: &AppState, req: Request) -> Result<PushMessage
         AuthDecision::Forbidden(m) => return Err(AppError::Forbidden(m)),
         AuthDecision::Unavailable(m) => return Err(AppError::AuthUnavailable(m)),
     }
+    // A declared length over the limit is refused before a byte is read; a chunked body is
+    // cut off by `read_limited` as soon as it passes the limit.
+    let declared = req
+        .headers()
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > MAX_PUSH_BYTES as u64) {
+        return Err(AppError::TooLarge);
+    }
     let body = read_limited(req.into_body()).await?;
     parse_envelope(&body).map_err(AppError::BadEnvelope)
 }

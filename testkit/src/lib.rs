@@ -6,11 +6,14 @@
 //!   messages of pull subscriptions ([`pubsub::Inbox`]), all with the official client.
 //! - [`vertex`]: an HTTP fake of the Vertex AI ModelService REST surface with scriptable
 //!   durations and faults, checked against the official `google-cloud-aiplatform-v1` client.
+//! - [`oidc`]: a local OIDC issuer: a JWKS over HTTP, RS256 ID tokens and hostile tokens.
 
 pub mod emulator;
+pub mod oidc;
 pub mod pubsub;
 pub mod vertex;
 
 pub use emulator::Emulator;
+pub use oidc::{JwksMode, OidcIssuer};
 pub use pubsub::{Inbox, Received, Topology, TopologyOptions};
 pub use vertex::{Call, CopyScript, Fault, VertexFake};

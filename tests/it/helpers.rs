@@ -11,7 +11,10 @@ use testkit::emulator::Emulator;
 use testkit::pubsub::{Inbox, Topology, TopologyOptions};
 use testkit::vertex::VertexFake;
 
+/// `args_override_self`: a flag given twice takes its last value, so `Knobs::extra_args` can
+/// override the defaults below (e.g. `--push-auth oidc`).
 #[derive(Parser)]
+#[command(args_override_self = true)]
 struct Args {
     #[command(flatten)]
     serve: ServeArgs,

@@ -3,12 +3,15 @@
 //! Messages travel through the real emulator's push delivery into a worker served on a local
 //! port, which calls the `testkit` Vertex AI fake through the official client.
 
+mod auth;
+mod bodies;
 mod child;
 mod crash;
 mod enqueue;
+mod envelope_props;
 mod helpers;
 mod pipeline;
-
 mod publish;
 mod replay;
 mod shutdown;
+mod upstream_verifier;
