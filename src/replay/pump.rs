@@ -28,6 +28,15 @@ const MAX_IN_FLIGHT: usize = 500;
 /// A message handed back comes straight back; waiting a little before handing it back again
 /// keeps that loop from spinning while the run looks for messages it has not seen.
 const REDELIVERY_PAUSE: Duration = Duration::from_millis(500);
+/// At the end, stop reading the stream after this long without a delivery, or after
+/// `DRAIN_MAX` in all.
+const DRAIN_QUIET: Duration = Duration::from_millis(300);
+const DRAIN_MAX: Duration = Duration::from_secs(3);
+/// Time for the server to register that the stream closed before the hand-back.
+const HAND_BACK_DELAY: Duration = Duration::from_millis(500);
+/// Lease granted per extension (the minimum Pub/Sub allows): messages a killed run held are
+/// delivered again within this time rather than the default 60 s.
+const LEASE_EXTENSION: Duration = Duration::from_secs(10);
 
 /// What this run already did with a message id, so each dead letter is counted once.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -110,16 +119,25 @@ impl Pump {
         self.summary
     }
 
-    /// Streams the subscription until the run is over, then shuts the stream down: that sends
-    /// the pending acks and hands every message still leased back to Pub/Sub at once.
+    /// Streams the subscription until the run is over, then shuts the stream down.
     pub async fn run(&mut self, subscriber: &Subscriber) -> Result<(), ReplayError> {
         let mut stream = subscriber
             .subscribe(self.plan.subscription.clone())
             .set_max_outstanding_messages(self.window.max(100) as i64)
-            .set_shutdown_behavior(ShutdownBehavior::NackImmediately)
+            .set_max_lease_extension(LEASE_EXTENSION)
+            .set_shutdown_behavior(ShutdownBehavior::WaitForProcessing)
             .build();
         self.pump(&mut stream).await;
-        stream.shutdown_token().shutdown().await;
+        let held = self.drain(&mut stream).await;
+        let token = stream.shutdown_token();
+        // Close the streaming pull before handing anything back, and give the server a moment
+        // to see it closed: a message handed back while the stream is open is delivered to it
+        // again at once, and would then stay leased to this finished run until its deadline.
+        drop(stream);
+        tokio::time::sleep(HAND_BACK_DELAY).await;
+        drop(held);
+        // Waits until every handler is gone, then sends the pending acks and nacks.
+        token.shutdown().await;
         if let Some(shared) = &self.shared {
             shared.publisher.flush().await;
         }
@@ -154,6 +172,28 @@ impl Pump {
             }
             self.progress.update(&self.summary, self.started.elapsed());
         }
+    }
+
+    /// Reads what the server already sent to this stream, and holds it. A message left unread
+    /// in the stream is leased to this run until the subscription's ack deadline passes; once
+    /// read, it is under lease management and the shutdown hands it back at once.
+    async fn drain(&mut self, stream: &mut MessageStream) -> Vec<Handler> {
+        let mut held = Vec::new();
+        let until = Instant::now() + DRAIN_MAX;
+        while Instant::now() < until {
+            match tokio::time::timeout(DRAIN_QUIET, stream.next()).await {
+                Ok(Some(Ok((message, handler)))) => {
+                    if self.seen.get(&message.message_id) == Some(&Seen::Replayed) {
+                        self.summary.redelivered_after_replay += 1;
+                        handler.ack();
+                    } else {
+                        held.push(handler);
+                    }
+                }
+                Ok(Some(Err(_)) | None) | Err(_) => break,
+            }
+        }
+        held
     }
 
     fn limit_reached(&self) -> bool {
