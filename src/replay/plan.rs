@@ -1,0 +1,135 @@
+//! One replay run: the resolved flags, the errors that stop a run, and the clients it uses.
+
+use std::time::Duration;
+
+use google_cloud_gax::error::rpc::Code;
+use google_cloud_pubsub::client::{Publisher, Subscriber};
+use google_cloud_pubsub::error::PublishError;
+use tokio::time::Instant;
+
+use super::pump::Pump;
+use super::rules::Rules;
+use super::summary::{DryRun, Summary};
+use crate::topics::Connection;
+
+/// One run, resolved from the flags.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// Full name of the dead-letter subscription.
+    pub subscription: String,
+    /// Full name of the topic to republish to.
+    pub topic: String,
+    pub rules: Rules,
+    /// Stop after this many matching messages.
+    pub limit: Option<u64>,
+    /// Messages per second over the whole run.
+    pub rate: Option<f64>,
+    /// Stop after this long without a message not seen before (and nothing in flight).
+    pub idle_timeout: Duration,
+    pub dry_run: bool,
+    pub conn: Connection,
+}
+
+/// Why a run stopped early. Every dead letter not yet replayed is left on the subscription.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ReplayError {
+    /// The Pub/Sub clients could not be built (credentials, endpoint).
+    #[error("cannot connect to Pub/Sub: {0}")]
+    Connect(String),
+    /// Reading the dead-letter subscription failed; check that it exists and that the caller
+    /// may consume it.
+    #[error("reading {subscription} failed: {message}")]
+    Pull {
+        subscription: String,
+        message: String,
+    },
+    /// A republish failed, so the run stopped; fix the target topic and run again.
+    #[error("{}", publish_message(.topic, .message, *.not_found))]
+    Publish {
+        topic: String,
+        message: String,
+        not_found: bool,
+    },
+}
+
+fn publish_message(topic: &str, message: &str, not_found: bool) -> String {
+    let hint = if not_found {
+        "the target topic does not exist; "
+    } else {
+        ""
+    };
+    format!(
+        "republishing to {topic} failed ({hint}{message}); the run stopped and every dead letter \
+         not yet replayed was left on the subscription"
+    )
+}
+
+impl ReplayError {
+    /// Exit code of `copy-worker replay` (4 for a publish error, as for `publish`).
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            ReplayError::Publish { .. } => 4,
+            ReplayError::Connect(_) | ReplayError::Pull { .. } => 1,
+        }
+    }
+}
+
+/// Runs the plan. The summary is returned even when the run stopped on an error.
+pub async fn run(plan: Plan) -> (Summary, Result<(), ReplayError>) {
+    let started = Instant::now();
+    let mut summary = Summary {
+        dry_run: plan.dry_run.then(DryRun::default),
+        ..Summary::default()
+    };
+    let result = match connect(&plan).await {
+        Ok((subscriber, publisher)) => {
+            let mut pump = Pump::new(plan, publisher, summary);
+            let result = pump.run(&subscriber).await;
+            summary = pump.into_summary();
+            result
+        }
+        Err(e) => Err(e),
+    };
+    summary.elapsed_s = (started.elapsed().as_secs_f64() * 1000.0).round() / 1000.0;
+    (summary, result)
+}
+
+async fn connect(plan: &Plan) -> Result<(Subscriber, Option<Publisher>), ReplayError> {
+    let connect_err = |e: &dyn std::fmt::Display| ReplayError::Connect(e.to_string());
+    let mut builder = Subscriber::builder();
+    if let Some(host) = &plan.conn.emulator_host {
+        builder = builder
+            .with_endpoint(format!("http://{host}"))
+            .with_credentials(google_cloud_auth::credentials::anonymous::Builder::new().build());
+    }
+    let subscriber = builder.build().await.map_err(|e| connect_err(&e))?;
+    if plan.dry_run {
+        return Ok((subscriber, None));
+    }
+    let base = plan
+        .conn
+        .base_publisher()
+        .await
+        .map_err(|e| connect_err(&e))?;
+    let publisher = base
+        .publisher(plan.topic.clone())
+        .set_delay_threshold(Duration::from_millis(5))
+        .build();
+    Ok((subscriber, Some(publisher)))
+}
+
+impl ReplayError {
+    /// A failed republish; `NOT_FOUND` gets a hint that the topic is missing.
+    pub fn publish(topic: &str, e: &PublishError) -> Self {
+        let not_found = match e {
+            PublishError::Rpc(rpc) => rpc.status().is_some_and(|s| s.code == Code::NotFound),
+            _ => false,
+        };
+        ReplayError::Publish {
+            topic: topic.to_owned(),
+            message: e.to_string(),
+            not_found,
+        }
+    }
+}

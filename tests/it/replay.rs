@@ -1,1 +1,0 @@
-//! `copy-worker replay` against the emulator (to be written).
