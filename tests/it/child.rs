@@ -9,9 +9,13 @@ use tokio::process::{Child, Command};
 
 use crate::helpers::emulator;
 
-/// A `copy-worker serve` process on a fixed port (so push endpoints survive restarts).
+/// A `copy-worker serve` process behind a fixed front port (so push endpoints survive
+/// restarts).
 pub struct ChildWorker {
+    /// The worker's own port.
     pub port: u16,
+    /// The port push endpoints use: a front that forwards to `port`.
+    pub front: u16,
     pub child: Option<Child>,
     env: Vec<(String, String)>,
     pub log: PathBuf,
@@ -29,6 +33,7 @@ impl ChildWorker {
     /// Starts the worker with `PUSH_AUTH=none` against the shared emulator and `vertex`.
     pub async fn start(project: &str, vertex: &str, extra: &[(&str, &str)]) -> ChildWorker {
         let port = free_port();
+        let front = start_front(port).await;
         let mut env: Vec<(String, String)> = [
             ("PORT", port.to_string()),
             ("GOOGLE_CLOUD_PROJECT", project.to_owned()),
@@ -48,6 +53,7 @@ impl ChildWorker {
         let log = std::env::temp_dir().join(format!("copy-worker-it-{project}.log"));
         let mut w = ChildWorker {
             port,
+            front,
             child: None,
             env,
             log,
@@ -56,8 +62,9 @@ impl ChildWorker {
         w
     }
 
+    /// The URL clients and push subscriptions use (the front).
     pub fn base_url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        format!("http://127.0.0.1:{}", self.front)
     }
 
     /// (Re)starts the process and waits until `/healthz` answers.
@@ -126,6 +133,32 @@ impl ChildWorker {
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
+}
+
+/// A front like Cloud Run's: it forwards each connection to the worker, and while no
+/// instance is listening it holds the connection until one is (a cold start), for up to
+/// 15 s. The emulator stops pushing to an endpoint that fails fast for seconds, which real
+/// Pub/Sub does not do (docs/reliability.md); the front keeps the test about the worker.
+async fn start_front(backend: u16) -> u16 {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((mut inbound, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let t0 = Instant::now();
+                while t0.elapsed() < Duration::from_secs(15) {
+                    if let Ok(mut outbound) =
+                        tokio::net::TcpStream::connect(("127.0.0.1", backend)).await
+                    {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                        return;
+                    }
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            });
+        }
+    });
+    port
 }
 
 /// A push envelope as Pub/Sub sends it.

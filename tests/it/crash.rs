@@ -68,8 +68,7 @@ async fn fifty_requests_survive_two_sigkills_with_exactly_one_copy_each() {
     // Kill 1: while request-stage deliveries are arriving.
     tokio::time::sleep(Duration::from_millis(300)).await;
     let started_before_kill1 = vertex.copies_started();
-    // Restart at once, as Cloud Run replaces an instance: the emulator stops redelivering to
-    // an endpoint that refuses connections for several seconds (see docs/reliability.md).
+    // Pushes that arrive while no instance runs get 503 from the front, as on Cloud Run.
     w.kill().await;
     w.restart().await;
     // Kill 2: during watch holds (copies take 4 s).

@@ -245,10 +245,12 @@ async fn sigkilled_replay_of_1000_dead_letters_loses_none_when_run_again() {
 
     // What the killed run held comes back when its lease (the subscription's 10 s ack
     // deadline on the emulator) runs out; the idle timeout outlasts that.
-    let out = replay(&b.topology.project, &["--idle-timeout", "20s"]).await;
+    // Under a loaded machine the emulator has held leases of a killed stream for well over
+    // 20 s, so the rerun waits up to 45 s for messages it has not seen.
+    let out = replay(&b.topology.project, &["--idle-timeout", "45s"]).await;
     assert_eq!(out.code, 0, "stderr: {}", out.stderr);
     b.target()
-        .wait_for(N, Duration::from_secs(30), |_| true)
+        .wait_for(N, Duration::from_secs(60), |_| true)
         .await
         .unwrap();
     // Let any late duplicate arrive before counting.
