@@ -12,8 +12,6 @@ use crate::helpers::emulator;
 /// A `copy-worker serve` process behind a fixed front port (so push endpoints survive
 /// restarts).
 pub struct ChildWorker {
-    /// The worker's own port.
-    pub port: u16,
     /// The port push endpoints use: a front that forwards to `port`.
     pub front: u16,
     pub child: Option<Child>,
@@ -52,7 +50,6 @@ impl ChildWorker {
         );
         let log = std::env::temp_dir().join(format!("copy-worker-it-{project}.log"));
         let mut w = ChildWorker {
-            port,
             front,
             child: None,
             env,
