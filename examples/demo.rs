@@ -20,6 +20,12 @@ use testkit::{CopyScript, Emulator, Inbox, Topology, TopologyOptions, VertexFake
 const SOURCE: &str = "projects/ml-finetune/locations/us-central1/models/7704127342733426688";
 
 #[derive(Parser)]
+struct ReplayCli {
+    #[command(flatten)]
+    args: copy_worker::replay::ReplayArgs,
+}
+
+#[derive(Parser)]
 struct Args {
     #[command(flatten)]
     serve: ServeArgs,
@@ -156,12 +162,25 @@ async fn run(emulator: &Emulator) -> anyhow::Result<()> {
             .or_default()
             .push(d.attribute("request_id").unwrap_or("?").to_owned());
     }
-    println!(
-        "\ndead letters on copy-dead-letter (replay them with `copy-worker replay` once fixed):"
-    );
+    println!("\ndead letters on copy-dead-letter:");
     for (code, ids) in by_code {
         println!("  {code:<16} {} message(s): {}", ids.len(), ids.join(", "));
     }
+    println!(
+        "\n$ copy-worker replay --dry-run   (what a replay would move back; nothing is acked)"
+    );
+    let replay = ReplayCli::try_parse_from([
+        "replay",
+        "--dry-run",
+        "--project",
+        "demo",
+        "--idle-timeout",
+        "3s",
+        "--pubsub-emulator-host",
+        &emulator.host(),
+    ])?;
+    let code = copy_worker::replay::run(replay.args).await;
+    anyhow::ensure!(code == 0, "replay --dry-run exited {code}");
     server.abort();
     Ok(())
 }

@@ -58,6 +58,9 @@ pub struct ReplayArgs {
     /// Ack and republish nothing; report what would be replayed, grouped by error_code.
     #[arg(long)]
     pub dry_run: bool,
+    /// Pub/Sub emulator host:port; used anonymously.
+    #[arg(long, env = "PUBSUB_EMULATOR_HOST", hide = true)]
+    pub pubsub_emulator_host: Option<String>,
 }
 
 const EXAMPLES: &str = "\
@@ -133,7 +136,9 @@ impl ReplayArgs {
             rate: self.rate,
             idle_timeout: self.idle_timeout,
             dry_run: self.dry_run,
-            conn: Connection::from_env(),
+            conn: Connection {
+                emulator_host: self.pubsub_emulator_host.clone().filter(|h| !h.is_empty()),
+            },
         })
     }
 }

@@ -68,24 +68,19 @@ fn fresh_project(name: &str) -> String {
     )
 }
 
-pub async fn spawn_app(name: &str, knobs: Knobs) -> TestApp {
+/// The worker configuration of the tests: emulator, Vertex fake, no push auth.
+pub fn test_config(project: &str, vertex: &str, extra_args: Vec<String>) -> Config {
     let emu = emulator();
-    let vertex = VertexFake::start().await.expect("vertex fake");
-    vertex.add_model(SRC);
-    let project = fresh_project(name);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base_url = format!("http://{}", listener.local_addr().unwrap());
-
     let mut argv: Vec<String> = [
         "t",
         "--project",
-        &project,
+        project,
         "--push-auth",
         "none",
         "--pubsub-emulator-host",
         &emu.host(),
         "--vertex-endpoint",
-        &vertex.endpoint(),
+        vertex,
         "--source-project",
         "src-proj",
         "--target-project",
@@ -98,9 +93,20 @@ pub async fn spawn_app(name: &str, knobs: Knobs) -> TestApp {
     .iter()
     .map(|s| s.to_string())
     .collect();
-    argv.extend(knobs.extra_args);
+    argv.extend(extra_args);
     let args = Args::try_parse_from(argv).expect("test args parse");
-    let cfg = Config::from_args(&args.serve).expect("test config");
+    Config::from_args(&args.serve).expect("test config")
+}
+
+pub async fn spawn_app(name: &str, knobs: Knobs) -> TestApp {
+    let emu = emulator();
+    let vertex = VertexFake::start().await.expect("vertex fake");
+    vertex.add_model(SRC);
+    let project = fresh_project(name);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base_url = format!("http://{}", listener.local_addr().unwrap());
+
+    let cfg = test_config(&project, &vertex.endpoint(), knobs.extra_args);
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let (state, _topics) = build_state(&cfg, stop_rx).await.expect("app state");
     tokio::spawn(async move { axum::serve(listener, app(state)).await });

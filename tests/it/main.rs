@@ -9,6 +9,7 @@ mod child;
 mod crash;
 mod enqueue;
 mod envelope_props;
+mod faults;
 mod helpers;
 mod pipeline;
 mod publish;

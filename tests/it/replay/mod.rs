@@ -243,14 +243,17 @@ async fn sigkilled_replay_of_1000_dead_letters_loses_none_when_run_again() {
         "the kill landed part-way ({before} of {N} replayed)"
     );
 
-    // What the killed run held comes back when its lease (the subscription's 10 s ack
-    // deadline on the emulator) runs out; the idle timeout outlasts that.
-    // Under a loaded machine the emulator has held leases of a killed stream for well over
-    // 20 s, so the rerun waits up to 45 s for messages it has not seen.
-    let out = replay(&b.topology.project, &["--idle-timeout", "45s"]).await;
-    assert_eq!(out.code, 0, "stderr: {}", out.stderr);
+    // What the killed run held comes back when the emulator releases its leases. On a loaded
+    // machine the emulator has held a killed stream's leases for over 45 s (see
+    // docs/reliability.md), so the operator's "run it again" may take more than one rerun.
+    let mut reruns = 0;
+    while b.target().snapshot().len() < N && reruns < 4 {
+        let out = replay(&b.topology.project, &["--idle-timeout", "30s"]).await;
+        assert_eq!(out.code, 0, "stderr: {}", out.stderr);
+        reruns += 1;
+    }
     b.target()
-        .wait_for(N, Duration::from_secs(60), |_| true)
+        .wait_for(N, Duration::from_secs(30), |_| true)
         .await
         .unwrap();
     // Let any late duplicate arrive before counting.
@@ -268,12 +271,8 @@ async fn sigkilled_replay_of_1000_dead_letters_loses_none_when_run_again() {
         missing.len()
     );
     let duplicates: usize = per_id.values().map(|c| c - 1).sum();
-    let secs = out.summary["elapsed_s"].as_f64().unwrap();
-    let replayed = out.summary["replayed"].as_u64().unwrap();
     println!(
-        "kill test: {before} on the target at the kill; second run replayed {replayed} in \
-         {secs:.2} s ({:.0} msg/s incl. the 20 s idle timeout); duplicates {duplicates}",
-        replayed as f64 / secs
+        "kill test: {before} on the target at the kill; {reruns} rerun(s); duplicates {duplicates}"
     );
     // Duplicates can only be messages published but not yet acked at the kill: at --rate 200
     // that is a fraction of a second's worth, far below the 1,000 a replay of all would give.

@@ -1,0 +1,172 @@
+//! Faults from Vertex AI and Pub/Sub, and panics: each ends as DESIGN.md §4 says.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use axum::body::Body;
+use axum::http::Request;
+use copy_worker::names::OperationName;
+use copy_worker::request::CopyRequest;
+use copy_worker::retry::Failure;
+use copy_worker::serve::build_state;
+use copy_worker::server::app;
+use copy_worker::vertex::{GoogleVertex, ModelInfo, OperationState, Vertex, VertexOptions};
+use testkit::vertex::{CopyScript, Fault};
+use testkit::{Inbox, Topology, VertexFake};
+use tower::ServiceExt as _;
+
+use crate::child::envelope;
+use crate::helpers::{Knobs, SRC, emulator, request, spawn_app, test_config};
+
+async fn ends_succeeded_after(fault: Fault, extra_args: &[&str], name: &str) -> VertexFake {
+    let knobs = Knobs {
+        extra_args: extra_args.iter().map(|s| s.to_string()).collect(),
+        ..Knobs::default()
+    };
+    let app = spawn_app(name, knobs).await;
+    app.vertex.script(
+        SRC,
+        CopyScript {
+            copy_faults: vec![fault],
+            ..Default::default()
+        },
+    );
+    let id = format!("{name}-1");
+    app.publish(&request(&id, name)).await;
+    let ev = app.completion_of(&id, 1, 90).await.remove(0).json();
+    assert_eq!(ev["status"], "succeeded", "{ev}");
+    assert_eq!(app.vertex.copies_started(), 1, "one copy only");
+    assert!(app.dead_letters.snapshot().is_empty());
+    app.vertex
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn vertex_answering_429_is_retried_in_request_and_succeeds() {
+    let v = ends_succeeded_after(Fault::Http(429, "RESOURCE_EXHAUSTED"), &[], "f429").await;
+    let copy_calls = v
+        .calls()
+        .iter()
+        .filter(|c| c.path.ends_with("models:copy"))
+        .count();
+    assert_eq!(copy_calls, 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reset_connection_on_copy_is_retried_and_succeeds() {
+    let v = ends_succeeded_after(Fault::ResetConnection, &[], "freset").await;
+    assert!(v.calls().iter().any(|c| c.status == 0), "the fault fired");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_copy_call_slower_than_the_call_timeout_is_retried_and_succeeds() {
+    let t0 = std::time::Instant::now();
+    ends_succeeded_after(
+        Fault::Delay(Duration::from_secs(6)),
+        &["--vertex-call-timeout", "1s"],
+        "fslow",
+    )
+    .await;
+    assert!(t0.elapsed() < Duration::from_secs(60));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_completions_topic_deleted_mid_run_delays_but_does_not_lose_the_event() {
+    let app = spawn_app("fdel", Knobs::default()).await;
+    app.vertex.script(
+        SRC,
+        CopyScript {
+            duration: Duration::from_secs(3),
+            ..Default::default()
+        },
+    );
+    app.publish(&request("fdel-1", "fdel")).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    app.topology.delete_topic("copy-completions").await.unwrap();
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    assert!(app.completions().snapshot().is_empty());
+    app.topology.create_topic("copy-completions").await.unwrap();
+    app.topology
+        .create_pull_subscription("after", "copy-completions")
+        .await
+        .unwrap();
+    let inbox = Inbox::open(&app.topology, "after").await.unwrap();
+    let got = inbox
+        .wait_for(1, Duration::from_secs(60), |m| {
+            m.attribute("request_id") == Some("fdel-1")
+        })
+        .await
+        .unwrap();
+    assert_eq!(got[0].json()["status"], "succeeded");
+    assert_eq!(app.vertex.copies_started(), 1);
+}
+
+/// Panics on the first copy, then behaves like the real client.
+struct PanicOnce {
+    armed: AtomicBool,
+    inner: GoogleVertex,
+}
+
+#[async_trait]
+impl Vertex for PanicOnce {
+    async fn start_copy(&self, req: &CopyRequest) -> Result<OperationName, Failure> {
+        if self.armed.swap(false, Ordering::SeqCst) {
+            panic!("injected panic");
+        }
+        self.inner.start_copy(req).await
+    }
+    async fn get_operation(&self, op: &OperationName) -> Result<OperationState, Failure> {
+        self.inner.get_operation(op).await
+    }
+    async fn get_model(&self, name: &str, location: &str) -> Result<Option<ModelInfo>, Failure> {
+        self.inner.get_model(name, location).await
+    }
+    async fn list_versions(&self, name: &str, location: &str) -> Result<Vec<ModelInfo>, Failure> {
+        self.inner.list_versions(name, location).await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panic_in_a_stage_answers_500_and_the_next_delivery_succeeds() {
+    let project = format!("fpanic-{}", std::process::id());
+    let t = Topology::connect(&emulator().endpoint(), &project)
+        .await
+        .unwrap();
+    for topic in [
+        "copy-operations",
+        "copy-completions",
+        "copy-dead-letter",
+        "copy-requests",
+    ] {
+        t.create_topic(topic).await.unwrap();
+    }
+    let fake = VertexFake::start().await.unwrap();
+    fake.add_model(SRC);
+    let cfg = test_config(&project, &fake.endpoint(), vec![]);
+    let (_stop, rx) = tokio::sync::watch::channel(false);
+    let (mut state, _) = build_state(&cfg, rx).await.unwrap();
+    state.pipeline.vertex = Arc::new(PanicOnce {
+        armed: AtomicBool::new(true),
+        inner: GoogleVertex::new(VertexOptions {
+            endpoint: Some(fake.endpoint()),
+            ..Default::default()
+        }),
+    });
+    let router = app(state);
+    let body = envelope("7", request("panic-1", "panic-target").as_bytes(), &[]);
+    let post = || {
+        Request::post("/pubsub/copy-requests")
+            .body(Body::from(body.clone()))
+            .unwrap()
+    };
+    let first = router.clone().oneshot(post()).await.unwrap();
+    assert_eq!(first.status(), 500);
+    let second = router.oneshot(post()).await.unwrap();
+    assert_eq!(
+        second.status(),
+        204,
+        "the process still serves and the redelivery succeeds"
+    );
+    assert_eq!(fake.copies_started(), 1);
+}
