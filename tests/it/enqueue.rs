@@ -259,3 +259,98 @@ async fn disallowed_hosts_and_plain_http_callbacks_are_rejected_naming_the_field
     }
     assert!(app.vertex.calls().is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn direct_callers_need_a_valid_token_from_an_allowed_invoker() {
+    use testkit::oidc::OidcIssuer;
+    const SERVICE: &str = "https://copy-worker-xyz.a.run.app";
+    const INVOKER: &str = "ec2-caller@p.iam.gserviceaccount.com";
+    // The seed's clients mint tokens for the full endpoint URL.
+    let endpoint_aud = format!("{SERVICE}/v1/models/copy");
+    let iss = OidcIssuer::start(&endpoint_aud, INVOKER).await.unwrap();
+    let args = [
+        "--push-auth",
+        "oidc",
+        "--push-audience",
+        SERVICE,
+        "--push-service-accounts",
+        "push@p.iam.gserviceaccount.com",
+        "--invoker-service-accounts",
+        INVOKER,
+        "--push-jwks-url",
+        &iss.jwks_url(),
+    ];
+    let knobs = Knobs {
+        extra_args: args.iter().map(|s| s.to_string()).collect(),
+        ..Knobs::default()
+    };
+    let app = spawn_app("enq-auth", knobs).await;
+    // The emulator's pushes carry no token, so this worker never processes them: watch what
+    // reaches copy-requests instead.
+    app.topology
+        .create_pull_subscription("requests-seen", "copy-requests")
+        .await
+        .unwrap();
+    let queued = testkit::Inbox::open(&app.topology, "requests-seen")
+        .await
+        .unwrap();
+    let call = |token: Option<String>, query: &'static str, body: String| {
+        let mut req = reqwest::Client::new()
+            .post(format!("{}/v1/models/copy{query}", app.base_url))
+            .body(body);
+        if let Some(t) = token {
+            req = req.header("authorization", format!("Bearer {t}"));
+        }
+        async move { req.send().await.unwrap().status().as_u16() }
+    };
+    let seed = "?source_model_id=1001&destination_model_id=auth-seed";
+    let good = iss.mint(serde_json::json!({}));
+    assert_eq!(
+        call(Some(good.clone()), seed, String::new()).await,
+        202,
+        "seed params, endpoint audience"
+    );
+    let service_aud = iss.mint(serde_json::json!({"aud": SERVICE}));
+    let json_body = crate::helpers::request("auth-json-1", "auth-json");
+    assert_eq!(
+        call(Some(service_aud), "", json_body.clone()).await,
+        202,
+        "JSON body, service audience"
+    );
+    assert_eq!(call(None, seed, String::new()).await, 401, "missing token");
+    assert_eq!(
+        call(Some("not.a.jwt".into()), seed, String::new()).await,
+        401,
+        "malformed token"
+    );
+    assert_eq!(
+        call(Some(iss.mint_bad_signature()), seed, String::new()).await,
+        401,
+        "bad signature"
+    );
+    let wrong_aud = iss.mint(serde_json::json!({"aud": "https://elsewhere.example"}));
+    assert_eq!(
+        call(Some(wrong_aud), seed, String::new()).await,
+        401,
+        "wrong audience"
+    );
+    let stranger = iss.mint(serde_json::json!({"email": "someone@else.iam.gserviceaccount.com"}));
+    assert_eq!(
+        call(Some(stranger), "", json_body).await,
+        403,
+        "valid token, not an invoker"
+    );
+    // Exactly the two accepted requests were queued.
+    queued
+        .wait_for(2, Duration::from_secs(30), |_| true)
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let ids: Vec<String> = queued
+        .snapshot()
+        .iter()
+        .map(|m| m.attribute("request_id").unwrap_or("?").to_owned())
+        .collect();
+    assert_eq!(ids.len(), 2, "{ids:?}");
+    assert!(ids.contains(&"auth-json-1".to_owned()), "{ids:?}");
+}
