@@ -159,8 +159,30 @@ impl Emulator {
         Err(last_error.expect("at least one attempt"))
     }
 
+    /// Stops the emulator and starts a new one on the same port (blocking). Everything the
+    /// old one held (topics, subscriptions, messages) is gone: the emulator keeps no state.
+    pub fn restart(&mut self) -> anyhow::Result<()> {
+        self.stop();
+        let launcher = find_launcher()?;
+        let mut last_error = None;
+        for _ in 0..5 {
+            match Self::launch_on(&launcher, self.port) {
+                Ok(fresh) => {
+                    *self = fresh;
+                    return Ok(());
+                }
+                Err(e) => last_error = Some(e),
+            }
+            std::thread::sleep(Duration::from_millis(500));
+        }
+        Err(last_error.expect("at least one attempt"))
+    }
+
     fn launch_once(launcher: &Path) -> anyhow::Result<Emulator> {
-        let port = free_port()?;
+        Self::launch_on(launcher, free_port()?)
+    }
+
+    fn launch_on(launcher: &Path, port: u16) -> anyhow::Result<Emulator> {
         let log_path = std::env::temp_dir().join(format!(
             "testkit-pubsub-emulator-{}-{port}.log",
             std::process::id()

@@ -170,3 +170,91 @@ async fn a_panic_in_a_stage_answers_500_and_the_next_delivery_succeeds() {
     );
     assert_eq!(fake.copies_started(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_emulator_restart_mid_run_gets_503s_not_acks_and_the_worker_recovers() {
+    let mut emu = testkit::Emulator::start().await.unwrap();
+    let project = format!("frestart-{}", std::process::id());
+    let fake = VertexFake::start().await.unwrap();
+    fake.add_model(SRC);
+    let override_host = vec!["--pubsub-emulator-host".to_owned(), emu.host()];
+    let cfg = test_config(&project, &fake.endpoint(), override_host);
+    let (_stop, rx) = tokio::sync::watch::channel(false);
+    let (state, _) = build_state(&cfg, rx).await.unwrap();
+    let router = app(state);
+    let topics = [
+        "copy-operations",
+        "copy-completions",
+        "copy-dead-letter",
+        "copy-requests",
+    ];
+    let t = Topology::connect(&emu.endpoint(), &project).await.unwrap();
+    for topic in topics {
+        t.create_topic(topic).await.unwrap();
+    }
+    let post = |id: &str, n: &str| {
+        let body = envelope(n, request(id, id).as_bytes(), &[]);
+        Request::post("/pubsub/copy-requests")
+            .body(Body::from(body))
+            .unwrap()
+    };
+    assert_eq!(
+        router
+            .clone()
+            .oneshot(post("rs-1", "1"))
+            .await
+            .unwrap()
+            .status(),
+        204
+    );
+
+    // The emulator goes away: the watch cannot be handed on, so the delivery is not acked.
+    emu = tokio::task::spawn_blocking(move || {
+        emu.stop();
+        emu
+    })
+    .await
+    .unwrap();
+    let during = router
+        .clone()
+        .oneshot(post("rs-2", "2"))
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(
+        during, 503,
+        "a delivery whose hand-off failed is never acked"
+    );
+
+    // It comes back empty on the same port; once the topics exist again, work resumes.
+    emu = tokio::task::spawn_blocking(move || {
+        emu.restart().expect("emulator restart");
+        emu
+    })
+    .await
+    .unwrap();
+    let t = Topology::connect(&emu.endpoint(), &project).await.unwrap();
+    for topic in topics {
+        t.create_topic(topic).await.unwrap();
+    }
+    t.create_pull_subscription("events", "copy-completions")
+        .await
+        .unwrap();
+    let events = Inbox::open(&t, "events").await.unwrap();
+    assert_eq!(
+        router.oneshot(post("rs-2", "2")).await.unwrap().status(),
+        204,
+        "the redelivery succeeds"
+    );
+    // The failed attempt had started the copy; the redelivery finds it (ALREADY_EXISTS, our
+    // source) and announces it instead of copying again.
+    let got = events
+        .wait_for(1, Duration::from_secs(20), |m| {
+            m.attribute("request_id") == Some("rs-2")
+        })
+        .await
+        .unwrap();
+    assert_eq!(got[0].attribute("ce-id"), Some("rs-2:succeeded"));
+    assert_eq!(fake.copies_started(), 2, "one copy each for rs-1 and rs-2");
+    emu.stop();
+}
