@@ -280,3 +280,31 @@ async fn a_missing_completions_topic_leads_to_redelivery_not_loss() {
     assert_eq!(got[0].json()["status"], "succeeded");
     assert_eq!(app.vertex.copies_started(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_letter_keeps_the_callers_attributes_so_the_replay_guard_sees_replay_count() {
+    let app = spawn_app("dlattrs", Knobs::default()).await;
+    let body = r#"{"request_id":"dla-1","source_model":"projects/src-proj/locations/us-central1/models/404404","destination":{"model_id":"dla"}}"#;
+    let tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    app.topology
+        .publish(
+            "copy-requests",
+            body.as_bytes(),
+            &[
+                ("request_id", "dla-1"),
+                ("replay_count", "2"),
+                ("traceparent", tp),
+            ],
+        )
+        .await
+        .unwrap();
+    let dl = app.dead_letter_of("dla-1", 30).await;
+    assert_eq!(dl.attribute("replay_count"), Some("2"));
+    assert_eq!(dl.attribute("traceparent"), Some(tp));
+    let ev = app.completion_of("dla-1", 1, 30).await.remove(0);
+    assert_eq!(
+        ev.attribute("traceparent"),
+        Some(tp),
+        "traceparent is carried onto the event"
+    );
+}
