@@ -66,8 +66,16 @@ async fn measure(emu: &Emulator) -> Vec<Row> {
     if !pin {
         progress!("taskset missing or a single core: push acceptance runs unpinned");
     }
-    keep(&mut rows, "push acceptance", push::acceptance(emu, pin, None).await);
-    keep(&mut rows, "push acceptance (warn)", push::acceptance(emu, pin, Some("warn")).await);
+    keep(
+        &mut rows,
+        "push acceptance",
+        push::acceptance(emu, pin, None).await,
+    );
+    keep(
+        &mut rows,
+        "push acceptance (warn)",
+        push::acceptance(emu, pin, Some("warn")).await,
+    );
     let reference = push::emulator_publish_reference(emu).await.map(|r| vec![r]);
     keep(&mut rows, "emulator publish reference", reference);
     progress!("completion overhead: five 5 s copies and two 60 s copies, concurrently");
@@ -75,14 +83,25 @@ async fn measure(emu: &Emulator) -> Vec<Row> {
         pipeline::completion(emu, Duration::from_secs(5), 5),
         pipeline::completion(emu, Duration::from_secs(60), 2),
     );
-    keep(&mut rows, "completion 5 s", five.map(|c| pipeline::completion_rows(&c)));
-    keep(&mut rows, "completion 60 s", sixty.map(|c| pipeline::completion_rows(&c)));
+    keep(
+        &mut rows,
+        "completion 5 s",
+        five.map(|c| pipeline::completion_rows(&c)),
+    );
+    keep(
+        &mut rows,
+        "completion 60 s",
+        sixty.map(|c| pipeline::completion_rows(&c)),
+    );
     let publish = cli::publish_one_shot(emu, 10).await.map(|r| vec![r]);
     keep(&mut rows, "publish one-shot", publish);
     let replay = cli::replay(emu, DEAD_LETTERS).await;
     let ceiling = cli::ceiling(emu, DEAD_LETTERS).await;
     if let (Ok((r, _)), Ok((c, _))) = (&replay, &ceiling) {
-        let ratio = Row::new("replay ÷ emulator ceiling", format!("{:.0} %", 100.0 * r / c));
+        let ratio = Row::new(
+            "replay ÷ emulator ceiling",
+            format!("{:.0} %", 100.0 * r / c),
+        );
         keep(&mut rows, "replay", replay.map(|(_, row)| vec![row]));
         keep(&mut rows, "ceiling", ceiling.map(|(_, row)| vec![row]));
         rows.push(ratio);

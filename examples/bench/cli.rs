@@ -19,15 +19,24 @@ const IDLE: Duration = Duration::from_secs(2);
 pub async fn publish_one_shot(emu: &Emulator, runs: usize) -> anyhow::Result<Row> {
     let t = Topology::connect(&emu.endpoint(), "bench-publish").await?;
     t.create_topic("copy-requests").await?;
-    t.create_pull_subscription("copy-requests-sink", "copy-requests").await?;
+    t.create_pull_subscription("copy-requests-sink", "copy-requests")
+        .await?;
     progress!("copy-worker publish: {runs} runs");
     let mut times = Vec::new();
     for i in 0..runs {
         let t0 = Instant::now();
         let mut child = Command::new(binary())
             .arg("publish")
-            .args(["--source-model", "projects/bench-src/locations/us-central1/models/1"])
-            .args(["--destination-project", "bench-dst", "--destination-model-id", &format!("p{i}")])
+            .args([
+                "--source-model",
+                "projects/bench-src/locations/us-central1/models/1",
+            ])
+            .args([
+                "--destination-project",
+                "bench-dst",
+                "--destination-model-id",
+                &format!("p{i}"),
+            ])
             .env("PUBSUB_EMULATOR_HOST", emu.host())
             .env("GOOGLE_CLOUD_PROJECT", "bench-publish")
             .stdout(Stdio::piped())
@@ -35,13 +44,17 @@ pub async fn publish_one_shot(emu: &Emulator, runs: usize) -> anyhow::Result<Row
             .kill_on_drop(true)
             .spawn()?;
         let mut line = String::new();
-        BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut line).await?;
+        BufReader::new(child.stdout.take().expect("stdout"))
+            .read_line(&mut line)
+            .await?;
         times.push(t0.elapsed().as_secs_f64() * 1e3);
         anyhow::ensure!(line.contains("message_id"), "publish printed {line:?}");
         child.wait().await?;
     }
     Ok(Row::new(
-        format!("`copy-worker publish` one-shot: process start → printed message id (median of {runs})"),
+        format!(
+            "`copy-worker publish` one-shot: process start → printed message id (median of {runs})"
+        ),
         format!("{:.1} ms", median(&times)),
     ))
 }
@@ -52,7 +65,8 @@ async fn seed(emu: &Emulator, project: &str, n: usize) -> anyhow::Result<Topolog
     let t = Topology::connect(&emu.endpoint(), project).await?;
     t.create_topic("copy-dead-letter").await?;
     t.create_topic("copy-requests").await?;
-    t.create_pull_subscription("copy-requests-sink", "copy-requests").await?;
+    t.create_pull_subscription("copy-requests-sink", "copy-requests")
+        .await?;
     t.subscription_admin()
         .create_subscription()
         .set_name(t.subscription("copy-dead-letter-replay"))
@@ -106,7 +120,9 @@ pub async fn replay(emu: &Emulator, n: usize) -> anyhow::Result<(f64, Row)> {
         rate,
         Row::new(
             format!("`copy-worker replay` of {n} dead letters (emulator)"),
-            format!("{rate:.0} msg/s ({replayed} replayed in {busy:.1} s, not counting the 2 s idle timeout)"),
+            format!(
+                "{rate:.0} msg/s ({replayed} replayed in {busy:.1} s, not counting the 2 s idle timeout)"
+            ),
         ),
     ))
 }

@@ -41,7 +41,10 @@ pub struct Load {
 
 impl Load {
     pub async fn run(&self) -> anyhow::Result<LoadResult> {
-        anyhow::ensure!(self.url.starts_with("http://127.0.0.1:"), "load only to 127.0.0.1");
+        anyhow::ensure!(
+            self.url.starts_with("http://127.0.0.1:"),
+            "load only to 127.0.0.1"
+        );
         let client = reqwest::Client::builder()
             .pool_max_idle_per_host(self.concurrency)
             .timeout(Duration::from_secs(10))

@@ -32,8 +32,11 @@ pub async fn cold_start(emu: &Emulator, runs: usize) -> anyhow::Result<Vec<Row>>
             format!("{t:.1} ms (min {:.1}, max {:.1})", min(&times), max(&times)),
         )
         .goal("< 50 ms", t < 50.0),
-        Row::new("idle resident memory (VmRSS 300 ms after healthy, median)", format!("{m:.1} MiB"))
-            .goal("< 20 MiB", m < 20.0),
+        Row::new(
+            "idle resident memory (VmRSS 300 ms after healthy, median)",
+            format!("{m:.1} MiB"),
+        )
+        .goal("< 20 MiB", m < 20.0),
     ])
 }
 
@@ -58,11 +61,20 @@ pub async fn completion(emu: &Emulator, copy: Duration, n: usize) -> anyhow::Res
     let project = format!("bench-completion-{}", copy.as_secs());
     let vertex = VertexFake::start().await?;
     vertex.add_model(SOURCE);
-    vertex.script(SOURCE, CopyScript { duration: copy, ..Default::default() });
+    vertex.script(
+        SOURCE,
+        CopyScript {
+            duration: copy,
+            ..Default::default()
+        },
+    );
     let env = proc::base_env(&project, &emu.host(), &vertex.endpoint());
     let worker = Worker::spawn(&env, &format!("copy-worker-bench-{project}.log"), None)?;
     worker.wait_healthy(&reqwest::Client::new()).await?;
-    let opts = TopologyOptions { push_base_url: worker.base_url(), ..Default::default() };
+    let opts = TopologyOptions {
+        push_base_url: worker.base_url(),
+        ..Default::default()
+    };
     let topology = Topology::create(&emu.endpoint(), &project, &opts).await?;
     let inbox = Inbox::open(&topology, "copy-completions-all").await?;
     let mut sent = Vec::new();
@@ -71,7 +83,9 @@ pub async fn completion(emu: &Emulator, copy: Duration, n: usize) -> anyhow::Res
             r#"{{"request_id":"c{i}","source_model":"{SOURCE}@1","destination":{{"project":"bench-dst","model_id":"c{i}"}}}}"#
         );
         sent.push(Instant::now());
-        topology.publish("copy-requests", body.as_bytes(), &[]).await?;
+        topology
+            .publish("copy-requests", body.as_bytes(), &[])
+            .await?;
     }
     let mut overheads_s = vec![f64::NAN; n];
     let deadline = Instant::now() + copy + Duration::from_secs(90);
@@ -87,17 +101,27 @@ pub async fn completion(emu: &Emulator, copy: Duration, n: usize) -> anyhow::Res
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    anyhow::ensure!(!overheads_s.iter().any(|o| o.is_nan()), "not every completion event arrived");
+    anyhow::ensure!(
+        !overheads_s.iter().any(|o| o.is_nan()),
+        "not every completion event arrived"
+    );
     let calls_per_copy = vertex.calls().len() as f64 / n as f64;
     worker.stop().await;
-    Ok(Completion { copy, overheads_s, calls_per_copy })
+    Ok(Completion {
+        copy,
+        overheads_s,
+        calls_per_copy,
+    })
 }
 
 pub fn completion_rows(c: &Completion) -> Vec<Row> {
     let secs = c.copy.as_secs();
     let m = median(&c.overheads_s);
     let mut overhead = Row::new(
-        format!("completion overhead, {secs} s copy: publish → completion event − {secs} s (median of {})", c.overheads_s.len()),
+        format!(
+            "completion overhead, {secs} s copy: publish → completion event − {secs} s (median of {})",
+            c.overheads_s.len()
+        ),
         format!("{m:.2} s (max {:.2} s)", max(&c.overheads_s)),
     );
     if secs == 5 {

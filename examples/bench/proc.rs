@@ -60,11 +60,7 @@ pub fn proc_mib(pid: u32, field: &str) -> anyhow::Result<f64> {
         .lines()
         .find(|l| l.starts_with(&format!("{field}:")))
         .with_context(|| format!("{field} in /proc/{pid}/status"))?;
-    let kib: f64 = line
-        .split_whitespace()
-        .nth(1)
-        .context("value")?
-        .parse()?;
+    let kib: f64 = line.split_whitespace().nth(1).context("value")?.parse()?;
     Ok(kib / 1024.0)
 }
 
@@ -164,4 +160,17 @@ pub fn pin_group(pgid: u32, cpus: &str) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// User + system CPU time of `pid` so far, in seconds (`/proc/PID/stat`, 100 ticks a second).
+pub fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let f: Vec<f64> = rest
+        .split_whitespace()
+        .skip(11)
+        .take(2)
+        .filter_map(|s| s.parse().ok())
+        .collect();
+    f.iter().sum::<f64>() / 100.0
 }

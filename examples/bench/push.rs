@@ -51,8 +51,14 @@ async fn topics(emu: &Emulator, project: &str) -> anyhow::Result<Topology> {
 }
 
 /// One push-acceptance row set; `rust_log` is e.g. `Some("warn")`.
-pub async fn acceptance(emu: &Emulator, pin: bool, rust_log: Option<&str>) -> anyhow::Result<Vec<Row>> {
-    let label = rust_log.map_or("default log level (info)".to_owned(), |l| format!("RUST_LOG={l}"));
+pub async fn acceptance(
+    emu: &Emulator,
+    pin: bool,
+    rust_log: Option<&str>,
+) -> anyhow::Result<Vec<Row>> {
+    let label = rust_log.map_or("default log level (info)".to_owned(), |l| {
+        format!("RUST_LOG={l}")
+    });
     let project = format!("bench-push-{}", rust_log.unwrap_or("info"));
     let _topology = topics(emu, &project).await?;
     let vertex = VertexFake::start().await?;
@@ -70,7 +76,11 @@ pub async fn acceptance(emu: &Emulator, pin: bool, rust_log: Option<&str>) -> an
     if let Some(l) = rust_log {
         proc::set_env(&mut env, "RUST_LOG", l);
     }
-    let worker = Worker::spawn(&env, &format!("copy-worker-bench-{project}.log"), pin.then_some("0"))?;
+    let worker = Worker::spawn(
+        &env,
+        &format!("copy-worker-bench-{project}.log"),
+        pin.then_some("0"),
+    )?;
     worker.wait_healthy(&reqwest::Client::new()).await?;
     if pin {
         // Everything else (this process with the load generator and the Vertex fake, and
@@ -88,9 +98,17 @@ pub async fn acceptance(emu: &Emulator, pin: bool, rust_log: Option<&str>) -> an
         max_requests: 200_000,
         body: Arc::new(move |n| envelope(tag, n + offset)),
     };
-    progress!("push acceptance ({label}): 2 s warm-up, then {} s at {CONCURRENCY} concurrent", RUN.as_secs());
+    progress!(
+        "push acceptance ({label}): 2 s warm-up, then {} s at {CONCURRENCY} concurrent",
+        RUN.as_secs()
+    );
     load(Duration::from_secs(2), 1_000_000).run().await?;
+    let pids = [worker.pid, std::process::id(), emu.pid().unwrap_or(0)];
+    let before = pids.map(proc::cpu_seconds);
     let r = load(RUN, 0).run().await?;
+    let cpu = std::array::from_fn(|i| {
+        100.0 * (proc::cpu_seconds(pids[i]) - before[i]) / r.elapsed.as_secs_f64()
+    });
     let hwm = proc::proc_mib(worker.pid, "VmHWM")?;
     if pin {
         let all = format!("0-{}", num_cpus() - 1);
@@ -98,11 +116,17 @@ pub async fn acceptance(emu: &Emulator, pin: bool, rust_log: Option<&str>) -> an
         proc::pin_group(emu.pid().unwrap_or(0), &all)?;
     }
     worker.stop().await;
-    Ok(rows(&label, &r, hwm, pin))
+    Ok(rows(&label, &r, hwm, cpu, pin))
 }
 
-fn rows(label: &str, r: &LoadResult, hwm: f64, pin: bool) -> Vec<Row> {
-    let core = if pin { "one core (taskset -c 0)" } else { "unpinned (no taskset)" };
+/// `cpu`: percent of one core used by the worker, this process (load generator, Vertex fake,
+/// OIDC issuer) and the emulator during the measured run.
+fn rows(label: &str, r: &LoadResult, hwm: f64, cpu: [f64; 3], pin: bool) -> Vec<Row> {
+    let core = if pin {
+        "one core (taskset -c 0)"
+    } else {
+        "unpinned (no taskset)"
+    };
     let ok = r.per_second(204);
     let (p50, p99v) = (median(&r.latencies_ms), p99(&r.latencies_ms));
     let others: Vec<String> = r
@@ -111,11 +135,19 @@ fn rows(label: &str, r: &LoadResult, hwm: f64, pin: bool) -> Vec<Row> {
         .filter(|(s, _)| **s != 204)
         .map(|(s, c)| format!("{c}×{s}"))
         .collect();
-    let others = if others.is_empty() { "none".into() } else { others.join(", ") };
+    let others = if others.is_empty() {
+        "none".into()
+    } else {
+        others.join(", ")
+    };
     vec![
         Row::new(
             format!("push acceptance, {core}, {label}: request-stage deliveries/s (204)"),
-            format!("{ok:.0}/s ({} in {:.1} s; other answers: {others})", r.count(204), r.elapsed.as_secs_f64()),
+            format!(
+                "{ok:.0}/s ({} in {:.1} s; other answers: {others})",
+                r.count(204),
+                r.elapsed.as_secs_f64()
+            ),
         )
         .goal("≥ 5,000/s", ok >= 5000.0),
         Row::new(
@@ -123,7 +155,17 @@ fn rows(label: &str, r: &LoadResult, hwm: f64, pin: bool) -> Vec<Row> {
             format!("{p50:.1} ms / {p99v:.1} ms"),
         )
         .goal("p99 < 20 ms", p99v < 20.0),
-        Row::new(format!("push acceptance, {label}: peak RSS (VmHWM)"), format!("{hwm:.1} MiB")),
+        Row::new(
+            format!("push acceptance, {label}: peak RSS (VmHWM)"),
+            format!("{hwm:.1} MiB"),
+        ),
+        Row::new(
+            format!("push acceptance, {label}: CPU used (% of one core)"),
+            format!(
+                "worker {:.0} %; load generator + Vertex fake {:.0} %; emulator {:.0} %",
+                cpu[0], cpu[1], cpu[2]
+            ),
+        ),
     ]
 }
 
@@ -167,7 +209,13 @@ pub async fn emulator_publish_reference(emu: &Emulator) -> anyhow::Result<Row> {
     }
     let rate = lat.len() as f64 / t0.elapsed().as_secs_f64();
     Ok(Row::new(
-        format!("reference: emulator publish round trip alone (same client and settings, {CONCURRENCY} concurrent, unpinned)"),
-        format!("{rate:.0} msg/s; p50 {:.1} ms / p99 {:.1} ms", median(&lat), p99(&lat)),
+        format!(
+            "reference: emulator publish round trip alone (same client and settings, {CONCURRENCY} concurrent, unpinned)"
+        ),
+        format!(
+            "{rate:.0} msg/s; p50 {:.1} ms / p99 {:.1} ms",
+            median(&lat),
+            p99(&lat)
+        ),
     ))
 }
