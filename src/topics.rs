@@ -7,8 +7,9 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use google_cloud_gax::client_builder::Result as ClientBuilderResult;
 use google_cloud_gax::retry_policy::RetryPolicyExt;
-use google_cloud_pubsub::client::{BasePublisher, Publisher};
+use google_cloud_pubsub::client::{BasePublisher, Publisher, Subscriber};
 use google_cloud_pubsub::model::Message;
 
 /// The worker's outbound topics.
@@ -73,23 +74,35 @@ impl TopicNames {
 
 /// Expands a short topic name (`copy-operations`) to `projects/{project}/topics/{name}`.
 pub fn full_topic(name: &str, project: Option<&str>) -> Result<String, String> {
-    if name.starts_with("projects/") {
-        let parts: Vec<&str> = name.split('/').collect();
-        if parts.len() == 4 && parts[2] == "topics" && !parts[1].is_empty() && !parts[3].is_empty()
-        {
-            return Ok(name.to_owned());
+    full_name(("topics", "topic", "T"), name, project)
+}
+
+/// Expands a short subscription name to `projects/{project}/subscriptions/{name}`.
+pub fn full_subscription(name: &str, project: Option<&str>) -> Result<String, String> {
+    full_name(("subscriptions", "subscription", "S"), name, project)
+}
+
+/// A full name of `kind` is kept; a short one needs the project (`GOOGLE_CLOUD_PROJECT`).
+fn full_name(
+    (kind, singular, letter): (&str, &str, &str),
+    name: &str,
+    project: Option<&str>,
+) -> Result<String, String> {
+    let parts: Vec<&str> = name.split('/').collect();
+    match parts.as_slice() {
+        ["projects", p, k, n] if *k == kind && !p.is_empty() && !n.is_empty() => {
+            Ok(name.to_owned())
         }
-        return Err(format!(
-            "{name:?} is not a topic name; use a short name or projects/P/topics/T"
-        ));
-    }
-    if name.is_empty() || name.contains('/') {
-        return Err(format!("{name:?} is not a topic name"));
-    }
-    match project {
-        Some(p) => Ok(format!("projects/{p}/topics/{name}")),
-        None => Err(format!(
-            "short topic name {name:?} needs GOOGLE_CLOUD_PROJECT (or give projects/P/topics/T)"
+        [n] if !n.is_empty() => project
+            .map(|p| format!("projects/{p}/{kind}/{n}"))
+            .ok_or_else(|| {
+                format!(
+                    "short {singular} name {name:?} needs GOOGLE_CLOUD_PROJECT or --project \
+                     (or give projects/P/{kind}/{letter})"
+                )
+            }),
+        _ => Err(format!(
+            "{name:?} is not a {singular} name; use a short name or projects/P/{kind}/{letter}"
         )),
     }
 }
@@ -102,17 +115,9 @@ pub struct Connection {
 }
 
 impl Connection {
-    pub fn from_env() -> Self {
-        Self {
-            emulator_host: std::env::var("PUBSUB_EMULATOR_HOST")
-                .ok()
-                .filter(|s| !s.is_empty()),
-        }
-    }
-
     /// A base publisher: anonymous against the emulator, ADC otherwise. Publish retries are
     /// capped at 20 s so a stage answers 503 well inside its ack deadline instead of hanging.
-    pub async fn base_publisher(&self) -> anyhow::Result<BasePublisher> {
+    pub async fn base_publisher(&self) -> ClientBuilderResult<BasePublisher> {
         let retry = google_cloud_pubsub::retry_policy::RetryableErrors
             .with_time_limit(Duration::from_secs(20));
         let mut b = BasePublisher::builder().with_retry_policy(retry);
@@ -121,7 +126,18 @@ impl Connection {
                 google_cloud_auth::credentials::anonymous::Builder::new().build(),
             );
         }
-        Ok(b.build().await?)
+        b.build().await
+    }
+
+    /// A streaming-pull subscriber: anonymous against the emulator, ADC otherwise.
+    pub async fn subscriber(&self) -> ClientBuilderResult<Subscriber> {
+        let mut b = Subscriber::builder();
+        if let Some(host) = &self.emulator_host {
+            b = b.with_endpoint(format!("http://{host}")).with_credentials(
+                google_cloud_auth::credentials::anonymous::Builder::new().build(),
+            );
+        }
+        b.build().await
     }
 }
 

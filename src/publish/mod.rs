@@ -18,7 +18,7 @@ pub use input::{InvalidInput, RequestFlags, validate, validate_lines};
 pub use wait::{Verdict, WaitError, WaitOutcome, Waiting};
 
 use crate::request::{CopyRequest, Defaults};
-use crate::topics::{Connection, OutMessage, full_topic, to_message};
+use crate::topics::{Connection, OutMessage, full_subscription, full_topic, to_message};
 
 /// Exit codes of `copy-worker publish`.
 pub mod exit {
@@ -223,7 +223,10 @@ fn plan(args: &PublishArgs) -> Result<Plan, Vec<String>> {
     let subscription = args
         .completions_subscription
         .as_deref()
-        .map(|s| full_subscription(s, project.as_deref()))
+        .map(|s| {
+            full_subscription(s, project.as_deref())
+                .map_err(|e| format!("--completions-subscription: {e}"))
+        })
         .transpose()
         .map_err(|e| vec![e])?;
     let timeout = humantime::parse_duration(&args.timeout).map_err(|e| {
@@ -287,22 +290,6 @@ fn read_input(path: &str) -> Result<String, String> {
 }
 
 /// Expands a short subscription name to `projects/{project}/subscriptions/{name}`.
-fn full_subscription(name: &str, project: Option<&str>) -> Result<String, String> {
-    let parts: Vec<&str> = name.split('/').collect();
-    match (parts.as_slice(), project) {
-        (["projects", p, "subscriptions", s], _) if !p.is_empty() && !s.is_empty() => {
-            Ok(name.to_owned())
-        }
-        ([s], Some(p)) if !s.is_empty() => Ok(format!("projects/{p}/subscriptions/{s}")),
-        ([s], None) if !s.is_empty() => Err(format!(
-            "--completions-subscription {name:?} needs --project or GOOGLE_CLOUD_PROJECT (or give projects/P/subscriptions/S)"
-        )),
-        _ => Err(format!(
-            "--completions-subscription {name:?} is not a subscription name; use a short name or projects/P/subscriptions/S"
-        )),
-    }
-}
-
 /// The message for one request: its normalised JSON, which the worker parses to the same
 /// request without needing its own defaults, plus the attributes of DESIGN.md §3.
 fn message(req: &CopyRequest, traceparent: Option<&str>) -> OutMessage {

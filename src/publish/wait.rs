@@ -10,7 +10,6 @@ use std::collections::BTreeSet;
 use std::io::Write;
 use std::time::Duration;
 
-use google_cloud_pubsub::client::Subscriber;
 use google_cloud_pubsub::model::Message;
 use google_cloud_pubsub::subscriber::ShutdownBehavior;
 use serde_json::{Value, json};
@@ -156,7 +155,8 @@ pub async fn wait(
 ) -> Result<WaitOutcome, WaitError> {
     let deadline = Instant::now() + timeout;
     let mut waiting = Waiting::new(request_ids);
-    let subscriber = subscriber(conn)
+    let subscriber = conn
+        .subscriber()
         .await
         .map_err(|source| WaitError::Connect {
             subscription: subscription.to_owned(),
@@ -203,16 +203,6 @@ pub async fn wait(
     // Flushes the acks; bounded so that an unreachable service cannot hold the exit code.
     let _ = tokio::time::timeout(Duration::from_secs(10), shutdown.shutdown()).await;
     result.map(|()| waiting.outcome())
-}
-
-async fn subscriber(conn: &Connection) -> google_cloud_gax::client_builder::Result<Subscriber> {
-    let mut b = Subscriber::builder();
-    if let Some(host) = &conn.emulator_host {
-        b = b
-            .with_endpoint(format!("http://{host}"))
-            .with_credentials(google_cloud_auth::credentials::anonymous::Builder::new().build());
-    }
-    b.build().await
 }
 
 #[cfg(test)]

@@ -19,7 +19,7 @@ pub use plan::{Plan, ReplayError};
 pub use rules::{Rules, Verdict, republished};
 pub use summary::Summary;
 
-use crate::topics::{Connection, full_topic};
+use crate::topics::{Connection, full_subscription, full_topic};
 
 /// Flags of `copy-worker replay`.
 #[derive(Debug, Clone, clap::Args)]
@@ -98,26 +98,6 @@ fn parse_rate(s: &str) -> Result<f64, String> {
 }
 
 /// Full `projects/P/subscriptions/S` from a short or full name.
-fn full_subscription(name: &str, project: Option<&str>) -> Result<String, String> {
-    let parts: Vec<&str> = name.split('/').collect();
-    match parts.as_slice() {
-        ["projects", p, "subscriptions", s] if !p.is_empty() && !s.is_empty() => {
-            Ok(name.to_owned())
-        }
-        [s] if !s.is_empty() => project
-            .map(|p| format!("projects/{p}/subscriptions/{s}"))
-            .ok_or_else(|| {
-                format!(
-                    "short subscription name {name:?} needs GOOGLE_CLOUD_PROJECT or --project \
-                     (or give projects/P/subscriptions/S)"
-                )
-            }),
-        _ => Err(format!(
-            "{name:?} is not a subscription name; use a short name or projects/P/subscriptions/S"
-        )),
-    }
-}
-
 impl ReplayArgs {
     /// Resolves names against the project; the error names the flag to fix.
     pub fn plan(&self) -> Result<Plan, String> {

@@ -97,13 +97,7 @@ pub async fn run(plan: Plan) -> (Summary, Result<(), ReplayError>) {
 
 async fn connect(plan: &Plan) -> Result<(Subscriber, Option<Publisher>), ReplayError> {
     let connect_err = |e: &dyn std::fmt::Display| ReplayError::Connect(e.to_string());
-    let mut builder = Subscriber::builder();
-    if let Some(host) = &plan.conn.emulator_host {
-        builder = builder
-            .with_endpoint(format!("http://{host}"))
-            .with_credentials(google_cloud_auth::credentials::anonymous::Builder::new().build());
-    }
-    let subscriber = builder.build().await.map_err(|e| connect_err(&e))?;
+    let subscriber = plan.conn.subscriber().await.map_err(|e| connect_err(&e))?;
     if plan.dry_run {
         return Ok((subscriber, None));
     }
