@@ -5,4 +5,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/prerequisites.sh
-cargo test --workspace --locked "$@"
+
+# Tests that SIGKILL processes or share one subscription between processes depend on how
+# fast the emulator releases leases and retries pushes (docs/reliability.md). With the
+# rest of the suite hammering the same emulator on two cores, those timings stretch past
+# the tests' bounds; run them afterwards, alone and one at a time.
+ISOLATED=(crash:: replay::sigkilled publish::two_waiters)
+skips=()
+for t in "${ISOLATED[@]}"; do skips+=(--skip "$t"); done
+
+cargo test --workspace --locked -- "${skips[@]}" "$@"
+cargo test --locked --test it -- --test-threads=1 "${ISOLATED[@]}"
