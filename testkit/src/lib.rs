@@ -5,15 +5,20 @@
 //! - [`pubsub`]: creates the topology of DESIGN.md §2 on the emulator, publishes, and collects
 //!   messages of pull subscriptions ([`pubsub::Inbox`]), all with the official client.
 //! - [`vertex`]: an HTTP fake of the Vertex AI ModelService REST surface with scriptable
-//!   durations and faults, checked against the official `google-cloud-aiplatform-v1` client.
+//!   durations and faults, project numbers and quotas like the real service, checked against
+//!   the official `google-cloud-aiplatform-v1` client.
+//! - [`front`]: a push-window front, a reverse proxy that models Pub/Sub push flow control
+//!   between the emulator's push subscriptions and the worker.
 //! - [`oidc`]: a local OIDC issuer: a JWKS over HTTP, RS256 ID tokens and hostile tokens.
 
 pub mod emulator;
+pub mod front;
 pub mod oidc;
 pub mod pubsub;
 pub mod vertex;
 
 pub use emulator::Emulator;
+pub use front::{PushFront, PushWindow, PushWindowStats};
 pub use oidc::{JwksMode, OidcIssuer};
 pub use pubsub::{Inbox, Received, Topology, TopologyOptions};
-pub use vertex::{Call, CopyScript, Fault, VertexFake};
+pub use vertex::{Call, CopyScript, Fault, Quotas, Rpc, RpcCount, VertexFake};

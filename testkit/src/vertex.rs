@@ -4,11 +4,22 @@
 //! # Surface
 //! - `POST /v1/{parent}/models:copy` → a google.longrunning.Operation, `done: false`.
 //! - `GET /ui/{operation}` (the binding the Rust client calls) and `GET /v1/{operation}`.
-//! - `GET /v1/{model}` with or without `@version`.
+//! - `GET /v1/{model}` with or without `@version` (an id, `default` or another alias).
 //! - `GET /v1/{model}:listVersions` with `pageSize`/`pageToken`.
 //! - Anything else: 404 with a google.rpc error body naming the path.
 //!
 //! # Behaviour worth knowing
+//! - Like Vertex AI, the fake accepts a project id or number in every name (paths and
+//!   CopyModelRequest fields) and answers every name with the project number: operation names,
+//!   `CopyModelResponse.model`, `Model.name`, `originalModelInfo.model`. The number of an id is
+//!   [`project_number`]; [`numbered`] rewrites a whole name; [`VertexFake::project_numbers`] lists
+//!   the ids seen so far. There is no mode that echoes ids: callers must compare identities, not
+//!   strings (DESIGN.md §10).
+//! - Quotas ([`Quotas`]) are off until [`VertexFake::set_quotas`]; then requests beyond the
+//!   limit of their (project number, location) answer 429 `RESOURCE_EXHAUSTED` with the real
+//!   body. Off by default because the suites in `tests/it` and the benchmark were written
+//!   against an unlimited fake and drive hundreds of copies and polls per project per minute;
+//!   a test about pacing opts in. [`VertexFake::rpc_count`] counts calls either way.
 //! - Operations run for their source's [`CopyScript::duration`] of real time. Until they succeed
 //!   the destination model answers 404; a failed operation frees the model id.
 //! - A `modelId` that exists, or that a running copy will create, answers 409 `ALREADY_EXISTS`.
@@ -20,12 +31,18 @@
 //!   (up to 10 attempts / 60 s by default), so a single scripted GET fault is usually invisible
 //!   to the caller; `POST …:copy` is never retried by the client.
 
+mod projects;
+mod quota;
 mod routes;
 mod state;
 mod wire;
 
+pub use projects::{numbered, project_number};
+pub use quota::{Quotas, Rpc, RpcCount};
+
 use anyhow::Context;
 use routes::{KillSwitch, Shared, lock};
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -74,6 +91,8 @@ pub struct Call {
     pub query: String,
     /// JSON body, if any (a body that is not JSON is kept as a JSON string).
     pub body: Option<serde_json::Value>,
+    /// The ModelService method the path routes to; `None` for unknown paths.
+    pub rpc: Option<Rpc>,
     /// Status answered; 0 when the connection was reset instead.
     pub status: u16,
     /// When the request arrived.
@@ -112,14 +131,66 @@ impl VertexFake {
         format!("http://{}", self.addr)
     }
 
-    /// Creates a source model `projects/p/locations/l/models/ID` with version `1`.
+    /// Creates a source model `projects/p/locations/l/models/ID` with version `1`, the default.
+    /// The project may be an id or a number: the model is stored under the number, so either
+    /// spelling finds it.
     pub fn add_model(&self, name: &str) {
         lock(&self.shared).add_model(name);
     }
 
-    /// Scripts copies whose source is `source_model` (any `@version` is ignored).
+    /// Adds the next version (`2`, `3`, …) to a model added before and returns its id. `aliases`
+    /// move to the new version; `default` among them makes it the default version.
+    ///
+    /// # Panics
+    /// If the model does not exist.
+    pub fn add_version(&self, model: &str, aliases: &[&str]) -> String {
+        let added = lock(&self.shared).add_version(model, aliases);
+        added.unwrap_or_else(|| panic!("add_version: model {model} does not exist"))
+    }
+
+    /// Scripts copies whose source is `source_model` (any `@version` is ignored; either
+    /// spelling of the project).
     pub fn script(&self, source_model: &str, script: CopyScript) {
         lock(&self.shared).set_script(source_model, script);
+    }
+
+    /// Enforces `quotas` from now on, per (project number, location); earlier calls do not
+    /// count.
+    pub fn set_quotas(&self, quotas: Quotas) {
+        lock(&self.shared).ledger.enforce(Some(quotas));
+    }
+
+    /// Stops enforcing quotas (the default).
+    pub fn clear_quotas(&self) {
+        lock(&self.shared).ledger.enforce(None);
+    }
+
+    /// Calls routed to `rpc` so far, and how many of them a quota answered 429.
+    pub fn rpc_count(&self, rpc: Rpc) -> RpcCount {
+        let state = lock(&self.shared);
+        state.ledger.counts.get(&rpc).copied().unwrap_or_default()
+    }
+
+    /// 429s answered by quotas so far, over all methods.
+    pub fn quota_rejections(&self) -> usize {
+        let state = lock(&self.shared);
+        state
+            .ledger
+            .counts
+            .values()
+            .map(|c| c.quota_rejections)
+            .sum()
+    }
+
+    /// Every project id seen so far in a request or a seeding call, with its number
+    /// (the same as [`project_number`] of the id).
+    pub fn project_numbers(&self) -> BTreeMap<String, String> {
+        lock(&self.shared).projects.map()
+    }
+
+    /// [`project_number`], for callers that hold a fake.
+    pub fn project_number(project: &str) -> String {
+        project_number(project)
     }
 
     /// Every request answers `status` with google.rpc `code` until `until`.
@@ -142,21 +213,20 @@ impl VertexFake {
         lock(&self.shared).copies_started
     }
 
-    /// Whether `name` (optionally with `@version`) can be read now.
+    /// Whether `name` (either spelling, optionally with `@version` or `@alias`) can be read now.
     pub fn model_exists(&self, name: &str) -> bool {
-        let mut state = lock(&self.shared);
-        state.advance(Instant::now());
-        state.model_exists(name)
+        self.model(name).is_some()
     }
 
-    /// The Model JSON that `GET /v1/{name}` would return now, if it exists.
+    /// The Model JSON that `GET /v1/{name}` would return now, if it exists (names in it use the
+    /// project number).
     pub fn model(&self, name: &str) -> Option<serde_json::Value> {
         let mut state = lock(&self.shared);
         state.advance(Instant::now());
         state.model_json(name)
     }
 
-    /// Names of all operations created so far.
+    /// Names of all operations created so far (with project numbers).
     pub fn operations(&self) -> Vec<String> {
         lock(&self.shared).operation_names()
     }

@@ -4,6 +4,8 @@
 //! One fallback handler instead of axum routes, because Google paths put `:verb` and `@version`
 //! inside path segments, which axum's matcher does not model.
 
+use super::projects::{ProjectNumbers, project_and_location};
+use super::quota::Rpc;
 use super::state::State;
 use super::wire::Reply;
 use super::{Call, Fault};
@@ -65,6 +67,36 @@ impl Route {
             _ => Route::Unknown,
         }
     }
+
+    /// The same route with every name canonical (project number instead of id).
+    fn canonical(self, projects: &mut ProjectNumbers) -> Route {
+        match self {
+            Route::Copy { parent } => Route::Copy {
+                parent: projects.canonical(&parent),
+            },
+            Route::GetOperation { name } => Route::GetOperation {
+                name: projects.canonical(&name),
+            },
+            Route::GetModel { name } => Route::GetModel {
+                name: projects.canonical(&name),
+            },
+            Route::ListVersions { name } => Route::ListVersions {
+                name: projects.canonical(&name),
+            },
+            Route::Unknown => Route::Unknown,
+        }
+    }
+
+    /// The method and the resource whose project and location its quota is charged to.
+    fn rpc(&self) -> Option<(Rpc, &str)> {
+        match self {
+            Route::Copy { parent } => Some((Rpc::CopyModel, parent)),
+            Route::GetOperation { name } => Some((Rpc::GetOperation, name)),
+            Route::GetModel { name } => Some((Rpc::GetModel, name)),
+            Route::ListVersions { name } => Some((Rpc::ListModelVersions, name)),
+            Route::Unknown => None,
+        }
+    }
 }
 
 /// The fallback handler behind every path.
@@ -78,34 +110,30 @@ pub(crate) async fn handle(
     let at = Instant::now();
     let path = percent_decode(uri.path());
     let json = parse_body(&body);
-    let route = Route::parse(&method, &path);
+    // Decided under one lock, before any state changes.
+    let (route, screened) = {
+        let mut state = lock(&shared);
+        state.advance(at);
+        let route = Route::parse(&method, &path).canonical(&mut state.projects);
+        let screened = screen(&mut state, &route, json.as_ref(), at);
+        (route, screened)
+    };
     let record = |status: u16| Call {
         method: method.to_string(),
         path: path.clone(),
         raw_path: uri.path().to_string(),
         query: percent_decode(uri.query().unwrap_or_default()),
         body: json.clone(),
+        rpc: route.rpc().map(|(rpc, _)| rpc),
         status,
         at,
     };
-    // Outages win over scripts; both are decided before any state changes.
-    let fault = {
-        let mut state = lock(&shared);
-        state.advance(at);
-        match state.outage {
-            Some((until, status, code)) if at < until => Some(Fault::Http(status, code)),
-            _ => match &route {
-                Route::Copy { .. } => state.take_copy_fault(json.as_ref()),
-                Route::GetOperation { name } => state.take_get_operation_fault(name),
-                _ => None,
-            },
-        }
-    };
-    let reply = match fault {
-        Some(Fault::Http(status, code)) => {
+    let reply = match screened {
+        Err(reply) => reply,
+        Ok(Some(Fault::Http(status, code))) => {
             Reply::error(status, code, format!("Injected fault for {method} {path}."))
         }
-        Some(Fault::ResetConnection) => {
+        Ok(Some(Fault::ResetConnection)) => {
             lock(&shared).calls.push(record(0));
             if let Some(Extension(kill)) = kill {
                 kill.0.notify_one();
@@ -118,15 +146,48 @@ pub(crate) async fn handle(
                 "ResetConnection needs the fake's own server.",
             )
         }
-        Some(Fault::Delay(delay)) => {
+        Ok(Some(Fault::Delay(delay))) => {
             tokio::time::sleep(delay).await;
             dispatch(&shared, &route, &path, json.as_ref(), uri.query())
         }
-        None => dispatch(&shared, &route, &path, json.as_ref(), uri.query()),
+        Ok(None) => dispatch(&shared, &route, &path, json.as_ref(), uri.query()),
     };
     lock(&shared).calls.push(record(reply.status));
     let status = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     (status, axum::Json(reply.body)).into_response()
+}
+
+/// What happens to a request before its method runs: an outage answers for the whole service;
+/// then the quota (checked by the real front end before the method); then scripted faults.
+/// `Err` is an answer to send as it is.
+fn screen(
+    state: &mut State,
+    route: &Route,
+    body: Option<&Value>,
+    at: Instant,
+) -> Result<Option<Fault>, Reply> {
+    let rpc = route.rpc();
+    if let Some((rpc, _)) = rpc {
+        state.ledger.call(rpc);
+    }
+    if let Some((until, status, code)) = state.outage
+        && at < until
+    {
+        return Ok(Some(Fault::Http(status, code)));
+    }
+    let Some((rpc, resource)) = rpc else {
+        return Ok(None);
+    };
+    if let Some((project, location)) = project_and_location(resource)
+        && let Some(reply) = state.ledger.admit(rpc, project, location, at)
+    {
+        return Err(reply);
+    }
+    Ok(match route {
+        Route::Copy { .. } => state.take_copy_fault(body),
+        Route::GetOperation { name } => state.take_get_operation_fault(name),
+        _ => None,
+    })
 }
 
 fn dispatch(

@@ -2,7 +2,13 @@
 //!
 //! Operations finish lazily: every request first calls [`State::advance`], which completes the
 //! operations whose scripted duration has elapsed. No background task, so nothing races a test.
+//!
+//! Every name stored here is canonical: its project is a number ([`super::projects`]). Route
+//! names arrive canonical from the handler; names inside request bodies and names given to the
+//! seeding API are made canonical here, so either spelling of a project finds the same model.
 
+use super::projects::ProjectNumbers;
+use super::quota::Ledger;
 use super::wire::{CopyRequest, Reply, split_version, valid_model_id};
 use super::{Call, CopyScript, Fault};
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -20,14 +26,34 @@ const MODEL_ID_BASE: u64 = 7_700_000_000_000_000_000;
 #[derive(Debug)]
 struct ModelEntry {
     display_name: String,
+    /// The version that the `default` alias points to; it is also what a name without
+    /// `@version` means.
     default_version: String,
     create_time: DateTime<Utc>,
     versions: Vec<VersionEntry>,
 }
 
+impl ModelEntry {
+    /// The version that `@version` names: a version id, `default`, or another alias (Model
+    /// `version_aliases`: "a model version can be referenced via alias (i.e.
+    /// `…/models/{model_id}@{version_alias}`)"; GetModelRequest: without a version "the
+    /// \"default\" version will be returned").
+    fn resolve(&self, version: Option<&str>) -> Option<&VersionEntry> {
+        let wanted = match version {
+            None | Some("default") => self.default_version.as_str(),
+            Some(v) => v,
+        };
+        self.versions
+            .iter()
+            .find(|v| v.id == wanted || v.aliases.iter().any(|a| a == wanted))
+    }
+}
+
 #[derive(Debug)]
 struct VersionEntry {
     id: String,
+    /// Aliases other than `default`, which [`ModelEntry::default_version`] carries.
+    aliases: Vec<String>,
     /// `originalModelInfo.model`: the source with the version that was copied.
     original: Option<String>,
     encryption_spec: Option<Value>,
@@ -71,6 +97,8 @@ pub(crate) struct State {
     operations: BTreeMap<String, OperationEntry>,
     scripts: HashMap<String, CopyScript>,
     pub outage: Option<(Instant, u16, &'static str)>,
+    pub projects: ProjectNumbers,
+    pub ledger: Ledger,
     pub calls: Vec<Call>,
     pub copies_started: usize,
     next_operation: u64,
@@ -78,16 +106,23 @@ pub(crate) struct State {
 }
 
 impl State {
+    /// `name` (either spelling, any `@version`) without its version, canonical.
+    fn model_key(&mut self, name: &str) -> String {
+        self.projects.canonical(split_version(name).0)
+    }
+
     pub fn add_model(&mut self, name: &str) {
-        let (name, _) = split_version(name);
+        let key = self.model_key(name);
         let now = Utc::now();
-        let id = name.rsplit('/').next().unwrap_or(name);
-        self.models.entry(name.to_string()).or_insert(ModelEntry {
-            display_name: format!("model-{id}"),
+        let id = key.rsplit('/').next().unwrap_or_default();
+        let display_name = format!("model-{id}");
+        self.models.entry(key).or_insert(ModelEntry {
+            display_name,
             default_version: "1".into(),
             create_time: now,
             versions: vec![VersionEntry {
                 id: "1".into(),
+                aliases: vec![],
                 original: None,
                 encryption_spec: None,
                 create_time: now,
@@ -95,15 +130,40 @@ impl State {
         });
     }
 
+    /// Adds the next version to an existing model; the alias `default` moves the default there.
+    pub fn add_version(&mut self, name: &str, aliases: &[&str]) -> Option<String> {
+        let key = self.model_key(name);
+        let model = self.models.get_mut(&key)?;
+        let id = next_version_id(model);
+        for version in &mut model.versions {
+            version.aliases.retain(|a| !aliases.contains(&a.as_str()));
+        }
+        if aliases.contains(&"default") {
+            model.default_version = id.clone();
+        }
+        model.versions.push(VersionEntry {
+            id: id.clone(),
+            aliases: (aliases.iter())
+                .filter(|a| **a != "default")
+                .map(|a| a.to_string())
+                .collect(),
+            original: None,
+            encryption_spec: None,
+            create_time: Utc::now(),
+        });
+        Some(id)
+    }
+
     pub fn set_script(&mut self, source_model: &str, script: CopyScript) {
-        self.scripts
-            .insert(split_version(source_model).0.to_string(), script);
+        let key = self.model_key(source_model);
+        self.scripts.insert(key, script);
     }
 
     /// The scripted fault for the next copy of `body`'s source, if any is left.
     pub fn take_copy_fault(&mut self, body: Option<&Value>) -> Option<Fault> {
         let source = body?.get("sourceModel")?.as_str()?;
-        let script = self.scripts.get_mut(split_version(source).0)?;
+        let key = self.model_key(source);
+        let script = self.scripts.get_mut(&key)?;
         (!script.copy_faults.is_empty()).then(|| script.copy_faults.remove(0))
     }
 
@@ -135,16 +195,13 @@ impl State {
             Ok(request) => request,
             Err(message) => return Reply::invalid(message),
         };
-        let (source_key, version) = split_version(&request.source_model);
-        let Some(source) = self.models.get(source_key) else {
-            return Reply::not_found(format!("Model {} does not exist.", request.source_model));
-        };
-        let version = match version {
-            Some(v) if source.versions.iter().any(|x| x.id == v) => v.to_string(),
-            Some(_) => {
-                return Reply::not_found(format!("Model {} does not exist.", request.source_model));
-            }
-            None => source.default_version.clone(),
+        let source_model = self.projects.canonical(&request.source_model);
+        let (source_key, version) = split_version(&source_model);
+        // Vertex records the version it copied, also when the request named none or an alias.
+        let Some((source, version)) = (self.models.get(source_key))
+            .and_then(|m| m.resolve(version).map(|v| (m, v.id.clone())))
+        else {
+            return Reply::not_found(format!("Model {source_model} does not exist."));
         };
         let display_name = source.display_name.clone();
         let target = match self.target(parent, &request) {
@@ -186,13 +243,10 @@ impl State {
         }
     }
 
-    /// `GET /v1/{model}` with an optional `@version`.
+    /// `GET /v1/{model}` with an optional `@version` or `@alias`.
     pub fn get_model(&self, name: &str) -> Reply {
         let (key, version) = split_version(name);
-        let found = self.models.get(key).and_then(|m| {
-            let wanted = version.unwrap_or(&m.default_version);
-            m.versions.iter().find(|v| v.id == wanted).map(|v| (m, v))
-        });
+        let found = (self.models.get(key)).and_then(|m| m.resolve(version).map(|v| (m, v)));
         match found {
             Some((model, v)) => Reply::ok(model_json(key, model, v)),
             None => Reply::not_found(format!("Model {name} does not exist.")),
@@ -222,12 +276,10 @@ impl State {
         Reply::ok(body)
     }
 
-    pub fn model_exists(&self, name: &str) -> bool {
-        self.get_model(name).status == 200
-    }
-
-    pub fn model_json(&self, name: &str) -> Option<Value> {
-        let reply = self.get_model(name);
+    /// The Model JSON for `name` in either spelling, if it can be read now.
+    pub fn model_json(&mut self, name: &str) -> Option<Value> {
+        let name = self.projects.canonical(name);
+        let reply = self.get_model(&name);
         (reply.status == 200).then_some(reply.body)
     }
 
@@ -238,16 +290,16 @@ impl State {
     /// Where a copy goes, or the error the real API gives for an unusable destination.
     fn target(&mut self, parent: &str, request: &CopyRequest) -> Result<Target, Reply> {
         if let Some(parent_model) = &request.parent_model {
-            let (key, _) = split_version(parent_model);
+            let key = self.model_key(parent_model);
             if !key.starts_with(&format!("{parent}/models/")) {
                 return Err(Reply::invalid(format!(
                     "parent_model {parent_model} is not in {parent}."
                 )));
             }
-            if !self.models.contains_key(key) {
+            if !self.models.contains_key(&key) {
                 return Err(Reply::not_found(format!("Model {key} does not exist.")));
             }
-            return Ok(Target::NewVersion(key.to_string()));
+            return Ok(Target::NewVersion(key));
         }
         let id = match &request.model_id {
             Some(id) if !valid_model_id(id) => {
@@ -279,6 +331,7 @@ fn materialize(models: &mut BTreeMap<String, ModelEntry>, op: &OperationEntry) -
     let now = Utc::now();
     let version = |id: String| VersionEntry {
         id,
+        aliases: vec![],
         original: Some(op.source_with_version.clone()),
         encryption_spec: op.encryption_spec.clone(),
         create_time: now,
@@ -299,11 +352,7 @@ fn materialize(models: &mut BTreeMap<String, ModelEntry>, op: &OperationEntry) -
         }
         Target::NewVersion(name) => match models.get_mut(name) {
             Some(model) => {
-                let last = model
-                    .versions
-                    .iter()
-                    .filter_map(|v| v.id.parse::<u64>().ok());
-                let id = (last.max().unwrap_or(0) + 1).to_string();
+                let id = next_version_id(model);
                 model.versions.push(version(id.clone()));
                 Outcome::Succeeded {
                     model: name.clone(),
@@ -316,6 +365,15 @@ fn materialize(models: &mut BTreeMap<String, ModelEntry>, op: &OperationEntry) -
             },
         },
     }
+}
+
+/// Version ids are auto-incrementing decimal numbers (Model `version_id`).
+fn next_version_id(model: &ModelEntry) -> String {
+    let ids = model
+        .versions
+        .iter()
+        .filter_map(|v| v.id.parse::<u64>().ok());
+    (ids.max().unwrap_or(0) + 1).to_string()
 }
 
 fn operation_json(name: &str, op: &OperationEntry) -> Value {
@@ -342,11 +400,11 @@ fn operation_json(name: &str, op: &OperationEntry) -> Value {
 }
 
 fn model_json(name: &str, model: &ModelEntry, version: &VersionEntry) -> Value {
-    let aliases: Vec<&str> = if version.id == model.default_version {
-        vec!["default"]
-    } else {
-        vec![]
-    };
+    let default = (version.id == model.default_version).then_some("default");
+    let aliases: Vec<&str> = default
+        .into_iter()
+        .chain(version.aliases.iter().map(String::as_str))
+        .collect();
     let mut body = json!({
         "name": name,
         "displayName": model.display_name,

@@ -1,75 +1,22 @@
-//! Proves that the Vertex AI fake speaks the wire format of the official
-//! `google-cloud-aiplatform-v1` client, by driving it with that client only.
+//! The wire format of each ModelService method, scripted faults and outages.
 
-use google_cloud_aiplatform_v1::client::ModelService;
-use google_cloud_aiplatform_v1::model::{CopyModelOperationMetadata, CopyModelResponse};
+use crate::{
+    PARENT, SOURCE, code, copy, copy_response, dst, lasting, start, start_with, wait_done,
+};
+use google_cloud_aiplatform_v1::model::CopyModelOperationMetadata;
 use google_cloud_gax::error::rpc::Code;
-use google_cloud_longrunning::model::{Operation, operation};
+use google_cloud_longrunning::model::operation;
 use std::time::{Duration, Instant};
-use testkit::pubsub::anonymous;
-use testkit::{CopyScript, Fault, VertexFake};
-
-const PARENT: &str = "projects/dst/locations/europe-west4";
-const SOURCE: &str = "projects/src/locations/us-central1/models/123";
-
-async fn start() -> (VertexFake, ModelService) {
-    let fake = VertexFake::start().await.expect("start fake");
-    fake.add_model(SOURCE);
-    let client = ModelService::builder()
-        .with_endpoint(fake.endpoint())
-        .with_credentials(anonymous())
-        .build()
-        .await
-        .expect("build client");
-    (fake, client)
-}
-
-fn dst(id: &str) -> String {
-    format!("{PARENT}/models/{id}")
-}
-
-async fn copy(client: &ModelService, id: &str) -> google_cloud_gax::Result<Operation> {
-    let request = client
-        .copy_model()
-        .set_parent(PARENT)
-        .set_source_model(SOURCE);
-    request.set_model_id(id).send().await
-}
-
-async fn wait_done(client: &ModelService, name: &str) -> Operation {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let op = client
-            .get_operation()
-            .set_name(name)
-            .send()
-            .await
-            .expect("get op");
-        if op.done {
-            return op;
-        }
-        assert!(Instant::now() < deadline, "operation {name} never finished");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-fn code(e: &google_cloud_gax::error::Error) -> Option<Code> {
-    e.status().map(|s| s.code)
-}
+use testkit::vertex::numbered;
+use testkit::{CopyScript, Fault};
 
 #[tokio::test]
 async fn copy_returns_a_running_operation_under_the_destination_parent() {
-    let (fake, client) = start().await;
-    fake.script(
-        SOURCE,
-        CopyScript {
-            duration: Duration::from_secs(60),
-            ..Default::default()
-        },
-    );
+    let (fake, client) = start_with(lasting(Duration::from_secs(60))).await;
     let op = copy(&client, "target").await.expect("copy");
     assert!(
-        op.name.starts_with(&format!("{PARENT}/operations/")),
+        op.name
+            .starts_with(&format!("{}/operations/", numbered(PARENT))),
         "{}",
         op.name
     );
@@ -93,21 +40,10 @@ async fn copy_returns_a_running_operation_under_the_destination_parent() {
 
 #[tokio::test]
 async fn finished_operation_carries_a_copy_model_response() {
-    let (fake, client) = start().await;
-    fake.script(
-        SOURCE,
-        CopyScript {
-            duration: Duration::from_millis(300),
-            ..Default::default()
-        },
-    );
+    let (fake, client) = start_with(lasting(Duration::from_millis(300))).await;
     let op = copy(&client, "target").await.expect("copy");
-    let done = wait_done(&client, &op.name).await;
-    let Some(operation::Result::Response(any)) = done.result else {
-        panic!("expected a response: {done:?}");
-    };
-    let response: CopyModelResponse = any.to_msg().expect("CopyModelResponse");
-    assert_eq!(response.model, dst("target"));
+    let response = copy_response(wait_done(&client, &op.name).await);
+    assert_eq!(response.model, numbered(&dst("target")));
     assert_eq!(response.model_version_id, "1");
     // The client polls through the `/ui/` binding.
     assert!(
@@ -119,14 +55,7 @@ async fn finished_operation_carries_a_copy_model_response() {
 
 #[tokio::test]
 async fn destination_is_not_found_until_the_operation_succeeds() {
-    let (fake, client) = start().await;
-    fake.script(
-        SOURCE,
-        CopyScript {
-            duration: Duration::from_millis(400),
-            ..Default::default()
-        },
-    );
+    let (fake, client) = start_with(lasting(Duration::from_millis(400))).await;
     let op = copy(&client, "target").await.expect("copy");
     let early = client.get_model().set_name(dst("target")).send().await;
     assert_eq!(
@@ -150,10 +79,10 @@ async fn copied_model_records_the_original_model_with_its_version() {
         .send()
         .await
         .expect("get");
-    assert_eq!(model.name, dst("plain"));
+    assert_eq!(model.name, numbered(&dst("plain")));
     assert_eq!(model.version_id, "1");
     let original = model.original_model_info.expect("originalModelInfo").model;
-    assert_eq!(original, format!("{SOURCE}@1"));
+    assert_eq!(original, numbered(&format!("{SOURCE}@1")));
 
     let versioned = client
         .copy_model()
@@ -173,7 +102,7 @@ async fn copied_model_records_the_original_model_with_its_version() {
     let model = model.expect("get with @version");
     assert_eq!(
         model.original_model_info.expect("info").model,
-        format!("{SOURCE}@1")
+        numbered(&format!("{SOURCE}@1"))
     );
 }
 
@@ -198,14 +127,7 @@ async fn model_names_with_a_version_reach_the_fake_unencoded() {
 
 #[tokio::test]
 async fn duplicate_model_id_is_already_exists_while_running_and_after() {
-    let (fake, client) = start().await;
-    fake.script(
-        SOURCE,
-        CopyScript {
-            duration: Duration::from_millis(300),
-            ..Default::default()
-        },
-    );
+    let (fake, client) = start_with(lasting(Duration::from_millis(300))).await;
     let op = copy(&client, "target").await.expect("first copy");
     let running = copy(&client, "target")
         .await
@@ -267,13 +189,10 @@ async fn parent_model_copies_add_versions_that_list_model_versions_shows() {
         .send()
         .await
         .expect("copy as version");
-    let Some(operation::Result::Response(any)) = wait_done(&client, &op.name).await.result else {
-        panic!("expected a response");
-    };
-    let response: CopyModelResponse = any.to_msg().expect("response");
+    let response = copy_response(wait_done(&client, &op.name).await);
     assert_eq!(
         (response.model.as_str(), response.model_version_id.as_str()),
-        (dst("base").as_str(), "2")
+        (numbered(&dst("base")).as_str(), "2")
     );
 
     let list = client
@@ -286,7 +205,7 @@ async fn parent_model_copies_add_versions_that_list_model_versions_shows() {
     assert_eq!(versions, ["1", "2"]);
     assert!(list.models[0].original_model_info.is_none());
     let original = list.models[1].original_model_info.as_ref().expect("info");
-    assert_eq!(original.model, format!("{SOURCE}@1"));
+    assert_eq!(original.model, numbered(&format!("{SOURCE}@1")));
 
     let page = client
         .list_model_versions()
@@ -300,15 +219,12 @@ async fn parent_model_copies_add_versions_that_list_model_versions_shows() {
 
 #[tokio::test]
 async fn scripted_503_on_copy_surfaces_as_unavailable_then_copies_work() {
-    let (fake, client) = start().await;
     let faults = vec![Fault::Http(503, "UNAVAILABLE")];
-    fake.script(
-        SOURCE,
-        CopyScript {
-            copy_faults: faults,
-            ..Default::default()
-        },
-    );
+    let (fake, client) = start_with(CopyScript {
+        copy_faults: faults,
+        ..Default::default()
+    })
+    .await;
     let err = copy(&client, "target").await.expect_err("scripted 503");
     assert_eq!(code(&err), Some(Code::Unavailable));
     assert_eq!(fake.copies_started(), 0);
@@ -320,15 +236,12 @@ async fn scripted_503_on_copy_surfaces_as_unavailable_then_copies_work() {
 
 #[tokio::test]
 async fn failed_operation_reports_an_rpc_status_and_frees_the_model_id() {
-    let (fake, client) = start().await;
     let errors = vec![(13, "internal error".to_string())];
-    fake.script(
-        SOURCE,
-        CopyScript {
-            operation_errors: errors,
-            ..Default::default()
-        },
-    );
+    let (fake, client) = start_with(CopyScript {
+        operation_errors: errors,
+        ..Default::default()
+    })
+    .await;
     let op = copy(&client, "target").await.expect("copy");
     let Some(operation::Result::Error(status)) = wait_done(&client, &op.name).await.result else {
         panic!("expected an error");
@@ -345,15 +258,12 @@ async fn failed_operation_reports_an_rpc_status_and_frees_the_model_id() {
 
 #[tokio::test]
 async fn reset_connection_surfaces_as_an_io_error() {
-    let (fake, client) = start().await;
     let faults = vec![Fault::ResetConnection];
-    fake.script(
-        SOURCE,
-        CopyScript {
-            copy_faults: faults,
-            ..Default::default()
-        },
-    );
+    let (fake, client) = start_with(CopyScript {
+        copy_faults: faults,
+        ..Default::default()
+    })
+    .await;
     let err = copy(&client, "target").await.expect_err("reset");
     assert!(err.is_io() && err.status().is_none(), "{err:?}");
     assert_eq!(fake.calls().pop().map(|c| c.status), Some(0));
@@ -362,18 +272,15 @@ async fn reset_connection_surfaces_as_an_io_error() {
 
 #[tokio::test]
 async fn get_operation_faults_are_retried_by_the_client_and_delays_slow_it() {
-    let (fake, client) = start().await;
     let faults = vec![
         Fault::Http(503, "UNAVAILABLE"),
         Fault::Delay(Duration::from_millis(300)),
     ];
-    fake.script(
-        SOURCE,
-        CopyScript {
-            get_operation_faults: faults,
-            ..Default::default()
-        },
-    );
+    let (fake, client) = start_with(CopyScript {
+        get_operation_faults: faults,
+        ..Default::default()
+    })
+    .await;
     let op = copy(&client, "target").await.expect("copy");
     let started = Instant::now();
     let got = client
