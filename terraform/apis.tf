@@ -19,6 +19,7 @@ locals {
     local.aws_wif_enabled ? ["sts.googleapis.com"] : [],                            # token exchange for AWS credentials
     var.callback_signing_secret_id == null ? [] : ["secretmanager.googleapis.com"], # CALLBACK_SIGNING_SECRET
     var.pubsub_kms_key_name == null && var.artifact_registry_kms_key_name == null ? [] : ["cloudkms.googleapis.com"],
+    var.monitoring_enabled ? ["logging.googleapis.com", "monitoring.googleapis.com"] : [], # log-based metrics, alerts, dashboard
   ))
 }
 

@@ -122,9 +122,16 @@ resource "google_pubsub_subscription_iam_member" "worker_dead_letter_subscriber"
 # a test copy in your organisation. Both are granted per project, never
 # organisation-wide.
 
+# The worker also reads the source model itself (GetModel): it resolves the
+# canonical name, with the project number, of the model it copies (DESIGN.md
+# §10). That needs aiplatform.models.get on each source project, granted
+# separately (source_model_reader_role, default roles/aiplatform.viewer) so
+# that narrowing source_project_role never takes it away.
+
 locals {
   vertex_grants = merge(
     { for p in var.source_projects : "${p}|${var.source_project_role}" => { project = p, role = var.source_project_role } },
+    { for p in var.source_projects : "${p}|${var.source_model_reader_role}" => { project = p, role = var.source_model_reader_role } },
     { for p in var.destination_projects : "${p}|${var.destination_project_role}" => { project = p, role = var.destination_project_role } },
   )
 }
@@ -137,31 +144,99 @@ resource "google_project_iam_member" "worker_vertex" {
   member  = google_service_account.worker.member
 }
 
-# Cross-project copies: Vertex AI reads the source model's artifacts with the
-# destination project's Vertex AI service agent, which therefore needs the
-# Vertex AI Service Agent role on the source project (opt-in, see variable).
+# --- Vertex AI service agents of the destination projects ----------------------------------
+# CopyModel runs in the destination project (parent = projects/DST/...) and
+# Vertex AI does the work as that project's service agent,
+# service-DSTNUMBER@gcp-sa-aiplatform.iam.gserviceaccount.com:
+#
+#   * Cross-project copies: the agent reads the source model, so it needs the
+#     Vertex AI Service Agent role (roles/aiplatform.serviceAgent) on the
+#     source project. Vertex AI documents this in "Copy a model in Vertex AI
+#     Model Registry" (https://cloud.google.com/vertex-ai/docs/model-registry/copy-model,
+#     "Copy models between projects", prerequisites) and in the CopyModel
+#     reference: the account doing the copy "must belong to the destination
+#     project ... and have the Vertex AI Service Agent role in the source
+#     project" (CopyModelRequest.custom_service_account, which defaults to
+#     the Vertex AI service agent). Without it the operation fails with
+#     PERMISSION_DENIED. On by default whenever source_projects is set.
+#   * CMEK copies (kms_key_name): the agent encrypts the copy, so it needs
+#     roles/cloudkms.cryptoKeyEncrypterDecrypter on the key
+#     (https://cloud.google.com/vertex-ai/docs/general/cmek).
+#
+# The agent exists once aiplatform.googleapis.com has been enabled in the
+# destination project (README pre-flight 5).
+
 data "google_project" "destination" {
-  for_each   = var.grant_vertex_service_agent_on_sources ? toset(var.destination_projects) : toset([])
+  for_each   = toset(var.destination_projects)
   project_id = each.value
 }
 
 locals {
-  vertex_agent_grants = {
-    for pair in setproduct(var.source_projects, keys(data.google_project.destination)) :
-    "${pair[0]}|${pair[1]}" => {
+  vertex_agents = {
+    for p, proj in data.google_project.destination : p => "service-${proj.number}@gcp-sa-aiplatform.iam.gserviceaccount.com"
+  }
+
+  # Source/destination pairs that are different projects: the copies that
+  # need the service-agent grant. Computed from the variables alone, so the
+  # preconditions below can check them without reading any project.
+  cross_project_pairs = [
+    for pair in setproduct(var.source_projects, var.destination_projects) : pair if pair[0] != pair[1]
+  ]
+
+  vertex_agent_grants = var.grant_vertex_service_agent_on_sources ? {
+    for pair in local.cross_project_pairs : "${pair[0]}|${pair[1]}" => {
       source = pair[0]
-      agent  = "service-${data.google_project.destination[pair[1]].number}@gcp-sa-aiplatform.iam.gserviceaccount.com"
-    } if pair[0] != pair[1]
+      agent  = local.vertex_agents[pair[1]]
+    }
+  } : {}
+
+  vertex_agent_kms_grants = {
+    for pair in setproduct(var.kms_keys, var.destination_projects) : "${pair[0]}|${pair[1]}" => {
+      key   = pair[0]
+      agent = local.vertex_agents[pair[1]]
+    }
   }
 }
 
 resource "google_project_iam_member" "vertex_agent_on_source" {
-  #checkov:skip=CKV_GCP_49:Google-managed Vertex AI service agent getting the service-agent role Vertex documents for cross-project CopyModel; opt-in (grant_vertex_service_agent_on_sources, default false) and never granted to a user-managed identity.
+  #checkov:skip=CKV_GCP_49:Google-managed Vertex AI service agent getting the service-agent role Vertex documents for cross-project CopyModel; never granted to a user-managed identity.
   for_each = local.vertex_agent_grants
 
   project = each.value.source
   role    = "roles/aiplatform.serviceAgent"
   member  = "serviceAccount:${each.value.agent}"
+}
+
+resource "google_kms_crypto_key_iam_member" "vertex_agent_kms" {
+  for_each = local.vertex_agent_kms_grants
+
+  crypto_key_id = each.value.key
+  role          = "roles/cloudkms.cryptoKeyEncrypterDecrypter"
+  member        = "serviceAccount:${each.value.agent}"
+}
+
+# Plan-time checks: fail before apply when a grant that copies need would be
+# missing, instead of failing every copy later with PERMISSION_DENIED.
+resource "terraform_data" "vertex_grants_preflight" {
+  input = {
+    cross_project_pairs = length(local.cross_project_pairs)
+    kms_keys            = length(var.kms_keys)
+  }
+
+  lifecycle {
+    precondition {
+      condition     = var.grant_vertex_service_agent_on_sources || var.vertex_grants_managed_externally || length(local.cross_project_pairs) == 0
+      error_message = "source_projects and destination_projects include cross-project copies, but grant_vertex_service_agent_on_sources = false: each destination project's Vertex AI service agent needs roles/aiplatform.serviceAgent on each source project, or CopyModel fails with PERMISSION_DENIED. Set grant_vertex_service_agent_on_sources = true, or set vertex_grants_managed_externally = true once the source projects' owners have granted it (terraform/README.md pre-flight 5)."
+    }
+    precondition {
+      condition     = !var.vertex_cmek_enabled || var.vertex_grants_managed_externally || length(var.kms_keys) > 0
+      error_message = "vertex_cmek_enabled = true but kms_keys is empty: the destination projects' Vertex AI service agents need roles/cloudkms.cryptoKeyEncrypterDecrypter on every key that requests name as kms_key_name, or CMEK copies fail. List the keys in kms_keys, or set vertex_grants_managed_externally = true once the keys' owners have granted it."
+    }
+    precondition {
+      condition     = length(var.kms_keys) == 0 || length(var.destination_projects) > 0
+      error_message = "kms_keys is set but destination_projects is empty: the key grants go to the destination projects' Vertex AI service agents. List the projects that CMEK copies go into in destination_projects."
+    }
+  }
 }
 
 # --- Worker: callback signing secret ---------------------------------------------------------

@@ -6,6 +6,7 @@
 #   run.tf      the Cloud Run v2 service and who may invoke it
 #   iam.tf      service accounts and every IAM grant (worker, push, Pub/Sub agent, Vertex AI)
 #   wif.tf      optional AWS workload identity federation for publishers
+#   monitoring.tf  log-based metrics, alert policies, dashboard (on by default)
 #   outputs.tf  service URL, topic names, service accounts, WIF provider
 
 data "google_project" "this" {

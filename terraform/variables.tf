@@ -329,13 +329,13 @@ variable "http_invoker_service_accounts" {
 # --- Vertex AI access -----------------------------------------------------------------
 
 variable "source_projects" {
-  description = "Projects whose models may be copied. The worker service account gets source_project_role in each."
+  description = "Projects whose models may be copied. The worker service account gets source_project_role and source_model_reader_role in each; with grant_vertex_service_agent_on_sources (default true), each destination project's Vertex AI service agent gets roles/aiplatform.serviceAgent in each."
   type        = list(string)
   default     = []
 }
 
 variable "destination_projects" {
-  description = "Projects that models may be copied into. The worker service account gets destination_project_role in each."
+  description = "Projects that models may be copied into. The worker service account gets destination_project_role in each; their Vertex AI service agents get the source-project and kms_keys grants."
   type        = list(string)
   default     = []
 }
@@ -346,6 +346,12 @@ variable "source_project_role" {
   default     = "roles/aiplatform.user"
 }
 
+variable "source_model_reader_role" {
+  description = "Role of the worker on source projects that holds aiplatform.models.get: the worker reads the source model (GetModel) to resolve its canonical name with the project number. A custom role with aiplatform.models.get also works."
+  type        = string
+  default     = "roles/aiplatform.viewer"
+}
+
 variable "destination_project_role" {
   description = "Role of the worker on destination projects. See iam.tf for why this is roles/aiplatform.user."
   type        = string
@@ -353,7 +359,30 @@ variable "destination_project_role" {
 }
 
 variable "grant_vertex_service_agent_on_sources" {
-  description = "For cross-project copies, grant each destination project's Vertex AI service agent roles/aiplatform.serviceAgent on each source project (Vertex reads the source model's artifacts with it). Needs resourcemanager.projects.get on the destination projects and IAM admin on the source projects; leave false where the projects' owners grant it themselves (README pre-flight)."
+  description = "For cross-project copies, grant each destination project's Vertex AI service agent (service-NUMBER@gcp-sa-aiplatform.iam.gserviceaccount.com) roles/aiplatform.serviceAgent on each source project: CopyModel reads the source model with it, and fails with PERMISSION_DENIED without it. Needs resourcemanager.projects.get on the destination projects and IAM admin on the source projects. Set false only where the source projects' owners grant it themselves, together with vertex_grants_managed_externally = true (the plan fails otherwise)."
+  type        = bool
+  default     = true
+}
+
+variable "kms_keys" {
+  description = "Cloud KMS keys (projects/P/locations/L/keyRings/R/cryptoKeys/K) that copy requests may name as kms_key_name. Each destination project's Vertex AI service agent gets roles/cloudkms.cryptoKeyEncrypterDecrypter on each key; a CMEK copy fails without it. Keys must be in the destination's location."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for k in var.kms_keys : can(regex("^projects/[^/]+/locations/[^/]+/keyRings/[^/]+/cryptoKeys/[^/]+$", k))])
+    error_message = "kms_keys must be CryptoKey resource names: projects/P/locations/L/keyRings/R/cryptoKeys/K (no /cryptoKeyVersions/ suffix)."
+  }
+}
+
+variable "vertex_cmek_enabled" {
+  description = "Copy requests carry kms_key_name (CMEK for the copied models, e.g. because an organisation policy requires it). With true, the plan fails unless kms_keys lists the keys (or vertex_grants_managed_externally is true)."
+  type        = bool
+  default     = false
+}
+
+variable "vertex_grants_managed_externally" {
+  description = "The Vertex AI service-agent grants (roles/aiplatform.serviceAgent on source projects, encrypt/decrypt on the CMEK keys) are made outside this module, e.g. by the source projects' owners. Turns off the plan-time checks that would otherwise fail when grant_vertex_service_agent_on_sources is false or kms_keys is empty."
   type        = bool
   default     = false
 }
@@ -461,5 +490,57 @@ variable "artifact_keep_recent_versions" {
   validation {
     condition     = var.artifact_keep_recent_versions >= 1
     error_message = "Keep at least one image version."
+  }
+}
+
+# --- Monitoring (monitoring.tf) ----------------------------------------------------------
+
+variable "monitoring_enabled" {
+  description = "Create the log-based metrics, alert policies and dashboard of monitoring.tf in project_id."
+  type        = bool
+  default     = true
+}
+
+variable "notification_channels" {
+  description = "Cloud Monitoring notification channels (projects/P/notificationChannels/ID) that every alert policy notifies. Empty: incidents open in the console only."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for c in var.notification_channels : can(regex("^projects/[^/]+/notificationChannels/[^/]+$", c))])
+    error_message = "notification_channels must be full names: projects/P/notificationChannels/ID."
+  }
+}
+
+variable "alert_requests_oldest_unacked_seconds" {
+  description = "Alert when the oldest unacked message on copy-requests-push is older than this: requests are not being started (worker down, 401/403 on push, Vertex quota)."
+  type        = number
+  default     = 1800
+
+  validation {
+    condition     = var.alert_requests_oldest_unacked_seconds >= 60
+    error_message = "alert_requests_oldest_unacked_seconds must be at least 60."
+  }
+}
+
+variable "alert_operations_oldest_unacked_seconds" {
+  description = "Alert when the oldest unacked watch message on copy-operations-push is older than this: a copy is not being followed, or runs longer than expected."
+  type        = number
+  default     = 3600
+
+  validation {
+    condition     = var.alert_operations_oldest_unacked_seconds >= 60
+    error_message = "alert_operations_oldest_unacked_seconds must be at least 60."
+  }
+}
+
+variable "alert_failed_completions_threshold" {
+  description = "Alert when more than this many copies end as failed within 10 minutes. 0: any failed copy opens an incident."
+  type        = number
+  default     = 0
+
+  validation {
+    condition     = var.alert_failed_completions_threshold >= 0
+    error_message = "alert_failed_completions_threshold must not be negative."
   }
 }

@@ -15,8 +15,10 @@
 #      which downloads the google provider from the Terraform registry.
 #   2. verify_refs.py: every .tf file parses (python-hcl2); every var., local.,
 #      module., data. and resource reference resolves; module calls match the
-#      module's variables and outputs; contract checks against DESIGN.md; then
-#      a self-test proving that seeded mistakes are caught.
+#      module's variables and outputs; contract checks against DESIGN.md, the
+#      Vertex AI grants, the monitoring (and the worker's log lines in src/ it
+#      relies on) and the EC2 documentation (docs/ec2.md, README.md); then a
+#      self-test proving that seeded mistakes are caught.
 #   3. checkov on terraform/ (module + examples) and on the Dockerfile. Any
 #      failed check fails the run; every skip must be an inline
 #      `#checkov:skip=CKV_...:reason` with a reason.

@@ -17,7 +17,15 @@ checked without them:
    called module, every variable without a default is passed, and every
    module.X.OUTPUT exists in the called module.
 4. Contract checks of the module against DESIGN.md §2 and §5 and the classic
-   Pub/Sub misconfigurations (the README's pre-flight checklist, statically).
+   Pub/Sub misconfigurations (the README's pre-flight checklist, statically);
+   the Vertex AI grants copies need (service agent on source projects, on by
+   default; KMS keys; the worker's aiplatform.models.get on sources; the
+   plan-time preconditions); the monitoring (alerts on the dead-letter
+   backlog, the oldest unacked message of both push subscriptions and failed
+   completions; a dashboard), including that every log message and field the
+   log-based metrics filter on is still written by a tracing call in src/;
+   and that docs/ec2.md and the README's EC2 section name the same pool,
+   provider, attribute mapping and impersonation as wif.tf.
 
 Usage: verify_refs.py [--summary FILE] TERRAFORM_DIR
 """
@@ -89,6 +97,36 @@ def strip_meta(node):
     if isinstance(node, list):
         return [strip_meta(v) for v in node]
     return node
+
+
+def flatten(node) -> str:
+    """All keys and string values of a parsed block, one per line, unescaped."""
+    if isinstance(node, dict):
+        return "\n".join(f"{k} = {flatten(v)}" for k, v in node.items())
+    if isinstance(node, list):
+        return "\n".join(flatten(v) for v in node)
+    return str(node)
+
+
+def tracing_calls(rust: str) -> list[str]:
+    """The argument text of every tracing event and span macro call in Rust
+    source (info!, warn!(...), tracing::info_span!, ...): where log messages
+    and their fields are written."""
+    out = []
+    for m in re.finditer(r"\b(?:trace|debug|info|warn|error)(?:_span)?!\s*\(", rust):
+        depth, i = 1, m.end()
+        while i < len(rust) and depth:
+            if rust[i] == '"':  # skip string literals (they may hold parentheses)
+                i += 1
+                while i < len(rust) and rust[i] != '"':
+                    i += 2 if rust[i] == "\\" else 1
+            elif rust[i] == "(":
+                depth += 1
+            elif rust[i] == ")":
+                depth -= 1
+            i += 1
+        out.append(rust[m.end():i - 1])
+    return out
 
 
 def unquote(label: str) -> str:
@@ -175,6 +213,7 @@ class ModuleDir:
     variable_defaults: dict[str, object] = field(default_factory=dict)
     variable_has_default: dict[str, bool] = field(default_factory=dict)
     locals: dict[str, Decl] = field(default_factory=dict)
+    local_values: dict[str, object] = field(default_factory=dict)
     resources: dict[str, Decl] = field(default_factory=dict)
     resource_bodies: dict[str, dict] = field(default_factory=dict)
     data: dict[str, Decl] = field(default_factory=dict)
@@ -239,8 +278,9 @@ class Checker:
                     d.variable_has_default[name] = "default" in body
                     d.variable_defaults[name] = body.get("default")
             for block in doc.get("locals", []):
-                for name in block:
+                for name, value in block.items():
                     self.declare(d.locals, name, Decl(fname), "local")
+                    d.local_values[name] = value
             for block in doc.get("resource", []):
                 for rtype, named in block.items():
                     for rname, body in named.items():
@@ -505,6 +545,220 @@ class Checker:
         self.contract(not unknown, f"worker env sets names not in DESIGN.md §5: {sorted(unknown)}")
         self.contract("PORT" not in env_keys, "worker env must not set PORT (Cloud Run sets it)")
 
+        self.check_vertex_iam(d)
+        self.check_monitoring(d)
+        self.check_ec2_docs(d)
+
+    # --- helpers for the checks below ------------------------------------------------------
+
+    def expand(self, d: ModuleDir, value, depth: int = 6) -> str:
+        """Text of `value` with every local.X(.key) replaced by the local's own text.
+
+        local.X.key descends into an object local, so that e.g.
+        local.subscription_ids.dead_letter expands to the one subscription it
+        names, not to the whole map. Literal text is kept (log filters are
+        literals); nesting is bounded by `depth`.
+        """
+        text = flatten(value)
+        if depth == 0:
+            return text
+
+        def sub(m: re.Match) -> str:
+            name, path = m.group(1), m.group(2) or ""
+            if name not in d.local_values:
+                return m.group(0)
+            v, rest = d.local_values[name], path
+            while True:
+                step = re.match(r"\.([A-Za-z_][A-Za-z0-9_-]*)|\[\\?\"([^\"\\]+)\\?\"\]", rest)
+                if step is None or not isinstance(v, dict) or (step.group(1) or step.group(2)) not in v:
+                    break
+                v, rest = v[step.group(1) or step.group(2)], rest[step.end():]
+            # A key that cannot be followed (the local is an expression) stays
+            # visible after the expansion, e.g. (...)["completions"].
+            return " (" + self.expand(d, v, depth - 1) + ")" + rest + " "
+
+        return re.sub(r"local\.([A-Za-z_][A-Za-z0-9_]*)((?:\.[A-Za-z_][A-Za-z0-9_-]*|\[\\?\"[^\"\\]+\\?\"\])*)", sub, text)
+
+    def bodies(self, d: ModuleDir, rtype: str) -> dict[str, dict]:
+        return {k: v for k, v in d.resource_bodies.items() if k.startswith(rtype + ".")}
+
+    def preconditions(self, d: ModuleDir) -> list[str]:
+        out = []
+        for body in d.resource_bodies.values():
+            for lc in body.get("lifecycle", []) or []:
+                for pc in lc.get("precondition", []) if isinstance(lc, dict) else []:
+                    out.append(self.expand(d, pc.get("condition", "")))
+        return out
+
+    # --- Vertex AI grants (issue #14: IAM that works the first time) ---------------------------
+
+    def check_vertex_iam(self, d: ModuleDir) -> None:
+        dflt = d.variable_defaults
+        self.contract(dflt.get("grant_vertex_service_agent_on_sources") is True,
+                      "grant_vertex_service_agent_on_sources must default to true: without the grant every "
+                      "cross-project copy fails with PERMISSION_DENIED")
+        project_grants = self.bodies(d, "google_project_iam_member")
+        kms_grants = self.bodies(d, "google_kms_crypto_key_iam_member")
+
+        def full(body) -> str:
+            return self.expand(d, body)
+
+        agent = "gcp-sa-aiplatform"
+        self.contract(any("aiplatform.serviceAgent" in str(b.get("role")) and agent in full(b)
+                          and "var.source_projects" in full(b) and "var.grant_vertex_service_agent_on_sources" in full(b)
+                          for b in project_grants.values()),
+                      "no roles/aiplatform.serviceAgent grant of the destination Vertex AI service agents on "
+                      "var.source_projects (gated by var.grant_vertex_service_agent_on_sources)")
+        self.contract(any("cryptoKeyEncrypterDecrypter" in str(b.get("role")) and agent in full(b)
+                          and "var.kms_keys" in full(b) for b in kms_grants.values()),
+                      "no roles/cloudkms.cryptoKeyEncrypterDecrypter grant of the Vertex AI service agents driven by var.kms_keys")
+        self.contract(unquote(str(dflt.get("source_model_reader_role"))) == "roles/aiplatform.viewer",
+                      "source_model_reader_role must default to roles/aiplatform.viewer (aiplatform.models.get)")
+        self.contract(any("google_service_account.worker" in full(b) and
+                          re.search(r"for (\w+) in var\.source_projects\s*:(?:(?!\bfor\b).)*?var\.source_model_reader_role", full(b), re.S)
+                          for b in project_grants.values()),
+                      "the worker account needs source_model_reader_role (aiplatform.models.get) on var.source_projects")
+        conds = self.preconditions(d)
+        self.contract(any("var.grant_vertex_service_agent_on_sources" in c and "var.source_projects" in c for c in conds),
+                      "no precondition fails the plan when cross-project copies lack the service-agent grant")
+        self.contract(any("var.vertex_cmek_enabled" in c and "var.kms_keys" in c for c in conds),
+                      "no precondition fails the plan when vertex_cmek_enabled is set without kms_keys")
+
+    # --- Monitoring (issue #16) ------------------------------------------------------------------
+
+    def check_monitoring(self, d: ModuleDir) -> None:
+        self.contract(d.variable_defaults.get("monitoring_enabled") is True, "monitoring_enabled must default to true")
+        alerts = {k: self.expand(d, b) for k, b in self.bodies(d, "google_monitoring_alert_policy").items()}
+        metrics = {k: self.expand(d, b) for k, b in self.bodies(d, "google_logging_metric").items()}
+        dashboards = {k: self.expand(d, b) for k, b in self.bodies(d, "google_monitoring_dashboard").items()}
+        # Texts that each describe one alert: condition filters written out in
+        # a policy, and the object entries of the locals a policy's for_each
+        # reads (an alert table), so that a subscription named by one alert
+        # never counts for another.
+        alert_filters = []
+        for body in self.bodies(d, "google_monitoring_alert_policy").values():
+            names = set(re.findall(r"local\.(\w+)", flatten(body.get("for_each", ""))))
+            for n in list(names):
+                names |= set(re.findall(r"local\.(\w+)", flatten(d.local_values.get(n, ""))))
+            for n in sorted(names):
+                table = d.local_values.get(n)
+                if isinstance(table, dict):
+                    alert_filters += [self.expand(d, e) for e in table.values() if isinstance(e, dict)]
+            for cond in body.get("conditions", []) or []:
+                for thr in cond.get("condition_threshold", []) or []:
+                    if "each." not in str(thr.get("filter", "")):
+                        alert_filters.append(self.expand(d, thr.get("filter", "")))
+
+        def alert_on(metric: str, subscription: str) -> bool:
+            return any(metric in t and f"google_pubsub_subscription.{subscription}." in t for t in alert_filters)
+
+        self.contract(alert_on("num_undelivered_messages", "dead_letter_replay"),
+                      "no alert policy on num_undelivered_messages of the dead-letter subscription")
+        for sub in ("requests_push", "operations_push"):
+            self.contract(alert_on("oldest_unacked_message_age", sub),
+                          f"no alert policy on oldest_unacked_message_age of {sub}")
+        completion_metric = [k for k, t in metrics.items()
+                             if 'jsonPayload.message=\\"completion published\\"' in t and "jsonPayload.status" in t]
+        self.contract(bool(completion_metric),
+                      "no log-based metric on the worker's \"completion published\" line with its status label")
+        self.contract(any('status=\\"failed\\"' in t and "google_logging_metric." in t for t in alerts.values()),
+                      "no alert policy on failed completions (log-based metric, status=failed)")
+        self.contract(any(all(w in t for w in ("copies_started", "completions", "vertex_resource_exhausted",
+                                               "num_undelivered_messages", "operations_push", "dead_letter_replay"))
+                          for t in dashboards.values()),
+                      "the dashboard must show copies started/ended, 429s, in-flight watches and every backlog")
+
+        # The log lines and fields the filters rely on must exist in the worker's source.
+        src = self.root.parent / "src"
+        rs = "\n".join(p.read_text(encoding="utf-8", errors="replace") for p in sorted(src.rglob("*.rs"))) if src.is_dir() else ""
+        rs = "\n".join(tracing_calls(rs))
+        self.contract(bool(rs), f"no tracing events found in {src}: cannot check the log lines monitoring.tf relies on")
+        tf_text = "\n".join((d.path / Path(f).name).read_text(encoding="utf-8") for f in d.files
+                            if (d.path / Path(f).name).is_file())
+        messages: set[str] = set()
+        for m in re.finditer(r'jsonPayload\.message\s*=\s*(\((?:[^()]*)\)|\\"(?:[^"\\]|\\.)*?\\")', tf_text):
+            messages |= set(re.findall(r'\\"((?:[^"\\])*)\\"', m.group(1)))
+        self.contract(bool(messages), "no jsonPayload.message filters found in the module")
+        for msg in sorted(messages):
+            self.contract(f'"{msg}"' in rs, f"log filter on jsonPayload.message={msg!r}, but no tracing event in src/ logs that message")
+        fields = set()
+        for m in re.finditer(r'jsonPayload\.(?:\\"([^"\\]+)\\"|([A-Za-z_][A-Za-z0-9_]*))', tf_text):
+            fields.add(m.group(1) or m.group(2))
+        fields.discard("message")
+        for f in sorted(fields):
+            self.contract(re.search(rf"(?<![\w.]){re.escape(f)}\s*=", rs) is not None,
+                          f"log filter uses jsonPayload.{f}, but no tracing field {f} is set in src/")
+
+    # --- EC2 documentation agrees with wif.tf --------------------------------------------------
+
+    def check_ec2_docs(self, d: ModuleDir) -> None:
+        wif_type = ""
+        for doc in d.files.values():
+            for block in doc.get("variable", []):
+                if '"aws_wif"' in block:
+                    wif_type = block['"aws_wif"'].get("type", "")
+        ids = {}
+        for key in ("pool_id", "provider_id"):
+            m = re.search(rf'\b{key}\s*=\s*optional\(string,\s*"([^"]+)"\)', wif_type)
+            ids[key] = m.group(1) if m else None
+            self.contract(m is not None, f"aws_wif.{key} has no default")
+        providers = self.bodies(d, "google_iam_workload_identity_pool_provider")
+        mapping: dict[str, str] = {}
+        for body in providers.values():
+            for k, v in (body.get("attribute_mapping") or {}).items():
+                mapping[unquote(k)] = unquote(str(v))
+        self.contract(bool(mapping), "wif.tf: no attribute_mapping on the AWS provider")
+        impersonates = any("workloadIdentityUser" in str(b.get("role")) and "google_service_account.publisher" in str(b.get("service_account_id"))
+                           and "principalSet://" in str(b.get("member"))
+                           for b in self.bodies(d, "google_service_account_iam_member").values())
+        self.contract(impersonates, "wif.tf: the AWS principalSet must impersonate the publisher service account")
+
+        repo = self.root.parent
+        ec2 = repo / "docs" / "ec2.md"
+        readme = repo / "README.md"
+        docs = {}
+        if ec2.is_file():
+            docs["docs/ec2.md"] = ec2.read_text(encoding="utf-8")
+        self.contract("docs/ec2.md" in docs, f"{ec2} not found")
+        if readme.is_file():
+            text = readme.read_text(encoding="utf-8")
+            m = re.search(r"^## EC2.*?(?=^## |\Z)", text, re.M | re.S)
+            if m:
+                docs["README.md (EC2 section)"] = m.group(0)
+
+        for name, text in docs.items():
+            # One shell command per logical line (backslash continuations joined).
+            commands = re.sub(r"\\\n\s*", " ", text).splitlines()
+            pools = set(re.findall(r"workloadIdentityPools/([^/\s\"'`]+)", text))
+            pools |= set(re.findall(r"--workload-identity-pool[= ]([^\s\\\"'`]+)", text))
+            pools |= {m.group(1) for c in commands for m in [re.search(r"workload-identity-pools create ([^\s\\]+)", c)] if m}
+            provs = set(re.findall(r"workloadIdentityPools/[^/\s]+/providers/([^/\s\"'`]+)", text))
+            provs |= {m.group(1) for c in commands for m in [re.search(r"providers create-aws ([^\s\\]+)", c)] if m}
+            for p in sorted(pools - {ids["pool_id"]}):
+                self.contract(False, f"{name} names workload identity pool {p!r}; the module creates {ids['pool_id']!r} (wif.tf)")
+            for p in sorted(provs - {ids["provider_id"]}):
+                self.contract(False, f"{name} names provider {p!r}; the module creates {ids['provider_id']!r} (wif.tf)")
+            for c in commands:
+                if "add-iam-policy-binding" in c and re.search(r"pubsub (topics|subscriptions) add-iam-policy-binding", c):
+                    self.contract("principal" not in c,
+                                  f"{name} grants a federated principal Pub/Sub rights directly; the module has it "
+                                  f"impersonate the publisher service account: {c.strip()[:120]}")
+                if "create-cred-config" in c:
+                    self.contract("--service-account" in c,
+                                  f"{name}: create-cred-config without --service-account (the module's principals "
+                                  "only impersonate the publisher account)")
+            if name == "docs/ec2.md":
+                self.contract(ids["pool_id"] in pools and ids["provider_id"] in provs,
+                              f"{name} must name the module's pool {ids['pool_id']!r} and provider {ids['provider_id']!r}")
+                self.contract("roles/iam.workloadIdentityUser" in text,
+                              f"{name} must grant roles/iam.workloadIdentityUser on the publisher account, as wif.tf does")
+                flags = [m.group(1) for m in re.finditer(r'--attribute-mapping="([^"]*)"', text)]
+                self.contract(bool(flags), f"{name}: no --attribute-mapping for the by-hand setup")
+                for flag in flags:
+                    given = dict(kv.split("=", 1) for kv in flag.split(",") if "=" in kv)
+                    self.contract(given == mapping,
+                                  f"{name}: --attribute-mapping differs from wif.tf: {sorted(set(given.items()) ^ set(mapping.items()))}")
+
     # --- driver ----------------------------------------------------------------------
 
     def run(self) -> int:
@@ -547,17 +801,72 @@ MUTATIONS = [
     ("ack deadline off the design", "variables.tf", "default     = 300", "default     = 200"),
     ("env name not in DESIGN.md", "run.tf", "LOG_FORMAT ", "LOG_FORMATS"),
     ("public invoker", "run.tf", "member   = google_service_account.push.member", 'member   = "allUsers"'),
+    # Issue #14: Vertex AI grants.
+    ("service-agent grants on sources default off", "variables.tf",
+     '(the plan fails otherwise)."\n  type        = bool\n  default     = true',
+     '(the plan fails otherwise)."\n  type        = bool\n  default     = false'),
+    ("KMS grant not driven by kms_keys", "iam.tf",
+     "setproduct(var.kms_keys, var.destination_projects)", "setproduct([], var.destination_projects)"),
+    ("worker cannot read source models", "iam.tf",
+     '{ for p in var.source_projects : "${p}|${var.source_model_reader_role}"',
+     '{ for p in [] : "${p}|${var.source_model_reader_role}"'),
+    ("no plan-time check for a disabled service-agent grant", "iam.tf",
+     "var.grant_vertex_service_agent_on_sources || var.vertex_grants_managed_externally ||", "true ||"),
+    # Issue #14: EC2 documentation agrees with wif.tf.
+    ("EC2 doc names another pool", "../docs/ec2.md",
+     "--workload-identity-pool=copy-worker-aws", "--workload-identity-pool=ec2-pool"),
+    ("EC2 doc with another attribute mapping", "../docs/ec2.md",
+     "attribute.account=assertion.account,", ""),
+    ("EC2 doc grants the topic to the federated principal", "../docs/ec2.md",
+     '--role=roles/pubsub.publisher --member="serviceAccount:$PUBLISHER"',
+     '--role=roles/pubsub.publisher --member="principalSet://iam.googleapis.com/x"'),
+    # Issue #16: monitoring.
+    ("monitoring off by default", "variables.tf",
+     'dashboard of monitoring.tf in project_id."\n  type        = bool\n  default     = true',
+     'dashboard of monitoring.tf in project_id."\n  type        = bool\n  default     = false'),
+    ("dead-letter alert on the wrong subscription", "monitoring.tf",
+     "subscription = local.subscription_ids.dead_letter", "subscription = local.subscription_ids.requests"),
+    ("metric on a log line the worker does not write", "monitoring.tf",
+     'jsonPayload.message=\\"completion published\\"', 'jsonPayload.message=\\"completion sent\\"'),
+    ("operations age alert on the wrong metric", "monitoring.tf",
+     'subscription = local.subscription_ids.operations\n      metric       = "oldest_unacked_message_age"',
+     'subscription = local.subscription_ids.operations\n      metric       = "num_undelivered_messages"'),
+    ("no alert on failed completions", "monitoring.tf",
+     'AND metric.labels.status=\\"failed\\"', 'AND metric.labels.status=\\"rejected\\"'),
+    ("metric on a log field the worker does not set", "monitoring.tf",
+     "EXTRACT(jsonPayload.stage)", "EXTRACT(jsonPayload.phase)"),
 ]
+
+
+def fresh_copy(root: Path, tmp: Path) -> Path:
+    """Copies the module, plus what its contract checks read beside it (the
+    EC2 documentation, the README and the worker's source), into tmp."""
+    repo = root.resolve().parent
+    for p in tmp.iterdir():
+        shutil.rmtree(p) if p.is_dir() else p.unlink()
+    copy = tmp / "terraform"
+    shutil.copytree(root, copy, ignore=shutil.ignore_patterns(".terraform", "__pycache__"))
+    for extra in ("docs/ec2.md", "README.md"):
+        if (repo / extra).is_file():
+            (tmp / extra).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(repo / extra, tmp / extra)
+    if (repo / "src").is_dir():
+        shutil.copytree(repo / "src", tmp / "src")
+    return copy
 
 
 def self_test(root: Path) -> int:
     failures = 0
     with tempfile.TemporaryDirectory(prefix="verify-refs-selftest-") as tmp:
+        # The unmutated copy must pass, or every mutation would be "detected".
+        c = Checker(fresh_copy(root, Path(tmp)))
+        with contextlib.redirect_stderr(io.StringIO()):
+            if c.run() != 0:
+                print("self-test: the unmutated copy fails; fix the module first", file=sys.stderr)
+                return 1
         for what, fname, old, new in MUTATIONS:
-            copy = Path(tmp) / "terraform"
-            shutil.rmtree(copy, ignore_errors=True)
-            shutil.copytree(root, copy, ignore=shutil.ignore_patterns(".terraform", "__pycache__"))
-            target = copy / fname
+            copy = fresh_copy(root, Path(tmp))
+            target = (copy / fname).resolve()
             text = target.read_text(encoding="utf-8")
             if old not in text:
                 print(f"self-test: {what}: pattern not found in {fname} (update MUTATIONS)", file=sys.stderr)

@@ -66,6 +66,12 @@ variable "registry_sync_service_account" {
   default     = null
 }
 
+variable "notification_channels" {
+  description = "Cloud Monitoring notification channels (projects/P/notificationChannels/ID) for the module's alerts."
+  type        = list(string)
+  default     = []
+}
+
 provider "google" {
   project = var.project_id
   region  = var.region
@@ -83,8 +89,14 @@ module "copy_worker" {
   default_target_project = var.destination_project
   default_location       = var.region
 
+  # The worker gets its Vertex AI roles in both projects, and the destination
+  # project's Vertex AI service agent gets roles/aiplatform.serviceAgent on
+  # the source project (grant_vertex_service_agent_on_sources, default true).
   source_projects      = [var.source_project]
   destination_projects = [var.destination_project]
+
+  # Alerts and dashboard are on by default (monitoring_enabled).
+  notification_channels = var.notification_channels
 
   # Tuning: the defaults are DESIGN.md §2; shown here to make them visible.
   requests_ack_deadline_seconds   = 60

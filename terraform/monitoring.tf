@@ -1,0 +1,273 @@
+# Monitoring of the topology (on by default; monitoring_enabled = false turns
+# it off): log-based metrics on the worker's structured log lines, four alert
+# policies, and one dashboard. Everything lives in project_id.
+#
+# The log-based metrics read the JSON lines the worker writes with
+# LOG_FORMAT=json (run.tf sets it; the worker's telemetry module writes
+# them). Cloud Run turns each line into a LogEntry: `severity` becomes the
+# entry's severity, `message` and every event and span field stay in
+# jsonPayload. The lines used here (the strings are the worker's;
+# verify_refs.py checks that a tracing call in src/ still writes them):
+#
+#   "copy started; watch published"   a CopyModel operation was started (first
+#                                     attempt or a restart); field `attempt`
+#   "completion published"            a copy ended; field `status` =
+#                                     succeeded | failed | rejected
+#   "transient Vertex AI failure; retrying in-request"
+#   "step not finished; asking for redelivery"
+#                                     field `error.message` = "<google.rpc code
+#                                     name> <text>"; RESOURCE_EXHAUSTED is
+#                                     Vertex AI's 429 (quota)
+#
+# Every line also carries the span field `stage` (request | operation).
+
+locals {
+  monitoring = var.monitoring_enabled
+
+  # Log entries of this worker service only.
+  worker_log_filter = "resource.type=\"cloud_run_revision\" AND resource.labels.service_name=\"${local.names.service}\""
+
+  log_metrics = {
+    copies_started = {
+      description = "CopyModel operations started by copy-worker (first attempts and restarts), by attempt."
+      filter      = "jsonPayload.message=\"copy started; watch published\""
+      label       = "attempt"
+      extractor   = "EXTRACT(jsonPayload.attempt)"
+    }
+    completions = {
+      description = "Copies that ended, by status (succeeded, failed, rejected): the completion events copy-worker published."
+      filter      = "jsonPayload.message=\"completion published\""
+      label       = "status"
+      extractor   = "EXTRACT(jsonPayload.status)"
+    }
+    vertex_resource_exhausted = {
+      description = "RESOURCE_EXHAUSTED (HTTP 429, quota) answers from Vertex AI seen by copy-worker, by stage."
+      filter      = "jsonPayload.message=(\"transient Vertex AI failure; retrying in-request\" OR \"step not finished; asking for redelivery\") AND jsonPayload.\"error.message\"=~\"^RESOURCE_EXHAUSTED\""
+      label       = "stage"
+      extractor   = "EXTRACT(jsonPayload.stage)"
+    }
+  }
+
+  # Metric type of each log-based metric, for alert and chart filters.
+  log_metric_types = {
+    for k, m in google_logging_metric.worker : k => "logging.googleapis.com/user/${m.name}"
+  }
+
+  subscription_ids = {
+    requests    = google_pubsub_subscription.requests_push.name
+    operations  = google_pubsub_subscription.operations_push.name
+    dead_letter = google_pubsub_subscription.dead_letter_replay.name
+  }
+}
+
+resource "google_logging_metric" "worker" {
+  for_each = local.monitoring ? local.log_metrics : {}
+
+  project     = var.project_id
+  name        = "${local.names.service}/${each.key}"
+  description = each.value.description
+  filter      = "${local.worker_log_filter} AND ${each.value.filter}"
+
+  metric_descriptor {
+    metric_kind  = "DELTA"
+    value_type   = "INT64"
+    unit         = "1"
+    display_name = "${local.names.service} ${replace(each.key, "_", " ")}"
+
+    labels {
+      key        = each.value.label
+      value_type = "STRING"
+    }
+  }
+
+  label_extractors = {
+    (each.value.label) = each.value.extractor
+  }
+
+  depends_on = [google_project_service.enabled]
+}
+
+# --- Alert policies -----------------------------------------------------------------------
+# One policy per entry. Three watch a Pub/Sub subscription metric, one the
+# failed completions (log-based metric). Each carries what to do in its
+# documentation, shown in the incident and the notification.
+
+locals {
+  subscription_alerts = {
+    dead_letters = {
+      subscription = local.subscription_ids.dead_letter
+      metric       = "num_undelivered_messages"
+      threshold    = 0
+      duration     = "60s"
+      severity     = "ERROR"
+      what         = "dead-lettered copy requests"
+      todo         = "Copy requests were dead-lettered (rejected, failed permanently, or undeliverable after max_delivery_attempts). See what and why: `copy-worker replay --dry-run` (grouped by error_code). Fix the cause, then `copy-worker replay --error-code CODE` (terraform/README.md section 5). Messages are kept 7 days."
+    }
+    requests_oldest_unacked = {
+      subscription = local.subscription_ids.requests
+      metric       = "oldest_unacked_message_age"
+      threshold    = var.alert_requests_oldest_unacked_seconds
+      duration     = "300s"
+      severity     = "WARNING"
+      what         = "copy requests are not being started"
+      todo         = "Check the worker's logs for \"push refused\" (401/403: push audience or push service account, terraform/README.md pre-flight 1 and 4) and \"step not finished\" (Vertex AI errors, quota). Requests that keep failing are dead-lettered after max_delivery_attempts."
+    }
+    operations_oldest_unacked = {
+      subscription = local.subscription_ids.operations
+      metric       = "oldest_unacked_message_age"
+      threshold    = var.alert_operations_oldest_unacked_seconds
+      duration     = "300s"
+      severity     = "WARNING"
+      what         = "a running copy is not being followed to its end"
+      todo         = "Check the worker's logs for \"step not finished\" on stage=operation (operation reads failing, completion publish failing). A copy that runs past COPY_MAX_DURATION ends as failed on its own."
+    }
+  }
+
+  alerts = merge(
+    {
+      for k, a in local.subscription_alerts : k => {
+        what      = a.what
+        severity  = a.severity
+        condition = "${a.metric} of ${a.subscription} above ${a.threshold}"
+        filter    = "resource.type=\"pubsub_subscription\" AND resource.labels.subscription_id=\"${a.subscription}\" AND metric.type=\"pubsub.googleapis.com/subscription/${a.metric}\""
+        threshold = a.threshold
+        duration  = a.duration
+        period    = "60s"
+        aligner   = "ALIGN_MAX"
+        reducer   = null
+        todo      = a.todo
+      }
+    },
+    {
+      failed_completions = {
+        what      = "failed copies"
+        severity  = "ERROR"
+        condition = "more than ${var.alert_failed_completions_threshold} failed completions in 10 minutes"
+        filter    = "resource.type=\"cloud_run_revision\" AND metric.type=\"${try(local.log_metric_types["completions"], "")}\" AND metric.labels.status=\"failed\""
+        threshold = var.alert_failed_completions_threshold
+        duration  = "0s"
+        period    = "600s"
+        aligner   = "ALIGN_SUM"
+        reducer   = "REDUCE_SUM"
+        todo      = "Copies ended as failed (NOT_FOUND, PERMISSION_DENIED, INVALID_ARGUMENT, FAILED_PRECONDITION, a conflicting ALREADY_EXISTS, or COPY_MAX_DURATION exceeded). The completion events and the dead letters carry the error: `copy-worker replay --dry-run`. PERMISSION_DENIED usually means a missing Vertex AI grant (terraform/README.md pre-flight 5)."
+      }
+    },
+  )
+}
+
+resource "google_monitoring_alert_policy" "alert" {
+  for_each = local.monitoring ? local.alerts : {}
+
+  project               = var.project_id
+  display_name          = "${local.names.service}: ${each.value.what}"
+  combiner              = "OR"
+  severity              = each.value.severity
+  notification_channels = var.notification_channels
+  user_labels           = local.labels
+
+  conditions {
+    display_name = each.value.condition
+
+    condition_threshold {
+      filter          = each.value.filter
+      comparison      = "COMPARISON_GT"
+      threshold_value = each.value.threshold
+      duration        = each.value.duration
+
+      aggregations {
+        alignment_period     = each.value.period
+        per_series_aligner   = each.value.aligner
+        cross_series_reducer = each.value.reducer
+      }
+    }
+  }
+
+  documentation {
+    mime_type = "text/markdown"
+    content   = each.value.todo
+  }
+
+  # The log-based metric must exist before a policy can filter on its type.
+  depends_on = [google_project_service.enabled, google_logging_metric.worker]
+}
+
+# --- Dashboard ---------------------------------------------------------------------------------
+
+locals {
+  # One chart: a title and one line per data set {legend, filter, aligner, group_by}.
+  dashboard_charts = [
+    {
+      title = "Copies started (CopyModel operations, by attempt)"
+      sets  = [{ legend = "attempt $${metric.labels.attempt}", filter = "metric.type=\"${try(local.log_metric_types["copies_started"], "")}\"", aligner = "ALIGN_SUM", group_by = ["metric.label.attempt"] }]
+    },
+    {
+      title = "Copies ended (succeeded, failed, rejected)"
+      sets  = [{ legend = "$${metric.labels.status}", filter = "metric.type=\"${try(local.log_metric_types["completions"], "")}\"", aligner = "ALIGN_SUM", group_by = ["metric.label.status"] }]
+    },
+    {
+      title = "In-flight watches (unacked on ${local.subscription_ids.operations})"
+      sets  = [{ legend = "in flight", filter = "metric.type=\"pubsub.googleapis.com/subscription/num_undelivered_messages\" AND resource.labels.subscription_id=\"${local.subscription_ids.operations}\"", aligner = "ALIGN_MAX", group_by = [] }]
+    },
+    {
+      title = "Vertex AI 429s (RESOURCE_EXHAUSTED, by stage)"
+      sets  = [{ legend = "$${metric.labels.stage}", filter = "metric.type=\"${try(local.log_metric_types["vertex_resource_exhausted"], "")}\"", aligner = "ALIGN_SUM", group_by = ["metric.label.stage"] }]
+    },
+    {
+      title = "Backlog (undelivered messages per subscription)"
+      sets = [for id in values(local.subscription_ids) : {
+        legend = id, filter = "metric.type=\"pubsub.googleapis.com/subscription/num_undelivered_messages\" AND resource.labels.subscription_id=\"${id}\"", aligner = "ALIGN_MAX", group_by = []
+      }]
+    },
+    {
+      title = "Oldest unacked message age (seconds)"
+      sets = [for id in values(local.subscription_ids) : {
+        legend = id, filter = "metric.type=\"pubsub.googleapis.com/subscription/oldest_unacked_message_age\" AND resource.labels.subscription_id=\"${id}\"", aligner = "ALIGN_MAX", group_by = []
+      }]
+    },
+  ]
+}
+
+resource "google_monitoring_dashboard" "worker" {
+  count = local.monitoring ? 1 : 0
+
+  project = var.project_id
+  dashboard_json = jsonencode({
+    displayName = "${local.names.service}: copies, watches, quota, backlog"
+    mosaicLayout = {
+      columns = 48
+      tiles = [
+        # Two charts a row. A zero xPos/yPos is left out, as the API does.
+        for i, c in local.dashboard_charts : merge({ for k, v in { xPos = (i % 2) * 24, yPos = floor(i / 2) * 16 } : k => v if v > 0 }, {
+          width  = 24
+          height = 16
+          widget = {
+            title = c.title
+            xyChart = {
+              chartOptions = { mode = "COLOR" }
+              dataSets = [
+                for s in c.sets : {
+                  plotType           = "LINE"
+                  legendTemplate     = s.legend
+                  minAlignmentPeriod = "60s"
+                  timeSeriesQuery = {
+                    timeSeriesFilter = {
+                      filter = s.filter
+                      # groupByFields only when grouping: the API drops an
+                      # empty list, which would show as a diff on every plan.
+                      aggregation = merge(
+                        { alignmentPeriod = "60s", perSeriesAligner = s.aligner, crossSeriesReducer = "REDUCE_SUM" },
+                        { for k, v in { groupByFields = s.group_by } : k => v if length(v) > 0 },
+                      )
+                    }
+                  }
+                }
+              ]
+            }
+          }
+        })
+      ]
+    }
+  })
+
+  depends_on = [google_project_service.enabled]
+}
