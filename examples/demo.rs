@@ -11,9 +11,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use clap::Parser;
-use copy_worker::config::{Config, LogFormat, ServeArgs};
-use copy_worker::serve::build_state;
-use copy_worker::server::app;
+use copy_worker::cli::config::{Config, ServeArgs};
+use copy_worker::telemetry::LogFormat;
+use copy_worker::cli::serve::build_state;
+use copy_worker::http::app;
 use copy_worker::telemetry;
 use testkit::{CopyScript, Emulator, Inbox, Topology, TopologyOptions, VertexFake};
 
@@ -22,7 +23,7 @@ const SOURCE: &str = "projects/ml-finetune/locations/us-central1/models/77041273
 #[derive(Parser)]
 struct ReplayCli {
     #[command(flatten)]
-    args: copy_worker::replay::ReplayArgs,
+    args: copy_worker::cli::replay::ReplayArgs,
 }
 
 #[derive(Parser)]
@@ -179,7 +180,7 @@ async fn run(emulator: &Emulator) -> anyhow::Result<()> {
         "--pubsub-emulator-host",
         &emulator.host(),
     ])?;
-    let code = copy_worker::replay::run(replay.args).await;
+    let code = copy_worker::cli::replay::run(replay.args).await;
     anyhow::ensure!(code == 0, "replay --dry-run exited {code}");
     server.abort();
     Ok(())

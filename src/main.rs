@@ -2,39 +2,10 @@
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
-use copy_worker::config::{Config, ServeArgs};
-use copy_worker::publish::PublishArgs;
-use copy_worker::replay::ReplayArgs;
-use copy_worker::{publish, replay, serve, telemetry};
-
-/// Copies Vertex AI models between projects and regions, driven by Pub/Sub.
-#[derive(Parser)]
-#[command(name = "copy-worker", version, about, long_about = None)]
-struct Cli {
-    #[command(subcommand)]
-    command: Command,
-}
-
-#[derive(Subcommand)]
-enum Command {
-    /// Run the push consumer (Cloud Run). Every flag is also an environment variable.
-    #[command(after_help = SERVE_EXAMPLES)]
-    Serve(Box<ServeArgs>),
-    /// Submit copy requests to the copy-requests topic, and optionally wait for their results.
-    Publish(Box<PublishArgs>),
-    /// Move dead-lettered requests back to the copy-requests topic.
-    Replay(Box<ReplayArgs>),
-}
-
-const SERVE_EXAMPLES: &str = "\
-Examples:
-  # On Cloud Run (configured by environment; see README):
-  copy-worker serve
-
-  # Locally against the Pub/Sub emulator and a Vertex AI fake, without push auth:
-  PUBSUB_EMULATOR_HOST=127.0.0.1:8085 GOOGLE_CLOUD_PROJECT=local PUSH_AUTH=none \\
-    VERTEX_ENDPOINT=http://127.0.0.1:9090 copy-worker serve --port 8080";
+use clap::Parser;
+use copy_worker::cli::config::Config;
+use copy_worker::cli::{Cli, Command, exit, publish, replay, serve};
+use copy_worker::telemetry;
 
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Runtime::new().expect("tokio runtime")
@@ -48,16 +19,18 @@ fn main() -> ExitCode {
                 Ok(c) => c,
                 Err(e) => {
                     eprintln!("copy-worker: {e}");
-                    return ExitCode::from(2);
+                    return ExitCode::from(exit::USAGE);
                 }
             };
             telemetry::init(cfg.log_format, &cfg.worker_project, telemetry::stderr());
-            match runtime().block_on(serve::run(cfg)) {
-                Ok(()) => ExitCode::SUCCESS,
+            let result: anyhow::Result<()> =
+                runtime().block_on(serve::run(cfg)).map_err(anyhow::Error::from);
+            match result {
+                Ok(()) => ExitCode::from(exit::OK),
                 Err(e) => {
                     tracing::error!(error.message = %e, error.cause_chain = ?e, "copy-worker stopped");
                     eprintln!("copy-worker: {e:#}");
-                    ExitCode::FAILURE
+                    ExitCode::from(exit::FAILED)
                 }
             }
         }

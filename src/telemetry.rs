@@ -16,7 +16,16 @@ use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer};
 
-use crate::config::LogFormat;
+use crate::contract::rfc3339;
+
+/// `LOG_FORMAT`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Cloud Logging structured JSON lines.
+    Json,
+    /// Human-readable lines.
+    Text,
+}
 
 /// Where log lines go; tests pass a buffer to read or silence them.
 pub type Sink = Arc<Mutex<dyn Write + Send>>;
@@ -153,7 +162,7 @@ where
         out.insert("target".into(), json!(event.metadata().target()));
         out.insert(
             "time".into(),
-            json!(crate::event::rfc3339(chrono::Utc::now())),
+            json!(rfc3339(chrono::Utc::now())),
         );
         let mut line = serde_json::to_vec(&Value::Object(out)).unwrap_or_default();
         line.push(b'\n');

@@ -3,10 +3,12 @@
 use chrono::Utc;
 use google_cloud_gax::error::rpc::Code;
 
-use super::{Delivery, Ending, Existing, Pipeline, StepOutcome};
-use crate::event::FailedStage;
-use crate::push::PushMessage;
-use crate::request::{CopyRequest, Target};
+use super::announce::Ending;
+use super::{Delivery, Pipeline, StepOutcome};
+use crate::contract::dead_letter::FailedStage;
+use crate::contract::watch::Watch;
+use crate::domain::{CopyRequest, Existing};
+use crate::http::envelope::PushMessage;
 use crate::retry::retry_transient;
 
 impl Pipeline {
@@ -30,7 +32,7 @@ impl Pipeline {
         tracing::Span::current().record("request_id", req.request_id.as_str());
         let accepted_at = Utc::now();
 
-        if matches!(req.destination.target, Target::ParentModel(_)) {
+        if req.destination.lists_versions() {
             match self.find_existing_copy(&req).await {
                 Ok(Existing::Ours(m, v)) => {
                     return self
@@ -38,7 +40,7 @@ impl Pipeline {
                         .await;
                 }
                 Ok(_) => {}
-                Err(f) if f.is_transient() => return StepOutcome::Retry(f.to_string()),
+                Err(f) if f.is_transient() => return StepOutcome::Retry(f.into()),
                 Err(f) => {
                     return self
                         .announce(&d, &req, Ending::failed(&f, accepted_at))
@@ -50,13 +52,17 @@ impl Pipeline {
         match retry_transient("copy_model", || self.vertex.start_copy(&req)).await {
             Ok(op) => {
                 tracing::Span::current().record("operation", op.as_str());
-                self.publish_watch(&d, &req, op.as_str(), 1, accepted_at)
-                    .await
+                let watch = Watch {
+                    operation: op.to_string(),
+                    attempt: 1,
+                    accepted_at,
+                };
+                self.publish_watch(&d, &req, watch).await
             }
             Err(f) if f.code == Code::AlreadyExists => {
                 self.resolve_existing(&d, &req, accepted_at).await
             }
-            Err(f) if f.is_transient() => StepOutcome::Retry(f.to_string()),
+            Err(f) if f.is_transient() => StepOutcome::Retry(f.into()),
             Err(f) => {
                 self.announce(&d, &req, Ending::failed(&f, accepted_at))
                     .await

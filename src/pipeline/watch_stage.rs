@@ -2,46 +2,35 @@
 
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use google_cloud_gax::error::rpc::Code;
 
-use super::{Delivery, Ending, Pipeline, StepOutcome};
-use crate::event::FailedStage;
-use crate::names::OperationName;
-use crate::push::PushMessage;
-use crate::request::{CopyRequest, Defaults, Rejection};
+use super::announce::Ending;
+use super::{Delivery, Pipeline, StepOutcome};
+use crate::clients::vertex::OperationState;
+use crate::contract::Rejection;
+use crate::contract::dead_letter::FailedStage;
+use crate::contract::watch::Watch;
+use crate::domain::{CopyRequest, Defaults, OperationName};
+use crate::http::envelope::PushMessage;
 use crate::retry::{Failure, retry_transient};
-use crate::vertex::OperationState;
 
-/// The attributes a watch message carries, parsed.
-struct Watch {
+/// A watch delivery, parsed.
+struct Watched {
     req: CopyRequest,
     operation: OperationName,
-    attempt: u32,
-    accepted_at: DateTime<Utc>,
+    watch: Watch,
 }
 
-fn parse_watch(msg: &PushMessage, defaults: &Defaults) -> Result<Watch, Rejection> {
+fn parse_watch(msg: &PushMessage, defaults: &Defaults) -> Result<Watched, Rejection> {
     // The data is the normalised request: only the callback policy of the defaults applies.
     let req = CopyRequest::parse(&msg.data, defaults)?;
-    let operation = OperationName::parse(msg.attribute("operation").unwrap_or_default())?;
-    let attempt = match msg.attribute("attempt") {
-        None => 1,
-        Some(s) => s.parse::<u32>().ok().filter(|n| *n >= 1).ok_or_else(|| {
-            Rejection::new("attempt", format!("must be a positive integer, got {s:?}"))
-        })?,
-    };
-    let accepted_at = msg
-        .attribute("accepted_at")
-        .or(msg.publish_time.as_deref())
-        .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
-        .map(|t| t.with_timezone(&Utc))
-        .ok_or_else(|| Rejection::new("accepted_at", "must be an RFC 3339 time"))?;
-    Ok(Watch {
+    let watch = Watch::parse(&msg.attributes, msg.publish_time.as_deref())?;
+    let operation = OperationName::parse(&watch.operation)?;
+    Ok(Watched {
         req,
         operation,
-        attempt,
-        accepted_at,
+        watch,
     })
 }
 
@@ -74,7 +63,7 @@ impl Pipeline {
         let mut interval = self.settings.poll_initial;
         let mut shutdown = self.shutdown.clone();
         loop {
-            let age = (Utc::now() - w.accepted_at).to_std().unwrap_or_default();
+            let age = (Utc::now() - w.watch.accepted_at).to_std().unwrap_or_default();
             if age > self.settings.max_duration {
                 let f = Failure::new(
                     Code::DeadlineExceeded,
@@ -92,13 +81,13 @@ impl Pipeline {
             match state {
                 Ok(OperationState::Running) => {}
                 Ok(OperationState::Succeeded(m)) => {
-                    let mut end = Ending::succeeded(m.model, m.version_id, w.accepted_at);
+                    let mut end = Ending::succeeded(m.model, m.version_id, w.watch.accepted_at);
                     end.operation = Some(w.operation.to_string());
-                    end.attempts = w.attempt;
+                    end.attempts = w.watch.attempt;
                     return self.announce(&d, &w.req, end).await;
                 }
                 Ok(OperationState::Failed(f)) => return self.operation_failed(&d, &w, f).await,
-                Err(f) if f.is_transient() => return StepOutcome::Retry(f.to_string()),
+                Err(f) if f.is_transient() => return StepOutcome::Retry(f.into()),
                 Err(f) => return self.end_failed(&d, &w, &f).await,
             }
             let left = self.settings.watch_hold.saturating_sub(started.elapsed());
@@ -113,31 +102,35 @@ impl Pipeline {
         }
     }
 
-    async fn operation_failed(&self, d: &Delivery<'_>, w: &Watch, f: Failure) -> StepOutcome {
+    async fn operation_failed(&self, d: &Delivery<'_>, w: &Watched, f: Failure) -> StepOutcome {
         if f.code == Code::AlreadyExists {
-            return self.resolve_existing(d, &w.req, w.accepted_at).await;
+            return self.resolve_existing(d, &w.req, w.watch.accepted_at).await;
         }
-        if !f.is_transient() || w.attempt >= self.settings.max_attempts {
+        if !f.is_transient() || w.watch.attempt >= self.settings.max_attempts {
             return self.end_failed(d, w, &f).await;
         }
-        tracing::warn!(error.message = %f, attempt = w.attempt, "operation failed transiently; restarting the copy");
+        tracing::warn!(error.message = %f, attempt = w.watch.attempt, "operation failed transiently; restarting the copy");
         match retry_transient("copy_model", || self.vertex.start_copy(&w.req)).await {
             Ok(op) => {
-                self.publish_watch(d, &w.req, op.as_str(), w.attempt + 1, w.accepted_at)
-                    .await
+                let next = Watch {
+                    operation: op.to_string(),
+                    attempt: w.watch.attempt + 1,
+                    accepted_at: w.watch.accepted_at,
+                };
+                self.publish_watch(d, &w.req, next).await
             }
             Err(e) if e.code == Code::AlreadyExists => {
-                self.resolve_existing(d, &w.req, w.accepted_at).await
+                self.resolve_existing(d, &w.req, w.watch.accepted_at).await
             }
-            Err(e) if e.is_transient() => StepOutcome::Retry(e.to_string()),
+            Err(e) if e.is_transient() => StepOutcome::Retry(e.into()),
             Err(e) => self.end_failed(d, w, &e).await,
         }
     }
 
-    async fn end_failed(&self, d: &Delivery<'_>, w: &Watch, f: &Failure) -> StepOutcome {
-        let mut end = Ending::failed(f, w.accepted_at);
+    async fn end_failed(&self, d: &Delivery<'_>, w: &Watched, f: &Failure) -> StepOutcome {
+        let mut end = Ending::failed(f, w.watch.accepted_at);
         end.operation = Some(w.operation.to_string());
-        end.attempts = w.attempt;
+        end.attempts = w.watch.attempt;
         self.announce(d, &w.req, end).await
     }
 }

@@ -4,9 +4,9 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use clap::Parser;
-use copy_worker::config::{Config, ServeArgs};
-use copy_worker::serve::build_state;
-use copy_worker::server::app;
+use copy_worker::cli::config::{Config, ServeArgs};
+use copy_worker::cli::serve::build_state;
+use copy_worker::http::app;
 use testkit::emulator::Emulator;
 use testkit::pubsub::{Inbox, Topology, TopologyOptions};
 use testkit::vertex::VertexFake;

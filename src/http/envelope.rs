@@ -1,4 +1,4 @@
-//! The Pub/Sub push contract: the envelope Pub/Sub POSTs, and who may POST it.
+//! The Pub/Sub push contract: the envelope Pub/Sub POSTs.
 //!
 //! Pub/Sub sends both spellings of some fields at once (`messageId` and `message_id`,
 //! `publishTime` and `publish_time`), `deliveryAttempt` only when a dead-letter policy is
@@ -111,35 +111,6 @@ pub fn parse_envelope(body: &[u8]) -> Result<PushMessage, EnvelopeError> {
         subscription: env.subscription,
         delivery_attempt: env.delivery_attempt,
     })
-}
-
-/// The outcome of checking who sent a push (DESIGN.md §4: 401 / 403 before any work).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum AuthDecision {
-    Allowed,
-    /// Missing or invalid token: 401.
-    Unauthenticated(String),
-    /// Valid token from an account not allowed: 403.
-    Forbidden(String),
-    /// The check itself could not run (JWKS unreachable): 503 so the push is redelivered.
-    Unavailable(String),
-}
-
-/// Checks the `Authorization` header of a push before its body is read. The seam for the
-/// OIDC verifier; [`NoAuth`] is `PUSH_AUTH=none`.
-#[async_trait::async_trait]
-pub trait PushAuth: Send + Sync {
-    async fn check(&self, authorization: Option<&str>) -> AuthDecision;
-}
-
-/// `PUSH_AUTH=none`: every push is accepted (logged as a warning at start).
-pub struct NoAuth;
-
-#[async_trait::async_trait]
-impl PushAuth for NoAuth {
-    async fn check(&self, _authorization: Option<&str>) -> AuthDecision {
-        AuthDecision::Allowed
-    }
 }
 
 #[cfg(test)]

@@ -1,12 +1,12 @@
-//! What copy-worker announces: the completion event (CloudEvents 1.0, Pub/Sub binary mode)
-//! and the dead-letter message of DESIGN.md §3.
+//! The completion event of DESIGN.md §3: CloudEvents 1.0 in Pub/Sub binary mode, on
+//! `copy-completions`.
 
 use std::collections::BTreeMap;
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::topics::OutMessage;
+use super::{OutMessage, attr, rfc3339};
 
 /// How a copy ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -45,13 +45,35 @@ pub struct CompletionEvent {
     pub destination_model_version: Option<String>,
     pub operation: Option<String>,
     pub error: Option<ErrorInfo>,
+    /// Readers tolerate events that lack the fields below (a consumer's own test events).
+    #[serde(default)]
     pub attempts: u32,
+    #[serde(default)]
     pub accepted_at: String,
+    #[serde(default)]
     pub finished_at: String,
+    #[serde(default)]
     pub context: BTreeMap<String, String>,
 }
 
 impl CompletionEvent {
+    /// An event for `request_id` that ended now with `status`; the caller fills the rest.
+    pub fn new(request_id: impl Into<String>, status: Status, accepted_at: DateTime<Utc>) -> Self {
+        Self {
+            request_id: request_id.into(),
+            status,
+            source_model: None,
+            destination_model: None,
+            destination_model_version: None,
+            operation: None,
+            error: None,
+            attempts: 0,
+            accepted_at: rfc3339(accepted_at),
+            finished_at: rfc3339(Utc::now()),
+            context: BTreeMap::new(),
+        }
+    }
+
     /// `ce-id`: deterministic, so consumers can de-duplicate at-least-once deliveries.
     pub fn ce_id(&self) -> String {
         format!("{}:{}", self.request_id, self.status.as_str())
@@ -78,77 +100,16 @@ impl CompletionEvent {
         }
         a.insert("ce-time".into(), self.finished_at.clone());
         a.insert("content-type".into(), "application/json".into());
-        a.insert("status".into(), status.into());
-        a.insert("request_id".into(), self.request_id.clone());
+        a.insert(attr::STATUS.into(), status.into());
+        a.insert(attr::REQUEST_ID.into(), self.request_id.clone());
         if let Some(p) = destination_project {
-            a.insert("destination_project".into(), p.into());
+            a.insert(attr::DESTINATION_PROJECT.into(), p.into());
         }
         OutMessage {
             data: serde_json::to_vec(self).expect("event serialises"),
             attributes: a,
         }
     }
-}
-
-/// Where a dead letter failed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FailedStage {
-    Request,
-    Operation,
-}
-
-impl FailedStage {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            FailedStage::Request => "request",
-            FailedStage::Operation => "operation",
-        }
-    }
-}
-
-/// Longest `error_message` attribute, in bytes.
-pub const MAX_ERROR_MESSAGE: usize = 1024;
-
-/// A `copy-dead-letter` message: the request bytes exactly as received, plus why.
-pub fn dead_letter(
-    original: &[u8],
-    request_id: Option<&str>,
-    error: &ErrorInfo,
-    stage: FailedStage,
-    now: DateTime<Utc>,
-) -> OutMessage {
-    let mut a = BTreeMap::new();
-    if let Some(id) = request_id {
-        a.insert("request_id".into(), id.to_owned());
-    }
-    a.insert("error_code".into(), error.code.clone());
-    a.insert(
-        "error_message".into(),
-        truncate_utf8(&error.message, MAX_ERROR_MESSAGE).to_owned(),
-    );
-    a.insert("failed_stage".into(), stage.as_str().into());
-    a.insert("dead_lettered_at".into(), rfc3339(now));
-    OutMessage {
-        data: original.to_vec(),
-        attributes: a,
-    }
-}
-
-/// RFC 3339 in UTC with second precision, as in DESIGN.md's examples.
-pub fn rfc3339(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::Secs, true)
-}
-
-/// Cuts `s` to at most `max` bytes without splitting a character.
-pub fn truncate_utf8(s: &str, max: usize) -> &str {
-    if s.len() <= max {
-        return s;
-    }
-    let mut end = max;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    &s[..end]
 }
 
 #[cfg(test)]
@@ -192,26 +153,5 @@ mod tests {
         assert_eq!(data["status"], "succeeded");
         assert_eq!(data["error"], serde_json::Value::Null);
         assert_eq!(data["context"]["pipeline"], "nightly");
-    }
-
-    #[test]
-    fn dead_letter_keeps_original_bytes_and_cuts_long_messages_on_a_char_boundary() {
-        let msg = "é".repeat(600); // 1200 bytes
-        let e = ErrorInfo {
-            code: "NOT_FOUND".into(),
-            message: msg,
-        };
-        let m = dead_letter(
-            b"\xff raw",
-            Some("r1"),
-            &e,
-            FailedStage::Request,
-            Utc::now(),
-        );
-        assert_eq!(m.data, b"\xff raw");
-        assert_eq!(m.attributes["error_message"].len(), 1024);
-        assert_eq!(m.attributes["failed_stage"], "request");
-        assert_eq!(m.attributes["error_code"], "NOT_FOUND");
-        assert!(m.attributes.contains_key("dead_lettered_at"));
     }
 }

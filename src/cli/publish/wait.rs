@@ -15,7 +15,9 @@ use google_cloud_pubsub::subscriber::ShutdownBehavior;
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
-use crate::topics::Connection;
+use crate::clients::pubsub::Connection;
+use crate::contract::attr;
+use crate::contract::event::CompletionEvent;
 
 /// How a wait ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -127,21 +129,28 @@ pub fn event_line(msg: &Message) -> Value {
     match serde_json::from_slice::<Value>(&msg.data) {
         Ok(v @ Value::Object(_)) => v,
         _ => json!({
-            "request_id": msg.attributes.get("request_id"),
-            "status": msg.attributes.get("status"),
+            "request_id": msg.attributes.get(attr::REQUEST_ID),
+            "status": msg.attributes.get(attr::STATUS),
             "data": String::from_utf8_lossy(&msg.data),
         }),
     }
 }
 
-fn request_id_and_status(msg: &Message, line: &Value) -> (Option<String>, Option<String>) {
-    let pick = |key: &str| {
-        msg.attributes
-            .get(key)
-            .cloned()
-            .or_else(|| line.get(key).and_then(Value::as_str).map(str::to_owned))
-    };
-    (pick("request_id"), pick("status"))
+/// The request id and status of an event: its plain attributes, else its data read as a
+/// [`CompletionEvent`].
+fn request_id_and_status(msg: &Message) -> (Option<String>, Option<String>) {
+    let event = serde_json::from_slice::<CompletionEvent>(&msg.data).ok();
+    let request_id = msg
+        .attributes
+        .get(attr::REQUEST_ID)
+        .cloned()
+        .or_else(|| event.as_ref().map(|e| e.request_id.clone()));
+    let status = msg
+        .attributes
+        .get(attr::STATUS)
+        .cloned()
+        .or_else(|| event.map(|e| e.status.as_str().to_owned()));
+    (request_id, status)
 }
 
 /// Pulls `subscription` until each of `request_ids` has an event or `timeout` passes, and
@@ -189,7 +198,7 @@ pub async fn wait(
             }
         };
         let line = event_line(&msg);
-        let (id, status) = request_id_and_status(&msg, &line);
+        let (id, status) = request_id_and_status(&msg);
         match waiting.judge(id.as_deref(), status.as_deref()) {
             Verdict::Ours { .. } => {
                 handler.ack();
@@ -249,9 +258,8 @@ mod tests {
         let msg = Message::new().set_data(bytes::Bytes::from_static(
             br#"{"request_id":"r","status":"failed"}"#,
         ));
-        let line = event_line(&msg);
         assert_eq!(
-            request_id_and_status(&msg, &line),
+            request_id_and_status(&msg),
             (Some("r".into()), Some("failed".into()))
         );
     }

@@ -9,15 +9,12 @@ use std::sync::Mutex;
 
 use async_trait::async_trait;
 use google_cloud_aiplatform_v1::client::ModelService;
-use google_cloud_aiplatform_v1::model::{
-    CopyModelRequest, CopyModelResponse, EncryptionSpec, Model,
-};
+use google_cloud_aiplatform_v1::model::{CopyModelResponse, Model};
 use google_cloud_gax::error::rpc::Code;
 use google_cloud_gax::options::RequestOptionsBuilder as _;
 use google_cloud_longrunning::model::operation::Result as OpResult;
 
-use crate::names::OperationName;
-use crate::request::{CopyRequest, Target};
+use crate::domain::{CopyRequest, ModelInfo, OperationName};
 use crate::retry::{Failure, classify};
 
 /// What an operation check found.
@@ -35,15 +32,6 @@ pub struct CopiedModel {
     /// `projects/…/models/ID`, without version.
     pub model: String,
     pub version_id: String,
-}
-
-/// The fields of a model that decide whether it is our copy.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ModelInfo {
-    pub name: String,
-    pub version_id: String,
-    /// `originalModelInfo.model`: the model (with version) this one was copied from.
-    pub original_model: Option<String>,
 }
 
 /// The Vertex AI calls the stages need. A seam: tests swap the endpoint (the `testkit` fake),
@@ -148,16 +136,7 @@ impl Vertex for GoogleVertex {
     async fn start_copy(&self, req: &CopyRequest) -> Result<OperationName, Failure> {
         let d = &req.destination;
         let client = self.client(&d.location).await?;
-        let mut r = CopyModelRequest::new()
-            .set_parent(d.parent())
-            .set_source_model(req.source_model.to_string());
-        r = match &d.target {
-            Target::ModelId(id) => r.set_model_id(id.clone()),
-            Target::ParentModel(p) => r.set_parent_model(p.without_version()),
-        };
-        if let Some(k) = &req.kms_key_name {
-            r = r.set_encryption_spec(EncryptionSpec::new().set_kms_key_name(k.as_str()));
-        }
+        let r = d.copy_model_request(&req.source_model, req.kms_key_name.as_ref());
         let op = client
             .copy_model()
             .with_request(r)

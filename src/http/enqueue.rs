@@ -14,10 +14,12 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::push::AuthDecision;
-use crate::request::{CopyRequest, MAX_REQUEST_BYTES, Rejection};
-use crate::server::AppState;
-use crate::topics::{OutMessage, Topic};
+use super::AppState;
+use super::error::HttpError;
+use crate::clients::pubsub::{OutMessage, Topic};
+use crate::contract::request::MAX_REQUEST_BYTES;
+use crate::contract::{Rejection, attr};
+use crate::domain::CopyRequest;
 
 /// The seed's query parameters.
 #[derive(Debug, Deserialize)]
@@ -26,60 +28,32 @@ pub struct SeedQuery {
     destination_model_id: Option<String>,
 }
 
-/// Everything `POST /v1/models/copy` can answer besides 202.
-#[derive(Debug)]
-pub enum EnqueueError {
-    /// 401: no or invalid ID token.
-    Unauthenticated(String),
-    /// 403: a valid token from a caller not in `INVOKER_SERVICE_ACCOUNTS`.
-    Forbidden(String),
-    /// 400: the request names the field and the rule.
-    Invalid(Rejection),
-    /// 413: body over the request limit.
-    TooLarge,
-    /// 503: the publish was not confirmed (or keys could not be loaded); nothing was accepted.
-    Unavailable(String),
-}
-
-impl IntoResponse for EnqueueError {
-    fn into_response(self) -> Response {
-        let (status, body) = match self {
-            EnqueueError::Unauthenticated(m) => (StatusCode::UNAUTHORIZED, json!({"error": m})),
-            EnqueueError::Forbidden(m) => (StatusCode::FORBIDDEN, json!({"error": m})),
-            EnqueueError::Invalid(r) => (
-                StatusCode::BAD_REQUEST,
-                json!({"error": r.to_string(), "field": r.field, "rule": r.rule}),
-            ),
-            EnqueueError::TooLarge => (
-                StatusCode::PAYLOAD_TOO_LARGE,
-                json!({"error": format!("request: body over {MAX_REQUEST_BYTES} bytes")}),
-            ),
-            EnqueueError::Unavailable(m) => (StatusCode::SERVICE_UNAVAILABLE, json!({"error": m})),
-        };
-        tracing::warn!(status = status.as_u16(), error.message = %body["error"], "enqueue refused");
-        (status, Json(body)).into_response()
-    }
-}
-
-/// Handles `POST /v1/models/copy`: authenticate, validate, publish, answer 202.
+/// Handles `POST /v1/models/copy` (the caller is authenticated by the middleware):
+/// validate, publish, answer 202. Refusals are JSON with the field and the rule.
 pub async fn enqueue(
     State(s): State<AppState>,
     Query(q): Query<SeedQuery>,
     headers: HeaderMap,
     body: axum::body::Body,
-) -> Result<Response, EnqueueError> {
-    let auth = headers
-        .get(axum::http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok());
-    match s.invoker_auth.check(auth).await {
-        AuthDecision::Allowed => {}
-        AuthDecision::Unauthenticated(m) => return Err(EnqueueError::Unauthenticated(m)),
-        AuthDecision::Forbidden(m) => return Err(EnqueueError::Forbidden(m)),
-        AuthDecision::Unavailable(m) => return Err(EnqueueError::Unavailable(m)),
+) -> Response {
+    match accept(s, q, headers, body).await {
+        Ok(r) => r,
+        Err(e) => e.into_json_response(),
     }
+}
+
+async fn accept(
+    s: AppState,
+    q: SeedQuery,
+    headers: HeaderMap,
+    body: axum::body::Body,
+) -> Result<Response, HttpError> {
     let body = axum::body::to_bytes(body, MAX_REQUEST_BYTES)
         .await
-        .map_err(|_| EnqueueError::TooLarge)?;
+        .map_err(|_| HttpError::TooLarge {
+            what: "request: body",
+            limit: MAX_REQUEST_BYTES,
+        })?;
     let defaults = &s.pipeline.settings.defaults;
     let req = match (&q.source_model_id, &q.destination_model_id, body.is_empty()) {
         (None, None, false) => CopyRequest::parse(&body, defaults),
@@ -97,11 +71,11 @@ pub async fn enqueue(
             defaults,
         ),
     }
-    .map_err(EnqueueError::Invalid)?;
+    .map_err(HttpError::Invalid)?;
 
-    let mut attributes = BTreeMap::from([("request_id".to_owned(), req.request_id.to_string())]);
-    if let Some(tp) = headers.get("traceparent").and_then(|v| v.to_str().ok()) {
-        attributes.insert("traceparent".into(), tp.to_owned());
+    let mut attributes = BTreeMap::from([(attr::REQUEST_ID.to_owned(), req.request_id.to_string())]);
+    if let Some(tp) = headers.get(attr::TRACEPARENT).and_then(|v| v.to_str().ok()) {
+        attributes.insert(attr::TRACEPARENT.into(), tp.to_owned());
     }
     let msg = OutMessage {
         data: req.to_bytes(),
@@ -112,7 +86,7 @@ pub async fn enqueue(
         .topics
         .publish(Topic::Requests, msg)
         .await
-        .map_err(|e| EnqueueError::Unavailable(e.to_string()))?;
+        .map_err(|e| HttpError::Unavailable(e.to_string()))?;
     tracing::info!(request_id = %req.request_id, %message_id, "request enqueued");
     let answer = json!({"request_id": req.request_id.as_str(), "message_id": message_id, "status": "accepted"});
     Ok((StatusCode::ACCEPTED, Json(answer)).into_response())

@@ -1,6 +1,7 @@
 //! Table-driven tests of request parsing and validation.
 
 use super::*;
+use crate::domain::destination::{Target, derive_model_id};
 
 fn defaults() -> Defaults {
     Defaults {
@@ -275,8 +276,8 @@ fn bare_ids_need_worker_defaults() {
 #[test]
 fn source_matching_respects_pinned_versions() {
     let d = defaults();
-    let pinned = ModelName::parse_or_bare("s", "1@3", &d).unwrap();
-    let any = ModelName::parse_or_bare("s", "1", &d).unwrap();
+    let pinned = ModelName::parse_or_bare("s", "1@3", d.source_project.as_deref(), d.location.as_deref()).unwrap();
+    let any = ModelName::parse_or_bare("s", "1", d.source_project.as_deref(), d.location.as_deref()).unwrap();
     let rec3 = "projects/src-proj/locations/us-central1/models/1@3";
     let rec1 = "projects/src-proj/locations/us-central1/models/1@1";
     assert!(pinned.is_source_of(rec3));

@@ -5,7 +5,7 @@
 
 use std::fmt;
 
-use crate::request::{Defaults, Rejection, clip};
+use crate::contract::rejection::{Rejection, clip};
 
 /// A project id (`my-proj-123`) or project number (`123456789`).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -59,15 +59,8 @@ impl ModelName {
                 ),
             )
         };
-        let parts: Vec<&str> = s.split('/').collect();
-        let [
-            "projects",
-            project,
-            "locations",
-            location,
-            "models",
-            id_version,
-        ] = parts.as_slice()
+        let Some([project, location, id_version]) =
+            collection_ids(s, ["projects", "locations", "models"])
         else {
             return Err(bad());
         };
@@ -84,25 +77,30 @@ impl ModelName {
         let (model_id, version) = split_version(field, id_version)?;
         Ok(Self {
             project,
-            location: (*location).to_owned(),
+            location: location.to_owned(),
             model_id,
             version,
         })
     }
 
     /// Parses a full name, or a bare `ID[@VERSION]` resolved with `SOURCE_PROJECT` and `LOCATION`.
-    pub fn parse_or_bare(field: &str, s: &str, d: &Defaults) -> Result<Self, Rejection> {
+    pub fn parse_or_bare(
+        field: &str,
+        s: &str,
+        source_project: Option<&str>,
+        location: Option<&str>,
+    ) -> Result<Self, Rejection> {
         if s.contains('/') {
             return Self::parse(field, s);
         }
         let (model_id, version) = split_version(field, s)?;
-        let project = d.source_project.as_deref().ok_or_else(|| {
+        let project = source_project.ok_or_else(|| {
             Rejection::new(
                 field,
                 "is a bare model id, but the worker has no SOURCE_PROJECT; send the full name",
             )
         })?;
-        let location = d.location.as_deref().ok_or_else(|| {
+        let location = location.ok_or_else(|| {
             Rejection::new(
                 field,
                 "is a bare model id, but the worker has no LOCATION; send the full name",
@@ -157,17 +155,8 @@ pub struct KmsKeyName(String);
 
 impl KmsKeyName {
     pub fn parse(field: &str, s: &str, destination_location: &str) -> Result<Self, Rejection> {
-        let parts: Vec<&str> = s.split('/').collect();
-        let [
-            "projects",
-            project,
-            "locations",
-            location,
-            "keyRings",
-            ring,
-            "cryptoKeys",
-            key,
-        ] = parts.as_slice()
+        let Some([project, location, ring, key]) =
+            collection_ids(s, ["projects", "locations", "keyRings", "cryptoKeys"])
         else {
             return Err(Rejection::new(
                 field,
@@ -183,7 +172,7 @@ impl KmsKeyName {
                 format!("has an empty or invalid part: {:?}", clip(s)),
             ));
         }
-        if *location != destination_location {
+        if location != destination_location {
             return Err(Rejection::new(
                 field,
                 format!(
@@ -239,6 +228,22 @@ impl fmt::Display for OperationName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
     }
+}
+
+/// The ids of `collections/{id}/…` when `s` is exactly those collections in that order.
+fn collection_ids<'a, const N: usize>(s: &'a str, collections: [&str; N]) -> Option<[&'a str; N]> {
+    let parts: Vec<&str> = s.split('/').collect();
+    if parts.len() != 2 * N {
+        return None;
+    }
+    let mut ids = [""; N];
+    for (i, collection) in collections.iter().enumerate() {
+        if parts[2 * i] != *collection {
+            return None;
+        }
+        ids[i] = parts[2 * i + 1];
+    }
+    Some(ids)
 }
 
 fn split_version(field: &str, s: &str) -> Result<(String, Option<String>), Rejection> {

@@ -27,8 +27,8 @@ use google_cloud_auth::credentials::idtoken::verifier::{Builder, Verifier};
 use jsonwebtoken::Algorithm;
 use serde_json::{Map, Value};
 
-use crate::push::{AuthDecision, PushAuth};
-use crate::request::sha256_hex;
+use super::auth::{AuthDecision, PushAuth};
+use crate::domain::sha256_hex;
 
 /// Clock skew allowed on `exp`, `iat` and `nbf`.
 pub const CLOCK_SKEW: Duration = Duration::from_secs(30);

@@ -19,9 +19,11 @@ use tokio::time::Instant;
 
 use super::pace::Pacer;
 use super::plan::{Plan, ReplayError};
-use super::rules::{Verdict, republished, request_id};
+use super::rules::Verdict;
 use super::summary::{Progress, Summary};
-use crate::topics::to_message;
+use crate::clients::pubsub::to_message;
+use crate::contract::attr;
+use crate::contract::dead_letter::{republished, request_id};
 
 /// Most republishes in flight at once without `--rate`.
 const MAX_IN_FLIGHT: usize = 500;
@@ -242,7 +244,7 @@ impl Pump {
                     self.seen.insert(id, Seen::InFlight);
                     return self.dispatch(shared, message, handler);
                 }
-                let error_code = message.attributes.get("error_code").map(String::as_str);
+                let error_code = message.attributes.get(attr::ERROR_CODE).map(String::as_str);
                 let rid = request_id(&message.attributes, &message.data);
                 if let Some(d) = self.summary.dry_run.as_mut() {
                     d.record(error_code, rid);

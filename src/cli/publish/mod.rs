@@ -17,22 +17,13 @@ use futures::future::join_all;
 pub use input::{InvalidInput, RequestFlags, validate, validate_lines};
 pub use wait::{Verdict, WaitError, WaitOutcome, Waiting};
 
-use crate::request::{CopyRequest, Defaults};
-use crate::topics::{Connection, OutMessage, full_subscription, full_topic, to_message};
-
-/// Exit codes of `copy-worker publish`.
-pub mod exit {
-    /// Published (and, with `--wait`, every request succeeded).
-    pub const OK: u8 = 0;
-    /// `--wait`: at least one request ended `failed` or `rejected`.
-    pub const FAILED: u8 = 1;
-    /// Usage or validation error: nothing was published.
-    pub const USAGE: u8 = 2;
-    /// `--wait`: the timeout passed before every request had an event.
-    pub const TIMEOUT: u8 = 3;
-    /// Pub/Sub refused or could not be reached (publishing, or pulling for `--wait`).
-    pub const PUBSUB: u8 = 4;
-}
+use super::args::{PubSubArgs, parse_duration};
+use super::exit;
+use crate::clients::pubsub::{
+    Connection, OutMessage, full_subscription, full_topic, to_message,
+};
+use crate::contract::attr;
+use crate::domain::{CopyRequest, Defaults};
 
 const EXAMPLES: &str = "\
 Examples:
@@ -73,9 +64,8 @@ pub struct PublishArgs {
     /// Topic of copy requests, short or projects/P/topics/T.
     #[arg(long, env = "COPY_REQUESTS_TOPIC", default_value = "copy-requests")]
     pub topic: String,
-    /// Project of short topic and subscription names.
-    #[arg(long, env = "GOOGLE_CLOUD_PROJECT")]
-    pub project: Option<String>,
+    #[command(flatten)]
+    pub pubsub: PubSubArgs,
     /// JSON Lines file of requests, one JSON object a line; - reads stdin.
     #[arg(long, value_name = "F", conflicts_with_all = REQUEST_FLAGS)]
     pub file: Option<String>,
@@ -132,13 +122,10 @@ pub struct PublishArgs {
         long,
         value_name = "D",
         default_value = "30m",
+        value_parser = parse_duration,
         help_heading = "Waiting"
     )]
-    pub timeout: String,
-
-    /// Pub/Sub emulator host:port; used anonymously.
-    #[arg(long, env = "PUBSUB_EMULATOR_HOST", hide = true)]
-    pub pubsub_emulator_host: Option<String>,
+    pub timeout: Duration,
 }
 
 const REQUEST_FLAGS: [&str; 9] = [
@@ -200,7 +187,7 @@ pub async fn run(args: PublishArgs) -> u8 {
         Ok(WaitOutcome::TimedOut { pending }) => {
             eprintln!(
                 "copy-worker publish: timed out after {} waiting for {}",
-                args.timeout,
+                humantime::format_duration(args.timeout),
                 pending.join(", ")
             );
             exit::TIMEOUT
@@ -216,25 +203,37 @@ fn non_empty(s: &Option<String>) -> Option<String> {
     s.clone().filter(|s| !s.is_empty())
 }
 
+/// A publish that Pub/Sub did not confirm.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PublishAllError {
+    /// The publisher could not be built (credentials, endpoint).
+    #[error("connecting to Pub/Sub: {0}")]
+    Connect(#[from] google_cloud_gax::client_builder::Error),
+    /// At least one request was not published; those printed on stdout were.
+    #[error("publishing to {topic}: {source}")]
+    Publish {
+        topic: String,
+        #[source]
+        source: google_cloud_pubsub::error::PublishError,
+    },
+    /// stdout could not be written.
+    #[error("writing to stdout: {0}")]
+    Stdout(#[from] std::io::Error),
+}
+
 /// Step 1: resolve names and validate every request. Returns every problem found.
 fn plan(args: &PublishArgs) -> Result<Plan, Vec<String>> {
-    let project = non_empty(&args.project);
-    let topic = full_topic(&args.topic, project.as_deref()).map_err(|e| vec![e])?;
+    let project = args.pubsub.project();
+    let topic = full_topic(&args.topic, project).map_err(|e| vec![e.to_string()])?;
     let subscription = args
         .completions_subscription
         .as_deref()
         .map(|s| {
-            full_subscription(s, project.as_deref())
-                .map_err(|e| format!("--completions-subscription: {e}"))
+            full_subscription(s, project).map_err(|e| format!("--completions-subscription: {e}"))
         })
         .transpose()
         .map_err(|e| vec![e])?;
-    let timeout = humantime::parse_duration(&args.timeout).map_err(|e| {
-        vec![format!(
-            "--timeout {:?} is not a duration such as 90s or 30m ({e})",
-            args.timeout
-        )]
-    })?;
     let defaults = Defaults {
         source_project: non_empty(&args.source_project),
         target_project: non_empty(&args.target_project),
@@ -255,10 +254,8 @@ fn plan(args: &PublishArgs) -> Result<Plan, Vec<String>> {
     Ok(Plan {
         topic,
         subscription,
-        timeout,
-        connection: Connection {
-            emulator_host: non_empty(&args.pubsub_emulator_host),
-        },
+        timeout: args.timeout,
+        connection: args.pubsub.connection(),
         requests,
         traceparent: std::env::var("TRACEPARENT").ok().filter(|s| !s.is_empty()),
     })
@@ -289,7 +286,6 @@ fn read_input(path: &str) -> Result<String, String> {
     std::fs::read_to_string(path).map_err(|e| format!("reading --file {path}: {e}"))
 }
 
-/// Expands a short subscription name to `projects/{project}/subscriptions/{name}`.
 /// The message for one request: its normalised JSON, which the worker parses to the same
 /// request without needing its own defaults, plus the attributes of DESIGN.md §3.
 fn message(req: &CopyRequest, traceparent: Option<&str>) -> OutMessage {
@@ -298,22 +294,17 @@ fn message(req: &CopyRequest, traceparent: Option<&str>) -> OutMessage {
         ..OutMessage::default()
     };
     m.attributes
-        .insert("request_id".into(), req.request_id.to_string());
+        .insert(attr::REQUEST_ID.into(), req.request_id.to_string());
     if let Some(t) = traceparent {
-        m.attributes.insert("traceparent".into(), t.to_owned());
+        m.attributes.insert(attr::TRACEPARENT.into(), t.to_owned());
     }
     m
 }
 
 /// Step 2 and 3: publish every request (batched, concurrently), then print one line per
 /// request in input order. Returns the request ids, for `--wait`.
-async fn publish_all(plan: &Plan, out: &mut dyn Write) -> anyhow::Result<Vec<String>> {
-    use anyhow::Context;
-    let base = plan
-        .connection
-        .base_publisher()
-        .await
-        .context("connecting to Pub/Sub")?;
+async fn publish_all(plan: &Plan, out: &mut dyn Write) -> Result<Vec<String>, PublishAllError> {
+    let base = plan.connection.base_publisher().await?;
     let publisher = base.publisher(plan.topic.clone()).build();
     let pending = plan.requests.iter().map(|r| {
         let msg = to_message(message(r, plan.traceparent.as_deref()));
@@ -329,7 +320,7 @@ async fn publish_all(plan: &Plan, out: &mut dyn Write) -> anyhow::Result<Vec<Str
                     "request_id": req.request_id.as_str(),
                     "message_id": message_id,
                 });
-                writeln!(out, "{line}").context("writing to stdout")?;
+                writeln!(out, "{line}")?;
                 ids.push(req.request_id.to_string());
             }
             Err(e) => {
@@ -341,9 +332,12 @@ async fn publish_all(plan: &Plan, out: &mut dyn Write) -> anyhow::Result<Vec<Str
             }
         }
     }
-    out.flush().context("writing to stdout")?;
+    out.flush()?;
     match first_error {
-        Some(e) => Err(e).with_context(|| format!("publishing to {}", plan.topic)),
+        Some(source) => Err(PublishAllError::Publish {
+            topic: plan.topic.clone(),
+            source,
+        }),
         None => Ok(ids),
     }
 }
@@ -351,24 +345,6 @@ async fn publish_all(plan: &Plan, out: &mut dyn Write) -> anyhow::Result<Vec<Str
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn subscription_names_expand_with_the_project_or_stay_full() {
-        assert_eq!(
-            full_subscription("w", Some("p")).unwrap(),
-            "projects/p/subscriptions/w"
-        );
-        assert_eq!(
-            full_subscription("projects/q/subscriptions/w", None).unwrap(),
-            "projects/q/subscriptions/w"
-        );
-        assert!(
-            full_subscription("w", None)
-                .unwrap_err()
-                .contains("GOOGLE_CLOUD_PROJECT")
-        );
-        assert!(full_subscription("projects/q/topics/w", Some("p")).is_err());
-    }
 
     #[test]
     fn message_carries_request_id_and_traceparent_attributes() {

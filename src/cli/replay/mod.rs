@@ -15,11 +15,18 @@ mod summary;
 
 use std::time::Duration;
 
+use tokio::time::Instant;
+
 pub use plan::{Plan, ReplayError};
-pub use rules::{Rules, Verdict, republished};
+pub use rules::{Rules, Verdict};
 pub use summary::Summary;
 
-use crate::topics::{Connection, full_subscription, full_topic};
+use self::pump::Pump;
+use self::summary::DryRun;
+use super::args::{PubSubArgs, parse_duration};
+use super::exit;
+use crate::clients::pubsub::{full_subscription, full_topic};
+pub use crate::contract::dead_letter::republished;
 
 /// Flags of `copy-worker replay`.
 #[derive(Debug, Clone, clap::Args)]
@@ -31,9 +38,8 @@ pub struct ReplayArgs {
     /// Topic to republish to: a short name or projects/P/topics/T.
     #[arg(long, env = "COPY_REQUESTS_TOPIC", default_value = "copy-requests")]
     pub topic: String,
-    /// Project of short subscription and topic names.
-    #[arg(long, env = "GOOGLE_CLOUD_PROJECT")]
-    pub project: Option<String>,
+    #[command(flatten)]
+    pub pubsub: PubSubArgs,
     /// Replay only this request id (repeatable: any of them).
     #[arg(long = "request-id", value_name = "ID")]
     pub request_ids: Vec<String>,
@@ -53,14 +59,11 @@ pub struct ReplayArgs {
     #[arg(long, value_name = "N", default_value_t = 3)]
     pub max_replays: u32,
     /// Stop after this long without a dead letter not seen before.
-    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = humantime::parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
     pub idle_timeout: Duration,
     /// Ack and republish nothing; report what would be replayed, grouped by error_code.
     #[arg(long)]
     pub dry_run: bool,
-    /// Pub/Sub emulator host:port; used anonymously.
-    #[arg(long, env = "PUBSUB_EMULATOR_HOST", hide = true)]
-    pub pubsub_emulator_host: Option<String>,
 }
 
 const EXAMPLES: &str = "\
@@ -97,11 +100,10 @@ fn parse_rate(s: &str) -> Result<f64, String> {
     }
 }
 
-/// Full `projects/P/subscriptions/S` from a short or full name.
 impl ReplayArgs {
     /// Resolves names against the project; the error names the flag to fix.
     pub fn plan(&self) -> Result<Plan, String> {
-        let project = self.project.as_deref().filter(|p| !p.is_empty());
+        let project = self.pubsub.project();
         Ok(Plan {
             subscription: full_subscription(&self.subscription, project)
                 .map_err(|e| format!("--subscription: {e}"))?,
@@ -116,9 +118,7 @@ impl ReplayArgs {
             rate: self.rate,
             idle_timeout: self.idle_timeout,
             dry_run: self.dry_run,
-            conn: Connection {
-                emulator_host: self.pubsub_emulator_host.clone().filter(|h| !h.is_empty()),
-            },
+            conn: self.pubsub.connection(),
         })
     }
 }
@@ -130,13 +130,13 @@ pub async fn run(args: ReplayArgs) -> u8 {
         Ok(p) => p,
         Err(e) => {
             eprintln!("copy-worker replay: {e}");
-            return 2;
+            return exit::USAGE;
         }
     };
-    let (summary, result) = plan::run(plan).await;
+    let (summary, result) = execute(plan).await;
     println!("{}", summary.to_json());
     match result {
-        Ok(()) => 0,
+        Ok(()) => exit::OK,
         Err(e) => {
             eprintln!("copy-worker replay: {e}");
             e.exit_code()
@@ -144,27 +144,30 @@ pub async fn run(args: ReplayArgs) -> u8 {
     }
 }
 
+/// Runs the plan. The summary is returned even when the run stopped on an error.
+pub async fn execute(plan: Plan) -> (Summary, Result<(), ReplayError>) {
+    let started = Instant::now();
+    let mut summary = Summary {
+        dry_run: plan.dry_run.then(DryRun::default),
+        ..Summary::default()
+    };
+    let result = match plan::connect(&plan).await {
+        Ok((subscriber, publisher)) => {
+            let mut pump = Pump::new(plan, publisher, summary);
+            let result = pump.run(&subscriber).await;
+            summary = pump.into_summary();
+            result
+        }
+        Err(e) => Err(e),
+    };
+    summary.elapsed_s = (started.elapsed().as_secs_f64() * 1000.0).round() / 1000.0;
+    (summary, result)
+}
+
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn subscription_names_expand_like_topic_names() {
-        assert_eq!(
-            full_subscription("copy-dead-letter-replay", Some("p")).unwrap(),
-            "projects/p/subscriptions/copy-dead-letter-replay"
-        );
-        assert_eq!(
-            full_subscription("projects/q/subscriptions/s", None).unwrap(),
-            "projects/q/subscriptions/s"
-        );
-        let e = full_subscription("s", None).unwrap_err();
-        assert!(
-            e.contains("GOOGLE_CLOUD_PROJECT") && e.contains("subscription"),
-            "{e}"
-        );
-        assert!(full_subscription("projects/q/snapshots/s", Some("p")).is_err());
-    }
 
     #[test]
     fn rate_must_be_a_positive_number() {

@@ -1,26 +1,10 @@
-//! Which dead letters a replay moves, and what the republished message carries (DESIGN.md §6).
+//! Which dead letters a replay moves (DESIGN.md §6). What the republished message carries is
+//! part of the contract: `contract::dead_letter::republished`.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
-use chrono::{DateTime, Utc};
-
-use crate::event::rfc3339;
-use crate::topics::OutMessage;
-
-/// Attribute that counts how often a request has been replayed.
-pub const REPLAY_COUNT: &str = "replay_count";
-/// Attribute with the time of the latest replay.
-pub const REPLAYED_AT: &str = "replayed_at";
-
-/// Attributes that describe the failure rather than the request. They are dropped on replay so
-/// that the worker sees the request as its caller sent it.
-const DEAD_LETTER_ATTRIBUTES: [&str; 5] = [
-    "failed_stage",
-    "dead_lettered_at",
-    "operation",
-    "attempt",
-    "accepted_at",
-];
+use crate::contract::attr;
+use crate::contract::dead_letter::{replay_count, request_id};
 
 /// The filters and the loop guard of one run.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -53,7 +37,7 @@ impl Rules {
             || request_id(attributes, data).is_some_and(|id| self.request_ids.contains(&id));
         let code_ok = self.error_codes.is_empty()
             || attributes
-                .get("error_code")
+                .get(attr::ERROR_CODE)
                 .is_some_and(|c| self.error_codes.contains(c));
         let attrs_ok = self
             .attributes
@@ -69,53 +53,6 @@ impl Rules {
     }
 }
 
-/// `replay_count` of an incoming message; absent or unreadable counts as never replayed.
-pub fn replay_count(attributes: &HashMap<String, String>) -> u32 {
-    attributes
-        .get(REPLAY_COUNT)
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(0)
-}
-
-/// The request id from the `request_id` attribute, else from the request JSON itself (a
-/// message that Pub/Sub dead-lettered on its own carries whatever the caller set).
-pub fn request_id(attributes: &HashMap<String, String>, data: &[u8]) -> Option<String> {
-    if let Some(id) = attributes.get("request_id") {
-        return Some(id.clone());
-    }
-    let value: serde_json::Value = serde_json::from_slice(data).ok()?;
-    value.get("request_id")?.as_str().map(str::to_owned)
-}
-
-fn is_dead_letter_attribute(key: &str) -> bool {
-    key.starts_with("CloudPubSubDeadLetterSource")
-        || key.starts_with("error_")
-        || DEAD_LETTER_ATTRIBUTES.contains(&key)
-}
-
-/// The message to put back on the requests topic: the original data, the caller's attributes
-/// without the dead-letter ones, `replay_count` + 1 and `replayed_at`.
-pub fn republished(
-    data: &[u8],
-    attributes: &HashMap<String, String>,
-    now: DateTime<Utc>,
-) -> OutMessage {
-    let mut out: BTreeMap<String, String> = attributes
-        .iter()
-        .filter(|(k, _)| !is_dead_letter_attribute(k))
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
-    out.insert(
-        REPLAY_COUNT.into(),
-        (replay_count(attributes) + 1).to_string(),
-    );
-    out.insert(REPLAYED_AT.into(), rfc3339(now));
-    OutMessage {
-        data: data.to_vec(),
-        attributes: out,
-    }
-}
-
 /// Parses `--attribute K=V`.
 pub fn parse_key_value(s: &str) -> Result<(String, String), String> {
     match s.split_once('=') {
@@ -127,7 +64,6 @@ pub fn parse_key_value(s: &str) -> Result<(String, String), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use chrono::TimeZone;
 
     fn attrs(pairs: &[(&str, &str)]) -> HashMap<String, String> {
         pairs
@@ -220,44 +156,6 @@ mod tests {
         let body = br#"{"request_id":"in-body","source_model":"m"}"#;
         assert_eq!(r.verdict(&HashMap::new(), body), Verdict::Replay);
         assert_eq!(r.verdict(&HashMap::new(), b"not json"), Verdict::SkipFilter);
-    }
-
-    #[test]
-    fn republished_message_drops_dead_letter_attributes_and_counts_the_replay() {
-        let incoming = attrs(&[
-            ("request_id", "r1"),
-            ("traceparent", "00-abc-def-01"),
-            ("error_code", "NOT_FOUND"),
-            ("error_message", "gone"),
-            ("failed_stage", "request"),
-            ("dead_lettered_at", "2026-01-01T00:00:00Z"),
-            ("operation", "projects/p/locations/l/operations/1"),
-            ("attempt", "2"),
-            ("accepted_at", "2026-01-01T00:00:00Z"),
-            ("CloudPubSubDeadLetterSourceDeliveryCount", "10"),
-            (
-                "CloudPubSubDeadLetterSourceSubscription",
-                "copy-requests-push",
-            ),
-            ("replay_count", "1"),
-            ("replayed_at", "2025-12-31T00:00:00Z"),
-        ]);
-        let now = Utc.with_ymd_and_hms(2026, 11, 22, 10, 0, 0).unwrap();
-        let out = republished(b"bytes", &incoming, now);
-        assert_eq!(out.data, b"bytes");
-        let keys: Vec<&str> = out.attributes.keys().map(String::as_str).collect();
-        assert_eq!(
-            keys,
-            ["replay_count", "replayed_at", "request_id", "traceparent"]
-        );
-        assert_eq!(out.attributes["replay_count"], "2");
-        assert_eq!(out.attributes["replayed_at"], "2026-11-22T10:00:00Z");
-    }
-
-    #[test]
-    fn first_replay_sets_replay_count_to_one() {
-        let out = republished(b"", &attrs(&[("replay_count", "junk")]), Utc::now());
-        assert_eq!(out.attributes["replay_count"], "1");
     }
 
     #[test]

@@ -5,8 +5,12 @@ use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 
-use crate::request::Defaults;
-use crate::topics::{TopicNames, full_topic};
+use super::args::{PubSubArgs, parse_duration};
+use crate::clients::pubsub::{TopicNames, full_topic};
+use crate::domain::Defaults;
+use crate::domain::names::{is_location, is_project};
+use crate::pipeline::Settings;
+use crate::telemetry::LogFormat;
 
 /// `PUSH_AUTH`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -17,24 +21,16 @@ pub enum PushAuthMode {
     None,
 }
 
-/// `LOG_FORMAT`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum LogFormat {
-    /// Cloud Logging structured JSON lines.
-    Json,
-    /// Human-readable lines.
-    Text,
-}
-
 /// Flags and environment of `copy-worker serve`.
 #[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
     /// Listen port.
     #[arg(long, env = "PORT", default_value_t = 8080)]
     pub port: u16,
-    /// Project of the worker's topics (needed unless every topic name is full).
-    #[arg(long, env = "GOOGLE_CLOUD_PROJECT")]
-    pub project: Option<String>,
+    /// Project of the worker's topics (needed unless every topic name is full), and the
+    /// Pub/Sub emulator.
+    #[command(flatten)]
+    pub pubsub: PubSubArgs,
     /// Topic for watch messages, short or projects/P/topics/T.
     #[arg(long, env = "COPY_OPERATIONS_TOPIC", default_value = "copy-operations")]
     pub operations_topic: String,
@@ -82,9 +78,6 @@ pub struct ServeArgs {
     /// Timeout of one attempt of one Vertex AI call (an addition to DESIGN.md §5).
     #[arg(long, env = "VERTEX_CALL_TIMEOUT", default_value = "30s")]
     pub vertex_call_timeout: String,
-    /// Pub/Sub emulator host:port; used anonymously.
-    #[arg(long, env = "PUBSUB_EMULATOR_HOST")]
-    pub pubsub_emulator_host: Option<String>,
     /// Copy attempts for transient operation failures.
     #[arg(long, env = "COPY_MAX_ATTEMPTS", default_value_t = 3)]
     pub copy_max_attempts: u32,
@@ -130,9 +123,11 @@ fn err(var: &'static str, problem: impl Into<String>) -> ConfigError {
 #[derive(Debug, Clone)]
 pub struct Config {
     pub port: u16,
+    /// Project of the worker's topics; also in `settings`, for `ce-source`.
     pub worker_project: String,
     pub topics: TopicNames,
-    pub defaults: Defaults,
+    /// What the stages need: defaults, attempts, durations.
+    pub settings: Settings,
     pub push_auth: PushAuthMode,
     pub push_audiences: Vec<String>,
     pub push_service_accounts: Vec<String>,
@@ -141,9 +136,6 @@ pub struct Config {
     pub vertex_endpoint: Option<String>,
     pub vertex_call_timeout: Duration,
     pub emulator_host: Option<String>,
-    pub max_attempts: u32,
-    pub max_duration: Duration,
-    pub watch_hold: Duration,
     pub callback_signing_secret: Option<String>,
     pub log_format: LogFormat,
 }
@@ -158,20 +150,15 @@ pub fn list(s: &Option<String>) -> Vec<String> {
         .collect()
 }
 
-/// Parses `24h`, `240s`, `90m`, `1h 30m`.
-pub fn duration(var: &'static str, s: &str) -> Result<Duration, ConfigError> {
-    humantime::parse_duration(s).map_err(|e| {
-        err(
-            var,
-            format!("{s:?} is not a duration such as 240s or 24h ({e})"),
-        )
-    })
+/// Parses `24h`, `240s`, `90m`, `1h 30m`, naming the variable on error.
+fn duration(var: &'static str, s: &str) -> Result<Duration, ConfigError> {
+    parse_duration(s).map_err(|e| err(var, e))
 }
 
 impl Config {
     pub fn from_args(a: &ServeArgs) -> Result<Self, ConfigError> {
-        let project = a.project.as_deref().filter(|s| !s.is_empty());
-        let topic = |var, name: &str| full_topic(name, project).map_err(|p| err(var, p));
+        let project = a.pubsub.project();
+        let topic = |var, name: &str| full_topic(name, project).map_err(|p| err(var, p.to_string()));
         let topics = TopicNames {
             operations: topic("COPY_OPERATIONS_TOPIC", &a.operations_topic)?,
             completions: topic("COPY_COMPLETIONS_TOPIC", &a.completions_topic)?,
@@ -248,7 +235,7 @@ impl Config {
             .iter_mut()
             .for_each(|h| h.make_ascii_lowercase());
         if let Some(l) = &defaults.location
-            && !crate::names::is_location(l)
+            && !is_location(l)
         {
             return Err(err(
                 "LOCATION",
@@ -260,13 +247,13 @@ impl Config {
             ("TARGET_PROJECT", &defaults.target_project),
         ] {
             if let Some(p) = p
-                && !crate::names::is_project(p)
+                && !is_project(p)
             {
                 return Err(err(var, format!("{p:?} is not a project id")));
             }
         }
         if let Some(s) = &a.callback_signing_secret {
-            crate::callback::decode_secret(s)
+            crate::clients::webhook::decode_secret(s)
                 .map_err(|e| err("CALLBACK_SIGNING_SECRET", e.to_string()))?;
         }
         let log_format = a
@@ -276,11 +263,16 @@ impl Config {
             } else {
                 LogFormat::Text
             });
+        let mut settings = Settings::new(worker_project.clone());
+        settings.defaults = defaults;
+        settings.max_attempts = a.copy_max_attempts;
+        settings.max_duration = max_duration;
+        settings.watch_hold = watch_hold;
         Ok(Self {
             port: a.port,
             worker_project,
             topics,
-            defaults,
+            settings,
             push_auth: a.push_auth,
             push_audiences,
             push_service_accounts,
@@ -288,10 +280,7 @@ impl Config {
             invoker_service_accounts: list(&a.invoker_service_accounts),
             vertex_endpoint: a.vertex_endpoint.clone().filter(|s| !s.is_empty()),
             vertex_call_timeout,
-            emulator_host: a.pubsub_emulator_host.clone().filter(|s| !s.is_empty()),
-            max_attempts: a.copy_max_attempts,
-            max_duration,
-            watch_hold,
+            emulator_host: a.pubsub.emulator_host(),
             callback_signing_secret: a.callback_signing_secret.clone(),
             log_format,
         })
@@ -349,10 +338,10 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(c.push_audiences, ["https://a", "https://a/v1/models/copy"]);
-        assert!(crate::serve::startup_warnings(&c).is_empty());
+        assert!(crate::cli::serve::startup_warnings(&c).is_empty());
         let none = config(&["--push-auth", "none"]).unwrap();
         assert_eq!(none.push_auth, PushAuthMode::None);
-        let w = crate::serve::startup_warnings(&none);
+        let w = crate::cli::serve::startup_warnings(&none);
         assert!(
             w.iter()
                 .any(|w| w.contains("PUSH_AUTH=none") && w.contains("anyone")),

@@ -6,17 +6,44 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context as _;
+use super::config::{Config, PushAuthMode};
+use crate::clients::pubsub::{Connection, PubSubTopics, Topics};
+use crate::clients::vertex::{GoogleVertex, VertexOptions};
+use crate::clients::webhook::{Callbacks, SecretError};
+use crate::http::auth::{NoAuth, PushAuth};
+use crate::http::enqueue::invoker_audiences;
+use crate::http::oidc::OidcAuth;
+use crate::http::{AppState, app, shutdown_signal};
+use crate::pipeline::Pipeline;
 
-use crate::callback::Callbacks;
-use crate::config::{Config, PushAuthMode};
-use crate::enqueue::invoker_audiences;
-use crate::oidc::OidcAuth;
-use crate::pipeline::{Pipeline, Settings};
-use crate::push::{NoAuth, PushAuth};
-use crate::server::{AppState, app, shutdown_signal};
-use crate::topics::{Connection, PubSubTopics, Topics};
-use crate::vertex::{GoogleVertex, VertexOptions};
+/// `serve --help` examples.
+pub const EXAMPLES: &str = "\
+Examples:
+  # On Cloud Run (configured by environment; see README):
+  copy-worker serve
+
+  # Locally against the Pub/Sub emulator and a Vertex AI fake, without push auth:
+  PUBSUB_EMULATOR_HOST=127.0.0.1:8085 GOOGLE_CLOUD_PROJECT=local PUSH_AUTH=none \\
+    VERTEX_ENDPOINT=http://127.0.0.1:9090 copy-worker serve --port 8080";
+
+/// Why the worker could not start or stopped.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServeError {
+    /// The Pub/Sub publishers could not be built (credentials, endpoint).
+    #[error("building the Pub/Sub publishers: {0}")]
+    Publishers(#[from] google_cloud_gax::client_builder::Error),
+    /// `CALLBACK_SIGNING_SECRET` could not be decoded.
+    #[error("CALLBACK_SIGNING_SECRET: {0}")]
+    Secret(#[from] SecretError),
+    /// The port is taken or not allowed.
+    #[error("PORT: cannot listen on {port}: {source}")]
+    Listen {
+        port: u16,
+        #[source]
+        source: std::io::Error,
+    },
+}
 
 /// Hard limit on the time between SIGTERM and exit.
 pub const SHUTDOWN_BUDGET: Duration = Duration::from_secs(8);
@@ -25,24 +52,15 @@ pub const SHUTDOWN_BUDGET: Duration = Duration::from_secs(8);
 pub async fn build_state(
     cfg: &Config,
     shutdown: tokio::sync::watch::Receiver<bool>,
-) -> anyhow::Result<(AppState, Arc<dyn Topics>)> {
+) -> Result<(AppState, Arc<dyn Topics>), ServeError> {
     let conn = Connection {
         emulator_host: cfg.emulator_host.clone(),
     };
-    let topics: Arc<dyn Topics> = Arc::new(
-        PubSubTopics::new(&conn, cfg.topics.clone())
-            .await
-            .context("building the Pub/Sub publishers")?,
-    );
+    let topics: Arc<dyn Topics> = Arc::new(PubSubTopics::new(&conn, cfg.topics.clone()).await?);
     let vertex = Arc::new(GoogleVertex::new(VertexOptions {
         endpoint: cfg.vertex_endpoint.clone(),
         call_timeout: cfg.vertex_call_timeout,
     }));
-    let mut settings = Settings::new(cfg.worker_project.clone());
-    settings.defaults = cfg.defaults.clone();
-    settings.max_attempts = cfg.max_attempts;
-    settings.max_duration = cfg.max_duration;
-    settings.watch_hold = cfg.watch_hold;
     let (push_auth, invoker_auth): (Arc<dyn PushAuth>, Arc<dyn PushAuth>) = match cfg.push_auth {
         PushAuthMode::None => (Arc::new(NoAuth), Arc::new(NoAuth)),
         PushAuthMode::Oidc => (
@@ -63,7 +81,7 @@ pub async fn build_state(
         vertex,
         topics: topics.clone(),
         callbacks: Arc::new(Callbacks::new(cfg.callback_signing_secret.as_deref())?),
-        settings: Arc::new(settings),
+        settings: Arc::new(cfg.settings.clone()),
         shutdown,
     };
     Ok((
@@ -84,7 +102,7 @@ pub fn startup_warnings(cfg: &Config) -> Vec<&'static str> {
             "PUSH_AUTH=none: push endpoints accept requests from anyone who can reach them, who can then start copies and publish events as this worker; use only for local tests",
         );
     }
-    if cfg.defaults.callback_allow_http_loopback {
+    if cfg.settings.defaults.callback_allow_http_loopback {
         w.push(
             "CALLBACK_ALLOW_HTTP_LOOPBACK=true: http://127.0.0.1 callbacks are allowed (local tests only)",
         );
@@ -93,7 +111,7 @@ pub fn startup_warnings(cfg: &Config) -> Vec<&'static str> {
 }
 
 /// Runs the worker until SIGTERM or Ctrl-C.
-pub async fn run(cfg: Config) -> anyhow::Result<()> {
+pub async fn run(cfg: Config) -> Result<(), ServeError> {
     for w in startup_warnings(&cfg) {
         tracing::warn!("{w}");
     }
@@ -101,7 +119,10 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     let (state, topics) = build_state(&cfg, stop_rx).await?;
     let listener = tokio::net::TcpListener::bind(("0.0.0.0", cfg.port))
         .await
-        .with_context(|| format!("PORT: cannot listen on {}", cfg.port))?;
+        .map_err(|source| ServeError::Listen {
+            port: cfg.port,
+            source,
+        })?;
     tracing::info!(port = cfg.port, project = %cfg.worker_project, "copy-worker serving");
     let (sig_tx, sig_rx) = tokio::sync::oneshot::channel::<()>();
     let server = axum::serve(listener, app(state)).with_graceful_shutdown(async move {

@@ -1,9 +1,9 @@
-//! Publishers for the topics the worker hands messages on to (DESIGN.md §2).
+//! Pub/Sub through the official client (DESIGN.md §2): resource names, the connection
+//! (emulator or ADC), and publishers for the topics the worker hands messages on to.
 //!
 //! A stage acks its delivery only after `publish` returned a message id, so every method
 //! here resolves only once Pub/Sub has confirmed the message.
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -11,6 +11,8 @@ use google_cloud_gax::client_builder::Result as ClientBuilderResult;
 use google_cloud_gax::retry_policy::RetryPolicyExt;
 use google_cloud_pubsub::client::{BasePublisher, Publisher, Subscriber};
 use google_cloud_pubsub::model::Message;
+
+pub use crate::contract::OutMessage;
 
 /// The worker's outbound topics.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -23,13 +25,6 @@ pub enum Topic {
     DeadLetter,
     /// `copy-requests`: where direct HTTP callers' requests are enqueued.
     Requests,
-}
-
-/// A message to publish: data and attributes.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct OutMessage {
-    pub data: Vec<u8>,
-    pub attributes: BTreeMap<String, String>,
 }
 
 /// A publish that Pub/Sub did not confirm.
@@ -72,38 +67,68 @@ impl TopicNames {
     }
 }
 
+/// A topic or subscription name that cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum NameError {
+    /// A short name, and no project to expand it with: set `GOOGLE_CLOUD_PROJECT` or
+    /// `--project`, or give the full name.
+    #[error(
+        "short {singular} name {name:?} needs GOOGLE_CLOUD_PROJECT or --project (or give projects/P/{kind}/{letter})"
+    )]
+    NoProject {
+        singular: &'static str,
+        kind: &'static str,
+        letter: &'static str,
+        name: String,
+    },
+    /// Neither a short name nor `projects/P/{kind}/N`.
+    #[error("{name:?} is not a {singular} name; use a short name or projects/P/{kind}/{letter}")]
+    Malformed {
+        singular: &'static str,
+        kind: &'static str,
+        letter: &'static str,
+        name: String,
+    },
+}
+
 /// Expands a short topic name (`copy-operations`) to `projects/{project}/topics/{name}`.
-pub fn full_topic(name: &str, project: Option<&str>) -> Result<String, String> {
+pub fn full_topic(name: &str, project: Option<&str>) -> Result<String, NameError> {
     full_name(("topics", "topic", "T"), name, project)
 }
 
 /// Expands a short subscription name to `projects/{project}/subscriptions/{name}`.
-pub fn full_subscription(name: &str, project: Option<&str>) -> Result<String, String> {
+pub fn full_subscription(name: &str, project: Option<&str>) -> Result<String, NameError> {
     full_name(("subscriptions", "subscription", "S"), name, project)
 }
 
 /// A full name of `kind` is kept; a short one needs the project (`GOOGLE_CLOUD_PROJECT`).
 fn full_name(
-    (kind, singular, letter): (&str, &str, &str),
+    (kind, singular, letter): (&'static str, &'static str, &'static str),
     name: &str,
     project: Option<&str>,
-) -> Result<String, String> {
+) -> Result<String, NameError> {
     let parts: Vec<&str> = name.split('/').collect();
     match parts.as_slice() {
         ["projects", p, k, n] if *k == kind && !p.is_empty() && !n.is_empty() => {
             Ok(name.to_owned())
         }
-        [n] if !n.is_empty() => project
-            .map(|p| format!("projects/{p}/{kind}/{n}"))
-            .ok_or_else(|| {
-                format!(
-                    "short {singular} name {name:?} needs GOOGLE_CLOUD_PROJECT or --project \
-                     (or give projects/P/{kind}/{letter})"
-                )
-            }),
-        _ => Err(format!(
-            "{name:?} is not a {singular} name; use a short name or projects/P/{kind}/{letter}"
-        )),
+        [n] if !n.is_empty() => {
+            project
+                .map(|p| format!("projects/{p}/{kind}/{n}"))
+                .ok_or_else(|| NameError::NoProject {
+                    singular,
+                    kind,
+                    letter,
+                    name: name.to_owned(),
+                })
+        }
+        _ => Err(NameError::Malformed {
+            singular,
+            kind,
+            letter,
+            name: name.to_owned(),
+        }),
     }
 }
 
@@ -151,7 +176,10 @@ pub struct PubSubTopics {
 }
 
 impl PubSubTopics {
-    pub async fn new(conn: &Connection, names: TopicNames) -> anyhow::Result<Self> {
+    pub async fn new(
+        conn: &Connection,
+        names: TopicNames,
+    ) -> Result<Self, google_cloud_gax::client_builder::Error> {
         let base = conn.base_publisher().await?;
         // Small batches, short delay: every publish is awaited by a waiting push request.
         let make = |t: &str| {
@@ -211,7 +239,7 @@ impl Topics for PubSubTopics {
 
 #[cfg(test)]
 mod tests {
-    use super::full_topic;
+    use super::{full_subscription, full_topic};
 
     #[test]
     fn topic_names_expand_with_the_project_or_stay_full() {
@@ -226,8 +254,28 @@ mod tests {
         assert!(
             full_topic("copy-operations", None)
                 .unwrap_err()
+                .to_string()
                 .contains("GOOGLE_CLOUD_PROJECT")
         );
         assert!(full_topic("projects/q/subscriptions/t", Some("p")).is_err());
+    }
+
+    #[test]
+    fn subscription_names_expand_like_topic_names() {
+        assert_eq!(
+            full_subscription("copy-dead-letter-replay", Some("p")).unwrap(),
+            "projects/p/subscriptions/copy-dead-letter-replay"
+        );
+        assert_eq!(
+            full_subscription("projects/q/subscriptions/s", None).unwrap(),
+            "projects/q/subscriptions/s"
+        );
+        let e = full_subscription("s", None).unwrap_err().to_string();
+        assert!(
+            e.contains("GOOGLE_CLOUD_PROJECT") && e.contains("subscription"),
+            "{e}"
+        );
+        assert!(full_subscription("projects/q/snapshots/s", Some("p")).is_err());
+        assert!(full_subscription("projects/q/topics/w", Some("p")).is_err());
     }
 }

@@ -5,12 +5,10 @@ use std::time::Duration;
 use google_cloud_gax::error::rpc::Code;
 use google_cloud_pubsub::client::{Publisher, Subscriber};
 use google_cloud_pubsub::error::PublishError;
-use tokio::time::Instant;
 
-use super::pump::Pump;
 use super::rules::Rules;
-use super::summary::{DryRun, Summary};
-use crate::topics::Connection;
+use crate::cli::exit;
+use crate::clients::pubsub::Connection;
 
 /// One run, resolved from the flags.
 #[derive(Debug, Clone)]
@@ -69,33 +67,14 @@ impl ReplayError {
     /// Exit code of `copy-worker replay` (4 for a publish error, as for `publish`).
     pub fn exit_code(&self) -> u8 {
         match self {
-            ReplayError::Publish { .. } => 4,
-            ReplayError::Connect(_) | ReplayError::Pull { .. } => 1,
+            ReplayError::Publish { .. } => exit::PUBSUB,
+            ReplayError::Connect(_) | ReplayError::Pull { .. } => exit::FAILED,
         }
     }
 }
 
-/// Runs the plan. The summary is returned even when the run stopped on an error.
-pub async fn run(plan: Plan) -> (Summary, Result<(), ReplayError>) {
-    let started = Instant::now();
-    let mut summary = Summary {
-        dry_run: plan.dry_run.then(DryRun::default),
-        ..Summary::default()
-    };
-    let result = match connect(&plan).await {
-        Ok((subscriber, publisher)) => {
-            let mut pump = Pump::new(plan, publisher, summary);
-            let result = pump.run(&subscriber).await;
-            summary = pump.into_summary();
-            result
-        }
-        Err(e) => Err(e),
-    };
-    summary.elapsed_s = (started.elapsed().as_secs_f64() * 1000.0).round() / 1000.0;
-    (summary, result)
-}
-
-async fn connect(plan: &Plan) -> Result<(Subscriber, Option<Publisher>), ReplayError> {
+/// The clients of a run: a subscriber, and a publisher unless it is a dry run.
+pub(super) async fn connect(plan: &Plan) -> Result<(Subscriber, Option<Publisher>), ReplayError> {
     let connect_err = |e: &dyn std::fmt::Display| ReplayError::Connect(e.to_string());
     let subscriber = plan.conn.subscriber().await.map_err(|e| connect_err(&e))?;
     if plan.dry_run {

@@ -3,9 +3,11 @@
 
 use std::collections::BTreeMap;
 
-use serde_json::{Map, Value, json};
+use serde_json::Value;
 
-use crate::request::{CopyRequest, Defaults, Rejection};
+use crate::contract::Rejection;
+use crate::contract::request::{CopyRequestWire, DestinationWire};
+use crate::domain::{CopyRequest, Defaults};
 
 /// The request fields of DESIGN.md §6, as given on the command line.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -35,35 +37,21 @@ impl RequestFlags {
     /// The request JSON these flags describe; only the flags given become fields, so that the
     /// worker's defaults and derivations apply exactly as they would to a published request.
     pub fn to_json(&self) -> Result<Vec<u8>, Rejection> {
-        let mut dest = Map::new();
-        for (key, v) in [
-            ("project", &self.destination_project),
-            ("location", &self.destination_location),
-            ("model_id", &self.destination_model_id),
-            ("parent_model", &self.destination_parent_model),
-        ] {
-            if let Some(v) = v {
-                dest.insert(key.into(), json!(v));
-            }
-        }
-        let mut out = Map::new();
-        for (key, v) in [
-            ("request_id", &self.request_id),
-            ("source_model", &self.source_model),
-            ("kms_key_name", &self.kms_key_name),
-            ("callback_url", &self.callback_url),
-        ] {
-            if let Some(v) = v {
-                out.insert(key.into(), json!(v));
-            }
-        }
-        if !dest.is_empty() {
-            out.insert("destination".into(), Value::Object(dest));
-        }
-        if !self.context.is_empty() {
-            out.insert("context".into(), json!(parse_context(&self.context)?));
-        }
-        Ok(serde_json::to_vec(&Value::Object(out)).expect("a JSON value always serialises"))
+        let destination = DestinationWire {
+            project: self.destination_project.clone(),
+            location: self.destination_location.clone(),
+            model_id: self.destination_model_id.clone(),
+            parent_model: self.destination_parent_model.clone(),
+        };
+        let wire = CopyRequestWire {
+            request_id: self.request_id.clone(),
+            source_model: self.source_model.clone(),
+            destination: (destination != DestinationWire::default()).then_some(destination),
+            kms_key_name: self.kms_key_name.clone(),
+            context: parse_context(&self.context)?,
+            callback_url: self.callback_url.clone(),
+        };
+        Ok(wire.to_bytes())
     }
 }
 

@@ -1,0 +1,40 @@
+//! The command line of DESIGN.md §6: one binary, `copy-worker`, with three subcommands that
+//! each parse, apply and answer.
+//!
+//! - [`args`]: flags shared by every subcommand, and the duration parser.
+//! - [`exit`]: the exit codes.
+//! - [`config`] and [`serve`]: `copy-worker serve`, the push consumer.
+//! - [`publish`]: `copy-worker publish`, submitting requests and waiting for their events.
+//! - [`replay`]: `copy-worker replay`, moving dead letters back with no loss.
+
+pub mod args;
+pub mod config;
+pub mod exit;
+pub mod publish;
+pub mod replay;
+pub mod serve;
+
+use clap::{Parser, Subcommand};
+
+use self::config::ServeArgs;
+use self::publish::PublishArgs;
+use self::replay::ReplayArgs;
+
+/// Copies Vertex AI models between projects and regions, driven by Pub/Sub.
+#[derive(Parser)]
+#[command(name = "copy-worker", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Run the push consumer (Cloud Run). Every flag is also an environment variable.
+    #[command(after_help = serve::EXAMPLES)]
+    Serve(Box<ServeArgs>),
+    /// Submit copy requests to the copy-requests topic, and optionally wait for their results.
+    Publish(Box<PublishArgs>),
+    /// Move dead-lettered requests back to the copy-requests topic.
+    Replay(Box<ReplayArgs>),
+}

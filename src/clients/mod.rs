@@ -1,0 +1,11 @@
+//! The outbound clients, each behind a small trait held in the app state so a test can swap
+//! one. The integration tests still go through the real clients, against the Pub/Sub emulator
+//! and testkit's Vertex AI fake.
+//!
+//! - [`vertex`]: CopyModel, operations, model reads, through the official client.
+//! - [`pubsub`]: topic and subscription names, the connection, and confirmed publishes.
+//! - [`webhook`]: signed callbacks to `callback_url` (Standard Webhooks).
+
+pub mod pubsub;
+pub mod vertex;
+pub mod webhook;

@@ -1,0 +1,177 @@
+//! The dead-letter message of DESIGN.md §3, and what a replay puts back on `copy-requests`
+//! (DESIGN.md §6).
+
+use std::collections::{BTreeMap, HashMap};
+
+use chrono::{DateTime, Utc};
+
+use super::event::ErrorInfo;
+use super::{OutMessage, attr, rfc3339, truncate_utf8};
+
+/// Where a dead letter failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailedStage {
+    Request,
+    Operation,
+}
+
+impl FailedStage {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailedStage::Request => "request",
+            FailedStage::Operation => "operation",
+        }
+    }
+}
+
+/// Longest `error_message` attribute, in bytes.
+pub const MAX_ERROR_MESSAGE: usize = 1024;
+
+/// A `copy-dead-letter` message: the request bytes exactly as received, plus why. The
+/// caller's attributes (`traceparent`, `replay_count`, its own keys) are kept beside ours.
+pub fn dead_letter(
+    original: &[u8],
+    caller_attributes: &BTreeMap<String, String>,
+    request_id: Option<&str>,
+    error: &ErrorInfo,
+    stage: FailedStage,
+    now: DateTime<Utc>,
+) -> OutMessage {
+    let mut a = BTreeMap::new();
+    if let Some(id) = request_id {
+        a.insert(attr::REQUEST_ID.into(), id.to_owned());
+    }
+    a.insert(attr::ERROR_CODE.into(), error.code.clone());
+    a.insert(
+        attr::ERROR_MESSAGE.into(),
+        truncate_utf8(&error.message, MAX_ERROR_MESSAGE).to_owned(),
+    );
+    a.insert(attr::FAILED_STAGE.into(), stage.as_str().into());
+    a.insert(attr::DEAD_LETTERED_AT.into(), rfc3339(now));
+    for (k, v) in caller_attributes {
+        a.entry(k.clone()).or_insert_with(|| v.clone());
+    }
+    OutMessage {
+        data: original.to_vec(),
+        attributes: a,
+    }
+}
+
+/// `replay_count` of an incoming message; absent or unreadable counts as never replayed.
+pub fn replay_count(attributes: &HashMap<String, String>) -> u32 {
+    attributes
+        .get(attr::REPLAY_COUNT)
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// The request id from the `request_id` attribute, else from the request JSON itself (a
+/// message that Pub/Sub dead-lettered on its own carries whatever the caller set).
+pub fn request_id(attributes: &HashMap<String, String>, data: &[u8]) -> Option<String> {
+    if let Some(id) = attributes.get(attr::REQUEST_ID) {
+        return Some(id.clone());
+    }
+    let value: serde_json::Value = serde_json::from_slice(data).ok()?;
+    value.get(attr::REQUEST_ID)?.as_str().map(str::to_owned)
+}
+
+/// The message a replay puts back on the requests topic: the original data, the caller's
+/// attributes without the dead-letter ones, `replay_count` + 1 and `replayed_at`.
+pub fn republished(
+    data: &[u8],
+    attributes: &HashMap<String, String>,
+    now: DateTime<Utc>,
+) -> OutMessage {
+    let mut out: BTreeMap<String, String> = attributes
+        .iter()
+        .filter(|(k, _)| !attr::is_dead_letter_attribute(k))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    out.insert(
+        attr::REPLAY_COUNT.into(),
+        (replay_count(attributes) + 1).to_string(),
+    );
+    out.insert(attr::REPLAYED_AT.into(), rfc3339(now));
+    OutMessage {
+        data: data.to_vec(),
+        attributes: out,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn attrs(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn dead_letter_keeps_original_bytes_and_cuts_long_messages_on_a_char_boundary() {
+        let msg = "é".repeat(600); // 1200 bytes
+        let e = ErrorInfo {
+            code: "NOT_FOUND".into(),
+            message: msg,
+        };
+        let caller = BTreeMap::from([
+            ("traceparent".to_owned(), "00-a-b-01".to_owned()),
+            ("error_code".to_owned(), "SPOOFED".to_owned()),
+        ]);
+        let m = dead_letter(
+            b"\xff raw",
+            &caller,
+            Some("r1"),
+            &e,
+            FailedStage::Request,
+            Utc::now(),
+        );
+        assert_eq!(m.data, b"\xff raw");
+        assert_eq!(m.attributes["error_message"].len(), 1024);
+        assert_eq!(m.attributes["failed_stage"], "request");
+        assert_eq!(m.attributes["error_code"], "NOT_FOUND");
+        assert_eq!(m.attributes["traceparent"], "00-a-b-01");
+        assert!(m.attributes.contains_key("dead_lettered_at"));
+    }
+
+    #[test]
+    fn republished_message_drops_dead_letter_attributes_and_counts_the_replay() {
+        let incoming = attrs(&[
+            ("request_id", "r1"),
+            ("traceparent", "00-abc-def-01"),
+            ("error_code", "NOT_FOUND"),
+            ("error_message", "gone"),
+            ("failed_stage", "request"),
+            ("dead_lettered_at", "2026-01-01T00:00:00Z"),
+            ("operation", "projects/p/locations/l/operations/1"),
+            ("attempt", "2"),
+            ("accepted_at", "2026-01-01T00:00:00Z"),
+            ("CloudPubSubDeadLetterSourceDeliveryCount", "10"),
+            (
+                "CloudPubSubDeadLetterSourceSubscription",
+                "copy-requests-push",
+            ),
+            ("replay_count", "1"),
+            ("replayed_at", "2025-12-31T00:00:00Z"),
+        ]);
+        let now = Utc.with_ymd_and_hms(2026, 11, 22, 10, 0, 0).unwrap();
+        let out = republished(b"bytes", &incoming, now);
+        assert_eq!(out.data, b"bytes");
+        let keys: Vec<&str> = out.attributes.keys().map(String::as_str).collect();
+        assert_eq!(
+            keys,
+            ["replay_count", "replayed_at", "request_id", "traceparent"]
+        );
+        assert_eq!(out.attributes["replay_count"], "2");
+        assert_eq!(out.attributes["replayed_at"], "2026-11-22T10:00:00Z");
+    }
+
+    #[test]
+    fn first_replay_sets_replay_count_to_one() {
+        let out = republished(b"", &attrs(&[("replay_count", "junk")]), Utc::now());
+        assert_eq!(out.attributes["replay_count"], "1");
+    }
+}

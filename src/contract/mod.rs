@@ -1,0 +1,48 @@
+//! The wire contract of DESIGN.md §3: every message copy-worker reads or writes, and the
+//! attribute keys they carry. Nothing here talks to a service; the stages, the CLI and the
+//! HTTP routes all build and read messages through these types, so a key or a field is
+//! spelled in one place.
+//!
+//! - [`attr`]: attribute keys, and which of them belong to one stage only.
+//! - [`rejection`]: why a request was refused (the field and the rule).
+//! - [`request`]: the copy request as JSON (serde, unknown fields refused).
+//! - [`watch`]: the watch message on `copy-operations`.
+//! - [`event`]: the completion event (CloudEvents, binary mode) on `copy-completions`.
+//! - [`dead_letter`]: the dead-letter message, and what a replay puts back.
+
+pub mod attr;
+pub mod dead_letter;
+pub mod event;
+pub mod rejection;
+pub mod request;
+pub mod watch;
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+
+pub use rejection::Rejection;
+
+/// A message to publish: data and attributes.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OutMessage {
+    pub data: Vec<u8>,
+    pub attributes: BTreeMap<String, String>,
+}
+
+/// RFC 3339 in UTC with second precision, as in DESIGN.md's examples.
+pub fn rfc3339(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+/// Cuts `s` to at most `max` bytes without splitting a character.
+pub fn truncate_utf8(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}

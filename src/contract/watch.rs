@@ -1,0 +1,111 @@
+//! The watch message of DESIGN.md §3 on `copy-operations`: the normalised request as data,
+//! and the operation, attempt and acceptance time as attributes.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+
+use super::{OutMessage, Rejection, attr, rfc3339};
+
+/// The attributes that make a message a watch message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Watch {
+    /// The long-running operation name, as Vertex AI returned it.
+    pub operation: String,
+    /// The copy attempt, from 1.
+    pub attempt: u32,
+    /// When the request stage accepted the request.
+    pub accepted_at: DateTime<Utc>,
+}
+
+impl Watch {
+    /// The watch message: `data` (the normalised request), the caller's attributes without
+    /// the stage-only ones, and this watch's attributes.
+    pub fn to_message(
+        &self,
+        data: Vec<u8>,
+        caller_attributes: &BTreeMap<String, String>,
+        request_id: &str,
+    ) -> OutMessage {
+        let mut attributes = carried(caller_attributes);
+        attributes.insert(attr::REQUEST_ID.into(), request_id.to_owned());
+        attributes.insert(attr::OPERATION.into(), self.operation.clone());
+        attributes.insert(attr::ATTEMPT.into(), self.attempt.to_string());
+        attributes.insert(attr::ACCEPTED_AT.into(), rfc3339(self.accepted_at));
+        OutMessage { data, attributes }
+    }
+
+    /// Reads a delivery's attributes. `publish_time` stands in for a missing `accepted_at`.
+    pub fn parse(
+        attributes: &BTreeMap<String, String>,
+        publish_time: Option<&str>,
+    ) -> Result<Self, Rejection> {
+        let operation = attributes
+            .get(attr::OPERATION)
+            .cloned()
+            .unwrap_or_default();
+        let attempt = match attributes.get(attr::ATTEMPT) {
+            None => 1,
+            Some(s) => s.parse::<u32>().ok().filter(|n| *n >= 1).ok_or_else(|| {
+                Rejection::new(
+                    attr::ATTEMPT,
+                    format!("must be a positive integer, got {s:?}"),
+                )
+            })?,
+        };
+        let accepted_at = attributes
+            .get(attr::ACCEPTED_AT)
+            .map(String::as_str)
+            .or(publish_time)
+            .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
+            .map(|t| t.with_timezone(&Utc))
+            .ok_or_else(|| Rejection::new(attr::ACCEPTED_AT, "must be an RFC 3339 time"))?;
+        Ok(Self {
+            operation,
+            attempt,
+            accepted_at,
+        })
+    }
+}
+
+/// Attributes to carry onto every message handed on: the caller's (so `traceparent` and
+/// `replay_count` survive), without the stage-only ones.
+pub fn carried(attributes: &BTreeMap<String, String>) -> BTreeMap<String, String> {
+    attributes
+        .iter()
+        .filter(|(k, _)| !attr::STAGE_ONLY.contains(&k.as_str()))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_watch_message_round_trips_and_drops_the_previous_stage_attributes() {
+        let caller = BTreeMap::from([
+            ("traceparent".to_owned(), "t".to_owned()),
+            ("attempt".to_owned(), "9".to_owned()),
+        ]);
+        let w = Watch {
+            operation: "projects/1/locations/l/operations/2".into(),
+            attempt: 2,
+            accepted_at: DateTime::parse_from_rfc3339("2026-11-22T10:00:00Z")
+                .unwrap()
+                .with_timezone(&Utc),
+        };
+        let m = w.to_message(b"{}".to_vec(), &caller, "r1");
+        assert_eq!(m.attributes["attempt"], "2");
+        assert_eq!(m.attributes["traceparent"], "t");
+        assert_eq!(m.attributes["request_id"], "r1");
+        assert_eq!(Watch::parse(&m.attributes, None).unwrap(), w);
+        let bad = BTreeMap::from([("attempt".to_owned(), "0".to_owned())]);
+        assert_eq!(
+            Watch::parse(&bad, Some("2026-11-22T10:00:00Z"))
+                .unwrap_err()
+                .field,
+            "attempt"
+        );
+    }
+}

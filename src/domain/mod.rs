@@ -1,0 +1,22 @@
+//! The domain of DESIGN.md §3: what a valid copy request is, once parsed from the wire.
+//!
+//! - [`names`]: resource names (projects, models, KMS keys, operations) as parsing newtypes.
+//! - [`destination`]: where a copy goes: model naming, id derivation, the CopyModel fields,
+//!   and how to tell our earlier copy from someone else's model.
+//! - [`request`]: the validated [`CopyRequest`], built from the wire type with the worker's
+//!   defaults applied.
+
+pub mod destination;
+pub mod names;
+pub mod request;
+
+use sha2::{Digest, Sha256};
+
+pub use destination::{Destination, Existing, ModelInfo, Target};
+pub use names::{KmsKeyName, ModelName, OperationName, Project};
+pub use request::{CopyRequest, Defaults, RequestId};
+
+/// Lower-case hex of sha256(bytes): the basis of every derived id.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}

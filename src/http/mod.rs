@@ -1,0 +1,82 @@
+//! The HTTP surface (DESIGN.md §4, §7): push endpoints, the direct callers' endpoint and
+//! health, built apart from serving so that tests can call the router without a socket.
+//!
+//! - [`envelope`]: the Pub/Sub push envelope.
+//! - [`auth`]: who may call, as a middleware; [`oidc`]: the Google ID-token verifier.
+//! - [`push`]: `POST /pubsub/copy-requests` and `/pubsub/copy-operations`.
+//! - [`enqueue`]: `POST /v1/models/copy`.
+//! - [`error`]: the one table from answer to status code.
+
+pub mod auth;
+pub mod enqueue;
+pub mod envelope;
+pub mod error;
+pub mod oidc;
+pub mod push;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::routing::{get, post};
+
+use self::auth::{Answer, PushAuth, require};
+use crate::pipeline::Pipeline;
+
+/// Largest push body accepted: 10 MB of message, base64 included, plus the envelope.
+pub const MAX_PUSH_BYTES: usize = 14 * 1024 * 1024;
+
+/// Shared state of the handlers.
+#[derive(Clone)]
+pub struct AppState {
+    pub pipeline: Pipeline,
+    /// Checks pushes (`PUSH_SERVICE_ACCOUNTS`).
+    pub push_auth: Arc<dyn PushAuth>,
+    /// Checks direct callers of `POST /v1/models/copy` (`INVOKER_SERVICE_ACCOUNTS`).
+    pub invoker_auth: Arc<dyn PushAuth>,
+}
+
+/// The router. Authentication runs as a middleware in front of each group of routes.
+pub fn app(state: AppState) -> Router {
+    let pushes = Router::new()
+        .route("/pubsub/copy-requests", post(push::copy_requests))
+        .route("/pubsub/copy-operations", post(push::copy_operations))
+        .route_layer(axum::middleware::from_fn_with_state(
+            (state.push_auth.clone(), Answer::Text),
+            require,
+        ));
+    let callers = Router::new()
+        .route("/v1/models/copy", post(enqueue::enqueue))
+        .route_layer(axum::middleware::from_fn_with_state(
+            (state.invoker_auth.clone(), Answer::Json),
+            require,
+        ));
+    Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .merge(pushes)
+        .merge(callers)
+        .with_state(state)
+        // A panic outside a stage answers 500 (Pub/Sub redelivers) instead of killing the process.
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(
+            error::on_panic,
+        ))
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+}
+

@@ -1,0 +1,158 @@
+//! What a stage hands on before it acks (DESIGN.md §1, §3): the completion event, the dead
+//! letter of a failure, and the next watch message. Each publish is confirmed first.
+
+use chrono::{DateTime, Utc};
+
+use super::{Delivery, Pipeline, StepOutcome};
+use crate::clients::pubsub::Topic;
+use crate::contract::dead_letter::dead_letter;
+use crate::contract::event::{CompletionEvent, ErrorInfo, Status};
+use crate::contract::watch::Watch;
+use crate::contract::{Rejection, attr};
+use crate::domain::{CopyRequest, RequestId};
+use crate::retry::Failure;
+
+/// How a copy ended, before it becomes an event.
+pub(crate) struct Ending {
+    pub status: Status,
+    pub model: Option<(String, String)>,
+    pub operation: Option<String>,
+    pub error: Option<ErrorInfo>,
+    pub attempts: u32,
+    pub accepted_at: DateTime<Utc>,
+}
+
+impl Ending {
+    pub fn succeeded(model: String, version: String, accepted_at: DateTime<Utc>) -> Self {
+        Self {
+            status: Status::Succeeded,
+            model: Some((model, version)),
+            operation: None,
+            error: None,
+            attempts: 1,
+            accepted_at,
+        }
+    }
+
+    pub fn failed(f: &Failure, accepted_at: DateTime<Utc>) -> Self {
+        Self {
+            status: Status::Failed,
+            model: None,
+            operation: None,
+            error: Some(ErrorInfo {
+                code: f.code.name().to_owned(),
+                message: f.message.clone(),
+            }),
+            attempts: 1,
+            accepted_at,
+        }
+    }
+}
+
+impl Pipeline {
+    /// Publishes the completion event, then (for failures) the dead letter, then posts the
+    /// callback. Acks only once both publishes are confirmed; the callback never blocks it.
+    pub(crate) async fn announce(
+        &self,
+        d: &Delivery<'_>,
+        req: &CopyRequest,
+        end: Ending,
+    ) -> StepOutcome {
+        let (destination_model, version) = match end.model {
+            Some((m, v)) => (m, Some(v).filter(|v| !v.is_empty())),
+            None => (req.destination.model_name(), None),
+        };
+        let mut event = CompletionEvent::new(req.request_id.as_str(), end.status, end.accepted_at);
+        event.source_model = Some(req.source_model.to_string());
+        event.destination_model = Some(destination_model);
+        event.destination_model_version = version;
+        event.operation = end.operation;
+        event.error = end.error;
+        event.attempts = end.attempts;
+        event.context = req.context.clone();
+        let dest_project = req.destination.project.to_string();
+        self.finish(d, event, Some(&dest_project), req.callback_url.as_deref())
+            .await
+    }
+
+    /// Rejects a request that cannot be parsed: `rejected` event plus dead letter.
+    pub(crate) async fn reject(&self, d: &Delivery<'_>, why: Rejection) -> StepOutcome {
+        tracing::warn!(error.message = %why, "request rejected");
+        let request_id = rejected_request_id(d);
+        let mut event = CompletionEvent::new(request_id.as_str(), Status::Rejected, Utc::now());
+        event.error = Some(ErrorInfo {
+            code: "INVALID_REQUEST".into(),
+            message: why.to_string(),
+        });
+        self.finish(d, event, None, None).await
+    }
+
+    async fn finish(
+        &self,
+        d: &Delivery<'_>,
+        event: CompletionEvent,
+        dest_project: Option<&str>,
+        callback_url: Option<&str>,
+    ) -> StepOutcome {
+        let mut msg = event.to_message(&self.settings.worker_project, dest_project);
+        if let Some(tp) = d.msg.attribute(attr::TRACEPARENT) {
+            msg.attributes.insert(attr::TRACEPARENT.into(), tp.to_owned());
+        }
+        if let Err(e) = self.topics.publish(Topic::Completions, msg.clone()).await {
+            return StepOutcome::Retry(e.into());
+        }
+        if let Some(err) = &event.error {
+            let dl = dead_letter(
+                &d.msg.data,
+                &d.msg.attributes,
+                Some(&event.request_id),
+                err,
+                d.stage,
+                Utc::now(),
+            );
+            if let Err(e) = self.topics.publish(Topic::DeadLetter, dl).await {
+                return StepOutcome::Retry(e.into());
+            }
+        }
+        tracing::info!(status = event.status.as_str(), ce_id = %event.ce_id(), "completion published");
+        if let Some(url) = callback_url {
+            self.callbacks
+                .spawn(url.to_owned(), event.ce_id(), msg.data);
+        }
+        StepOutcome::Acked
+    }
+
+    /// Publishes the watch message for `watch` (DESIGN.md §3), confirmed before the caller acks.
+    pub(crate) async fn publish_watch(
+        &self,
+        d: &Delivery<'_>,
+        req: &CopyRequest,
+        watch: Watch,
+    ) -> StepOutcome {
+        let msg = watch.to_message(req.to_bytes(), &d.msg.attributes, req.request_id.as_str());
+        match self.topics.publish(Topic::Operations, msg).await {
+            Ok(id) => {
+                tracing::info!(watch_message_id = %id, attempt = watch.attempt, "copy started; watch published");
+                StepOutcome::Acked
+            }
+            Err(e) => StepOutcome::Retry(e.into()),
+        }
+    }
+}
+
+/// The id a rejection is announced under: the `request_id` attribute or field when it is
+/// valid, else a hash of the bytes, so that a redelivery gets the same `ce-id`.
+fn rejected_request_id(d: &Delivery<'_>) -> RequestId {
+    if let Some(id) = d
+        .msg
+        .attribute(attr::REQUEST_ID)
+        .and_then(|s| RequestId::parse(s).ok())
+    {
+        return id;
+    }
+    serde_json::from_slice::<serde_json::Value>(&d.msg.data)
+        .ok()
+        .and_then(|v| v.get(attr::REQUEST_ID)?.as_str().map(str::to_owned))
+        .and_then(|s| RequestId::parse(&s).ok())
+        .unwrap_or_else(|| RequestId::for_bytes(&d.msg.data))
+}
