@@ -12,10 +12,10 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use clap::Parser;
 use copy_worker::cli::config::{Config, ServeArgs};
-use copy_worker::telemetry::LogFormat;
 use copy_worker::cli::serve::build_state;
 use copy_worker::http::app;
 use copy_worker::telemetry;
+use copy_worker::telemetry::LogFormat;
 use testkit::{CopyScript, Emulator, Inbox, Topology, TopologyOptions, VertexFake};
 
 const SOURCE: &str = "projects/ml-finetune/locations/us-central1/models/7704127342733426688";

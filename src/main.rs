@@ -23,8 +23,9 @@ fn main() -> ExitCode {
                 }
             };
             telemetry::init(cfg.log_format, &cfg.worker_project, telemetry::stderr());
-            let result: anyhow::Result<()> =
-                runtime().block_on(serve::run(cfg)).map_err(anyhow::Error::from);
+            let result: anyhow::Result<()> = runtime()
+                .block_on(serve::run(cfg))
+                .map_err(anyhow::Error::from);
             match result {
                 Ok(()) => ExitCode::from(exit::OK),
                 Err(e) => {

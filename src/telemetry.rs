@@ -160,10 +160,7 @@ where
         out.insert("severity".into(), json!(severity(event.metadata().level())));
         out.insert("message".into(), message);
         out.insert("target".into(), json!(event.metadata().target()));
-        out.insert(
-            "time".into(),
-            json!(rfc3339(chrono::Utc::now())),
-        );
+        out.insert("time".into(), json!(rfc3339(chrono::Utc::now())));
         let mut line = serde_json::to_vec(&Value::Object(out)).unwrap_or_default();
         line.push(b'\n');
         if let Ok(mut w) = self.sink.lock() {

@@ -158,7 +158,8 @@ fn duration(var: &'static str, s: &str) -> Result<Duration, ConfigError> {
 impl Config {
     pub fn from_args(a: &ServeArgs) -> Result<Self, ConfigError> {
         let project = a.pubsub.project();
-        let topic = |var, name: &str| full_topic(name, project).map_err(|p| err(var, p.to_string()));
+        let topic =
+            |var, name: &str| full_topic(name, project).map_err(|p| err(var, p.to_string()));
         let topics = TopicNames {
             operations: topic("COPY_OPERATIONS_TOPIC", &a.operations_topic)?,
             completions: topic("COPY_COMPLETIONS_TOPIC", &a.completions_topic)?,

@@ -82,6 +82,7 @@ pub async fn build_state(
         topics: topics.clone(),
         callbacks: Arc::new(Callbacks::new(cfg.callback_signing_secret.as_deref())?),
         settings: Arc::new(cfg.settings.clone()),
+        numbers: Arc::default(),
         shutdown,
     };
     Ok((

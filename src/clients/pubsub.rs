@@ -113,16 +113,14 @@ fn full_name(
         ["projects", p, k, n] if *k == kind && !p.is_empty() && !n.is_empty() => {
             Ok(name.to_owned())
         }
-        [n] if !n.is_empty() => {
-            project
-                .map(|p| format!("projects/{p}/{kind}/{n}"))
-                .ok_or_else(|| NameError::NoProject {
-                    singular,
-                    kind,
-                    letter,
-                    name: name.to_owned(),
-                })
-        }
+        [n] if !n.is_empty() => project
+            .map(|p| format!("projects/{p}/{kind}/{n}"))
+            .ok_or_else(|| NameError::NoProject {
+                singular,
+                kind,
+                letter,
+                name: name.to_owned(),
+            }),
         _ => Err(NameError::Malformed {
             singular,
             kind,

@@ -36,6 +36,38 @@ pub const REPLAYED_AT: &str = "replayed_at";
 /// Attributes that belong to one watch message only: never carried onto the next message.
 pub const STAGE_ONLY: [&str; 3] = [OPERATION, ATTEMPT, ACCEPTED_AT];
 
+/// Pub/Sub's limits on a message's attributes: at most 100, keys up to 256 bytes, values
+/// up to 1024 bytes (cloud.google.com/pubsub/quotas, "Resource limits").
+pub const MAX_ATTRIBUTES: usize = 100;
+pub const MAX_KEY_BYTES: usize = 256;
+pub const MAX_VALUE_BYTES: usize = 1024;
+
+/// Adds the caller's attributes to `ours` within Pub/Sub's limits: ours always stay, the
+/// caller's fill what room is left in key order, and any that would break a limit are
+/// dropped. Returns the keys dropped, for the log. A message that breaks a limit is refused
+/// by Pub/Sub on every try, so without this a stage would ask for redelivery forever.
+pub fn merge_within_limits(
+    ours: &mut std::collections::BTreeMap<String, String>,
+    caller: &std::collections::BTreeMap<String, String>,
+) -> Vec<String> {
+    let mut dropped = Vec::new();
+    for (k, v) in caller {
+        if ours.contains_key(k) {
+            continue;
+        }
+        let fits = ours.len() < MAX_ATTRIBUTES
+            && !k.is_empty()
+            && k.len() <= MAX_KEY_BYTES
+            && v.len() <= MAX_VALUE_BYTES;
+        if fits {
+            ours.insert(k.clone(), v.clone());
+        } else {
+            dropped.push(k.clone());
+        }
+    }
+    dropped
+}
+
 /// Whether `key` describes a failure or a stage rather than the request: dropped on replay,
 /// so that the worker sees the request as its caller sent it.
 pub fn is_dead_letter_attribute(key: &str) -> bool {
@@ -44,4 +76,35 @@ pub fn is_dead_letter_attribute(key: &str) -> bool {
         || key == FAILED_STAGE
         || key == DEAD_LETTERED_AT
         || STAGE_ONLY.contains(&key)
+}
+
+/// Attributes from `(key, value)` pairs, for tests.
+#[cfg(test)]
+pub(crate) fn from_pairs(pairs: &[(&str, &str)]) -> std::collections::HashMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    #[test]
+    fn caller_attributes_fill_only_the_room_left_and_ours_always_stay() {
+        let mut ours = BTreeMap::from([("request_id".to_owned(), "r".to_owned())]);
+        let mut caller: BTreeMap<String, String> = (0..150)
+            .map(|i| (format!("k{i:03}"), "v".to_owned()))
+            .collect();
+        caller.insert("request_id".into(), "spoofed".into());
+        caller.insert("big".into(), "x".repeat(MAX_VALUE_BYTES + 1));
+        let dropped = merge_within_limits(&mut ours, &caller);
+        assert_eq!(ours.len(), MAX_ATTRIBUTES);
+        assert_eq!(ours["request_id"], "r");
+        assert!(dropped.contains(&"big".to_owned()));
+        assert_eq!(dropped.len(), 150 + 1 - (MAX_ATTRIBUTES - 1));
+        assert!(ours.keys().all(|k| k.len() <= MAX_KEY_BYTES));
+    }
 }

@@ -28,7 +28,8 @@ impl FailedStage {
 pub const MAX_ERROR_MESSAGE: usize = 1024;
 
 /// A `copy-dead-letter` message: the request bytes exactly as received, plus why. The
-/// caller's attributes (`traceparent`, `replay_count`, its own keys) are kept beside ours.
+/// caller's attributes (`traceparent`, `replay_count`, its own keys) are kept beside ours,
+/// within Pub/Sub's limits; the second value names the caller's keys that did not fit.
 pub fn dead_letter(
     original: &[u8],
     caller_attributes: &BTreeMap<String, String>,
@@ -36,7 +37,7 @@ pub fn dead_letter(
     error: &ErrorInfo,
     stage: FailedStage,
     now: DateTime<Utc>,
-) -> OutMessage {
+) -> (OutMessage, Vec<String>) {
     let mut a = BTreeMap::new();
     if let Some(id) = request_id {
         a.insert(attr::REQUEST_ID.into(), id.to_owned());
@@ -48,13 +49,12 @@ pub fn dead_letter(
     );
     a.insert(attr::FAILED_STAGE.into(), stage.as_str().into());
     a.insert(attr::DEAD_LETTERED_AT.into(), rfc3339(now));
-    for (k, v) in caller_attributes {
-        a.entry(k.clone()).or_insert_with(|| v.clone());
-    }
-    OutMessage {
+    let dropped = attr::merge_within_limits(&mut a, caller_attributes);
+    let msg = OutMessage {
         data: original.to_vec(),
         attributes: a,
-    }
+    };
+    (msg, dropped)
 }
 
 /// `replay_count` of an incoming message; absent or unreadable counts as never replayed.
@@ -82,16 +82,19 @@ pub fn republished(
     attributes: &HashMap<String, String>,
     now: DateTime<Utc>,
 ) -> OutMessage {
-    let mut out: BTreeMap<String, String> = attributes
+    let caller: BTreeMap<String, String> = attributes
         .iter()
         .filter(|(k, _)| !attr::is_dead_letter_attribute(k))
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
-    out.insert(
-        attr::REPLAY_COUNT.into(),
-        (replay_count(attributes) + 1).to_string(),
-    );
-    out.insert(attr::REPLAYED_AT.into(), rfc3339(now));
+    let mut out = BTreeMap::from([
+        (
+            attr::REPLAY_COUNT.to_owned(),
+            (replay_count(attributes) + 1).to_string(),
+        ),
+        (attr::REPLAYED_AT.to_owned(), rfc3339(now)),
+    ]);
+    attr::merge_within_limits(&mut out, &caller);
     OutMessage {
         data: data.to_vec(),
         attributes: out,
@@ -103,12 +106,7 @@ mod tests {
     use super::*;
     use chrono::TimeZone;
 
-    fn attrs(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
+    use crate::contract::attr::from_pairs as attrs;
 
     #[test]
     fn dead_letter_keeps_original_bytes_and_cuts_long_messages_on_a_char_boundary() {
@@ -121,7 +119,7 @@ mod tests {
             ("traceparent".to_owned(), "00-a-b-01".to_owned()),
             ("error_code".to_owned(), "SPOOFED".to_owned()),
         ]);
-        let m = dead_letter(
+        let (m, _) = dead_letter(
             b"\xff raw",
             &caller,
             Some("r1"),

@@ -19,20 +19,22 @@ pub struct Watch {
 }
 
 impl Watch {
-    /// The watch message: `data` (the normalised request), the caller's attributes without
-    /// the stage-only ones, and this watch's attributes.
+    /// The watch message: `data` (the normalised request), this watch's attributes, and the
+    /// caller's without the stage-only ones, within Pub/Sub's limits. Also returns the
+    /// caller's keys that did not fit.
     pub fn to_message(
         &self,
         data: Vec<u8>,
         caller_attributes: &BTreeMap<String, String>,
         request_id: &str,
-    ) -> OutMessage {
-        let mut attributes = carried(caller_attributes);
+    ) -> (OutMessage, Vec<String>) {
+        let mut attributes = BTreeMap::new();
         attributes.insert(attr::REQUEST_ID.into(), request_id.to_owned());
         attributes.insert(attr::OPERATION.into(), self.operation.clone());
         attributes.insert(attr::ATTEMPT.into(), self.attempt.to_string());
         attributes.insert(attr::ACCEPTED_AT.into(), rfc3339(self.accepted_at));
-        OutMessage { data, attributes }
+        let dropped = attr::merge_within_limits(&mut attributes, &carried(caller_attributes));
+        (OutMessage { data, attributes }, dropped)
     }
 
     /// Reads a delivery's attributes. `publish_time` stands in for a missing `accepted_at`.
@@ -40,10 +42,7 @@ impl Watch {
         attributes: &BTreeMap<String, String>,
         publish_time: Option<&str>,
     ) -> Result<Self, Rejection> {
-        let operation = attributes
-            .get(attr::OPERATION)
-            .cloned()
-            .unwrap_or_default();
+        let operation = attributes.get(attr::OPERATION).cloned().unwrap_or_default();
         let attempt = match attributes.get(attr::ATTEMPT) {
             None => 1,
             Some(s) => s.parse::<u32>().ok().filter(|n| *n >= 1).ok_or_else(|| {
@@ -95,7 +94,8 @@ mod tests {
                 .unwrap()
                 .with_timezone(&Utc),
         };
-        let m = w.to_message(b"{}".to_vec(), &caller, "r1");
+        let (m, dropped) = w.to_message(b"{}".to_vec(), &caller, "r1");
+        assert!(dropped.is_empty());
         assert_eq!(m.attributes["attempt"], "2");
         assert_eq!(m.attributes["traceparent"], "t");
         assert_eq!(m.attributes["request_id"], "r1");

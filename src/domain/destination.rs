@@ -5,10 +5,10 @@
 
 use google_cloud_aiplatform_v1::model::{CopyModelRequest, EncryptionSpec};
 
-use super::names::{KmsKeyName, ModelName, Project, is_location, is_user_model_id};
+use super::names::{KmsKeyName, ModelIdentity, ModelName, Project, is_location, is_user_model_id};
 use super::{RequestId, sha256_hex};
-use crate::contract::request::DestinationWire;
 use crate::contract::rejection::{Rejection, clip};
+use crate::contract::request::DestinationWire;
 
 /// Where the copy goes: a new model with a deterministic id, or a new version of a parent.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -172,9 +172,22 @@ impl Destination {
 
     /// The model that will hold the copy.
     pub fn model_name(&self) -> String {
+        self.model().to_string()
+    }
+
+    /// The model that will hold the copy, as a name (without version).
+    pub fn model(&self) -> ModelName {
         match &self.target {
-            Target::ModelId(id) => format!("{}/models/{id}", self.parent()),
-            Target::ParentModel(m) => m.without_version(),
+            Target::ModelId(id) => ModelName {
+                project: self.project.clone(),
+                location: self.location.clone(),
+                model_id: id.clone(),
+                version: None,
+            },
+            Target::ParentModel(m) => ModelName {
+                version: None,
+                ..m.clone()
+            },
         }
     }
 
@@ -218,27 +231,36 @@ impl Destination {
     }
 
     /// Judges what the destination holds: the model read by name (`found`, for a model id),
-    /// or every version listed (for a parent model).
-    pub fn judge(&self, source: &ModelName, found: Vec<ModelInfo>) -> Existing {
-        let name = self.model_name();
+    /// or every version listed (for a parent model). `Ours` carries the model's name as
+    /// Vertex AI returned it (project number, no version), so every path announces the
+    /// same name.
+    pub fn judge(&self, source: &ModelIdentity, found: Vec<ModelInfo>) -> Existing {
         let ours = |m: &ModelInfo| {
             m.original_model
                 .as_deref()
                 .is_some_and(|s| source.is_source_of(s))
         };
+        let canonical = |m: ModelInfo| {
+            let name = m.name.split('@').next().unwrap_or_default().to_owned();
+            Existing::Ours(name, m.version_id)
+        };
         match &self.target {
             Target::ModelId(_) => match found.into_iter().next() {
                 None => Existing::NotYet,
-                Some(m) if ours(&m) => Existing::Ours(name, m.version_id),
+                Some(m) if ours(&m) => canonical(m),
                 Some(m) => Existing::Conflict(format!(
-                    "destination {name} already exists and is not a copy of {source} (it was copied from {})",
+                    "destination {} already exists and is not a copy of projects/{}/locations/{}/models/{} (it was copied from {})",
+                    self.model_name(),
+                    source.project_number,
+                    source.location,
+                    source.model_id,
                     m.original_model.as_deref().unwrap_or("nothing")
                 )),
             },
             Target::ParentModel(_) => found
                 .into_iter()
                 .find(ours)
-                .map_or(Existing::NotYet, |m| Existing::Ours(name, m.version_id)),
+                .map_or(Existing::NotYet, canonical),
         }
     }
 }

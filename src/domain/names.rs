@@ -122,22 +122,6 @@ impl ModelName {
             self.project, self.location, self.model_id
         )
     }
-
-    /// Whether a recorded `originalModelInfo.model` is a copy of this source: same model,
-    /// and the same version when this name pins one. Vertex records the version it copied
-    /// even when the request named none, so an unpinned source matches any version.
-    pub fn is_source_of(&self, recorded: &str) -> bool {
-        let Ok(rec) = ModelName::parse("originalModelInfo.model", recorded) else {
-            return false;
-        };
-        rec.project == self.project
-            && rec.location == self.location
-            && rec.model_id == self.model_id
-            && match &self.version {
-                None => true,
-                Some(v) => rec.version.as_deref() == Some(v.as_str()),
-            }
-    }
 }
 
 impl fmt::Display for ModelName {
@@ -146,6 +130,73 @@ impl fmt::Display for ModelName {
             &self.without_version(),
             self.version.as_deref(),
         ))
+    }
+}
+
+/// A model as Vertex AI names it (DESIGN.md §10): the project by number, the version
+/// resolved. Identity is compared on these parts, never on the text of a name, because
+/// requests name projects by id and Vertex answers with numbers.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ModelIdentity {
+    /// The project number.
+    pub project_number: String,
+    pub location: String,
+    pub model_id: String,
+    /// The resolved version id, when the request pinned a version (or an alias); `None`
+    /// matches any version.
+    pub version_id: Option<String>,
+}
+
+impl ModelIdentity {
+    /// Whether a recorded `originalModelInfo.model` (`projects/{number}/…/models/ID@V`) is a
+    /// copy of this model: same project number, location and model, and the same version
+    /// when one is pinned. Vertex records the version it copied even when the request named
+    /// none, so an unpinned source matches any version.
+    pub fn is_source_of(&self, recorded: &str) -> bool {
+        let Ok(rec) = ModelName::parse("originalModelInfo.model", recorded) else {
+            return false;
+        };
+        rec.project.as_str() == self.project_number
+            && rec.location == self.location
+            && rec.model_id == self.model_id
+            && match &self.version_id {
+                None => true,
+                Some(v) => rec.version.as_deref() == Some(v.as_str()),
+            }
+    }
+}
+
+impl Project {
+    /// Whether this is a project number (all digits) rather than an id.
+    pub fn is_number(&self) -> bool {
+        self.0.bytes().all(|b| b.is_ascii_digit())
+    }
+}
+
+impl ModelName {
+    /// Whether the pinned version is an alias (`default`) that only Vertex can resolve.
+    pub fn pins_alias(&self) -> bool {
+        self.version
+            .as_deref()
+            .is_some_and(|v| !v.bytes().all(|b| b.is_ascii_digit()))
+    }
+
+    /// The identity of this name when its project number is known and no alias needs
+    /// resolving.
+    pub fn identity(&self, project_number: &str) -> Option<ModelIdentity> {
+        (!self.pins_alias()).then(|| ModelIdentity {
+            project_number: project_number.to_owned(),
+            location: self.location.clone(),
+            model_id: self.model_id.clone(),
+            version_id: self.version.clone(),
+        })
+    }
+
+    /// This name with the project spelled as `project_number`.
+    pub fn with_project(&self, project_number: &str) -> String {
+        let mut n = self.clone();
+        n.project = Project(project_number.to_owned());
+        n.to_string()
     }
 }
 

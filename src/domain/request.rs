@@ -124,8 +124,7 @@ impl CopyRequest {
         let request_id = match &w.request_id {
             Some(s) => RequestId::parse(s)?,
             None => RequestId(
-                sha256_hex(format!("{source}\n{}", partial.id_basis()).as_bytes())[..32]
-                    .to_owned(),
+                sha256_hex(format!("{source}\n{}", partial.id_basis()).as_bytes())[..32].to_owned(),
             ),
         };
         let destination = partial.complete(&request_id);

@@ -274,17 +274,40 @@ fn bare_ids_need_worker_defaults() {
 }
 
 #[test]
-fn source_matching_respects_pinned_versions() {
-    let d = defaults();
-    let pinned = ModelName::parse_or_bare("s", "1@3", d.source_project.as_deref(), d.location.as_deref()).unwrap();
-    let any = ModelName::parse_or_bare("s", "1", d.source_project.as_deref(), d.location.as_deref()).unwrap();
-    let rec3 = "projects/src-proj/locations/us-central1/models/1@3";
-    let rec1 = "projects/src-proj/locations/us-central1/models/1@1";
+fn source_matching_compares_project_numbers_and_pinned_versions() {
+    use crate::domain::names::ModelIdentity;
+    let pinned = ModelIdentity {
+        project_number: "123456789012".into(),
+        location: "us-central1".into(),
+        model_id: "1".into(),
+        version_id: Some("3".into()),
+    };
+    let any = ModelIdentity {
+        version_id: None,
+        ..pinned.clone()
+    };
+    let rec3 = "projects/123456789012/locations/us-central1/models/1@3";
+    let rec1 = "projects/123456789012/locations/us-central1/models/1@1";
     assert!(pinned.is_source_of(rec3));
     assert!(!pinned.is_source_of(rec1));
     assert!(any.is_source_of(rec1));
-    assert!(!any.is_source_of("projects/src-proj/locations/us-central1/models/2@1"));
+    // The id spelling of the same project is not the number Vertex records.
+    assert!(!any.is_source_of("projects/src-proj/locations/us-central1/models/1@1"));
+    assert!(!any.is_source_of("projects/123456789012/locations/us-central1/models/2@1"));
+    assert!(!any.is_source_of("projects/123456789012/locations/europe-west4/models/1@1"));
     assert!(!any.is_source_of("garbage"));
+    let name = ModelName::parse(
+        "s",
+        "projects/src-proj/locations/us-central1/models/1@default",
+    )
+    .unwrap();
+    assert!(name.pins_alias() && name.identity("1").is_none());
+    assert_eq!(
+        ModelName::parse("s", "projects/src-proj/locations/us-central1/models/1@3")
+            .unwrap()
+            .identity("123456789012"),
+        Some(pinned)
+    );
 }
 
 #[test]

@@ -73,7 +73,8 @@ async fn accept(
     }
     .map_err(HttpError::Invalid)?;
 
-    let mut attributes = BTreeMap::from([(attr::REQUEST_ID.to_owned(), req.request_id.to_string())]);
+    let mut attributes =
+        BTreeMap::from([(attr::REQUEST_ID.to_owned(), req.request_id.to_string())]);
     if let Some(tp) = headers.get(attr::TRACEPARENT).and_then(|v| v.to_str().ok()) {
         attributes.insert(attr::TRACEPARENT.into(), tp.to_owned());
     }

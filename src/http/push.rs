@@ -127,7 +127,6 @@ pub fn trace_from_traceparent(t: &str) -> Option<String> {
     (id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit())).then(|| id.to_ascii_lowercase())
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -58,9 +58,11 @@ impl Pipeline {
         req: &CopyRequest,
         end: Ending,
     ) -> StepOutcome {
+        // The name as Vertex AI returns it (project number) on every path; a failure before
+        // Vertex named the destination keeps the request's spelling.
         let (destination_model, version) = match end.model {
             Some((m, v)) => (m, Some(v).filter(|v| !v.is_empty())),
-            None => (req.destination.model_name(), None),
+            None => (self.numbers.canonical(&req.destination.model()), None),
         };
         let mut event = CompletionEvent::new(req.request_id.as_str(), end.status, end.accepted_at);
         event.source_model = Some(req.source_model.to_string());
@@ -96,13 +98,14 @@ impl Pipeline {
     ) -> StepOutcome {
         let mut msg = event.to_message(&self.settings.worker_project, dest_project);
         if let Some(tp) = d.msg.attribute(attr::TRACEPARENT) {
-            msg.attributes.insert(attr::TRACEPARENT.into(), tp.to_owned());
+            msg.attributes
+                .insert(attr::TRACEPARENT.into(), tp.to_owned());
         }
         if let Err(e) = self.topics.publish(Topic::Completions, msg.clone()).await {
             return StepOutcome::Retry(e.into());
         }
         if let Some(err) = &event.error {
-            let dl = dead_letter(
+            let (dl, dropped) = dead_letter(
                 &d.msg.data,
                 &d.msg.attributes,
                 Some(&event.request_id),
@@ -110,6 +113,7 @@ impl Pipeline {
                 d.stage,
                 Utc::now(),
             );
+            log_dropped(&dropped);
             if let Err(e) = self.topics.publish(Topic::DeadLetter, dl).await {
                 return StepOutcome::Retry(e.into());
             }
@@ -129,7 +133,9 @@ impl Pipeline {
         req: &CopyRequest,
         watch: Watch,
     ) -> StepOutcome {
-        let msg = watch.to_message(req.to_bytes(), &d.msg.attributes, req.request_id.as_str());
+        let (msg, dropped) =
+            watch.to_message(req.to_bytes(), &d.msg.attributes, req.request_id.as_str());
+        log_dropped(&dropped);
         match self.topics.publish(Topic::Operations, msg).await {
             Ok(id) => {
                 tracing::info!(watch_message_id = %id, attempt = watch.attempt, "copy started; watch published");
@@ -137,6 +143,18 @@ impl Pipeline {
             }
             Err(e) => StepOutcome::Retry(e.into()),
         }
+    }
+}
+
+/// Caller attributes that did not fit in Pub/Sub's limits are named in the log, not lost
+/// silently; the message itself is still handed on.
+fn log_dropped(dropped: &[String]) {
+    if !dropped.is_empty() {
+        tracing::warn!(
+            dropped = dropped.len(),
+            keys = %dropped.join(","),
+            "caller attributes beyond Pub/Sub's limits were not carried on"
+        );
     }
 }
 

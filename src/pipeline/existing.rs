@@ -1,13 +1,56 @@
 //! ALREADY_EXISTS and redeliveries (DESIGN.md §1): CopyModel has no idempotency key, so a
 //! stage reads the destination to decide whether it already holds our copy.
 
+use std::collections::HashMap;
+use std::sync::Mutex;
+
 use chrono::{DateTime, Utc};
 use google_cloud_gax::error::rpc::Code;
 
 use super::announce::Ending;
 use super::{Delivery, Pipeline, RetryReason, StepOutcome};
-use crate::domain::{CopyRequest, Existing};
+use crate::domain::names::ModelIdentity;
+use crate::domain::{CopyRequest, Existing, ModelName, Project};
 use crate::retry::{Failure, retry_transient};
+
+/// Project id → project number, learned from the names Vertex AI returns and kept for the
+/// life of the process (a project's number never changes).
+#[derive(Debug, Default)]
+pub struct ProjectNumbers(Mutex<HashMap<String, String>>);
+
+impl ProjectNumbers {
+    /// The number of `project`: itself when it is a number, else what was learned.
+    pub fn get(&self, project: &Project) -> Option<String> {
+        if project.is_number() {
+            return Some(project.to_string());
+        }
+        self.0.lock().expect("lock").get(project.as_str()).cloned()
+    }
+
+    /// Records that `project` is spelled `name`'s project number in a name Vertex returned
+    /// (`projects/{number}/…`).
+    pub fn learn(&self, project: &Project, name: &str) {
+        let mut parts = name.split('/');
+        if let (Some("projects"), Some(n)) = (parts.next(), parts.next())
+            && !n.is_empty()
+            && n.bytes().all(|b| b.is_ascii_digit())
+            && !project.is_number()
+        {
+            self.0
+                .lock()
+                .expect("lock")
+                .insert(project.to_string(), n.to_owned());
+        }
+    }
+
+    /// `name` with its project spelled as a number, when the number is known.
+    pub fn canonical(&self, name: &ModelName) -> String {
+        match self.get(&name.project) {
+            Some(n) => name.with_project(&n),
+            None => name.to_string(),
+        }
+    }
+}
 
 impl Pipeline {
     /// Vertex answered ALREADY_EXISTS: decide whether the destination is our copy.
@@ -38,8 +81,51 @@ impl Pipeline {
         }
     }
 
+    /// The source as Vertex names it: its project number (cached per process) and, when the
+    /// request pins an alias, the version it resolves to. Reads the source model only when
+    /// one of those is not known yet.
+    pub(crate) async fn source_identity(
+        &self,
+        req: &CopyRequest,
+    ) -> Result<ModelIdentity, Failure> {
+        let src = &req.source_model;
+        if let Some(id) = self
+            .numbers
+            .get(&src.project)
+            .and_then(|n| src.identity(&n))
+        {
+            return Ok(id);
+        }
+        let name = src.to_string();
+        let model = retry_transient("get_model", || self.vertex.get_model(&name, &src.location))
+            .await?
+            .ok_or_else(|| {
+                Failure::new(
+                    Code::NotFound,
+                    format!("source model {name} does not exist"),
+                )
+            })?;
+        self.numbers.learn(&src.project, &model.name);
+        let number = self.numbers.get(&src.project).ok_or_else(|| {
+            Failure::new(
+                Code::Internal,
+                format!(
+                    "Vertex AI named the source {:?}, without a project number",
+                    model.name
+                ),
+            )
+        })?;
+        Ok(ModelIdentity {
+            project_number: number,
+            location: src.location.clone(),
+            model_id: src.model_id.clone(),
+            version_id: src.version.as_ref().map(|_| model.version_id),
+        })
+    }
+
     /// Reads what the destination holds: the model by name, or every version of the parent.
     pub(crate) async fn find_existing_copy(&self, req: &CopyRequest) -> Result<Existing, Failure> {
+        let source = self.source_identity(req).await?;
         let dest = &req.destination;
         let name = dest.model_name();
         let found = if dest.lists_versions() {
@@ -53,6 +139,9 @@ impl Pipeline {
                 .into_iter()
                 .collect()
         };
-        Ok(dest.judge(&req.source_model, found))
+        if let Some(m) = found.first() {
+            self.numbers.learn(&dest.project, &m.name);
+        }
+        Ok(dest.judge(&source, found))
     }
 }

@@ -52,7 +52,16 @@ pub enum RetryReason {
         "destination {model} exists but cannot be read yet; the first copy is probably still running"
     )]
     NotReadable { model: String },
+    /// The stage's time budget ran out (slow answers, retries): answer before the ack
+    /// deadline rather than after it, so Pub/Sub does not deliver the same request twice at once.
+    #[error("the request stage used its {}s budget; asking for redelivery", .budget.as_secs())]
+    OutOfTime { budget: Duration },
 }
+
+/// The longest a request-stage delivery may take, everything included (the calls, their
+/// in-request retries, the publishes): well inside the 60 s ack deadline of
+/// `copy-requests-push` (DESIGN.md §10).
+pub const REQUEST_STAGE_BUDGET: Duration = Duration::from_secs(45);
 
 /// Tunables of the stages (DESIGN.md §5).
 #[derive(Debug, Clone)]
@@ -66,6 +75,8 @@ pub struct Settings {
     pub max_duration: Duration,
     /// `WATCH_HOLD`.
     pub watch_hold: Duration,
+    /// How long one request-stage delivery may take ([`REQUEST_STAGE_BUDGET`]).
+    pub request_budget: Duration,
     /// First poll interval inside a held watch delivery; grows by 1.3× up to `poll_max`.
     pub poll_initial: Duration,
     pub poll_max: Duration,
@@ -79,6 +90,7 @@ impl Settings {
             max_attempts: 3,
             max_duration: Duration::from_secs(24 * 3600),
             watch_hold: Duration::from_secs(240),
+            request_budget: REQUEST_STAGE_BUDGET,
             poll_initial: Duration::from_secs(1),
             poll_max: Duration::from_secs(10),
         }
@@ -92,6 +104,8 @@ pub struct Pipeline {
     pub topics: Arc<dyn Topics>,
     pub callbacks: Arc<Callbacks>,
     pub settings: Arc<Settings>,
+    /// Project numbers learned from Vertex AI's answers.
+    pub numbers: Arc<existing::ProjectNumbers>,
     /// Flips to `true` on SIGTERM: held watch deliveries stop polling and answer 429.
     pub shutdown: tokio::sync::watch::Receiver<bool>,
 }

@@ -4,7 +4,7 @@ use chrono::Utc;
 use google_cloud_gax::error::rpc::Code;
 
 use super::announce::Ending;
-use super::{Delivery, Pipeline, StepOutcome};
+use super::{Delivery, Pipeline, RetryReason, StepOutcome};
 use crate::contract::dead_letter::FailedStage;
 use crate::contract::watch::Watch;
 use crate::domain::{CopyRequest, Existing};
@@ -20,7 +20,17 @@ impl Pipeline {
     /// 3. CopyModel started → watch message published → ack.
     /// 4. ALREADY_EXISTS → resolved by reading the destination (see `resolve_existing`).
     /// 5. Permanent failure → `failed` + dead letter; transient after in-request retries → 503.
+    ///
+    /// The whole step answers within `request_budget` (45 s): past it, 503 and redelivery.
     pub async fn request_stage(&self, msg: &PushMessage) -> StepOutcome {
+        let budget = self.settings.request_budget;
+        match tokio::time::timeout(budget, self.request_step(msg)).await {
+            Ok(outcome) => outcome,
+            Err(_elapsed) => StepOutcome::Retry(RetryReason::OutOfTime { budget }),
+        }
+    }
+
+    async fn request_step(&self, msg: &PushMessage) -> StepOutcome {
         let d = Delivery {
             msg,
             stage: FailedStage::Request,
@@ -52,6 +62,7 @@ impl Pipeline {
         match retry_transient("copy_model", || self.vertex.start_copy(&req)).await {
             Ok(op) => {
                 tracing::Span::current().record("operation", op.as_str());
+                self.numbers.learn(&req.destination.project, op.as_str());
                 let watch = Watch {
                     operation: op.to_string(),
                     attempt: 1,

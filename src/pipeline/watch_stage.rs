@@ -63,7 +63,9 @@ impl Pipeline {
         let mut interval = self.settings.poll_initial;
         let mut shutdown = self.shutdown.clone();
         loop {
-            let age = (Utc::now() - w.watch.accepted_at).to_std().unwrap_or_default();
+            let age = (Utc::now() - w.watch.accepted_at)
+                .to_std()
+                .unwrap_or_default();
             if age > self.settings.max_duration {
                 let f = Failure::new(
                     Code::DeadlineExceeded,

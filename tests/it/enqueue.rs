@@ -115,7 +115,7 @@ async fn the_seed_query_parameters_are_enqueued_with_202_and_the_copy_completes(
     assert_eq!(ev["source_model"], SRC);
     assert_eq!(
         ev["destination_model"],
-        "projects/dst-proj/locations/us-central1/models/from-seed"
+        testkit::vertex::numbered("projects/dst-proj/locations/us-central1/models/from-seed")
     );
 }
 

@@ -24,7 +24,7 @@ async fn copy_that_takes_seconds_completes_succeeded_with_destination_and_versio
     assert_eq!(data["source_model"], SRC);
     assert_eq!(
         data["destination_model"],
-        "projects/dst-proj/locations/europe-west4/models/target-ok"
+        testkit::vertex::numbered("projects/dst-proj/locations/europe-west4/models/target-ok")
     );
     assert_eq!(data["destination_model_version"], "1");
     assert_eq!(data["attempts"], 1);

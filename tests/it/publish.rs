@@ -266,7 +266,7 @@ async fn wait_exits_0_and_prints_the_event_when_the_copy_succeeds() {
     assert_eq!(lines[1]["status"], "succeeded");
     assert_eq!(
         lines[1]["destination_model"],
-        "projects/dst-proj/locations/us-central1/models/target-wait-ok"
+        testkit::vertex::numbered("projects/dst-proj/locations/us-central1/models/target-wait-ok")
     );
 }
 

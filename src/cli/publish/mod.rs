@@ -19,9 +19,7 @@ pub use wait::{Verdict, WaitError, WaitOutcome, Waiting};
 
 use super::args::{PubSubArgs, parse_duration};
 use super::exit;
-use crate::clients::pubsub::{
-    Connection, OutMessage, full_subscription, full_topic, to_message,
-};
+use crate::clients::pubsub::{Connection, OutMessage, full_subscription, full_topic, to_message};
 use crate::contract::attr;
 use crate::domain::{CopyRequest, Defaults};
 
@@ -40,7 +38,7 @@ Examples:
 
   # Publish and wait up to 45 minutes for the results on a pull subscription of copy-completions:
   copy-worker publish --project my-proj --file requests.jsonl \\
-    --wait --completions-subscription ec2-waiters --timeout 45m
+    --wait --completions-subscription copy-completions-ec2 --timeout 45m
 
 Exit codes:
   0  published; with --wait, every request succeeded

@@ -164,7 +164,6 @@ pub async fn execute(plan: Plan) -> (Summary, Result<(), ReplayError>) {
     (summary, result)
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;

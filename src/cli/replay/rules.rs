@@ -65,12 +65,7 @@ pub fn parse_key_value(s: &str) -> Result<(String, String), String> {
 mod tests {
     use super::*;
 
-    fn attrs(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
+    use crate::contract::attr::from_pairs as attrs;
 
     fn rules() -> Rules {
         Rules {

@@ -318,7 +318,8 @@ async fn request_dead_lettered_for_a_missing_model_succeeds_after_the_model_exis
         .map(|e| e.json()["status"].as_str().unwrap().to_owned())
         .collect();
     assert_eq!(statuses, ["failed", "succeeded"]);
-    let destination = "projects/dst-proj/locations/us-central1/models/target-flow";
-    assert_eq!(events[1].json()["destination_model"], destination);
+    let destination =
+        &testkit::vertex::numbered("projects/dst-proj/locations/us-central1/models/target-flow");
+    assert_eq!(events[1].json()["destination_model"], *destination);
     assert!(app.vertex.model_exists(destination));
 }
