@@ -83,6 +83,7 @@ pub async fn build_state(
         callbacks: Arc::new(Callbacks::new(cfg.callback_signing_secret.as_deref())?),
         settings: Arc::new(cfg.settings.clone()),
         numbers: Arc::default(),
+        in_flight: Arc::default(),
         shutdown,
     };
     Ok((

@@ -132,13 +132,19 @@ impl Pipeline {
         d: &Delivery<'_>,
         req: &CopyRequest,
         watch: Watch,
+        started: bool,
     ) -> StepOutcome {
         let (msg, dropped) =
             watch.to_message(req.to_bytes(), &d.msg.attributes, req.request_id.as_str());
         log_dropped(&dropped);
         match self.topics.publish(Topic::Operations, msg).await {
-            Ok(id) => {
+            // The first line is what Terraform's "copies started" metric counts (monitoring.tf).
+            Ok(id) if started => {
                 tracing::info!(watch_message_id = %id, attempt = watch.attempt, "copy started; watch published");
+                StepOutcome::Acked
+            }
+            Ok(id) => {
+                tracing::info!(watch_message_id = %id, "watching a copy already running; watch published");
                 StepOutcome::Acked
             }
             Err(e) => StepOutcome::Retry(e.into()),

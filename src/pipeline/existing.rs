@@ -126,6 +126,15 @@ impl Pipeline {
     /// Reads what the destination holds: the model by name, or every version of the parent.
     pub(crate) async fn find_existing_copy(&self, req: &CopyRequest) -> Result<Existing, Failure> {
         let source = self.source_identity(req).await?;
+        self.find_existing_copy_of(req, &source).await
+    }
+
+    /// [`Self::find_existing_copy`] with the source's identity already resolved.
+    pub(crate) async fn find_existing_copy_of(
+        &self,
+        req: &CopyRequest,
+        source: &ModelIdentity,
+    ) -> Result<Existing, Failure> {
         let dest = &req.destination;
         let name = dest.model_name();
         let found = if dest.lists_versions() {
@@ -142,6 +151,6 @@ impl Pipeline {
         if let Some(m) = found.first() {
             self.numbers.learn(&dest.project, &m.name);
         }
-        Ok(dest.judge(&source, found))
+        Ok(dest.judge(source, found))
     }
 }

@@ -6,11 +6,13 @@
 //! - [`announce`]: the completion event, the dead letter and the watch message a stage
 //!   hands on, each confirmed before the stage acks.
 //! - [`existing`]: deciding whether an existing destination is our earlier copy.
+//! - [`in_flight`]: `parent_model` copies this process started and that may still run.
 //!
 //! Both stages return a [`StepOutcome`]; `http::error` maps it to a status code in one place.
 
 pub mod announce;
 pub mod existing;
+pub mod in_flight;
 pub mod request_stage;
 pub mod watch_stage;
 
@@ -106,6 +108,9 @@ pub struct Pipeline {
     pub settings: Arc<Settings>,
     /// Project numbers learned from Vertex AI's answers.
     pub numbers: Arc<existing::ProjectNumbers>,
+    /// `parent_model` copies started by this process (closes the duplicate-version window
+    /// for deliveries that reach the same instance).
+    pub in_flight: Arc<in_flight::InFlight>,
     /// Flips to `true` on SIGTERM: held watch deliveries stop polling and answer 429.
     pub shutdown: tokio::sync::watch::Receiver<bool>,
 }

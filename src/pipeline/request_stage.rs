@@ -1,13 +1,14 @@
 //! The request stage: validate, start the copy, publish the watch message, ack.
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use google_cloud_gax::error::rpc::Code;
 
 use super::announce::Ending;
 use super::{Delivery, Pipeline, RetryReason, StepOutcome};
+use crate::clients::vertex::OperationState;
 use crate::contract::dead_letter::FailedStage;
 use crate::contract::watch::Watch;
-use crate::domain::{CopyRequest, Existing};
+use crate::domain::{CopyRequest, Existing, OperationName};
 use crate::http::envelope::PushMessage;
 use crate::retry::retry_transient;
 
@@ -43,23 +44,78 @@ impl Pipeline {
         let accepted_at = Utc::now();
 
         if req.destination.lists_versions() {
-            match self.find_existing_copy(&req).await {
-                Ok(Existing::Ours(m, v)) => {
-                    return self
-                        .announce(&d, &req, Ending::succeeded(m, v, accepted_at))
-                        .await;
-                }
-                Ok(_) => {}
+            return self.copy_into_parent(&d, &req, accepted_at).await;
+        }
+        self.start_copy(&d, &req, accepted_at, &mut None).await
+    }
+
+    /// A `parent_model` destination: CopyModel adds a version every time it is called, so
+    /// look before starting.
+    ///
+    /// 1. The parent already holds a version copied from our source → `succeeded`.
+    /// 2. This process started the same copy and it has not failed → watch that operation.
+    /// 3. Otherwise start the copy and record its operation for (2).
+    async fn copy_into_parent(
+        &self,
+        d: &Delivery<'_>,
+        req: &CopyRequest,
+        accepted_at: DateTime<Utc>,
+    ) -> StepOutcome {
+        let found = match self.source_identity(req).await {
+            Ok(source) => self
+                .find_existing_copy_of(req, &source)
+                .await
+                .map(|existing| (source, existing)),
+            Err(f) => Err(f),
+        };
+        let source = match found {
+            Ok((_, Existing::Ours(m, v))) => {
+                return self
+                    .announce(d, req, Ending::succeeded(m, v, accepted_at))
+                    .await;
+            }
+            Ok((source, _)) => source,
+            Err(f) if f.is_transient() => return StepOutcome::Retry(f.into()),
+            Err(f) => {
+                return self.announce(d, req, Ending::failed(&f, accepted_at)).await;
+            }
+        };
+        let parent = self.numbers.canonical(&req.destination.model());
+        let slot = self.in_flight.slot(&source, &parent);
+        let mut running = slot.lock().await;
+        if let Some(op) = running.clone() {
+            match retry_transient("get_operation", || self.vertex.get_operation(&op)).await {
                 Err(f) if f.is_transient() => return StepOutcome::Retry(f.into()),
-                Err(f) => {
-                    return self
-                        .announce(&d, &req, Ending::failed(&f, accepted_at))
-                        .await;
+                // Ended in failure (or gone): a new copy is what the request asks for.
+                Ok(OperationState::Failed(_)) | Err(_) => *running = None,
+                Ok(OperationState::Running | OperationState::Succeeded(_)) => {
+                    tracing::info!(operation = %op, "this copy is already running; watching its operation");
+                    let watch = Watch {
+                        operation: op.to_string(),
+                        attempt: 1,
+                        accepted_at,
+                    };
+                    return self.publish_watch(d, req, watch, false).await;
                 }
             }
         }
+        self.start_copy(d, req, accepted_at, &mut running).await
+    }
 
-        match retry_transient("copy_model", || self.vertex.start_copy(&req)).await {
+    /// CopyModel, then the watch message; ALREADY_EXISTS is resolved by reading the
+    /// destination.
+    ///
+    /// A started operation is recorded in `running` before the watch is published, so that a
+    /// redelivery (the publish not confirmed, or the budget spent) watches this copy instead
+    /// of starting another one.
+    async fn start_copy(
+        &self,
+        d: &Delivery<'_>,
+        req: &CopyRequest,
+        accepted_at: DateTime<Utc>,
+        running: &mut Option<OperationName>,
+    ) -> StepOutcome {
+        match retry_transient("copy_model", || self.vertex.start_copy(req)).await {
             Ok(op) => {
                 tracing::Span::current().record("operation", op.as_str());
                 self.numbers.learn(&req.destination.project, op.as_str());
@@ -68,16 +124,14 @@ impl Pipeline {
                     attempt: 1,
                     accepted_at,
                 };
-                self.publish_watch(&d, &req, watch).await
+                *running = Some(op);
+                self.publish_watch(d, req, watch, true).await
             }
             Err(f) if f.code == Code::AlreadyExists => {
-                self.resolve_existing(&d, &req, accepted_at).await
+                self.resolve_existing(d, req, accepted_at).await
             }
             Err(f) if f.is_transient() => StepOutcome::Retry(f.into()),
-            Err(f) => {
-                self.announce(&d, &req, Ending::failed(&f, accepted_at))
-                    .await
-            }
+            Err(f) => self.announce(d, req, Ending::failed(&f, accepted_at)).await,
         }
     }
 }

@@ -80,6 +80,9 @@ impl Pipeline {
             }
             let state =
                 retry_transient("get_operation", || self.vertex.get_operation(&w.operation)).await;
+            if !matches!(state, Ok(OperationState::Running)) {
+                self.in_flight.forget(&w.operation);
+            }
             match state {
                 Ok(OperationState::Running) => {}
                 Ok(OperationState::Succeeded(m)) => {
@@ -119,7 +122,7 @@ impl Pipeline {
                     attempt: w.watch.attempt + 1,
                     accepted_at: w.watch.accepted_at,
                 };
-                self.publish_watch(d, &w.req, next).await
+                self.publish_watch(d, &w.req, next, true).await
             }
             Err(e) if e.code == Code::AlreadyExists => {
                 self.resolve_existing(d, &w.req, w.watch.accepted_at).await

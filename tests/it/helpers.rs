@@ -6,7 +6,8 @@ use std::time::Duration;
 use clap::Parser;
 use copy_worker::cli::config::{Config, ServeArgs};
 use copy_worker::cli::serve::build_state;
-use copy_worker::http::app;
+use copy_worker::http::envelope::PushMessage;
+use copy_worker::http::{AppState, app};
 use testkit::emulator::Emulator;
 use testkit::pubsub::{Inbox, Topology, TopologyOptions};
 use testkit::vertex::VertexFake;
@@ -43,6 +44,9 @@ impl Default for Knobs {
 
 pub struct TestApp {
     pub base_url: String,
+    /// The emulator project of this test's topics.
+    pub project: String,
+    extra_args: Vec<String>,
     pub topology: Topology,
     pub vertex: VertexFake,
     pub completions: Option<Inbox>,
@@ -106,7 +110,7 @@ pub async fn spawn_app(name: &str, knobs: Knobs) -> TestApp {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base_url = format!("http://{}", listener.local_addr().unwrap());
 
-    let cfg = test_config(&project, &vertex.endpoint(), knobs.extra_args);
+    let cfg = test_config(&project, &vertex.endpoint(), knobs.extra_args.clone());
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let (state, _topics) = build_state(&cfg, stop_rx).await.expect("app state");
     tokio::spawn(async move { axum::serve(listener, app(state)).await });
@@ -132,6 +136,8 @@ pub async fn spawn_app(name: &str, knobs: Knobs) -> TestApp {
     let dead_letters = Inbox::open(&topology, "dead-letter-all").await.unwrap();
     TestApp {
         base_url,
+        project,
+        extra_args: knobs.extra_args,
         topology,
         vertex,
         completions,
@@ -141,6 +147,31 @@ pub async fn spawn_app(name: &str, knobs: Knobs) -> TestApp {
 }
 
 impl TestApp {
+    /// Copies of [`SRC`] take `d` to finish.
+    pub fn copies_take(&self, d: Duration) {
+        self.vertex.script(
+            SRC,
+            testkit::CopyScript {
+                duration: d,
+                ..Default::default()
+            },
+        );
+    }
+
+    /// Another worker instance of the same deployment (same topics, same Vertex fake),
+    /// which no push subscription targets: tests hand it deliveries directly, as Cloud Run
+    /// would route some pushes to a second instance.
+    pub async fn second_instance(&self) -> AppState {
+        let cfg = test_config(
+            &self.project,
+            &self.vertex.endpoint(),
+            self.extra_args.clone(),
+        );
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        std::mem::forget(stop_tx); // never shut down within the test
+        build_state(&cfg, stop_rx).await.expect("app state").0
+    }
+
     pub async fn publish(&self, data: &str) -> String {
         self.topology
             .publish("copy-requests", data.as_bytes(), &[])
@@ -193,4 +224,20 @@ pub fn request(id: &str, model_id: &str) -> String {
     format!(
         r#"{{"request_id":"{id}","source_model":"{SRC}","destination":{{"project":"dst-proj","location":"europe-west4","model_id":"{model_id}"}},"context":{{"pipeline":"it"}}}}"#
     )
+}
+
+/// A push delivery as the worker's envelope parser would produce it.
+pub fn push_message(id: &str, data: &str, attributes: &[(&str, &str)]) -> PushMessage {
+    PushMessage {
+        message_id: id.to_owned(),
+        data: data.as_bytes().to_vec(),
+        attributes: attributes
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        publish_time: Some(chrono::Utc::now().to_rfc3339()),
+        ordering_key: None,
+        subscription: None,
+        delivery_attempt: Some(1),
+    }
 }

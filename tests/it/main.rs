@@ -11,6 +11,8 @@ mod enqueue;
 mod envelope_props;
 mod faults;
 mod helpers;
+mod idempotency;
+mod limits;
 mod pipeline;
 mod publish;
 mod replay;

@@ -121,28 +121,6 @@ async fn invalid_json_unknown_field_and_bad_model_id_end_rejected_with_dead_lett
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_same_request_published_three_times_copies_once_with_one_ce_id() {
-    let app = spawn_app("dup", Knobs::default()).await;
-    app.vertex.script(
-        SRC,
-        CopyScript {
-            duration: Duration::from_secs(3),
-            ..Default::default()
-        },
-    );
-    for _ in 0..3 {
-        app.publish(&request("dup-1", "target-dup")).await;
-    }
-    let events = app.completion_of("dup-1", 3, 90).await;
-    assert_eq!(app.vertex.copies_started(), 1, "exactly one copy");
-    for e in &events {
-        assert_eq!(e.attribute("ce-id"), Some("dup-1:succeeded"));
-        assert_eq!(e.json()["destination_model_version"], "1");
-    }
-    assert!(app.dead_letters.snapshot().is_empty());
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn vertex_answering_503_twice_then_ok_succeeds_within_the_request() {
     let app = spawn_app("r503", Knobs::default()).await;
     app.vertex.script(
