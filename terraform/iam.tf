@@ -260,8 +260,48 @@ resource "google_pubsub_topic_iam_member" "publisher_requests" {
   member  = google_service_account.publisher.member
 }
 
-# `copy-worker publish --wait --completions-subscription S` pulls S: grant the
-# publisher read access to the completion subscriptions marked for it.
+# `copy-worker publish --wait` reads through a temporary subscription of its own
+# on copy-completions (filtered to its request ids, expiring after a day, deleted
+# on exit): create, read and delete subscriptions in this project, and attach
+# them to copy-completions only. Subscriptions are project-level resources, so
+# create/consume/delete cannot be narrowed to one topic; the publisher still
+# cannot attach a subscription to any other topic.
+resource "google_project_iam_custom_role" "completions_waiter" {
+  count = var.publisher_can_wait ? 1 : 0
+
+  project     = var.project_id
+  role_id     = local.names.waiter_role_id
+  title       = "copy-worker completions waiter"
+  description = "copy-worker publish --wait: its own temporary subscription on copy-completions."
+  permissions = [
+    "pubsub.subscriptions.create",
+    "pubsub.subscriptions.get",
+    "pubsub.subscriptions.consume",
+    "pubsub.subscriptions.delete",
+  ]
+}
+
+resource "google_project_iam_member" "publisher_waiter" {
+  count = var.publisher_can_wait ? 1 : 0
+
+  project = var.project_id
+  role    = google_project_iam_custom_role.completions_waiter[0].name
+  member  = google_service_account.publisher.member
+}
+
+# pubsub.topics.attachSubscription on copy-completions (and on no other topic).
+resource "google_pubsub_topic_iam_member" "publisher_attach_completions" {
+  count = var.publisher_can_wait ? 1 : 0
+
+  project = var.project_id
+  topic   = google_pubsub_topic.topic["completions"].name
+  role    = "roles/pubsub.subscriber"
+  member  = google_service_account.publisher.member
+}
+
+# `copy-worker publish --wait --completions-subscription S` pulls a shared S
+# instead: grant the publisher read access to the completion subscriptions
+# marked for it.
 resource "google_pubsub_subscription_iam_member" "publisher_completions" {
   for_each = { for k, s in var.completion_subscriptions : k => s if s.subscribe_publisher }
 

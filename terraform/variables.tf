@@ -44,6 +44,7 @@ variable "names" {
     requests_subscription     = optional(string, "copy-requests-push")
     operations_subscription   = optional(string, "copy-operations-push")
     dead_letter_subscription  = optional(string, "copy-dead-letter-replay")
+    waiter_role_id            = optional(string, "copyWorkerCompletionsWaiter")
   })
   default = {}
 
@@ -312,6 +313,12 @@ variable "extra_accepted_audiences" {
   description = "Further audiences the worker accepts (PUSH_AUDIENCE is comma-separated), e.g. a custom domain in front of the service."
   type        = list(string)
   default     = []
+}
+
+variable "publisher_can_wait" {
+  description = "Let the publisher service account run `copy-worker publish --wait`: create, read and delete its own temporary subscriptions on copy-completions (a custom project role plus roles/pubsub.subscriber on the copy-completions topic)."
+  type        = bool
+  default     = true
 }
 
 variable "publisher_can_invoke_service" {

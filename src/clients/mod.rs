@@ -4,8 +4,10 @@
 //!
 //! - [`vertex`]: CopyModel, operations, model reads, through the official client.
 //! - [`pubsub`]: topic and subscription names, the connection, and confirmed publishes.
+//! - [`temp_subscription`]: a waiter's own filtered, expiring subscription.
 //! - [`webhook`]: signed callbacks to `callback_url` (Standard Webhooks).
 
 pub mod pubsub;
+pub mod temp_subscription;
 pub mod vertex;
 pub mod webhook;

@@ -9,7 +9,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use google_cloud_gax::client_builder::Result as ClientBuilderResult;
 use google_cloud_gax::retry_policy::RetryPolicyExt;
-use google_cloud_pubsub::client::{BasePublisher, Publisher, Subscriber};
+use google_cloud_pubsub::client::{BasePublisher, Publisher, Subscriber, SubscriptionAdmin};
 use google_cloud_pubsub::model::Message;
 
 pub use crate::contract::OutMessage;
@@ -144,10 +144,8 @@ impl Connection {
         let retry = google_cloud_pubsub::retry_policy::RetryableErrors
             .with_time_limit(Duration::from_secs(20));
         let mut b = BasePublisher::builder().with_retry_policy(retry);
-        if let Some(host) = &self.emulator_host {
-            b = b.with_endpoint(format!("http://{host}")).with_credentials(
-                google_cloud_auth::credentials::anonymous::Builder::new().build(),
-            );
+        if let Some((endpoint, anonymous)) = self.emulator() {
+            b = b.with_endpoint(endpoint).with_credentials(anonymous);
         }
         b.build().await
     }
@@ -155,12 +153,30 @@ impl Connection {
     /// A streaming-pull subscriber: anonymous against the emulator, ADC otherwise.
     pub async fn subscriber(&self) -> ClientBuilderResult<Subscriber> {
         let mut b = Subscriber::builder();
-        if let Some(host) = &self.emulator_host {
-            b = b.with_endpoint(format!("http://{host}")).with_credentials(
-                google_cloud_auth::credentials::anonymous::Builder::new().build(),
-            );
+        if let Some((endpoint, anonymous)) = self.emulator() {
+            b = b.with_endpoint(endpoint).with_credentials(anonymous);
         }
         b.build().await
+    }
+
+    /// The subscription admin client (create, delete): anonymous against the emulator, ADC
+    /// otherwise.
+    pub async fn subscription_admin(&self) -> ClientBuilderResult<SubscriptionAdmin> {
+        let mut b = SubscriptionAdmin::builder();
+        if let Some((endpoint, anonymous)) = self.emulator() {
+            b = b.with_endpoint(endpoint).with_credentials(anonymous);
+        }
+        b.build().await
+    }
+
+    /// The emulator's endpoint and anonymous credentials, when `PUBSUB_EMULATOR_HOST` is set.
+    fn emulator(&self) -> Option<(String, google_cloud_auth::credentials::Credentials)> {
+        self.emulator_host.as_ref().map(|host| {
+            (
+                format!("http://{host}"),
+                google_cloud_auth::credentials::anonymous::Builder::new().build(),
+            )
+        })
     }
 }
 

@@ -237,7 +237,6 @@ async fn one_invalid_line_rejects_the_whole_file_and_publishes_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wait_exits_0_and_prints_the_event_when_the_copy_succeeds() {
     let app = spawn_app("pub-wait-ok", Knobs::default()).await;
-    let sub = waiters_subscription(&app).await;
     let run = publish_cli(
         &app,
         &[
@@ -248,8 +247,6 @@ async fn wait_exits_0_and_prints_the_event_when_the_copy_succeeds() {
             "--request-id",
             "wait-ok",
             "--wait",
-            "--completions-subscription",
-            sub,
             "--timeout",
             "90s",
         ],
@@ -273,7 +270,6 @@ async fn wait_exits_0_and_prints_the_event_when_the_copy_succeeds() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wait_exits_1_when_one_copy_fails_and_another_is_rejected_by_the_worker() {
     let app = spawn_app("pub-wait-fail", Knobs::default()).await;
-    let sub = waiters_subscription(&app).await;
     // Publish accepts any https callback host; this worker allows none, so it rejects.
     let text = format!(
         "{}\n{}\n{}\n",
@@ -285,15 +281,7 @@ async fn wait_exits_1_when_one_copy_fails_and_another_is_rejected_by_the_worker(
     );
     let run = publish_cli(
         &app,
-        &[
-            "--file",
-            "-",
-            "--wait",
-            "--completions-subscription",
-            sub,
-            "--timeout",
-            "90s",
-        ],
+        &["--file", "-", "--wait", "--timeout", "90s"],
         Some(&text),
         &[],
     )
@@ -320,7 +308,6 @@ async fn wait_exits_3_and_names_the_pending_request_when_the_timeout_passes() {
             ..Default::default()
         },
     );
-    let sub = waiters_subscription(&app).await;
     let started = std::time::Instant::now();
     let run = publish_cli(
         &app,
@@ -330,8 +317,6 @@ async fn wait_exits_3_and_names_the_pending_request_when_the_timeout_passes() {
             "--request-id",
             "wait-slow",
             "--wait",
-            "--completions-subscription",
-            sub,
             "--timeout",
             "4s",
         ],
@@ -402,6 +387,139 @@ async fn two_waiters_on_one_subscription_each_get_their_own_events() {
     }
 }
 
+/// The default `--wait`: each waiter reads its own temporary subscription, acks everything it
+/// reads and hands nothing back, so an event reaches each waiter at most once, whoever else
+/// publishes; the subscriptions are gone afterwards (issue #14, item 3).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn waiters_on_their_own_subscriptions_read_each_event_once_and_leave_none_behind() {
+    let app = spawn_app("pub-own", Knobs::default()).await;
+    app.copies_take(Duration::from_secs(2));
+    let jsonl = |a: &str, b: &str| {
+        format!(
+            "{}\n{}\n",
+            request(a, &format!("target-{a}")),
+            request(b, &format!("target-{b}"))
+        )
+    };
+    let (text_a, text_b) = (jsonl("own-a1", "own-a2"), jsonl("own-b1", "own-b2"));
+    let wait = ["--file", "-", "--wait", "--timeout", "90s"];
+    let lone = [
+        "--source-model",
+        SRC,
+        "--destination-model-id",
+        "target-own-c",
+        "--request-id",
+        "own-c",
+    ];
+    let (a, b, c) = tokio::join!(
+        publish_cli(&app, &wait, Some(&text_a), &[]),
+        publish_cli(&app, &wait, Some(&text_b), &[]),
+        publish_cli(&app, &lone, None, &[]),
+    );
+    assert_eq!(c.code, 0, "{}", c.stderr);
+    for (run, own) in [(&a, "own-a"), (&b, "own-b")] {
+        assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+        let events: Vec<Value> = run.lines().into_iter().skip(2).collect();
+        let ids: Vec<&str> = events
+            .iter()
+            .map(|e| e["request_id"].as_str().unwrap())
+            .collect();
+        assert_eq!(ids.len(), 2, "{}", run.stdout);
+        assert!(ids.iter().all(|id| id.starts_with(own)), "{}", run.stdout);
+        let (ours, repeated, others) = read_counts(&run.stderr);
+        assert_eq!(ours, 2, "{}", run.stderr);
+        // 5 events in all: 3 of other requests, each read at most once; ours at most twice.
+        assert!(
+            others <= 3,
+            "an event of another request came back: {}",
+            run.stderr
+        );
+        assert!(repeated <= 2, "{}", run.stderr);
+    }
+    // The single publish that nobody waits for still reached the topic's other readers.
+    app.completion_of("own-c", 1, 60).await;
+    let left = subscriptions(&app).await;
+    assert!(
+        !left.iter().any(|s| s.contains("copy-worker-wait-")),
+        "temporary subscriptions left: {left:?}"
+    );
+}
+
+/// The local emulator accepts a subscription filter but does not apply it: a waiter's own
+/// subscription also gets events of other requests. This is why the waiter checks
+/// `request_id` itself (`clients::temp_subscription`); on real Pub/Sub the filter drops them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_emulator_ignores_subscription_filters_so_the_waiter_checks_ids_itself() {
+    use copy_worker::clients::pubsub::Connection;
+    use copy_worker::clients::temp_subscription::TempSubscription;
+    let app = spawn_app("pub-filter", Knobs::default()).await;
+    let conn = Connection {
+        emulator_host: Some(emulator().host()),
+    };
+    let topic = format!("projects/{}/topics/copy-completions", app.topology.project);
+    let sub = TempSubscription::create(&conn, &topic, "copy-worker-wait", &["mine".into()])
+        .await
+        .unwrap();
+    assert_eq!(sub.filter, r#"attributes.request_id = "mine""#);
+    let short = sub.name.rsplit('/').next().unwrap().to_owned();
+    let inbox = Inbox::open(&app.topology, &short).await.unwrap();
+    app.topology
+        .publish("copy-completions", b"{}", &[("request_id", "theirs")])
+        .await
+        .unwrap();
+    let got = inbox
+        .wait_for(1, Duration::from_secs(20), |_| true)
+        .await
+        .expect("the emulator delivers the filtered-out event");
+    assert_eq!(got[0].attribute("request_id"), Some("theirs"));
+    drop(inbox);
+    sub.delete().await.unwrap();
+    assert!(
+        !subscriptions(&app)
+            .await
+            .iter()
+            .any(|s| s.ends_with(&short))
+    );
+}
+
+/// `(ours, repeated, others)` from the waiter's summary line on stderr.
+fn read_counts(stderr: &str) -> (usize, usize, usize) {
+    let line = stderr
+        .lines()
+        .find(|l| l.contains(" events on "))
+        .unwrap_or_else(|| panic!("no summary line: {stderr}"));
+    let n = |marker: &str| -> usize {
+        let before = &line[..line
+            .find(marker)
+            .unwrap_or_else(|| panic!("{marker}: {line}"))];
+        before
+            .rsplit([' ', ':'])
+            .find(|w| !w.is_empty())
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    (n(" ours"), n(" repeated"), n(" of other requests"))
+}
+
+/// The subscriptions of the test's project, from the emulator's REST API.
+async fn subscriptions(app: &TestApp) -> Vec<String> {
+    let url = format!(
+        "{}/v1/projects/{}/subscriptions",
+        emulator().endpoint(),
+        app.topology.project
+    );
+    let body: Value = reqwest::get(&url).await.unwrap().json().await.unwrap();
+    body["subscriptions"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|s| s["name"].as_str().unwrap().to_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn publishing_to_a_topic_that_does_not_exist_exits_4_and_prints_no_request() {
     let app = spawn_app("pub-no-topic", Knobs::default()).await;
@@ -415,4 +533,32 @@ async fn publishing_to_a_topic_that_does_not_exist_exits_4_and_prints_no_request
     assert_eq!(run.code, 4, "{}\n{}", run.stdout, run.stderr);
     assert!(run.stdout.is_empty(), "{}", run.stdout);
     assert!(run.stderr.contains("no-such-topic"), "{}", run.stderr);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wait_on_a_completions_topic_that_does_not_exist_exits_4_before_publishing() {
+    let app = spawn_app("pub-no-ctopic", Knobs::default()).await;
+    let seen = requests_inbox(&app).await;
+    let run = publish_cli(
+        &app,
+        &[
+            "--source-model",
+            SRC,
+            "--wait",
+            "--completions-topic",
+            "nope",
+        ],
+        None,
+        &[],
+    )
+    .await;
+    assert_eq!(run.code, 4, "{}\n{}", run.stdout, run.stderr);
+    assert!(run.stdout.is_empty(), "{}", run.stdout);
+    assert!(
+        run.stderr.contains("topics/nope") && run.stderr.contains("nothing was published"),
+        "{}",
+        run.stderr
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(seen.snapshot().is_empty(), "a request was published");
 }

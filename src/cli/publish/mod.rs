@@ -5,147 +5,41 @@
 //! JSON line per request, then optionally the events). Validation runs to the end before the
 //! first publish, so a file with one bad line publishes nothing.
 
+mod args;
 mod input;
 mod wait;
 
 use std::io::{Read, Write};
 use std::time::Duration;
 
-use clap::{ArgGroup, Args};
 use futures::future::join_all;
 
+pub use args::PublishArgs;
 pub use input::{InvalidInput, RequestFlags, validate, validate_lines};
-pub use wait::{Verdict, WaitError, WaitOutcome, Waiting};
+pub use wait::{Counts, Reading, Verdict, WaitError, WaitOutcome, Waiting};
 
-use super::args::{PubSubArgs, parse_duration};
 use super::exit;
 use crate::clients::pubsub::{Connection, OutMessage, full_subscription, full_topic, to_message};
+use crate::clients::temp_subscription::TempSubscription;
 use crate::contract::attr;
 use crate::domain::{CopyRequest, Defaults};
-
-const EXAMPLES: &str = "\
-Examples:
-  # One request from flags (bare source ids resolve with SOURCE_PROJECT and LOCATION):
-  copy-worker publish --project my-proj \\
-    --source-model projects/src-proj/locations/us-central1/models/7704127342733426688@3 \\
-    --destination-project dst-proj --destination-location europe-west4 \\
-    --destination-model-id target-model-260213 --context pipeline=nightly
-  # prints {\"request_id\":\"…\",\"message_id\":\"…\"}
-
-  # Many requests, one JSON object a line (a file, or - for stdin):
-  copy-worker publish --project my-proj --file requests.jsonl
-  jq -c '.[]' requests.json | copy-worker publish --project my-proj --file -
-
-  # Publish and wait up to 45 minutes for the results on a pull subscription of copy-completions:
-  copy-worker publish --project my-proj --file requests.jsonl \\
-    --wait --completions-subscription copy-completions-ec2 --timeout 45m
-
-Exit codes:
-  0  published; with --wait, every request succeeded
-  1  --wait: at least one request ended failed or rejected
-  2  usage or validation error (the line, field and rule are named on stderr); nothing published
-  3  --wait: timeout before every request had a completion event
-  4  Pub/Sub error while publishing or pulling; requests printed on stdout were published
-
-Validation is the worker's own: a request accepted here is accepted by the worker, except that
-callback_url hosts are checked against CALLBACK_ALLOWED_HOSTS by the worker only. Waiters may
-share a completions subscription: each acks only its own events and hands the others back.
-Credentials are Application Default Credentials (GOOGLE_APPLICATION_CREDENTIALS may point at a
-workload identity federation config for AWS); PUBSUB_EMULATOR_HOST uses the emulator anonymously.
-With TRACEPARENT set, it is sent as the traceparent attribute.";
-
-/// Flags of `copy-worker publish`.
-#[derive(Debug, Clone, Args)]
-#[command(after_help = EXAMPLES)]
-#[command(group(ArgGroup::new("input").required(true).args(["file", "source_model"])))]
-pub struct PublishArgs {
-    /// Topic of copy requests, short or projects/P/topics/T.
-    #[arg(long, env = "COPY_REQUESTS_TOPIC", default_value = "copy-requests")]
-    pub topic: String,
-    #[command(flatten)]
-    pub pubsub: PubSubArgs,
-    /// JSON Lines file of requests, one JSON object a line; - reads stdin.
-    #[arg(long, value_name = "F", conflicts_with_all = REQUEST_FLAGS)]
-    pub file: Option<String>,
-
-    /// Model to copy: projects/P/locations/L/models/M[@V], or a bare id.
-    #[arg(long, help_heading = "Request")]
-    pub source_model: Option<String>,
-    /// Destination project (default: TARGET_PROJECT).
-    #[arg(long, help_heading = "Request")]
-    pub destination_project: Option<String>,
-    /// Destination location (default: the source's).
-    #[arg(long, help_heading = "Request")]
-    pub destination_location: Option<String>,
-    /// Id of the new model, [a-z][a-z0-9_-]{0,62} (default: derived from the request id).
-    #[arg(long, help_heading = "Request")]
-    pub destination_model_id: Option<String>,
-    /// Existing model to add the copy to as a new version.
-    #[arg(long, help_heading = "Request")]
-    pub destination_parent_model: Option<String>,
-    /// CMEK key for the copy, in the destination location.
-    #[arg(long, help_heading = "Request")]
-    pub kms_key_name: Option<String>,
-    /// Request id, [A-Za-z0-9._:-]{1,128} (default: derived from source and destination).
-    #[arg(long, help_heading = "Request")]
-    pub request_id: Option<String>,
-    /// Context pair echoed into the completion event (repeatable).
-    #[arg(long, value_name = "K=V", help_heading = "Request")]
-    pub context: Vec<String>,
-    /// https URL that receives the completion event (host must be allowed by the worker).
-    #[arg(long, help_heading = "Request")]
-    pub callback_url: Option<String>,
-
-    /// Project of bare source model ids.
-    #[arg(long, env = "SOURCE_PROJECT", help_heading = "Defaults")]
-    pub source_project: Option<String>,
-    /// Destination project when a request names none.
-    #[arg(long, env = "TARGET_PROJECT", help_heading = "Defaults")]
-    pub target_project: Option<String>,
-    /// Location of bare source model ids and of the two-field form.
-    #[arg(long, env = "LOCATION", help_heading = "Defaults")]
-    pub location: Option<String>,
-    /// Also allow http://127.0.0.1 callback URLs (local tests only).
-    #[arg(long, env = "CALLBACK_ALLOW_HTTP_LOOPBACK", help_heading = "Defaults")]
-    pub callback_allow_http_loopback: bool,
-
-    /// Wait for the completion events of the published requests.
-    #[arg(long, requires = "completions_subscription", help_heading = "Waiting")]
-    pub wait: bool,
-    /// Pull subscription of copy-completions to wait on, short or projects/P/subscriptions/S.
-    #[arg(long, value_name = "S", requires = "wait", help_heading = "Waiting")]
-    pub completions_subscription: Option<String>,
-    /// Give up waiting after this long (e.g. 90s, 30m, 2h).
-    #[arg(
-        long,
-        value_name = "D",
-        default_value = "30m",
-        value_parser = parse_duration,
-        help_heading = "Waiting"
-    )]
-    pub timeout: Duration,
-}
-
-const REQUEST_FLAGS: [&str; 9] = [
-    "source_model",
-    "destination_project",
-    "destination_location",
-    "destination_model_id",
-    "destination_parent_model",
-    "kms_key_name",
-    "request_id",
-    "context",
-    "callback_url",
-];
 
 /// Everything `run` needs, resolved and validated before anything is published.
 struct Plan {
     topic: String,
-    subscription: Option<String>,
+    wait: Option<WaitOn>,
     timeout: Duration,
     connection: Connection,
     requests: Vec<CopyRequest>,
     traceparent: Option<String>,
+}
+
+/// Where `--wait` reads events.
+enum WaitOn {
+    /// Its own temporary subscription of this topic.
+    Topic(String),
+    /// This shared subscription.
+    Subscription(String),
 }
 
 /// Runs the command; returns the process exit code.
@@ -160,39 +54,94 @@ pub async fn run(args: PublishArgs) -> u8 {
             return exit::USAGE;
         }
     };
+    // The waiter's own subscription exists before anything is published, so that it gets
+    // every event, and a caller who may not create it learns so before publishing.
+    let own = match &plan.wait {
+        Some(WaitOn::Topic(topic)) => {
+            let ids: Vec<String> = plan
+                .requests
+                .iter()
+                .map(|r| r.request_id.to_string())
+                .collect();
+            match TempSubscription::create(&plan.connection, topic, "copy-worker-wait", &ids).await
+            {
+                Ok(sub) => Some(sub),
+                Err(e) => {
+                    eprintln!("copy-worker publish: --wait: {e}");
+                    eprintln!("copy-worker publish: nothing was published");
+                    return exit::PUBSUB;
+                }
+            }
+        }
+        _ => None,
+    };
+    let reading = match (&plan.wait, &own) {
+        (Some(WaitOn::Subscription(s)), _) => Some((s.as_str(), Reading::Shared)),
+        (Some(WaitOn::Topic(_)), Some(sub)) => Some((sub.name.as_str(), Reading::Own)),
+        _ => None,
+    };
+    let code = publish_and_wait(&plan, reading).await;
+    if let Some(sub) = own
+        && let Err(e) = sub.delete().await
+    {
+        eprintln!("copy-worker publish: warning: {e}");
+    }
+    code
+}
+
+/// Publishes, then (with `--wait`) reads events from `reading`.
+async fn publish_and_wait(plan: &Plan, reading: Option<(&str, Reading)>) -> u8 {
     let mut stdout = std::io::stdout();
-    let ids = match publish_all(&plan, &mut stdout).await {
+    let ids = match publish_all(plan, &mut stdout).await {
         Ok(ids) => ids,
         Err(e) => {
             eprintln!("copy-worker publish: {e:#}");
             return exit::PUBSUB;
         }
     };
-    let Some(subscription) = &plan.subscription else {
+    let Some((subscription, reading)) = reading else {
         return exit::OK;
     };
     let outcome = wait::wait(
         &plan.connection,
         subscription,
+        reading,
         ids,
         plan.timeout,
         &mut stdout,
     )
     .await;
+    let (outcome, counts) = match outcome {
+        Ok(done) => done,
+        Err(e) => {
+            eprintln!("copy-worker publish: {e:#}");
+            return exit::PUBSUB;
+        }
+    };
+    eprintln!(
+        "copy-worker publish: read {} events on {subscription}: {} ours, {} repeated, {} of other requests",
+        counts.ours + counts.duplicates + counts.others,
+        counts.ours,
+        counts.duplicates,
+        counts.others
+    );
     match outcome {
-        Ok(WaitOutcome::AllSucceeded) => exit::OK,
-        Ok(WaitOutcome::SomeFailed) => exit::FAILED,
-        Ok(WaitOutcome::TimedOut { pending }) => {
+        WaitOutcome::AllSucceeded => exit::OK,
+        WaitOutcome::SomeFailed => exit::FAILED,
+        WaitOutcome::TimedOut { pending } => {
             eprintln!(
                 "copy-worker publish: timed out after {} waiting for {}",
-                humantime::format_duration(args.timeout),
+                humantime::format_duration(plan.timeout),
                 pending.join(", ")
             );
             exit::TIMEOUT
         }
-        Err(e) => {
-            eprintln!("copy-worker publish: {e:#}");
-            exit::PUBSUB
+        WaitOutcome::Interrupted { pending } => {
+            eprintln!(
+                "copy-worker publish: interrupted while waiting for {}",
+                pending.join(", ")
+            );
+            exit::TIMEOUT
         }
     }
 }
@@ -224,14 +173,17 @@ pub enum PublishAllError {
 fn plan(args: &PublishArgs) -> Result<Plan, Vec<String>> {
     let project = args.pubsub.project();
     let topic = full_topic(&args.topic, project).map_err(|e| vec![e.to_string()])?;
-    let subscription = args
-        .completions_subscription
-        .as_deref()
-        .map(|s| {
-            full_subscription(s, project).map_err(|e| format!("--completions-subscription: {e}"))
-        })
-        .transpose()
-        .map_err(|e| vec![e])?;
+    let wait = match (&args.completions_subscription, args.wait) {
+        (_, false) => None,
+        (Some(s), true) => Some(WaitOn::Subscription(
+            full_subscription(s, project)
+                .map_err(|e| vec![format!("--completions-subscription: {e}")])?,
+        )),
+        (None, true) => Some(WaitOn::Topic(
+            full_topic(&args.completions_topic, project)
+                .map_err(|e| vec![format!("--completions-topic: {e}")])?,
+        )),
+    };
     let defaults = Defaults {
         source_project: non_empty(&args.source_project),
         target_project: non_empty(&args.target_project),
@@ -251,7 +203,7 @@ fn plan(args: &PublishArgs) -> Result<Plan, Vec<String>> {
     };
     Ok(Plan {
         topic,
-        subscription,
+        wait,
         timeout: args.timeout,
         connection: args.pubsub.connection(),
         requests,

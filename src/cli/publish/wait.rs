@@ -1,10 +1,15 @@
-//! `publish --wait`: follows a completions subscription until every request it published has
-//! an event, taking only its own events.
+//! `publish --wait`: follows completion events until every request it published has one.
 //!
-//! Several waiters may share one subscription (one per pipeline, say), and a pull
-//! subscription gives each message to one of them. So a waiter acks only the events of its
-//! own requests and hands every other event straight back (nack, which is an ack deadline of
-//! 0), so that Pub/Sub redelivers it at once, possibly to the waiter that owns it.
+//! Two ways to read them ([`Reading`]):
+//! - **its own subscription** (the default): a temporary subscription on `copy-completions`,
+//!   filtered to its request ids (`clients::temp_subscription`). Every waiter has its own, so
+//!   a waiter acks every event it reads and never hands one back: nothing circles between
+//!   waiters, and nobody needs to be waiting for an event to be consumed.
+//! - **a shared subscription** (`--completions-subscription`, DESIGN.md §7): a pull
+//!   subscription gives each message to one of its readers, so a waiter acks only its own
+//!   events and hands every other straight back (nack: ack deadline 0). With several waiters,
+//!   or events no one waits for, events circle until retention ends: use it only where the
+//!   caller may not create subscriptions.
 
 use std::collections::BTreeSet;
 use std::io::Write;
@@ -28,6 +33,25 @@ pub enum WaitOutcome {
     SomeFailed,
     /// The timeout passed first; these request ids have no event yet.
     TimedOut { pending: Vec<String> },
+    /// Ctrl-C; these request ids have no event yet.
+    Interrupted { pending: Vec<String> },
+}
+
+/// Where the waiter reads events from, and so what it does with events of other requests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reading {
+    /// A subscription only this waiter reads: ack everything.
+    Own,
+    /// A subscription other waiters read too: hand back what is not ours.
+    Shared,
+}
+
+/// What one wait read, for its summary line.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Counts {
+    pub ours: usize,
+    pub duplicates: usize,
+    pub others: usize,
 }
 
 /// The completions subscription could not be read.
@@ -110,7 +134,12 @@ impl Waiting {
         self.pending.is_empty()
     }
 
-    fn outcome(&self) -> WaitOutcome {
+    fn outcome(&self, interrupted: bool) -> WaitOutcome {
+        if interrupted && !self.pending.is_empty() {
+            return WaitOutcome::Interrupted {
+                pending: self.pending.iter().cloned().collect(),
+            };
+        }
         if !self.pending.is_empty() {
             WaitOutcome::TimedOut {
                 pending: self.pending.iter().cloned().collect(),
@@ -153,15 +182,18 @@ fn request_id_and_status(msg: &Message) -> (Option<String>, Option<String>) {
     (request_id, status)
 }
 
-/// Pulls `subscription` until each of `request_ids` has an event or `timeout` passes, and
-/// writes each of its events to `out` as one JSON line.
+/// Pulls `subscription` until each of `request_ids` has an event, `timeout` passes or Ctrl-C,
+/// and writes each of its events to `out` as one JSON line.
 pub async fn wait(
     conn: &Connection,
     subscription: &str,
+    reading: Reading,
     request_ids: Vec<String>,
     timeout: Duration,
     out: &mut (dyn Write + Send),
-) -> Result<WaitOutcome, WaitError> {
+) -> Result<(WaitOutcome, Counts), WaitError> {
+    let mut counts = Counts::default();
+    let mut interrupted = false;
     let deadline = Instant::now() + timeout;
     let mut waiting = Waiting::new(request_ids);
     let subscriber = conn
@@ -182,7 +214,14 @@ pub async fn wait(
         if waiting.is_finished() {
             break Ok(());
         }
-        let (msg, handler) = match tokio::time::timeout_at(deadline, stream.next()).await {
+        let next = tokio::select! {
+            next = tokio::time::timeout_at(deadline, stream.next()) => next,
+            _ = tokio::signal::ctrl_c() => {
+                interrupted = true;
+                break Ok(());
+            }
+        };
+        let (msg, handler) = match next {
             Err(_elapsed) => break Ok(()),
             Ok(Some(Ok(next))) => next,
             Ok(Some(Err(source))) => {
@@ -201,17 +240,27 @@ pub async fn wait(
         let (id, status) = request_id_and_status(&msg);
         match waiting.judge(id.as_deref(), status.as_deref()) {
             Verdict::Ours { .. } => {
+                counts.ours += 1;
                 handler.ack();
                 // A closed stdout must not keep the waiter from acking and exiting.
                 let _ = writeln!(out, "{line}").and_then(|()| out.flush());
             }
-            Verdict::Duplicate => handler.ack(),
-            Verdict::NotOurs => handler.nack(),
+            Verdict::Duplicate => {
+                counts.duplicates += 1;
+                handler.ack();
+            }
+            Verdict::NotOurs => {
+                counts.others += 1;
+                match reading {
+                    Reading::Own => handler.ack(),
+                    Reading::Shared => handler.nack(),
+                }
+            }
         }
     };
     // Flushes the acks; bounded so that an unreachable service cannot hold the exit code.
     let _ = tokio::time::timeout(Duration::from_secs(10), shutdown.shutdown()).await;
-    result.map(|()| waiting.outcome())
+    result.map(|()| (waiting.outcome(interrupted), counts))
 }
 
 #[cfg(test)]
@@ -232,7 +281,7 @@ mod tests {
         );
         assert_eq!(w.judge(Some("a"), Some("failed")), Verdict::Duplicate);
         assert_eq!(
-            w.outcome(),
+            w.outcome(false),
             WaitOutcome::TimedOut {
                 pending: vec!["b".into()]
             }
@@ -240,7 +289,7 @@ mod tests {
         assert!(!w.is_finished());
         w.judge(Some("b"), Some("succeeded"));
         assert!(w.is_finished());
-        assert_eq!(w.outcome(), WaitOutcome::AllSucceeded);
+        assert_eq!(w.outcome(false), WaitOutcome::AllSucceeded);
     }
 
     #[test]
@@ -249,7 +298,7 @@ mod tests {
             let mut w = Waiting::new(["a".to_string(), "b".to_string()]);
             w.judge(Some("a"), Some("succeeded"));
             w.judge(Some("b"), status);
-            assert_eq!(w.outcome(), WaitOutcome::SomeFailed, "{status:?}");
+            assert_eq!(w.outcome(false), WaitOutcome::SomeFailed, "{status:?}");
         }
     }
 

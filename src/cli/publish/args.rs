@@ -1,0 +1,140 @@
+//! The flags of `copy-worker publish` and its `--help` examples.
+
+use std::time::Duration;
+
+use clap::{ArgGroup, Args};
+
+use crate::cli::args::{PubSubArgs, parse_duration};
+
+const EXAMPLES: &str = "\
+Examples:
+  # One request from flags (bare source ids resolve with SOURCE_PROJECT and LOCATION):
+  copy-worker publish --project my-proj \\
+    --source-model projects/src-proj/locations/us-central1/models/7704127342733426688@3 \\
+    --destination-project dst-proj --destination-location europe-west4 \\
+    --destination-model-id target-model-260213 --context pipeline=nightly
+  # prints {\"request_id\":\"…\",\"message_id\":\"…\"}
+
+  # Many requests, one JSON object a line (a file, or - for stdin):
+  copy-worker publish --project my-proj --file requests.jsonl
+  jq -c '.[]' requests.json | copy-worker publish --project my-proj --file -
+
+  # Publish and wait up to 45 minutes for the results (read through a temporary subscription
+  # of copy-completions that only this waiter reads, deleted on exit):
+  copy-worker publish --project my-proj --file requests.jsonl --wait --timeout 45m
+
+Exit codes:
+  0  published; with --wait, every request succeeded
+  1  --wait: at least one request ended failed or rejected
+  2  usage or validation error (the line, field and rule are named on stderr); nothing published
+  3  --wait: timeout (or Ctrl-C) before every request had a completion event; the pending
+     request ids are named on stderr
+  4  Pub/Sub error while publishing or pulling; requests printed on stdout were published
+     (with --wait, creating the temporary subscription comes first: if it fails, nothing is
+     published)
+
+Validation is the worker's own: a request accepted here is accepted by the worker, except that
+callback_url hosts are checked against CALLBACK_ALLOWED_HOSTS by the worker only. --wait needs
+pubsub.subscriptions.create/delete on the project and pubsub.topics.attachSubscription on the
+completions topic (Terraform grants both to the publisher account).
+Credentials are Application Default Credentials (GOOGLE_APPLICATION_CREDENTIALS may point at a
+workload identity federation config for AWS); PUBSUB_EMULATOR_HOST uses the emulator anonymously.
+With TRACEPARENT set, it is sent as the traceparent attribute.";
+
+/// Flags of `copy-worker publish`.
+#[derive(Debug, Clone, Args)]
+#[command(after_help = EXAMPLES)]
+#[command(group(ArgGroup::new("input").required(true).args(["file", "source_model"])))]
+pub struct PublishArgs {
+    /// Topic of copy requests, short or projects/P/topics/T.
+    #[arg(long, env = "COPY_REQUESTS_TOPIC", default_value = "copy-requests")]
+    pub topic: String,
+    #[command(flatten)]
+    pub pubsub: PubSubArgs,
+    /// JSON Lines file of requests, one JSON object a line; - reads stdin.
+    #[arg(long, value_name = "F", conflicts_with_all = REQUEST_FLAGS)]
+    pub file: Option<String>,
+
+    /// Model to copy: projects/P/locations/L/models/M[@V], or a bare id.
+    #[arg(long, help_heading = "Request")]
+    pub source_model: Option<String>,
+    /// Destination project (default: TARGET_PROJECT).
+    #[arg(long, help_heading = "Request")]
+    pub destination_project: Option<String>,
+    /// Destination location (default: the source's).
+    #[arg(long, help_heading = "Request")]
+    pub destination_location: Option<String>,
+    /// Id of the new model, [a-z][a-z0-9_-]{0,62} (default: derived from the request id).
+    #[arg(long, help_heading = "Request")]
+    pub destination_model_id: Option<String>,
+    /// Existing model to add the copy to as a new version.
+    #[arg(long, help_heading = "Request")]
+    pub destination_parent_model: Option<String>,
+    /// CMEK key for the copy, in the destination location.
+    #[arg(long, help_heading = "Request")]
+    pub kms_key_name: Option<String>,
+    /// Request id, [A-Za-z0-9._:-]{1,128} (default: derived from source and destination).
+    #[arg(long, help_heading = "Request")]
+    pub request_id: Option<String>,
+    /// Context pair echoed into the completion event (repeatable).
+    #[arg(long, value_name = "K=V", help_heading = "Request")]
+    pub context: Vec<String>,
+    /// https URL that receives the completion event (host must be allowed by the worker).
+    #[arg(long, help_heading = "Request")]
+    pub callback_url: Option<String>,
+
+    /// Project of bare source model ids.
+    #[arg(long, env = "SOURCE_PROJECT", help_heading = "Defaults")]
+    pub source_project: Option<String>,
+    /// Destination project when a request names none.
+    #[arg(long, env = "TARGET_PROJECT", help_heading = "Defaults")]
+    pub target_project: Option<String>,
+    /// Location of bare source model ids and of the two-field form.
+    #[arg(long, env = "LOCATION", help_heading = "Defaults")]
+    pub location: Option<String>,
+    /// Also allow http://127.0.0.1 callback URLs (local tests only).
+    #[arg(long, env = "CALLBACK_ALLOW_HTTP_LOOPBACK", help_heading = "Defaults")]
+    pub callback_allow_http_loopback: bool,
+
+    /// Wait for the completion events of the published requests, read through a temporary
+    /// subscription of --completions-topic that only this waiter reads (created before
+    /// publishing, filtered to the request ids, deleted on exit, expires after a day if the
+    /// process dies).
+    #[arg(long, help_heading = "Waiting")]
+    pub wait: bool,
+    /// Topic of completion events, short or projects/P/topics/T.
+    #[arg(
+        long,
+        value_name = "T",
+        env = "COPY_COMPLETIONS_TOPIC",
+        default_value = "copy-completions",
+        help_heading = "Waiting"
+    )]
+    pub completions_topic: String,
+    /// Read this existing pull subscription of copy-completions instead of a temporary one,
+    /// for callers that may not create subscriptions. Other waiters' events are handed back
+    /// (nack), so with several waiters events circle between them.
+    #[arg(long, value_name = "S", requires = "wait", help_heading = "Waiting")]
+    pub completions_subscription: Option<String>,
+    /// Give up waiting after this long (e.g. 90s, 30m, 2h).
+    #[arg(
+        long,
+        value_name = "D",
+        default_value = "30m",
+        value_parser = parse_duration,
+        help_heading = "Waiting"
+    )]
+    pub timeout: Duration,
+}
+
+pub(super) const REQUEST_FLAGS: [&str; 9] = [
+    "source_model",
+    "destination_project",
+    "destination_location",
+    "destination_model_id",
+    "destination_parent_model",
+    "kms_key_name",
+    "request_id",
+    "context",
+    "callback_url",
+];
