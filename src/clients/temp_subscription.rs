@@ -188,7 +188,7 @@ mod tests {
         let f = request_id_filter(&ids(60, "nightly-2026-11-22-"));
         assert_eq!(
             f,
-            r#"hasPrefix(attributes.request_id, "nightly-2026-11-22-")"#
+            r#"hasPrefix(attributes.request_id, "nightly-2026-11-22-00")"#
         );
         assert!(f.len() <= MAX_FILTER_BYTES);
         let mut mixed = ids(60, "a");
