@@ -22,43 +22,22 @@ pub const MAX_CONTEXT_PAIRS: usize = 16;
 
 /// The full form of a copy request.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct CopyRequestWire {
-    #[serde(
-        default,
-        deserialize_with = "text",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(deserialize_with = "text", skip_serializing_if = "Option::is_none")]
     pub request_id: Option<String>,
-    #[serde(
-        default,
-        deserialize_with = "text",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(deserialize_with = "text", skip_serializing_if = "Option::is_none")]
     pub source_model: Option<String>,
-    #[serde(
-        default,
-        deserialize_with = "object",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(deserialize_with = "object", skip_serializing_if = "Option::is_none")]
     pub destination: Option<DestinationWire>,
-    #[serde(
-        default,
-        deserialize_with = "text",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(deserialize_with = "text", skip_serializing_if = "Option::is_none")]
     pub kms_key_name: Option<String>,
     #[serde(
-        default,
         deserialize_with = "context",
         skip_serializing_if = "BTreeMap::is_empty"
     )]
     pub context: BTreeMap<String, String>,
-    #[serde(
-        default,
-        deserialize_with = "text",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(deserialize_with = "text", skip_serializing_if = "Option::is_none")]
     pub callback_url: Option<String>,
 }
 
@@ -74,31 +53,15 @@ pub const FIELDS: &[&str] = &[
 
 /// `destination`: at most one of `model_id` and `parent_model`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct DestinationWire {
-    #[serde(
-        default,
-        deserialize_with = "text",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(deserialize_with = "text", skip_serializing_if = "Option::is_none")]
     pub project: Option<String>,
-    #[serde(
-        default,
-        deserialize_with = "text",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(deserialize_with = "text", skip_serializing_if = "Option::is_none")]
     pub location: Option<String>,
-    #[serde(
-        default,
-        deserialize_with = "text",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(deserialize_with = "text", skip_serializing_if = "Option::is_none")]
     pub model_id: Option<String>,
-    #[serde(
-        default,
-        deserialize_with = "text",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(deserialize_with = "text", skip_serializing_if = "Option::is_none")]
     pub parent_model: Option<String>,
 }
 
@@ -107,19 +70,11 @@ pub const DESTINATION_FIELDS: &[&str] = &["project", "location", "model_id", "pa
 
 /// The seed's two-field form, `{"source_model_id": …, "destination_model_id": …}`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct SeedRequestWire {
-    #[serde(
-        default,
-        deserialize_with = "text",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(deserialize_with = "text", skip_serializing_if = "Option::is_none")]
     pub source_model_id: Option<String>,
-    #[serde(
-        default,
-        deserialize_with = "text",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(deserialize_with = "text", skip_serializing_if = "Option::is_none")]
     pub destination_model_id: Option<String>,
 }
 
