@@ -57,10 +57,17 @@ resource "google_pubsub_topic_iam_member" "pubsub_agent_dead_letter_publisher" {
   depends_on = [google_project_service.enabled]
 }
 
-# ...and acknowledge them on the source subscription once forwarded.
+# ...and acknowledge them on the source subscriptions once forwarded.
 resource "google_pubsub_subscription_iam_member" "pubsub_agent_requests_subscriber" {
   project      = var.project_id
   subscription = google_pubsub_subscription.requests_push.name
+  role         = "roles/pubsub.subscriber"
+  member       = "serviceAccount:${local.pubsub_service_agent}"
+}
+
+resource "google_pubsub_subscription_iam_member" "pubsub_agent_callbacks_subscriber" {
+  project      = var.project_id
+  subscription = google_pubsub_subscription.callbacks_push.name
   role         = "roles/pubsub.subscriber"
   member       = "serviceAccount:${local.pubsub_service_agent}"
 }
@@ -85,9 +92,11 @@ resource "google_service_account_iam_member" "pubsub_agent_token_creator_complet
 #   completions  completion events
 #   dead_letter  dead-letter messages of rejected and failed requests
 #   requests     POST /v1/models/copy publishes requests; replay republishes them
+#   callbacks    webhook callbacks (posted by their own push stage); replay of
+#                dead-lettered callbacks
 
 resource "google_pubsub_topic_iam_member" "worker_publisher" {
-  for_each = toset(["operations", "completions", "dead_letter", "requests"])
+  for_each = toset(["operations", "completions", "dead_letter", "requests", "callbacks"])
 
   project = var.project_id
   topic   = google_pubsub_topic.topic[each.key].name

@@ -7,6 +7,10 @@
 #                                                ack 300 s, retry 10-60 s (the polling
 #                                                clock), no dead-letter policy
 #   copy-completions --> one subscription per downstream consumer (fan-out)
+#   copy-callbacks   --> copy-callbacks-push     push POST /pubsub/copy-callbacks
+#                                                (DESIGN.md §7: one webhook POST per
+#                                                delivery), ack 60 s, retry 10-600 s,
+#                                                dead-letter after 10 attempts
 #   copy-dead-letter --> copy-dead-letter-replay pull, 7 days, read by `copy-worker replay`
 #
 # Every subscription here has expiration_policy { ttl = "" }: the default
@@ -20,6 +24,7 @@ locals {
     operations  = local.names.operations_topic
     completions = local.names.completions_topic
     dead_letter = local.names.dead_letter_topic
+    callbacks   = local.names.callbacks_topic
   }
 }
 
@@ -97,6 +102,54 @@ resource "google_pubsub_subscription" "requests_push" {
     google_cloud_run_v2_service_iam_member.push_invoker,
     # The dead-letter topic must have a subscription before anything can be
     # dead-lettered into it, and the agent must be able to publish there.
+    google_pubsub_subscription.dead_letter_replay,
+    google_pubsub_topic_iam_member.pubsub_agent_dead_letter_publisher,
+  ]
+}
+
+# --- copy-callbacks-push ---------------------------------------------------------
+# Webhook callbacks are a push stage of their own: the worker posts the webhook
+# inside this delivery (Cloud Run throttles CPU after a response, so nothing may
+# run after an ack). A 2xx acks; a refusal is dead-lettered by the worker with
+# the receiver's status; anything else is retried with this backoff and, after
+# max_delivery_attempts, dead-lettered (CALLBACK_MAX_ATTEMPTS in the worker
+# names the receiver's last answer first).
+
+resource "google_pubsub_subscription" "callbacks_push" {
+  project = var.project_id
+  name    = local.names.callbacks_subscription
+  topic   = google_pubsub_topic.topic["callbacks"].id
+  labels  = local.labels
+
+  ack_deadline_seconds       = var.requests_ack_deadline_seconds
+  message_retention_duration = var.message_retention_duration
+  retain_acked_messages      = false
+
+  expiration_policy {
+    ttl = ""
+  }
+
+  retry_policy {
+    minimum_backoff = "${var.requests_min_backoff_seconds}s"
+    maximum_backoff = "${var.requests_max_backoff_seconds}s"
+  }
+
+  dead_letter_policy {
+    dead_letter_topic     = google_pubsub_topic.topic["dead_letter"].id
+    max_delivery_attempts = var.max_delivery_attempts
+  }
+
+  push_config {
+    push_endpoint = "${google_cloud_run_v2_service.worker.uri}/pubsub/copy-callbacks"
+    oidc_token {
+      service_account_email = google_service_account.push.email
+      audience              = local.push_audience
+    }
+  }
+
+  depends_on = [
+    google_service_account_iam_member.pubsub_agent_token_creator,
+    google_cloud_run_v2_service_iam_member.push_invoker,
     google_pubsub_subscription.dead_letter_replay,
     google_pubsub_topic_iam_member.pubsub_agent_dead_letter_publisher,
   ]

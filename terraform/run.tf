@@ -62,6 +62,8 @@ locals {
       COPY_OPERATIONS_TOPIC  = google_pubsub_topic.topic["operations"].id
       COPY_COMPLETIONS_TOPIC = google_pubsub_topic.topic["completions"].id
       COPY_DEAD_LETTER_TOPIC = google_pubsub_topic.topic["dead_letter"].id
+      COPY_CALLBACKS_TOPIC   = google_pubsub_topic.topic["callbacks"].id
+      CALLBACK_MAX_ATTEMPTS  = tostring(var.max_delivery_attempts)
       PUSH_AUTH              = "oidc"
       PUSH_AUDIENCE          = join(",", local.accepted_audiences)
       PUSH_SERVICE_ACCOUNTS  = google_service_account.push.email

@@ -41,9 +41,11 @@ variable "names" {
     operations_topic          = optional(string, "copy-operations")
     completions_topic         = optional(string, "copy-completions")
     dead_letter_topic         = optional(string, "copy-dead-letter")
+    callbacks_topic           = optional(string, "copy-callbacks")
     requests_subscription     = optional(string, "copy-requests-push")
     operations_subscription   = optional(string, "copy-operations-push")
     dead_letter_subscription  = optional(string, "copy-dead-letter-replay")
+    callbacks_subscription    = optional(string, "copy-callbacks-push")
     waiter_role_id            = optional(string, "copyWorkerCompletionsWaiter")
   })
   default = {}

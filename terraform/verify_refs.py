@@ -62,6 +62,10 @@ DESIGN_ENV = {
     "CALLBACK_SIGNING_SECRET", "CALLBACK_ALLOW_HTTP_LOOPBACK", "LOG_FORMAT",
 }
 
+# Worker variables added after DESIGN.md §5 (issue #14: callbacks as a push stage). The
+# module may set them only while `copy-worker serve` still reads them (src/cli/config.rs).
+WORKER_ENV_ADDITIONS = {"COPY_CALLBACKS_TOPIC", "CALLBACK_MAX_ATTEMPTS"}
+
 # DESIGN.md §2 defaults the module's variables must carry.
 DESIGN_DEFAULTS = {
     "requests_ack_deadline_seconds": 60,
@@ -541,8 +545,13 @@ class Checker:
                 if isinstance(env, str):
                     env_keys |= set(re.findall(r"\b([A-Z][A-Z0-9_]+)\s*=", expression_text(env)))
         self.contract(bool(env_keys), "local.worker_env (the worker's environment) not found")
-        unknown = env_keys - DESIGN_ENV
+        unknown = env_keys - DESIGN_ENV - WORKER_ENV_ADDITIONS
         self.contract(not unknown, f"worker env sets names not in DESIGN.md §5: {sorted(unknown)}")
+        config = self.root.parent / "src" / "cli" / "config.rs"
+        config_rs = config.read_text(encoding="utf-8") if config.is_file() else ""
+        for name in sorted(env_keys & WORKER_ENV_ADDITIONS):
+            self.contract(f'env = "{name}"' in config_rs,
+                          f"worker env sets {name}, which `copy-worker serve` does not read ({config})")
         self.contract("PORT" not in env_keys, "worker env must not set PORT (Cloud Run sets it)")
 
         self.check_vertex_iam(d)

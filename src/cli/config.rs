@@ -51,6 +51,9 @@ pub struct ServeArgs {
     /// Topic for copy requests (direct HTTP callers).
     #[arg(long, env = "COPY_REQUESTS_TOPIC", default_value = "copy-requests")]
     pub requests_topic: String,
+    /// Topic for webhook callbacks (internal; its push subscription posts them).
+    #[arg(long, env = "COPY_CALLBACKS_TOPIC", default_value = "copy-callbacks")]
+    pub callbacks_topic: String,
     /// Project of bare source model ids.
     #[arg(long, env = "SOURCE_PROJECT")]
     pub source_project: Option<String>,
@@ -81,6 +84,11 @@ pub struct ServeArgs {
     /// Copy attempts for transient operation failures.
     #[arg(long, env = "COPY_MAX_ATTEMPTS", default_value_t = 3)]
     pub copy_max_attempts: u32,
+    /// Deliveries of one webhook callback before it is dead-lettered with the receiver's last
+    /// answer (counted by Pub/Sub's deliveryAttempt; keep it at or below the max delivery
+    /// attempts of copy-callbacks-push, which dead-letters on its own as a backstop).
+    #[arg(long, env = "CALLBACK_MAX_ATTEMPTS", default_value_t = 10)]
+    pub callback_max_attempts: u32,
     /// Give up on an operation after this long (e.g. 24h, 90m).
     #[arg(long, env = "COPY_MAX_DURATION", default_value = "24h")]
     pub copy_max_duration: String,
@@ -165,6 +173,7 @@ impl Config {
             completions: topic("COPY_COMPLETIONS_TOPIC", &a.completions_topic)?,
             dead_letter: topic("COPY_DEAD_LETTER_TOPIC", &a.dead_letter_topic)?,
             requests: topic("COPY_REQUESTS_TOPIC", &a.requests_topic)?,
+            callbacks: topic("COPY_CALLBACKS_TOPIC", &a.callbacks_topic)?,
         };
         let worker_project = project.map(str::to_owned).unwrap_or_else(|| {
             topics
@@ -197,6 +206,9 @@ impl Config {
                     "is required with PUSH_AUTH=oidc: set it to the push subscriptions' service account email(s)",
                 ));
             }
+        }
+        if a.callback_max_attempts == 0 {
+            return Err(err("CALLBACK_MAX_ATTEMPTS", "must be at least 1"));
         }
         if a.copy_max_attempts == 0 {
             return Err(err("COPY_MAX_ATTEMPTS", "must be at least 1"));
@@ -267,6 +279,7 @@ impl Config {
         let mut settings = Settings::new(worker_project.clone());
         settings.defaults = defaults;
         settings.max_attempts = a.copy_max_attempts;
+        settings.callback_max_attempts = a.callback_max_attempts;
         settings.max_duration = max_duration;
         settings.watch_hold = watch_hold;
         Ok(Self {

@@ -25,6 +25,8 @@ pub enum Topic {
     DeadLetter,
     /// `copy-requests`: where direct HTTP callers' requests are enqueued.
     Requests,
+    /// `copy-callbacks`: webhook callbacks, each posted inside its own push delivery.
+    Callbacks,
 }
 
 /// A publish that Pub/Sub did not confirm.
@@ -54,6 +56,7 @@ pub struct TopicNames {
     pub completions: String,
     pub dead_letter: String,
     pub requests: String,
+    pub callbacks: String,
 }
 
 impl TopicNames {
@@ -63,6 +66,7 @@ impl TopicNames {
             Topic::Completions => &self.completions,
             Topic::DeadLetter => &self.dead_letter,
             Topic::Requests => &self.requests,
+            Topic::Callbacks => &self.callbacks,
         }
     }
 }
@@ -187,6 +191,7 @@ pub struct PubSubTopics {
     completions: Publisher,
     dead_letter: Publisher,
     requests: Publisher,
+    callbacks: Publisher,
 }
 
 impl PubSubTopics {
@@ -206,6 +211,7 @@ impl PubSubTopics {
             completions: make(&names.completions),
             dead_letter: make(&names.dead_letter),
             requests: make(&names.requests),
+            callbacks: make(&names.callbacks),
             names,
         })
     }
@@ -216,6 +222,7 @@ impl PubSubTopics {
             Topic::Completions => &self.completions,
             Topic::DeadLetter => &self.dead_letter,
             Topic::Requests => &self.requests,
+            Topic::Callbacks => &self.callbacks,
         }
     }
 }
@@ -245,6 +252,7 @@ impl Topics for PubSubTopics {
             Topic::Completions,
             Topic::DeadLetter,
             Topic::Requests,
+            Topic::Callbacks,
         ] {
             self.publisher(t).flush().await;
         }

@@ -1,14 +1,13 @@
-//! Webhook callbacks (DESIGN.md §7): after the completion event is published, POST it to
-//! the request's `callback_url`, signed the Standard Webhooks way by the `standardwebhooks`
-//! crate.
+//! Webhook callbacks (DESIGN.md §7): POST the completion event to the request's
+//! `callback_url`, signed the Standard Webhooks way by the `standardwebhooks` crate.
 //!
-//! A callback runs in its own task, so a slow or failing receiver never blocks, delays or
-//! undoes the completion event; the event on `copy-completions` is the source of truth.
+//! One attempt per call, inside the push delivery of `copy-callbacks`
+//! (`pipeline::callback_stage`): Pub/Sub's retry policy spaces the attempts, so nothing runs
+//! after a delivery is answered.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use backon::{ExponentialBuilder, Retryable};
 use base64::Engine as _;
 use standardwebhooks::Webhook;
 
@@ -36,13 +35,27 @@ pub enum CallbackError {
     Sign(String),
 }
 
+impl CallbackError {
+    /// Whether trying again cannot help: the receiver refused the event (4xx other than
+    /// 408 Request Timeout, 425 Too Early and 429 Too Many Requests), redirected it (never
+    /// followed, so the same answer would come back), or it cannot be signed.
+    pub fn is_permanent(&self) -> bool {
+        match self {
+            CallbackError::Transport(_) => false,
+            CallbackError::Status(s) => {
+                s.is_redirection()
+                    || (s.is_client_error() && ![408, 425, 429].contains(&s.as_u16()))
+            }
+            CallbackError::Sign(_) => true,
+        }
+    }
+}
+
 /// Sends callbacks. Built once; cheap to share.
 pub struct Callbacks {
     client: reqwest::Client,
     /// `CALLBACK_SIGNING_SECRET`, decoded (`whsec_` + base64, or raw bytes).
     signer: Option<Arc<Webhook>>,
-    /// Total time spent retrying one callback.
-    retry_for: Duration,
 }
 
 impl Callbacks {
@@ -56,30 +69,12 @@ impl Callbacks {
             .map(decode_secret)
             .transpose()?
             .map(|key| Arc::new(Webhook::from_bytes(key).expect("any key length is accepted")));
-        Ok(Self {
-            client,
-            signer,
-            retry_for: Duration::from_secs(300),
-        })
+        Ok(Self { client, signer })
     }
 
-    /// Posts `body` to `url` in the background, retrying with backoff for a bounded time.
-    pub fn spawn(&self, url: String, id: String, body: Vec<u8>) {
-        let client = self.client.clone();
-        let signer = self.signer.clone();
-        let policy = ExponentialBuilder::default()
-            .with_min_delay(Duration::from_secs(1))
-            .with_max_delay(Duration::from_secs(60))
-            .with_jitter()
-            .without_max_times()
-            .with_total_delay(Some(self.retry_for));
-        tokio::spawn(async move {
-            let send = || post(&client, &url, &id, &body, signer.as_deref());
-            match send.retry(policy).await {
-                Ok(status) => tracing::info!(callback.status = status, "callback delivered"),
-                Err(e) => tracing::warn!(error.message = %e, "callback abandoned after retries"),
-            }
-        });
+    /// Posts `body` to `url` once (no redirects, 10 s timeout); `Ok` is the 2xx status.
+    pub async fn post(&self, url: &str, id: &str, body: &[u8]) -> Result<u16, CallbackError> {
+        post(&self.client, url, id, body, self.signer.as_deref()).await
     }
 }
 

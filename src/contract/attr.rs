@@ -17,11 +17,17 @@ pub const STATUS: &str = "status";
 /// Completion event: the destination project as the request named it.
 pub const DESTINATION_PROJECT: &str = "destination_project";
 
-/// Dead letter: the google.rpc code name, or `INVALID_REQUEST`.
+/// Callback message: where to post the event.
+pub const CALLBACK_URL: &str = "callback_url";
+/// Callback message: the Standard Webhooks `webhook-id` (the event's `ce-id`).
+pub const WEBHOOK_ID: &str = "webhook_id";
+
+/// Dead letter: the google.rpc code name, `INVALID_REQUEST`, or for callbacks
+/// `CALLBACK_REJECTED` / `CALLBACK_UNDELIVERED`.
 pub const ERROR_CODE: &str = "error_code";
 /// Dead letter: the error message, cut to 1024 bytes.
 pub const ERROR_MESSAGE: &str = "error_message";
-/// Dead letter: `request` or `operation`.
+/// Dead letter: `request`, `operation` or `callback`.
 pub const FAILED_STAGE: &str = "failed_stage";
 /// Dead letter: when it was dead-lettered.
 pub const DEAD_LETTERED_AT: &str = "dead_lettered_at";

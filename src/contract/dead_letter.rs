@@ -13,6 +13,8 @@ use super::{OutMessage, attr, rfc3339, truncate_utf8};
 pub enum FailedStage {
     Request,
     Operation,
+    /// A webhook callback the receiver refused, or that could not be delivered.
+    Callback,
 }
 
 impl FailedStage {
@@ -20,6 +22,7 @@ impl FailedStage {
         match self {
             FailedStage::Request => "request",
             FailedStage::Operation => "operation",
+            FailedStage::Callback => "callback",
         }
     }
 }

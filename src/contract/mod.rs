@@ -8,9 +8,11 @@
 //! - [`request`]: the copy request as JSON (serde, unknown fields refused).
 //! - [`watch`]: the watch message on `copy-operations`.
 //! - [`event`]: the completion event (CloudEvents, binary mode) on `copy-completions`.
+//! - [`callback`]: the callback message on `copy-callbacks`.
 //! - [`dead_letter`]: the dead-letter message, and what a replay puts back.
 
 pub mod attr;
+pub mod callback;
 pub mod dead_letter;
 pub mod event;
 pub mod rejection;

@@ -40,6 +40,7 @@ pub fn app(state: AppState) -> Router {
     let pushes = Router::new()
         .route("/pubsub/copy-requests", post(push::copy_requests))
         .route("/pubsub/copy-operations", post(push::copy_operations))
+        .route("/pubsub/copy-callbacks", post(push::copy_callbacks))
         .route_layer(axum::middleware::from_fn_with_state(
             (state.push_auth.clone(), Answer::Text),
             require,

@@ -16,6 +16,7 @@ use crate::contract::attr;
 enum Stage {
     Request,
     Operation,
+    Callback,
 }
 
 pub async fn copy_requests(State(s): State<AppState>, req: Request) -> Response {
@@ -26,12 +27,17 @@ pub async fn copy_operations(State(s): State<AppState>, req: Request) -> Respons
     handle(s, req, Stage::Operation).await
 }
 
+pub async fn copy_callbacks(State(s): State<AppState>, req: Request) -> Response {
+    handle(s, req, Stage::Callback).await
+}
+
 async fn handle(s: AppState, req: Request, stage: Stage) -> Response {
     let span = tracing::info_span!(
         "delivery",
         stage = match stage {
             Stage::Request => "request",
             Stage::Operation => "operation",
+            Stage::Callback => "callback",
         },
         request_id = tracing::field::Empty,
         message_id = tracing::field::Empty,
@@ -61,6 +67,7 @@ async fn handle(s: AppState, req: Request, stage: Stage) -> Response {
             match stage {
                 Stage::Request => s.pipeline.request_stage(&msg).await,
                 Stage::Operation => s.pipeline.watch_stage(&msg).await,
+                Stage::Callback => s.pipeline.callback_stage(&msg).await,
             }
         };
         // A panic is answered 500 here, inside the delivery's span, so the log names the

@@ -5,6 +5,7 @@ use chrono::{DateTime, Utc};
 
 use super::{Delivery, Pipeline, StepOutcome};
 use crate::clients::pubsub::Topic;
+use crate::contract::callback::Callback;
 use crate::contract::dead_letter::dead_letter;
 use crate::contract::event::{CompletionEvent, ErrorInfo, Status};
 use crate::contract::watch::Watch;
@@ -50,8 +51,9 @@ impl Ending {
 }
 
 impl Pipeline {
-    /// Publishes the completion event, then (for failures) the dead letter, then posts the
-    /// callback. Acks only once both publishes are confirmed; the callback never blocks it.
+    /// Publishes the completion event, then (for failures) the dead letter, then (with a
+    /// `callback_url`) the callback message. Acks only once every publish is confirmed; the
+    /// callback itself is posted later, by its own push delivery, and never blocks the event.
     pub(crate) async fn announce(
         &self,
         d: &Delivery<'_>,
@@ -118,11 +120,20 @@ impl Pipeline {
                 return StepOutcome::Retry(e.into());
             }
         }
-        tracing::info!(status = event.status.as_str(), ce_id = %event.ce_id(), "completion published");
+        // The callback is a message of its own, posted by its own push delivery
+        // (callback_stage): nothing runs after this delivery is acked.
         if let Some(url) = callback_url {
-            self.callbacks
-                .spawn(url.to_owned(), event.ce_id(), msg.data);
+            let callback = Callback {
+                url: url.to_owned(),
+                webhook_id: event.ce_id(),
+                request_id: event.request_id.clone(),
+            };
+            let cb = callback.to_message(msg.data, d.msg.attribute(attr::TRACEPARENT));
+            if let Err(e) = self.topics.publish(Topic::Callbacks, cb).await {
+                return StepOutcome::Retry(e.into());
+            }
         }
+        tracing::info!(status = event.status.as_str(), ce_id = %event.ce_id(), "completion published");
         StepOutcome::Acked
     }
 

@@ -3,6 +3,7 @@
 //!
 //! - [`request_stage`]: starts the copy and publishes a watch message.
 //! - [`watch_stage`]: checks the operation; announces the result or answers "not yet".
+//! - [`callback_stage`]: posts one webhook callback inside its own push delivery.
 //! - [`announce`]: the completion event, the dead letter and the watch message a stage
 //!   hands on, each confirmed before the stage acks.
 //! - [`existing`]: deciding whether an existing destination is our earlier copy.
@@ -11,6 +12,7 @@
 //! Both stages return a [`StepOutcome`]; `http::error` maps it to a status code in one place.
 
 pub mod announce;
+pub mod callback_stage;
 pub mod existing;
 pub mod in_flight;
 pub mod request_stage;
@@ -54,6 +56,9 @@ pub enum RetryReason {
         "destination {model} exists but cannot be read yet; the first copy is probably still running"
     )]
     NotReadable { model: String },
+    /// The callback receiver did not answer 2xx (and may later): Pub/Sub tries again.
+    #[error("{0}")]
+    Callback(#[from] crate::clients::webhook::CallbackError),
     /// The stage's time budget ran out (slow answers, retries): answer before the ack
     /// deadline rather than after it, so Pub/Sub does not deliver the same request twice at once.
     #[error("the request stage used its {}s budget; asking for redelivery", .budget.as_secs())]
@@ -77,6 +82,8 @@ pub struct Settings {
     pub max_duration: Duration,
     /// `WATCH_HOLD`.
     pub watch_hold: Duration,
+    /// `CALLBACK_MAX_ATTEMPTS`: deliveries of one callback before it is dead-lettered.
+    pub callback_max_attempts: u32,
     /// How long one request-stage delivery may take ([`REQUEST_STAGE_BUDGET`]).
     pub request_budget: Duration,
     /// First poll interval inside a held watch delivery; grows by 1.3× up to `poll_max`.
@@ -92,6 +99,7 @@ impl Settings {
             max_attempts: 3,
             max_duration: Duration::from_secs(24 * 3600),
             watch_hold: Duration::from_secs(240),
+            callback_max_attempts: 10,
             request_budget: REQUEST_STAGE_BUDGET,
             poll_initial: Duration::from_secs(1),
             poll_max: Duration::from_secs(10),

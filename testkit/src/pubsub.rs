@@ -44,6 +44,10 @@ pub const COPY_REQUESTS_PUSH: &str = "copy-requests-push";
 /// Push subscription of the watch stage.
 pub const COPY_OPERATIONS_PUSH: &str = "copy-operations-push";
 /// Pull subscription that `copy-worker replay` reads.
+/// Internal topic of webhook callbacks (DESIGN.md §7).
+pub const COPY_CALLBACKS: &str = "copy-callbacks";
+/// Its push subscription, to `/pubsub/copy-callbacks`, dead-lettering like `copy-requests-push`.
+pub const COPY_CALLBACKS_PUSH: &str = "copy-callbacks-push";
 pub const COPY_DEAD_LETTER_REPLAY: &str = "copy-dead-letter-replay";
 /// Pull subscription that sees every completion event (tests and the demo only).
 pub const COPY_COMPLETIONS_ALL: &str = "copy-completions-all";
@@ -108,24 +112,36 @@ impl Topology {
         opts: &TopologyOptions,
     ) -> anyhow::Result<Topology> {
         let topology = Self::connect(emulator_endpoint, project).await?;
-        for topic in [COPY_REQUESTS, COPY_OPERATIONS, COPY_DEAD_LETTER] {
+        for topic in [
+            COPY_REQUESTS,
+            COPY_OPERATIONS,
+            COPY_DEAD_LETTER,
+            COPY_CALLBACKS,
+        ] {
             topology.create_topic(topic).await?;
         }
         let base = opts.push_base_url.trim_end_matches('/');
-        let requests = topology
-            .push_subscription(
-                COPY_REQUESTS_PUSH,
-                COPY_REQUESTS,
-                &format!("{base}/pubsub/copy-requests"),
-                opts.request_ack_deadline,
-                opts.request_backoff,
-            )
-            .set_dead_letter_policy(
-                DeadLetterPolicy::new()
-                    .set_dead_letter_topic(topology.topic(COPY_DEAD_LETTER))
-                    .set_max_delivery_attempts(opts.max_delivery_attempts),
-            );
-        ignore_already_exists(requests.send().await).context("creating copy-requests-push")?;
+        // copy-requests-push and copy-callbacks-push: same retry and dead-letter policies.
+        for (sub, topic, path) in [
+            (COPY_REQUESTS_PUSH, COPY_REQUESTS, "copy-requests"),
+            (COPY_CALLBACKS_PUSH, COPY_CALLBACKS, "copy-callbacks"),
+        ] {
+            let create = topology
+                .push_subscription(
+                    sub,
+                    topic,
+                    &format!("{base}/pubsub/{path}"),
+                    opts.request_ack_deadline,
+                    opts.request_backoff,
+                )
+                .set_dead_letter_policy(
+                    DeadLetterPolicy::new()
+                        .set_dead_letter_topic(topology.topic(COPY_DEAD_LETTER))
+                        .set_max_delivery_attempts(opts.max_delivery_attempts),
+                );
+            ignore_already_exists(create.send().await)
+                .with_context(|| format!("creating {sub}"))?;
+        }
         let operations = topology.push_subscription(
             COPY_OPERATIONS_PUSH,
             COPY_OPERATIONS,

@@ -1,79 +1,13 @@
 //! `POST /v1/models/copy` and webhook callbacks (DESIGN.md §7).
 
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 
 use crate::helpers::{Knobs, SRC, TestApp, spawn_app};
+use crate::receiver::{Receiver, SECRET};
 
-const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
-
-/// A received callback: headers and body.
-type Hit = (HeaderMap, Vec<u8>);
-/// A scripted answer: status and optional `Location`.
-type Answer = (u16, Option<String>);
-
-/// A webhook receiver whose answers are scripted: it answers `script` in order, then 200.
-#[derive(Clone, Default)]
-struct Receiver {
-    got: Arc<Mutex<Vec<Hit>>>,
-    script: Arc<Mutex<Vec<Answer>>>,
-}
-
-impl Receiver {
-    async fn start(script: Vec<Answer>) -> (Receiver, String) {
-        let r = Receiver {
-            got: Default::default(),
-            script: Arc::new(Mutex::new(script)),
-        };
-        let state = r.clone();
-        let app = axum::Router::new().route(
-            "/hook",
-            axum::routing::post(move |headers: HeaderMap, body: axum::body::Bytes| {
-                let state = state.clone();
-                async move {
-                    state.got.lock().unwrap().push((headers, body.to_vec()));
-                    let next = {
-                        let mut s = state.script.lock().unwrap();
-                        if s.is_empty() {
-                            (200, None)
-                        } else {
-                            s.remove(0)
-                        }
-                    };
-                    let mut resp = axum::response::Response::new(axum::body::Body::empty());
-                    *resp.status_mut() = StatusCode::from_u16(next.0).unwrap();
-                    if let Some(loc) = next.1 {
-                        resp.headers_mut().insert("location", loc.parse().unwrap());
-                    }
-                    resp
-                }
-            }),
-        );
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}/hook", listener.local_addr().unwrap());
-        tokio::spawn(async move { axum::serve(listener, app).await });
-        (r, url)
-    }
-
-    fn received(&self) -> Vec<Hit> {
-        self.got.lock().unwrap().clone()
-    }
-
-    async fn wait_for(&self, n: usize, secs: u64) -> Vec<Hit> {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
-        loop {
-            let got = self.received();
-            if got.len() >= n || tokio::time::Instant::now() > deadline {
-                return got;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-}
-
-fn callback_knobs() -> Knobs {
+pub fn callback_knobs() -> Knobs {
     Knobs {
         extra_args: vec![
             "--callback-allow-http-loopback".into(),
@@ -230,8 +164,11 @@ async fn redirects_are_not_followed() {
         app.completion_of("cb-3", 1, 60).await[0].json()["status"],
         "succeeded"
     );
-    receiver.wait_for(2, 20).await;
-    assert!(!receiver.received().is_empty());
+    let dl = app.dead_letter_of("cb-3", 60).await;
+    assert_eq!(dl.attribute("error_code"), Some("CALLBACK_REJECTED"));
+    assert!(dl.attribute("error_message").unwrap().contains("302"));
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(receiver.received().len(), 1, "a redirect is not retried");
     assert!(
         target.received().is_empty(),
         "the redirect target was never called"

@@ -5,6 +5,7 @@
 
 mod auth;
 mod bodies;
+mod callbacks;
 mod child;
 mod crash;
 mod enqueue;
@@ -15,6 +16,7 @@ mod idempotency;
 mod limits;
 mod pipeline;
 mod publish;
+mod receiver;
 mod replay;
 mod shutdown;
 mod upstream_verifier;

@@ -35,9 +35,16 @@ pub struct ReplayArgs {
     /// Dead-letter subscription to read: a short name or projects/P/subscriptions/S.
     #[arg(long, default_value = "copy-dead-letter-replay")]
     pub subscription: String,
-    /// Topic to republish to: a short name or projects/P/topics/T.
+    /// Topic to republish requests to: a short name or projects/P/topics/T.
     #[arg(long, env = "COPY_REQUESTS_TOPIC", default_value = "copy-requests")]
     pub topic: String,
+    /// Replay dead-lettered webhook callbacks (failed_stage=callback) to --callbacks-topic,
+    /// instead of requests to --topic. A run moves one kind only; the other is left in place.
+    #[arg(long)]
+    pub callbacks: bool,
+    /// Topic to republish callbacks to (with --callbacks).
+    #[arg(long, env = "COPY_CALLBACKS_TOPIC", default_value = "copy-callbacks")]
+    pub callbacks_topic: String,
     #[command(flatten)]
     pub pubsub: PubSubArgs,
     /// Replay only this request id (repeatable: any of them).
@@ -81,6 +88,9 @@ Examples:
   copy-worker replay --attribute pipeline=nightly --limit 100 \\
     --topic projects/other-proj/topics/copy-requests
 
+  # Webhook callbacks whose receiver refused them, once the receiver is fixed:
+  copy-worker replay --callbacks --error-code CALLBACK_REJECTED
+
   # Against the Pub/Sub emulator:
   PUBSUB_EMULATOR_HOST=127.0.0.1:8085 GOOGLE_CLOUD_PROJECT=local copy-worker replay
 
@@ -107,12 +117,18 @@ impl ReplayArgs {
         Ok(Plan {
             subscription: full_subscription(&self.subscription, project)
                 .map_err(|e| format!("--subscription: {e}"))?,
-            topic: full_topic(&self.topic, project).map_err(|e| format!("--topic: {e}"))?,
+            topic: if self.callbacks {
+                full_topic(&self.callbacks_topic, project)
+                    .map_err(|e| format!("--callbacks-topic: {e}"))?
+            } else {
+                full_topic(&self.topic, project).map_err(|e| format!("--topic: {e}"))?
+            },
             rules: Rules {
                 request_ids: self.request_ids.clone(),
                 error_codes: self.error_codes.clone(),
                 attributes: self.attributes.clone(),
                 max_replays: self.max_replays,
+                callbacks: self.callbacks,
             },
             limit: self.limit,
             rate: self.rate,

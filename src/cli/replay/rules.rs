@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use crate::contract::attr;
-use crate::contract::dead_letter::{replay_count, request_id};
+use crate::contract::dead_letter::{FailedStage, replay_count, request_id};
 
 /// The filters and the loop guard of one run.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -17,6 +17,9 @@ pub struct Rules {
     pub attributes: Vec<(String, String)>,
     /// Messages already replayed this often are left in place.
     pub max_replays: u32,
+    /// Replay dead-lettered webhook callbacks (`failed_stage=callback`) instead of requests.
+    /// The two kinds go to different topics, so a run only ever moves one of them.
+    pub callbacks: bool,
 }
 
 /// What to do with one dead letter.
@@ -43,7 +46,9 @@ impl Rules {
             .attributes
             .iter()
             .all(|(k, v)| attributes.get(k) == Some(v));
-        if !(id_ok && code_ok && attrs_ok) {
+        let is_callback = attributes.get(attr::FAILED_STAGE).map(String::as_str)
+            == Some(FailedStage::Callback.as_str());
+        if !(id_ok && code_ok && attrs_ok && is_callback == self.callbacks) {
             Verdict::SkipFilter
         } else if replay_count(attributes) >= self.max_replays {
             Verdict::SkipMaxReplays
@@ -134,6 +139,30 @@ mod tests {
                     ..rules()
                 },
                 attrs(&[("replay_count", "9")]),
+                Verdict::SkipFilter,
+            ),
+            (
+                "a dead callback is not a request",
+                rules(),
+                attrs(&[("failed_stage", "callback")]),
+                Verdict::SkipFilter,
+            ),
+            (
+                "--callbacks moves dead callbacks",
+                Rules {
+                    callbacks: true,
+                    ..rules()
+                },
+                attrs(&[("failed_stage", "callback")]),
+                Verdict::Replay,
+            ),
+            (
+                "--callbacks leaves requests",
+                Rules {
+                    callbacks: true,
+                    ..rules()
+                },
+                nf.clone(),
                 Verdict::SkipFilter,
             ),
         ];

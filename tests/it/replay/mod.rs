@@ -1,6 +1,6 @@
 //! `copy-worker replay` run as the real binary against the emulator (issue #5).
 
-mod bench;
+pub mod bench;
 
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
