@@ -3,7 +3,8 @@
 //! Starts the official Pub/Sub emulator, the Vertex AI fake and the worker; creates the
 //! topology of DESIGN.md §2 with push endpoints on localhost; publishes three sample
 //! requests (one success, one failure, one rejection); prints each completion event as it
-//! arrives; ends with a summary of the dead letters; and stops everything it started.
+//! arrives and the signed webhook callback of the success; ends with a summary of the dead
+//! letters; and stops everything it started.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -19,6 +20,31 @@ use copy_worker::telemetry::LogFormat;
 use testkit::{CopyScript, Emulator, Inbox, Topology, TopologyOptions, VertexFake};
 
 const SOURCE: &str = "projects/ml-finetune/locations/us-central1/models/7704127342733426688";
+/// The demo's callback signing secret (a Standard Webhooks `whsec_` secret).
+const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+
+/// A webhook receiver on localhost: each POST's headers and body go to the channel.
+async fn start_receiver() -> anyhow::Result<(
+    String,
+    tokio::sync::mpsc::UnboundedReceiver<(axum::http::HeaderMap, Vec<u8>)>,
+)> {
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let hook = axum::routing::post(
+        move |headers: axum::http::HeaderMap, body: axum::body::Bytes| {
+            let tx = tx.clone();
+            async move {
+                let _ = tx.send((headers, body.to_vec()));
+                axum::http::StatusCode::NO_CONTENT
+            }
+        },
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("http://{}/hook", listener.local_addr()?);
+    tokio::spawn(
+        async move { axum::serve(listener, axum::Router::new().route("/hook", hook)).await },
+    );
+    Ok((url, rx))
+}
 
 #[derive(Parser)]
 struct ReplayCli {
@@ -32,12 +58,12 @@ struct Args {
     serve: ServeArgs,
 }
 
-fn samples() -> Vec<(&'static str, String)> {
+fn samples(callback_url: &str) -> Vec<(&'static str, String)> {
     vec![
         (
-            "a copy that succeeds (5 s on the fake)",
+            "a copy that succeeds (5 s on the fake), with a webhook callback",
             format!(
-                r#"{{"request_id":"demo-success","source_model":"{SOURCE}@1","destination":{{"project":"ml-serving","location":"europe-west4","model_id":"demo-target"}},"context":{{"pipeline":"demo"}}}}"#
+                r#"{{"request_id":"demo-success","source_model":"{SOURCE}@1","destination":{{"project":"ml-serving","location":"europe-west4","model_id":"demo-target"}},"context":{{"pipeline":"demo"}},"callback_url":"{callback_url}"}}"#
             ),
         ),
         (
@@ -99,6 +125,11 @@ async fn run(emulator: &Emulator) -> anyhow::Result<()> {
         "ml-serving",
         "--location",
         "us-central1",
+        "--callback-allowed-hosts",
+        "hooks.example.com",
+        "--callback-allow-http-loopback",
+        "--callback-signing-secret",
+        SECRET,
     ];
     let cfg = Config::from_args(&Args::try_parse_from(argv)?.serve)?;
     let (_stop, stop_rx) = tokio::sync::watch::channel(false);
@@ -122,10 +153,12 @@ async fn run(emulator: &Emulator) -> anyhow::Result<()> {
     let completions = Inbox::open(&topology, "copy-completions-all").await?;
     let dead_letters = Inbox::open(&topology, "demo-dead-letter-view").await?;
     println!(
-        "  topology: copy-requests → copy-requests-push, copy-operations → copy-operations-push, copy-completions, copy-dead-letter\n"
+        "  topology: copy-requests → copy-requests-push, copy-operations → copy-operations-push, copy-callbacks → copy-callbacks-push, copy-completions, copy-dead-letter"
     );
 
-    for (what, body) in samples() {
+    let (callback_url, mut callbacks) = start_receiver().await?;
+    println!("  webhook receiver on {callback_url}\n");
+    for (what, body) in samples(&callback_url) {
         let id = topology
             .publish("copy-requests", body.as_bytes(), &[])
             .await?;
@@ -151,6 +184,27 @@ async fn run(emulator: &Emulator) -> anyhow::Result<()> {
     anyhow::ensure!(
         shown == 3,
         "only {shown} of 3 completion events arrived within 90 s"
+    );
+
+    // The callback is its own push delivery on copy-callbacks: it follows the event.
+    let (headers, body) = tokio::time::timeout(Duration::from_secs(30), callbacks.recv())
+        .await
+        .context("no webhook callback within 30 s")?
+        .context("the webhook receiver stopped")?;
+    standardwebhooks::Webhook::new(SECRET)?
+        .verify(&body, &headers)
+        .context("the callback's signature does not verify")?;
+    let header = |k: &str| {
+        headers
+            .get(k)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("?")
+            .to_owned()
+    };
+    println!(
+        "\ncallback POSTed to {callback_url}: webhook-id {}, {} bytes of event JSON, signature verified with the Standard Webhooks library",
+        header("webhook-id"),
+        body.len()
     );
 
     let dls = dead_letters
