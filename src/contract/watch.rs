@@ -10,7 +10,10 @@ use super::{OutMessage, Rejection, attr, rfc3339};
 /// The attributes that make a message a watch message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Watch {
-    /// The long-running operation name, as Vertex AI returned it.
+    /// The long-running operation name, as Vertex AI returned it. Empty for a *pending*
+    /// watch: CopyModel answered ALREADY_EXISTS and the destination could not be read yet
+    /// (the first copy is probably still running), so the watch stage reads the destination
+    /// instead of an operation. The attribute is then absent.
     pub operation: String,
     /// The copy attempt, from 1.
     pub attempt: u32,
@@ -30,7 +33,9 @@ impl Watch {
     ) -> (OutMessage, Vec<String>) {
         let mut attributes = BTreeMap::new();
         attributes.insert(attr::REQUEST_ID.into(), request_id.to_owned());
-        attributes.insert(attr::OPERATION.into(), self.operation.clone());
+        if !self.operation.is_empty() {
+            attributes.insert(attr::OPERATION.into(), self.operation.clone());
+        }
         attributes.insert(attr::ATTEMPT.into(), self.attempt.to_string());
         attributes.insert(attr::ACCEPTED_AT.into(), rfc3339(self.accepted_at));
         let dropped = attr::merge_within_limits(&mut attributes, &carried(caller_attributes));
@@ -100,6 +105,16 @@ mod tests {
         assert_eq!(m.attributes["traceparent"], "t");
         assert_eq!(m.attributes["request_id"], "r1");
         assert_eq!(Watch::parse(&m.attributes, None).unwrap(), w);
+        let pending = Watch {
+            operation: String::new(),
+            ..w.clone()
+        };
+        let (m, _) = pending.to_message(b"{}".to_vec(), &caller, "r1");
+        assert!(
+            !m.attributes.contains_key("operation"),
+            "a pending watch names no operation"
+        );
+        assert_eq!(Watch::parse(&m.attributes, None).unwrap(), pending);
         let bad = BTreeMap::from([("attempt".to_owned(), "0".to_owned())]);
         assert_eq!(
             Watch::parse(&bad, Some("2026-11-22T10:00:00Z"))

@@ -154,6 +154,10 @@ impl Pipeline {
                 tracing::info!(watch_message_id = %id, attempt = watch.attempt, "copy started; watch published");
                 StepOutcome::Acked
             }
+            Ok(id) if watch.operation.is_empty() => {
+                tracing::info!(watch_message_id = %id, "destination exists but is not readable yet; pending watch published");
+                StepOutcome::Acked
+            }
             Ok(id) => {
                 tracing::info!(watch_message_id = %id, "watching a copy already running; watch published");
                 StepOutcome::Acked

@@ -8,7 +8,8 @@ use chrono::{DateTime, Utc};
 use google_cloud_gax::error::rpc::Code;
 
 use super::announce::Ending;
-use super::{Delivery, Pipeline, RetryReason, StepOutcome};
+use super::{Delivery, Pipeline, StepOutcome};
+use crate::contract::watch::Watch;
 use crate::domain::names::ModelIdentity;
 use crate::domain::{CopyRequest, Existing, ModelName, Project};
 use crate::retry::{Failure, retry_transient};
@@ -56,12 +57,15 @@ impl Pipeline {
     /// Vertex answered ALREADY_EXISTS: decide whether the destination is our copy.
     ///
     /// Our copy → `succeeded`; someone else's → `failed`; not readable yet (the first copy
-    /// is still running) → retry later. Never announce a model that cannot be read.
+    /// is still running) → a *pending* watch message, so the watch stage reads the
+    /// destination until it can decide, and this delivery is acked (no 503 loop). Never
+    /// announce a model that cannot be read.
     pub(crate) async fn resolve_existing(
         &self,
         d: &Delivery<'_>,
         req: &CopyRequest,
         accepted_at: DateTime<Utc>,
+        attempt: u32,
     ) -> StepOutcome {
         match self.find_existing_copy(req).await {
             Ok(Existing::Ours(m, v)) => {
@@ -73,9 +77,14 @@ impl Pipeline {
                 let f = Failure::new(Code::AlreadyExists, why);
                 self.announce(d, req, Ending::failed(&f, accepted_at)).await
             }
-            Ok(Existing::NotYet) => StepOutcome::Retry(RetryReason::NotReadable {
-                model: req.destination.model_name(),
-            }),
+            Ok(Existing::NotYet) => {
+                let pending = Watch {
+                    operation: String::new(),
+                    attempt,
+                    accepted_at,
+                };
+                self.publish_watch(d, req, pending, false).await
+            }
             Err(f) if f.is_transient() => StepOutcome::Retry(f.into()),
             Err(f) => self.announce(d, req, Ending::failed(&f, accepted_at)).await,
         }

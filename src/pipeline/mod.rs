@@ -50,12 +50,6 @@ pub enum RetryReason {
     /// A message the step hands on was not confirmed; never ack before it is.
     #[error("{0}")]
     Publish(#[from] PublishError),
-    /// The destination exists but cannot be read yet: the first copy is probably still
-    /// running. Never announce a model that cannot be read.
-    #[error(
-        "destination {model} exists but cannot be read yet; the first copy is probably still running"
-    )]
-    NotReadable { model: String },
     /// The callback receiver did not answer 2xx (and may later): Pub/Sub tries again.
     #[error("{0}")]
     Callback(#[from] crate::clients::webhook::CallbackError),

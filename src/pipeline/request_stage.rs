@@ -128,7 +128,7 @@ impl Pipeline {
                 self.publish_watch(d, req, watch, true).await
             }
             Err(f) if f.code == Code::AlreadyExists => {
-                self.resolve_existing(d, req, accepted_at).await
+                self.resolve_existing(d, req, accepted_at, 1).await
             }
             Err(f) if f.is_transient() => StepOutcome::Retry(f.into()),
             Err(f) => self.announce(d, req, Ending::failed(&f, accepted_at)).await,

@@ -11,14 +11,15 @@ use crate::clients::vertex::OperationState;
 use crate::contract::Rejection;
 use crate::contract::dead_letter::FailedStage;
 use crate::contract::watch::Watch;
-use crate::domain::{CopyRequest, Defaults, OperationName};
+use crate::domain::{CopyRequest, Defaults, Existing, OperationName};
 use crate::http::envelope::PushMessage;
 use crate::retry::{Failure, retry_transient};
 
 /// A watch delivery, parsed.
 struct Watched {
     req: CopyRequest,
-    operation: OperationName,
+    /// `None` for a pending watch (see [`Watch::operation`]).
+    operation: Option<OperationName>,
     watch: Watch,
 }
 
@@ -26,7 +27,10 @@ fn parse_watch(msg: &PushMessage, defaults: &Defaults) -> Result<Watched, Reject
     // The data is the normalised request: only the callback policy of the defaults applies.
     let req = CopyRequest::parse(&msg.data, defaults)?;
     let watch = Watch::parse(&msg.attributes, msg.publish_time.as_deref())?;
-    let operation = OperationName::parse(&watch.operation)?;
+    let operation = match watch.operation.as_str() {
+        "" => None,
+        op => Some(OperationName::parse(op)?),
+    };
     Ok(Watched {
         req,
         operation,
@@ -37,7 +41,8 @@ fn parse_watch(msg: &PushMessage, defaults: &Defaults) -> Result<Watched, Reject
 impl Pipeline {
     /// Handles one `copy-operations` delivery.
     ///
-    /// Polls the operation for up to `WATCH_HOLD` inside the request, then:
+    /// Polls the operation (or, for a pending watch, reads the destination) for up to
+    /// `WATCH_HOLD` inside the request, then:
     /// 1. still running → 429 (Pub/Sub's retry policy is the polling clock);
     /// 2. running past `COPY_MAX_DURATION` → `failed` DEADLINE_EXCEEDED + dead letter;
     /// 3. succeeded → `succeeded` event;
@@ -57,7 +62,11 @@ impl Pipeline {
         };
         let span = tracing::Span::current();
         span.record("request_id", w.req.request_id.as_str());
-        span.record("operation", w.operation.as_str());
+        if let Some(op) = &w.operation {
+            span.record("operation", op.as_str());
+        } else if let Some(done) = self.restart_pending(&d, &w).await {
+            return done;
+        }
 
         let started = tokio::time::Instant::now();
         let mut interval = self.settings.poll_initial;
@@ -70,30 +79,20 @@ impl Pipeline {
                 let f = Failure::new(
                     Code::DeadlineExceeded,
                     format!(
-                        "operation {} still running after {}s; COPY_MAX_DURATION is {}s",
-                        w.operation,
+                        "copy into {} still not done after {}s; COPY_MAX_DURATION is {}s",
+                        w.req.destination.model_name(),
                         age.as_secs(),
                         self.settings.max_duration.as_secs()
                     ),
                 );
                 return self.end_failed(&d, &w, &f).await;
             }
-            let state =
-                retry_transient("get_operation", || self.vertex.get_operation(&w.operation)).await;
-            if !matches!(state, Ok(OperationState::Running)) {
-                self.in_flight.forget(&w.operation);
-            }
-            match state {
-                Ok(OperationState::Running) => {}
-                Ok(OperationState::Succeeded(m)) => {
-                    let mut end = Ending::succeeded(m.model, m.version_id, w.watch.accepted_at);
-                    end.operation = Some(w.operation.to_string());
-                    end.attempts = w.watch.attempt;
-                    return self.announce(&d, &w.req, end).await;
-                }
-                Ok(OperationState::Failed(f)) => return self.operation_failed(&d, &w, f).await,
-                Err(f) if f.is_transient() => return StepOutcome::Retry(f.into()),
-                Err(f) => return self.end_failed(&d, &w, &f).await,
+            let done = match &w.operation {
+                Some(op) => self.check_operation(&d, &w, op).await,
+                None => self.check_destination(&d, &w).await,
+            };
+            if let Some(outcome) = done {
+                return outcome;
             }
             let left = self.settings.watch_hold.saturating_sub(started.elapsed());
             if left.is_zero() || *shutdown.borrow() {
@@ -107,9 +106,78 @@ impl Pipeline {
         }
     }
 
+    /// One poll of the operation; `None` while it runs.
+    async fn check_operation(
+        &self,
+        d: &Delivery<'_>,
+        w: &Watched,
+        op: &OperationName,
+    ) -> Option<StepOutcome> {
+        let state = retry_transient("get_operation", || self.vertex.get_operation(op)).await;
+        if !matches!(state, Ok(OperationState::Running)) {
+            self.in_flight.forget(op);
+        }
+        Some(match state {
+            Ok(OperationState::Running) => return None,
+            Ok(OperationState::Succeeded(m)) => {
+                let mut end = Ending::succeeded(m.model, m.version_id, w.watch.accepted_at);
+                end.operation = Some(op.to_string());
+                end.attempts = w.watch.attempt;
+                self.announce(d, &w.req, end).await
+            }
+            Ok(OperationState::Failed(f)) => self.operation_failed(d, w, f).await,
+            Err(f) if f.is_transient() => StepOutcome::Retry(f.into()),
+            Err(f) => self.end_failed(d, w, &f).await,
+        })
+    }
+
+    /// One read of the destination of a pending watch; `None` while it is not readable.
+    async fn check_destination(&self, d: &Delivery<'_>, w: &Watched) -> Option<StepOutcome> {
+        let accepted_at = w.watch.accepted_at;
+        Some(match self.find_existing_copy(&w.req).await {
+            Ok(Existing::NotYet) => return None,
+            Ok(Existing::Ours(m, v)) => {
+                let mut end = Ending::succeeded(m, v, accepted_at);
+                end.attempts = w.watch.attempt;
+                self.announce(d, &w.req, end).await
+            }
+            Ok(Existing::Conflict(why)) => {
+                let f = Failure::new(Code::AlreadyExists, why);
+                self.end_failed(d, w, &f).await
+            }
+            Err(f) if f.is_transient() => StepOutcome::Retry(f.into()),
+            Err(f) => self.end_failed(d, w, &f).await,
+        })
+    }
+
+    /// A pending watch first asks for the copy again: if the first copy failed and left
+    /// nothing behind, CopyModel starts a new one (handed on as a normal watch); while it
+    /// still runs, ALREADY_EXISTS, and the destination is read until it can be decided.
+    async fn restart_pending(&self, d: &Delivery<'_>, w: &Watched) -> Option<StepOutcome> {
+        if w.req.destination.lists_versions() {
+            // Never for a parent model: CopyModel would add a version (no ALREADY_EXISTS).
+            return None;
+        }
+        match retry_transient("copy_model", || self.vertex.start_copy(&w.req)).await {
+            Ok(op) => {
+                let next = Watch {
+                    operation: op.to_string(),
+                    attempt: w.watch.attempt,
+                    accepted_at: w.watch.accepted_at,
+                };
+                Some(self.publish_watch(d, &w.req, next, true).await)
+            }
+            Err(f) if f.code == Code::AlreadyExists => None,
+            Err(f) if f.is_transient() => Some(StepOutcome::Retry(f.into())),
+            Err(f) => Some(self.end_failed(d, w, &f).await),
+        }
+    }
+
     async fn operation_failed(&self, d: &Delivery<'_>, w: &Watched, f: Failure) -> StepOutcome {
         if f.code == Code::AlreadyExists {
-            return self.resolve_existing(d, &w.req, w.watch.accepted_at).await;
+            return self
+                .resolve_existing(d, &w.req, w.watch.accepted_at, w.watch.attempt)
+                .await;
         }
         if !f.is_transient() || w.watch.attempt >= self.settings.max_attempts {
             return self.end_failed(d, w, &f).await;
@@ -125,7 +193,8 @@ impl Pipeline {
                 self.publish_watch(d, &w.req, next, true).await
             }
             Err(e) if e.code == Code::AlreadyExists => {
-                self.resolve_existing(d, &w.req, w.watch.accepted_at).await
+                self.resolve_existing(d, &w.req, w.watch.accepted_at, w.watch.attempt)
+                    .await
             }
             Err(e) if e.is_transient() => StepOutcome::Retry(e.into()),
             Err(e) => self.end_failed(d, w, &e).await,
@@ -134,7 +203,7 @@ impl Pipeline {
 
     async fn end_failed(&self, d: &Delivery<'_>, w: &Watched, f: &Failure) -> StepOutcome {
         let mut end = Ending::failed(f, w.watch.accepted_at);
-        end.operation = Some(w.operation.to_string());
+        end.operation = w.operation.as_ref().map(ToString::to_string);
         end.attempts = w.watch.attempt;
         self.announce(d, &w.req, end).await
     }

@@ -140,3 +140,51 @@ async fn wait_until(cond: impl Fn() -> bool, what: &str) {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// The crash window of DESIGN.md §1: CopyModel started, then the process died before the
+/// watch message was published. The redelivery gets ALREADY_EXISTS while the copy still runs;
+/// instead of answering 503 until the copy is readable, it hands on a *pending* watch (acked,
+/// 2xx), and the watch stage reads the destination until it is ours.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redelivery_during_the_first_copy_is_acked_with_a_pending_watch_and_succeeds() {
+    let app = spawn_app("pending", Knobs::default()).await;
+    app.copies_take(Duration::from_secs(4));
+    let data = request("pending-1", "target-pending");
+    let instance = app.second_instance().await;
+    // "Instance 1" started the copy and died: start it here, directly on the fake.
+    let first = instance
+        .pipeline
+        .vertex
+        .start_copy(&copy_worker::domain::CopyRequest::parse(data.as_bytes(), &defaults()).unwrap())
+        .await
+        .expect("the first copy starts");
+    assert!(first.as_str().contains("/operations/"));
+
+    let t0 = std::time::Instant::now();
+    let outcome = instance
+        .pipeline
+        .request_stage(&push_message("p-1", &data, &[]))
+        .await;
+    assert!(
+        matches!(outcome, StepOutcome::Acked),
+        "acked, not 503: {outcome:?}"
+    );
+    assert!(t0.elapsed() < Duration::from_secs(3), "answered at once");
+
+    // The pending watch reaches the watch stage through copy-operations-push.
+    let events = app.completion_of("pending-1", 1, 60).await;
+    assert_all_succeeded(
+        &events,
+        &numbered("projects/dst-proj/locations/europe-west4/models/target-pending"),
+        "1",
+    );
+    assert_eq!(app.vertex.copies_started(), 1, "no second copy");
+    assert!(app.dead_letters.snapshot().is_empty());
+}
+
+fn defaults() -> copy_worker::domain::Defaults {
+    copy_worker::domain::Defaults {
+        target_project: Some("dst-proj".into()),
+        ..Default::default()
+    }
+}
