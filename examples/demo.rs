@@ -4,7 +4,7 @@
 //! topology of DESIGN.md §2 with push endpoints on localhost; publishes three sample
 //! requests (one success, one failure, one rejection); prints each completion event as it
 //! arrives and the signed webhook callback of the success; ends with a summary of the dead
-//! letters; and stops everything it started.
+//! letters, `replay --dry-run` and `events`; and stops everything it started.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -50,6 +50,12 @@ async fn start_receiver() -> anyhow::Result<(
 struct ReplayCli {
     #[command(flatten)]
     args: copy_worker::cli::replay::ReplayArgs,
+}
+
+#[derive(Parser)]
+struct EventsCli {
+    #[command(flatten)]
+    args: copy_worker::cli::events::EventsArgs,
 }
 
 #[derive(Parser)]
@@ -156,6 +162,24 @@ async fn run(emulator: &Emulator) -> anyhow::Result<()> {
         "  topology: copy-requests → copy-requests-push, copy-operations → copy-operations-push, copy-callbacks → copy-callbacks-push, copy-completions, copy-dead-letter"
     );
 
+    // `copy-worker events` sees what is published after it starts: start it first.
+    let events = EventsCli::try_parse_from([
+        "events",
+        "--format",
+        "table",
+        "--idle-timeout",
+        "8s",
+        "--project",
+        "demo",
+        "--pubsub-emulator-host",
+        &emulator.host(),
+    ])?;
+    let events = tokio::spawn(async move {
+        let mut out = Vec::new();
+        let code = copy_worker::cli::events::tail(events.args, &mut out).await;
+        (code, out)
+    });
+    tokio::time::sleep(Duration::from_millis(1500)).await;
     let (callback_url, mut callbacks) = start_receiver().await?;
     println!("  webhook receiver on {callback_url}\n");
     for (what, body) in samples(&callback_url) {
@@ -236,6 +260,15 @@ async fn run(emulator: &Emulator) -> anyhow::Result<()> {
     ])?;
     let code = copy_worker::cli::replay::run(replay.args).await;
     anyhow::ensure!(code == 0, "replay --dry-run exited {code}");
+    println!("\n$ copy-worker events --format table   (started before the samples were published)");
+    let (code, out) = events.await?;
+    anyhow::ensure!(code == 0, "events exited {code}");
+    let shown = String::from_utf8_lossy(&out)
+        .lines()
+        .count()
+        .saturating_sub(1);
+    anyhow::ensure!(shown == 3, "events showed {shown} of the 3 outcomes");
+    print!("{}", String::from_utf8_lossy(&out));
     server.abort();
     Ok(())
 }

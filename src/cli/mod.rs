@@ -6,9 +6,11 @@
 //! - [`config`] and [`serve`]: `copy-worker serve`, the push consumer.
 //! - [`publish`]: `copy-worker publish`, submitting requests and waiting for their events.
 //! - [`replay`]: `copy-worker replay`, moving dead letters back with no loss.
+//! - [`events`]: `copy-worker events`, tailing completion events.
 
 pub mod args;
 pub mod config;
+pub mod events;
 pub mod exit;
 pub mod publish;
 pub mod replay;
@@ -17,6 +19,7 @@ pub mod serve;
 use clap::{Parser, Subcommand};
 
 use self::config::ServeArgs;
+use self::events::EventsArgs;
 use self::publish::PublishArgs;
 use self::replay::ReplayArgs;
 
@@ -35,6 +38,8 @@ pub enum Command {
     Serve(Box<ServeArgs>),
     /// Submit copy requests to the copy-requests topic, and optionally wait for their results.
     Publish(Box<PublishArgs>),
-    /// Move dead-lettered requests back to the copy-requests topic.
+    /// Move dead-lettered requests (or, with --callbacks, webhook callbacks) back.
     Replay(Box<ReplayArgs>),
+    /// Tail completion events through a temporary filtered subscription.
+    Events(Box<EventsArgs>),
 }

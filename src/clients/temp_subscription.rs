@@ -65,28 +65,40 @@ pub struct TempSubscription {
 }
 
 impl TempSubscription {
-    /// Creates `projects/{project}/subscriptions/{prefix}-{pid}-{random}` on `topic` (full
-    /// name), filtered to `request_ids` as far as the filter limit allows.
+    /// Creates `projects/{project}/subscriptions/{prefix}-{hash}` on `topic` (full name),
+    /// filtered to `request_ids` as far as the filter limit allows.
     pub async fn create(
         conn: &Connection,
         topic: &str,
         prefix: &str,
         request_ids: &[String],
     ) -> Result<Self, TempSubscriptionError> {
+        let filter = request_id_filter(request_ids);
+        let seed = request_ids.first().map(String::as_str).unwrap_or_default();
+        Self::create_filtered(conn, topic, prefix, filter, seed).await
+    }
+
+    /// Creates the subscription with `filter` (at most [`MAX_FILTER_BYTES`]; empty: none);
+    /// `seed` goes into the unique name.
+    pub async fn create_filtered(
+        conn: &Connection,
+        topic: &str,
+        prefix: &str,
+        filter: String,
+        seed: &str,
+    ) -> Result<Self, TempSubscriptionError> {
         let admin = conn.subscription_admin().await?;
         let project = topic.split('/').nth(1).unwrap_or_default();
         // Unique per waiter: two waiters of one process, or of two hosts, never share it.
         let nonce = format!(
-            "{}:{:?}:{}",
+            "{}:{:?}:{seed}",
             std::process::id(),
             std::time::SystemTime::now(),
-            request_ids.first().map(String::as_str).unwrap_or_default()
         );
         let name = format!(
             "projects/{project}/subscriptions/{prefix}-{}",
             &sha256_hex(nonce.as_bytes())[..16]
         );
-        let filter = request_id_filter(request_ids);
         let ttl = google_cloud_wkt::Duration::clamp(EXPIRATION_TTL.as_secs() as i64, 0);
         admin
             .create_subscription()

@@ -147,6 +147,24 @@ pub async fn spawn_app(name: &str, knobs: Knobs) -> TestApp {
 }
 
 impl TestApp {
+    /// The subscriptions of the test's project, from the emulator's REST API.
+    pub async fn subscriptions(&self) -> Vec<String> {
+        let url = format!(
+            "{}/v1/projects/{}/subscriptions",
+            emulator().endpoint(),
+            self.topology.project
+        );
+        let body: serde_json::Value = reqwest::get(&url).await.unwrap().json().await.unwrap();
+        body["subscriptions"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .map(|s| s["name"].as_str().unwrap().to_owned())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     /// Copies of [`SRC`] take `d` to finish.
     pub fn copies_take(&self, d: Duration) {
         self.vertex.script(

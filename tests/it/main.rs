@@ -10,6 +10,7 @@ mod child;
 mod crash;
 mod enqueue;
 mod envelope_props;
+mod events;
 mod faults;
 mod helpers;
 mod idempotency;

@@ -448,7 +448,7 @@ async fn waiters_on_their_own_subscriptions_read_each_event_once_and_leave_none_
     }
     // The single publish that nobody waits for still reached the topic's other readers.
     app.completion_of("own-c", 1, 60).await;
-    let left = subscriptions(&app).await;
+    let left = app.subscriptions().await;
     assert!(
         !left.iter().any(|s| s.contains("copy-worker-wait-")),
         "temporary subscriptions left: {left:?}"
@@ -485,7 +485,7 @@ async fn the_emulator_ignores_subscription_filters_so_the_waiter_checks_ids_itse
     drop(inbox);
     sub.delete().await.unwrap();
     assert!(
-        !subscriptions(&app)
+        !app.subscriptions()
             .await
             .iter()
             .any(|s| s.ends_with(&short))
@@ -510,24 +510,6 @@ fn read_counts(stderr: &str) -> (usize, usize, usize) {
             .unwrap()
     };
     (n(" ours"), n(" repeated"), n(" of other requests"))
-}
-
-/// The subscriptions of the test's project, from the emulator's REST API.
-async fn subscriptions(app: &TestApp) -> Vec<String> {
-    let url = format!(
-        "{}/v1/projects/{}/subscriptions",
-        emulator().endpoint(),
-        app.topology.project
-    );
-    let body: Value = reqwest::get(&url).await.unwrap().json().await.unwrap();
-    body["subscriptions"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .map(|s| s["name"].as_str().unwrap().to_owned())
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -16,7 +16,7 @@ use futures::future::join_all;
 
 pub use args::PublishArgs;
 pub use input::{InvalidInput, RequestFlags, validate, validate_lines};
-pub use wait::{Counts, Reading, Verdict, WaitError, WaitOutcome, Waiting};
+pub use wait::{Counts, Reading, Verdict, WaitError, WaitOutcome, Waiting, event_line};
 
 use super::exit;
 use crate::clients::pubsub::{Connection, OutMessage, full_subscription, full_topic, to_message};

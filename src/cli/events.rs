@@ -1,0 +1,333 @@
+//! `copy-worker events`: tail `copy-completions` through a temporary subscription of its own
+//! (`clients::temp_subscription`, shared with `publish --wait`), filtered on the event's
+//! plain attributes, expiring after a day and deleted on exit.
+
+use std::io::Write;
+use std::time::Duration;
+
+use google_cloud_pubsub::model::Message;
+use google_cloud_pubsub::subscriber::ShutdownBehavior;
+use serde_json::Value;
+
+use super::args::{PubSubArgs, parse_duration};
+use super::exit;
+use super::publish::event_line;
+use crate::clients::pubsub::full_topic;
+use crate::clients::temp_subscription::{MAX_FILTER_BYTES, TempSubscription};
+use crate::contract::attr;
+
+const EXAMPLES: &str = "\
+Examples:
+  # Follow every completion event as it is published (Ctrl-C to stop):
+  copy-worker events --project my-proj --follow --format table
+
+  # The failed copies into one destination project, then exit after 2 quiet minutes:
+  copy-worker events --project my-proj --status failed --destination-project ml-serving \\
+    --idle-timeout 2m
+
+  # One request's events as JSON lines, for jq:
+  copy-worker events --project my-proj --request-id nightly-2026-11-22 | jq .status
+
+Only events published after the command starts are shown: it reads through a temporary
+subscription of its own on copy-completions (filtered, expiring after a day, deleted on exit),
+so it never takes events from other subscribers. It needs pubsub.subscriptions.create/get/
+consume/delete on the project and pubsub.topics.attachSubscription on the topic (Terraform:
+publisher_can_wait). The local emulator does not apply subscription filters; the filters are
+also applied here, so the output is the same.
+
+Exit codes: 0 done (idle timeout, --limit reached, or Ctrl-C); 2 usage; 4 Pub/Sub error.";
+
+/// Output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// One JSON object a line: the event's data.
+    Json,
+    /// One aligned line per event: time, status, request id, destination or error.
+    Table,
+}
+
+/// Flags of `copy-worker events`.
+#[derive(Debug, Clone, clap::Args)]
+#[command(after_help = EXAMPLES)]
+pub struct EventsArgs {
+    /// Topic of completion events, short or projects/P/topics/T.
+    #[arg(
+        long,
+        env = "COPY_COMPLETIONS_TOPIC",
+        default_value = "copy-completions"
+    )]
+    pub topic: String,
+    #[command(flatten)]
+    pub pubsub: PubSubArgs,
+    /// Only events with this status (repeatable: any of them).
+    #[arg(long, value_parser = ["succeeded", "failed", "rejected"])]
+    pub status: Vec<String>,
+    /// Only events of this request id (repeatable: any of them).
+    #[arg(long = "request-id", value_name = "ID")]
+    pub request_ids: Vec<String>,
+    /// Only events whose destination project is this (as the request named it).
+    #[arg(long, value_name = "P")]
+    pub destination_project: Option<String>,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "json")]
+    pub format: Format,
+    /// Keep reading until Ctrl-C.
+    #[arg(long, conflicts_with = "idle_timeout")]
+    pub follow: bool,
+    /// Without --follow: exit after this long without a matching event (e.g. 30s, 5m).
+    #[arg(long, value_name = "D", default_value = "30s", value_parser = parse_duration)]
+    pub idle_timeout: Duration,
+    /// Exit after this many matching events.
+    #[arg(long, value_name = "N")]
+    pub limit: Option<u64>,
+}
+
+/// The filters, applied by the subscription where Pub/Sub does and always here.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Filters {
+    pub status: Vec<String>,
+    pub request_ids: Vec<String>,
+    pub destination_project: Option<String>,
+}
+
+impl Filters {
+    fn from_args(a: &EventsArgs) -> Self {
+        Self {
+            status: a.status.clone(),
+            request_ids: a.request_ids.clone(),
+            destination_project: a.destination_project.clone(),
+        }
+    }
+
+    /// Whether an event with these attributes passes.
+    pub fn matches(&self, attributes: &std::collections::HashMap<String, String>) -> bool {
+        let any = |values: &[String], key: &str| {
+            values.is_empty() || attributes.get(key).is_some_and(|v| values.contains(v))
+        };
+        any(&self.status, attr::STATUS)
+            && any(&self.request_ids, attr::REQUEST_ID)
+            && self
+                .destination_project
+                .as_ref()
+                .is_none_or(|p| attributes.get(attr::DESTINATION_PROJECT) == Some(p))
+    }
+
+    /// The subscription filter: every clause that fits in Pub/Sub's 256 bytes, most selective
+    /// first (request ids, then destination project, then status); what does not fit is
+    /// still applied by [`Filters::matches`].
+    pub fn subscription_filter(&self) -> String {
+        let any_of = |key: &str, values: &[String]| {
+            let parts: Vec<String> = values
+                .iter()
+                .map(|v| format!("attributes.{key} = {v:?}"))
+                .collect();
+            match parts.len() {
+                0 => None,
+                1 => Some(parts[0].clone()),
+                _ => Some(format!("({})", parts.join(" OR "))),
+            }
+        };
+        let clauses = [
+            any_of(attr::REQUEST_ID, &self.request_ids),
+            self.destination_project
+                .as_ref()
+                .and_then(|p| any_of(attr::DESTINATION_PROJECT, std::slice::from_ref(p))),
+            any_of(attr::STATUS, &self.status),
+        ];
+        let mut filter = String::new();
+        for clause in clauses.into_iter().flatten() {
+            let joined = if filter.is_empty() {
+                clause
+            } else {
+                format!("{filter} AND {clause}")
+            };
+            if joined.len() <= MAX_FILTER_BYTES {
+                filter = joined;
+            }
+        }
+        filter
+    }
+}
+
+/// Runs the command, writing events to stdout; returns the exit code.
+pub async fn run(args: EventsArgs) -> u8 {
+    tail(args, &mut std::io::stdout()).await
+}
+
+/// Runs the command, writing events to `out`; returns the exit code.
+pub async fn tail(args: EventsArgs, out: &mut (dyn Write + Send)) -> u8 {
+    let topic = match full_topic(&args.topic, args.pubsub.project()) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("copy-worker events: --topic: {e}");
+            return exit::USAGE;
+        }
+    };
+    let filters = Filters::from_args(&args);
+    let conn = args.pubsub.connection();
+    let seed = format!("{filters:?}");
+    let sub = match TempSubscription::create_filtered(
+        &conn,
+        &topic,
+        "copy-worker-events",
+        filters.subscription_filter(),
+        &seed,
+    )
+    .await
+    {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("copy-worker events: {e}");
+            return exit::PUBSUB;
+        }
+    };
+    eprintln!(
+        "copy-worker events: reading {topic} through {} (filter: {})",
+        sub.name,
+        if sub.filter.is_empty() {
+            "none"
+        } else {
+            &sub.filter
+        }
+    );
+    let code = read(&conn, &sub.name, &args, &filters, out).await;
+    if let Err(e) = sub.delete().await {
+        eprintln!("copy-worker events: warning: {e}");
+    }
+    code
+}
+
+async fn read(
+    conn: &crate::clients::pubsub::Connection,
+    subscription: &str,
+    args: &EventsArgs,
+    filters: &Filters,
+    out: &mut (dyn Write + Send),
+) -> u8 {
+    let subscriber = match conn.subscriber().await {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("copy-worker events: connecting to Pub/Sub: {e}");
+            return exit::PUBSUB;
+        }
+    };
+    let mut stream = subscriber
+        .subscribe(subscription)
+        .set_shutdown_behavior(ShutdownBehavior::NackImmediately)
+        .build();
+    let shutdown = stream.shutdown_token();
+    let mut shown = 0u64;
+    if args.format == Format::Table {
+        let _ = writeln!(
+            out,
+            "{:<20}  {:<9}  {:<28}  destination or error",
+            "time", "status", "request id"
+        );
+    }
+    let code = loop {
+        if args.limit.is_some_and(|n| shown >= n) {
+            break exit::OK;
+        }
+        // --follow: a day at a time, forever.
+        let idle = if args.follow {
+            Duration::from_secs(86_400)
+        } else {
+            args.idle_timeout
+        };
+        let next = tokio::select! {
+            next = tokio::time::timeout(idle, stream.next()) => next,
+            _ = tokio::signal::ctrl_c() => break exit::OK,
+        };
+        let (msg, handler) = match next {
+            Err(_idle) if args.follow => continue,
+            Err(_idle) => break exit::OK,
+            Ok(Some(Ok(m))) => m,
+            Ok(Some(Err(e))) => {
+                eprintln!("copy-worker events: pulling {subscription}: {e}");
+                break exit::PUBSUB;
+            }
+            Ok(None) => {
+                eprintln!("copy-worker events: pulling {subscription}: the stream ended");
+                break exit::PUBSUB;
+            }
+        };
+        // Its own subscription: everything read is acked, shown or not.
+        handler.ack();
+        if !filters.matches(&msg.attributes) {
+            continue;
+        }
+        shown += 1;
+        let line = match args.format {
+            Format::Json => event_line(&msg).to_string(),
+            Format::Table => table_row(&msg),
+        };
+        if writeln!(out, "{line}").and_then(|()| out.flush()).is_err() {
+            break exit::OK; // stdout closed (e.g. `| head`)
+        }
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(10), shutdown.shutdown()).await;
+    eprintln!("copy-worker events: {shown} event(s) shown");
+    code
+}
+
+fn table_row(msg: &Message) -> String {
+    let ev = event_line(msg);
+    let text = |v: &Value| v.as_str().unwrap_or("-").to_owned();
+    let detail = match ev["error"]["code"].as_str() {
+        Some(code) => format!("{code}: {}", text(&ev["error"]["message"])),
+        None => text(&ev["destination_model"]),
+    };
+    format!(
+        "{:<20}  {:<9}  {:<28}  {detail}",
+        text(&ev["finished_at"]),
+        text(&ev["status"]),
+        text(&ev["request_id"]),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn attrs(pairs: &[(&str, &str)]) -> std::collections::HashMap<String, String> {
+        crate::contract::attr::from_pairs(pairs)
+    }
+
+    #[test]
+    fn filters_match_on_the_plain_attributes() {
+        let f = Filters {
+            status: vec!["failed".into(), "rejected".into()],
+            request_ids: vec![],
+            destination_project: Some("ml-serving".into()),
+        };
+        assert!(f.matches(&attrs(&[
+            ("status", "failed"),
+            ("destination_project", "ml-serving")
+        ])));
+        assert!(!f.matches(&attrs(&[
+            ("status", "succeeded"),
+            ("destination_project", "ml-serving")
+        ])));
+        assert!(!f.matches(&attrs(&[
+            ("status", "failed"),
+            ("destination_project", "other")
+        ])));
+        assert!(Filters::default().matches(&attrs(&[])));
+        assert_eq!(
+            f.subscription_filter(),
+            r#"attributes.destination_project = "ml-serving" AND (attributes.status = "failed" OR attributes.status = "rejected")"#
+        );
+    }
+
+    #[test]
+    fn clauses_that_do_not_fit_are_left_to_the_client() {
+        let f = Filters {
+            status: vec!["failed".into()],
+            request_ids: (0..20)
+                .map(|i| format!("a-rather-long-request-id-{i}"))
+                .collect(),
+            destination_project: None,
+        };
+        assert_eq!(f.subscription_filter(), r#"attributes.status = "failed""#);
+    }
+}
