@@ -120,6 +120,41 @@ pub struct ConfigError {
     pub problem: String,
 }
 
+/// What is wrong with one `CALLBACK_ALLOWED_HOSTS` entry, if anything: it must be a bare
+/// host name (`hooks.example.com`), which is what a callback URL's host is compared with.
+fn host_mistake(h: &str) -> Option<String> {
+    if let Some((scheme, rest)) = h.split_once("://") {
+        let host = rest.split(['/', ':']).next().unwrap_or_default();
+        return Some(format!(
+            "{h:?} has a scheme ({scheme}://); list the host only, e.g. {host:?}"
+        ));
+    }
+    if h.contains('/') {
+        let host = h.split('/').next().unwrap_or_default();
+        return Some(format!(
+            "{h:?} has a path; list the host only, e.g. {host:?}"
+        ));
+    }
+    if let Some((host, _port)) = h.rsplit_once(':') {
+        return Some(format!(
+            "{h:?} has a port; hosts are matched without one, list {host:?}"
+        ));
+    }
+    let label_ok = |l: &str| {
+        !l.is_empty()
+            && l.len() <= 63
+            && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+    };
+    if h.len() > 253 || !h.split('.').all(label_ok) {
+        return Some(format!(
+            "{h:?} is not a host name (letters, digits, hyphens and dots, e.g. hooks.example.com)"
+        ));
+    }
+    None
+}
+
 fn err(var: &'static str, problem: impl Into<String>) -> ConfigError {
     ConfigError {
         var,
@@ -247,6 +282,11 @@ impl Config {
             .callback_allowed_hosts
             .iter_mut()
             .for_each(|h| h.make_ascii_lowercase());
+        for h in &defaults.callback_allowed_hosts {
+            if let Some(why) = host_mistake(h) {
+                return Err(err("CALLBACK_ALLOWED_HOSTS", why));
+            }
+        }
         if let Some(l) = &defaults.location
             && !is_location(l)
         {
@@ -266,6 +306,7 @@ impl Config {
             }
         }
         if let Some(s) = &a.callback_signing_secret {
+            // The variable is named once, by ConfigError's Display.
             crate::clients::webhook::decode_secret(s)
                 .map_err(|e| err("CALLBACK_SIGNING_SECRET", e.to_string()))?;
         }
@@ -361,5 +402,47 @@ mod tests {
                 .any(|w| w.contains("PUSH_AUTH=none") && w.contains("anyone")),
             "{w:?}"
         );
+    }
+}
+
+#[cfg(test)]
+mod host_tests {
+    use super::host_mistake;
+
+    #[test]
+    fn callback_allowed_hosts_must_be_bare_host_names_and_the_error_says_what_to_list() {
+        assert_eq!(host_mistake("hooks.example.com"), None);
+        assert_eq!(host_mistake("127.0.0.1"), None);
+        let cases = [
+            (
+                "https://hooks.example.com",
+                "has a scheme",
+                "\"hooks.example.com\"",
+            ),
+            (
+                "hooks.example.com:443",
+                "has a port",
+                "\"hooks.example.com\"",
+            ),
+            (
+                "hooks.example.com/copy",
+                "has a path",
+                "\"hooks.example.com\"",
+            ),
+            (
+                "hooks example.com",
+                "is not a host name",
+                "hooks.example.com",
+            ),
+            (
+                "-bad.example.com",
+                "is not a host name",
+                "hooks.example.com",
+            ),
+        ];
+        for (entry, why, fix) in cases {
+            let e = host_mistake(entry).unwrap_or_else(|| panic!("{entry} accepted"));
+            assert!(e.contains(why) && e.contains(fix), "{entry}: {e}");
+        }
     }
 }

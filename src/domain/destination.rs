@@ -61,7 +61,9 @@ impl Partial {
             (None, None) => target_project.map(str::to_owned).ok_or_else(|| {
                 Rejection::new(
                     "destination.project",
-                    "is required: the request names none and the worker has no TARGET_PROJECT",
+                    "is required: the request names none and no default is set (the worker's \
+                     TARGET_PROJECT; for `copy-worker publish`, --destination-project or \
+                     TARGET_PROJECT)",
                 )
             })?,
         };
