@@ -9,7 +9,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use google_cloud_gax::client_builder::Result as ClientBuilderResult;
 use google_cloud_gax::retry_policy::RetryPolicyExt;
-use google_cloud_pubsub::client::{BasePublisher, Publisher, Subscriber, SubscriptionAdmin};
+use google_cloud_pubsub::client::{
+    BasePublisher, Publisher, Subscriber, SubscriptionAdmin, TopicAdmin,
+};
 use google_cloud_pubsub::model::Message;
 
 pub use crate::contract::OutMessage;
@@ -167,6 +169,15 @@ impl Connection {
     /// otherwise.
     pub async fn subscription_admin(&self) -> ClientBuilderResult<SubscriptionAdmin> {
         let mut b = SubscriptionAdmin::builder();
+        if let Some((endpoint, anonymous)) = self.emulator() {
+            b = b.with_endpoint(endpoint).with_credentials(anonymous);
+        }
+        b.build().await
+    }
+
+    /// The topic admin client (get): anonymous against the emulator, ADC otherwise.
+    pub async fn topic_admin(&self) -> ClientBuilderResult<TopicAdmin> {
+        let mut b = TopicAdmin::builder();
         if let Some((endpoint, anonymous)) = self.emulator() {
             b = b.with_endpoint(endpoint).with_credentials(anonymous);
         }

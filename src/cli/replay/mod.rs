@@ -98,8 +98,9 @@ Each dead letter is acked only after its republish returned a message id. Skippe
 are handed back untouched. stdout gets one JSON summary:
   {\"replayed\", \"skipped_filter\", \"skipped_max_replays\", \"failed\", \"elapsed_s\", ...}
 
-Exit codes: 0 done; 1 the subscription could not be read; 2 usage; 4 a republish failed (the
-run stopped and every dead letter not yet replayed was left in place).";
+Exit codes: 0 done; 2 usage; 4 Pub/Sub error: the subscription could not be read, the target
+topic does not exist (checked before reading), or a republish failed (the run stopped and every
+dead letter not yet replayed was left in place). The summary then has an \"error\" field.";
 
 fn parse_rate(s: &str) -> Result<f64, String> {
     match s.parse::<f64>() {
@@ -149,7 +150,8 @@ pub async fn run(args: ReplayArgs) -> u8 {
             return exit::USAGE;
         }
     };
-    let (summary, result) = execute(plan).await;
+    let (mut summary, result) = execute(plan).await;
+    summary.error = result.as_ref().err().map(ToString::to_string);
     println!("{}", summary.to_json());
     match result {
         Ok(()) => exit::OK,

@@ -42,6 +42,11 @@ pub enum ReplayError {
         subscription: String,
         message: String,
     },
+    /// The target topic does not exist (checked before reading): nothing was read or moved.
+    #[error(
+        "the target topic {topic} does not exist; nothing was read or moved (create it, or name another with --topic)"
+    )]
+    TopicNotFound { topic: String },
     /// A republish failed, so the run stopped; fix the target topic and run again.
     #[error("{}", publish_message(.topic, .message, *.not_found))]
     Publish {
@@ -64,11 +69,13 @@ fn publish_message(topic: &str, message: &str, not_found: bool) -> String {
 }
 
 impl ReplayError {
-    /// Exit code of `copy-worker replay` (4 for a publish error, as for `publish`).
+    /// Exit code of `copy-worker replay`: every stop is a Pub/Sub error (4), as for `publish`.
     pub fn exit_code(&self) -> u8 {
         match self {
-            ReplayError::Publish { .. } => exit::PUBSUB,
-            ReplayError::Connect(_) | ReplayError::Pull { .. } => exit::FAILED,
+            ReplayError::Publish { .. }
+            | ReplayError::TopicNotFound { .. }
+            | ReplayError::Connect(_)
+            | ReplayError::Pull { .. } => exit::PUBSUB,
         }
     }
 }
@@ -80,6 +87,7 @@ pub(super) async fn connect(plan: &Plan) -> Result<(Subscriber, Option<Publisher
     if plan.dry_run {
         return Ok((subscriber, None));
     }
+    check_topic(plan).await?;
     let base = plan
         .conn
         .base_publisher()
@@ -90,6 +98,30 @@ pub(super) async fn connect(plan: &Plan) -> Result<(Subscriber, Option<Publisher
         .set_delay_threshold(Duration::from_millis(5))
         .build();
     Ok((subscriber, Some(publisher)))
+}
+
+/// A target topic that does not exist stops the run before anything is read (also on an
+/// empty subscription, where no republish would reveal it). A caller that may publish but not
+/// read the topic's metadata (`roles/pubsub.publisher` alone) gets PERMISSION_DENIED: then
+/// the first republish is the check.
+async fn check_topic(plan: &Plan) -> Result<(), ReplayError> {
+    let admin = plan
+        .conn
+        .topic_admin()
+        .await
+        .map_err(|e| ReplayError::Connect(e.to_string()))?;
+    match admin.get_topic().set_topic(&plan.topic).send().await {
+        Ok(_) => Ok(()),
+        Err(e) if e.status().is_some_and(|s| s.code == Code::NotFound) => {
+            Err(ReplayError::TopicNotFound {
+                topic: plan.topic.clone(),
+            })
+        }
+        Err(e) => {
+            tracing::debug!(error.message = %e, "cannot read the target topic; the first republish will tell");
+            Ok(())
+        }
+    }
 }
 
 impl ReplayError {

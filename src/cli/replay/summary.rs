@@ -31,6 +31,9 @@ pub struct Summary {
     pub redelivered_after_replay: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub dry_run: Option<DryRun>,
+    /// Why the run stopped early, when it did (the same text as on stderr).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 /// `--dry-run`: what would be replayed, grouped by `error_code`.

@@ -205,9 +205,9 @@ async fn missing_target_topic_leaves_every_dead_letter_in_place_and_exits_4() {
 
     assert_eq!(out.code, 4, "stderr: {}", out.stderr);
     assert_eq!(out.summary["replayed"], 0, "{}", out.summary);
-    assert!(
-        out.summary["failed"].as_u64().unwrap() >= 1,
-        "{}",
+    assert_eq!(
+        out.summary["seen"], 0,
+        "checked before reading: {}",
         out.summary
     );
     let topic = format!("projects/{}/topics/copy-requests", b.topology.project);
@@ -322,4 +322,39 @@ async fn request_dead_lettered_for_a_missing_model_succeeds_after_the_model_exis
         &testkit::vertex::numbered("projects/dst-proj/locations/us-central1/models/target-flow");
     assert_eq!(events[1].json()["destination_model"], *destination);
     assert!(app.vertex.model_exists(destination));
+}
+
+/// One table of exit codes (issue #17 item 4): a Pub/Sub problem is 4 for replay as for
+/// publish, and the JSON summary names it in `error`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_subscription_or_target_topic_exits_4_with_an_error_in_the_summary() {
+    let b = bench("exit4", true).await;
+    let project = b.topology.project.clone();
+    let no_sub = replay(
+        &project,
+        &["--subscription", "no-such-sub", "--idle-timeout", "2s"],
+    )
+    .await;
+    assert_eq!(no_sub.code, 4, "stderr: {}", no_sub.stderr);
+    let why = no_sub.summary["error"].as_str().unwrap_or_default();
+    assert!(why.contains("no-such-sub"), "{}", no_sub.summary);
+
+    // An empty subscription and a topic that does not exist: checked before reading.
+    let no_topic = replay(
+        &project,
+        &["--topic", "no-such-topic", "--idle-timeout", "2s"],
+    )
+    .await;
+    assert_eq!(no_topic.code, 4, "stderr: {}", no_topic.stderr);
+    let why = no_topic.summary["error"].as_str().unwrap_or_default();
+    assert!(
+        why.contains("no-such-topic") && why.contains("does not exist"),
+        "{}",
+        no_topic.summary
+    );
+    assert_eq!(no_topic.summary["seen"], 0);
+
+    let fine = replay(&project, &["--idle-timeout", "2s"]).await;
+    assert_eq!(fine.code, 0, "stderr: {}", fine.stderr);
+    assert!(fine.summary.get("error").is_none(), "{}", fine.summary);
 }
