@@ -387,10 +387,11 @@ async fn shared_subscription_waiter_gets_its_events_and_hands_back_the_others() 
         run.stderr
     );
 
-    // Handed back, not acked: it is still on the subscription for its owner.
+    // Handed back, not acked: it is still on the subscription for its owner. (The emulator
+    // may keep a closed stream's lease until the 60 s ack deadline; allow for that.)
     let inbox = Inbox::open(&app.topology, sub).await.unwrap();
     inbox
-        .wait_for(1, Duration::from_secs(30), |m| {
+        .wait_for(1, Duration::from_secs(100), |m| {
             m.attribute("request_id") == Some("shared-other")
         })
         .await
