@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use google_cloud_gax::client_builder::Result as ClientBuilderResult;
+use google_cloud_gax::client_builder::{ClientBuilder, Result as ClientBuilderResult};
 use google_cloud_gax::retry_policy::RetryPolicyExt;
 use google_cloud_pubsub::client::{
     BasePublisher, Publisher, Subscriber, SubscriptionAdmin, TopicAdmin,
@@ -168,20 +168,23 @@ impl Connection {
     /// The subscription admin client (create, delete): anonymous against the emulator, ADC
     /// otherwise.
     pub async fn subscription_admin(&self) -> ClientBuilderResult<SubscriptionAdmin> {
-        let mut b = SubscriptionAdmin::builder();
-        if let Some((endpoint, anonymous)) = self.emulator() {
-            b = b.with_endpoint(endpoint).with_credentials(anonymous);
-        }
-        b.build().await
+        self.admin(SubscriptionAdmin::builder()).build().await
     }
 
     /// The topic admin client (get): anonymous against the emulator, ADC otherwise.
     pub async fn topic_admin(&self) -> ClientBuilderResult<TopicAdmin> {
-        let mut b = TopicAdmin::builder();
-        if let Some((endpoint, anonymous)) = self.emulator() {
-            b = b.with_endpoint(endpoint).with_credentials(anonymous);
+        self.admin(TopicAdmin::builder()).build().await
+    }
+
+    /// Points a generated admin client's builder at the emulator, when one is set.
+    fn admin<F, Cr>(&self, b: ClientBuilder<F, Cr>) -> ClientBuilder<F, Cr>
+    where
+        google_cloud_auth::credentials::Credentials: Into<Cr>,
+    {
+        match self.emulator() {
+            Some((endpoint, anonymous)) => b.with_endpoint(endpoint).with_credentials(anonymous),
+            None => b,
         }
-        b.build().await
     }
 
     /// The emulator's endpoint and anonymous credentials, when `PUBSUB_EMULATOR_HOST` is set.

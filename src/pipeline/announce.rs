@@ -169,7 +169,7 @@ impl Pipeline {
 
 /// Caller attributes that did not fit in Pub/Sub's limits are named in the log, not lost
 /// silently; the message itself is still handed on.
-fn log_dropped(dropped: &[String]) {
+pub(crate) fn log_dropped(dropped: &[String]) {
     if !dropped.is_empty() {
         tracing::warn!(
             dropped = dropped.len(),

@@ -9,6 +9,7 @@
 
 use chrono::Utc;
 
+use super::announce::log_dropped;
 use super::{Delivery, Pipeline, RetryReason, StepOutcome};
 use crate::clients::pubsub::Topic;
 use crate::contract::callback::Callback;
@@ -93,7 +94,7 @@ impl Pipeline {
             message,
         };
         let request_id = cb.map(|c| c.request_id.as_str());
-        let (dl, _dropped) = dead_letter(
+        let (dl, dropped) = dead_letter(
             &d.msg.data,
             &d.msg.attributes,
             request_id,
@@ -101,6 +102,7 @@ impl Pipeline {
             d.stage,
             Utc::now(),
         );
+        log_dropped(&dropped);
         match self.topics.publish(Topic::DeadLetter, dl).await {
             Ok(_) => StepOutcome::Acked,
             Err(e) => StepOutcome::Retry(e.into()),

@@ -47,13 +47,10 @@ impl InFlight {
         });
     }
 
-    /// How many copies are recorded (for tests and logs).
-    pub fn len(&self) -> usize {
+    /// How many copies are recorded.
+    #[cfg(test)]
+    fn len(&self) -> usize {
         self.0.lock().expect("lock").len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 }
 
@@ -92,6 +89,6 @@ mod tests {
         let _ = f.slot(&source(None), parent);
         assert_eq!(f.len(), 1);
         f.forget(&op);
-        assert!(f.is_empty());
+        assert_eq!(f.len(), 0);
     }
 }

@@ -10,7 +10,7 @@ use crate::contract::dead_letter::FailedStage;
 use crate::contract::watch::Watch;
 use crate::domain::{CopyRequest, Existing, OperationName};
 use crate::http::envelope::PushMessage;
-use crate::retry::retry_transient;
+use crate::retry::{Failure, retry_transient};
 
 impl Pipeline {
     /// Handles one `copy-requests` delivery.
@@ -61,13 +61,12 @@ impl Pipeline {
         req: &CopyRequest,
         accepted_at: DateTime<Utc>,
     ) -> StepOutcome {
-        let found = match self.source_identity(req).await {
-            Ok(source) => self
-                .find_existing_copy_of(req, &source)
-                .await
-                .map(|existing| (source, existing)),
-            Err(f) => Err(f),
-        };
+        let found = async {
+            let source = self.source_identity(req).await?;
+            let existing = self.find_existing_copy_of(req, &source).await?;
+            Ok::<_, Failure>((source, existing))
+        }
+        .await;
         let source = match found {
             Ok((_, Existing::Ours(m, v))) => {
                 return self
