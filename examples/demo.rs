@@ -4,7 +4,7 @@
 //! topology of DESIGN.md §2 with push endpoints on localhost; publishes three sample
 //! requests (one success, one failure, one rejection); prints each completion event as it
 //! arrives and the signed webhook callback of the success; ends with a summary of the dead
-//! letters, `replay --dry-run` and `events`; and stops everything it started.
+//! letters, `replay --dry-run`, `events` and `doctor`; and stops everything it started.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -56,6 +56,12 @@ struct ReplayCli {
 struct EventsCli {
     #[command(flatten)]
     args: copy_worker::cli::events::EventsArgs,
+}
+
+#[derive(Parser)]
+struct DoctorCli {
+    #[command(flatten)]
+    args: copy_worker::cli::doctor::DoctorArgs,
 }
 
 #[derive(Parser)]
@@ -269,6 +275,16 @@ async fn run(emulator: &Emulator) -> anyhow::Result<()> {
         .saturating_sub(1);
     anyhow::ensure!(shown == 3, "events showed {shown} of the 3 outcomes");
     print!("{}", String::from_utf8_lossy(&out));
+    // The same configuration the worker runs with: what `doctor` would say before a deploy.
+    println!("\n$ copy-worker doctor   (with the worker's configuration)");
+    let doctor =
+        DoctorCli::try_parse_from(std::iter::once("doctor").chain(argv[1..].iter().copied()))?;
+    let report = copy_worker::cli::doctor::diagnose(&doctor.args).await;
+    print!("{}", report.text());
+    anyhow::ensure!(
+        report.passed(),
+        "doctor found failures in the demo's own stack"
+    );
     server.abort();
     Ok(())
 }

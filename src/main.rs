@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use copy_worker::cli::config::Config;
-use copy_worker::cli::{Cli, Command, events, exit, publish, replay, serve};
+use copy_worker::cli::{Cli, Command, doctor, events, exit, publish, replay, serve};
 use copy_worker::telemetry;
 
 fn runtime() -> tokio::runtime::Runtime {
@@ -38,5 +38,6 @@ fn main() -> ExitCode {
         Command::Publish(args) => ExitCode::from(runtime().block_on(publish::run(*args))),
         Command::Replay(args) => ExitCode::from(runtime().block_on(replay::run(*args))),
         Command::Events(args) => ExitCode::from(runtime().block_on(events::run(*args))),
+        Command::Doctor(args) => ExitCode::from(runtime().block_on(doctor::run(*args))),
     }
 }

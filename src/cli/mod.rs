@@ -7,9 +7,11 @@
 //! - [`publish`]: `copy-worker publish`, submitting requests and waiting for their events.
 //! - [`replay`]: `copy-worker replay`, moving dead letters back with no loss.
 //! - [`events`]: `copy-worker events`, tailing completion events.
+//! - [`doctor`]: `copy-worker doctor`, the read-only pre-flight check of a deployment.
 
 pub mod args;
 pub mod config;
+pub mod doctor;
 pub mod events;
 pub mod exit;
 pub mod publish;
@@ -19,6 +21,7 @@ pub mod serve;
 use clap::{Parser, Subcommand};
 
 use self::config::ServeArgs;
+use self::doctor::DoctorArgs;
 use self::events::EventsArgs;
 use self::publish::PublishArgs;
 use self::replay::ReplayArgs;
@@ -42,4 +45,7 @@ pub enum Command {
     Replay(Box<ReplayArgs>),
     /// Tail completion events through a temporary filtered subscription.
     Events(Box<EventsArgs>),
+    /// Check a deployment before sending traffic: configuration, topics, subscriptions,
+    /// grants, Vertex AI (read-only).
+    Doctor(Box<DoctorArgs>),
 }

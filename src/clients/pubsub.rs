@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use google_cloud_gax::client_builder::{ClientBuilder, Result as ClientBuilderResult};
 use google_cloud_gax::retry_policy::RetryPolicyExt;
 use google_cloud_pubsub::client::{
-    BasePublisher, Publisher, Subscriber, SubscriptionAdmin, TopicAdmin,
+    BasePublisher, Publisher, SchemaService, Subscriber, SubscriptionAdmin, TopicAdmin,
 };
 use google_cloud_pubsub::model::Message;
 
@@ -174,6 +174,12 @@ impl Connection {
     /// The topic admin client (get): anonymous against the emulator, ADC otherwise.
     pub async fn topic_admin(&self) -> ClientBuilderResult<TopicAdmin> {
         self.admin(TopicAdmin::builder()).build().await
+    }
+
+    /// The client that carries Pub/Sub's IAM methods (getIamPolicy, testIamPermissions on
+    /// topics and subscriptions; the crate generates them on SchemaService only).
+    pub async fn iam(&self) -> ClientBuilderResult<SchemaService> {
+        self.admin(SchemaService::builder()).build().await
     }
 
     /// Points a generated admin client's builder at the emulator, when one is set.

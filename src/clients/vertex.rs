@@ -120,6 +120,26 @@ impl GoogleVertex {
     }
 }
 
+impl GoogleVertex {
+    /// Lists at most one model in `parent` (`projects/P/locations/L`): the cheapest call that
+    /// shows the endpoint answers and the caller may read the project there (`copy-worker
+    /// doctor`). Returns how many models the page held (0 or 1). One attempt, no retries: a
+    /// pre-flight check reports what it sees.
+    pub async fn probe(&self, parent: &str, location: &str) -> Result<usize, Failure> {
+        let client = self.client(location).await?;
+        let page = client
+            .list_models()
+            .set_parent(parent)
+            .set_page_size(1)
+            .with_attempt_timeout(self.opts.call_timeout)
+            .with_retry_policy(google_cloud_gax::retry_policy::NeverRetry)
+            .send()
+            .await
+            .map_err(|e| classify(&e))?;
+        Ok(page.models.len())
+    }
+}
+
 fn model_info(m: Model) -> ModelInfo {
     ModelInfo {
         name: m.name,

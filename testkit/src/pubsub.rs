@@ -72,6 +72,19 @@ pub struct TopologyOptions {
     /// simulate a missing topic and create both later with [`Topology::create_topic`] and
     /// [`Topology::create_pull_subscription`].
     pub create_completions_topic: bool,
+    /// The OIDC token the push subscriptions are configured to send, as the Terraform module
+    /// sets it. The emulator stores it and returns it from GetSubscription, but sends no
+    /// token with its pushes (DESIGN.md §8), so a worker under test runs with PUSH_AUTH=none;
+    /// `copy-worker doctor` reads it.
+    pub push_oidc: Option<PushOidc>,
+}
+
+/// `pushConfig.oidcToken` of a push subscription.
+#[derive(Clone, Debug)]
+pub struct PushOidc {
+    pub service_account_email: String,
+    /// Empty means the push endpoint URL, as on the real service.
+    pub audience: String,
 }
 
 impl Default for TopologyOptions {
@@ -84,6 +97,7 @@ impl Default for TopologyOptions {
             operations_ack_deadline: Duration::from_secs(300),
             operations_backoff: (Duration::from_secs(10), Duration::from_secs(60)),
             create_completions_topic: true,
+            push_oidc: None,
         }
     }
 }
@@ -133,6 +147,7 @@ impl Topology {
                     &format!("{base}/pubsub/{path}"),
                     opts.request_ack_deadline,
                     opts.request_backoff,
+                    opts.push_oidc.as_ref(),
                 )
                 .set_dead_letter_policy(
                     DeadLetterPolicy::new()
@@ -148,6 +163,7 @@ impl Topology {
             &format!("{base}/pubsub/copy-operations"),
             opts.operations_ack_deadline,
             opts.operations_backoff,
+            opts.push_oidc.as_ref(),
         );
         ignore_already_exists(operations.send().await).context("creating copy-operations-push")?;
         let replay = topology
@@ -307,12 +323,21 @@ impl Topology {
         push_endpoint: &str,
         ack_deadline: Duration,
         (min_backoff, max_backoff): (Duration, Duration),
+        oidc: Option<&PushOidc>,
     ) -> google_cloud_pubsub::builder::subscription_admin::CreateSubscription {
+        let mut push = PushConfig::new().set_push_endpoint(push_endpoint);
+        if let Some(o) = oidc {
+            push = push.set_oidc_token(
+                google_cloud_pubsub::model::push_config::OidcToken::new()
+                    .set_service_account_email(&o.service_account_email)
+                    .set_audience(&o.audience),
+            );
+        }
         self.subscriptions
             .create_subscription()
             .set_name(self.subscription(short_sub))
             .set_topic(self.topic(short_topic))
-            .set_push_config(PushConfig::new().set_push_endpoint(push_endpoint))
+            .set_push_config(push)
             .set_ack_deadline_seconds(ack_deadline.as_secs() as i32)
             .set_retry_policy(
                 RetryPolicy::new()

@@ -62,7 +62,7 @@ pub fn emulator() -> &'static Emulator {
     })
 }
 
-fn fresh_project(name: &str) -> String {
+pub fn fresh_project(name: &str) -> String {
     static N: AtomicU32 = AtomicU32::new(0);
     format!(
         "it-{}-{}-{}",

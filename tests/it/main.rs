@@ -8,6 +8,7 @@ mod bodies;
 mod callbacks;
 mod child;
 mod crash;
+mod doctor;
 mod enqueue;
 mod envelope_props;
 mod events;

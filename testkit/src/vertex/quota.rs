@@ -53,6 +53,8 @@ pub enum Rpc {
     GetModel,
     /// `GET /v1/{model}:listVersions`: resource management.
     ListModelVersions,
+    /// `GET /v1/{parent}/models`: resource management.
+    ListModels,
 }
 
 /// How often one [`Rpc`] was called.
@@ -98,7 +100,9 @@ impl Rpc {
     fn metric(self) -> &'static Metric {
         match self {
             Rpc::CopyModel => &LRO_SUBMISSIONS,
-            Rpc::GetOperation | Rpc::GetModel | Rpc::ListModelVersions => &RESOURCE_MANAGEMENT,
+            Rpc::GetOperation | Rpc::GetModel | Rpc::ListModelVersions | Rpc::ListModels => {
+                &RESOURCE_MANAGEMENT
+            }
         }
     }
 }

@@ -27,10 +27,22 @@ pub(crate) struct KillSwitch(pub Arc<Notify>);
 /// The REST methods of ModelService that the fake serves.
 #[derive(Debug, PartialEq)]
 enum Route {
-    Copy { parent: String },
-    GetOperation { name: String },
-    GetModel { name: String },
-    ListVersions { name: String },
+    Copy {
+        parent: String,
+    },
+    GetOperation {
+        name: String,
+    },
+    GetModel {
+        name: String,
+    },
+    ListVersions {
+        name: String,
+    },
+    /// `GET /v1/{parent}/models`: ModelService.ListModels.
+    ListModels {
+        parent: String,
+    },
     Unknown,
 }
 
@@ -61,6 +73,9 @@ impl Route {
                 Route::GetOperation { name }
             }
             ("GET", ["projects", _, "locations", _, "models", _], None) => Route::GetModel { name },
+            ("GET", ["projects", p, "locations", l, "models"], None) => Route::ListModels {
+                parent: format!("projects/{p}/locations/{l}"),
+            },
             ("GET", ["projects", _, "locations", _, "models", _], Some("listVersions")) => {
                 Route::ListVersions { name }
             }
@@ -83,6 +98,9 @@ impl Route {
             Route::ListVersions { name } => Route::ListVersions {
                 name: projects.canonical(&name),
             },
+            Route::ListModels { parent } => Route::ListModels {
+                parent: projects.canonical(&parent),
+            },
             Route::Unknown => Route::Unknown,
         }
     }
@@ -94,6 +112,7 @@ impl Route {
             Route::GetOperation { name } => Some((Rpc::GetOperation, name)),
             Route::GetModel { name } => Some((Rpc::GetModel, name)),
             Route::ListVersions { name } => Some((Rpc::ListModelVersions, name)),
+            Route::ListModels { parent } => Some((Rpc::ListModels, parent)),
             Route::Unknown => None,
         }
     }
@@ -209,6 +228,11 @@ fn dispatch(
             let token = query_param(query, "pageToken").unwrap_or_default();
             state.list_versions(name, page_size.unwrap_or(0), &token)
         }
+        Route::ListModels { parent } => {
+            let page_size = query_param(query, "pageSize").and_then(|s| s.parse().ok());
+            let token = query_param(query, "pageToken").unwrap_or_default();
+            state.list_models(parent, page_size.unwrap_or(0), &token)
+        }
         Route::Unknown => Reply::not_found(format!(
             "The requested URL {path} was not found on the Vertex AI fake."
         )),
@@ -287,6 +311,13 @@ mod tests {
                 "/v1/projects/p/locations/l/models/m@2",
                 Route::GetModel {
                     name: "projects/p/locations/l/models/m@2".into(),
+                },
+            ),
+            (
+                get.clone(),
+                "/v1/projects/p/locations/l/models",
+                Route::ListModels {
+                    parent: "projects/p/locations/l".into(),
                 },
             ),
             (

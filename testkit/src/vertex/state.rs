@@ -276,6 +276,32 @@ impl State {
         Reply::ok(body)
     }
 
+    /// `GET /v1/{parent}/models`: the models of one project and location, each as its default
+    /// version (ListModelsResponse `models`, `nextPageToken`; the token is the offset of the
+    /// next page, as in [`State::list_versions`]). A page size of 0 means the server's choice.
+    /// An empty location lists nothing, which the real API answers with `{}`: proto3 JSON
+    /// omits an empty repeated field.
+    pub fn list_models(&self, parent: &str, page_size: usize, page_token: &str) -> Reply {
+        let prefix = format!("{parent}/models/");
+        let start: usize = page_token.parse().unwrap_or(0);
+        let size = if page_size == 0 { 100 } else { page_size };
+        let all: Vec<(&String, &ModelEntry)> = (self.models.iter())
+            .filter(|(k, _)| k.starts_with(&prefix))
+            .collect();
+        let page: Vec<Value> = (all.iter().skip(start).take(size))
+            .filter_map(|(k, m)| m.resolve(None).map(|v| model_json(k, m, v)))
+            .collect();
+        let mut body = json!({});
+        if !page.is_empty() {
+            body["models"] = json!(page);
+        }
+        let next = start.saturating_add(size);
+        if next < all.len() {
+            body["nextPageToken"] = json!(next.to_string());
+        }
+        Reply::ok(body)
+    }
+
     /// The Model JSON for `name` in either spelling, if it can be read now.
     pub fn model_json(&mut self, name: &str) -> Option<Value> {
         let name = self.projects.canonical(name);

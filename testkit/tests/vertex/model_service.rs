@@ -177,6 +177,41 @@ async fn missing_source_or_parent_model_is_not_found() {
 }
 
 #[tokio::test]
+async fn list_models_pages_one_location_of_one_project_in_either_spelling() {
+    let (fake, client) = start().await;
+    fake.add_model(&dst("a"));
+    fake.add_model(&dst("b"));
+    fake.add_model("projects/dst/locations/us-central1/models/elsewhere");
+    let page = client
+        .list_models()
+        .set_parent(PARENT)
+        .set_page_size(1)
+        .send()
+        .await
+        .expect("first page");
+    assert_eq!(page.models.len(), 1);
+    assert_eq!(page.models[0].name, numbered(&dst("a")));
+    assert_eq!(page.next_page_token, "1");
+    let rest = client
+        .list_models()
+        .set_parent(numbered(PARENT))
+        .set_page_token(page.next_page_token)
+        .send()
+        .await
+        .expect("second page, project by number");
+    let names: Vec<&str> = rest.models.iter().map(|m| m.name.as_str()).collect();
+    assert_eq!(names, [numbered(&dst("b"))]);
+    assert!(rest.next_page_token.is_empty());
+    let none = client
+        .list_models()
+        .set_parent("projects/empty/locations/europe-west4")
+        .send()
+        .await
+        .expect("an empty location lists nothing, without error");
+    assert!(none.models.is_empty());
+}
+
+#[tokio::test]
 async fn parent_model_copies_add_versions_that_list_model_versions_shows() {
     let (fake, client) = start().await;
     fake.add_model(&dst("base"));

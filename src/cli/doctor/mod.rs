@@ -1,0 +1,312 @@
+//! `copy-worker doctor`: a read-only pre-flight check of a deployment. It parses the
+//! configuration exactly as `serve` does, then looks at what the worker depends on: the
+//! topics, the push subscriptions' settings (DESIGN.md §2), the Pub/Sub service agent's
+//! grants, and Vertex AI in each project and location. One line per check: `ok`, `warn`,
+//! `fail`, or `unknown (why)`, with the fix under anything that is not ok.
+//!
+//! - [`report`]: the checks, their text and JSON, and the exit code.
+//! - [`subscriptions`]: what a push subscription must look like (pure).
+//! - [`probe`]: the Pub/Sub and Vertex AI calls.
+
+pub mod probe;
+pub mod report;
+pub mod subscriptions;
+
+use std::time::Duration;
+
+use clap::Args;
+
+use self::report::{Check, Report, Status};
+use self::subscriptions::{DeadLetterExpect, OidcExpect, PushExpect};
+use super::config::{Config, PushAuthMode, ServeArgs};
+use super::exit;
+use crate::clients::pubsub::{Connection, full_subscription};
+use crate::clients::vertex::{GoogleVertex, VertexOptions};
+use crate::pipeline::REQUEST_STAGE_BUDGET;
+
+const EXAMPLES: &str = "\
+Examples:
+  # Check a deployment with the same environment the Cloud Run service has:
+  GOOGLE_CLOUD_PROJECT=my-proj PUSH_AUDIENCE=https://copy-worker-abc-ew.a.run.app \\
+  PUSH_SERVICE_ACCOUNTS=copy-worker-push@my-proj.iam.gserviceaccount.com \\
+  SOURCE_PROJECT=ml-train TARGET_PROJECT=ml-serving LOCATION=us-central1 \\
+    copy-worker doctor --regions europe-west4
+
+  # The same as JSON, for a CI gate:
+  copy-worker doctor --project my-proj --json | jq '.checks[] | select(.status != \"ok\")'
+
+  # Against a local stack (the Pub/Sub emulator and a Vertex AI fake):
+  PUBSUB_EMULATOR_HOST=127.0.0.1:8085 VERTEX_ENDPOINT=http://127.0.0.1:9090 \\
+    copy-worker doctor --project demo --push-auth none --location us-central1
+
+Every check is read-only. Topic publish rights are tested for the credentials doctor runs
+with: run it as the worker's service account to check the worker
+(gcloud auth application-default login --impersonate-service-account=SA). Where an answer
+cannot be read (a missing permission, or the emulator, which has no IAM API), the check says
+`unknown (why)`, never `ok`.
+
+Exit codes: 0 nothing failed (warnings and unknowns allowed); 1 some check failed.";
+
+/// Flags of `copy-worker doctor`: every flag and variable of `serve`, plus what to look at.
+#[derive(Debug, Clone, Args)]
+#[command(after_help = EXAMPLES)]
+pub struct DoctorArgs {
+    #[command(flatten)]
+    pub serve: ServeArgs,
+    /// Push subscription of copy-requests.
+    #[arg(long, default_value = "copy-requests-push")]
+    pub requests_subscription: String,
+    /// Push subscription of copy-operations.
+    #[arg(long, default_value = "copy-operations-push")]
+    pub operations_subscription: String,
+    /// Push subscription of copy-callbacks.
+    #[arg(long, default_value = "copy-callbacks-push")]
+    pub callbacks_subscription: String,
+    /// Pull subscription of copy-dead-letter that `replay` reads.
+    #[arg(long, default_value = "copy-dead-letter-replay")]
+    pub dead_letter_subscription: String,
+    /// More regions to check Vertex AI in, besides LOCATION (comma-separated): the
+    /// destination regions your requests name.
+    #[arg(long, value_delimiter = ',')]
+    pub regions: Vec<String>,
+    /// Print the report as one JSON object.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Runs every check and prints the report; the exit code is 1 when something failed.
+pub async fn run(args: DoctorArgs) -> u8 {
+    let report = diagnose(&args).await;
+    if args.json {
+        println!("{}", report.json());
+    } else {
+        print!("{}", report.text());
+    }
+    if report.passed() {
+        exit::OK
+    } else {
+        exit::FAILED
+    }
+}
+
+/// Every check, in order: configuration, topics, subscriptions, Vertex AI.
+pub async fn diagnose(args: &DoctorArgs) -> Report {
+    let mut report = Report::default();
+    let cfg = match Config::from_args(&args.serve) {
+        Ok(c) => c,
+        Err(e) => {
+            // The message names the variable and what to set; nothing else can be checked.
+            report.push(Check::fail("config", "parses", e.to_string()));
+            return report;
+        }
+    };
+    report.push(Check::ok(
+        "config",
+        "parses",
+        format!(
+            "as serve would: project {}, PUSH_AUTH={}, WATCH_HOLD {} s",
+            cfg.worker_project,
+            match cfg.push_auth {
+                PushAuthMode::Oidc => "oidc",
+                PushAuthMode::None => "none",
+            },
+            cfg.settings.watch_hold.as_secs()
+        ),
+    ));
+    for w in super::serve::startup_warnings(&cfg) {
+        report.push(Check::warn("config", "warning", w));
+    }
+    pubsub(args, &cfg, &mut report).await;
+    vertex(args, &cfg, &mut report).await;
+    report
+}
+
+async fn pubsub(args: &DoctorArgs, cfg: &Config, report: &mut Report) {
+    let conn = Connection {
+        emulator_host: cfg.emulator_host.clone(),
+    };
+    let ps = match probe::PubSub::connect(&conn).await {
+        Ok(p) => p,
+        Err(e) => {
+            report.push(
+                Check::fail("pubsub", "credentials", format!("no Pub/Sub client: {e}")).fix(
+                    "gcloud auth application-default login (or the workload identity federation config on EC2)",
+                ),
+            );
+            return;
+        }
+    };
+    let t = &cfg.topics;
+    for (name, var) in [
+        (&t.requests, "COPY_REQUESTS_TOPIC"),
+        (&t.operations, "COPY_OPERATIONS_TOPIC"),
+        (&t.completions, "COPY_COMPLETIONS_TOPIC"),
+        (&t.dead_letter, "COPY_DEAD_LETTER_TOPIC"),
+        (&t.callbacks, "COPY_CALLBACKS_TOPIC"),
+    ] {
+        report.extend(ps.topic(name, var).await);
+    }
+    report.push(
+        ps.agent_grant(&t.dead_letter, "roles/pubsub.publisher")
+            .await,
+    );
+    let project = Some(cfg.worker_project.as_str());
+    let sub = |flag: &'static str, name: &str| {
+        full_subscription(name, project)
+            .map_err(|e| Check::fail("config", "subscription name", format!("--{flag}: {e}")))
+    };
+    let oidc = (cfg.push_auth == PushAuthMode::Oidc).then(|| OidcExpect {
+        service_accounts: cfg.push_service_accounts.clone(),
+        audiences: cfg.push_audiences.clone(),
+    });
+    let dead_letter = |min_attempts| DeadLetterExpect::To {
+        topic: t.dead_letter.clone(),
+        min_attempts,
+    };
+    let pushes = [
+        (
+            "requests-subscription",
+            &args.requests_subscription,
+            &t.requests,
+            "/pubsub/copy-requests",
+            (REQUEST_STAGE_BUDGET, "the request stage's budget"),
+            "requests_ack_deadline_seconds",
+            // Pub/Sub's own minimum for max_delivery_attempts.
+            dead_letter(5),
+        ),
+        (
+            "operations-subscription",
+            &args.operations_subscription,
+            &t.operations,
+            "/pubsub/copy-operations",
+            (cfg.settings.watch_hold, "WATCH_HOLD"),
+            "operations_ack_deadline_seconds",
+            DeadLetterExpect::None,
+        ),
+        (
+            "callbacks-subscription",
+            &args.callbacks_subscription,
+            &t.callbacks,
+            "/pubsub/copy-callbacks",
+            (REQUEST_STAGE_BUDGET, "the callback stage's budget"),
+            "requests_ack_deadline_seconds",
+            dead_letter(cfg.settings.callback_max_attempts as i32),
+        ),
+    ];
+    for (flag, name, topic, path, (budget, budget_name), ack_variable, dl) in pushes {
+        let name = match sub(flag, name) {
+            Ok(n) => n,
+            Err(c) => {
+                report.push(c);
+                continue;
+            }
+        };
+        let expect = PushExpect {
+            name: name.clone(),
+            topic: topic.clone(),
+            path,
+            budget,
+            budget_name,
+            ack_variable,
+            dead_letter: dl,
+            oidc: oidc.clone(),
+        };
+        match ps.subscription(&name).await {
+            Ok(s) => report.extend(subscriptions::check(&expect, &s)),
+            Err(c) => {
+                report.push(c);
+                continue;
+            }
+        }
+        if matches!(expect.dead_letter, DeadLetterExpect::To { .. }) {
+            report.push(ps.agent_grant(&name, "roles/pubsub.subscriber").await);
+        }
+    }
+    match sub("dead-letter-subscription", &args.dead_letter_subscription) {
+        Ok(name) => report.push(match ps.subscription(&name).await {
+            Ok(s) => replay_subscription(&name, &t.dead_letter, &s),
+            Err(c) => c,
+        }),
+        Err(c) => report.push(c),
+    }
+}
+
+/// The pull subscription `replay` reads must exist on the dead-letter topic: a topic without
+/// a subscription drops what is published to it (DESIGN.md §2).
+fn replay_subscription(
+    name: &str,
+    dead_letter: &str,
+    s: &google_cloud_pubsub::model::Subscription,
+) -> Check {
+    let subject = format!("subscription {}", subscriptions::short(name));
+    let push = s
+        .push_config
+        .as_ref()
+        .is_some_and(|p| !p.push_endpoint.is_empty());
+    if s.topic != dead_letter {
+        Check::fail(
+            subject,
+            "dead letters kept",
+            format!("attached to {}, not {dead_letter}", s.topic),
+        )
+        .fix("point --dead-letter-subscription at the pull subscription of the dead-letter topic")
+    } else if push {
+        Check::warn(
+            subject,
+            "dead letters kept",
+            "is a push subscription; `copy-worker replay` pulls",
+        )
+    } else {
+        Check::ok(
+            subject,
+            "dead letters kept",
+            format!("pull subscription on {dead_letter}"),
+        )
+    }
+}
+
+async fn vertex(args: &DoctorArgs, cfg: &Config, report: &mut Report) {
+    let d = &cfg.settings.defaults;
+    let mut locations: Vec<String> = d.location.iter().cloned().collect();
+    for r in &args.regions {
+        if !crate::domain::names::is_location(r) {
+            report.push(Check::fail(
+                "config",
+                "--regions",
+                format!("{r:?} is not a region such as europe-west4"),
+            ));
+        } else if !locations.contains(r) {
+            locations.push(r.clone());
+        }
+    }
+    if locations.is_empty() {
+        report.push(Check::new(
+            "vertex",
+            "reachable",
+            Status::Unknown("no LOCATION and no --regions".into()),
+            "Vertex AI not checked",
+        ));
+        return;
+    }
+    let client = GoogleVertex::new(VertexOptions {
+        endpoint: cfg.vertex_endpoint.clone(),
+        call_timeout: cfg.vertex_call_timeout.min(Duration::from_secs(20)),
+    });
+    for (side, var, project) in [
+        ("source", "SOURCE_PROJECT", &d.source_project),
+        ("destination", "TARGET_PROJECT", &d.target_project),
+    ] {
+        let Some(project) = project else {
+            report.push(Check::new(
+                format!("vertex {side}"),
+                "reachable",
+                Status::Unknown(format!("{var} is not set")),
+                format!("{side} project not checked: set {var} to check it"),
+            ));
+            continue;
+        };
+        for l in &locations {
+            report.push(probe::vertex(&client, side, project, l).await);
+        }
+    }
+}

@@ -1,0 +1,481 @@
+//! What a push subscription must look like for the worker (DESIGN.md §2), checked against the
+//! subscription as Pub/Sub returns it. Pure: the calls live in [`super::probe`].
+
+use std::time::Duration;
+
+use google_cloud_pubsub::model::Subscription;
+
+use super::report::Check;
+
+/// Seconds of slack above the worker's own budget: the time between Pub/Sub sending a push
+/// and the handler starting (cold start, queueing), and answering after the budget ends.
+pub const ACK_MARGIN: Duration = Duration::from_secs(15);
+
+/// What push authentication the worker enforces (`PUSH_AUTH=oidc`).
+#[derive(Debug, Clone)]
+pub struct OidcExpect {
+    /// `PUSH_SERVICE_ACCOUNTS`.
+    pub service_accounts: Vec<String>,
+    /// `PUSH_AUDIENCE`.
+    pub audiences: Vec<String>,
+}
+
+/// How the subscription must dead-letter.
+#[derive(Debug, Clone)]
+pub enum DeadLetterExpect {
+    /// To this topic, after at least this many attempts (`CALLBACK_MAX_ATTEMPTS` on
+    /// callbacks: the worker decides first, the policy is the backstop).
+    To { topic: String, min_attempts: i32 },
+    /// No dead-letter policy: `COPY_MAX_DURATION` bounds the watch instead.
+    None,
+}
+
+/// One push subscription's expected shape.
+#[derive(Debug, Clone)]
+pub struct PushExpect {
+    /// Full subscription name, as shown and as used in fixes.
+    pub name: String,
+    /// Full topic name it must be attached to.
+    pub topic: String,
+    /// Path of the push endpoint: `/pubsub/copy-requests`.
+    pub path: &'static str,
+    /// The worker's own time budget for one delivery; the ack deadline must cover it plus
+    /// [`ACK_MARGIN`].
+    pub budget: Duration,
+    /// What the budget is, for the message: `WATCH_HOLD`.
+    pub budget_name: &'static str,
+    /// The Terraform variable that sets this ack deadline.
+    pub ack_variable: &'static str,
+    pub dead_letter: DeadLetterExpect,
+    /// `None` with `PUSH_AUTH=none`.
+    pub oidc: Option<OidcExpect>,
+}
+
+impl PushExpect {
+    fn subject(&self) -> String {
+        format!("subscription {}", short(&self.name))
+    }
+
+    fn update(&self, flags: &str) -> String {
+        format!("gcloud pubsub subscriptions update {} {flags}", self.name)
+    }
+}
+
+/// The last segment of a full resource name.
+pub fn short(name: &str) -> &str {
+    name.rsplit('/').next().unwrap_or(name)
+}
+
+/// Every check of one subscription that exists.
+pub fn check(e: &PushExpect, sub: &Subscription) -> Vec<Check> {
+    let subject = e.subject();
+    let mut out = Vec::new();
+    out.push(if sub.topic == e.topic {
+        Check::ok(&subject, "topic", format!("attached to {}", e.topic))
+    } else {
+        Check::fail(
+            &subject,
+            "topic",
+            format!("attached to {}, expected {}", sub.topic, e.topic),
+        )
+        .fix(format!(
+            "a subscription cannot move to another topic: delete {} and re-apply the Terraform module",
+            e.name
+        ))
+    });
+    out.extend(push(e, sub));
+    let ack = Duration::from_secs(sub.ack_deadline_seconds.max(0) as u64);
+    let need = e.budget + ACK_MARGIN;
+    out.push(if ack >= need {
+        Check::ok(
+            &subject,
+            "ack deadline",
+            format!(
+                "{} s covers {} ({} s) + {} s",
+                ack.as_secs(),
+                e.budget_name,
+                e.budget.as_secs(),
+                ACK_MARGIN.as_secs()
+            ),
+        )
+    } else {
+        Check::fail(
+            &subject,
+            "ack deadline",
+            format!(
+                "{} s is below {} ({} s) + {} s: Pub/Sub redelivers while the worker still works on the message",
+                ack.as_secs(),
+                e.budget_name,
+                e.budget.as_secs(),
+                ACK_MARGIN.as_secs()
+            ),
+        )
+        .fix(format!(
+            "{} (Terraform: {} = {})",
+            e.update(&format!("--ack-deadline={}", need.as_secs().max(60))),
+            e.ack_variable,
+            need.as_secs().max(60)
+        ))
+    });
+    out.push(retry(e, sub));
+    out.push(dead_letter(e, sub));
+    out
+}
+
+/// The push endpoint's path and its OIDC token.
+fn push(e: &PushExpect, sub: &Subscription) -> Vec<Check> {
+    let subject = e.subject();
+    let endpoint = sub
+        .push_config
+        .as_ref()
+        .map(|p| p.push_endpoint.as_str())
+        .unwrap_or_default();
+    if endpoint.is_empty() {
+        return vec![
+            Check::fail(
+                &subject,
+                "push endpoint",
+                "none: this is a pull subscription, so nothing reaches the worker",
+            )
+            .fix(e.update(&format!("--push-endpoint=https://SERVICE_URL{}", e.path))),
+        ];
+    }
+    let path = url::Url::parse(endpoint)
+        .map(|u| u.path().to_owned())
+        .unwrap_or_default();
+    let mut out = vec![if path == e.path {
+        Check::ok(&subject, "push endpoint", endpoint)
+    } else {
+        Check::fail(
+            &subject,
+            "push endpoint",
+            format!(
+                "{endpoint} has path {path:?}; the worker serves this subscription at {}",
+                e.path
+            ),
+        )
+        .fix(e.update(&format!("--push-endpoint=https://SERVICE_URL{}", e.path)))
+    }];
+    let Some(want) = &e.oidc else {
+        out.push(Check::warn(
+            &subject,
+            "push auth",
+            "not checked: PUSH_AUTH=none accepts every push",
+        ));
+        return out;
+    };
+    let token = sub.push_config.as_ref().and_then(|p| p.oidc_token());
+    let Some(token) = token else {
+        out.push(
+            Check::fail(
+                &subject,
+                "push auth",
+                "sends no OIDC token; with PUSH_AUTH=oidc the worker answers 401 to every push",
+            )
+            .fix(e.update(
+                "--push-auth-service-account=PUSH_SA_EMAIL --push-auth-token-audience=AUDIENCE",
+            )),
+        );
+        return out;
+    };
+    let email = &token.service_account_email;
+    out.push(if want.service_accounts.iter().any(|s| s == email) {
+        Check::ok(&subject, "push service account", email.as_str())
+    } else {
+        Check::fail(
+            &subject,
+            "push service account",
+            format!(
+                "{email:?} is not in PUSH_SERVICE_ACCOUNTS ({}); every push is refused with 403",
+                want.service_accounts.join(",")
+            ),
+        )
+        .fix(format!(
+            "add {email} to PUSH_SERVICE_ACCOUNTS, or {}",
+            e.update("--push-auth-service-account=ONE_OF_PUSH_SERVICE_ACCOUNTS")
+        ))
+    });
+    // PushConfig.OidcToken.audience: "If not specified, the Push endpoint URL will be used."
+    // (google/pubsub/v1/pubsub.proto; the generated model.rs of google-cloud-pubsub says so too.)
+    let (audience, defaulted) = if token.audience.is_empty() {
+        (endpoint, " (the push endpoint, since none is set)")
+    } else {
+        (token.audience.as_str(), "")
+    };
+    out.push(if want.audiences.iter().any(|a| a == audience) {
+        Check::ok(
+            &subject,
+            "push audience",
+            format!("{audience}{defaulted}"),
+        )
+    } else {
+        Check::fail(
+            &subject,
+            "push audience",
+            format!(
+                "{audience:?}{defaulted} is not in PUSH_AUDIENCE ({}); every push is refused with 401",
+                want.audiences.join(",")
+            ),
+        )
+        .fix(format!(
+            "add {audience} to PUSH_AUDIENCE (Terraform: extra_accepted_audiences), or {}",
+            e.update(&format!(
+                "--push-auth-token-audience={}",
+                want.audiences.first().map(String::as_str).unwrap_or("AUDIENCE")
+            ))
+        ))
+    });
+    out
+}
+
+fn seconds(d: &Option<google_cloud_wkt::Duration>) -> String {
+    d.as_ref()
+        .map(|d| format!("{} s", d.seconds()))
+        .unwrap_or_else(|| "unset".into())
+}
+
+/// A retry policy must exist: without one Pub/Sub redelivers at once, and for
+/// `copy-operations-push` its backoff is the polling clock.
+fn retry(e: &PushExpect, sub: &Subscription) -> Check {
+    let subject = e.subject();
+    match &sub.retry_policy {
+        Some(r) => Check::ok(
+            &subject,
+            "retry policy",
+            format!(
+                "backoff {} to {}",
+                seconds(&r.minimum_backoff),
+                seconds(&r.maximum_backoff)
+            ),
+        ),
+        None => Check::fail(
+            &subject,
+            "retry policy",
+            "none: Pub/Sub redelivers a refused message at once, so every 'not yet' and every outage becomes a tight loop",
+        )
+        .fix(e.update("--min-retry-delay=10s --max-retry-delay=60s")),
+    }
+}
+
+fn dead_letter(e: &PushExpect, sub: &Subscription) -> Check {
+    let subject = e.subject();
+    let has = sub
+        .dead_letter_policy
+        .as_ref()
+        .filter(|d| !d.dead_letter_topic.is_empty());
+    match (&e.dead_letter, has) {
+        (DeadLetterExpect::None, None) => Check::ok(
+            &subject,
+            "dead-letter policy",
+            "none, as intended (COPY_MAX_DURATION ends a watch)",
+        ),
+        (DeadLetterExpect::None, Some(d)) => Check::warn(
+            &subject,
+            "dead-letter policy",
+            format!(
+                "dead-letters to {} after {} deliveries: a copy that runs longer than that many holds is dead-lettered while it still runs",
+                d.dead_letter_topic, d.max_delivery_attempts
+            ),
+        )
+        .fix(e.update("--clear-dead-letter-policy")),
+        (DeadLetterExpect::To { topic, .. }, None) => Check::fail(
+            &subject,
+            "dead-letter policy",
+            "none: a message that keeps failing is redelivered until retention ends, then lost",
+        )
+        .fix(e.update(&format!(
+            "--dead-letter-topic={topic} --max-delivery-attempts=10"
+        ))),
+        (DeadLetterExpect::To { topic, .. }, Some(d)) if &d.dead_letter_topic != topic => {
+            Check::fail(
+                &subject,
+                "dead-letter policy",
+                format!(
+                    "dead-letters to {}, not {topic}: `copy-worker replay` will not see those messages",
+                    d.dead_letter_topic
+                ),
+            )
+            .fix(e.update(&format!("--dead-letter-topic={topic}")))
+        }
+        (DeadLetterExpect::To { min_attempts, .. }, Some(d))
+            if d.max_delivery_attempts < *min_attempts =>
+        {
+            Check::warn(
+                &subject,
+                "dead-letter policy",
+                format!(
+                    "dead-letters after {} deliveries, before the worker's own limit of {min_attempts} (CALLBACK_MAX_ATTEMPTS); the dead letter then lacks the receiver's answer",
+                    d.max_delivery_attempts
+                ),
+            )
+            .fix(e.update(&format!("--max-delivery-attempts={min_attempts}")))
+        }
+        (DeadLetterExpect::To { .. }, Some(d)) => Check::ok(
+            &subject,
+            "dead-letter policy",
+            format!(
+                "to {} after {} deliveries",
+                d.dead_letter_topic, d.max_delivery_attempts
+            ),
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::doctor::report::Status;
+    use google_cloud_pubsub::model::{DeadLetterPolicy, PushConfig, RetryPolicy, push_config};
+
+    fn expect() -> PushExpect {
+        PushExpect {
+            name: "projects/p/subscriptions/copy-requests-push".into(),
+            topic: "projects/p/topics/copy-requests".into(),
+            path: "/pubsub/copy-requests",
+            budget: Duration::from_secs(45),
+            budget_name: "the request stage's budget",
+            ack_variable: "requests_ack_deadline_seconds",
+            dead_letter: DeadLetterExpect::To {
+                topic: "projects/p/topics/copy-dead-letter".into(),
+                min_attempts: 5,
+            },
+            oidc: Some(OidcExpect {
+                service_accounts: vec!["push@p.iam.gserviceaccount.com".into()],
+                audiences: vec!["https://svc.run.app".into()],
+            }),
+        }
+    }
+
+    /// The subscription Terraform creates (terraform/pubsub.tf `requests_push`).
+    fn good() -> Subscription {
+        Subscription::new()
+            .set_topic("projects/p/topics/copy-requests")
+            .set_ack_deadline_seconds(60)
+            .set_push_config(
+                PushConfig::new()
+                    .set_push_endpoint("https://svc.run.app/pubsub/copy-requests")
+                    .set_oidc_token(
+                        push_config::OidcToken::new()
+                            .set_service_account_email("push@p.iam.gserviceaccount.com")
+                            .set_audience("https://svc.run.app"),
+                    ),
+            )
+            .set_retry_policy(
+                RetryPolicy::new()
+                    .set_minimum_backoff(google_cloud_wkt::Duration::clamp(10, 0))
+                    .set_maximum_backoff(google_cloud_wkt::Duration::clamp(600, 0)),
+            )
+            .set_dead_letter_policy(
+                DeadLetterPolicy::new()
+                    .set_dead_letter_topic("projects/p/topics/copy-dead-letter")
+                    .set_max_delivery_attempts(10),
+            )
+    }
+
+    fn status_of(checks: &[Check], what: &str) -> (Status, String) {
+        let c = checks
+            .iter()
+            .find(|c| c.what == what)
+            .unwrap_or_else(|| panic!("no {what} check in {checks:?}"));
+        (c.status.clone(), c.detail.clone())
+    }
+
+    #[test]
+    fn the_terraform_shape_passes_every_check() {
+        let checks = check(&expect(), &good());
+        assert!(checks.iter().all(|c| c.status == Status::Ok), "{checks:#?}");
+        assert_eq!(checks.len(), 7, "{checks:#?}");
+    }
+
+    #[test]
+    fn an_unset_audience_means_the_endpoint_url_and_is_checked_as_that() {
+        let mut s = good();
+        let pc = s.push_config.take().unwrap().set_oidc_token(
+            push_config::OidcToken::new()
+                .set_service_account_email("push@p.iam.gserviceaccount.com"),
+        );
+        s = s.set_push_config(pc);
+        let (st, detail) = status_of(&check(&expect(), &s), "push audience");
+        assert_eq!(st, Status::Fail, "{detail}");
+        assert!(
+            detail.contains("https://svc.run.app/pubsub/copy-requests")
+                && detail.contains("the push endpoint"),
+            "{detail}"
+        );
+    }
+
+    #[test]
+    fn each_misconfiguration_fails_with_a_fix() {
+        let cases: Vec<(&str, Subscription)> = vec![
+            ("ack deadline", good().set_ack_deadline_seconds(30)),
+            ("retry policy", {
+                let mut s = good();
+                s.retry_policy = None;
+                s
+            }),
+            ("dead-letter policy", {
+                let mut s = good();
+                s.dead_letter_policy = None;
+                s
+            }),
+            ("push endpoint", {
+                let mut s = good();
+                s.push_config = None;
+                s
+            }),
+            (
+                "push service account",
+                good().set_push_config(
+                    PushConfig::new()
+                        .set_push_endpoint("https://svc.run.app/pubsub/copy-requests")
+                        .set_oidc_token(
+                            push_config::OidcToken::new()
+                                .set_service_account_email("other@p.iam.gserviceaccount.com")
+                                .set_audience("https://svc.run.app"),
+                        ),
+                ),
+            ),
+            ("topic", good().set_topic("projects/p/topics/elsewhere")),
+        ];
+        for (what, sub) in cases {
+            let checks = check(&expect(), &sub);
+            let c = checks.iter().find(|c| c.what == what).unwrap();
+            assert_eq!(c.status, Status::Fail, "{what}: {c:?}");
+            assert!(c.fix.is_some(), "{what}: {c:?}");
+            let others = checks
+                .iter()
+                .filter(|c| c.what != what && c.status == Status::Fail)
+                .count();
+            assert_eq!(others, 0, "{what} alone should fail: {checks:#?}");
+        }
+        let (st, detail) = status_of(
+            &check(&expect(), &good().set_ack_deadline_seconds(30)),
+            "ack deadline",
+        );
+        assert_eq!(st, Status::Fail);
+        assert!(detail.starts_with("30 s is below"), "{detail}");
+    }
+
+    #[test]
+    fn a_dead_letter_policy_on_the_watch_subscription_warns() {
+        let mut e = expect();
+        e.dead_letter = DeadLetterExpect::None;
+        let (st, detail) = status_of(&check(&e, &good()), "dead-letter policy");
+        assert_eq!(st, Status::Warn, "{detail}");
+        let mut s = good();
+        s.dead_letter_policy = None;
+        assert_eq!(
+            status_of(&check(&e, &s), "dead-letter policy").0,
+            Status::Ok
+        );
+    }
+
+    #[test]
+    fn with_push_auth_none_the_token_is_not_checked_and_says_so() {
+        let mut e = expect();
+        e.oidc = None;
+        let (st, detail) = status_of(&check(&e, &good()), "push auth");
+        assert_eq!(st, Status::Warn);
+        assert!(detail.contains("PUSH_AUTH=none"), "{detail}");
+    }
+}
