@@ -19,6 +19,8 @@ use copy_worker::telemetry;
 use copy_worker::telemetry::LogFormat;
 use testkit::{CopyScript, Emulator, Inbox, Topology, TopologyOptions, VertexFake};
 
+/// The emulator project of the demo's topics (any valid project id: the emulator needs none).
+const PROJECT: &str = "copy-worker-demo";
 const SOURCE: &str = "projects/ml-finetune/locations/us-central1/models/7704127342733426688";
 /// The demo's callback signing secret (a Standard Webhooks `whsec_` secret).
 const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
@@ -124,7 +126,7 @@ async fn run(emulator: &Emulator) -> anyhow::Result<()> {
     let argv = [
         "demo",
         "--project",
-        "demo",
+        PROJECT,
         "--push-auth",
         "none",
         "--pubsub-emulator-host",
@@ -156,7 +158,7 @@ async fn run(emulator: &Emulator) -> anyhow::Result<()> {
         push_base_url: base_url,
         ..TopologyOptions::default()
     };
-    let topology = Topology::create(&emulator.endpoint(), "demo", &opts)
+    let topology = Topology::create(&emulator.endpoint(), PROJECT, &opts)
         .await
         .context("creating the topology")?;
     topology
@@ -176,7 +178,7 @@ async fn run(emulator: &Emulator) -> anyhow::Result<()> {
         "--idle-timeout",
         "8s",
         "--project",
-        "demo",
+        PROJECT,
         "--pubsub-emulator-host",
         &emulator.host(),
     ])?;
@@ -258,7 +260,7 @@ async fn run(emulator: &Emulator) -> anyhow::Result<()> {
         "replay",
         "--dry-run",
         "--project",
-        "demo",
+        PROJECT,
         "--idle-timeout",
         "3s",
         "--pubsub-emulator-host",

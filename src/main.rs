@@ -2,7 +2,7 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 use copy_worker::cli::config::Config;
 use copy_worker::cli::{Cli, Command, doctor, events, exit, publish, replay, serve};
 use copy_worker::telemetry;
@@ -12,7 +12,19 @@ fn runtime() -> tokio::runtime::Runtime {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let cli = match Cli::try_parse_from(&argv) {
+        Ok(c) => c,
+        Err(e) => {
+            let note = copy_worker::cli::args::env_source_note(&Cli::command(), &e, &argv);
+            let code = e.exit_code();
+            let _ = e.print();
+            if let Some(n) = note {
+                eprintln!("{n}");
+            }
+            return ExitCode::from(code as u8);
+        }
+    };
     match cli.command {
         Command::Serve(args) => {
             let cfg = match Config::from_args(&args) {
@@ -39,5 +51,9 @@ fn main() -> ExitCode {
         Command::Replay(args) => ExitCode::from(runtime().block_on(replay::run(*args))),
         Command::Events(args) => ExitCode::from(runtime().block_on(events::run(*args))),
         Command::Doctor(args) => ExitCode::from(runtime().block_on(doctor::run(*args))),
+        Command::Completions(args) => {
+            copy_worker::cli::completions::write(args.shell, &mut std::io::stdout());
+            ExitCode::from(exit::OK)
+        }
     }
 }

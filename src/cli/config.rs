@@ -155,6 +155,21 @@ fn host_mistake(h: &str) -> Option<String> {
     None
 }
 
+/// `name@domain.tld`: the form of a token's `email` claim (a service account email).
+fn is_email(s: &str) -> bool {
+    match s.split_once('@') {
+        Some((local, domain)) => {
+            !local.is_empty()
+                && domain.contains('.')
+                && !domain.starts_with('.')
+                && !domain.ends_with('.')
+                && !s.contains(|c: char| c.is_whitespace() || c == ',' || c == '/')
+                && !domain.contains('@')
+        }
+        None => false,
+    }
+}
+
 fn err(var: &'static str, problem: impl Into<String>) -> ConfigError {
     ConfigError {
         var,
@@ -239,6 +254,22 @@ impl Config {
                 return Err(err(
                     "PUSH_SERVICE_ACCOUNTS",
                     "is required with PUSH_AUTH=oidc: set it to the push subscriptions' service account email(s)",
+                ));
+            }
+        }
+        for (var, list) in [
+            ("PUSH_SERVICE_ACCOUNTS", &push_service_accounts),
+            (
+                "INVOKER_SERVICE_ACCOUNTS",
+                &list(&a.invoker_service_accounts),
+            ),
+        ] {
+            if let Some(e) = list.iter().find(|e| !is_email(e)) {
+                return Err(err(
+                    var,
+                    format!(
+                        "{e:?} is not an email address; list service account emails such as copy-worker-push@my-proj.iam.gserviceaccount.com, comma-separated"
+                    ),
                 ));
             }
         }
@@ -354,7 +385,7 @@ mod tests {
     }
 
     fn config(args: &[&str]) -> Result<Config, ConfigError> {
-        let mut argv = vec!["t", "--project", "p"];
+        let mut argv = vec!["t", "--project", "my-proj"];
         argv.extend_from_slice(args);
         Config::from_args(&Cli::try_parse_from(argv).expect("flags parse").serve)
     }

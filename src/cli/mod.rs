@@ -8,8 +8,10 @@
 //! - [`replay`]: `copy-worker replay`, moving dead letters back with no loss.
 //! - [`events`]: `copy-worker events`, tailing completion events.
 //! - [`doctor`]: `copy-worker doctor`, the read-only pre-flight check of a deployment.
+//! - [`completions`]: `copy-worker completions SHELL`, shell completion scripts.
 
 pub mod args;
+pub mod completions;
 pub mod config;
 pub mod doctor;
 pub mod events;
@@ -48,4 +50,7 @@ pub enum Command {
     /// Check a deployment before sending traffic: configuration, topics, subscriptions,
     /// grants, Vertex AI (read-only).
     Doctor(Box<DoctorArgs>),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    #[command(after_help = completions::EXAMPLES)]
+    Completions(completions::CompletionsArgs),
 }

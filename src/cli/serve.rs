@@ -104,6 +104,13 @@ pub fn startup_warnings(cfg: &Config) -> Vec<&'static str> {
             "PUSH_AUTH=none: push endpoints accept requests from anyone who can reach them, who can then start copies and publish events as this worker; use only for local tests",
         );
     }
+    if !cfg.settings.defaults.callback_allowed_hosts.is_empty()
+        && cfg.callback_signing_secret.is_none()
+    {
+        w.push(
+            "CALLBACK_ALLOWED_HOSTS is set but CALLBACK_SIGNING_SECRET is not: callbacks are sent unsigned, so receivers cannot tell them from forgeries; set CALLBACK_SIGNING_SECRET (whsec_…)",
+        );
+    }
     if cfg.settings.defaults.callback_allow_http_loopback {
         w.push(
             "CALLBACK_ALLOW_HTTP_LOOPBACK=true: http://127.0.0.1 callbacks are allowed (local tests only)",

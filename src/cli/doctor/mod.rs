@@ -37,7 +37,7 @@ Examples:
 
   # Against a local stack (the Pub/Sub emulator and a Vertex AI fake):
   PUBSUB_EMULATOR_HOST=127.0.0.1:8085 VERTEX_ENDPOINT=http://127.0.0.1:9090 \\
-    copy-worker doctor --project demo --push-auth none --location us-central1
+    copy-worker doctor --project copy-worker-demo --push-auth none --location us-central1
 
 Every check is read-only. Topic publish rights are tested for the credentials doctor runs
 with: run it as the worker's service account to check the worker

@@ -76,8 +76,14 @@ pub struct PublishArgs {
     /// Request id, [A-Za-z0-9._:-]{1,128} (default: derived from source and destination).
     #[arg(long, help_heading = "Request")]
     pub request_id: Option<String>,
-    /// Context pair echoed into the completion event (repeatable).
-    #[arg(long, value_name = "K=V", help_heading = "Request")]
+    /// Context pair echoed into the completion event (repeatable, or comma-separated as in
+    /// gcloud: --context pipeline=nightly,commit=f00). `replay --context` filters on it.
+    #[arg(
+        long,
+        value_name = "K=V",
+        value_delimiter = ',',
+        help_heading = "Request"
+    )]
     pub context: Vec<String>,
     /// https URL that receives the completion event (host must be allowed by the worker).
     #[arg(long, help_heading = "Request")]
@@ -113,8 +119,15 @@ pub struct PublishArgs {
     pub completions_topic: String,
     /// Read this existing pull subscription of copy-completions instead of a temporary one,
     /// for callers that may not create subscriptions. Other waiters' events are handed back
-    /// (nack), so with several waiters events circle between them.
-    #[arg(long, value_name = "S", requires = "wait", help_heading = "Waiting")]
+    /// (nack), so with several waiters events circle between them. Used with --wait only.
+    /// The subscription must exist before the publish: it only sees events published after
+    /// it was created.
+    #[arg(
+        long,
+        value_name = "S",
+        env = "COPY_COMPLETIONS_SUBSCRIPTION",
+        help_heading = "Waiting"
+    )]
     pub completions_subscription: Option<String>,
     /// Give up waiting after this long (e.g. 90s, 30m, 2h).
     #[arg(

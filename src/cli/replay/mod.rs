@@ -33,7 +33,11 @@ pub use crate::contract::dead_letter::republished;
 #[command(after_help = EXAMPLES)]
 pub struct ReplayArgs {
     /// Dead-letter subscription to read: a short name or projects/P/subscriptions/S.
-    #[arg(long, default_value = "copy-dead-letter-replay")]
+    #[arg(
+        long,
+        env = "COPY_DEAD_LETTER_SUBSCRIPTION",
+        default_value = "copy-dead-letter-replay"
+    )]
     pub subscription: String,
     /// Topic to republish requests to: a short name or projects/P/topics/T.
     #[arg(long, env = "COPY_REQUESTS_TOPIC", default_value = "copy-requests")]
@@ -56,6 +60,10 @@ pub struct ReplayArgs {
     /// Replay only dead letters with this attribute value (repeatable: all of them).
     #[arg(long = "attribute", value_name = "K=V", value_parser = rules::parse_key_value)]
     pub attributes: Vec<(String, String)>,
+    /// Replay only requests whose `context` has this pair, as given to `publish --context`
+    /// (repeatable, or comma-separated: all of them).
+    #[arg(long = "context", value_name = "K=V", value_delimiter = ',', value_parser = rules::parse_key_value)]
+    pub context: Vec<(String, String)>,
     /// Stop after this many matching dead letters.
     #[arg(long, value_name = "N")]
     pub limit: Option<u64>,
@@ -84,8 +92,9 @@ Examples:
   # Replay two requests, at most 5 messages a second:
   copy-worker replay --request-id nightly-2026-11-22 --request-id nightly-2026-11-23 --rate 5
 
-  # Replay the first 100 dead letters of one pipeline into another project's topic:
-  copy-worker replay --attribute pipeline=nightly --limit 100 \\
+  # Replay the first 100 dead letters of one pipeline (publish --context pipeline=nightly)
+  # into another project's topic:
+  copy-worker replay --context pipeline=nightly --limit 100 \\
     --topic projects/other-proj/topics/copy-requests
 
   # Webhook callbacks whose receiver refused them, once the receiver is fixed:
@@ -128,6 +137,7 @@ impl ReplayArgs {
                 request_ids: self.request_ids.clone(),
                 error_codes: self.error_codes.clone(),
                 attributes: self.attributes.clone(),
+                context: self.context.clone(),
                 max_replays: self.max_replays,
                 callbacks: self.callbacks,
             },

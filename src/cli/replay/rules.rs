@@ -15,6 +15,9 @@ pub struct Rules {
     pub error_codes: Vec<String>,
     /// Every one of these attributes must be present with exactly this value.
     pub attributes: Vec<(String, String)>,
+    /// Every one of these pairs must be in the request's `context` (`publish --context`),
+    /// which travels in the message body, not in the attributes.
+    pub context: Vec<(String, String)>,
     /// Messages already replayed this often are left in place.
     pub max_replays: u32,
     /// Replay dead-lettered webhook callbacks (`failed_stage=callback`) instead of requests.
@@ -46,9 +49,10 @@ impl Rules {
             .attributes
             .iter()
             .all(|(k, v)| attributes.get(k) == Some(v));
+        let context_ok = self.context.is_empty() || context_matches(data, &self.context);
         let is_callback = attributes.get(attr::FAILED_STAGE).map(String::as_str)
             == Some(FailedStage::Callback.as_str());
-        if !(id_ok && code_ok && attrs_ok && is_callback == self.callbacks) {
+        if !(id_ok && code_ok && attrs_ok && context_ok && is_callback == self.callbacks) {
             Verdict::SkipFilter
         } else if replay_count(attributes) >= self.max_replays {
             Verdict::SkipMaxReplays
@@ -56,6 +60,23 @@ impl Rules {
             Verdict::Replay
         }
     }
+}
+
+/// Whether the body's `context` object (a copy request's, or the request echoed in a
+/// callback's event) holds every pair. A body that is not JSON matches no context filter.
+fn context_matches(data: &[u8], pairs: &[(String, String)]) -> bool {
+    let Ok(body) = serde_json::from_slice::<serde_json::Value>(data) else {
+        return false;
+    };
+    let context = if body.get("context").is_some() {
+        &body["context"]
+    } else {
+        // A webhook callback's body is the completion event: its data holds the context.
+        &body["data"]["context"]
+    };
+    pairs
+        .iter()
+        .all(|(k, v)| context.get(k).and_then(|x| x.as_str()) == Some(v.as_str()))
 }
 
 /// Parses `--attribute K=V`.
@@ -180,6 +201,27 @@ mod tests {
         let body = br#"{"request_id":"in-body","source_model":"m"}"#;
         assert_eq!(r.verdict(&HashMap::new(), body), Verdict::Replay);
         assert_eq!(r.verdict(&HashMap::new(), b"not json"), Verdict::SkipFilter);
+    }
+
+    #[test]
+    fn context_filters_read_the_request_body_not_the_attributes() {
+        let nightly = Rules {
+            context: vec![("pipeline".into(), "nightly".into())],
+            ..rules()
+        };
+        let a = attrs(&[("request_id", "a")]);
+        let body = br#"{"request_id":"a","context":{"pipeline":"nightly","commit":"f00"}}"#;
+        assert_eq!(nightly.verdict(&a, body), Verdict::Replay);
+        let other = br#"{"request_id":"a","context":{"pipeline":"weekly"}}"#;
+        assert_eq!(nightly.verdict(&a, other), Verdict::SkipFilter);
+        assert_eq!(
+            nightly.verdict(&a, br#"{"request_id":"a"}"#),
+            Verdict::SkipFilter
+        );
+        assert_eq!(nightly.verdict(&a, b"not json"), Verdict::SkipFilter);
+        // The attribute of the same name is not the context.
+        let in_attrs = attrs(&[("request_id", "a"), ("pipeline", "nightly")]);
+        assert_eq!(nightly.verdict(&in_attrs, b"{}"), Verdict::SkipFilter);
     }
 
     #[test]
