@@ -91,12 +91,42 @@ fn samples(callback_url: &str) -> Vec<(&'static str, String)> {
     ]
 }
 
+/// `--keep`: prints the environment of the running stack, then waits for Ctrl-C.
+async fn keep_running(emulator: &Emulator, vertex: &VertexFake) -> anyhow::Result<()> {
+    println!("\nThe stack keeps running; Ctrl-C stops it. In another terminal, run this line:");
+    // One line, so it can be pasted (and parsed by the README test) as it is.
+    println!(
+        "export PUBSUB_EMULATOR_HOST={} GOOGLE_CLOUD_PROJECT={PROJECT} VERTEX_ENDPOINT={} PUSH_AUTH=none SOURCE_PROJECT=ml-finetune TARGET_PROJECT=ml-serving LOCATION=us-central1",
+        emulator.host(),
+        vertex.endpoint()
+    );
+    println!("It has source model {SOURCE} (version 1; copies take 5 s).");
+    use std::io::Write as _;
+    std::io::stdout().flush()?;
+    tokio::signal::ctrl_c().await?;
+    Ok(())
+}
+
+/// The local stack, three sample requests, and the CLI against them.
+#[derive(Parser)]
+#[command(name = "demo", after_help = "\
+Examples:
+  cargo run --release --example demo
+  cargo run --release --example demo -- --keep   # then, in another terminal, the printed export line")]
+struct DemoArgs {
+    /// Leave the stack running after the demo (until Ctrl-C), and print the environment
+    /// that points `copy-worker publish`, `replay`, `events`, `doctor` and `serve` at it.
+    #[arg(long)]
+    keep: bool,
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    let demo = DemoArgs::parse();
     let started = Instant::now();
     println!("copy-worker demo: starting the Pub/Sub emulator (a JVM; takes a few seconds)...");
     let mut emulator = Emulator::start().await?;
-    let result = run(&emulator).await;
+    let result = run(&emulator, demo.keep).await;
     emulator.stop();
     println!(
         "\nstopped the emulator, the Vertex AI fake and the worker ({:.1} s in all)",
@@ -105,7 +135,7 @@ async fn main() -> anyhow::Result<()> {
     result
 }
 
-async fn run(emulator: &Emulator) -> anyhow::Result<()> {
+async fn run(emulator: &Emulator, keep: bool) -> anyhow::Result<()> {
     println!("  emulator on {}", emulator.host());
     let vertex = VertexFake::start().await?;
     vertex.add_model(SOURCE);
@@ -287,6 +317,9 @@ async fn run(emulator: &Emulator) -> anyhow::Result<()> {
         report.passed(),
         "doctor found failures in the demo's own stack"
     );
+    if keep {
+        keep_running(emulator, &vertex).await?;
+    }
     server.abort();
     Ok(())
 }

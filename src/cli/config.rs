@@ -78,7 +78,7 @@ pub struct ServeArgs {
     /// Base URL of the Vertex AI API (default: regional endpoint per request).
     #[arg(long, env = "VERTEX_ENDPOINT")]
     pub vertex_endpoint: Option<String>,
-    /// Timeout of one attempt of one Vertex AI call (an addition to DESIGN.md §5).
+    /// Timeout of one attempt of one Vertex AI call.
     #[arg(long, env = "VERTEX_CALL_TIMEOUT", default_value = "30s")]
     pub vertex_call_timeout: String,
     /// Copy attempts for transient operation failures.

@@ -110,9 +110,14 @@ pub struct VertexFake {
 impl VertexFake {
     /// Serves the fake on a free port of 127.0.0.1 (in the current tokio runtime).
     pub async fn start() -> anyhow::Result<VertexFake> {
-        let listener = TcpListener::bind("127.0.0.1:0")
+        Self::start_on(0).await
+    }
+
+    /// Serves the fake on `port` of 127.0.0.1 (0: a free one).
+    pub async fn start_on(port: u16) -> anyhow::Result<VertexFake> {
+        let listener = TcpListener::bind(("127.0.0.1", port))
             .await
-            .context("binding the Vertex fake")?;
+            .with_context(|| format!("binding the Vertex fake to 127.0.0.1:{port}"))?;
         let addr = listener.local_addr()?;
         let shared: Shared = Arc::new(Mutex::new(state::State::default()));
         let router = axum::Router::new()

@@ -35,8 +35,8 @@ Exit codes:
 
 Validation is the worker's own: a request accepted here is accepted by the worker, except that
 callback_url hosts are checked against CALLBACK_ALLOWED_HOSTS by the worker only. --wait needs
-pubsub.subscriptions.create/delete on the project and pubsub.topics.attachSubscription on the
-completions topic (Terraform grants both to the publisher account).
+pubsub.subscriptions.create/get/consume/delete on the project and
+pubsub.topics.attachSubscription on the completions topic (Terraform: publisher_can_wait).
 Credentials are Application Default Credentials (GOOGLE_APPLICATION_CREDENTIALS may point at a
 workload identity federation config for AWS); PUBSUB_EMULATOR_HOST uses the emulator anonymously.
 With TRACEPARENT set, it is sent as the traceparent attribute.";
