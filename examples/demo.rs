@@ -109,10 +109,13 @@ async fn keep_running(emulator: &Emulator, vertex: &VertexFake) -> anyhow::Resul
 
 /// The local stack, three sample requests, and the CLI against them.
 #[derive(Parser)]
-#[command(name = "demo", after_help = "\
+#[command(
+    name = "demo",
+    after_help = "\
 Examples:
   cargo run --release --example demo
-  cargo run --release --example demo -- --keep   # then, in another terminal, the printed export line")]
+  cargo run --release --example demo -- --keep   # then, in another terminal, the printed export line"
+)]
 struct DemoArgs {
     /// Leave the stack running after the demo (until Ctrl-C), and print the environment
     /// that points `copy-worker publish`, `replay`, `events`, `doctor` and `serve` at it.

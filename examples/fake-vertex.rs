@@ -17,13 +17,16 @@ use testkit::{CopyScript, VertexFake};
 
 /// The Vertex AI fake of testkit, on a fixed port.
 #[derive(Parser)]
-#[command(name = "fake-vertex", after_help = "\
+#[command(
+    name = "fake-vertex",
+    after_help = "\
 Examples:
   cargo run --example fake-vertex -- --port 9090
   cargo run --example fake-vertex -- --port 9090 --copy-time 60s \\
     --model projects/ml-finetune/locations/us-central1/models/7704127342733426688
 
-Point the worker (or doctor) at it with VERTEX_ENDPOINT=http://127.0.0.1:PORT.")]
+Point the worker (or doctor) at it with VERTEX_ENDPOINT=http://127.0.0.1:PORT."
+)]
 struct Args {
     /// Port on 127.0.0.1.
     #[arg(long, default_value_t = 9090)]

@@ -49,6 +49,9 @@ fn main() -> ExitCode {
         }
         Command::Publish(args) => ExitCode::from(runtime().block_on(publish::run(*args))),
         Command::Replay(args) => ExitCode::from(runtime().block_on(replay::run(*args))),
+        Command::Wait(args) => {
+            ExitCode::from(runtime().block_on(copy_worker::cli::wait::run(*args)))
+        }
         Command::Events(args) => ExitCode::from(runtime().block_on(events::run(*args))),
         Command::Doctor(args) => ExitCode::from(runtime().block_on(doctor::run(*args))),
         Command::Completions(args) => {

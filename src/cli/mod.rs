@@ -6,6 +6,7 @@
 //! - [`config`] and [`serve`]: `copy-worker serve`, the push consumer.
 //! - [`publish`]: `copy-worker publish`, submitting requests and waiting for their events.
 //! - [`replay`]: `copy-worker replay`, moving dead letters back with no loss.
+//! - [`wait`]: `copy-worker wait`, waiting for requests' events (and `publish --wait`).
 //! - [`events`]: `copy-worker events`, tailing completion events.
 //! - [`doctor`]: `copy-worker doctor`, the read-only pre-flight check of a deployment.
 //! - [`completions`]: `copy-worker completions SHELL`, shell completion scripts.
@@ -19,6 +20,7 @@ pub mod exit;
 pub mod publish;
 pub mod replay;
 pub mod serve;
+pub mod wait;
 
 use clap::{Parser, Subcommand};
 
@@ -43,6 +45,9 @@ pub enum Command {
     Serve(Box<ServeArgs>),
     /// Submit copy requests to the copy-requests topic, and optionally wait for their results.
     Publish(Box<PublishArgs>),
+    /// Wait for the completion events of requests published earlier (resumes a timed-out
+    /// publish --wait).
+    Wait(Box<wait::WaitArgs>),
     /// Move dead-lettered requests (or, with --callbacks, webhook callbacks) back.
     Replay(Box<ReplayArgs>),
     /// Tail completion events through a temporary filtered subscription.

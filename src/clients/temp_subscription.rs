@@ -121,6 +121,16 @@ impl TempSubscription {
         })
     }
 
+    /// A waiting subscription created earlier (kept by a `publish --wait` that timed out), to
+    /// be read and then deleted like a new one.
+    pub async fn existing(conn: &Connection, name: &str) -> Result<Self, TempSubscriptionError> {
+        Ok(Self {
+            name: name.to_owned(),
+            filter: String::new(),
+            admin: conn.subscription_admin().await?,
+        })
+    }
+
     /// Deletes the subscription (bounded: an unreachable service must not hold the exit).
     pub async fn delete(self) -> Result<(), TempSubscriptionError> {
         let call = self

@@ -29,6 +29,25 @@ impl Run {
             .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l:?}: {e}")))
             .collect()
     }
+
+    /// The stdout lines before the summary: publish lines and events.
+    fn events(&self) -> Vec<Value> {
+        let mut lines = self.lines();
+        if lines.last().is_some_and(|l| l.get("summary").is_some()) {
+            lines.pop();
+        }
+        lines
+    }
+
+    /// The `--wait` summary: the last stdout line, `{"summary":{…}}`.
+    fn summary(&self) -> Value {
+        let lines = self.lines();
+        let last = lines
+            .last()
+            .unwrap_or_else(|| panic!("no stdout: {}", self.stderr));
+        assert!(last.get("summary").is_some(), "no summary: {}", self.stdout);
+        last["summary"].clone()
+    }
 }
 
 /// `copy-worker publish ARGS` wired to the test's emulator project, with `stdin` piped in.
@@ -38,8 +57,19 @@ async fn publish_cli(
     stdin: Option<&str>,
     env: &[(&str, &str)],
 ) -> Run {
+    cli(app, "publish", args, stdin, env).await
+}
+
+/// `copy-worker SUBCOMMAND ARGS` wired to the test's emulator project.
+async fn cli(
+    app: &TestApp,
+    subcommand: &str,
+    args: &[&str],
+    stdin: Option<&str>,
+    env: &[(&str, &str)],
+) -> Run {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_copy-worker"));
-    cmd.arg("publish")
+    cmd.arg(subcommand)
         .args(args)
         .env("PUBSUB_EMULATOR_HOST", emulator().host())
         .env("GOOGLE_CLOUD_PROJECT", &app.topology.project)
@@ -255,8 +285,15 @@ async fn wait_exits_0_and_prints_the_event_when_the_copy_succeeds() {
     )
     .await;
     assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
-    let lines = run.lines();
+    let lines = run.events();
     assert_eq!(lines.len(), 2, "{}", run.stdout);
+    let summary = run.summary();
+    assert_eq!(summary["outcome"], "succeeded", "{summary}");
+    assert_eq!(
+        (summary["requests"].as_u64(), summary["succeeded"].as_u64()),
+        (Some(1), Some(1))
+    );
+    assert!(summary.get("resume").is_none(), "{summary}");
     assert_eq!(lines[0]["request_id"], "wait-ok");
     assert!(lines[0]["message_id"].is_string());
     assert_eq!(lines[1]["request_id"], "wait-ok");
@@ -287,7 +324,17 @@ async fn wait_exits_1_when_one_copy_fails_and_another_is_rejected_by_the_worker(
     )
     .await;
     assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
-    let events: Vec<Value> = run.lines().into_iter().skip(3).collect();
+    let events: Vec<Value> = run.events().into_iter().skip(3).collect();
+    let summary = run.summary();
+    assert_eq!(summary["outcome"], "failed", "{summary}");
+    for (k, n) in [
+        ("succeeded", 1),
+        ("failed", 1),
+        ("rejected", 1),
+        ("requests", 3),
+    ] {
+        assert_eq!(summary[k], n, "{k}: {summary}");
+    }
     let status_of = |id: &str| {
         let found: Vec<&Value> = events.iter().filter(|e| e["request_id"] == id).collect();
         assert_eq!(found.len(), 1, "one event for {id}: {}", run.stdout);
@@ -326,10 +373,22 @@ async fn wait_exits_3_and_names_the_pending_request_when_the_timeout_passes() {
     .await;
     assert_eq!(run.code, 3, "{}\n{}", run.stdout, run.stderr);
     assert_eq!(
-        run.lines().len(),
+        run.events().len(),
         1,
         "only the publish line: {}",
         run.stdout
+    );
+    let summary = run.summary();
+    assert_eq!(summary["outcome"], "timed_out", "{summary}");
+    assert_eq!(summary["pending"], serde_json::json!(["wait-slow"]));
+    let kept = summary["subscription"].as_str().unwrap();
+    assert_eq!(
+        summary["resume"],
+        format!("copy-worker wait --subscription {kept} --request-id wait-slow")
+    );
+    assert!(
+        app.subscriptions().await.iter().any(|s| s == kept),
+        "the waiting subscription is kept for `wait`"
     );
     assert!(
         run.stderr.contains("timed out") && run.stderr.contains("wait-slow"),
@@ -371,7 +430,7 @@ async fn shared_subscription_waiter_gets_its_events_and_hands_back_the_others() 
     ];
     let run = publish_cli(&app, &args, Some(&text), &[]).await;
     assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
-    let events: Vec<Value> = run.lines().into_iter().skip(2).collect();
+    let events: Vec<Value> = run.events().into_iter().skip(2).collect();
     let mut ids: Vec<&str> = events
         .iter()
         .map(|e| e["request_id"].as_str().unwrap())
@@ -430,7 +489,7 @@ async fn waiters_on_their_own_subscriptions_read_each_event_once_and_leave_none_
     assert_eq!(c.code, 0, "{}", c.stderr);
     for (run, own) in [(&a, "own-a"), (&b, "own-b")] {
         assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
-        let events: Vec<Value> = run.lines().into_iter().skip(2).collect();
+        let events: Vec<Value> = run.events().into_iter().skip(2).collect();
         let ids: Vec<&str> = events
             .iter()
             .map(|e| e["request_id"].as_str().unwrap())
@@ -554,4 +613,55 @@ async fn wait_on_a_completions_topic_that_does_not_exist_exits_4_before_publishi
     );
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert!(seen.snapshot().is_empty(), "a request was published");
+}
+
+/// `publish --wait` times out (exit 3) and keeps its subscription; the copy ends while nobody
+/// waits; the summary's `resume` command (`copy-worker wait --subscription …`) still gets the
+/// event, exits 0 and deletes the subscription (issue #17, item 6).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wait_resumes_a_timed_out_publish_without_missing_the_event_in_between() {
+    let app = spawn_app("pub-resume", Knobs::default()).await;
+    app.copies_take(Duration::from_secs(6));
+    let publish = [
+        "--source-model",
+        SRC,
+        "--destination-model-id",
+        "target-resume",
+        "--request-id",
+        "resume-1",
+        "--wait",
+        "--timeout",
+        "2s",
+    ];
+    let run = publish_cli(&app, &publish, None, &[]).await;
+    assert_eq!(run.code, 3, "{}\n{}", run.stdout, run.stderr);
+    let summary = run.summary();
+    let kept = summary["subscription"].as_str().unwrap().to_owned();
+    let resume = summary["resume"].as_str().unwrap().to_owned();
+    assert!(run.stderr.contains(&resume), "{}", run.stderr);
+    // The copy ends, and its event is published, while nobody waits.
+    app.completion_of("resume-1", 1, 60).await;
+    let mut args: Vec<&str> = resume
+        .strip_prefix("copy-worker wait ")
+        .expect("a wait command")
+        .split(' ')
+        .collect();
+    args.extend(["--timeout", "60s"]);
+    let run = cli(&app, "wait", &args, None, &[]).await;
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    let events = run.events();
+    assert_eq!(events.len(), 1, "{}", run.stdout);
+    assert_eq!(
+        (&events[0]["request_id"], &events[0]["status"]),
+        (&Value::from("resume-1"), &Value::from("succeeded"))
+    );
+    assert_eq!(run.summary()["outcome"], "succeeded");
+    assert!(
+        !app.subscriptions().await.contains(&kept),
+        "the kept subscription is deleted once every request has its event"
+    );
+    // Without ids there is nothing to wait for: a usage error that says what to give.
+    let run = cli(&app, "wait", &[], None, &[]).await;
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(run.stderr.contains("--request-id"), "{}", run.stderr);
 }

@@ -23,15 +23,21 @@ Examples:
   # of copy-completions that only this waiter reads, deleted on exit):
   copy-worker publish --project my-proj --file requests.jsonl --wait --timeout 45m
 
+With --wait, stdout gets one line per published request, then each completion event as it
+arrives, then one summary:
+  {\"summary\":{\"outcome\",\"requests\",\"succeeded\",\"failed\",\"rejected\",\"pending\",\"subscription\",\"resume\"}}
+When stderr is a terminal, a progress bar counts the requests that ended.
+
 Exit codes:
   0  published; with --wait, every request succeeded
   1  --wait: at least one request ended failed or rejected
   2  usage or validation error (the line, field and rule are named on stderr); nothing published
-  3  --wait: timeout (or Ctrl-C) before every request had a completion event; the pending
-     request ids are named on stderr
+  3  --wait: timeout (or Ctrl-C) before every request had a completion event; the summary
+     lists them in \"pending\", and \"resume\" is the `copy-worker wait` command that carries
+     on (the temporary subscription is kept for it, so no event is missed)
   4  Pub/Sub error while publishing or pulling; requests printed on stdout were published
-     (with --wait, creating the temporary subscription comes first: if it fails, nothing is
-     published)
+     (with --wait, the subscription it reads is created, or with --completions-subscription
+     checked, before anything is published: if that fails, nothing is published)
 
 Validation is the worker's own: a request accepted here is accepted by the worker, except that
 callback_url hosts are checked against CALLBACK_ALLOWED_HOSTS by the worker only. --wait needs

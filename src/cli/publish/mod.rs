@@ -7,18 +7,20 @@
 
 mod args;
 mod input;
-mod wait;
 
 use std::io::{Read, Write};
 use std::time::Duration;
 
 use futures::future::join_all;
 
+pub use crate::cli::wait::follow::{
+    Counts, Reading, Verdict, WaitError, WaitOutcome, Waiting, event_line,
+};
 pub use args::PublishArgs;
 pub use input::{InvalidInput, RequestFlags, validate, validate_lines};
-pub use wait::{Counts, Reading, Verdict, WaitError, WaitOutcome, Waiting, event_line};
 
 use super::exit;
+use super::wait::finish::{self, Source};
 use crate::clients::pubsub::{Connection, OutMessage, full_subscription, full_topic, to_message};
 use crate::clients::temp_subscription::TempSubscription;
 use crate::contract::attr;
@@ -73,77 +75,73 @@ pub async fn run(args: PublishArgs) -> u8 {
                 }
             }
         }
+        Some(WaitOn::Subscription(name)) => {
+            if let Err(e) = shared_subscription_exists(&plan.connection, name).await {
+                eprintln!("copy-worker publish: --wait: {e}");
+                eprintln!("copy-worker publish: nothing was published");
+                return exit::PUBSUB;
+            }
+            None
+        }
+        None => None,
+    };
+    let source = match (&plan.wait, own) {
+        (Some(WaitOn::Subscription(s)), _) => Some(Source::Shared(s.clone())),
+        (Some(WaitOn::Topic(_)), Some(sub)) => Some(Source::Own(sub)),
         _ => None,
     };
-    let reading = match (&plan.wait, &own) {
-        (Some(WaitOn::Subscription(s)), _) => Some((s.as_str(), Reading::Shared)),
-        (Some(WaitOn::Topic(_)), Some(sub)) => Some((sub.name.as_str(), Reading::Own)),
-        _ => None,
-    };
-    let code = publish_and_wait(&plan, reading).await;
-    if let Some(sub) = own
-        && let Err(e) = sub.delete().await
-    {
-        eprintln!("copy-worker publish: warning: {e}");
-    }
-    code
+    publish_and_wait(&plan, source).await
 }
 
-/// Publishes, then (with `--wait`) reads events from `reading`.
-async fn publish_and_wait(plan: &Plan, reading: Option<(&str, Reading)>) -> u8 {
+/// A shared `--completions-subscription` must exist before anything is published: it only
+/// holds events published after it was created. A caller allowed to consume but not to read
+/// the subscription's settings (roles/pubsub.subscriber has no pubsub.subscriptions.get)
+/// cannot be checked here; the pull reports it.
+async fn shared_subscription_exists(conn: &Connection, name: &str) -> Result<(), String> {
+    let admin = conn
+        .subscription_admin()
+        .await
+        .map_err(|e| format!("connecting to Pub/Sub: {e}"))?;
+    match admin.get_subscription().set_subscription(name).send().await {
+        Ok(_) => Ok(()),
+        Err(e) => match e.status().map(|s| s.code) {
+            Some(google_cloud_gax::error::rpc::Code::PermissionDenied) => Ok(()),
+            Some(google_cloud_gax::error::rpc::Code::NotFound) => Err(format!(
+                "--completions-subscription {name} does not exist; create it on copy-completions before publishing (it only sees events published after it exists), or leave the flag out to wait through a subscription of its own"
+            )),
+            _ => Err(format!("checking --completions-subscription {name}: {e}")),
+        },
+    }
+}
+
+/// Publishes, then (with `--wait`) reads events from `source`.
+async fn publish_and_wait(plan: &Plan, source: Option<Source>) -> u8 {
+    const WHO: &str = "copy-worker publish";
     let mut stdout = std::io::stdout();
     let ids = match publish_all(plan, &mut stdout).await {
         Ok(ids) => ids,
         Err(e) => {
-            eprintln!("copy-worker publish: {e:#}");
+            eprintln!("{WHO}: {e:#}");
+            if let Some(Source::Own(sub)) = source
+                && let Err(e) = sub.delete().await
+            {
+                eprintln!("{WHO}: warning: {e}");
+            }
             return exit::PUBSUB;
         }
     };
-    let Some((subscription, reading)) = reading else {
+    let Some(source) = source else {
         return exit::OK;
     };
-    let outcome = wait::wait(
+    finish::follow_and_finish(
+        WHO,
         &plan.connection,
-        subscription,
-        reading,
+        source,
         ids,
         plan.timeout,
         &mut stdout,
     )
-    .await;
-    let (outcome, counts) = match outcome {
-        Ok(done) => done,
-        Err(e) => {
-            eprintln!("copy-worker publish: {e:#}");
-            return exit::PUBSUB;
-        }
-    };
-    eprintln!(
-        "copy-worker publish: read {} events on {subscription}: {} ours, {} repeated, {} of other requests",
-        counts.ours + counts.duplicates + counts.others,
-        counts.ours,
-        counts.duplicates,
-        counts.others
-    );
-    match outcome {
-        WaitOutcome::AllSucceeded => exit::OK,
-        WaitOutcome::SomeFailed => exit::FAILED,
-        WaitOutcome::TimedOut { pending } => {
-            eprintln!(
-                "copy-worker publish: timed out after {} waiting for {}",
-                humantime::format_duration(plan.timeout),
-                pending.join(", ")
-            );
-            exit::TIMEOUT
-        }
-        WaitOutcome::Interrupted { pending } => {
-            eprintln!(
-                "copy-worker publish: interrupted while waiting for {}",
-                pending.join(", ")
-            );
-            exit::TIMEOUT
-        }
-    }
+    .await
 }
 
 fn non_empty(s: &Option<String>) -> Option<String> {

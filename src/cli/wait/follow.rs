@@ -1,4 +1,5 @@
-//! `publish --wait`: follows completion events until every request it published has one.
+//! Following completion events until every awaited request has one (`publish --wait`,
+//! `copy-worker wait`).
 //!
 //! Two ways to read them ([`Reading`]):
 //! - **its own subscription** (the default): a temporary subscription on `copy-completions`,
@@ -11,7 +12,7 @@
 //!   or events no one waits for, events circle until retention ends: use it only where the
 //!   caller may not create subscriptions.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 use std::time::Duration;
 
@@ -90,12 +91,14 @@ pub enum Verdict {
     NotOurs,
 }
 
-/// The waiter's bookkeeping: which requests still lack an event, and whether any failed.
+/// The waiter's bookkeeping: which requests still lack an event, and how the others ended.
 #[derive(Debug)]
 pub struct Waiting {
     pending: BTreeSet<String>,
     done: BTreeSet<String>,
     any_failed: bool,
+    /// Events counted, by status (`succeeded`, `failed`, `rejected`, or what else came).
+    statuses: BTreeMap<String, usize>,
 }
 
 impl Waiting {
@@ -104,7 +107,23 @@ impl Waiting {
             pending: request_ids.into_iter().collect(),
             done: BTreeSet::new(),
             any_failed: false,
+            statuses: BTreeMap::new(),
         }
+    }
+
+    /// How many requests ended with `status`.
+    pub fn count(&self, status: &str) -> usize {
+        self.statuses.get(status).copied().unwrap_or(0)
+    }
+
+    /// Requests with an event so far.
+    pub fn finished(&self) -> usize {
+        self.done.len()
+    }
+
+    /// Requests awaited in all.
+    pub fn total(&self) -> usize {
+        self.done.len() + self.pending.len()
     }
 
     /// Classifies an event by its `request_id` attribute (or, failing that, its data) and
@@ -124,6 +143,10 @@ impl Waiting {
         // make a pipeline carry on.
         let succeeded = status == Some("succeeded");
         self.any_failed |= !succeeded;
+        *self
+            .statuses
+            .entry(status.unwrap_or("unknown").to_owned())
+            .or_default() += 1;
         Verdict::Ours {
             request_id: id.to_owned(),
             succeeded,
@@ -134,7 +157,7 @@ impl Waiting {
         self.pending.is_empty()
     }
 
-    fn outcome(&self, interrupted: bool) -> WaitOutcome {
+    pub fn outcome(&self, interrupted: bool) -> WaitOutcome {
         if interrupted && !self.pending.is_empty() {
             return WaitOutcome::Interrupted {
                 pending: self.pending.iter().cloned().collect(),
@@ -182,6 +205,34 @@ fn request_id_and_status(msg: &Message) -> (Option<String>, Option<String>) {
     (request_id, status)
 }
 
+/// A `done/total` bar on stderr, drawn only when stderr is a terminal.
+fn progress(total: usize) -> indicatif::ProgressBar {
+    use std::io::IsTerminal as _;
+    if !std::io::stderr().is_terminal() {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::with_draw_target(
+        Some(total as u64),
+        indicatif::ProgressDrawTarget::stderr(),
+    );
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{spinner} [{elapsed_precise}] {pos}/{len} requests ended {wide_bar} {msg}",
+        )
+        .expect("progress template"),
+    );
+    bar.enable_steady_tick(Duration::from_millis(200));
+    bar
+}
+
+/// What a wait ended with: how, what it read, and the bookkeeping (for the summary).
+#[derive(Debug)]
+pub struct Followed {
+    pub outcome: WaitOutcome,
+    pub counts: Counts,
+    pub waiting: Waiting,
+}
+
 /// Pulls `subscription` until each of `request_ids` has an event, `timeout` passes or Ctrl-C,
 /// and writes each of its events to `out` as one JSON line.
 pub async fn wait(
@@ -191,11 +242,12 @@ pub async fn wait(
     request_ids: Vec<String>,
     timeout: Duration,
     out: &mut (dyn Write + Send),
-) -> Result<(WaitOutcome, Counts), WaitError> {
+) -> Result<Followed, WaitError> {
     let mut counts = Counts::default();
     let mut interrupted = false;
     let deadline = Instant::now() + timeout;
     let mut waiting = Waiting::new(request_ids);
+    let bar = progress(waiting.total());
     let subscriber = conn
         .subscriber()
         .await
@@ -242,8 +294,13 @@ pub async fn wait(
             Verdict::Ours { .. } => {
                 counts.ours += 1;
                 handler.ack();
+                bar.inc(1);
+                let failed = waiting.finished() - waiting.count("succeeded");
+                if failed > 0 {
+                    bar.set_message(format!("({failed} not succeeded)"));
+                }
                 // A closed stdout must not keep the waiter from acking and exiting.
-                let _ = writeln!(out, "{line}").and_then(|()| out.flush());
+                let _ = bar.suspend(|| writeln!(out, "{line}").and_then(|()| out.flush()));
             }
             Verdict::Duplicate => {
                 counts.duplicates += 1;
@@ -258,9 +315,14 @@ pub async fn wait(
             }
         }
     };
+    bar.finish_and_clear();
     // Flushes the acks; bounded so that an unreachable service cannot hold the exit code.
     let _ = tokio::time::timeout(Duration::from_secs(10), shutdown.shutdown()).await;
-    result.map(|()| (waiting.outcome(interrupted), counts))
+    result.map(|()| Followed {
+        outcome: waiting.outcome(interrupted),
+        counts,
+        waiting,
+    })
 }
 
 #[cfg(test)]

@@ -1,0 +1,192 @@
+//! Waiting for completion events: `copy-worker wait`, and the code `publish --wait` shares.
+//!
+//! - [`follow`]: reading events until every awaited request has one.
+//! - [`finish`]: the summary, the exit code, and keeping or deleting the subscription.
+
+pub mod finish;
+pub mod follow;
+
+use std::time::Duration;
+
+use clap::Args;
+
+use self::finish::Source;
+use super::args::{PubSubArgs, parse_duration};
+use super::exit;
+use crate::clients::pubsub::{full_subscription, full_topic};
+use crate::clients::temp_subscription::TempSubscription;
+
+const EXAMPLES: &str = "\
+Examples:
+  # Carry on after `publish --wait` timed out (exit 3): it printed this command, with the
+  # subscription it kept so that no event is missed in between:
+  copy-worker wait --subscription projects/my-proj/subscriptions/copy-worker-wait-3f2a9c1e0b7d4a58 \\
+    --request-id nightly-2026-11-22,nightly-2026-11-23
+
+  # Wait for what an earlier publish printed (its stdout, one JSON line per request):
+  copy-worker publish --project my-proj --file requests.jsonl > published.jsonl
+  copy-worker wait --project my-proj --file published.jsonl --timeout 2h
+
+  # Through a shared pull subscription that already existed when the requests were published:
+  copy-worker wait --completions-subscription copy-completions-ci --request-id nightly-2026-11-22
+
+Without --subscription or --completions-subscription, it reads through a new subscription of
+its own, which sees only events published from now on: an event that was published while
+nobody waited is not seen. stdout gets each event as one JSON line, then one summary:
+  {\"summary\":{\"outcome\",\"requests\",\"succeeded\",\"failed\",\"rejected\",\"pending\",\"subscription\",\"resume\"}}
+
+Exit codes: 0 every request succeeded; 1 some failed or were rejected; 2 usage; 3 timeout or
+Ctrl-C (the summary's \"resume\" carries on, and a subscription of its own is kept for it);
+4 Pub/Sub error.";
+
+/// Flags of `copy-worker wait`.
+#[derive(Debug, Clone, Args)]
+#[command(after_help = EXAMPLES)]
+pub struct WaitArgs {
+    /// Request ids to wait for (repeatable, or comma-separated).
+    #[arg(long = "request-id", value_name = "ID", value_delimiter = ',')]
+    pub request_ids: Vec<String>,
+    /// A file of request ids: publish's stdout (JSON lines with request_id), or one id a
+    /// line; - for stdin.
+    #[arg(long, value_name = "PATH")]
+    pub file: Option<String>,
+    /// A waiting subscription kept by `publish --wait` or `wait` (read as its own, deleted
+    /// once every request has its event).
+    #[arg(long, value_name = "S", conflicts_with = "completions_subscription")]
+    pub subscription: Option<String>,
+    /// A shared pull subscription of copy-completions (other waiters' events are handed back).
+    #[arg(long, value_name = "S", env = "COPY_COMPLETIONS_SUBSCRIPTION")]
+    pub completions_subscription: Option<String>,
+    /// Topic of completion events, for a new subscription of its own.
+    #[arg(
+        long,
+        env = "COPY_COMPLETIONS_TOPIC",
+        default_value = "copy-completions"
+    )]
+    pub completions_topic: String,
+    /// Give up after this long (exit 3).
+    #[arg(long, default_value = "30m", value_parser = parse_duration)]
+    pub timeout: Duration,
+    #[command(flatten)]
+    pub pubsub: PubSubArgs,
+}
+
+/// The request ids of a file: `request_id` of each JSON line, or the line itself.
+pub fn ids_of(text: &str) -> Result<Vec<String>, String> {
+    let mut ids = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() {
+            continue;
+        }
+        if line.starts_with('{') {
+            let v: serde_json::Value =
+                serde_json::from_str(line).map_err(|e| format!("line {}: not JSON: {e}", n + 1))?;
+            if v.get("summary").is_some() {
+                continue;
+            }
+            match v.get("request_id").and_then(|r| r.as_str()) {
+                Some(id) => ids.push(id.to_owned()),
+                None => return Err(format!("line {}: no \"request_id\"", n + 1)),
+            }
+        } else {
+            ids.push(line.to_owned());
+        }
+    }
+    Ok(ids)
+}
+
+fn read(path: &str) -> Result<String, String> {
+    use std::io::Read as _;
+    if path == "-" {
+        let mut s = String::new();
+        std::io::stdin()
+            .read_to_string(&mut s)
+            .map_err(|e| format!("reading request ids from stdin: {e}"))?;
+        return Ok(s);
+    }
+    std::fs::read_to_string(path).map_err(|e| format!("reading --file {path}: {e}"))
+}
+
+/// Runs the command; returns the process exit code.
+pub async fn run(args: WaitArgs) -> u8 {
+    const WHO: &str = "copy-worker wait";
+    let mut ids: Vec<String> = args.request_ids.clone();
+    if let Some(path) = &args.file {
+        match read(path).and_then(|t| ids_of(&t)) {
+            Ok(more) => ids.extend(more),
+            Err(e) => {
+                eprintln!("{WHO}: {e}");
+                return exit::USAGE;
+            }
+        }
+    }
+    ids.retain(|i| !i.is_empty());
+    ids.sort();
+    ids.dedup();
+    if ids.is_empty() {
+        eprintln!("{WHO}: no request ids: give --request-id ID or --file PATH");
+        return exit::USAGE;
+    }
+    let project = args.pubsub.project();
+    let conn = args.pubsub.connection();
+    let source = match (&args.subscription, &args.completions_subscription) {
+        (Some(s), _) => match full_subscription(s, project) {
+            Ok(name) => match TempSubscription::existing(&conn, &name).await {
+                Ok(sub) => Source::Own(sub),
+                Err(e) => {
+                    eprintln!("{WHO}: {e}");
+                    return exit::PUBSUB;
+                }
+            },
+            Err(e) => {
+                eprintln!("{WHO}: --subscription: {e}");
+                return exit::USAGE;
+            }
+        },
+        (None, Some(s)) => match full_subscription(s, project) {
+            Ok(name) => Source::Shared(name),
+            Err(e) => {
+                eprintln!("{WHO}: --completions-subscription: {e}");
+                return exit::USAGE;
+            }
+        },
+        (None, None) => {
+            let topic = match full_topic(&args.completions_topic, project) {
+                Ok(t) => t,
+                Err(e) => {
+                    eprintln!("{WHO}: --completions-topic: {e}");
+                    return exit::USAGE;
+                }
+            };
+            match TempSubscription::create(&conn, &topic, "copy-worker-wait", &ids).await {
+                Ok(sub) => {
+                    eprintln!(
+                        "{WHO}: reading through a new subscription {}: only events published from now on are seen",
+                        sub.name
+                    );
+                    Source::Own(sub)
+                }
+                Err(e) => {
+                    eprintln!("{WHO}: {e}");
+                    return exit::PUBSUB;
+                }
+            }
+        }
+    };
+    let mut stdout = std::io::stdout();
+    finish::follow_and_finish(WHO, &conn, source, ids, args.timeout, &mut stdout).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ids_of;
+
+    #[test]
+    fn ids_come_from_publish_output_or_plain_lines() {
+        let text = "{\"request_id\":\"a\",\"message_id\":\"1\"}\n\nb\n{\"summary\":{}}\n";
+        assert_eq!(ids_of(text).unwrap(), ["a", "b"]);
+        let e = ids_of("{\"message_id\":\"1\"}").unwrap_err();
+        assert!(e.contains("line 1") && e.contains("request_id"), "{e}");
+    }
+}
