@@ -223,12 +223,13 @@ fn flags(a: &PublishArgs) -> RequestFlags {
     }
 }
 
-fn read_input(path: &str) -> Result<String, String> {
+/// `--file PATH`, or stdin for `-`.
+pub(crate) fn read_input(path: &str) -> Result<String, String> {
     if path == "-" {
         let mut s = String::new();
         std::io::stdin()
             .read_to_string(&mut s)
-            .map_err(|e| format!("reading requests from stdin: {e}"))?;
+            .map_err(|e| format!("reading stdin: {e}"))?;
         return Ok(s);
     }
     std::fs::read_to_string(path).map_err(|e| format!("reading --file {path}: {e}"))

@@ -96,24 +96,12 @@ pub fn ids_of(text: &str) -> Result<Vec<String>, String> {
     Ok(ids)
 }
 
-fn read(path: &str) -> Result<String, String> {
-    use std::io::Read as _;
-    if path == "-" {
-        let mut s = String::new();
-        std::io::stdin()
-            .read_to_string(&mut s)
-            .map_err(|e| format!("reading request ids from stdin: {e}"))?;
-        return Ok(s);
-    }
-    std::fs::read_to_string(path).map_err(|e| format!("reading --file {path}: {e}"))
-}
-
 /// Runs the command; returns the process exit code.
 pub async fn run(args: WaitArgs) -> u8 {
     const WHO: &str = "copy-worker wait";
     let mut ids: Vec<String> = args.request_ids.clone();
     if let Some(path) = &args.file {
-        match read(path).and_then(|t| ids_of(&t)) {
+        match super::publish::read_input(path).and_then(|t| ids_of(&t)) {
             Ok(more) => ids.extend(more),
             Err(e) => {
                 eprintln!("{WHO}: {e}");
