@@ -29,6 +29,17 @@ impl PubSubArgs {
         self.pubsub_emulator_host.clone().filter(|h| !h.is_empty())
     }
 
+    /// Against the service (not the emulator), checks that Application Default Credentials
+    /// yield a token: a setup problem is reported at once, root cause first, with the fix.
+    pub async fn check_credentials(
+        &self,
+    ) -> Result<(), crate::clients::credentials::CredentialsProblem> {
+        if self.emulator_host().is_some() {
+            return Ok(());
+        }
+        crate::clients::credentials::check().await
+    }
+
     /// How to reach Pub/Sub: the emulator anonymously, or the service with ADC.
     pub fn connection(&self) -> Connection {
         Connection {

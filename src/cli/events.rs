@@ -156,6 +156,10 @@ pub async fn run(args: EventsArgs) -> u8 {
 
 /// Runs the command, writing events to `out`; returns the exit code.
 pub async fn tail(args: EventsArgs, out: &mut (dyn Write + Send)) -> u8 {
+    if let Err(e) = args.pubsub.check_credentials().await {
+        eprintln!("copy-worker events: {e}");
+        return exit::USAGE;
+    }
     let topic = match full_topic(&args.topic, args.pubsub.project()) {
         Ok(t) => t,
         Err(e) => {

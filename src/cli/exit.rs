@@ -4,7 +4,8 @@
 pub const OK: u8 = 0;
 /// Something failed: a request ended `failed` or `rejected`, or the worker stopped on an error.
 pub const FAILED: u8 = 1;
-/// Usage, configuration or validation error: nothing was done.
+/// Usage, configuration or validation error, or no usable Google credentials: nothing was
+/// done.
 pub const USAGE: u8 = 2;
 /// A wait timed out before every request had a completion event.
 pub const TIMEOUT: u8 = 3;

@@ -3,10 +3,12 @@
 //! and testkit's Vertex AI fake.
 //!
 //! - [`vertex`]: CopyModel, operations, model reads, through the official client.
+//! - [`credentials`]: Application Default Credentials, checked before a command starts.
 //! - [`pubsub`]: topic and subscription names, the connection, and confirmed publishes.
 //! - [`temp_subscription`]: a waiter's own filtered, expiring subscription.
 //! - [`webhook`]: signed callbacks to `callback_url` (Standard Webhooks).
 
+pub mod credentials;
 pub mod pubsub;
 pub mod temp_subscription;
 pub mod vertex;

@@ -665,3 +665,55 @@ async fn wait_resumes_a_timed_out_publish_without_missing_the_event_in_between()
     assert_eq!(run.code, 2, "{}", run.stderr);
     assert!(run.stderr.contains("--request-id"), "{}", run.stderr);
 }
+
+/// A broken credentials file is a setup problem: every Pub/Sub command stops at once (no
+/// 20 s of retries), exit 2, with the file, the innermost cause and the fix (issue #17,
+/// item 7). No emulator: the commands talk to the real service's credentials chain.
+#[tokio::test]
+async fn broken_credentials_fail_at_once_naming_the_file_the_cause_and_the_fix() {
+    let dir = std::env::temp_dir().join(format!("cw-creds-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("wif.json");
+    std::fs::write(&file, r#"{"type":"external_account"}"#).unwrap();
+    for args in [
+        &[
+            "publish",
+            "--source-model",
+            SRC,
+            "--destination-project",
+            "dst-proj",
+        ][..],
+        &["replay", "--dry-run"][..],
+        &["events", "--idle-timeout", "1s"][..],
+        &["wait", "--request-id", "r1"][..],
+    ] {
+        let started = std::time::Instant::now();
+        let out = Command::new(env!("CARGO_BIN_EXE_copy-worker"))
+            .args(args)
+            .env_remove("PUBSUB_EMULATOR_HOST")
+            .env("GOOGLE_APPLICATION_CREDENTIALS", &file)
+            .env("GOOGLE_CLOUD_PROJECT", "my-proj-123")
+            .stdin(Stdio::null())
+            .output()
+            .await
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains("no usable Google credentials")
+                && stderr.contains(&format!(
+                    "GOOGLE_APPLICATION_CREDENTIALS={}",
+                    file.display()
+                ))
+                && stderr.contains("missing field `audience`")
+                && stderr.contains("gcloud auth application-default login"),
+            "{args:?}: {stderr}"
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "{args:?} took {:?}",
+            started.elapsed()
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -125,6 +125,22 @@ async fn pubsub(args: &DoctorArgs, cfg: &Config, report: &mut Report) {
     let conn = Connection {
         emulator_host: cfg.emulator_host.clone(),
     };
+    if conn.emulator_host.is_none() {
+        match crate::clients::credentials::check().await {
+            Ok(()) => report.push(Check::ok(
+                "credentials",
+                "token",
+                "Application Default Credentials yield a token",
+            )),
+            Err(e) => {
+                report.push(
+                    Check::fail("credentials", "token", format!("none usable: {}", e.cause))
+                        .fix(crate::clients::credentials::FIX),
+                );
+                return;
+            }
+        }
+    }
     let ps = match probe::PubSub::connect(&conn).await {
         Ok(p) => p,
         Err(e) => {

@@ -56,6 +56,11 @@ pub async fn run(args: PublishArgs) -> u8 {
             return exit::USAGE;
         }
     };
+    if let Err(e) = args.pubsub.check_credentials().await {
+        eprintln!("copy-worker publish: {e}");
+        eprintln!("copy-worker publish: nothing was published");
+        return exit::USAGE;
+    }
     // The waiter's own subscription exists before anything is published, so that it gets
     // every event, and a caller who may not create it learns so before publishing.
     let own = match &plan.wait {

@@ -160,6 +160,10 @@ pub async fn run(args: ReplayArgs) -> u8 {
             return exit::USAGE;
         }
     };
+    if let Err(e) = args.pubsub.check_credentials().await {
+        eprintln!("copy-worker replay: {e}");
+        return exit::USAGE;
+    }
     let (mut summary, result) = execute(plan).await;
     summary.error = result.as_ref().err().map(ToString::to_string);
     println!("{}", summary.to_json());
