@@ -105,7 +105,10 @@ Examples:
 
 Each dead letter is acked only after its republish returned a message id. Skipped messages
 are handed back untouched. stdout gets one JSON summary:
-  {\"replayed\", \"skipped_filter\", \"skipped_max_replays\", \"failed\", \"elapsed_s\", ...}
+  {\"replayed\", \"skipped_filter\", \"skipped_max_replays\", \"skipped_replayed_this_run\",
+   \"failed\", \"elapsed_s\", ...}
+A request that fails again while the run is still reading comes back as a new dead letter;
+the run leaves it in place (skipped_replayed_this_run): one run replays a request once.
 
 Exit codes: 0 done; 2 usage; 4 Pub/Sub error: the subscription could not be read, the target
 topic does not exist (checked before reading), or a republish failed (the run stopped and every

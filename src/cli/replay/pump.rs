@@ -4,7 +4,7 @@
 //! A SIGKILL at any point loses nothing: a dead letter is acked only after its copy is on the
 //! target topic. The price is at most one duplicate per message in flight at the kill.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -72,6 +72,9 @@ pub struct Pump {
     shared: Option<Arc<Shared>>,
     summary: Summary,
     seen: HashMap<String, Seen>,
+    /// Request ids this run republished: a request that fails again while the run still
+    /// reads comes back as a new dead letter, which this run leaves alone.
+    replayed_requests: HashSet<String>,
     /// Matching messages taken on (counted against `--limit`).
     matched: u64,
     in_flight: usize,
@@ -103,6 +106,7 @@ impl Pump {
             shared,
             summary,
             seen: HashMap::new(),
+            replayed_requests: HashSet::new(),
             matched: 0,
             in_flight: 0,
             window,
@@ -239,13 +243,22 @@ impl Pump {
             Verdict::SkipFilter => self.summary.skipped_filter += 1,
             Verdict::SkipMaxReplays => self.summary.skipped_max_replays += 1,
             Verdict::Replay => {
+                let rid = request_id(&message.attributes, &message.data);
+                if self.shared.is_some()
+                    && let Some(r) = &rid
+                    && !self.replayed_requests.insert(r.clone())
+                {
+                    self.summary.skipped_replayed_this_run += 1;
+                    self.seen.insert(id, Seen::HandedBack);
+                    handler.nack();
+                    return;
+                }
                 self.matched += 1;
                 if let Some(shared) = self.shared.clone() {
                     self.seen.insert(id, Seen::InFlight);
                     return self.dispatch(shared, message, handler);
                 }
                 let error_code = message.attributes.get(attr::ERROR_CODE).map(String::as_str);
-                let rid = request_id(&message.attributes, &message.data);
                 if let Some(d) = self.summary.dry_run.as_mut() {
                     d.record(error_code, rid);
                 }

@@ -21,6 +21,9 @@ pub struct Summary {
     pub skipped_filter: u64,
     /// Handed back: already replayed `--max-replays` times.
     pub skipped_max_replays: u64,
+    /// Handed back: a new dead letter of a request this run already replayed (it failed
+    /// again while the run was still reading). One run replays a request once.
+    pub skipped_replayed_this_run: u64,
     /// Republish failed; the dead letter was handed back.
     pub failed: u64,
     /// Wall-clock time of the run.
@@ -109,7 +112,7 @@ impl Progress {
         self.bar.set_message(format!(
             "done {done} / matched {} / skipped {} / {rate:.1} msg/s",
             s.matched(),
-            s.skipped_filter + s.skipped_max_replays,
+            s.skipped_filter + s.skipped_max_replays + s.skipped_replayed_this_run,
         ));
     }
 
@@ -155,6 +158,7 @@ mod tests {
             "replayed",
             "skipped_filter",
             "skipped_max_replays",
+            "skipped_replayed_this_run",
             "failed",
             "elapsed_s",
         ] {

@@ -135,6 +135,29 @@ async fn request_id_filter_replays_only_the_named_requests() {
     assert_eq!(request_ids(&b.left_in_place().await), ["y"]);
 }
 
+/// A request that fails again while the run still reads comes back as a second dead letter
+/// of the same request: one run replays it once, and leaves the second in place.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_run_replays_a_request_once_even_when_it_is_dead_lettered_again() {
+    let b = bench("once", true).await;
+    b.dead_letter("again", "NOT_FOUND", &[]).await;
+    b.dead_letter("again", "NOT_FOUND", &[("replay_count", "1")])
+        .await;
+    let out = replay(&b.topology.project, &["--idle-timeout", "2s"]).await;
+    assert_eq!(out.code, 0, "stderr: {}", out.stderr);
+    assert_eq!(out.summary["replayed"], 1, "{}", out.summary);
+    assert_eq!(
+        out.summary["skipped_replayed_this_run"], 1,
+        "{}",
+        out.summary
+    );
+    b.target()
+        .wait_for(1, Duration::from_secs(10), |_| true)
+        .await
+        .unwrap();
+    assert_eq!(request_ids(&b.left_in_place().await), ["again"]);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dry_run_acks_nothing_and_groups_what_it_would_replay_by_error_code() {
     let b = bench("dry", true).await;

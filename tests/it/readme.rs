@@ -1,0 +1,160 @@
+//! The README's "Try it on your machine" section, run as printed against `demo --keep`
+//! (issue #17): every `sh` block there must exit 0 with the environment the demo prints.
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::Command;
+
+const SECTION: &str = "## Try it on your machine";
+
+/// The `sh` blocks of the section, in order.
+fn blocks(readme: &str) -> Vec<String> {
+    let start = readme
+        .find(SECTION)
+        .unwrap_or_else(|| panic!("README.md has no {SECTION:?} section"));
+    let rest = &readme[start + SECTION.len()..];
+    let section = &rest[..rest.find("\n## ").unwrap_or(rest.len())];
+    let mut out = Vec::new();
+    let mut parts = section.split("```");
+    parts.next();
+    while let (Some(code), _) = (parts.next(), parts.next()) {
+        if let Some(body) = code.strip_prefix("sh\n") {
+            out.push(body.to_owned());
+        }
+    }
+    out
+}
+
+/// `target/<profile>/examples/demo`, which `cargo test` builds with the examples.
+fn demo_binary() -> PathBuf {
+    let bin = PathBuf::from(env!("CARGO_BIN_EXE_copy-worker"));
+    let demo = bin.parent().unwrap().join("examples").join("demo");
+    assert!(
+        demo.is_file(),
+        "{} is missing: `cargo test` builds it with the examples (or run `cargo build --example demo`)",
+        demo.display()
+    );
+    demo
+}
+
+/// `export A=1 B=2` as pairs.
+fn exports(line: &str) -> Vec<(String, String)> {
+    line.trim()
+        .strip_prefix("export ")
+        .unwrap_or_default()
+        .split_whitespace()
+        .filter_map(|kv| kv.split_once('='))
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_readme_local_stack_commands_work_as_printed_against_demo_keep() {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
+        .expect("README.md");
+    let blocks = blocks(&readme);
+    assert!(
+        blocks.len() >= 4,
+        "the section has {} sh blocks",
+        blocks.len()
+    );
+    let mut demo = Command::new(demo_binary())
+        .arg("--keep")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start demo --keep");
+    let mut lines = BufReader::new(demo.stdout.take().unwrap()).lines();
+    let mut seen = String::new();
+    let env = tokio::time::timeout(Duration::from_secs(300), async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            seen.push_str(&line);
+            seen.push('\n');
+            if line.starts_with("export ") {
+                return exports(&line);
+            }
+        }
+        panic!("demo --keep ended without an export line:\n{seen}");
+    })
+    .await
+    .expect("demo --keep prints its export line within 300 s");
+    assert!(
+        env.iter().any(|(k, _)| k == "PUBSUB_EMULATOR_HOST"),
+        "{env:?}"
+    );
+    // Keep draining the demo's stdout so it never blocks on a full pipe.
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+
+    let bin_dir = PathBuf::from(env!("CARGO_BIN_EXE_copy-worker"))
+        .parent()
+        .unwrap()
+        .to_owned();
+    let path = format!(
+        "{}:{}",
+        bin_dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let work = std::env::temp_dir().join(format!("cw-readme-{}", std::process::id()));
+    std::fs::create_dir_all(&work).unwrap();
+    for (i, block) in blocks.iter().enumerate() {
+        let run = Command::new("bash")
+            .args(["-euo", "pipefail", "-c", block])
+            .current_dir(&work)
+            .env("PATH", &path)
+            .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .env_remove("COPY_COMPLETIONS_SUBSCRIPTION")
+            .env_remove("COPY_DEAD_LETTER_SUBSCRIPTION")
+            .env_remove("GOOGLE_APPLICATION_CREDENTIALS")
+            .stdin(Stdio::null())
+            .output();
+        let out = tokio::time::timeout(Duration::from_secs(240), run)
+            .await
+            .unwrap_or_else(|_| panic!("block {i} ran past 240 s:\n{block}"))
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "README block {i} exited {:?}:\n{block}\nstdout:\n{}\nstderr:\n{}",
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        // What the README says each block shows.
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let expected: &[&str] = match i {
+            0 => &[r#""outcome":"succeeded""#],
+            1 => &[r#""outcome":"failed""#, "exit code 1"],
+            2 => &[r#""replayed":1"#],
+            _ => &[],
+        };
+        for e in expected {
+            assert!(
+                stdout.contains(e),
+                "block {i} shows {e}:\n{block}\n{stdout}"
+            );
+        }
+    }
+    let _ = std::fs::remove_dir_all(&work);
+    // Ctrl-C: the demo stops the emulator it started.
+    if let Some(pid) = demo.id() {
+        let _ = Command::new("kill")
+            .args(["-INT", &pid.to_string()])
+            .status()
+            .await;
+    }
+    let stopped = tokio::time::timeout(Duration::from_secs(60), demo.wait()).await;
+    assert!(
+        matches!(stopped, Ok(Ok(s)) if s.success()),
+        "demo --keep stops cleanly on Ctrl-C: {stopped:?}"
+    );
+}
+
+#[test]
+fn sh_blocks_of_the_section_only_are_extracted() {
+    let text = "# x\n```sh\nno\n```\n## Try it on your machine\ntext\n```sh\na\nb\n```\n```text\nnot run\n```\n```sh\nc\n```\n## Next\n```sh\nno\n```\n";
+    assert_eq!(blocks(text), ["a\nb\n", "c\n"]);
+}
