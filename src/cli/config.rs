@@ -434,6 +434,60 @@ mod tests {
             "{w:?}"
         );
     }
+
+    #[test]
+    fn service_account_lists_must_be_emails_and_the_error_names_the_variable() {
+        let oidc = ["--push-auth", "oidc", "--push-audience", "https://a"];
+        for (flag, var) in [
+            ("--push-service-accounts", "PUSH_SERVICE_ACCOUNTS"),
+            ("--invoker-service-accounts", "INVOKER_SERVICE_ACCOUNTS"),
+        ] {
+            for bad in ["copy-push", "https://x@y.com", "a@b", "a@@b.com"] {
+                let mut args = oidc.to_vec();
+                if var == "INVOKER_SERVICE_ACCOUNTS" {
+                    args.extend(["--push-service-accounts", "s@p.iam.gserviceaccount.com"]);
+                }
+                let list = format!("ok@p.iam.gserviceaccount.com,{bad}");
+                args.extend([flag, list.as_str()]);
+                let e = config(&args).unwrap_err().to_string();
+                assert!(
+                    e.contains(var) && e.contains(&format!("{bad:?} is not an email")),
+                    "{bad}: {e}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn callbacks_without_a_signing_secret_warn_at_start() {
+        let unsigned = config(&[
+            "--push-auth",
+            "none",
+            "--callback-allowed-hosts",
+            "hooks.example.com",
+        ])
+        .unwrap();
+        let w = crate::cli::serve::startup_warnings(&unsigned);
+        assert!(
+            w.iter()
+                .any(|w| w.contains("CALLBACK_SIGNING_SECRET is not")),
+            "{w:?}"
+        );
+        let signed = config(&[
+            "--push-auth",
+            "none",
+            "--callback-allowed-hosts",
+            "hooks.example.com",
+            "--callback-signing-secret",
+            "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+        ])
+        .unwrap();
+        assert!(
+            !crate::cli::serve::startup_warnings(&signed)
+                .iter()
+                .any(|w| w.contains("CALLBACK_SIGNING_SECRET")),
+        );
+    }
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde_json::Value;
 use testkit::pubsub::Inbox;
 use testkit::vertex::CopyScript;
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
 use tokio::process::Command;
 
 use crate::helpers::{Knobs, SRC, TestApp, emulator, request, spawn_app};
@@ -716,4 +716,106 @@ async fn broken_credentials_fail_at_once_naming_the_file_the_cause_and_the_fix()
         );
     }
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `--completions-subscription` must exist before the publish: a missing one stops the
+/// command before anything is published (issue #17, item 3).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wait_on_a_missing_shared_subscription_publishes_nothing() {
+    let app = spawn_app("pub-nosub", Knobs::default()).await;
+    let args = [
+        "--source-model",
+        SRC,
+        "--request-id",
+        "nosub-1",
+        "--wait",
+        "--completions-subscription",
+        "nope-not-here",
+    ];
+    let run = publish_cli(&app, &args, None, &[]).await;
+    assert_eq!(run.code, 4, "{}\n{}", run.stdout, run.stderr);
+    assert!(run.stdout.is_empty(), "nothing published: {}", run.stdout);
+    assert!(
+        run.stderr.contains("nope-not-here")
+            && run.stderr.contains("does not exist")
+            && run.stderr.contains("nothing was published"),
+        "{}",
+        run.stderr
+    );
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        app.vertex.copies_started(),
+        0,
+        "no request reached the worker"
+    );
+}
+
+/// Ctrl-C while waiting: exit 3, and the summary still comes, with the pending ids and the
+/// command that carries on (issue #17, item 5).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_during_wait_prints_a_partial_summary_and_exits_3() {
+    let app = spawn_app("pub-ctrlc", Knobs::default()).await;
+    app.copies_take(Duration::from_secs(600));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_copy-worker"))
+        .args([
+            "publish",
+            "--source-model",
+            SRC,
+            "--destination-model-id",
+            "target-ctrlc",
+            "--request-id",
+            "ctrlc-1",
+            "--wait",
+            "--timeout",
+            "5m",
+        ])
+        .env("PUBSUB_EMULATOR_HOST", emulator().host())
+        .env("GOOGLE_CLOUD_PROJECT", &app.topology.project)
+        .env("TARGET_PROJECT", "dst-proj")
+        .env_remove("COPY_COMPLETIONS_SUBSCRIPTION")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut stdout = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = tokio::time::timeout(Duration::from_secs(30), stdout.next_line())
+        .await
+        .expect("the publish line within 30 s")
+        .unwrap()
+        .unwrap();
+    assert!(first.contains("ctrlc-1"), "{first}");
+    // The copy is running: the waiter now waits on it.
+    while app.vertex.copies_started() == 0 {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let pid = child.id().unwrap().to_string();
+    Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .await
+        .unwrap();
+    let rest = tokio::time::timeout(Duration::from_secs(30), async {
+        let mut lines = Vec::new();
+        while let Some(l) = stdout.next_line().await.unwrap() {
+            lines.push(l);
+        }
+        lines
+    })
+    .await
+    .expect("the waiter exits within 30 s of Ctrl-C");
+    let status = child.wait().await.unwrap();
+    assert_eq!(status.code(), Some(3), "{rest:?}");
+    let summary: Value = serde_json::from_str(rest.last().expect("a summary line")).unwrap();
+    let s = &summary["summary"];
+    assert_eq!(s["outcome"], "interrupted", "{summary}");
+    assert_eq!(s["pending"], serde_json::json!(["ctrlc-1"]));
+    assert!(
+        s["resume"]
+            .as_str()
+            .unwrap()
+            .starts_with("copy-worker wait --subscription "),
+        "{summary}"
+    );
 }

@@ -28,16 +28,16 @@ fn blocks(readme: &str) -> Vec<String> {
     out
 }
 
-/// `target/<profile>/examples/demo`, which `cargo test` builds with the examples.
-fn demo_binary() -> PathBuf {
+/// `target/<profile>/examples/NAME`, which `cargo test` builds with the examples.
+fn example_binary(name: &str) -> PathBuf {
     let bin = PathBuf::from(env!("CARGO_BIN_EXE_copy-worker"));
-    let demo = bin.parent().unwrap().join("examples").join("demo");
+    let path = bin.parent().unwrap().join("examples").join(name);
     assert!(
-        demo.is_file(),
-        "{} is missing: `cargo test` builds it with the examples (or run `cargo build --example demo`)",
-        demo.display()
+        path.is_file(),
+        "{} is missing: `cargo test` builds it with the examples (or run `cargo build --example {name}`)",
+        path.display()
     );
-    demo
+    path
 }
 
 /// `export A=1 B=2` as pairs.
@@ -61,7 +61,7 @@ async fn the_readme_local_stack_commands_work_as_printed_against_demo_keep() {
         "the section has {} sh blocks",
         blocks.len()
     );
-    let mut demo = Command::new(demo_binary())
+    let mut demo = Command::new(example_binary("demo"))
         .arg("--keep")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -151,6 +151,50 @@ async fn the_readme_local_stack_commands_work_as_printed_against_demo_keep() {
         matches!(stopped, Ok(Ok(s)) if s.success()),
         "demo --keep stops cleanly on Ctrl-C: {stopped:?}"
     );
+}
+
+/// `cargo run --example fake-vertex -- --port P`: the Vertex AI fake on its own serves the
+/// official client's REST paths, with the source model it announces (issue #17, item 9).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_fake_vertex_example_serves_its_source_model_until_ctrl_c() {
+    let mut fake = Command::new(example_binary("fake-vertex"))
+        .args(["--port", "0", "--copy-time", "1s"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start fake-vertex");
+    let mut lines = BufReader::new(fake.stdout.take().unwrap()).lines();
+    let endpoint = tokio::time::timeout(Duration::from_secs(30), async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            if let Some(e) = line.strip_prefix("export VERTEX_ENDPOINT=") {
+                return e.to_owned();
+            }
+        }
+        panic!("fake-vertex printed no VERTEX_ENDPOINT");
+    })
+    .await
+    .expect("fake-vertex starts within 30 s");
+    let model = "projects/ml-finetune/locations/us-central1/models/7704127342733426688";
+    let got: serde_json::Value = reqwest::get(format!("{endpoint}/v1/{model}"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(got["versionId"], "1", "{got}");
+    assert_eq!(got["name"], testkit::vertex::numbered(model), "{got}");
+    let pid = fake.id().unwrap().to_string();
+    Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .await
+        .unwrap();
+    let status = tokio::time::timeout(Duration::from_secs(10), fake.wait())
+        .await
+        .expect("fake-vertex stops on Ctrl-C")
+        .unwrap();
+    assert!(status.success(), "{status:?}");
 }
 
 #[test]

@@ -157,3 +157,35 @@ pub(super) const REQUEST_FLAGS: [&str; 9] = [
     "context",
     "callback_url",
 ];
+
+#[cfg(test)]
+mod tests {
+    use super::PublishArgs;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        publish: PublishArgs,
+    }
+
+    #[test]
+    fn context_takes_comma_separated_pairs_as_gcloud_does() {
+        let cli = Cli::try_parse_from([
+            "publish",
+            "--project",
+            "my-proj",
+            "--source-model",
+            "projects/src-proj/locations/us-central1/models/1",
+            "--context",
+            "pipeline=nightly,commit=f00",
+            "--context",
+            "team=ml",
+        ])
+        .expect("flags parse");
+        assert_eq!(
+            cli.publish.context,
+            ["pipeline=nightly", "commit=f00", "team=ml"]
+        );
+    }
+}
