@@ -108,7 +108,9 @@ where
     Fut: Future<Output = Result<T, Failure>>,
 {
     call.retry(in_request_backoff())
-        .when(Failure::is_transient)
+        // RESOURCE_EXHAUSTED is a quota the project shares: retrying in-request spends more
+        // of it. The budget (`pipeline::budget`) slows the instance down instead.
+        .when(|f: &Failure| f.is_transient() && f.code != Code::ResourceExhausted)
         .notify(|e, after| {
             tracing::warn!(
                 call = what,

@@ -132,6 +132,9 @@ pub fn base_env(project: &str, emulator_host: &str, vertex: &str) -> Vec<(String
         ("LOG_FORMAT", "json"),
         ("PUSH_AUTH", "none"),
         ("PATH", "/usr/bin:/bin"),
+        // These rows measure the pipeline, not the Vertex AI budget (issue #15).
+        ("VERTEX_COPY_RATE", "60000"),
+        ("VERTEX_READ_RATE", "600000"),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v.to_owned()))

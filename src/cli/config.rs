@@ -81,6 +81,18 @@ pub struct ServeArgs {
     /// Timeout of one attempt of one Vertex AI call.
     #[arg(long, env = "VERTEX_CALL_TIMEOUT", default_value = "30s")]
     pub vertex_call_timeout: String,
+    /// CopyModel calls a minute per destination region, for the whole deployment (half of
+    /// Vertex AI's default quota of 60, which the project's other jobs share).
+    #[arg(long, env = "VERTEX_COPY_RATE", default_value_t = 30.0)]
+    pub vertex_copy_rate: f64,
+    /// Vertex AI reads (GetOperation, GetModel, ListModelVersions) a minute per region, for
+    /// the whole deployment (half of the default quota of 600).
+    #[arg(long, env = "VERTEX_READ_RATE", default_value_t = 300.0)]
+    pub vertex_read_rate: f64,
+    /// How many instances share those rates: the service's maximum instance count (Terraform
+    /// passes max_instances). Each instance takes rate / WORKER_INSTANCES.
+    #[arg(long, env = "WORKER_INSTANCES", default_value_t = 1)]
+    pub worker_instances: u32,
     /// Copy attempts for transient operation failures.
     #[arg(long, env = "COPY_MAX_ATTEMPTS", default_value_t = 3)]
     pub copy_max_attempts: u32,
@@ -196,6 +208,8 @@ pub struct Config {
     pub emulator_host: Option<String>,
     pub callback_signing_secret: Option<String>,
     pub log_format: LogFormat,
+    /// `VERTEX_COPY_RATE`, `VERTEX_READ_RATE`, `WORKER_INSTANCES`.
+    pub rates: crate::pipeline::budget::Rates,
 }
 
 /// Splits a comma-separated list, dropping blanks.
@@ -275,6 +289,23 @@ impl Config {
         }
         if a.callback_max_attempts == 0 {
             return Err(err("CALLBACK_MAX_ATTEMPTS", "must be at least 1"));
+        }
+        for (var, rate) in [
+            ("VERTEX_COPY_RATE", a.vertex_copy_rate),
+            ("VERTEX_READ_RATE", a.vertex_read_rate),
+        ] {
+            if !(rate.is_finite() && rate > 0.0) {
+                return Err(err(
+                    var,
+                    format!("{rate} must be a positive number of calls a minute, e.g. 30"),
+                ));
+            }
+        }
+        if a.worker_instances == 0 {
+            return Err(err(
+                "WORKER_INSTANCES",
+                "must be at least 1 (the service's maximum instance count)",
+            ));
         }
         if a.copy_max_attempts == 0 {
             return Err(err("COPY_MAX_ATTEMPTS", "must be at least 1"));
@@ -369,6 +400,11 @@ impl Config {
             emulator_host: a.pubsub.emulator_host(),
             callback_signing_secret: a.callback_signing_secret.clone(),
             log_format,
+            rates: crate::pipeline::budget::Rates {
+                copies_per_minute: a.vertex_copy_rate,
+                reads_per_minute: a.vertex_read_rate,
+                instances: a.worker_instances,
+            },
         })
     }
 }

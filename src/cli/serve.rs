@@ -15,6 +15,7 @@ use crate::http::enqueue::invoker_audiences;
 use crate::http::oidc::OidcAuth;
 use crate::http::{AppState, app, shutdown_signal};
 use crate::pipeline::Pipeline;
+use crate::pipeline::budget::{Budget, Paced};
 
 /// `serve --help` examples.
 pub const EXAMPLES: &str = "\
@@ -77,8 +78,10 @@ pub async fn build_state(
             )),
         ),
     };
+    let budget = Arc::new(Budget::new(cfg.rates));
     let pipeline = Pipeline {
-        vertex,
+        vertex: Arc::new(Paced::new(vertex, budget.clone())),
+        budget,
         topics: topics.clone(),
         callbacks: Arc::new(Callbacks::new(cfg.callback_signing_secret.as_deref())?),
         settings: Arc::new(cfg.settings.clone()),

@@ -143,28 +143,46 @@ impl Pipeline {
         d: &Delivery<'_>,
         req: &CopyRequest,
         watch: Watch,
-        started: bool,
+        why: WatchNote,
     ) -> StepOutcome {
         let (msg, dropped) =
             watch.to_message(req.to_bytes(), &d.msg.attributes, req.request_id.as_str());
         log_dropped(&dropped);
         match self.topics.publish(Topic::Operations, msg).await {
             // The first line is what Terraform's "copies started" metric counts (monitoring.tf).
-            Ok(id) if started => {
-                tracing::info!(watch_message_id = %id, attempt = watch.attempt, "copy started; watch published");
-                StepOutcome::Acked
-            }
-            Ok(id) if watch.operation.is_empty() => {
-                tracing::info!(watch_message_id = %id, "destination exists but is not readable yet; pending watch published");
-                StepOutcome::Acked
-            }
             Ok(id) => {
-                tracing::info!(watch_message_id = %id, "watching a copy already running; watch published");
+                match why {
+                    WatchNote::Started => {
+                        tracing::info!(watch_message_id = %id, attempt = watch.attempt, "copy started; watch published")
+                    }
+                    WatchNote::Pending => {
+                        tracing::info!(watch_message_id = %id, "copy not started or not readable yet; pending watch published")
+                    }
+                    WatchNote::Watching => {
+                        tracing::info!(watch_message_id = %id, "watching a copy already running; watch published")
+                    }
+                    WatchNote::Continued => {
+                        tracing::info!(watch_message_id = %id, "still running after the hold; continued as a new watch message")
+                    }
+                }
                 StepOutcome::Acked
             }
             Err(e) => StepOutcome::Retry(e.into()),
         }
     }
+}
+
+/// Why a watch message is published (its log line).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum WatchNote {
+    /// A copy was just started.
+    Started,
+    /// A copy that is not started yet (budget, quota) or whose destination is not readable.
+    Pending,
+    /// A copy this process already started.
+    Watching,
+    /// The same watch, handed on at the end of a hold (continue-as-new).
+    Continued,
 }
 
 /// Caller attributes that did not fit in Pub/Sub's limits are named in the log, not lost

@@ -7,7 +7,7 @@ use std::sync::Mutex;
 use chrono::{DateTime, Utc};
 use google_cloud_gax::error::rpc::Code;
 
-use super::announce::Ending;
+use super::announce::{Ending, WatchNote};
 use super::{Delivery, Pipeline, StepOutcome};
 use crate::contract::watch::Watch;
 use crate::domain::names::ModelIdentity;
@@ -83,7 +83,8 @@ impl Pipeline {
                     attempt,
                     accepted_at,
                 };
-                self.publish_watch(d, req, pending, false).await
+                self.publish_watch(d, req, pending, WatchNote::Pending)
+                    .await
             }
             Err(f) if f.is_transient() => StepOutcome::Retry(f.into()),
             Err(f) => self.announce(d, req, Ending::failed(&f, accepted_at)).await,

@@ -12,6 +12,7 @@
 //! Both stages return a [`StepOutcome`]; `http::error` maps it to a status code in one place.
 
 pub mod announce;
+pub mod budget;
 pub mod callback_stage;
 pub mod existing;
 pub mod in_flight;
@@ -34,7 +35,8 @@ use crate::retry::Failure;
 pub enum StepOutcome {
     /// Done, and everything handed on is confirmed: ack (204).
     Acked,
-    /// The operation is still running: nack so Pub/Sub redelivers after its backoff (429).
+    /// Shutting down while the operation still runs: nack so Pub/Sub redelivers after its
+    /// backoff (429). In the steady state a held watch continues as new and answers 204.
     NotYet,
     /// A transient failure, or a publish that was not confirmed: nack (503).
     Retry(RetryReason),
@@ -105,6 +107,9 @@ impl Settings {
 #[derive(Clone)]
 pub struct Pipeline {
     pub vertex: Arc<dyn Vertex>,
+    /// The instance's share of the Vertex AI budget (`vertex` already waits for reads;
+    /// the stages ask it before CopyModel).
+    pub budget: Arc<budget::Budget>,
     pub topics: Arc<dyn Topics>,
     pub callbacks: Arc<Callbacks>,
     pub settings: Arc<Settings>,

@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use google_cloud_gax::error::rpc::Code;
 
-use super::announce::Ending;
+use super::announce::{Ending, WatchNote};
 use super::{Delivery, Pipeline, RetryReason, StepOutcome};
 use crate::clients::vertex::OperationState;
 use crate::contract::dead_letter::FailedStage;
@@ -11,6 +11,10 @@ use crate::contract::watch::Watch;
 use crate::domain::{CopyRequest, Existing, OperationName};
 use crate::http::envelope::PushMessage;
 use crate::retry::{Failure, retry_transient};
+
+/// How long a delivery may wait for a CopyModel slot before the copy is handed on as a
+/// pending watch (well inside the 45 s request budget).
+pub const ADMIT_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 impl Pipeline {
     /// Handles one `copy-requests` delivery.
@@ -55,7 +59,7 @@ impl Pipeline {
     /// 1. The parent already holds a version copied from our source → `succeeded`.
     /// 2. This process started the same copy and it has not failed → watch that operation.
     /// 3. Otherwise start the copy and record its operation for (2).
-    async fn copy_into_parent(
+    pub(super) async fn copy_into_parent(
         &self,
         d: &Delivery<'_>,
         req: &CopyRequest,
@@ -74,6 +78,9 @@ impl Pipeline {
                     .await;
             }
             Ok((source, _)) => source,
+            Err(f) if f.code == Code::ResourceExhausted => {
+                return self.defer(d, req, accepted_at, &f.message).await;
+            }
             Err(f) if f.is_transient() => return StepOutcome::Retry(f.into()),
             Err(f) => {
                 return self.announce(d, req, Ending::failed(&f, accepted_at)).await;
@@ -94,7 +101,7 @@ impl Pipeline {
                         attempt: 1,
                         accepted_at,
                     };
-                    return self.publish_watch(d, req, watch, false).await;
+                    return self.publish_watch(d, req, watch, WatchNote::Watching).await;
                 }
             }
         }
@@ -114,6 +121,14 @@ impl Pipeline {
         accepted_at: DateTime<Utc>,
         running: &mut Option<OperationName>,
     ) -> StepOutcome {
+        let region = &req.destination.location;
+        if !self.budget.copy_within(region, ADMIT_WAIT).await {
+            let why = format!(
+                "no CopyModel slot in {region} within {} s (VERTEX_COPY_RATE)",
+                ADMIT_WAIT.as_secs()
+            );
+            return self.defer(d, req, accepted_at, &why).await;
+        }
         match retry_transient("copy_model", || self.vertex.start_copy(req)).await {
             Ok(op) => {
                 tracing::Span::current().record("operation", op.as_str());
@@ -124,13 +139,40 @@ impl Pipeline {
                     accepted_at,
                 };
                 *running = Some(op);
-                self.publish_watch(d, req, watch, true).await
+                self.publish_watch(d, req, watch, WatchNote::Started).await
             }
             Err(f) if f.code == Code::AlreadyExists => {
                 self.resolve_existing(d, req, accepted_at, 1).await
             }
+            Err(f) if f.code == Code::ResourceExhausted => {
+                self.defer(d, req, accepted_at, &f.message).await
+            }
             Err(f) if f.is_transient() => StepOutcome::Retry(f.into()),
             Err(f) => self.announce(d, req, Ending::failed(&f, accepted_at)).await,
         }
+    }
+
+    /// The copy cannot start yet (this instance's budget, or Vertex AI's quota): hand it on
+    /// as a pending watch, which the watch stage starts when the budget allows. The request
+    /// is acked, so waiting never spends the request subscription's delivery attempts (and
+    /// never dead-letters); `COPY_MAX_DURATION` still bounds it from `accepted_at`.
+    async fn defer(
+        &self,
+        d: &Delivery<'_>,
+        req: &CopyRequest,
+        accepted_at: DateTime<Utc>,
+        why: &str,
+    ) -> StepOutcome {
+        tracing::info!(
+            reason = why,
+            "copy not started yet; handed on as a pending watch"
+        );
+        let pending = Watch {
+            operation: String::new(),
+            attempt: 1,
+            accepted_at,
+        };
+        self.publish_watch(d, req, pending, WatchNote::Pending)
+            .await
     }
 }

@@ -5,7 +5,7 @@ use std::time::Duration;
 use chrono::Utc;
 use google_cloud_gax::error::rpc::Code;
 
-use super::announce::Ending;
+use super::announce::{Ending, WatchNote};
 use super::{Delivery, Pipeline, StepOutcome};
 use crate::clients::vertex::OperationState;
 use crate::contract::Rejection;
@@ -43,14 +43,15 @@ impl Pipeline {
     ///
     /// Polls the operation (or, for a pending watch, reads the destination) for up to
     /// `WATCH_HOLD` inside the request, then:
-    /// 1. still running → 429 (Pub/Sub's retry policy is the polling clock);
+    /// 1. still running → the same watch published again as a new message, then ack (204:
+    ///    continue-as-new, which keeps Pub/Sub's push window open);
     /// 2. running past `COPY_MAX_DURATION` → `failed` DEADLINE_EXCEEDED + dead letter;
     /// 3. succeeded → `succeeded` event;
     /// 4. ended with a transient error and attempts left → start a new copy, publish a new
     ///    watch message with `attempt + 1`;
     /// 5. otherwise → `failed` + dead letter.
     ///
-    /// On SIGTERM a held delivery stops polling at once and answers 429.
+    /// On SIGTERM a held delivery stops polling at once and answers 429 (publishing nothing).
     pub async fn watch_stage(&self, msg: &PushMessage) -> StepOutcome {
         let d = Delivery {
             msg,
@@ -94,9 +95,12 @@ impl Pipeline {
             if let Some(outcome) = done {
                 return outcome;
             }
-            let left = self.settings.watch_hold.saturating_sub(started.elapsed());
-            if left.is_zero() || *shutdown.borrow() {
+            if *shutdown.borrow() {
                 return StepOutcome::NotYet;
+            }
+            let left = self.settings.watch_hold.saturating_sub(started.elapsed());
+            if left.is_zero() {
+                return self.continue_as_new(&d, &w).await;
             }
             tokio::select! {
                 _ = tokio::time::sleep(interval.min(left)) => {}
@@ -104,6 +108,17 @@ impl Pipeline {
             }
             interval = next_interval(interval, self.settings.poll_max);
         }
+    }
+
+    /// The hold ended and the copy still runs: hand the same watch on as a new message, then
+    /// ack. Answering 2xx keeps Pub/Sub's push window for `copy-operations-push` open (it
+    /// shrinks on non-2xx answers, and a "not yet" 429 looks like a failing endpoint); the new
+    /// message is delivered again at once, so the hold's own polling is the clock. A crash
+    /// between the publish and the ack leaves two watches of one copy: both announce the same
+    /// deterministic event (`ce-id`), and the copy is never started twice.
+    async fn continue_as_new(&self, d: &Delivery<'_>, w: &Watched) -> StepOutcome {
+        self.publish_watch(d, &w.req, w.watch.clone(), WatchNote::Continued)
+            .await
     }
 
     /// One poll of the operation; `None` while it runs.
@@ -119,6 +134,8 @@ impl Pipeline {
         }
         Some(match state {
             Ok(OperationState::Running) => return None,
+            // Vertex AI's read quota: the budget holds the region back; poll again later.
+            Err(f) if f.code == Code::ResourceExhausted => return None,
             Ok(OperationState::Succeeded(m)) => {
                 let mut end = Ending::succeeded(m.model, m.version_id, w.watch.accepted_at);
                 end.operation = Some(op.to_string());
@@ -136,6 +153,7 @@ impl Pipeline {
         let accepted_at = w.watch.accepted_at;
         Some(match self.find_existing_copy(&w.req).await {
             Ok(Existing::NotYet) => return None,
+            Err(f) if f.code == Code::ResourceExhausted => return None,
             Ok(Existing::Ours(m, v)) => {
                 let mut end = Ending::succeeded(m, v, accepted_at);
                 end.attempts = w.watch.attempt;
@@ -153,10 +171,23 @@ impl Pipeline {
     /// A pending watch first asks for the copy again: if the first copy failed and left
     /// nothing behind, CopyModel starts a new one (handed on as a normal watch); while it
     /// still runs, ALREADY_EXISTS, and the destination is read until it can be decided.
+    ///
+    /// A pending watch is also how a copy waits for its turn (the request stage's budget or
+    /// Vertex AI's quota): it is started here once a CopyModel slot is free, or handed on
+    /// again at the end of the hold.
     async fn restart_pending(&self, d: &Delivery<'_>, w: &Watched) -> Option<StepOutcome> {
         if w.req.destination.lists_versions() {
-            // Never for a parent model: CopyModel would add a version (no ALREADY_EXISTS).
-            return None;
+            // CopyModel into a parent adds a version every time, so only after looking: the
+            // request stage's own path (which defers again when there is no slot).
+            return Some(self.copy_into_parent(d, &w.req, w.watch.accepted_at).await);
+        }
+        let region = &w.req.destination.location;
+        if !self
+            .budget
+            .copy_within(region, self.settings.watch_hold)
+            .await
+        {
+            return Some(self.continue_as_new(d, w).await);
         }
         match retry_transient("copy_model", || self.vertex.start_copy(&w.req)).await {
             Ok(op) => {
@@ -165,9 +196,13 @@ impl Pipeline {
                     attempt: w.watch.attempt,
                     accepted_at: w.watch.accepted_at,
                 };
-                Some(self.publish_watch(d, &w.req, next, true).await)
+                Some(
+                    self.publish_watch(d, &w.req, next, WatchNote::Started)
+                        .await,
+                )
             }
             Err(f) if f.code == Code::AlreadyExists => None,
+            Err(f) if f.code == Code::ResourceExhausted => Some(self.continue_as_new(d, w).await),
             Err(f) if f.is_transient() => Some(StepOutcome::Retry(f.into())),
             Err(f) => Some(self.end_failed(d, w, &f).await),
         }
@@ -190,7 +225,8 @@ impl Pipeline {
                     attempt: w.watch.attempt + 1,
                     accepted_at: w.watch.accepted_at,
                 };
-                self.publish_watch(d, &w.req, next, true).await
+                self.publish_watch(d, &w.req, next, WatchNote::Started)
+                    .await
             }
             Err(e) if e.code == Code::AlreadyExists => {
                 self.resolve_existing(d, &w.req, w.watch.accepted_at, w.watch.attempt)

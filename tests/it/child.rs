@@ -39,6 +39,10 @@ impl ChildWorker {
             ("PUBSUB_EMULATOR_HOST", emulator().host()),
             ("VERTEX_ENDPOINT", vertex.to_owned()),
             ("LOG_FORMAT", "json".into()),
+            // Tests that are not about the Vertex AI budget run without one (issue #15 tests
+            // set their own rates).
+            ("VERTEX_COPY_RATE", "60000".into()),
+            ("VERTEX_READ_RATE", "600000".into()),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v))

@@ -43,15 +43,23 @@ async fn ends_succeeded_after(fault: Fault, extra_args: &[&str], name: &str) -> 
     app.vertex
 }
 
+/// A 429 on CopyModel is Vertex AI's shared quota: not retried in-request (that spends more
+/// of it), but handed on as a pending watch, and the region is held back for 30 s before the
+/// next CopyModel (issue #15). No dead letter, one copy.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn vertex_answering_429_is_retried_in_request_and_succeeds() {
+async fn vertex_answering_429_defers_the_copy_slows_down_and_succeeds() {
     let v = ends_succeeded_after(Fault::Http(429, "RESOURCE_EXHAUSTED"), &[], "f429").await;
-    let copy_calls = v
+    let copies: Vec<_> = v
         .calls()
-        .iter()
+        .into_iter()
         .filter(|c| c.path.ends_with("models:copy"))
-        .count();
-    assert_eq!(copy_calls, 2);
+        .collect();
+    assert_eq!(copies.len(), 2, "the 429, then the copy");
+    let gap = copies[1].at.duration_since(copies[0].at);
+    assert!(
+        gap >= Duration::from_secs(25),
+        "held back after the 429: {gap:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

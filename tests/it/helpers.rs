@@ -93,6 +93,11 @@ pub fn test_config(project: &str, vertex: &str, extra_args: Vec<String>) -> Conf
         "us-central1",
         "--watch-hold",
         "3s",
+        // No Vertex AI budget unless a test sets one (a later flag wins).
+        "--vertex-copy-rate",
+        "60000",
+        "--vertex-read-rate",
+        "600000",
     ]
     .iter()
     .map(|s| s.to_string())

@@ -18,6 +18,7 @@ mod idempotency;
 mod limits;
 mod pipeline;
 mod publish;
+mod quotas;
 mod readme;
 mod receiver;
 mod replay;

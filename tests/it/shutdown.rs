@@ -10,7 +10,7 @@ use crate::child::{ChildWorker, envelope};
 use crate::helpers::{SRC, emulator, request};
 
 /// Topics only (no push subscriptions): these tests post envelopes themselves.
-async fn topics(project: &str) -> (Topology, Inbox) {
+pub(crate) async fn topics(project: &str) -> (Topology, Inbox) {
     let t = Topology::connect(&emulator().endpoint(), project)
         .await
         .unwrap();
@@ -29,7 +29,7 @@ async fn topics(project: &str) -> (Topology, Inbox) {
     (t, watches)
 }
 
-async fn post(url: String, body: String) -> u16 {
+pub(crate) async fn post(url: String, body: String) -> u16 {
     reqwest::Client::new()
         .post(url)
         .body(body)

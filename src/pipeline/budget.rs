@@ -1,0 +1,280 @@
+//! The Vertex AI request budget of one instance (DESIGN.md §10, "Quotas").
+//!
+//! Vertex AI's quotas are per project and region, and shared with everything else the project
+//! runs: 60 long-running-operation submissions a minute (CopyModel) and 600 resource-management
+//! requests a minute (GetOperation, GetModel, ListModelVersions). The deployment keeps inside
+//! `VERTEX_COPY_RATE` and `VERTEX_READ_RATE` (default half of those) for the whole deployment,
+//! with no shared state: each instance takes `rate / WORKER_INSTANCES`, which Terraform passes
+//! as the service's maximum instance count.
+//!
+//! One pacer per (kind, region) per instance, in the manner of GCRA: each call reserves the
+//! next free slot, slots are `1 / rate` apart, and a burst of up to ten seconds' worth may go
+//! at once. Reads wait for their slot, so however many watches poll, the instance's reads per
+//! minute stay inside its share and every poll interval stretches to fit. A copy never waits
+//! long inside a push: when no slot is free soon enough it is handed on as a pending watch
+//! (`copy-operations` has no dead-letter policy). A 429 from Vertex AI pushes the region's
+//! next slot back, so the instance slows down instead of retrying into the quota.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use google_cloud_gax::error::rpc::Code;
+use tokio::time::Instant;
+
+use crate::clients::vertex::{OperationState, Vertex};
+use crate::domain::{CopyRequest, ModelInfo, OperationName};
+use crate::retry::Failure;
+
+/// How long a 429 on CopyModel holds back the next copy in that region.
+pub const COPY_BACKOFF: Duration = Duration::from_secs(30);
+/// How long a 429 on a read holds back the next read in that region.
+pub const READ_BACKOFF: Duration = Duration::from_secs(10);
+/// The burst a pacer allows: this long's worth of its rate (at least one call).
+const BURST_WINDOW: Duration = Duration::from_secs(10);
+
+/// What a call spends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Kind {
+    /// CopyModel: a long-running-operation submission.
+    Copy,
+    /// GetOperation, GetModel, ListModelVersions: resource management.
+    Read,
+}
+
+/// Per-minute rates for the whole deployment, and how many instances share them.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Rates {
+    /// `VERTEX_COPY_RATE`: CopyModel calls a minute per region.
+    pub copies_per_minute: f64,
+    /// `VERTEX_READ_RATE`: reads a minute per region.
+    pub reads_per_minute: f64,
+    /// `WORKER_INSTANCES`: the most instances that run at once.
+    pub instances: u32,
+}
+
+impl Default for Rates {
+    /// Half of Vertex AI's default quotas, for one instance.
+    fn default() -> Self {
+        Self {
+            copies_per_minute: 30.0,
+            reads_per_minute: 300.0,
+            instances: 1,
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Pacer {
+    /// Time between two calls.
+    interval: Duration,
+    /// How far ahead of now the next slot may be and still be taken at once.
+    tolerance: Duration,
+    /// The theoretical time of the next call.
+    next: Instant,
+}
+
+impl Pacer {
+    fn new(per_minute: f64, now: Instant) -> Self {
+        let interval = Duration::from_secs_f64(60.0 / per_minute.max(f64::MIN_POSITIVE));
+        let burst = (BURST_WINDOW.as_secs_f64() / interval.as_secs_f64())
+            .floor()
+            .max(1.0);
+        Self {
+            interval,
+            tolerance: interval.mul_f64(burst - 1.0),
+            next: now,
+        }
+    }
+
+    /// The time the caller may call at: now, or the first free slot.
+    fn slot(&self, now: Instant) -> Instant {
+        let earliest = self.next.checked_sub(self.tolerance).unwrap_or(now);
+        earliest.max(now)
+    }
+
+    fn take(&mut self, now: Instant) -> Instant {
+        let at = self.slot(now);
+        self.next = self.next.max(now) + self.interval;
+        at
+    }
+}
+
+/// The instance's share of the deployment's Vertex AI budget.
+#[derive(Debug)]
+pub struct Budget {
+    rates: Rates,
+    pacers: Mutex<HashMap<(Kind, String), Pacer>>,
+}
+
+impl Budget {
+    pub fn new(rates: Rates) -> Self {
+        Self {
+            rates,
+            pacers: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// This instance's rate for `kind`, per minute.
+    pub fn share(&self, kind: Kind) -> f64 {
+        let r = match kind {
+            Kind::Copy => self.rates.copies_per_minute,
+            Kind::Read => self.rates.reads_per_minute,
+        };
+        r / f64::from(self.rates.instances.max(1))
+    }
+
+    fn with<T>(&self, kind: Kind, region: &str, f: impl FnOnce(&mut Pacer, Instant) -> T) -> T {
+        let now = Instant::now();
+        let mut pacers = self.pacers.lock().unwrap_or_else(|e| e.into_inner());
+        let pacer = pacers
+            .entry((kind, region.to_owned()))
+            .or_insert_with(|| Pacer::new(self.share(kind), now));
+        f(pacer, now)
+    }
+
+    /// Waits for a read slot in `region`.
+    pub async fn read(&self, region: &str) {
+        let at = self.with(Kind::Read, region, Pacer::take);
+        tokio::time::sleep_until(at).await;
+    }
+
+    /// Reserves a copy slot in `region` if one is free within `within`, and waits for it;
+    /// `false` (nothing reserved) when the budget has none that soon.
+    pub async fn copy_within(&self, region: &str, within: Duration) -> bool {
+        let at = self.with(Kind::Copy, region, |p, now| {
+            (p.slot(now) <= now + within).then(|| p.take(now))
+        });
+        match at {
+            Some(at) => {
+                tokio::time::sleep_until(at).await;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Vertex AI answered 429 (RESOURCE_EXHAUSTED): nothing of `kind` in `region` for `for_`.
+    pub fn back_off(&self, kind: Kind, region: &str, for_: Duration) {
+        self.with(kind, region, |p, now| {
+            p.next = p.next.max(now + for_ + p.tolerance);
+        });
+    }
+}
+
+/// [`Vertex`] with the instance's budget applied: reads wait for their slot, and a 429 from
+/// Vertex AI holds the region back. CopyModel is admitted by the stages (they decide what to
+/// do when no slot is free: hand the copy on as a pending watch).
+pub struct Paced {
+    inner: std::sync::Arc<dyn Vertex>,
+    budget: std::sync::Arc<Budget>,
+}
+
+impl Paced {
+    pub fn new(inner: std::sync::Arc<dyn Vertex>, budget: std::sync::Arc<Budget>) -> Self {
+        Self { inner, budget }
+    }
+
+    fn after<T>(&self, kind: Kind, region: &str, r: Result<T, Failure>) -> Result<T, Failure> {
+        if let Err(f) = &r
+            && f.code == Code::ResourceExhausted
+        {
+            let hold = match kind {
+                Kind::Copy => COPY_BACKOFF,
+                Kind::Read => READ_BACKOFF,
+            };
+            tracing::warn!(region, ?kind, hold_s = hold.as_secs(), error.message = %f, "Vertex AI quota exhausted; slowing down");
+            self.budget.back_off(kind, region, hold);
+        }
+        r
+    }
+}
+
+#[async_trait::async_trait]
+impl Vertex for Paced {
+    async fn start_copy(&self, req: &CopyRequest) -> Result<OperationName, Failure> {
+        let r = self.inner.start_copy(req).await;
+        self.after(Kind::Copy, &req.destination.location, r)
+    }
+
+    async fn get_operation(&self, op: &OperationName) -> Result<OperationState, Failure> {
+        self.budget.read(op.location()).await;
+        let r = self.inner.get_operation(op).await;
+        self.after(Kind::Read, op.location(), r)
+    }
+
+    async fn get_model(&self, name: &str, location: &str) -> Result<Option<ModelInfo>, Failure> {
+        self.budget.read(location).await;
+        let r = self.inner.get_model(name, location).await;
+        self.after(Kind::Read, location, r)
+    }
+
+    async fn list_versions(&self, name: &str, location: &str) -> Result<Vec<ModelInfo>, Failure> {
+        self.budget.read(location).await;
+        let r = self.inner.list_versions(name, location).await;
+        self.after(Kind::Read, location, r)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn budget(copies: f64, reads: f64, instances: u32) -> Budget {
+        Budget::new(Rates {
+            copies_per_minute: copies,
+            reads_per_minute: reads,
+            instances,
+        })
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn reads_are_paced_to_the_instance_share_after_a_ten_second_burst() {
+        // 120 reads a minute over 2 instances: 1 a second each, bursts of 10.
+        let b = budget(30.0, 120.0, 2);
+        assert_eq!(b.share(Kind::Read), 60.0);
+        let t0 = Instant::now();
+        for _ in 0..10 {
+            b.read("eu").await;
+        }
+        assert_eq!(t0.elapsed(), Duration::ZERO, "the burst goes at once");
+        for _ in 0..30 {
+            b.read("eu").await;
+        }
+        let paced = t0.elapsed();
+        assert!(
+            paced >= Duration::from_secs(29) && paced <= Duration::from_secs(31),
+            "{paced:?}"
+        );
+        // Another region has its own pacer.
+        let t1 = Instant::now();
+        b.read("us").await;
+        assert_eq!(t1.elapsed(), Duration::ZERO);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_copy_slot_is_taken_only_when_one_is_free_soon_enough() {
+        // 6 copies a minute: one every 10 s, burst 1.
+        let b = budget(6.0, 300.0, 1);
+        assert!(b.copy_within("eu", Duration::ZERO).await);
+        assert!(
+            !b.copy_within("eu", Duration::from_secs(5)).await,
+            "next is 10 s away"
+        );
+        let t0 = Instant::now();
+        assert!(b.copy_within("eu", Duration::from_secs(11)).await);
+        assert_eq!(t0.elapsed(), Duration::from_secs(10), "waited for its slot");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_429_holds_the_region_back() {
+        let b = budget(600.0, 600.0, 1);
+        b.back_off(Kind::Copy, "eu", COPY_BACKOFF);
+        assert!(!b.copy_within("eu", Duration::from_secs(29)).await);
+        assert!(b.copy_within("us", Duration::ZERO).await);
+        let t0 = Instant::now();
+        b.back_off(Kind::Read, "eu", READ_BACKOFF);
+        b.read("eu").await;
+        assert!(t0.elapsed() >= READ_BACKOFF, "{:?}", t0.elapsed());
+    }
+}
