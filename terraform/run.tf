@@ -71,6 +71,12 @@ locals {
       COPY_MAX_DURATION      = var.copy_max_duration
       WATCH_HOLD             = "${var.watch_hold_seconds}s"
       LOG_FORMAT             = "json"
+      # Vertex AI's quotas are per project and region, shared with the project's other
+      # jobs; the deployment keeps inside these rates, each instance taking
+      # rate / WORKER_INSTANCES (the most instances Cloud Run may run at once).
+      VERTEX_COPY_RATE = tostring(var.vertex_copy_rate)
+      VERTEX_READ_RATE = tostring(var.vertex_read_rate)
+      WORKER_INSTANCES = tostring(var.max_instances)
     },
     # Optional settings are set only when given; otherwise the worker's own
     # defaults (DESIGN.md §5) apply.

@@ -252,8 +252,30 @@ variable "concurrency" {
   }
 }
 
+variable "vertex_copy_rate" {
+  description = "CopyModel calls a minute per destination region for the whole deployment (VERTEX_COPY_RATE). Vertex AI's default quota is 60 long-running-operation submissions a minute per project and region, shared with training and batch jobs; the default leaves half to them."
+  type        = number
+  default     = 30
+
+  validation {
+    condition     = var.vertex_copy_rate > 0
+    error_message = "vertex_copy_rate must be above zero."
+  }
+}
+
+variable "vertex_read_rate" {
+  description = "Vertex AI reads (GetOperation, GetModel, ListModelVersions) a minute per region for the whole deployment (VERTEX_READ_RATE). The default quota is 600 resource-management requests a minute per project and region; the default leaves half to the rest of the project."
+  type        = number
+  default     = 300
+
+  validation {
+    condition     = var.vertex_read_rate > 0
+    error_message = "vertex_read_rate must be above zero."
+  }
+}
+
 variable "max_instances" {
-  description = "Upper bound of Cloud Run instances. Bounds cost and the rate of Vertex AI calls; Pub/Sub backs off when all instances are busy."
+  description = "Upper bound of Cloud Run instances. Also passed to the worker as WORKER_INSTANCES: each instance takes 1/max_instances of vertex_copy_rate and vertex_read_rate, so the deployment stays inside them with no shared state. Pub/Sub backs off when all instances are busy."
   type        = number
   default     = 10
 

@@ -64,7 +64,9 @@ DESIGN_ENV = {
 
 # Worker variables added after DESIGN.md §5 (issue #14: callbacks as a push stage). The
 # module may set them only while `copy-worker serve` still reads them (src/cli/config.rs).
-WORKER_ENV_ADDITIONS = {"COPY_CALLBACKS_TOPIC", "CALLBACK_MAX_ATTEMPTS"}
+WORKER_ENV_ADDITIONS = {"COPY_CALLBACKS_TOPIC", "CALLBACK_MAX_ATTEMPTS",
+                        # DESIGN.md §10 (issue #15): the Vertex AI budget and its share.
+                        "VERTEX_COPY_RATE", "VERTEX_READ_RATE", "WORKER_INSTANCES"}
 
 # DESIGN.md §2 defaults the module's variables must carry.
 DESIGN_DEFAULTS = {

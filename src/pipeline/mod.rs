@@ -2,12 +2,13 @@
 //! publishes what comes next, and only then is acked.
 //!
 //! - [`request_stage`]: starts the copy and publishes a watch message.
-//! - [`watch_stage`]: checks the operation; announces the result or answers "not yet".
+//! - [`watch_stage`]: checks the operation; announces the result or continues as new.
 //! - [`callback_stage`]: posts one webhook callback inside its own push delivery.
 //! - [`announce`]: the completion event, the dead letter and the watch message a stage
 //!   hands on, each confirmed before the stage acks.
 //! - [`existing`]: deciding whether an existing destination is our earlier copy.
 //! - [`in_flight`]: `parent_model` copies this process started and that may still run.
+//! - [`budget`]: the instance's share of Vertex AI's quotas: paced reads, admitted copies.
 //!
 //! Both stages return a [`StepOutcome`]; `http::error` maps it to a status code in one place.
 

@@ -347,16 +347,17 @@ async fn outage_answers_every_request_until_it_ends() {
 #[tokio::test]
 async fn unknown_paths_answer_a_google_rpc_not_found_naming_the_path() {
     let (_fake, client) = start().await;
+    // DeleteModel is a method the fake does not model.
     let err = client
-        .list_models()
-        .set_parent(PARENT)
+        .delete_model()
+        .set_name(dst("gone"))
         .send()
         .await
         .expect_err("unsupported");
     assert_eq!(code(&err), Some(Code::NotFound));
     let message = &err.status().expect("status").message;
     assert!(
-        message.contains(&format!("/v1/{PARENT}/models")),
+        message.contains(&format!("/v1/{}", dst("gone"))),
         "{message}"
     );
 }
