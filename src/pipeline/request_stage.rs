@@ -48,9 +48,10 @@ impl Pipeline {
         let accepted_at = Utc::now();
 
         if req.destination.lists_versions() {
-            return self.copy_into_parent(&d, &req, accepted_at).await;
+            return self.copy_into_parent(&d, &req, accepted_at, false).await;
         }
-        self.start_copy(&d, &req, accepted_at, &mut None).await
+        self.start_copy(&d, &req, accepted_at, &mut None, false)
+            .await
     }
 
     /// A `parent_model` destination: CopyModel adds a version every time it is called, so
@@ -59,11 +60,14 @@ impl Pipeline {
     /// 1. The parent already holds a version copied from our source → `succeeded`.
     /// 2. This process started the same copy and it has not failed → watch that operation.
     /// 3. Otherwise start the copy and record its operation for (2).
+    ///
+    /// `admitted`: the caller already holds a CopyModel slot of the budget.
     pub(super) async fn copy_into_parent(
         &self,
         d: &Delivery<'_>,
         req: &CopyRequest,
         accepted_at: DateTime<Utc>,
+        admitted: bool,
     ) -> StepOutcome {
         let found = async {
             let source = self.source_identity(req).await?;
@@ -105,7 +109,8 @@ impl Pipeline {
                 }
             }
         }
-        self.start_copy(d, req, accepted_at, &mut running).await
+        self.start_copy(d, req, accepted_at, &mut running, admitted)
+            .await
     }
 
     /// CopyModel, then the watch message; ALREADY_EXISTS is resolved by reading the
@@ -120,9 +125,10 @@ impl Pipeline {
         req: &CopyRequest,
         accepted_at: DateTime<Utc>,
         running: &mut Option<OperationName>,
+        admitted: bool,
     ) -> StepOutcome {
         let region = &req.destination.location;
-        if !self.budget.copy_within(region, ADMIT_WAIT).await {
+        if !admitted && !self.budget.copy_within(region, ADMIT_WAIT).await {
             let why = format!(
                 "no CopyModel slot in {region} within {} s (VERTEX_COPY_RATE)",
                 ADMIT_WAIT.as_secs()

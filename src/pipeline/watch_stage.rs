@@ -176,18 +176,29 @@ impl Pipeline {
     /// Vertex AI's quota): it is started here once a CopyModel slot is free, or handed on
     /// again at the end of the hold.
     async fn restart_pending(&self, d: &Delivery<'_>, w: &Watched) -> Option<StepOutcome> {
+        let region = &w.req.destination.location;
+        let hold = self.settings.watch_hold;
+        if !self.budget.copy_within(region, hold).await {
+            // No slot within this hold: spend the hold waiting, then hand the watch on. (Handing
+            // it on at once would spin: the new message is delivered again immediately.)
+            let mut shutdown = self.shutdown.clone();
+            let stopped = tokio::select! {
+                _ = tokio::time::sleep(hold) => false,
+                _ = shutdown.wait_for(|stop| *stop) => true,
+            };
+            return Some(if stopped {
+                StepOutcome::NotYet
+            } else {
+                self.continue_as_new(d, w).await
+            });
+        }
         if w.req.destination.lists_versions() {
             // CopyModel into a parent adds a version every time, so only after looking: the
-            // request stage's own path (which defers again when there is no slot).
-            return Some(self.copy_into_parent(d, &w.req, w.watch.accepted_at).await);
-        }
-        let region = &w.req.destination.location;
-        if !self
-            .budget
-            .copy_within(region, self.settings.watch_hold)
-            .await
-        {
-            return Some(self.continue_as_new(d, w).await);
+            // request stage's own path, with the slot just taken.
+            return Some(
+                self.copy_into_parent(d, &w.req, w.watch.accepted_at, true)
+                    .await,
+            );
         }
         match retry_transient("copy_model", || self.vertex.start_copy(&w.req)).await {
             Ok(op) => {

@@ -236,9 +236,11 @@ async fn two_instances_share_the_copy_rate() {
         .filter(|w| w.attribute("operation").is_none())
         .collect();
     assert_eq!(pending.len(), 4, "four wait as pending watches");
-    // A pending watch delivered while the instance has no slot is held, then handed on
-    // again (204), still without starting a copy.
+    // A pending watch delivered while the instance has no slot is held for the hold (it must
+    // not spin: a watch handed on at once is delivered again at once), then handed on again
+    // (204), once, still without starting a copy.
     let p = pending[0];
+    let t0 = std::time::Instant::now();
     assert_eq!(
         post(
             format!("{}/pubsub/copy-operations", a.base_url()),
@@ -247,5 +249,16 @@ async fn two_instances_share_the_copy_rate() {
         .await,
         204
     );
+    assert!(
+        t0.elapsed() >= Duration::from_millis(900),
+        "{:?}",
+        t0.elapsed()
+    );
+    watches
+        .wait_for(7, Duration::from_secs(10), |_| true)
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(watches.snapshot().len(), 7, "handed on once");
     assert_eq!(vertex.copies_started(), 2);
 }
