@@ -13,11 +13,10 @@
 #                                     attempt or a restart); field `attempt`
 #   "completion published"            a copy ended; field `status` =
 #                                     succeeded | failed | rejected
-#   "transient Vertex AI failure; retrying in-request"
-#   "step not finished; asking for redelivery"
-#                                     field `error.message` = "<google.rpc code
-#                                     name> <text>"; RESOURCE_EXHAUSTED is
-#                                     Vertex AI's 429 (quota)
+#   "Vertex AI quota exhausted; slowing down"
+#                                     one per RESOURCE_EXHAUSTED (429) answer
+#                                     from Vertex AI; fields `region`, `kind`
+#                                     (Copy | Read), `error.message`
 #
 # Every line also carries the span field `stage` (request | operation).
 
@@ -42,7 +41,7 @@ locals {
     }
     vertex_resource_exhausted = {
       description = "RESOURCE_EXHAUSTED (HTTP 429, quota) answers from Vertex AI seen by copy-worker, by stage."
-      filter      = "jsonPayload.message=(\"transient Vertex AI failure; retrying in-request\" OR \"step not finished; asking for redelivery\") AND jsonPayload.\"error.message\"=~\"^RESOURCE_EXHAUSTED\""
+      filter      = "jsonPayload.message=\"Vertex AI quota exhausted; slowing down\""
       label       = "stage"
       extractor   = "EXTRACT(jsonPayload.stage)"
     }

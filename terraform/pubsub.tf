@@ -164,7 +164,7 @@ resource "google_pubsub_subscription" "operations_push" {
   labels  = local.labels
 
   # Above WATCH_HOLD (run.tf checks it): a watch delivery may poll in-request
-  # for WATCH_HOLD before answering 429.
+  # for WATCH_HOLD before it hands the watch on as a new message and acks.
   ack_deadline_seconds = var.operations_ack_deadline_seconds
   # Above COPY_MAX_DURATION: the handler gives up on an operation after that
   # long, so the watch message must live at least as long.
@@ -175,8 +175,11 @@ resource "google_pubsub_subscription" "operations_push" {
     ttl = ""
   }
 
-  # The retry policy is the polling clock of running copies: every "not yet"
-  # (429) is redelivered after 10 s, growing to at most 60 s.
+  # In the steady state every delivery is acked (204): at the end of a hold the
+  # worker publishes the same watch again ("continue as new"), because Pub/Sub
+  # shrinks the push window of an endpoint that answers non-2xx. The retry
+  # policy spaces what is still refused: a 503 (transient failure) and the 429
+  # of an instance shutting down, after 10 s growing to at most 60 s.
   retry_policy {
     minimum_backoff = "${var.operations_min_backoff_seconds}s"
     maximum_backoff = "${var.operations_max_backoff_seconds}s"

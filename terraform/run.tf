@@ -122,7 +122,8 @@ resource "google_cloud_run_v2_service" "worker" {
     # Many requests per instance therefore cost little CPU, and a low value
     # would make every running copy pin a whole instance. concurrency x
     # max_instances bounds the copies watched at once; beyond that Cloud Run
-    # answers 429 and Pub/Sub redelivers later, which is harmless.
+    # answers 429 and Pub/Sub redelivers later, which is harmless. Memory per
+    # held watch has not been measured yet (issue #15); 80 is the earlier value.
     max_instance_request_concurrency = var.concurrency
 
     # gen2: faster CPU and network, full Linux compatibility.

@@ -172,7 +172,7 @@ variable "message_retention_duration" {
 # --- Worker behaviour (DESIGN.md §5) ---------------------------------------------
 
 variable "watch_hold_seconds" {
-  description = "WATCH_HOLD: how long one watch delivery may poll the operation in-request before answering 429."
+  description = "WATCH_HOLD: how long one watch delivery may poll the operation in-request before handing the watch on as a new message (continue-as-new) and acking."
   type        = number
   default     = 240
 
