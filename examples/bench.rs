@@ -14,12 +14,16 @@
 //! - `bench/push.rs`: push acceptance on one core, and the emulator publish reference.
 //! - `bench/pipeline.rs`: cold start, completion overhead, Vertex calls per copy.
 //! - `bench/cli.rs`: `publish` one-shot, `replay` throughput and the emulator ceiling.
+//! - `bench/burst.rs`: a burst of 1,000 copies within Vertex AI's quotas (issue #15);
+//!   `BENCH_ONLY=burst` runs that row alone, `BENCH_BURST_N` / `BENCH_BURST_SCALE` size it.
 
 // An example's crate root resolves modules beside it, hence the paths; `stats` comes first
 // for its `progress!` macro.
 #[macro_use]
 #[path = "bench/stats.rs"]
 mod stats;
+#[path = "bench/burst.rs"]
+mod burst;
 #[path = "bench/cli.rs"]
 mod cli;
 #[path = "bench/load.rs"]
@@ -61,6 +65,14 @@ fn main() -> anyhow::Result<()> {
 
 async fn measure(emu: &Emulator) -> Vec<Row> {
     let mut rows = Vec::new();
+    if std::env::var("BENCH_ONLY").as_deref() == Ok("burst") {
+        keep(
+            &mut rows,
+            "burst",
+            burst::burst(emu).await.map(|b| burst::burst_rows(&b)),
+        );
+        return rows;
+    }
     keep(&mut rows, "cold start", pipeline::cold_start(emu, 10).await);
     let pin = proc::has_taskset() && push::num_cpus() >= 2;
     if !pin {
@@ -109,6 +121,12 @@ async fn measure(emu: &Emulator) -> Vec<Row> {
         keep(&mut rows, "replay", replay.map(|(_, row)| vec![row]));
         keep(&mut rows, "ceiling", ceiling.map(|(_, row)| vec![row]));
     }
+    progress!("burst of copies within Vertex AI's quotas, three instances");
+    keep(
+        &mut rows,
+        "burst",
+        burst::burst(emu).await.map(|b| burst::burst_rows(&b)),
+    );
     rows
 }
 

@@ -93,6 +93,16 @@ pub struct ServeArgs {
     /// passes max_instances). Each instance takes rate / WORKER_INSTANCES.
     #[arg(long, env = "WORKER_INSTANCES", default_value_t = 1)]
     pub worker_instances: u32,
+    /// Benchmarks only: divide the worker's internal timings (poll intervals, the budget's
+    /// minute, bursts and back-offs, the admission wait) by this, to run a time-compressed
+    /// burst with the same proportions.
+    #[arg(
+        long,
+        env = "COPY_WORKER_TIME_SCALE",
+        default_value_t = 1.0,
+        hide = true
+    )]
+    pub time_scale: f64,
     /// Copy attempts for transient operation failures.
     #[arg(long, env = "COPY_MAX_ATTEMPTS", default_value_t = 3)]
     pub copy_max_attempts: u32,
@@ -301,6 +311,12 @@ impl Config {
                 ));
             }
         }
+        if !(a.time_scale.is_finite() && a.time_scale >= 1.0) {
+            return Err(err(
+                "COPY_WORKER_TIME_SCALE",
+                "must be a number of at least 1",
+            ));
+        }
         if a.worker_instances == 0 {
             return Err(err(
                 "WORKER_INSTANCES",
@@ -385,6 +401,8 @@ impl Config {
         settings.callback_max_attempts = a.callback_max_attempts;
         settings.max_duration = max_duration;
         settings.watch_hold = watch_hold;
+        settings.poll_initial = settings.poll_initial.div_f64(a.time_scale);
+        settings.poll_max = settings.poll_max.div_f64(a.time_scale);
         Ok(Self {
             port: a.port,
             worker_project,
@@ -404,6 +422,7 @@ impl Config {
                 copies_per_minute: a.vertex_copy_rate,
                 reads_per_minute: a.vertex_read_rate,
                 instances: a.worker_instances,
+                time_scale: a.time_scale,
             },
         })
     }

@@ -218,6 +218,7 @@ async fn read(
     let mut stream = subscriber
         .subscribe(subscription)
         .set_shutdown_behavior(ShutdownBehavior::NackImmediately)
+        .set_max_lease_extension(Duration::from_secs(10))
         .build();
     let shutdown = stream.shutdown_token();
     let mut shown = 0u64;

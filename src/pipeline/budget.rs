@@ -51,6 +51,9 @@ pub struct Rates {
     pub reads_per_minute: f64,
     /// `WORKER_INSTANCES`: the most instances that run at once.
     pub instances: u32,
+    /// Benchmarks only (`COPY_WORKER_TIME_SCALE`): every duration of the budget is divided
+    /// by this, a "minute" included, so a time-compressed run keeps the same proportions.
+    pub time_scale: f64,
 }
 
 impl Default for Rates {
@@ -60,6 +63,7 @@ impl Default for Rates {
             copies_per_minute: 30.0,
             reads_per_minute: 300.0,
             instances: 1,
+            time_scale: 1.0,
         }
     }
 }
@@ -75,11 +79,10 @@ struct Pacer {
 }
 
 impl Pacer {
-    fn new(per_minute: f64, now: Instant) -> Self {
-        let interval = Duration::from_secs_f64(60.0 / per_minute.max(f64::MIN_POSITIVE));
-        let burst = (BURST_WINDOW.as_secs_f64() / interval.as_secs_f64())
-            .floor()
-            .max(1.0);
+    fn new(per_minute: f64, scale: f64, now: Instant) -> Self {
+        let interval = Duration::from_secs_f64(60.0 / scale / per_minute.max(f64::MIN_POSITIVE));
+        let window = BURST_WINDOW.as_secs_f64() / scale;
+        let burst = (window / interval.as_secs_f64()).floor().max(1.0);
         Self {
             interval,
             tolerance: interval.mul_f64(burst - 1.0),
@@ -115,6 +118,15 @@ impl Budget {
         }
     }
 
+    fn scale(&self) -> f64 {
+        self.rates.time_scale.max(1.0)
+    }
+
+    /// `d` in the budget's time (divided by the time scale of a benchmark).
+    pub fn scaled(&self, d: Duration) -> Duration {
+        d.div_f64(self.scale())
+    }
+
     /// This instance's rate for `kind`, per minute.
     pub fn share(&self, kind: Kind) -> f64 {
         let r = match kind {
@@ -129,7 +141,7 @@ impl Budget {
         let mut pacers = self.pacers.lock().unwrap_or_else(|e| e.into_inner());
         let pacer = pacers
             .entry((kind, region.to_owned()))
-            .or_insert_with(|| Pacer::new(self.share(kind), now));
+            .or_insert_with(|| Pacer::new(self.share(kind), self.scale(), now));
         f(pacer, now)
     }
 
@@ -156,6 +168,7 @@ impl Budget {
 
     /// Vertex AI answered 429 (RESOURCE_EXHAUSTED): nothing of `kind` in `region` for `for_`.
     pub fn back_off(&self, kind: Kind, region: &str, for_: Duration) {
+        let for_ = self.scaled(for_);
         self.with(kind, region, |p, now| {
             p.next = p.next.max(now + for_ + p.tolerance);
         });
@@ -225,6 +238,7 @@ mod tests {
             copies_per_minute: copies,
             reads_per_minute: reads,
             instances,
+            time_scale: 1.0,
         })
     }
 

@@ -128,10 +128,11 @@ impl Pipeline {
         admitted: bool,
     ) -> StepOutcome {
         let region = &req.destination.location;
-        if !admitted && !self.budget.copy_within(region, ADMIT_WAIT).await {
+        let wait = self.budget.scaled(ADMIT_WAIT);
+        if !admitted && !self.budget.copy_within(region, wait).await {
             let why = format!(
-                "no CopyModel slot in {region} within {} s (VERTEX_COPY_RATE)",
-                ADMIT_WAIT.as_secs()
+                "no CopyModel slot in {region} within {:.1} s (VERTEX_COPY_RATE)",
+                wait.as_secs_f64()
             );
             return self.defer(d, req, accepted_at, &why).await;
         }

@@ -99,7 +99,18 @@ impl PushFront {
     /// Serves a front on a free port of 127.0.0.1 that forwards every request to `target`
     /// (`http://host:port`, optionally with a path prefix), in the current tokio runtime.
     pub async fn start(target: &str, window: PushWindow) -> anyhow::Result<PushFront> {
-        let target = Target::parse(target)?;
+        Self::start_balanced(&[target], window).await
+    }
+
+    /// A front for several instances of one service: one window for the subscription, and
+    /// each push goes to the next target in turn (as Cloud Run spreads requests over its
+    /// instances).
+    pub async fn start_balanced(targets: &[&str], window: PushWindow) -> anyhow::Result<PushFront> {
+        anyhow::ensure!(!targets.is_empty(), "the push front needs a target");
+        let targets = targets
+            .iter()
+            .map(|t| Target::parse(t))
+            .collect::<anyhow::Result<Vec<_>>>()?;
         let listener = TcpListener::bind("127.0.0.1:0")
             .await
             .context("binding the push front")?;
@@ -108,7 +119,8 @@ impl PushFront {
             cold_start: window.cold_start,
             flow: Mutex::new(Flow::new(window)),
             changed: Notify::new(),
-            target,
+            targets,
+            next: std::sync::atomic::AtomicUsize::new(0),
         });
         let router = axum::Router::new()
             .fallback(forward)
@@ -145,7 +157,9 @@ struct Shared {
     flow: Mutex<Flow>,
     /// Signalled whenever a push leaves the window, so waiting pushes look again.
     changed: Notify,
-    target: Target,
+    targets: Vec<Target>,
+    /// Round-robin position over `targets`.
+    next: std::sync::atomic::AtomicUsize,
     cold_start: Duration,
 }
 
@@ -284,7 +298,11 @@ impl Drop for Slot {
 /// resize the window.
 async fn forward(State(shared): State<Arc<Shared>>, request: Request) -> Response {
     let mut slot = Slot::acquire(shared.clone()).await;
-    let response = match send(&shared.target, shared.cold_start, request).await {
+    let i = shared
+        .next
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        % shared.targets.len();
+    let response = match send(&shared.targets[i], shared.cold_start, request).await {
         Ok(response) => response,
         Err(Upstream::Down) => (
             StatusCode::SERVICE_UNAVAILABLE,

@@ -77,6 +77,9 @@ pub struct TopologyOptions {
     /// token with its pushes (DESIGN.md §8), so a worker under test runs with PUSH_AUTH=none;
     /// `copy-worker doctor` reads it.
     pub push_oidc: Option<PushOidc>,
+    /// Base URL for `copy-operations-push` only, when it differs from `push_base_url` (a push
+    /// front per subscription, as Pub/Sub keeps a push window per subscription).
+    pub operations_push_base_url: Option<String>,
 }
 
 /// `pushConfig.oidcToken` of a push subscription.
@@ -98,6 +101,7 @@ impl Default for TopologyOptions {
             operations_backoff: (Duration::from_secs(10), Duration::from_secs(60)),
             create_completions_topic: true,
             push_oidc: None,
+            operations_push_base_url: None,
         }
     }
 }
@@ -157,10 +161,14 @@ impl Topology {
             ignore_already_exists(create.send().await)
                 .with_context(|| format!("creating {sub}"))?;
         }
+        let operations_base = opts
+            .operations_push_base_url
+            .as_deref()
+            .map_or(base, |b| b.trim_end_matches('/'));
         let operations = topology.push_subscription(
             COPY_OPERATIONS_PUSH,
             COPY_OPERATIONS,
-            &format!("{base}/pubsub/copy-operations"),
+            &format!("{operations_base}/pubsub/copy-operations"),
             opts.operations_ack_deadline,
             opts.operations_backoff,
             opts.push_oidc.as_ref(),

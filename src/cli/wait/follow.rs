@@ -260,6 +260,9 @@ pub async fn wait(
     let mut stream = subscriber
         .subscribe(subscription)
         .set_shutdown_behavior(ShutdownBehavior::NackImmediately)
+        // The stream's lease (default 60 s) is how long the service keeps events assigned to
+        // a waiter that went away: 10 s, the minimum, lets a resumed `wait` see them soon.
+        .set_max_lease_extension(Duration::from_secs(10))
         .build();
     let shutdown = stream.shutdown_token();
     let result = loop {
