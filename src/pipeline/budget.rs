@@ -30,6 +30,11 @@ use crate::retry::Failure;
 pub const COPY_BACKOFF: Duration = Duration::from_secs(30);
 /// How long a 429 on a read holds back the next read in that region.
 pub const READ_BACKOFF: Duration = Duration::from_secs(10);
+/// The longest a read waits for its slot. Beyond it the read is refused with a local
+/// RESOURCE_EXHAUSTED: a held watch polls again later, and the request stage hands the copy
+/// on as a pending watch instead of running out of its 45 s budget (a 503 would spend the
+/// request subscription's delivery attempts).
+pub const READ_WAIT_MAX: Duration = Duration::from_secs(20);
 /// The burst a pacer allows: this long's worth of its rate (at least one call).
 const BURST_WINDOW: Duration = Duration::from_secs(10);
 
@@ -145,16 +150,21 @@ impl Budget {
         f(pacer, now)
     }
 
-    /// Waits for a read slot in `region`.
-    pub async fn read(&self, region: &str) {
-        let at = self.with(Kind::Read, region, Pacer::take);
-        tokio::time::sleep_until(at).await;
+    /// Waits for a read slot in `region`, if one is free within [`READ_WAIT_MAX`];
+    /// `false` (nothing reserved) otherwise.
+    pub async fn read(&self, region: &str) -> bool {
+        self.within(Kind::Read, region, self.scaled(READ_WAIT_MAX))
+            .await
     }
 
     /// Reserves a copy slot in `region` if one is free within `within`, and waits for it;
     /// `false` (nothing reserved) when the budget has none that soon.
     pub async fn copy_within(&self, region: &str, within: Duration) -> bool {
-        let at = self.with(Kind::Copy, region, |p, now| {
+        self.within(Kind::Copy, region, within).await
+    }
+
+    async fn within(&self, kind: Kind, region: &str, within: Duration) -> bool {
+        let at = self.with(kind, region, |p, now| {
             (p.slot(now) <= now + within).then(|| p.take(now))
         });
         match at {
@@ -188,6 +198,20 @@ impl Paced {
         Self { inner, budget }
     }
 
+    /// A read slot, or this instance's own RESOURCE_EXHAUSTED when none is near.
+    async fn read_slot(&self, region: &str) -> Result<(), Failure> {
+        if self.budget.read(region).await {
+            return Ok(());
+        }
+        Err(Failure::new(
+            Code::ResourceExhausted,
+            format!(
+                "no Vertex AI read slot in {region} within {} s (VERTEX_READ_RATE); this instance's budget, not Vertex AI's quota",
+                READ_WAIT_MAX.as_secs()
+            ),
+        ))
+    }
+
     fn after<T>(&self, kind: Kind, region: &str, r: Result<T, Failure>) -> Result<T, Failure> {
         if let Err(f) = &r
             && f.code == Code::ResourceExhausted
@@ -211,19 +235,19 @@ impl Vertex for Paced {
     }
 
     async fn get_operation(&self, op: &OperationName) -> Result<OperationState, Failure> {
-        self.budget.read(op.location()).await;
+        self.read_slot(op.location()).await?;
         let r = self.inner.get_operation(op).await;
         self.after(Kind::Read, op.location(), r)
     }
 
     async fn get_model(&self, name: &str, location: &str) -> Result<Option<ModelInfo>, Failure> {
-        self.budget.read(location).await;
+        self.read_slot(location).await?;
         let r = self.inner.get_model(name, location).await;
         self.after(Kind::Read, location, r)
     }
 
     async fn list_versions(&self, name: &str, location: &str) -> Result<Vec<ModelInfo>, Failure> {
-        self.budget.read(location).await;
+        self.read_slot(location).await?;
         let r = self.inner.list_versions(name, location).await;
         self.after(Kind::Read, location, r)
     }
@@ -249,21 +273,40 @@ mod tests {
         assert_eq!(b.share(Kind::Read), 60.0);
         let t0 = Instant::now();
         for _ in 0..10 {
-            b.read("eu").await;
+            assert!(b.read("eu").await);
         }
         assert_eq!(t0.elapsed(), Duration::ZERO, "the burst goes at once");
-        for _ in 0..30 {
-            b.read("eu").await;
+        for _ in 0..20 {
+            assert!(b.read("eu").await);
         }
         let paced = t0.elapsed();
         assert!(
-            paced >= Duration::from_secs(29) && paced <= Duration::from_secs(31),
+            paced >= Duration::from_secs(19) && paced <= Duration::from_secs(21),
             "{paced:?}"
         );
         // Another region has its own pacer.
         let t1 = Instant::now();
-        b.read("us").await;
+        assert!(b.read("us").await);
         assert_eq!(t1.elapsed(), Duration::ZERO);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_read_further_than_twenty_seconds_away_is_refused_without_reserving() {
+        // 6 reads a minute: one every 10 s, burst 1.
+        let b = budget(30.0, 6.0, 1);
+        // Four reads at the same moment: slots at 0, 10 and 20 s are taken; the fourth
+        // would be 30 s away and is refused at once.
+        let t0 = Instant::now();
+        let (a, b1, c, d) = tokio::join!(b.read("eu"), b.read("eu"), b.read("eu"), async {
+            let refused = !b.read("eu").await;
+            (refused, t0.elapsed())
+        });
+        assert!(a && b1 && c, "the first three wait for their slots");
+        assert_eq!(d, (true, Duration::ZERO), "the fourth is refused at once");
+        assert_eq!(t0.elapsed(), Duration::from_secs(20));
+        // The refusal reserved nothing: the next slot is 10 s after the last one taken.
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        assert!(b.read("eu").await, "nothing was reserved by the refusal");
     }
 
     #[tokio::test(start_paused = true)]
@@ -288,7 +331,7 @@ mod tests {
         assert!(b.copy_within("us", Duration::ZERO).await);
         let t0 = Instant::now();
         b.back_off(Kind::Read, "eu", READ_BACKOFF);
-        b.read("eu").await;
+        assert!(b.read("eu").await);
         assert!(t0.elapsed() >= READ_BACKOFF, "{:?}", t0.elapsed());
     }
 }

@@ -77,18 +77,31 @@ impl Pipeline {
                 let f = Failure::new(Code::AlreadyExists, why);
                 self.announce(d, req, Ending::failed(&f, accepted_at)).await
             }
-            Ok(Existing::NotYet) => {
-                let pending = Watch {
-                    operation: String::new(),
-                    attempt,
-                    accepted_at,
-                };
-                self.publish_watch(d, req, pending, WatchNote::Pending)
-                    .await
+            // NotYet, or this instance's read budget is spent (RESOURCE_EXHAUSTED): the watch
+            // stage decides later, without spending this delivery's attempts.
+            Ok(Existing::NotYet) => self.pending_watch(d, req, accepted_at, attempt).await,
+            Err(f) if f.code == Code::ResourceExhausted => {
+                self.pending_watch(d, req, accepted_at, attempt).await
             }
             Err(f) if f.is_transient() => StepOutcome::Retry(f.into()),
             Err(f) => self.announce(d, req, Ending::failed(&f, accepted_at)).await,
         }
+    }
+
+    async fn pending_watch(
+        &self,
+        d: &Delivery<'_>,
+        req: &CopyRequest,
+        accepted_at: DateTime<Utc>,
+        attempt: u32,
+    ) -> StepOutcome {
+        let pending = Watch {
+            operation: String::new(),
+            attempt,
+            accepted_at,
+        };
+        self.publish_watch(d, req, pending, WatchNote::Pending)
+            .await
     }
 
     /// The source as Vertex names it: its project number (cached per process) and, when the
