@@ -88,7 +88,8 @@ impl Pipeline {
         }
     }
 
-    async fn pending_watch(
+    /// Hands the request on as a pending watch (no operation) and acks once it is confirmed.
+    pub(crate) async fn pending_watch(
         &self,
         d: &Delivery<'_>,
         req: &CopyRequest,

@@ -174,12 +174,6 @@ impl Pipeline {
             reason = why,
             "copy not started yet; handed on as a pending watch"
         );
-        let pending = Watch {
-            operation: String::new(),
-            attempt: 1,
-            accepted_at,
-        };
-        self.publish_watch(d, req, pending, WatchNote::Pending)
-            .await
+        self.pending_watch(d, req, accepted_at, 1).await
     }
 }
