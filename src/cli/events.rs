@@ -6,7 +6,6 @@ use std::io::Write;
 use std::time::Duration;
 
 use google_cloud_pubsub::model::Message;
-use google_cloud_pubsub::subscriber::ShutdownBehavior;
 use serde_json::Value;
 
 use super::args::{PubSubArgs, parse_duration};
@@ -215,11 +214,7 @@ async fn read(
             return exit::PUBSUB;
         }
     };
-    let mut stream = subscriber
-        .subscribe(subscription)
-        .set_shutdown_behavior(ShutdownBehavior::NackImmediately)
-        .set_max_lease_extension(Duration::from_secs(10))
-        .build();
+    let mut stream = crate::clients::temp_subscription::read_stream(&subscriber, subscription);
     let shutdown = stream.shutdown_token();
     let mut shown = 0u64;
     if args.format == Format::Table {

@@ -79,10 +79,11 @@ impl Pipeline {
             }
             // NotYet, or this instance's read budget is spent (RESOURCE_EXHAUSTED): the watch
             // stage decides later, without spending this delivery's attempts.
-            Ok(Existing::NotYet) => self.pending_watch(d, req, accepted_at, attempt).await,
-            Err(f) if f.code == Code::ResourceExhausted => {
-                self.pending_watch(d, req, accepted_at, attempt).await
-            }
+            Ok(Existing::NotYet)
+            | Err(Failure {
+                code: Code::ResourceExhausted,
+                ..
+            }) => self.pending_watch(d, req, accepted_at, attempt).await,
             Err(f) if f.is_transient() => StepOutcome::Retry(f.into()),
             Err(f) => self.announce(d, req, Ending::failed(&f, accepted_at)).await,
         }

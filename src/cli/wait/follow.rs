@@ -17,7 +17,6 @@ use std::io::Write;
 use std::time::Duration;
 
 use google_cloud_pubsub::model::Message;
-use google_cloud_pubsub::subscriber::ShutdownBehavior;
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
@@ -255,15 +254,7 @@ pub async fn wait(
             subscription: subscription.to_owned(),
             source,
         })?;
-    // NackImmediately: on exit, our acks are sent and whatever is still leased goes back to
-    // the other waiters at once instead of after a lease expires.
-    let mut stream = subscriber
-        .subscribe(subscription)
-        .set_shutdown_behavior(ShutdownBehavior::NackImmediately)
-        // The stream's lease (default 60 s) is how long the service keeps events assigned to
-        // a waiter that went away: 10 s, the minimum, lets a resumed `wait` see them soon.
-        .set_max_lease_extension(Duration::from_secs(10))
-        .build();
+    let mut stream = crate::clients::temp_subscription::read_stream(&subscriber, subscription);
     let shutdown = stream.shutdown_token();
     let result = loop {
         if waiting.is_finished() {
