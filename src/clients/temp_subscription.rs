@@ -29,9 +29,10 @@ pub const EXPIRATION_TTL: Duration = Duration::from_secs(24 * 3600);
 
 /// How long a read event stays leased before Pub/Sub offers it again: Pub/Sub's minimum. A
 /// waiter acks each event as soon as it reads it (the client extends the lease meanwhile),
-/// so a short deadline costs nothing, and an event leased to a waiter that died (or to a
-/// stream the emulator still thinks open, docs/reliability.md) is offered to the next reader
-/// of a kept subscription (`copy-worker wait --subscription`) within seconds, not a minute.
+/// so a short deadline costs nothing, and an event leased to a waiter that died is offered to
+/// the next reader of a kept subscription (`copy-worker wait --subscription`) within seconds,
+/// not a minute. (The local emulator keeps a dead waiter's stream taking events for far
+/// longer; docs/reliability.md.)
 const ACK_DEADLINE_SECS: i32 = 10;
 
 /// Creating or deleting the subscription failed.

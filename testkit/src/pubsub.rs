@@ -290,6 +290,65 @@ impl Topology {
             .with_context(|| format!("publishing to {short_topic}"))
     }
 
+    /// Ends the emulator's leftover streaming pulls on a pull subscription (full or short
+    /// name) and releases every message they hold, so that the next reader sees at once what
+    /// the real service would hand it when the earlier reader's lease ran out.
+    ///
+    /// Why a test needs this (emulator 0.8.20, read from its bytecode with `javap -c -p`):
+    /// - When a streaming pull's client goes away without half-closing first (a process exit,
+    ///   a dropped stream), the emulator's gRPC layer throws `NoSuchMethodError` in
+    ///   `ServerImpl$JumpToApplicationThreadServerStreamListener.closedInternal` (a gRPC
+    ///   version mismatch inside the jar), so the call's cancel never reaches
+    ///   `FakePubsubServer$StreamingPullRequestObserver` and its
+    ///   `FakePubsubServer$StreamingPullPusher` thread runs on: every 50 ms it pulls from the
+    ///   subscription and writes to the dead call, where the messages vanish.
+    /// - `MessageBacklog.streamingPull` ignores the stream id: whichever pusher polls first
+    ///   takes the batch and leases it for its stream's deadline. Expired leases go back only
+    ///   when some pull runs (`updateExpiredAckDeadlines`), so the dead pusher, polling on its
+    ///   own rhythm, often wins again. Measured: a new reader got a message 10, 30 or 50 s
+    ///   (and in one CI run, not within 120 s) after a 10 s-lease reader died.
+    /// - A pusher leaves its loop only when `checkSubscription` fails, which it does once the
+    ///   subscription has a push endpoint (`FAILED_PRECONDITION`); and a Seek to a time before
+    ///   every message marks them all unacked, dropping their leases.
+    ///
+    /// So this sets a push endpoint nobody listens on, waits for the dead pushers to see it,
+    /// makes the subscription pull again and seeks it to 1970. Any live reader's stream ends
+    /// too, and acked messages stay acked (no test subscription retains acked messages).
+    pub async fn release_closed_streams(&self, subscription: &str) -> anyhow::Result<()> {
+        let name = if subscription.starts_with("projects/") {
+            subscription.to_owned()
+        } else {
+            self.subscription(subscription)
+        };
+        // Port 9 (discard): nothing listens there on a test machine; the emulator's push loop
+        // may try it once, and the Seek below returns whatever it leased meanwhile.
+        let dead = PushConfig::new().set_push_endpoint("http://127.0.0.1:9/released");
+        self.subscriptions
+            .modify_push_config()
+            .set_subscription(&name)
+            .set_push_config(dead)
+            .send()
+            .await
+            .with_context(|| format!("pointing {name} at a dead push endpoint"))?;
+        // The pushers check every 50 ms; a loaded machine gets 20 times that.
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        self.subscriptions
+            .modify_push_config()
+            .set_subscription(&name)
+            .set_push_config(PushConfig::new())
+            .send()
+            .await
+            .with_context(|| format!("making {name} a pull subscription again"))?;
+        self.subscriptions
+            .seek()
+            .set_subscription(&name)
+            .set_time(google_cloud_wkt::Timestamp::clamp(0, 0))
+            .send()
+            .await
+            .with_context(|| format!("seeking {name} to 1970"))?;
+        Ok(())
+    }
+
     /// The official subscription admin client, for checks this type has no helper for.
     pub fn subscription_admin(&self) -> &SubscriptionAdmin {
         &self.subscriptions
