@@ -29,21 +29,29 @@ impl PubSubArgs {
         self.pubsub_emulator_host.clone().filter(|h| !h.is_empty())
     }
 
-    /// Against the service (not the emulator), checks that Application Default Credentials
-    /// yield a token: a setup problem is reported at once, root cause first, with the fix.
-    pub async fn check_credentials(
+    /// How to reach Pub/Sub, checked: against the service (not the emulator), Application
+    /// Default Credentials must yield a token, else the setup problem is reported at once,
+    /// root cause first, with the fix. Every client of the connection shares those checked
+    /// credentials (one token fetch per command).
+    pub async fn connect(
         &self,
-    ) -> Result<(), crate::clients::credentials::CredentialsProblem> {
-        if self.emulator_host().is_some() {
-            return Ok(());
-        }
-        crate::clients::credentials::check().await
+    ) -> Result<Connection, crate::clients::credentials::CredentialsProblem> {
+        let credentials = match self.emulator_host() {
+            Some(_) => None,
+            None => Some(crate::clients::credentials::check().await?),
+        };
+        Ok(Connection {
+            credentials,
+            ..self.connection()
+        })
     }
 
-    /// How to reach Pub/Sub: the emulator anonymously, or the service with ADC.
+    /// How to reach Pub/Sub, unchecked: the emulator anonymously, or the service with ADC
+    /// (each client builds its own).
     pub fn connection(&self) -> Connection {
         Connection {
             emulator_host: self.emulator_host(),
+            credentials: None,
         }
     }
 }

@@ -155,10 +155,13 @@ pub async fn run(args: EventsArgs) -> u8 {
 
 /// Runs the command, writing events to `out`; returns the exit code.
 pub async fn tail(args: EventsArgs, out: &mut (dyn Write + Send)) -> u8 {
-    if let Err(e) = args.pubsub.check_credentials().await {
-        eprintln!("copy-worker events: {e}");
-        return exit::USAGE;
-    }
+    let conn = match args.pubsub.connect().await {
+        Ok(conn) => conn,
+        Err(e) => {
+            eprintln!("copy-worker events: {e}");
+            return exit::USAGE;
+        }
+    };
     let topic = match full_topic(&args.topic, args.pubsub.project()) {
         Ok(t) => t,
         Err(e) => {
@@ -167,7 +170,6 @@ pub async fn tail(args: EventsArgs, out: &mut (dyn Write + Send)) -> u8 {
         }
     };
     let filters = Filters::from_args(&args);
-    let conn = args.pubsub.connection();
     let seed = format!("{filters:?}");
     let sub = match TempSubscription::create_filtered(
         &conn,

@@ -56,6 +56,7 @@ pub async fn build_state(
 ) -> Result<(AppState, Arc<dyn Topics>), ServeError> {
     let conn = Connection {
         emulator_host: cfg.emulator_host.clone(),
+        credentials: None,
     };
     let topics: Arc<dyn Topics> = Arc::new(PubSubTopics::new(&conn, cfg.topics.clone()).await?);
     let vertex = Arc::new(GoogleVertex::new(VertexOptions {

@@ -5,7 +5,7 @@
 use std::error::Error as StdError;
 use std::time::Duration;
 
-use google_cloud_auth::credentials::Builder;
+use google_cloud_auth::credentials::{Builder, Credentials};
 
 /// How long fetching the first token may take. The metadata server answers in milliseconds on
 /// Google Cloud, and a workload identity federation exchange (AWS IMDSv2 + STS) in about a
@@ -45,8 +45,11 @@ pub fn root_cause_first(e: &(dyn StdError + 'static)) -> String {
     }
 }
 
-/// Builds the ADC credentials and fetches one token, within [`CHECK_TIMEOUT`].
-pub async fn check() -> Result<(), CredentialsProblem> {
+/// Builds the ADC credentials and fetches one token, within [`CHECK_TIMEOUT`]. The checked
+/// credentials are returned for every client of the command to share: they cache the token,
+/// so the command fetches one (one metadata-server call, or one STS exchange under workload
+/// identity federation) instead of one per client.
+pub async fn check() -> Result<Credentials, CredentialsProblem> {
     // Name the file the user pointed at, when the problem may be in it.
     let file = std::env::var("GOOGLE_APPLICATION_CREDENTIALS")
         .ok()
@@ -58,7 +61,7 @@ pub async fn check() -> Result<(), CredentialsProblem> {
     };
     let creds = Builder::default().build().map_err(|e| problem(&e))?;
     match tokio::time::timeout(CHECK_TIMEOUT, creds.headers(Default::default())).await {
-        Ok(Ok(_)) => Ok(()),
+        Ok(Ok(_)) => Ok(creds),
         Ok(Err(e)) => Err(problem(&e)),
         Err(_) => Err(CredentialsProblem {
             cause: format!(

@@ -136,11 +136,26 @@ fn full_name(
     }
 }
 
+/// What to check when a Pub/Sub call failed before the service answered (no status: DNS,
+/// connect, TLS, timeout).
+pub const UNREACHABLE_HINT: &str = "Pub/Sub was out of reach: check the network or proxy; against the local emulator, set PUBSUB_EMULATOR_HOST";
+
+/// [`UNREACHABLE_HINT`] when `e` never reached the service.
+pub fn unreachable_hint(e: &google_cloud_pubsub::Error) -> Option<&'static str> {
+    e.status().is_none().then_some(UNREACHABLE_HINT)
+}
+
+/// How long an admin call (create, get, delete, IAM) retries transient errors.
+pub const ADMIN_RETRY_LIMIT: Duration = Duration::from_secs(20);
+
 /// How the worker connects to Pub/Sub.
 #[derive(Debug, Clone, Default)]
 pub struct Connection {
     /// `PUBSUB_EMULATOR_HOST`: `host:port` of the emulator, used anonymously.
     pub emulator_host: Option<String>,
+    /// Credentials every client shares (one token cache), e.g. the ones
+    /// [`super::credentials::check`] returned; `None`: each client builds its own ADC.
+    pub credentials: Option<google_cloud_auth::credentials::Credentials>,
 }
 
 impl Connection {
@@ -152,6 +167,8 @@ impl Connection {
         let mut b = BasePublisher::builder().with_retry_policy(retry);
         if let Some((endpoint, anonymous)) = self.emulator() {
             b = b.with_endpoint(endpoint).with_credentials(anonymous);
+        } else if let Some(shared) = &self.credentials {
+            b = b.with_credentials(shared.clone());
         }
         b.build().await
     }
@@ -161,6 +178,8 @@ impl Connection {
         let mut b = Subscriber::builder();
         if let Some((endpoint, anonymous)) = self.emulator() {
             b = b.with_endpoint(endpoint).with_credentials(anonymous);
+        } else if let Some(shared) = &self.credentials {
+            b = b.with_credentials(shared.clone());
         }
         b.build().await
     }
@@ -182,14 +201,24 @@ impl Connection {
         self.admin(SchemaService::builder()).build().await
     }
 
-    /// Points a generated admin client's builder at the emulator, when one is set.
+    /// Points a generated admin client's builder at the emulator, when one is set, else gives
+    /// it the shared credentials, when there are some. Retries stop after 20 s, as publishing
+    /// does (the library's default is 60 s): a command facing an unreachable Pub/Sub says so
+    /// within 20 s.
     fn admin<F, Cr>(&self, b: ClientBuilder<F, Cr>) -> ClientBuilder<F, Cr>
     where
         google_cloud_auth::credentials::Credentials: Into<Cr>,
     {
-        match self.emulator() {
-            Some((endpoint, anonymous)) => b.with_endpoint(endpoint).with_credentials(anonymous),
-            None => b,
+        let retry = google_cloud_gax::retry_policy::Aip194Strict
+            .with_attempt_limit(10)
+            .with_time_limit(ADMIN_RETRY_LIMIT);
+        let b = b.with_retry_policy(retry);
+        match (self.emulator(), &self.credentials) {
+            (Some((endpoint, anonymous)), _) => {
+                b.with_endpoint(endpoint).with_credentials(anonymous)
+            }
+            (None, Some(shared)) => b.with_credentials(shared.clone()),
+            (None, None) => b,
         }
     }
 

@@ -41,14 +41,14 @@ const ACK_DEADLINE_SECS: i32 = 10;
 pub enum TempSubscriptionError {
     #[error("connecting to Pub/Sub: {0}")]
     Connect(#[from] google_cloud_gax::client_builder::Error),
-    /// Typically the topic does not exist, or the caller lacks `pubsub.subscriptions.create`
-    /// on the project or `pubsub.topics.attachSubscription` on the topic.
-    #[error(
-        "creating subscription {name} on {topic}: {source} (the caller needs pubsub.subscriptions.create on the project and pubsub.topics.attachSubscription on the topic; Terraform grants both to the publisher account)"
-    )]
+    /// Typically the topic does not exist, the caller lacks `pubsub.subscriptions.create` on
+    /// the project or `pubsub.topics.attachSubscription` on the topic, or Pub/Sub is out of
+    /// reach; `hint` says which fix applies.
+    #[error("creating subscription {name} on {topic}: {source} ({hint})")]
     Create {
         name: String,
         topic: String,
+        hint: &'static str,
         #[source]
         source: google_cloud_pubsub::Error,
     },
@@ -117,6 +117,7 @@ impl TempSubscription {
             .map_err(|source| TempSubscriptionError::Create {
                 name: name.clone(),
                 topic: topic.to_owned(),
+                hint: create_hint(&source),
                 source,
             })?;
         Ok(Self {
@@ -168,6 +169,21 @@ pub fn read_stream(
         .set_shutdown_behavior(google_cloud_pubsub::subscriber::ShutdownBehavior::NackImmediately)
         .set_max_lease_extension(Duration::from_secs(10))
         .build()
+}
+
+/// The fix for a failed create, by what failed.
+fn create_hint(e: &google_cloud_pubsub::Error) -> &'static str {
+    use google_cloud_gax::error::rpc::Code;
+    match e.status().map(|s| s.code) {
+        Some(Code::PermissionDenied) => {
+            "the caller needs pubsub.subscriptions.create on the project and pubsub.topics.attachSubscription on the topic; Terraform grants both to the publisher account"
+        }
+        Some(Code::NotFound) => {
+            "the topic does not exist: create it, or name the right one with COPY_COMPLETIONS_TOPIC and the right project with GOOGLE_CLOUD_PROJECT"
+        }
+        Some(_) => "Pub/Sub refused the subscription; the message above says why",
+        None => super::pubsub::UNREACHABLE_HINT,
+    }
 }
 
 /// The narrowest filter on `request_id` within [`MAX_FILTER_BYTES`]: the ids themselves, else

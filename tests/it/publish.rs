@@ -527,6 +527,7 @@ async fn the_emulator_ignores_subscription_filters_so_the_waiter_checks_ids_itse
     let app = spawn_app("pub-filter", Knobs::default()).await;
     let conn = Connection {
         emulator_host: Some(emulator().host()),
+        credentials: None,
     };
     let topic = format!("projects/{}/topics/copy-completions", app.topology.project);
     let sub = TempSubscription::create(&conn, &topic, "copy-worker-wait", &["mine".into()])
@@ -671,6 +672,85 @@ async fn wait_resumes_a_timed_out_publish_without_missing_the_event_in_between()
     let run = cli(&app, "wait", &[], None, &[]).await;
     assert_eq!(run.code, 2, "{}", run.stderr);
     assert!(run.stderr.contains("--request-id"), "{}", run.stderr);
+}
+
+/// Every client of a command shares the credentials checked at its start, so a command
+/// fetches one token, not one per client: under workload identity federation each fetch is an
+/// STS exchange. A local token endpoint (an `authorized_user` file's `token_uri`) counts the
+/// fetches. Pub/Sub itself is out of reach here, so each command ends with exit 4 once its
+/// retries (20 s) run out, and says that Pub/Sub was out of reach.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_command_fetches_one_token_for_all_its_clients() {
+    // `events` checks, then creates its subscription (an admin client); `publish` checks,
+    // then looks the topic up (an admin client) and publishes (a publisher).
+    let events = ["events", "--idle-timeout", "1s"];
+    let publish = [
+        "publish",
+        "--source-model",
+        SRC,
+        "--destination-project",
+        "dst-proj",
+    ];
+    let (events, publish) = tokio::join!(token_fetches(&events), token_fetches(&publish));
+    for (args, (code, fetches, stderr)) in [("events", events), ("publish", publish)] {
+        assert_eq!(code, Some(4), "{args}: {stderr}");
+        assert_eq!(fetches, 1, "{args} fetched one token: {stderr}");
+        assert!(stderr.contains("out of reach"), "{args}: {stderr}");
+    }
+}
+
+/// Runs `copy-worker args` against the real service's endpoints with credentials from a
+/// local token endpoint; returns its exit code, the number of token fetches and its stderr.
+async fn token_fetches(args: &[&str]) -> (Option<i32>, usize, String) {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let fetches = Arc::new(AtomicUsize::new(0));
+    let counter = fetches.clone();
+    let app = axum::Router::new().route(
+        "/token",
+        axum::routing::post(move || {
+            counter.fetch_add(1, Ordering::SeqCst);
+            async {
+                axum::Json(serde_json::json!({
+                    "access_token": "local-token",
+                    "expires_in": 3600,
+                    "token_type": "Bearer",
+                }))
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let file = std::env::temp_dir().join(format!("cw-adc-{}-{port}.json", std::process::id()));
+    let adc = serde_json::json!({
+        "type": "authorized_user",
+        "client_id": "local",
+        "client_secret": "local",
+        "refresh_token": "local",
+        "token_uri": format!("http://127.0.0.1:{port}/token"),
+    });
+    std::fs::write(&file, adc.to_string()).unwrap();
+    let out = tokio::time::timeout(
+        Duration::from_secs(90),
+        Command::new(env!("CARGO_BIN_EXE_copy-worker"))
+            .args(args)
+            .env_remove("PUBSUB_EMULATOR_HOST")
+            .env("GOOGLE_APPLICATION_CREDENTIALS", &file)
+            .env("GOOGLE_CLOUD_PROJECT", "my-proj-123")
+            .stdin(Stdio::null())
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .expect("the command ends")
+    .unwrap();
+    let _ = std::fs::remove_file(&file);
+    (
+        out.status.code(),
+        fetches.load(Ordering::SeqCst),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 /// A broken credentials file is a setup problem: every Pub/Sub command stops at once (no

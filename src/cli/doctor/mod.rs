@@ -122,16 +122,20 @@ pub async fn diagnose(args: &DoctorArgs) -> Report {
 }
 
 async fn pubsub(args: &DoctorArgs, cfg: &Config, report: &mut Report) {
-    let conn = Connection {
+    let mut conn = Connection {
         emulator_host: cfg.emulator_host.clone(),
+        credentials: None,
     };
     if conn.emulator_host.is_none() {
         match crate::clients::credentials::check().await {
-            Ok(()) => report.push(Check::ok(
-                "credentials",
-                "token",
-                "Application Default Credentials yield a token",
-            )),
+            Ok(checked) => {
+                conn.credentials = Some(checked);
+                report.push(Check::ok(
+                    "credentials",
+                    "token",
+                    "Application Default Credentials yield a token",
+                ));
+            }
             Err(e) => {
                 report.push(
                     Check::fail("credentials", "token", format!("none usable: {}", e.cause))

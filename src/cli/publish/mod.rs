@@ -46,7 +46,7 @@ enum WaitOn {
 
 /// Runs the command; returns the process exit code.
 pub async fn run(args: PublishArgs) -> u8 {
-    let plan = match plan(&args) {
+    let mut plan = match plan(&args) {
         Ok(p) => p,
         Err(problems) => {
             for p in problems {
@@ -56,10 +56,13 @@ pub async fn run(args: PublishArgs) -> u8 {
             return exit::USAGE;
         }
     };
-    if let Err(e) = args.pubsub.check_credentials().await {
-        eprintln!("copy-worker publish: {e}");
-        eprintln!("copy-worker publish: nothing was published");
-        return exit::USAGE;
+    match args.pubsub.connect().await {
+        Ok(conn) => plan.connection = conn,
+        Err(e) => {
+            eprintln!("copy-worker publish: {e}");
+            eprintln!("copy-worker publish: nothing was published");
+            return exit::USAGE;
+        }
     }
     // The waiter's own subscription exists before anything is published, so that it gets
     // every event, and a caller who may not create it learns so before publishing.
@@ -161,9 +164,11 @@ pub enum PublishAllError {
     #[error("connecting to Pub/Sub: {0}")]
     Connect(#[from] google_cloud_gax::client_builder::Error),
     /// At least one request was not published; those printed on stdout were.
-    #[error("publishing to {topic}: {source}")]
+    #[error("publishing to {topic}: {source}{}", hint.map(|h| format!(" ({h})")).unwrap_or_default())]
     Publish {
         topic: String,
+        /// What to check, when the cause is known.
+        hint: Option<&'static str>,
         #[source]
         source: google_cloud_pubsub::error::PublishError,
     },
@@ -290,6 +295,12 @@ async fn publish_all(plan: &Plan, out: &mut dyn Write) -> Result<Vec<String>, Pu
     match first_error {
         Some(source) => Err(PublishAllError::Publish {
             topic: plan.topic.clone(),
+            hint: match &source {
+                google_cloud_pubsub::error::PublishError::Rpc(e) => {
+                    crate::clients::pubsub::unreachable_hint(e)
+                }
+                _ => None,
+            },
             source,
         }),
         None => Ok(ids),

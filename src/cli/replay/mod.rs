@@ -156,16 +156,19 @@ impl ReplayArgs {
 /// Runs the command; returns the process exit code. The JSON summary is printed even when the
 /// run stopped on an error, so a caller always learns what was moved.
 pub async fn run(args: ReplayArgs) -> u8 {
-    let plan = match args.plan() {
+    let mut plan = match args.plan() {
         Ok(p) => p,
         Err(e) => {
             eprintln!("copy-worker replay: {e}");
             return exit::USAGE;
         }
     };
-    if let Err(e) = args.pubsub.check_credentials().await {
-        eprintln!("copy-worker replay: {e}");
-        return exit::USAGE;
+    match args.pubsub.connect().await {
+        Ok(conn) => plan.conn = conn,
+        Err(e) => {
+            eprintln!("copy-worker replay: {e}");
+            return exit::USAGE;
+        }
     }
     let (mut summary, result) = execute(plan).await;
     summary.error = result.as_ref().err().map(ToString::to_string);

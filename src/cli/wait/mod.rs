@@ -116,12 +116,14 @@ pub async fn run(args: WaitArgs) -> u8 {
         eprintln!("{WHO}: no request ids: give --request-id ID or --file PATH");
         return exit::USAGE;
     }
-    if let Err(e) = args.pubsub.check_credentials().await {
-        eprintln!("{WHO}: {e}");
-        return exit::USAGE;
-    }
+    let conn = match args.pubsub.connect().await {
+        Ok(conn) => conn,
+        Err(e) => {
+            eprintln!("{WHO}: {e}");
+            return exit::USAGE;
+        }
+    };
     let project = args.pubsub.project();
-    let conn = args.pubsub.connection();
     let source = match (&args.subscription, &args.completions_subscription) {
         (Some(s), _) => match full_subscription(s, project) {
             Ok(name) => match TempSubscription::existing(&conn, &name).await {
