@@ -287,9 +287,9 @@ async fn run(emulator: &Emulator, keep: bool) -> anyhow::Result<()> {
         println!("  {code:<16} {} message(s): {}", ids.len(), ids.join(", "));
     }
     if keep {
-        // The emulator goes on assigning a subscription's messages to a streaming pull for a
-        // while after it closed (docs/reliability.md), so a dry-run here would hide the dead
-        // letters of the README's next steps from the reader that follows it.
+        // The emulator keeps a closed streaming pull alive and goes on handing it the
+        // subscription's messages (docs/reliability.md), so a dry-run here would hide the
+        // dead letters of the README's next steps from the reader that follows it.
         println!(
             "\n(replay --dry-run skipped with --keep: the dead-letter subscription is left to your commands)"
         );
