@@ -51,8 +51,15 @@ pub fn app(state: AppState) -> Router {
             (state.invoker_auth.clone(), Answer::Json),
             require,
         ));
+    // `/healthz` for Cloud Run's probes, which reach the container directly. From outside,
+    // Cloud Run's front end answers "some paths ending with z" itself and never forwards them
+    // ("You can't use the following URL paths: … Some paths ending with z", Cloud Run known
+    // issues, cloud.google.com/run/docs/known-issues), so `/health` is the same check for
+    // callers who go through the service URL.
+    let health = get(|| async { "ok" });
     Router::new()
-        .route("/healthz", get(|| async { "ok" }))
+        .route("/healthz", health.clone())
+        .route("/health", health)
         .merge(pushes)
         .merge(callers)
         .with_state(state)

@@ -217,6 +217,26 @@ async fn valid_tokens_in_every_accepted_form_start_the_copy() {
     assert_eq!(iss.jwks_fetches(), 1, "keys are cached between tokens");
 }
 
+/// The health check needs no token, under both paths: `/healthz` for Cloud Run's probes and
+/// `/health` for callers through the service URL (Cloud Run's front end keeps paths ending
+/// in z to itself); everything else still does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_health_check_answers_without_a_token_under_both_paths() {
+    let (app, _iss) = spawn_oidc_app("authhealth").await;
+    let c = reqwest::Client::new();
+    for path in ["/healthz", "/health"] {
+        let r = c
+            .get(format!("{}{path}", app.base_url))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 200, "{path}");
+        assert_eq!(r.text().await.unwrap(), "ok", "{path}");
+    }
+    let (status, _) = post(&app, None, envelope(b"{}")).await;
+    assert_eq!(status, 401, "a push without a token is still refused");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_watch_endpoint_requires_a_token_too() {
     let (app, iss) = spawn_oidc_app("authwatch").await;
