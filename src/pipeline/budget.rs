@@ -47,6 +47,14 @@ pub enum Kind {
     Read,
 }
 
+/// Vertex AI's default quotas per project and region, a minute
+/// (<https://cloud.google.com/vertex-ai/docs/quotas>, "Request quotas"): "Job or long-running
+/// operation (LRO) submission requests" (CopyModel counts here) and "Resource management
+/// (CRUD) requests" (GetOperation, GetModel). testkit's Vertex fake enforces the same.
+pub const VERTEX_DEFAULT_COPY_QUOTA: f64 = 60.0;
+/// See [`VERTEX_DEFAULT_COPY_QUOTA`].
+pub const VERTEX_DEFAULT_READ_QUOTA: f64 = 600.0;
+
 /// Per-minute rates for the whole deployment, and how many instances share them.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Rates {

@@ -116,7 +116,15 @@ async fn doctor_passes_the_terraform_shape_and_says_unknown_for_what_the_emulato
             "{subject}: {unknown:?}"
         );
     }
-    for c in checks(&report).iter().filter(|c| c["status"] == "unknown") {
+    // The project's own Vertex AI quota is not read either: unknown, never ok.
+    assert!(
+        unknown.contains(&pair("quota", "project quota")),
+        "{unknown:?}"
+    );
+    for c in checks(&report)
+        .iter()
+        .filter(|c| c["status"] == "unknown" && c["subject"] != "quota")
+    {
         assert!(c["reason"].as_str().unwrap().contains("no IAM API"), "{c}");
     }
     let ok = with_status(&report, "ok");
@@ -129,6 +137,8 @@ async fn doctor_passes_the_terraform_shape_and_says_unknown_for_what_the_emulato
         ("subscription copy-dead-letter-replay", "dead letters kept"),
         ("vertex source src-proj in us-central1", "reachable"),
         ("vertex destination dst-proj in europe-west4", "reachable"),
+        ("quota VERTEX_COPY_RATE", "headroom"),
+        ("quota VERTEX_READ_RATE", "headroom"),
     ] {
         assert!(ok.contains(&pair(s, c)), "{s}: {c} not ok in {report:#}");
     }
@@ -276,8 +286,27 @@ async fn doctor_fails_an_unreachable_vertex_endpoint_and_a_bad_config_stops_it_e
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         format!("http://{}", l.local_addr().unwrap())
     };
-    let (code, report) = doctor(&t, &closed, &[]).await;
+    // Also: a copy rate that leaves the project's other jobs less than half of the default
+    // quota is a warning naming the variable and its Terraform name.
+    let (code, report) = doctor(&t, &closed, &["--vertex-copy-rate", "45"]).await;
     assert_eq!(code, 1);
+    assert_eq!(
+        with_status(&report, "warn"),
+        vec![pair("quota VERTEX_COPY_RATE", "headroom")],
+        "{report:#}"
+    );
+    let warn = checks(&report)
+        .iter()
+        .find(|c| c["status"] == "warn")
+        .unwrap();
+    assert!(
+        warn["detail"]
+            .as_str()
+            .unwrap()
+            .contains("75% of Vertex AI's default quota of 60")
+            && warn["fix"].as_str().unwrap().contains("vertex_copy_rate"),
+        "{warn}"
+    );
     let fails = with_status(&report, "fail");
     assert_eq!(
         fails,

@@ -1,14 +1,17 @@
 //! `copy-worker doctor`: a read-only pre-flight check of a deployment. It parses the
 //! configuration exactly as `serve` does, then looks at what the worker depends on: the
 //! topics, the push subscriptions' settings (DESIGN.md §2), the Pub/Sub service agent's
-//! grants, and Vertex AI in each project and location. One line per check: `ok`, `warn`,
+//! grants, the quota headroom of the two Vertex AI rates, and Vertex AI in each project and
+//! location. One line per check: `ok`, `warn`,
 //! `fail`, or `unknown (why)`, with the fix under anything that is not ok.
 //!
 //! - [`report`]: the checks, their text and JSON, and the exit code.
 //! - [`subscriptions`]: what a push subscription must look like (pure).
 //! - [`probe`]: the Pub/Sub and Vertex AI calls.
+//! - [`quota`]: `VERTEX_COPY_RATE` and `VERTEX_READ_RATE` against Vertex AI's default quotas.
 
 pub mod probe;
+pub mod quota;
 pub mod report;
 pub mod subscriptions;
 
@@ -116,6 +119,7 @@ pub async fn diagnose(args: &DoctorArgs) -> Report {
     for w in super::serve::startup_warnings(&cfg) {
         report.push(Check::warn("config", "warning", w));
     }
+    report.extend(quota::headroom(&cfg.rates));
     pubsub(args, &cfg, &mut report).await;
     vertex(args, &cfg, &mut report).await;
     report
