@@ -293,12 +293,17 @@ async fn a_flood_of_unknown_kids_causes_at_most_one_jwks_fetch() {
 }
 
 fn verifier_for(iss: &OidcIssuer) -> OidcAuth {
+    verifier_with_interval(iss, Duration::from_millis(300))
+}
+
+/// A verifier whose unknown-`kid` limiter allows one JWKS fetch per `interval`.
+fn verifier_with_interval(iss: &OidcIssuer, interval: Duration) -> OidcAuth {
     OidcAuth::new(
         &[AUD.into()],
         &[DEFAULT_EMAIL.into()],
         Some(&iss.jwks_url()),
     )
-    .with_unknown_kid_interval(Duration::from_millis(300))
+    .with_unknown_kid_interval(interval)
     .with_jwks_timeout(Duration::from_millis(500))
 }
 
@@ -325,7 +330,11 @@ async fn a_rotated_key_is_accepted_once_the_jwks_is_fetched_again() {
 #[tokio::test]
 async fn a_jwks_outage_is_503_until_it_recovers_and_a_hanging_jwks_times_out() {
     let iss = OidcIssuer::start(AUD, DEFAULT_EMAIL).await.unwrap();
-    let auth = verifier_for(&iss);
+    // A 2 s interval: the second check must fall inside it even on a loaded machine (with
+    // 300 ms, a CI run under load saw the second check fetch again).
+    let interval = Duration::from_secs(2);
+    let past_interval = interval + Duration::from_millis(100);
+    let auth = verifier_with_interval(&iss, interval);
     let token = bearer(&iss.mint(json!({})));
     iss.set_unreachable(true);
     assert!(matches!(
@@ -339,7 +348,7 @@ async fn a_jwks_outage_is_503_until_it_recovers_and_a_hanging_jwks_times_out() {
     ));
     assert_eq!(iss.jwks_fetches(), 1);
     iss.set_mode(JwksMode::Hang);
-    tokio::time::sleep(Duration::from_millis(350)).await;
+    tokio::time::sleep(past_interval).await;
     let started = std::time::Instant::now();
     assert!(matches!(
         auth.check(Some(&token)).await,
@@ -347,7 +356,7 @@ async fn a_jwks_outage_is_503_until_it_recovers_and_a_hanging_jwks_times_out() {
     ));
     assert!(started.elapsed() < Duration::from_secs(3));
     iss.set_mode(JwksMode::Serve);
-    tokio::time::sleep(Duration::from_millis(350)).await;
+    tokio::time::sleep(past_interval).await;
     assert_eq!(auth.check(Some(&token)).await, AuthDecision::Allowed);
 }
 
