@@ -11,8 +11,8 @@
 
 use std::time::{Duration, Instant};
 
-use testkit::vertex::{CopyScript, Quotas, Rpc};
-use testkit::{Emulator, Inbox, PushFront, PushWindow, Topology, TopologyOptions, VertexFake};
+use testkit::vertex::{Quotas, Rpc};
+use testkit::{Emulator, Inbox, PushFront, PushWindow, Topology, TopologyOptions};
 
 use crate::proc::{self, Worker};
 use crate::stats::Row;
@@ -50,15 +50,7 @@ pub async fn burst(emu: &Emulator) -> anyhow::Result<Burst> {
     let s = |secs: f64| Duration::from_secs_f64(secs / scale);
     let copy = s(60.0);
     let project = "bench-burst";
-    let vertex = VertexFake::start().await?;
-    vertex.add_model(SOURCE);
-    vertex.script(
-        SOURCE,
-        CopyScript {
-            duration: copy,
-            ..Default::default()
-        },
-    );
+    let vertex = crate::push::vertex_copying(SOURCE, copy).await?;
     vertex.set_quotas(Quotas {
         window: s(60.0),
         ..Quotas::VERTEX_DEFAULTS

@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use testkit::{CopyScript, Emulator, Inbox, Topology, TopologyOptions, VertexFake};
+use testkit::{Emulator, Inbox, Topology, TopologyOptions, VertexFake};
 
 use crate::proc::{self, Worker};
 use crate::push::SOURCE;
@@ -59,15 +59,7 @@ pub struct Completion {
 /// own, its own Vertex fake, the DESIGN.md §2 topology) and times each completion event.
 pub async fn completion(emu: &Emulator, copy: Duration, n: usize) -> anyhow::Result<Completion> {
     let project = format!("bench-completion-{}", copy.as_secs());
-    let vertex = VertexFake::start().await?;
-    vertex.add_model(SOURCE);
-    vertex.script(
-        SOURCE,
-        CopyScript {
-            duration: copy,
-            ..Default::default()
-        },
-    );
+    let vertex = crate::push::vertex_copying(SOURCE, copy).await?;
     let env = proc::base_env(&project, &emu.host(), &vertex.endpoint());
     let worker = Worker::spawn(&env, &format!("copy-worker-bench-{project}.log"), None)?;
     worker.wait_healthy(&reqwest::Client::new()).await?;

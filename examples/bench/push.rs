@@ -17,6 +17,20 @@ use crate::proc::{self, Worker};
 use crate::stats::{Row, median, p99};
 
 pub const SOURCE: &str = "projects/bench-src/locations/us-central1/models/4242";
+/// A Vertex AI fake that holds `source` and copies it in `copy`.
+pub async fn vertex_copying(source: &str, copy: Duration) -> anyhow::Result<VertexFake> {
+    let vertex = VertexFake::start().await?;
+    vertex.add_model(source);
+    vertex.script(
+        source,
+        testkit::CopyScript {
+            duration: copy,
+            ..Default::default()
+        },
+    );
+    Ok(vertex)
+}
+
 const AUD: &str = "https://copy-worker-bench.a.run.app/pubsub/copy-requests";
 pub const CONCURRENCY: usize = 64;
 const RUN: Duration = Duration::from_secs(10);
