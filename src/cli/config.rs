@@ -15,8 +15,13 @@ use crate::telemetry::LogFormat;
 /// `PUSH_AUTH`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum PushAuthMode {
-    /// Verify Pub/Sub's OIDC token on every push.
+    /// Verify Pub/Sub's OIDC token on every push: signature, issuer, audience, expiry, email.
     Oidc,
+    /// Behind Cloud Run's IAM invoker check, which verifies the token's signature and forwards
+    /// it with the signature replaced by `SIGNATURE_REMOVED_BY_GOOGLE`: check the claims of
+    /// that form (issuer, audience, expiry, email), and a token that still carries a
+    /// signature in full. Refused at start unless `K_SERVICE` is set (docs/auth.md).
+    CloudRun,
     /// Accept every push (local tests only; logged as a warning at every start).
     None,
 }
@@ -75,6 +80,10 @@ pub struct ServeArgs {
     /// JWKS URL override (tests, private issuers).
     #[arg(long, env = "PUSH_JWKS_URL")]
     pub push_jwks_url: Option<String>,
+    /// The Cloud Run service name, which Cloud Run sets as `K_SERVICE`: `PUSH_AUTH=cloud-run`
+    /// trusts Cloud Run's front end and is refused where there is none.
+    #[arg(long = "cloud-run-service", env = "K_SERVICE", hide = true)]
+    pub k_service: Option<String>,
     /// Base URL of the Vertex AI API (default: regional endpoint per request).
     #[arg(long, env = "VERTEX_ENDPOINT")]
     pub vertex_endpoint: Option<String>,
@@ -259,11 +268,21 @@ impl Config {
         });
         let push_audiences = list(&a.push_audience);
         let push_service_accounts = list(&a.push_service_accounts);
-        if a.push_auth == PushAuthMode::Oidc {
+        if a.push_auth == PushAuthMode::CloudRun && a.k_service.is_none() {
+            return Err(err(
+                "PUSH_AUTH",
+                "cloud-run trusts the signature check of Cloud Run's front end, and K_SERVICE is not set, so this is not Cloud Run: use PUSH_AUTH=oidc here (the worker then verifies signatures itself)",
+            ));
+        }
+        if a.push_auth != PushAuthMode::None {
+            let mode = a.push_auth.to_possible_value().expect("no skipped variant");
+            let mode = mode.get_name();
             if push_audiences.is_empty() {
                 return Err(err(
                     "PUSH_AUDIENCE",
-                    "is required with PUSH_AUTH=oidc: set it to the push endpoint URL(s) of the subscriptions, or set PUSH_AUTH=none for local tests",
+                    format!(
+                        "is required with PUSH_AUTH={mode}: set it to the push endpoint URL(s) of the subscriptions, or set PUSH_AUTH=none for local tests"
+                    ),
                 ));
             }
             if let Some(u) = &a.push_jwks_url
@@ -277,7 +296,9 @@ impl Config {
             if push_service_accounts.is_empty() {
                 return Err(err(
                     "PUSH_SERVICE_ACCOUNTS",
-                    "is required with PUSH_AUTH=oidc: set it to the push subscriptions' service account email(s)",
+                    format!(
+                        "is required with PUSH_AUTH={mode}: set it to the push subscriptions' service account email(s)"
+                    ),
                 ));
             }
         }
@@ -487,6 +508,30 @@ mod tests {
             w.iter()
                 .any(|w| w.contains("PUSH_AUTH=none") && w.contains("anyone")),
             "{w:?}"
+        );
+    }
+
+    #[test]
+    fn push_auth_cloud_run_is_refused_off_cloud_run_and_needs_the_same_lists_as_oidc() {
+        let accounts = ["--push-service-accounts", "s@p.iam.gserviceaccount.com"];
+        let audience = ["--push-audience", "https://a"];
+        let mut args = vec!["--push-auth", "cloud-run"];
+        args.extend(audience);
+        args.extend(accounts);
+        // Without K_SERVICE (where the test runner does not set it) the mode is refused.
+        if std::env::var_os("K_SERVICE").is_none() {
+            let e = config(&args).unwrap_err().to_string();
+            assert!(e.contains("PUSH_AUTH") && e.contains("K_SERVICE"), "{e}");
+        }
+        args.extend(["--cloud-run-service", "copy-worker"]);
+        let c = config(&args).unwrap();
+        assert_eq!(c.push_auth, PushAuthMode::CloudRun);
+        let e = config(&["--push-auth", "cloud-run", "--cloud-run-service", "w"])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("PUSH_AUDIENCE") && e.contains("cloud-run"),
+            "{e}"
         );
     }
 

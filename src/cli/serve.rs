@@ -63,20 +63,22 @@ pub async fn build_state(
         endpoint: cfg.vertex_endpoint.clone(),
         call_timeout: cfg.vertex_call_timeout,
     }));
-    let (push_auth, invoker_auth): (Arc<dyn PushAuth>, Arc<dyn PushAuth>) = match cfg.push_auth {
-        PushAuthMode::None => (Arc::new(NoAuth), Arc::new(NoAuth)),
-        PushAuthMode::Oidc => (
-            Arc::new(OidcAuth::new(
-                &cfg.push_audiences,
-                &cfg.push_service_accounts,
-                cfg.push_jwks_url.as_deref(),
-            )),
+    let verifier = |audiences: &[String], accounts: &[String]| -> Arc<dyn PushAuth> {
+        let auth = OidcAuth::new(audiences, accounts, cfg.push_jwks_url.as_deref());
+        match cfg.push_auth {
+            PushAuthMode::CloudRun => Arc::new(auth.behind_cloud_run()),
+            _ => Arc::new(auth),
+        }
+    };
+    let (push_auth, invoker_auth) = match cfg.push_auth {
+        PushAuthMode::None => (Arc::new(NoAuth) as Arc<dyn PushAuth>, Arc::new(NoAuth) as _),
+        PushAuthMode::Oidc | PushAuthMode::CloudRun => (
+            verifier(&cfg.push_audiences, &cfg.push_service_accounts),
             // With no INVOKER_SERVICE_ACCOUNTS every direct caller gets 403.
-            Arc::new(OidcAuth::new(
+            verifier(
                 &invoker_audiences(&cfg.push_audiences),
                 &cfg.invoker_service_accounts,
-                cfg.push_jwks_url.as_deref(),
-            )),
+            ),
         ),
     };
     let budget = Arc::new(Budget::new(cfg.rates));

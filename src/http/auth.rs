@@ -58,15 +58,26 @@ pub enum Answer {
     Json,
 }
 
-/// The middleware: runs `auth` on the headers, and the route only when it allows.
+/// The header that Cloud Run's IAM check reads in preference to `Authorization`, so that a
+/// caller can keep `Authorization` for the application
+/// (cloud.google.com/run/docs/authenticating/service-to-service).
+pub const SERVERLESS_AUTHORIZATION: &str = "x-serverless-authorization";
+
+/// The middleware: runs `auth` on the caller's token, and the route only when it allows.
+///
+/// The token is read where Cloud Run reads it: `X-Serverless-Authorization` when present,
+/// else `Authorization`. Behind Cloud Run that is the header whose token Cloud Run checked
+/// (and whose signature it removed); the other one reaches the container untouched, so a
+/// forged token in it must never be the one that counts.
 pub async fn require(
     State((auth, answer)): State<(Arc<dyn PushAuth>, Answer)>,
     req: Request,
     next: Next,
 ) -> Response {
-    let header = req
-        .headers()
-        .get(axum::http::header::AUTHORIZATION)
+    let headers = req.headers();
+    let header = headers
+        .get(SERVERLESS_AUTHORIZATION)
+        .or_else(|| headers.get(axum::http::header::AUTHORIZATION))
         .and_then(|v| v.to_str().ok());
     match auth.check(header).await.into_result() {
         Ok(()) => next.run(req).await,

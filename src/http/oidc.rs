@@ -18,6 +18,15 @@
 //!   many pushes);
 //! - tokens whose `kid` was never seen may trigger a JWKS fetch at most once per
 //!   [`UNKNOWN_KID_INTERVAL`], so a flood of made-up `kid`s is not a flood of fetches.
+//!
+//! # Behind Cloud Run (`PUSH_AUTH=cloud-run`)
+//! Cloud Run's IAM invoker check verifies the ID token itself, then forwards it with the
+//! signature replaced by [`SIGNATURE_REMOVED`] (cloud.google.com/run/docs/troubleshooting,
+//! "signature removed"; the token can no longer be replayed elsewhere). No verifier can check
+//! that form, so [`OidcAuth::behind_cloud_run`] accepts exactly it, with the same claim checks
+//! as a signed token ([`check_claims`]: `iss`, `aud`, `exp`, `iat`/`nbf`, `email_verified`,
+//! `email`), and still verifies in full any token that keeps a signature. Without that mode a
+//! signature-removed token is refused with a message that names the mode.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
@@ -41,6 +50,9 @@ const MAX_CACHED_TOKENS: usize = 4096;
 const GOOGLE_ISSUERS: [&str; 2] = ["https://accounts.google.com", "accounts.google.com"];
 /// What the verifier says when the JWKS was fetched but lacks the token's `kid`.
 const KID_NOT_IN_JWKS: &str = "did not contain a matching `kid`";
+/// The signature segment of a token that Cloud Run's front end has verified and forwarded
+/// (cloud.google.com/run/docs/troubleshooting#signature-removed).
+pub const SIGNATURE_REMOVED: &str = "SIGNATURE_REMOVED_BY_GOOGLE";
 
 /// Checks `Authorization: Bearer <JWT>` against audiences and allowed emails.
 pub struct OidcAuth {
@@ -50,6 +62,8 @@ pub struct OidcAuth {
     state: Mutex<State>,
     unknown_kid_interval: Duration,
     jwks_timeout: Duration,
+    /// `PUSH_AUTH=cloud-run`: Cloud Run's front end verified the signature it removed.
+    behind_cloud_run: bool,
 }
 
 #[derive(Default)]
@@ -79,7 +93,15 @@ impl OidcAuth {
             state: Mutex::new(State::default()),
             unknown_kid_interval: UNKNOWN_KID_INTERVAL,
             jwks_timeout: JWKS_TIMEOUT,
+            behind_cloud_run: false,
         }
+    }
+
+    /// `PUSH_AUTH=cloud-run`: accept tokens whose signature Cloud Run's IAM invoker check
+    /// verified and removed, after the same claim checks as a signed token.
+    pub fn behind_cloud_run(mut self) -> Self {
+        self.behind_cloud_run = true;
+        self
     }
 
     /// Overrides [`UNKNOWN_KID_INTERVAL`] (tests).
@@ -206,6 +228,27 @@ impl OidcAuth {
     }
 }
 
+impl OidcAuth {
+    /// A token whose signature Cloud Run removed: its claims, checked as a signed token's are,
+    /// when this worker is behind Cloud Run; otherwise a refusal that says which mode fits.
+    fn signature_removed(&self, token: &str) -> Result<String, AuthDecision> {
+        if !self.behind_cloud_run {
+            return Err(AuthDecision::Unauthenticated(format!(
+                "the token's signature is {SIGNATURE_REMOVED}: Cloud Run's IAM invoker check verified it and removed the signature; behind Cloud Run set PUSH_AUTH=cloud-run (docs/auth.md)"
+            )));
+        }
+        let data = jsonwebtoken::dangerous::insecure_decode::<Map<String, Value>>(token)
+            .map_err(|e| AuthDecision::Unauthenticated(format!("malformed token: {e}")))?;
+        if data.header.alg != Algorithm::RS256 {
+            return Err(AuthDecision::Unauthenticated(format!(
+                "alg {:?} is not RS256",
+                data.header.alg
+            )));
+        }
+        check_claims(&data.claims, &self.audiences).map(|(email, _)| email)
+    }
+}
+
 /// At most 64 characters of an attacker-chosen string, for messages and logs.
 fn short(s: &str) -> &str {
     s.char_indices().nth(64).map_or(s, |(i, _)| &s[..i])
@@ -298,6 +341,12 @@ impl PushAuth for OidcAuth {
         };
         if let Some(email) = cached {
             return self.allow(&email);
+        }
+        if token.rsplit('.').next() == Some(SIGNATURE_REMOVED) {
+            return match self.signature_removed(token) {
+                Ok(email) => self.allow(&email),
+                Err(refusal) => refusal,
+            };
         }
         match self.verify(token).await {
             Ok(email) => self.allow(&email),

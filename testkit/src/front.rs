@@ -165,7 +165,7 @@ struct Shared {
 
 /// Where pushes go.
 #[derive(Debug)]
-struct Target {
+pub(crate) struct Target {
     /// `host:port`, also sent as `Host`.
     authority: String,
     /// Path prefix without a trailing `/` (may be empty).
@@ -173,7 +173,7 @@ struct Target {
 }
 
 impl Target {
-    fn parse(target: &str) -> anyhow::Result<Target> {
+    pub(crate) fn parse(target: &str) -> anyhow::Result<Target> {
         let uri: Uri = target.parse().context("parsing the push front's target")?;
         anyhow::ensure!(
             uri.scheme_str() == Some("http"),
@@ -318,14 +318,14 @@ async fn forward(State(shared): State<Arc<Shared>>, request: Request) -> Respons
 }
 
 /// Why a push got no answer from the target.
-enum Upstream {
+pub(crate) enum Upstream {
     /// No connection within the cold-start time.
     Down,
     /// The connection failed or closed before an answer.
     Failed(String),
 }
 
-async fn send(
+pub(crate) async fn send(
     target: &Target,
     cold_start: Duration,
     request: Request,

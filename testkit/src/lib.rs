@@ -9,16 +9,20 @@
 //!   the official `google-cloud-aiplatform-v1` client.
 //! - [`front`]: a push-window front, a reverse proxy that models Pub/Sub push flow control
 //!   between the emulator's push subscriptions and the worker.
+//! - [`cloud_run`]: a Cloud Run front: the IAM invoker check that verifies ID tokens and
+//!   forwards them with the signature removed, and the token Pub/Sub attaches to a push.
 //! - [`oidc`]: a local OIDC issuer: a JWKS over HTTP, RS256 ID tokens and hostile tokens.
 
+pub mod cloud_run;
 pub mod emulator;
 pub mod front;
 pub mod oidc;
 pub mod pubsub;
 pub mod vertex;
 
+pub use cloud_run::{CloudRunFront, CloudRunIam};
 pub use emulator::Emulator;
 pub use front::{PushFront, PushWindow, PushWindowStats};
-pub use oidc::{JwksMode, OidcIssuer};
+pub use oidc::{IssuerKeys, JwksMode, OidcIssuer};
 pub use pubsub::{Inbox, Received, Topology, TopologyOptions};
 pub use vertex::{Call, CopyScript, Fault, Quotas, Rpc, RpcCount, VertexFake};

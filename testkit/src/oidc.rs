@@ -249,16 +249,7 @@ impl OidcIssuer {
             let keys = lock(&self.inner.keys);
             keys.all[keys.current].pair.clone()
         };
-        let input = signing_input(header, claims);
-        let mut sig = vec![0; pair.public_modulus_len()];
-        pair.sign(
-            &RSA_PKCS1_SHA256,
-            &SystemRandom::new(),
-            input.as_bytes(),
-            &mut sig,
-        )
-        .expect("RS256 signing");
-        format!("{input}.{}", b64(&sig))
+        sign(&pair, header, claims)
     }
 
     /// `alg: none` with default claims and an empty signature.
@@ -313,6 +304,99 @@ impl OidcIssuer {
         let (input, _) = forged.rsplit_once('.').expect("three parts");
         format!("{input}.{sig}")
     }
+}
+
+/// A handle on an issuer's keys for Google's side of the test stack (the Cloud Run front):
+/// it verifies tokens as Google's front ends do, and mints the tokens Pub/Sub attaches to
+/// pushes. It shares the issuer's keys, so a rotation is seen at once.
+#[derive(Clone)]
+pub struct IssuerKeys {
+    inner: Arc<Inner>,
+}
+
+impl OidcIssuer {
+    /// A handle on this issuer's keys (see [`IssuerKeys`]).
+    pub fn keys(&self) -> IssuerKeys {
+        IssuerKeys {
+            inner: self.inner.clone(),
+        }
+    }
+}
+
+impl IssuerKeys {
+    /// A default-shaped token for `email` and `aud`, signed with the current key: what
+    /// Pub/Sub sends with a push whose subscription has an `oidcToken`.
+    pub fn mint_for(&self, email: &str, aud: &str) -> String {
+        let now = chrono::Utc::now().timestamp();
+        let claims = json!({
+            "iss": GOOGLE_ISSUER, "aud": aud, "azp": "1234567890", "sub": "1234567890",
+            "email": email, "email_verified": true, "iat": now, "exp": now + 3600,
+        });
+        let (kid, pair) = {
+            let keys = lock(&self.inner.keys);
+            let k = &keys.all[keys.current];
+            (k.kid.clone(), k.pair.clone())
+        };
+        sign(
+            &pair,
+            &json!({"alg": "RS256", "typ": "JWT", "kid": kid}),
+            &claims,
+        )
+    }
+
+    /// The claims of `token` when it is an RS256 token signed by a published key of this
+    /// issuer and not expired; otherwise why not.
+    pub fn verify(&self, token: &str) -> Result<Map<String, Value>, String> {
+        let mut parts = token.split('.');
+        let (Some(h), Some(c), Some(s), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err("not a JWT".into());
+        };
+        let json = |part: &str| -> Result<Value, String> {
+            let raw = URL_SAFE_NO_PAD.decode(part).map_err(|e| e.to_string())?;
+            serde_json::from_slice(&raw).map_err(|e| e.to_string())
+        };
+        let header = json(h)?;
+        if header["alg"] != "RS256" {
+            return Err("alg is not RS256".into());
+        }
+        let public = {
+            let keys = lock(&self.inner.keys);
+            let key = keys.all.iter().find(|k| header["kid"] == k.kid.as_str());
+            key.map(|k| k.pair.public_key().as_ref().to_vec())
+        }
+        .ok_or("unknown kid")?;
+        let signature = URL_SAFE_NO_PAD.decode(s).map_err(|e| e.to_string())?;
+        aws_lc_rs::signature::UnparsedPublicKey::new(
+            &aws_lc_rs::signature::RSA_PKCS1_2048_8192_SHA256,
+            public,
+        )
+        .verify(format!("{h}.{c}").as_bytes(), &signature)
+        .map_err(|_| "bad signature".to_string())?;
+        let Value::Object(claims) = json(c)? else {
+            return Err("claims are not an object".into());
+        };
+        let exp = claims.get("exp").and_then(Value::as_i64).unwrap_or(0);
+        if exp < chrono::Utc::now().timestamp() {
+            return Err("expired".into());
+        }
+        Ok(claims)
+    }
+}
+
+/// Signs `header` and `claims` with `pair` (RS256).
+fn sign(pair: &KeyPair, header: &Value, claims: &Value) -> String {
+    let input = signing_input(header, claims);
+    let mut sig = vec![0; pair.public_modulus_len()];
+    pair.sign(
+        &RSA_PKCS1_SHA256,
+        &SystemRandom::new(),
+        input.as_bytes(),
+        &mut sig,
+    )
+    .expect("RS256 signing");
+    format!("{input}.{}", b64(&sig))
 }
 
 fn signing_input(header: &Value, claims: &Value) -> String {

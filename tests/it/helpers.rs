@@ -9,8 +9,10 @@ use copy_worker::cli::serve::build_state;
 use copy_worker::http::envelope::PushMessage;
 use copy_worker::http::{AppState, app};
 use testkit::emulator::Emulator;
+use testkit::oidc::{DEFAULT_EMAIL, OidcIssuer};
 use testkit::pubsub::{Inbox, Topology, TopologyOptions};
 use testkit::vertex::VertexFake;
+use testkit::{CloudRunFront, CloudRunIam};
 
 /// `args_override_self`: a flag given twice takes its last value, so `Knobs::extra_args` can
 /// override the defaults below (e.g. `--push-auth oidc`).
@@ -25,12 +27,71 @@ struct Args {
 pub struct Knobs {
     pub extra_args: Vec<String>,
     pub topology: TopologyOptions,
+    /// Deploy as on Cloud Run: a [`CloudRunFront`] (IAM invoker check, signature removed)
+    /// between the emulator's pushes and a worker with `PUSH_AUTH=cloud-run`.
+    pub cloud_run: bool,
+}
+
+impl Knobs {
+    /// The defaults, deployed behind a Cloud Run front.
+    pub fn cloud_run() -> Self {
+        Self {
+            cloud_run: true,
+            ..Self::default()
+        }
+    }
+}
+
+/// The direct caller of `POST /v1/models/copy` that holds `roles/run.invoker` in a
+/// [`Knobs::cloud_run`] deployment.
+pub const INVOKER: &str = "ec2-pipeline@it-project.iam.gserviceaccount.com";
+
+/// Google's side of a [`Knobs::cloud_run`] deployment.
+pub struct CloudRun {
+    pub front: CloudRunFront,
+    pub issuer: OidcIssuer,
+}
+
+impl CloudRun {
+    /// An issuer and a front before the worker at `worker_url`, and the worker's flags.
+    async fn start(worker_url: &str) -> (CloudRun, Vec<String>) {
+        let issuer = OidcIssuer::start("set-per-token", DEFAULT_EMAIL)
+            .await
+            .expect("issuer");
+        let iam = CloudRunIam {
+            keys: issuer.keys(),
+            custom_audiences: vec![],
+            invokers: vec![DEFAULT_EMAIL.into(), INVOKER.into()],
+            push_account: DEFAULT_EMAIL.into(),
+            push_audience: None,
+        };
+        let front = CloudRunFront::start(worker_url, iam)
+            .await
+            .expect("cloud run front");
+        let args = [
+            "--push-auth",
+            "cloud-run",
+            "--cloud-run-service",
+            "copy-worker",
+            "--push-audience",
+            &front.url(),
+            "--push-service-accounts",
+            DEFAULT_EMAIL,
+            "--invoker-service-accounts",
+            INVOKER,
+            "--push-jwks-url",
+            &issuer.jwks_url(),
+        ];
+        let args = args.iter().map(|s| s.to_string()).collect();
+        (CloudRun { front, issuer }, args)
+    }
 }
 
 impl Default for Knobs {
     fn default() -> Self {
         Self {
             extra_args: vec![],
+            cloud_run: false,
             topology: TopologyOptions {
                 request_backoff: (Duration::from_secs(1), Duration::from_secs(3)),
                 operations_backoff: (Duration::from_secs(1), Duration::from_secs(2)),
@@ -49,6 +110,8 @@ pub struct TestApp {
     extra_args: Vec<String>,
     pub topology: Topology,
     pub vertex: VertexFake,
+    /// Google's side of a [`Knobs::cloud_run`] deployment.
+    pub cloud_run: Option<CloudRun>,
     pub completions: Option<Inbox>,
     pub dead_letters: Inbox,
     _stop: tokio::sync::watch::Sender<bool>,
@@ -114,14 +177,25 @@ pub async fn spawn_app(name: &str, knobs: Knobs) -> TestApp {
     let project = fresh_project(name);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base_url = format!("http://{}", listener.local_addr().unwrap());
+    let (cloud_run, mut extra_args) = if knobs.cloud_run {
+        let (cloud_run, args) = CloudRun::start(&base_url).await;
+        (Some(cloud_run), args)
+    } else {
+        (None, vec![])
+    };
+    // The test's own flags come last, so they win.
+    extra_args.extend(knobs.extra_args);
 
-    let cfg = test_config(&project, &vertex.endpoint(), knobs.extra_args.clone());
+    let cfg = test_config(&project, &vertex.endpoint(), extra_args.clone());
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let (state, _topics) = build_state(&cfg, stop_rx).await.expect("app state");
     tokio::spawn(async move { axum::serve(listener, app(state)).await });
 
     let mut opts = knobs.topology;
-    opts.push_base_url = base_url.clone();
+    opts.push_base_url = match &cloud_run {
+        Some(c) => c.front.push_url(),
+        None => base_url.clone(),
+    };
     let topology = Topology::create(&emu.endpoint(), &project, &opts)
         .await
         .expect("topology");
@@ -142,9 +216,10 @@ pub async fn spawn_app(name: &str, knobs: Knobs) -> TestApp {
     TestApp {
         base_url,
         project,
-        extra_args: knobs.extra_args,
+        extra_args,
         topology,
         vertex,
+        cloud_run,
         completions,
         dead_letters,
         _stop: stop_tx,

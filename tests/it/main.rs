@@ -7,6 +7,7 @@ mod auth;
 mod bodies;
 mod callbacks;
 mod child;
+mod cloud_run;
 mod crash;
 mod doctor;
 mod enqueue;

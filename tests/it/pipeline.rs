@@ -8,7 +8,7 @@ use crate::helpers::{Knobs, SRC, request, spawn_app};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn copy_that_takes_seconds_completes_succeeded_with_destination_and_version() {
-    let app = spawn_app("ok", Knobs::default()).await;
+    let app = spawn_app("ok", Knobs::cloud_run()).await;
     app.vertex.script(
         SRC,
         CopyScript {
@@ -49,7 +49,7 @@ async fn copy_that_takes_seconds_completes_succeeded_with_destination_and_versio
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn missing_source_model_ends_failed_not_found_with_a_dead_letter_and_no_retry_storm() {
-    let app = spawn_app("nf", Knobs::default()).await;
+    let app = spawn_app("nf", Knobs::cloud_run()).await;
     let body = r#"{"request_id":"nf-1","source_model":"projects/src-proj/locations/us-central1/models/404404","destination":{"model_id":"target-nf"}}"#;
     app.publish(body).await;
 
@@ -75,7 +75,7 @@ async fn missing_source_model_ends_failed_not_found_with_a_dead_letter_and_no_re
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn invalid_json_unknown_field_and_bad_model_id_end_rejected_with_dead_letters() {
-    let app = spawn_app("rej", Knobs::default()).await;
+    let app = spawn_app("rej", Knobs::cloud_run()).await;
     let cases = [
         ("rej-json", "{not json", "request: is not valid JSON"),
         (
@@ -122,7 +122,7 @@ async fn invalid_json_unknown_field_and_bad_model_id_end_rejected_with_dead_lett
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn vertex_answering_503_twice_then_ok_succeeds_within_the_request() {
-    let app = spawn_app("r503", Knobs::default()).await;
+    let app = spawn_app("r503", Knobs::cloud_run()).await;
     app.vertex.script(
         SRC,
         CopyScript {
@@ -142,7 +142,7 @@ async fn vertex_answering_503_twice_then_ok_succeeds_within_the_request() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_vertex_outage_longer_than_the_in_request_budget_is_redelivered_then_succeeds() {
-    let app = spawn_app("outage", Knobs::default()).await;
+    let app = spawn_app("outage", Knobs::cloud_run()).await;
     app.vertex
         .set_outage(Instant::now() + Duration::from_secs(22), 503, "UNAVAILABLE");
     let t0 = Instant::now();
@@ -171,7 +171,7 @@ async fn a_vertex_outage_longer_than_the_in_request_budget_is_redelivered_then_s
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_operation_ending_with_a_transient_error_is_restarted_and_succeeds() {
-    let app = spawn_app("restart", Knobs::default()).await;
+    let app = spawn_app("restart", Knobs::cloud_run()).await;
     app.vertex.script(
         SRC,
         CopyScript {
@@ -189,7 +189,7 @@ async fn an_operation_ending_with_a_transient_error_is_restarted_and_succeeds() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_operation_that_keeps_failing_ends_failed_after_copy_max_attempts() {
-    let app = spawn_app("exhaust", Knobs::default()).await;
+    let app = spawn_app("exhaust", Knobs::cloud_run()).await;
     app.vertex.script(
         SRC,
         CopyScript {
@@ -212,7 +212,7 @@ async fn an_operation_that_keeps_failing_ends_failed_after_copy_max_attempts() {
 async fn an_operation_running_past_copy_max_duration_fails_with_deadline_exceeded() {
     let knobs = Knobs {
         extra_args: vec!["--copy-max-duration".into(), "4s".into()],
-        ..Knobs::default()
+        ..Knobs::cloud_run()
     };
     let app = spawn_app("slow", knobs).await;
     app.vertex.script(
@@ -231,7 +231,7 @@ async fn an_operation_running_past_copy_max_duration_fails_with_deadline_exceede
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_missing_completions_topic_leads_to_redelivery_not_loss() {
-    let mut knobs = Knobs::default();
+    let mut knobs = Knobs::cloud_run();
     knobs.topology.create_completions_topic = false;
     let app = spawn_app("nocomp", knobs).await;
     app.publish(&request("nocomp-1", "target-nocomp")).await;
@@ -261,7 +261,7 @@ async fn a_missing_completions_topic_leads_to_redelivery_not_loss() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dead_letter_keeps_the_callers_attributes_so_the_replay_guard_sees_replay_count() {
-    let app = spawn_app("dlattrs", Knobs::default()).await;
+    let app = spawn_app("dlattrs", Knobs::cloud_run()).await;
     let body = r#"{"request_id":"dla-1","source_model":"projects/src-proj/locations/us-central1/models/404404","destination":{"model_id":"dla"}}"#;
     let tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
     app.topology

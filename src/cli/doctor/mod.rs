@@ -111,6 +111,7 @@ pub async fn diagnose(args: &DoctorArgs) -> Report {
             cfg.worker_project,
             match cfg.push_auth {
                 PushAuthMode::Oidc => "oidc",
+                PushAuthMode::CloudRun => "cloud-run",
                 PushAuthMode::None => "none",
             },
             cfg.settings.watch_hold.as_secs()
@@ -179,7 +180,7 @@ async fn pubsub(args: &DoctorArgs, cfg: &Config, report: &mut Report) {
         full_subscription(name, project)
             .map_err(|e| Check::fail("config", "subscription name", format!("--{flag}: {e}")))
     };
-    let oidc = (cfg.push_auth == PushAuthMode::Oidc).then(|| OidcExpect {
+    let oidc = (cfg.push_auth != PushAuthMode::None).then(|| OidcExpect {
         service_accounts: cfg.push_service_accounts.clone(),
         audiences: cfg.push_audiences.clone(),
     });
