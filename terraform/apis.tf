@@ -2,6 +2,12 @@
 # this module must never switch off an API that other workloads in the project
 # use.
 #
+# cloudresourcemanager.googleapis.com is enabled here for later applies and
+# the project IAM grants, but that cannot help the first plan: the plan reads
+# data.google_project.this (main.tf) before anything is applied, so the API
+# must already be on in project_id (terraform/README.md, step 1). It is on in
+# every project created in the console or with `gcloud projects create`.
+#
 # Vertex AI must also be enabled in every source and destination project; the
 # module does not manage APIs in projects it does not own (README pre-flight).
 
@@ -10,7 +16,7 @@ locals {
     [
       "aiplatform.googleapis.com",           # Vertex AI, when project_id is also a source or destination
       "artifactregistry.googleapis.com",     # the image repository
-      "cloudresourcemanager.googleapis.com", # data.google_project, project IAM grants
+      "cloudresourcemanager.googleapis.com", # project IAM grants; see the note below
       "iam.googleapis.com",                  # service accounts, workload identity pools
       "iamcredentials.googleapis.com",       # token minting for impersonation (WIF, push OIDC)
       "pubsub.googleapis.com",               # topics and subscriptions

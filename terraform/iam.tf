@@ -9,6 +9,28 @@
 #              copy-requests, nothing else
 #   Pub/Sub service agent (Google-managed): mints push tokens, dead-letters
 
+# --- Service agents ---------------------------------------------------------------
+# Google creates a service agent only when its API is enabled *and used* ("If
+# a service agent hasn't been created yet, then you can't grant roles to the
+# service agent", cloud.google.com/iam/docs/create-service-agents): in a fresh
+# project the grants below would fail with "Service account ... does not
+# exist", or race the first topic or repository. google_project_service_identity
+# (serviceusage v1beta1 generateServiceIdentity, what `gcloud beta services
+# identity create` calls) creates the agent, idempotently, and returns it;
+# every grant uses its `member`, so it waits for the agent. It is a
+# google-beta resource in provider 6.x. Destroying it is a no-op: the agent
+# stays with the project.
+
+resource "google_project_service_identity" "agents" {
+  provider = google-beta
+  for_each = toset(["pubsub.googleapis.com", "artifactregistry.googleapis.com"])
+
+  project = var.project_id
+  service = each.value
+
+  depends_on = [google_project_service.enabled]
+}
+
 # --- Service accounts -------------------------------------------------------------
 
 resource "google_service_account" "worker" {
@@ -44,7 +66,7 @@ resource "google_service_account" "publisher" {
 resource "google_service_account_iam_member" "pubsub_agent_token_creator" {
   service_account_id = google_service_account.push.name
   role               = "roles/iam.serviceAccountTokenCreator"
-  member             = "serviceAccount:${local.pubsub_service_agent}"
+  member             = local.pubsub_agent_member
   depends_on         = [google_project_service.enabled]
 }
 
@@ -53,7 +75,7 @@ resource "google_pubsub_topic_iam_member" "pubsub_agent_dead_letter_publisher" {
   project    = var.project_id
   topic      = google_pubsub_topic.topic["dead_letter"].name
   role       = "roles/pubsub.publisher"
-  member     = "serviceAccount:${local.pubsub_service_agent}"
+  member     = local.pubsub_agent_member
   depends_on = [google_project_service.enabled]
 }
 
@@ -62,14 +84,14 @@ resource "google_pubsub_subscription_iam_member" "pubsub_agent_requests_subscrib
   project      = var.project_id
   subscription = google_pubsub_subscription.requests_push.name
   role         = "roles/pubsub.subscriber"
-  member       = "serviceAccount:${local.pubsub_service_agent}"
+  member       = local.pubsub_agent_member
 }
 
 resource "google_pubsub_subscription_iam_member" "pubsub_agent_callbacks_subscriber" {
   project      = var.project_id
   subscription = google_pubsub_subscription.callbacks_push.name
   role         = "roles/pubsub.subscriber"
-  member       = "serviceAccount:${local.pubsub_service_agent}"
+  member       = local.pubsub_agent_member
 }
 
 # Token creator on the OIDC accounts of push fan-out subscriptions that live
@@ -79,11 +101,34 @@ resource "google_service_account_iam_member" "pubsub_agent_token_creator_complet
     for k, s in var.completion_subscriptions : s.push_service_account_email if s.push_service_account_email != null
   ])
 
-  # The account's project is part of its email (NAME@PROJECT.iam.gserviceaccount.com).
-  service_account_id = "projects/${try(regex("@([a-z0-9-]+)\\.iam\\.gserviceaccount\\.com$", each.value)[0], var.project_id)}/serviceAccounts/${each.value}"
+  # "projects/-": IAM finds the account by its email, whichever project it
+  # lives in (consumers' accounts are often elsewhere, and not every account
+  # email names its project).
+  service_account_id = "projects/-/serviceAccounts/${each.value}"
   role               = "roles/iam.serviceAccountTokenCreator"
-  member             = "serviceAccount:${local.pubsub_service_agent}"
+  member             = local.pubsub_agent_member
   depends_on         = [google_project_service.enabled]
+}
+
+# Dead-lettering of the push fan-out subscriptions on copy-completions
+# (pubsub.tf): publisher on each one's dead-letter topic, subscriber on the
+# subscription itself.
+resource "google_pubsub_topic_iam_member" "pubsub_agent_completions_dead_letter_publisher" {
+  for_each = local.completion_push_subscriptions
+
+  project = var.project_id
+  topic   = google_pubsub_topic.completions_dead_letter[each.key].name
+  role    = "roles/pubsub.publisher"
+  member  = local.pubsub_agent_member
+}
+
+resource "google_pubsub_subscription_iam_member" "pubsub_agent_completions_subscriber" {
+  for_each = local.completion_push_subscriptions
+
+  project      = var.project_id
+  subscription = google_pubsub_subscription.completions[each.key].name
+  role         = "roles/pubsub.subscriber"
+  member       = local.pubsub_agent_member
 }
 
 # --- Worker: Pub/Sub ---------------------------------------------------------------------
@@ -172,17 +217,24 @@ resource "google_project_iam_member" "worker_vertex" {
 #     roles/cloudkms.cryptoKeyEncrypterDecrypter on the key
 #     (https://cloud.google.com/vertex-ai/docs/general/cmek).
 #
-# The agent exists once aiplatform.googleapis.com has been enabled in the
-# destination project (README pre-flight 5).
+# The agent exists only once aiplatform.googleapis.com is enabled in the
+# destination project *and used*; in a project that never used Vertex AI the
+# grants would fail. google_project_service_identity creates it (it needs
+# aiplatform.googleapis.com enabled there, README pre-flight 5, and
+# serviceusage.services.use on the project) and returns its member, so no
+# project has to be read at plan time.
 
-data "google_project" "destination" {
-  for_each   = toset(var.destination_projects)
-  project_id = each.value
+resource "google_project_service_identity" "vertex" {
+  provider = google-beta
+  for_each = toset(var.destination_projects)
+
+  project = each.value
+  service = "aiplatform.googleapis.com"
 }
 
 locals {
   vertex_agents = {
-    for p, proj in data.google_project.destination : p => "service-${proj.number}@gcp-sa-aiplatform.iam.gserviceaccount.com"
+    for p, agent in google_project_service_identity.vertex : p => agent.member
   }
 
   # Source/destination pairs that are different projects: the copies that
@@ -213,7 +265,7 @@ resource "google_project_iam_member" "vertex_agent_on_source" {
 
   project = each.value.source
   role    = "roles/aiplatform.serviceAgent"
-  member  = "serviceAccount:${each.value.agent}"
+  member  = each.value.agent
 }
 
 resource "google_kms_crypto_key_iam_member" "vertex_agent_kms" {
@@ -221,7 +273,7 @@ resource "google_kms_crypto_key_iam_member" "vertex_agent_kms" {
 
   crypto_key_id = each.value.key
   role          = "roles/cloudkms.cryptoKeyEncrypterDecrypter"
-  member        = "serviceAccount:${each.value.agent}"
+  member        = each.value.agent
 }
 
 # Plan-time checks: fail before apply when a grant that copies need would be
@@ -288,6 +340,9 @@ resource "google_project_iam_custom_role" "completions_waiter" {
     "pubsub.subscriptions.consume",
     "pubsub.subscriptions.delete",
   ]
+
+  # Custom roles are an IAM API resource: wait for iam.googleapis.com.
+  depends_on = [google_project_service.enabled]
 }
 
 resource "google_project_iam_member" "publisher_waiter" {
@@ -340,7 +395,7 @@ resource "google_kms_crypto_key_iam_member" "pubsub_cmek" {
 
   crypto_key_id = var.pubsub_kms_key_name
   role          = "roles/cloudkms.cryptoKeyEncrypterDecrypter"
-  member        = "serviceAccount:${local.pubsub_service_agent}"
+  member        = local.pubsub_agent_member
   depends_on    = [google_project_service.enabled]
 }
 
@@ -349,6 +404,6 @@ resource "google_kms_crypto_key_iam_member" "artifact_registry_cmek" {
 
   crypto_key_id = var.artifact_registry_kms_key_name
   role          = "roles/cloudkms.cryptoKeyEncrypterDecrypter"
-  member        = "serviceAccount:${local.artifact_registry_agent}"
+  member        = local.artifact_registry_agent_member
   depends_on    = [google_project_service.enabled]
 }

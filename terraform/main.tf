@@ -2,7 +2,7 @@
 #
 #   apis.tf     APIs the module needs
 #   main.tf     shared locals, the project lookup, the Artifact Registry repository
-#   pubsub.tf   the four topics, the worker's subscriptions, completion fan-out
+#   pubsub.tf   the five topics, the worker's subscriptions, completion fan-out
 #   run.tf      the Cloud Run v2 service and who may invoke it
 #   iam.tf      service accounts and every IAM grant (worker, push, Pub/Sub agent, Vertex AI)
 #   wif.tf      optional AWS workload identity federation for publishers
@@ -20,10 +20,13 @@ locals {
 
   project_number = data.google_project.this.number
 
-  # Google-managed service agents of project_id. They exist once the API is
-  # enabled (apis.tf), which every grant to them depends on.
-  pubsub_service_agent    = "service-${local.project_number}@gcp-sa-pubsub.iam.gserviceaccount.com"
-  artifact_registry_agent = "service-${local.project_number}@gcp-sa-artifactregistry.iam.gserviceaccount.com"
+  # Google-managed service agents of project_id, as IAM members
+  # ("serviceAccount:service-NUMBER@gcp-sa-....iam.gserviceaccount.com"). A
+  # service agent exists only once its API is enabled *and used*, and a grant
+  # to one that does not exist yet fails, so iam.tf creates them first
+  # (google_project_service_identity) and every grant uses its `member`.
+  pubsub_agent_member            = google_project_service_identity.agents["pubsub.googleapis.com"].member
+  artifact_registry_agent_member = google_project_service_identity.agents["artifactregistry.googleapis.com"].member
 
   aws_wif_enabled = var.aws_wif.enabled
 

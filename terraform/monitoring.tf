@@ -1,5 +1,5 @@
 # Monitoring of the topology (on by default; monitoring_enabled = false turns
-# it off): log-based metrics on the worker's structured log lines, four alert
+# it off): log-based metrics on the worker's structured log lines, five alert
 # policies, and one dashboard. Everything lives in project_id.
 #
 # The log-based metrics read the JSON lines the worker writes with
@@ -56,6 +56,7 @@ locals {
     requests    = google_pubsub_subscription.requests_push.name
     operations  = google_pubsub_subscription.operations_push.name
     dead_letter = google_pubsub_subscription.dead_letter_replay.name
+    callbacks   = google_pubsub_subscription.callbacks_push.name
   }
 }
 
@@ -86,8 +87,28 @@ resource "google_logging_metric" "worker" {
   depends_on = [google_project_service.enabled]
 }
 
+# --- Waiting for the log-based metrics to reach Cloud Monitoring --------------------
+# A new log-based metric is not at once a metric type Cloud Monitoring knows:
+# an alert policy that filters on it, created seconds later, fails with
+# `404 Cannot find metric(s) that match type = "logging.googleapis.com/user/..."
+# ... could take up to 10 minutes to become available`. The provider retries
+# only 409s for alert policies, and depends_on orders creation but does not
+# wait (hashicorp/terraform-provider-google#11102, open). So the policies wait
+# for this sleep, which runs once after the metrics are created, and again
+# only when a metric is replaced (triggers). Later applies do not wait.
+
+resource "time_sleep" "log_metrics_visible" {
+  count = local.monitoring ? 1 : 0
+
+  create_duration = "${var.log_metric_propagation_seconds}s"
+
+  triggers = {
+    metrics = join(",", [for m in google_logging_metric.worker : m.id])
+  }
+}
+
 # --- Alert policies -----------------------------------------------------------------------
-# One policy per entry. Three watch a Pub/Sub subscription metric, one the
+# One policy per entry. Four watch a Pub/Sub subscription metric, one the
 # failed completions (log-based metric). Each carries what to do in its
 # documentation, shown in the incident and the notification.
 
@@ -119,6 +140,15 @@ locals {
       severity     = "WARNING"
       what         = "a running copy is not being followed to its end"
       todo         = "Check the worker's logs for \"step not finished\" on stage=operation (operation reads failing, completion publish failing). A copy that runs past COPY_MAX_DURATION ends as failed on its own."
+    }
+    callbacks_oldest_unacked = {
+      subscription = local.subscription_ids.callbacks
+      metric       = "oldest_unacked_message_age"
+      threshold    = var.alert_callbacks_oldest_unacked_seconds
+      duration     = "300s"
+      severity     = "WARNING"
+      what         = "webhook callbacks are not being delivered"
+      todo         = "Check the worker's logs on the callback stage: a receiver that answers 5xx or times out is retried with backoff, a refusal is dead-lettered. Callbacks that keep failing are dead-lettered after max_delivery_attempts (`copy-worker replay --dry-run`)."
     }
   }
 
@@ -186,8 +216,9 @@ resource "google_monitoring_alert_policy" "alert" {
     content   = each.value.todo
   }
 
-  # The log-based metric must exist before a policy can filter on its type.
-  depends_on = [google_project_service.enabled, google_logging_metric.worker]
+  # The log-based metric must be visible in Cloud Monitoring before a policy
+  # can filter on its type: see time_sleep.log_metrics_visible above.
+  depends_on = [google_project_service.enabled, time_sleep.log_metrics_visible]
 }
 
 # --- Dashboard ---------------------------------------------------------------------------------

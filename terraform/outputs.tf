@@ -19,7 +19,7 @@ output "accepted_audiences" {
 }
 
 output "topics" {
-  description = "Full resource names of the four topics, keyed requests, operations, completions, dead_letter."
+  description = "Full resource names of the five topics, keyed requests, operations, completions, dead_letter, callbacks."
   value       = { for k, t in google_pubsub_topic.topic : k => t.id }
 }
 
@@ -44,12 +44,18 @@ output "subscriptions" {
     requests_push      = google_pubsub_subscription.requests_push.id
     operations_push    = google_pubsub_subscription.operations_push.id
     dead_letter_replay = google_pubsub_subscription.dead_letter_replay.id
+    callbacks_push     = google_pubsub_subscription.callbacks_push.id
   }
 }
 
 output "completion_subscriptions" {
   description = "Full resource names of the fan-out subscriptions created on copy-completions."
   value       = { for k, s in google_pubsub_subscription.completions : k => s.id }
+}
+
+output "completion_dead_letter_subscriptions" {
+  description = "Pull subscriptions that keep what a push fan-out subscription could not deliver (one per completion subscription with a push_endpoint), keyed like completion_subscriptions."
+  value       = { for k, s in google_pubsub_subscription.completions_dead_letter : k => s.id }
 }
 
 output "worker_service_account" {

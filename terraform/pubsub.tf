@@ -215,7 +215,7 @@ resource "google_pubsub_subscription" "dead_letter_replay" {
   # Pull subscription, read by `copy-worker replay` (DESIGN.md §6), which acks
   # a message only after its republish returned a message id.
   ack_deadline_seconds       = 60
-  message_retention_duration = "604800s" # 7 days, the Pub/Sub maximum
+  message_retention_duration = "604800s" # 7 days (Pub/Sub allows up to 31)
   retain_acked_messages      = false
 
   expiration_policy {
@@ -254,13 +254,27 @@ resource "google_pubsub_subscription" "completions" {
     maximum_backoff = "${each.value.maximum_backoff_seconds}s"
   }
 
+  # A push subscription dead-letters what it cannot deliver after
+  # max_delivery_attempts into a topic of its own (below), instead of retrying
+  # every message for the whole retention period: a receiver that is gone
+  # would otherwise keep a backlog that never drains.
+  dynamic "dead_letter_policy" {
+    for_each = each.value.push_endpoint == null ? [] : [each.value]
+    content {
+      dead_letter_topic     = google_pubsub_topic.completions_dead_letter[each.key].id
+      max_delivery_attempts = dead_letter_policy.value.max_delivery_attempts
+    }
+  }
+
   dynamic "push_config" {
     for_each = each.value.push_endpoint == null ? [] : [each.value]
     content {
       push_endpoint = push_config.value.push_endpoint
 
+      # Always a token: the variable's validation requires
+      # push_service_account_email with push_endpoint.
       dynamic "oidc_token" {
-        for_each = push_config.value.push_service_account_email == null ? [] : [push_config.value]
+        for_each = [push_config.value]
         content {
           service_account_email = oidc_token.value.push_service_account_email
           # null: Pub/Sub uses the push endpoint URL as the audience.
@@ -270,5 +284,49 @@ resource "google_pubsub_subscription" "completions" {
     }
   }
 
-  depends_on = [google_service_account_iam_member.pubsub_agent_token_creator_completions]
+  depends_on = [
+    google_service_account_iam_member.pubsub_agent_token_creator_completions,
+    google_pubsub_subscription.completions_dead_letter,
+    google_pubsub_topic_iam_member.pubsub_agent_completions_dead_letter_publisher,
+  ]
+}
+
+# Dead letters of the push fan-out subscriptions: a topic and a pull
+# subscription (kept 7 days, never expiring) per push subscription, named
+# after it. Not copy-dead-letter: `copy-worker replay` republishes what it
+# finds there as copy requests.
+locals {
+  completion_push_subscriptions = { for k, s in var.completion_subscriptions : k => s if s.push_endpoint != null }
+}
+
+resource "google_pubsub_topic" "completions_dead_letter" {
+  #checkov:skip=CKV_GCP_83:CMEK is opt-in through var.pubsub_kms_key_name, as for the other topics.
+  for_each = local.completion_push_subscriptions
+
+  project      = var.project_id
+  name         = "${each.key}-dead-letter"
+  labels       = local.labels
+  kms_key_name = var.pubsub_kms_key_name
+
+  depends_on = [
+    google_project_service.enabled,
+    google_kms_crypto_key_iam_member.pubsub_cmek,
+  ]
+}
+
+resource "google_pubsub_subscription" "completions_dead_letter" {
+  for_each = local.completion_push_subscriptions
+
+  project = var.project_id
+  name    = "${each.key}-dead-letter"
+  topic   = google_pubsub_topic.completions_dead_letter[each.key].id
+  labels  = local.labels
+
+  ack_deadline_seconds       = 60
+  message_retention_duration = "604800s"
+  retain_acked_messages      = false
+
+  expiration_policy {
+    ttl = ""
+  }
 }

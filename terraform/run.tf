@@ -64,13 +64,19 @@ locals {
       COPY_DEAD_LETTER_TOPIC = google_pubsub_topic.topic["dead_letter"].id
       COPY_CALLBACKS_TOPIC   = google_pubsub_topic.topic["callbacks"].id
       CALLBACK_MAX_ATTEMPTS  = tostring(var.max_delivery_attempts)
-      PUSH_AUTH              = "oidc"
-      PUSH_AUDIENCE          = join(",", local.accepted_audiences)
-      PUSH_SERVICE_ACCOUNTS  = google_service_account.push.email
-      COPY_MAX_ATTEMPTS      = tostring(var.copy_max_attempts)
-      COPY_MAX_DURATION      = var.copy_max_duration
-      WATCH_HOLD             = "${var.watch_hold_seconds}s"
-      LOG_FORMAT             = "json"
+      # Cloud Run's IAM invoker check (roles/run.invoker, below) verifies the
+      # push token's signature and hands the worker the token with the
+      # signature replaced by SIGNATURE_REMOVED_BY_GOOGLE; in this mode the
+      # worker checks iss, aud, exp and email of that form (it refuses the
+      # mode unless K_SERVICE, set by Cloud Run, is present). So the invoker
+      # check must stay on: never allUsers, never invoker_iam_disabled.
+      PUSH_AUTH             = "cloud-run"
+      PUSH_AUDIENCE         = join(",", local.accepted_audiences)
+      PUSH_SERVICE_ACCOUNTS = google_service_account.push.email
+      COPY_MAX_ATTEMPTS     = tostring(var.copy_max_attempts)
+      COPY_MAX_DURATION     = var.copy_max_duration
+      WATCH_HOLD            = "${var.watch_hold_seconds}s"
+      LOG_FORMAT            = "json"
       # Vertex AI's quotas are per project and region, shared with the project's other
       # jobs; the deployment keeps inside these rates, each instance taking
       # rate / WORKER_INSTANCES (the most instances Cloud Run may run at once).
@@ -240,8 +246,9 @@ resource "google_cloud_run_v2_service" "worker" {
 }
 
 # Only the push service account (and the optional direct HTTP callers) may
-# invoke the service. No allUsers: unauthenticated requests never reach the
-# worker; Cloud Run answers 403.
+# invoke the service. No allUsers and no invoker_iam_disabled: Cloud Run's
+# invoker check is what verifies the tokens' signatures (PUSH_AUTH=cloud-run);
+# unauthenticated requests never reach the worker, Cloud Run answers 403.
 resource "google_cloud_run_v2_service_iam_member" "push_invoker" {
   project  = google_cloud_run_v2_service.worker.project
   location = google_cloud_run_v2_service.worker.location

@@ -390,7 +390,7 @@ variable "destination_project_role" {
 }
 
 variable "grant_vertex_service_agent_on_sources" {
-  description = "For cross-project copies, grant each destination project's Vertex AI service agent (service-NUMBER@gcp-sa-aiplatform.iam.gserviceaccount.com) roles/aiplatform.serviceAgent on each source project: CopyModel reads the source model with it, and fails with PERMISSION_DENIED without it. Needs resourcemanager.projects.get on the destination projects and IAM admin on the source projects. Set false only where the source projects' owners grant it themselves, together with vertex_grants_managed_externally = true (the plan fails otherwise)."
+  description = "For cross-project copies, grant each destination project's Vertex AI service agent (service-NUMBER@gcp-sa-aiplatform.iam.gserviceaccount.com) roles/aiplatform.serviceAgent on each source project: CopyModel reads the source model with it, and fails with PERMISSION_DENIED without it. Needs serviceusage.services.use on the destination projects (the module creates their Vertex AI service agents) and IAM admin on the source projects. Set false only where the source projects' owners grant it themselves, together with vertex_grants_managed_externally = true (the plan fails otherwise)."
   type        = bool
   default     = true
 }
@@ -451,7 +451,7 @@ variable "aws_wif" {
 }
 
 variable "completion_subscriptions" {
-  description = "Fan-out subscriptions on copy-completions, keyed by subscription name. Usually each downstream consumer owns its subscription; this creates them for consumers that live with the worker. filter is immutable: changing it recreates the subscription."
+  description = "Fan-out subscriptions on copy-completions, keyed by subscription name. Usually each downstream consumer owns its subscription; this creates them for consumers that live with the worker. filter is immutable: changing it recreates the subscription. A push subscription (push_endpoint) needs push_service_account_email (the OIDC token the receiver checks) and dead-letters after max_delivery_attempts into a topic and pull subscription of its own, named KEY-dead-letter."
   type = map(object({
     filter                     = optional(string)
     push_endpoint              = optional(string)
@@ -463,6 +463,7 @@ variable "completion_subscriptions" {
     maximum_backoff_seconds    = optional(number, 600)
     subscriber_members         = optional(list(string), [])
     subscribe_publisher        = optional(bool, false)
+    max_delivery_attempts      = optional(number, 10)
   }))
   default = {}
 
@@ -477,9 +478,16 @@ variable "completion_subscriptions" {
   validation {
     condition = alltrue([
       for k, s in var.completion_subscriptions :
-      s.push_service_account_email == null || s.push_endpoint != null
+      (s.push_service_account_email == null) == (s.push_endpoint == null)
     ])
-    error_message = "completion_subscriptions[*].push_service_account_email only makes sense with push_endpoint."
+    error_message = "completion_subscriptions[*]: push_endpoint and push_service_account_email go together: every push carries an OIDC token of that account, which the receiver checks (and push_service_account_email alone makes no sense)."
+  }
+
+  validation {
+    condition = alltrue([
+      for k, s in var.completion_subscriptions : s.max_delivery_attempts >= 5 && s.max_delivery_attempts <= 100
+    ])
+    error_message = "completion_subscriptions[*].max_delivery_attempts must be 5-100 (Pub/Sub's dead-letter policy limits)."
   }
 }
 
@@ -496,13 +504,13 @@ variable "callback_signing_secret_id" {
 }
 
 variable "pubsub_kms_key_name" {
-  description = "Cloud KMS key (projects/P/locations/L/keyRings/R/cryptoKeys/K) for the four topics. null: Google-managed encryption. The module grants the Pub/Sub service agent encrypt/decrypt on it."
+  description = "Cloud KMS key (projects/P/locations/L/keyRings/R/cryptoKeys/K) for the five topics. null: Google-managed encryption. The module grants the Pub/Sub service agent encrypt/decrypt on it."
   type        = string
   default     = null
 }
 
 variable "pubsub_allowed_persistence_regions" {
-  description = "Regions where Pub/Sub may store messages of the four topics (message storage policy). Empty: no restriction."
+  description = "Regions where Pub/Sub may store messages of the five topics (message storage policy). Empty: no restriction."
   type        = list(string)
   default     = []
 }
@@ -562,6 +570,28 @@ variable "alert_operations_oldest_unacked_seconds" {
   validation {
     condition     = var.alert_operations_oldest_unacked_seconds >= 60
     error_message = "alert_operations_oldest_unacked_seconds must be at least 60."
+  }
+}
+
+variable "alert_callbacks_oldest_unacked_seconds" {
+  description = "Alert when the oldest unacked message on copy-callbacks-push is older than this: webhook callbacks are not being delivered (receiver down or slow, 401/403 on push)."
+  type        = number
+  default     = 1800
+
+  validation {
+    condition     = var.alert_callbacks_oldest_unacked_seconds >= 60
+    error_message = "alert_callbacks_oldest_unacked_seconds must be at least 60."
+  }
+}
+
+variable "log_metric_propagation_seconds" {
+  description = "How long the first apply waits between creating the log-based metrics and creating the alert policy that filters on one: Cloud Monitoring may take up to 10 minutes to know a new log-based metric, and the policy fails with 404 before then (monitoring.tf). Waited only when the metrics are created or replaced."
+  type        = number
+  default     = 600
+
+  validation {
+    condition     = var.log_metric_propagation_seconds >= 0 && var.log_metric_propagation_seconds <= 1800
+    error_message = "log_metric_propagation_seconds must be 0-1800."
   }
 }
 

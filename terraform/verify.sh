@@ -6,8 +6,10 @@
 #
 # Self-installing and idempotent: the Python tools live in pinned virtualenvs
 # under ${XDG_CACHE_HOME:-$HOME/.cache}/copy-worker-tfverify (override with
-# TFVERIFY_CACHE) and are reinstalled only when a pin changes. Needs python3
-# (>= 3.9) with venv, and PyPI. First run about a minute, later runs seconds.
+# TFVERIFY_CACHE) and are reinstalled only when a pin changes. The provider
+# schema is extracted once per pin into the same cache. Needs python3 (>= 3.9)
+# with venv, PyPI, and npm with the npm registry. First run about a minute,
+# later runs seconds.
 #
 # Steps:
 #   1. terraform fmt -check (Terraform's own parser), if a terraform binary is
@@ -19,13 +21,26 @@
 #      Vertex AI grants, the monitoring (and the worker's log lines in src/ it
 #      relies on) and the EC2 documentation (docs/ec2.md, README.md); then a
 #      self-test proving that seeded mistakes are caught.
-#   3. checkov on terraform/ (module + examples) and on the Dockerfile. Any
+#   3. verify_schema.py: every resource, data source and provider block of the
+#      module and its examples against the providers' own schema, offline:
+#      @cdktf/provider-google and @cdktf/provider-google-beta (npm) are
+#      generated from that schema and ship it as jsii metadata. Pinned to
+#      16.12.1, generated from hashicorp/google and hashicorp/google-beta
+#      6.50.0; versions.tf may allow nothing newer. time_sleep (hashicorp/time)
+#      is hard-coded in verify_schema.py. Unknown or misplaced arguments and
+#      blocks, computed-only attributes, missing required ones and literal
+#      values outside a documented enum fail; then a self-test of seeded
+#      mistakes.
+#   4. checkov on terraform/ (module + examples) and on the Dockerfile. Any
 #      failed check fails the run; every skip must be an inline
 #      `#checkov:skip=CKV_...:reason` with a reason.
 set -euo pipefail
 
 HCL2_VERSION="8.1.4"
 CHECKOV_VERSION="3.3.30"
+# @cdktf/provider-google(-beta) 16.12.1 = hashicorp/google(-beta) 6.50.0
+# (package.json "cdktf.provider"). Keep versions.tf's upper bounds equal.
+CDKTF_GOOGLE_VERSION="16.12.1"
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo="$(cd "$here/.." && pwd)"
@@ -69,6 +84,35 @@ ensure_venv() {
 ensure_venv "hcl2-$HCL2_VERSION" "python-hcl2==$HCL2_VERSION"
 ensure_venv "checkov-$CHECKOV_VERSION" "checkov==$CHECKOV_VERSION"
 hcl_py="$cache/hcl2-$HCL2_VERSION/bin/python"
+
+# The providers' schema, extracted from the pinned cdktf packages' .jsii (about
+# 100 MB each, read once; the compact schema.json is 5 MB). Re-extracted when
+# the pin or verify_schema.py changes.
+ensure_schema() {
+  local dir="$cache/provider-schema-$CDKTF_GOOGLE_VERSION" want pkg
+  want="$CDKTF_GOOGLE_VERSION $(sha256sum "$here/verify_schema.py" | cut -c1-16)"
+  if [[ -f "$dir/schema.json" && -f "$dir/.installed" && "$(cat "$dir/.installed")" == "$want" ]]; then
+    return 0
+  fi
+  command -v npm >/dev/null 2>&1 || die "npm not found: it fetches the provider schema packages (apt-get install npm)"
+  log "fetching @cdktf/provider-google and -beta $CDKTF_GOOGLE_VERSION (provider schema)"
+  rm -rf "$dir"
+  mkdir -p "$dir/pack"
+  for pkg in provider-google provider-google-beta; do
+    (cd "$dir/pack" && npm pack --silent "@cdktf/$pkg@$CDKTF_GOOGLE_VERSION" >/dev/null) ||
+      die "npm pack @cdktf/$pkg@$CDKTF_GOOGLE_VERSION failed"
+    mkdir -p "$dir/$pkg"
+    tar -xzf "$dir/pack/cdktf-$pkg-$CDKTF_GOOGLE_VERSION.tgz" -C "$dir/$pkg" --strip-components=1 \
+      package/package.json package/.jsii || die "unpacking @cdktf/$pkg failed"
+  done
+  "$hcl_py" "$here/verify_schema.py" extract "$dir/schema.json" \
+    "google=$dir/provider-google" "google-beta=$dir/provider-google-beta" >&2 ||
+    die "extracting the provider schema failed"
+  rm -rf "$dir/pack" "$dir/provider-google" "$dir/provider-google-beta"
+  printf '%s' "$want" >"$dir/.installed"
+}
+ensure_schema
+schema="$cache/provider-schema-$CDKTF_GOOGLE_VERSION/schema.json"
 checkov="$cache/checkov-$CHECKOV_VERSION/bin/checkov"
 
 # --- 1. terraform fmt ----------------------------------------------------------
@@ -88,7 +132,12 @@ log "verify_refs.py (parse, references, contracts)"
 "$hcl_py" "$here/verify_refs.py" --summary "$tmp/refs.json" "$here" || die "reference check failed"
 "$hcl_py" "$here/verify_refs.py" --self-test "$here" || die "verify_refs.py self-test failed"
 
-# --- 3. checkov ------------------------------------------------------------------
+# --- 3. provider schema -------------------------------------------------------------
+log "verify_schema.py (provider schema: arguments, blocks, required, computed, enums)"
+"$hcl_py" "$here/verify_schema.py" check --summary "$tmp/schema.json" "$schema" "$here" || die "provider-schema check failed"
+"$hcl_py" "$here/verify_schema.py" self-test "$schema" "$here" || die "verify_schema.py self-test failed"
+
+# --- 4. checkov ------------------------------------------------------------------
 # Skips must carry a reason: "#checkov:skip=CKV_X_1:why".
 if grep -rnE --include='*.tf' --include='Dockerfile' 'checkov:skip=[A-Z0-9_]+[[:space:]]*$' "$here" "$repo/Dockerfile"; then
   die "checkov skip without a reason (use #checkov:skip=CKV_...:reason)"
@@ -133,6 +182,7 @@ run_checkov terraform -d "$here" --framework terraform
 run_checkov dockerfile -f "$repo/Dockerfile" --framework dockerfile
 
 # --- summary ---------------------------------------------------------------------
+read -r schema_blocks schema_args < <("$hcl_py" -c 'import json,sys; d=json.load(open(sys.argv[1])); print(d["blocks"], d["arguments"])' "$tmp/schema.json")
 read -r files refs contracts < <("$hcl_py" -c 'import json,sys; d=json.load(open(sys.argv[1])); print(d["files"], d["references"], d["contract_checks"])' "$tmp/refs.json")
 read -r tf_pass tf_skip df_pass df_skip < <(awk '$1=="terraform"{tp=$2; ts=$4} $1=="dockerfile"{dp=$2; ds=$4} END{print tp, ts, dp, ds}' "$tmp/checkov.counts")
-echo "terraform verify OK: ${files} files, ${refs} references, ${contracts} contract checks, checkov ${tf_pass} passed / ${tf_skip} skipped (Dockerfile ${df_pass} passed / ${df_skip} skipped)"
+echo "terraform verify OK: ${files} files, ${refs} references, ${contracts} contract checks, ${schema_blocks} blocks / ${schema_args} arguments against the google 6.50.0 schema, checkov ${tf_pass} passed / ${tf_skip} skipped (Dockerfile ${df_pass} passed / ${df_skip} skipped)"

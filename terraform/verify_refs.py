@@ -469,7 +469,7 @@ class Checker:
             return re.sub(r"\.(id|name|email|member)$", "", t)
 
         iam = {k: v for k, v in d.resource_bodies.items() if "_iam_member." in k}
-        agent = "local.pubsub_service_agent"
+        agent = "local.pubsub_agent_member"
 
         # Design defaults.
         for var, want in DESIGN_DEFAULTS.items():
@@ -534,10 +534,23 @@ class Checker:
             self.contract(any(str(e).endswith(f'{path}"') for e in endpoints),
                           f"no push subscription delivers to {path} (DESIGN.md §2)")
 
-        # Only the push account (and explicit direct callers) may invoke; nothing public.
+        # Only the push account (and explicit direct callers) may invoke; nothing public,
+        # and Cloud Run's invoker check stays on: with PUSH_AUTH=cloud-run it is what
+        # verifies the push tokens' signatures (issue #23).
         for fname, doc in d.files.items():
             self.contract("allUsers" not in json.dumps(doc) and "allAuthenticatedUsers" not in json.dumps(doc),
                           f"{fname}: grants to allUsers/allAuthenticatedUsers are not allowed")
+        for key, body in self.bodies(d, "google_cloud_run_v2_service").items():
+            self.contract(str(body.get("invoker_iam_disabled", "false")).strip('"${} ') in ("false", "False"),
+                          f"{key}: invoker_iam_disabled must stay false (Cloud Run's invoker check verifies the push tokens)")
+        allowed_invokers = {"${google_service_account.push.member}", "${google_service_account.publisher.member}",
+                            '"serviceAccount:${each.value}"'}
+        for key, body in self.bodies(d, "google_cloud_run_v2_service_iam_member").items():
+            member = str(body.get("member"))
+            self.contract(member in allowed_invokers and
+                          (member != '"serviceAccount:${each.value}"' or "var.http_invoker_service_accounts" in flatten(body.get("for_each", ""))),
+                          f"{key}: roles/run.invoker only for the push account, the publisher and "
+                          f"var.http_invoker_service_accounts, not {member}")
 
         # Environment names are those of DESIGN.md §5, and PORT is left to Cloud Run.
         env_keys: set[str] = set()
@@ -556,7 +569,12 @@ class Checker:
                           f"worker env sets {name}, which `copy-worker serve` does not read ({config})")
         self.contract("PORT" not in env_keys, "worker env must not set PORT (Cloud Run sets it)")
 
+        push_auth = re.findall(r'\bPUSH_AUTH\s*=\s*"([^"]*)"', flatten(d.local_values.get("worker_env", "")))
+        self.contract(push_auth == ["cloud-run"],
+                      f"worker env must set PUSH_AUTH = \"cloud-run\" (Cloud Run verifies the token signature), not {push_auth}")
+
         self.check_vertex_iam(d)
+        self.check_first_apply(d)
         self.check_monitoring(d)
         self.check_ec2_docs(d)
 
@@ -614,7 +632,14 @@ class Checker:
         def full(body) -> str:
             return self.expand(d, body)
 
-        agent = "gcp-sa-aiplatform"
+        # The destination projects' Vertex AI service agents, created by
+        # google_project_service_identity.vertex (issue #21: an agent that
+        # does not exist yet cannot be granted anything).
+        agent = "google_project_service_identity.vertex"
+        identity = self.bodies(d, "google_project_service_identity").get("google_project_service_identity.vertex", {})
+        self.contract('"aiplatform.googleapis.com"' in flatten(identity) and "var.destination_projects" in flatten(identity),
+                      "google_project_service_identity.vertex must create the aiplatform.googleapis.com agent of each "
+                      "of var.destination_projects")
         self.contract(any("aiplatform.serviceAgent" in str(b.get("role")) and agent in full(b)
                           and "var.source_projects" in full(b) and "var.grant_vertex_service_agent_on_sources" in full(b)
                           for b in project_grants.values()),
@@ -665,7 +690,7 @@ class Checker:
 
         self.contract(alert_on("num_undelivered_messages", "dead_letter_replay"),
                       "no alert policy on num_undelivered_messages of the dead-letter subscription")
-        for sub in ("requests_push", "operations_push"):
+        for sub in ("requests_push", "operations_push", "callbacks_push"):
             self.contract(alert_on("oldest_unacked_message_age", sub),
                           f"no alert policy on oldest_unacked_message_age of {sub}")
         completion_metric = [k for k, t in metrics.items()
@@ -699,6 +724,100 @@ class Checker:
         for f in sorted(fields):
             self.contract(re.search(rf"(?<![\w.]){re.escape(f)}\s*=", rs) is not None,
                           f"log filter uses jsonPayload.{f}, but no tracing field {f} is set in src/")
+
+    # --- A first apply that works in one go (issue #21) ---------------------------------------
+
+    def check_first_apply(self, d: ModuleDir) -> None:
+        # 1. Alert policies on a log-based metric wait (time_sleep) until Cloud Monitoring
+        #    knows the metric: depends_on orders, it does not wait, and the provider does not
+        #    retry the 404 (hashicorp/terraform-provider-google#11102).
+        sleeps = self.bodies(d, "time_sleep")
+        for key, body in self.bodies(d, "google_monitoring_alert_policy").items():
+            if "google_logging_metric." not in self.expand(d, body):
+                continue
+            waits = [s for s in re.findall(r"time_sleep\.(\w+)", flatten(body.get("depends_on", "")))]
+            self.contract(any("google_logging_metric." in flatten(sleeps.get(f"time_sleep.{s}", {}))
+                              and sleeps[f"time_sleep.{s}"].get("create_duration") for s in waits),
+                          f"{key} filters on a log-based metric: it must depend on a time_sleep with a create_duration "
+                          "that is triggered by the google_logging_metric (the metric takes minutes to reach Monitoring)")
+
+        # 3. Service agents are created (google_project_service_identity) before they are
+        #    granted anything, never addressed by a hand-built service-N@gcp-sa-... email.
+        text = json.dumps([d.resource_bodies, d.local_values])
+        self.contract("@gcp-sa-" not in text,
+                      "a service agent is named by a hand-built service-NUMBER@gcp-sa-... address; grant to the "
+                      "`member` of a google_project_service_identity, which creates the agent first")
+        identities = " ".join(flatten(b) for b in self.bodies(d, "google_project_service_identity").values())
+        for service in ("pubsub.googleapis.com", "artifactregistry.googleapis.com", "aiplatform.googleapis.com"):
+            self.contract(service in identities, f"no google_project_service_identity for {service}")
+        for key, body in self.bodies(d, "google_project_service_identity").items():
+            self.contract("google-beta" in str(body.get("provider")),
+                          f"{key}: google_project_service_identity is a google-beta resource in provider 6.x")
+
+        # 4. Every resource in project_id waits for the APIs it needs, directly
+        #    (depends_on google_project_service.enabled) or through a reference to a
+        #    resource that does.
+        waits: dict[str, bool] = {}
+
+        def wait_for_apis(key: str, seen: frozenset = frozenset()) -> bool:
+            if key in waits:
+                return waits[key]
+            body = d.resource_bodies[key]
+            text = flatten(body)
+            ok = "google_project_service.enabled" in flatten(body.get("depends_on", ""))
+            if not ok:
+                for m in RE_RES.finditer(expression_text(text) + " " + expression_text(self.expand(d, body))):
+                    other = f"{m.group(1)}.{m.group(2)}"
+                    if other in d.resource_bodies and other not in seen and other != key and \
+                            wait_for_apis(other, seen | {key}):
+                        ok = True
+                        break
+            waits[key] = ok
+            return ok
+
+        for key, body in d.resource_bodies.items():
+            if key.startswith(("google_project_service.", "terraform_data.", "time_sleep.")):
+                continue
+            if str(body.get("project")) != "${var.project_id}":
+                continue
+            self.contract(wait_for_apis(key), f"{key} is created in project_id but does not wait for the APIs "
+                                              "(depends_on = [google_project_service.enabled])")
+
+        # 5. A push fan-out subscription carries a token and dead-letters.
+        completions = d.resource_bodies.get("google_pubsub_subscription.completions", {})
+        dynamic = [next(iter(b)) for b in completions.get("dynamic", []) if isinstance(b, dict)]
+        self.contract('"dead_letter_policy"' in dynamic,
+                      "google_pubsub_subscription.completions: a push subscription needs a dead_letter_policy, or "
+                      "every message a gone receiver does not take is retried for the whole retention")
+
+        # 6. The webhook stage is monitored and listed like the other push stages.
+        outputs = json.dumps([doc.get("output", []) for doc in d.files.values()])
+        self.contract("google_pubsub_subscription.callbacks_push" in outputs,
+                      "output subscriptions must list copy-callbacks-push")
+
+        # 7. Push accounts are found by email in any project, and the comments are true.
+        token = d.resource_bodies.get("google_service_account_iam_member.pubsub_agent_token_creator_completions", {})
+        self.contract(str(token.get("service_account_id", "")).startswith('"projects/-/serviceAccounts/'),
+                      "the completion push accounts live in any project: service_account_id = projects/-/serviceAccounts/EMAIL")
+        for f in sorted(d.files):
+            raw = (self.root.parent / f).read_text(encoding="utf-8")
+            for phrase, why in (("the Pub/Sub maximum", "Pub/Sub keeps messages up to 31 days"),
+                                ("four topics", "the module has five topics"),
+                                ("# data.google_project, project IAM grants",
+                                 "enabling cloudresourcemanager cannot help the first plan's data.google_project read")):
+                self.contract(phrase not in raw, f"{f}: {phrase!r} is wrong: {why}")
+
+    def check_examples(self, d: ModuleDir) -> None:
+        """2 and 5 of issue #21: an example plans only against real projects, and
+        creates nothing that pushes to a made-up endpoint."""
+        for name, default in d.variable_defaults.items():
+            if re.search(r"(^|_)project(_id)?$", name):
+                self.contract(not d.variable_has_default.get(name),
+                              f"example variable {name} has a default ({default!r}): a made-up project fails the "
+                              "plan; make it required")
+        text = json.dumps(d.files)
+        self.contract("example.com" not in text,
+                      "an example pushes to example.com: make the push consumer opt-in (no default endpoint)")
 
     # --- EC2 documentation agrees with wif.tf --------------------------------------------------
 
@@ -781,6 +900,8 @@ class Checker:
             self.resolve(d)
             self.check_module_calls(d)
             self.check_contracts(d)
+            if d.path != self.root:
+                self.check_examples(d)
         for w in self.warnings:
             print(f"warning: {w}", file=sys.stderr)
         for e in self.errors:
@@ -831,6 +952,42 @@ MUTATIONS = [
     ("EC2 doc grants the topic to the federated principal", "../docs/ec2.md",
      '--role=roles/pubsub.publisher --member="serviceAccount:$PUBLISHER"',
      '--role=roles/pubsub.publisher --member="principalSet://iam.googleapis.com/x"'),
+    # Issue #23: Cloud Run verifies the push tokens.
+    ("PUSH_AUTH back to oidc", "run.tf", 'PUSH_AUTH             = "cloud-run"', 'PUSH_AUTH             = "oidc"'),
+    ("invoker check switched off", "run.tf", "  custom_audiences    = local.custom_audiences\n",
+     "  custom_audiences    = local.custom_audiences\n  invoker_iam_disabled = true\n"),
+    ("invoker granted to an arbitrary member", "run.tf", "member   = google_service_account.publisher.member",
+     'member   = "group:everyone@example.org"'),
+    # Issue #21: the old text of each of the seven points.
+    ("1: alert policy only ordered after the log-based metric", "monitoring.tf",
+     "depends_on = [google_project_service.enabled, time_sleep.log_metrics_visible]",
+     "depends_on = [google_project_service.enabled, google_logging_metric.worker]"),
+    ("2: example with a made-up destination project", "examples/basic/main.tf",
+     'description = "Project the models are copied to (a real project id, Vertex AI enabled)."\n  type        = string\n',
+     'description = "Project the models are copied to (a real project id, Vertex AI enabled)."\n  type        = string\n  default     = "dst-proj"\n'),
+    ("3: Pub/Sub agent by a hand-built address", "main.tf",
+     'pubsub_agent_member            = google_project_service_identity.agents["pubsub.googleapis.com"].member',
+     'pubsub_agent_member            = "serviceAccount:service-${local.project_number}@gcp-sa-pubsub.iam.gserviceaccount.com"'),
+    ("3: Vertex AI agents read from the project number", "iam.tf",
+     "for p, agent in google_project_service_identity.vertex : p => agent.member",
+     'for p, agent in google_project_service_identity.vertex : p => "serviceAccount:service-${p}@gcp-sa-aiplatform.iam.gserviceaccount.com"'),
+    ("3: service identity on the google provider", "iam.tf",
+     '  provider = google-beta\n  for_each = toset(["pubsub.googleapis.com"', '  for_each = toset(["pubsub.googleapis.com"'),
+    ("4: custom role without the API", "iam.tf",
+     "  # Custom roles are an IAM API resource: wait for iam.googleapis.com.\n  depends_on = [google_project_service.enabled]\n", ""),
+    ("5: example pushes to example.com by default", "examples/basic/main.tf",
+     'description = "HTTPS endpoint of a downstream service notified of successful copies; null: no push consumer."\n  type        = string\n  default     = null',
+     'description = "HTTPS endpoint of a downstream service notified of successful copies; null: no push consumer."\n  type        = string\n  default     = "https://model-registry-sync.example.com/pubsub/copy-completions"'),
+    ("5: push fan-out without a dead-letter policy", "pubsub.tf", 'dynamic "dead_letter_policy" {', 'dynamic "dead_letter_policies" {'),
+    ("6: callbacks not alerted on", "monitoring.tf", "subscription = local.subscription_ids.callbacks",
+     "subscription = local.subscription_ids.requests"),
+    ("6: callbacks not in the outputs", "outputs.tf",
+     "    callbacks_push     = google_pubsub_subscription.callbacks_push.id\n", ""),
+    ("7: push accounts only in the project of their email", "iam.tf",
+     'service_account_id = "projects/-/serviceAccounts/${each.value}"',
+     'service_account_id = "projects/${var.project_id}/serviceAccounts/${each.value}"'),
+    ("7: retention comment", "pubsub.tf", "# 7 days (Pub/Sub allows up to 31)", "# 7 days, the Pub/Sub maximum"),
+    ("7: topic count", "outputs.tf", "the five topics", "the four topics"),
     # Issue #16: monitoring.
     ("monitoring off by default", "variables.tf",
      'dashboard of monitoring.tf in project_id."\n  type        = bool\n  default     = true',

@@ -1,13 +1,16 @@
 # A complete deployment of copy-worker: the topology, EC2 publishers through
-# workload identity federation, and three filtered consumers of
-# copy-completions.
+# workload identity federation, two filtered pull consumers of
+# copy-completions and, opt-in, a push consumer.
 #
 #   terraform init
 #   terraform apply -var project_id=my-worker-proj \
+#     -var source_project=my-training-proj -var destination_project=my-serving-proj \
 #     -var image=us-central1-docker.pkg.dev/my-worker-proj/copy-worker/copy-worker@sha256:...
 #
-# See ../../README.md for the two-phase first apply (the repository must exist
-# before the image can be pushed).
+# Every project id must be a real project you can read: the plan reads the
+# worker project's number, and the apply creates the destination project's
+# Vertex AI service agent. See ../../README.md for the walk-through (the
+# repository must exist before the image can be pushed).
 
 terraform {
   required_version = ">= 1.5.0"
@@ -15,7 +18,15 @@ terraform {
   required_providers {
     google = {
       source  = "hashicorp/google"
-      version = ">= 6.12, < 7.0"
+      version = ">= 6.12, <= 6.50.0"
+    }
+    google-beta = {
+      source  = "hashicorp/google-beta"
+      version = ">= 6.12, <= 6.50.0"
+    }
+    time = {
+      source  = "hashicorp/time"
+      version = ">= 0.9, < 1.0"
     }
   }
 }
@@ -36,16 +47,17 @@ variable "image" {
   type        = string
 }
 
+# No defaults: a made-up project id fails the plan or the apply (403, or "not
+# found or not in ACTIVE state"). Use project_id for both to copy within the
+# worker project.
 variable "source_project" {
-  description = "Project the models come from."
+  description = "Project the models come from (a real project id, Vertex AI enabled)."
   type        = string
-  default     = "src-proj"
 }
 
 variable "destination_project" {
-  description = "Project the models are copied to."
+  description = "Project the models are copied to (a real project id, Vertex AI enabled)."
   type        = string
-  default     = "dst-proj"
 }
 
 variable "aws_account_id" {
@@ -54,14 +66,17 @@ variable "aws_account_id" {
   default     = ""
 }
 
+# Opt-in: a downstream service notified of successful copies by push. Both
+# must be set; then the subscription carries an OIDC token of that account
+# and dead-letters after 10 attempts into copy-completions-registry-sync-dead-letter.
 variable "registry_sync_url" {
-  description = "HTTPS endpoint of a downstream service notified of successful copies."
+  description = "HTTPS endpoint of a downstream service notified of successful copies; null: no push consumer."
   type        = string
-  default     = "https://model-registry-sync.example.com/pubsub/copy-completions"
+  default     = null
 }
 
 variable "registry_sync_service_account" {
-  description = "Service account whose OIDC token the downstream push carries (the downstream service checks it)."
+  description = "Service account whose OIDC token the downstream push carries (the downstream service checks it); required with registry_sync_url."
   type        = string
   default     = null
 }
@@ -73,6 +88,13 @@ variable "notification_channels" {
 }
 
 provider "google" {
+  project = var.project_id
+  region  = var.region
+}
+
+# The module creates service agents with google_project_service_identity, a
+# google-beta resource in provider 6.x.
+provider "google-beta" {
   project = var.project_id
   region  = var.region
 }
@@ -113,14 +135,15 @@ module "copy_worker" {
     role_names = ["ec2-nightly-pipeline"]
   }
 
-  completion_subscriptions = {
-    # A downstream service that registers successful copies (push).
+  completion_subscriptions = merge(var.registry_sync_url == null ? {} : {
+    # A downstream service that registers successful copies (push, opt-in).
     "copy-completions-registry-sync" = {
       filter                     = "attributes.status = \"succeeded\""
       push_endpoint              = var.registry_sync_url
       push_service_account_email = var.registry_sync_service_account
+      max_delivery_attempts      = 10
     }
-
+    }, {
     # Alerting on everything that did not succeed (pull).
     "copy-completions-failures" = {
       filter = "attributes.status != \"succeeded\""
@@ -132,7 +155,7 @@ module "copy_worker" {
       filter              = "attributes.destination_project = \"${var.destination_project}\""
       subscribe_publisher = true
     }
-  }
+  })
 }
 
 output "service_url" {
