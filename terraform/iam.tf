@@ -20,15 +20,37 @@
 # every grant uses its `member`, so it waits for the agent. It is a
 # google-beta resource in provider 6.x. Destroying it is a no-op: the agent
 # stays with the project.
+#
+# "Service agents that are created at a user's request aren't automatically
+# granted roles" (same page): an agent Google creates on first use gets its
+# service-agent role on the project, one created on request does not, so the
+# module grants that role itself (a no-op where Google already did).
+# `copy-worker doctor` looks for exactly this binding.
+
+locals {
+  service_agent_roles = {
+    "pubsub.googleapis.com"           = "roles/pubsub.serviceAgent"
+    "artifactregistry.googleapis.com" = "roles/artifactregistry.serviceAgent"
+  }
+}
 
 resource "google_project_service_identity" "agents" {
   provider = google-beta
-  for_each = toset(["pubsub.googleapis.com", "artifactregistry.googleapis.com"])
+  for_each = local.service_agent_roles
 
   project = var.project_id
-  service = each.value
+  service = each.key
 
   depends_on = [google_project_service.enabled]
+}
+
+resource "google_project_iam_member" "service_agent_roles" {
+  #checkov:skip=CKV_GCP_49:Google-managed service agents getting the service-agent role Google grants them when it creates them itself; never a user-managed identity.
+  for_each = local.service_agent_roles
+
+  project = var.project_id
+  role    = each.value
+  member  = google_project_service_identity.agents[each.key].member
 }
 
 # --- Service accounts -------------------------------------------------------------
@@ -230,6 +252,17 @@ resource "google_project_service_identity" "vertex" {
 
   project = each.value
   service = "aiplatform.googleapis.com"
+}
+
+# Its service-agent role in its own project, which an agent created on
+# request does not get by itself (see "Service agents" above).
+resource "google_project_iam_member" "vertex_agent_on_destination" {
+  #checkov:skip=CKV_GCP_49:Google-managed Vertex AI service agent getting the role Google grants it in its own project when it creates the agent itself.
+  for_each = google_project_service_identity.vertex
+
+  project = each.key
+  role    = "roles/aiplatform.serviceAgent"
+  member  = each.value.member
 }
 
 locals {

@@ -747,9 +747,17 @@ class Checker:
         self.contract("@gcp-sa-" not in text,
                       "a service agent is named by a hand-built service-NUMBER@gcp-sa-... address; grant to the "
                       "`member` of a google_project_service_identity, which creates the agent first")
-        identities = " ".join(flatten(b) for b in self.bodies(d, "google_project_service_identity").values())
+        identities = " ".join(self.expand(d, b) for b in self.bodies(d, "google_project_service_identity").values())
         for service in ("pubsub.googleapis.com", "artifactregistry.googleapis.com", "aiplatform.googleapis.com"):
             self.contract(service in identities, f"no google_project_service_identity for {service}")
+        # An agent created on request gets no role by itself (cloud.google.com/iam/docs/create-service-agents).
+        project_grants = self.bodies(d, "google_project_iam_member").values()
+        self.contract(any("google_project_service_identity.agents" in flatten(b) and "serviceAgent" in self.expand(d, b)
+                          for b in project_grants),
+                      "the service agents created on request need their roles/*.serviceAgent grant on project_id")
+        self.contract(any("google_project_service_identity.vertex" in flatten(b) and "roles/aiplatform.serviceAgent" in flatten(b)
+                          and "each.key" in str(b.get("project")) for b in project_grants),
+                      "the Vertex AI agents created on request need roles/aiplatform.serviceAgent in their own project")
         for key, body in self.bodies(d, "google_project_service_identity").items():
             self.contract("google-beta" in str(body.get("provider")),
                           f"{key}: google_project_service_identity is a google-beta resource in provider 6.x")
@@ -972,7 +980,12 @@ MUTATIONS = [
      "for p, agent in google_project_service_identity.vertex : p => agent.member",
      'for p, agent in google_project_service_identity.vertex : p => "serviceAccount:service-${p}@gcp-sa-aiplatform.iam.gserviceaccount.com"'),
     ("3: service identity on the google provider", "iam.tf",
-     '  provider = google-beta\n  for_each = toset(["pubsub.googleapis.com"', '  for_each = toset(["pubsub.googleapis.com"'),
+     '  provider = google-beta\n  for_each = local.service_agent_roles', '  for_each = local.service_agent_roles'),
+    ("3: agent created on request left without its service-agent role", "iam.tf",
+     "  member  = google_project_service_identity.agents[each.key].member", '  member  = "user:someone@example.org"'),
+    ("3: Vertex AI agent created on request left without its role", "iam.tf",
+     '  role    = "roles/aiplatform.serviceAgent"\n  member  = each.value.member',
+     '  role    = "roles/aiplatform.user"\n  member  = each.value.member'),
     ("4: custom role without the API", "iam.tf",
      "  # Custom roles are an IAM API resource: wait for iam.googleapis.com.\n  depends_on = [google_project_service.enabled]\n", ""),
     ("5: example pushes to example.com by default", "examples/basic/main.tf",

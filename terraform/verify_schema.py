@@ -381,7 +381,7 @@ MUTATIONS = [
     ("misspelled argument in a dynamic block's content", "run.tf", "          value = env.value\n",
      "          val = env.value\n"),
     ("google-beta resource without provider = google-beta", "iam.tf", "  provider = google-beta\n", ""),
-    ("misspelled google-beta argument", "iam.tf", "  service = each.value\n\n  depends_on", "  services = each.value\n\n  depends_on"),
+    ("misspelled google-beta argument", "iam.tf", "  service = each.key\n\n  depends_on", "  services = each.key\n\n  depends_on"),
     ("misspelled time_sleep argument", "monitoring.tf", "create_duration", "create_durations"),
     ("unknown resource type", "wif.tf", 'resource "google_iam_workload_identity_pool" "aws"',
      'resource "google_iam_workload_identity_pools" "aws"'),
