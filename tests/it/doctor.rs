@@ -121,10 +121,29 @@ async fn doctor_passes_the_terraform_shape_and_says_unknown_for_what_the_emulato
         unknown.contains(&pair("quota", "project quota")),
         "{unknown:?}"
     );
-    for c in checks(&report)
-        .iter()
-        .filter(|c| c["status"] == "unknown" && c["subject"] != "quota")
-    {
+    // Nor the service agents and the log-based metric: without credentials no Google API is
+    // called.
+    for s in [
+        "service agent pubsub.googleapis.com in ",
+        "service agent aiplatform.googleapis.com in dst-proj",
+        "log metric copy-worker/completions",
+    ] {
+        assert!(
+            checks(&report).iter().any(|c| c["status"] == "unknown"
+                && c["subject"].as_str().unwrap().starts_with(s)
+                && c["reason"]
+                    .as_str()
+                    .unwrap()
+                    .contains("no credentials (the emulator, or none usable)")),
+            "{s}: {report:#}"
+        );
+    }
+    for c in checks(&report).iter().filter(|c| {
+        c["status"] == "unknown"
+            && c["subject"] != "quota"
+            && !c["subject"].as_str().unwrap().starts_with("service agent ")
+            && !c["subject"].as_str().unwrap().starts_with("log metric ")
+    }) {
         assert!(c["reason"].as_str().unwrap().contains("no IAM API"), "{c}");
     }
     let ok = with_status(&report, "ok");
@@ -325,5 +344,344 @@ async fn doctor_fails_an_unreachable_vertex_endpoint_and_a_bad_config_stops_it_e
     assert!(
         c[0]["detail"].as_str().unwrap().contains("WATCH_HOLD"),
         "{report:#}"
+    );
+}
+
+/// Cloud Resource Manager, Cloud Logging and Cloud Monitoring as their REST references
+/// document them, for the first-deploy checks (issue #21):
+/// - GET v3/projects/{id}: a Project, `name` = projects/NUMBER; 403 for a project that does
+///   not exist or may not be read (cloud.google.com/resource-manager/reference/rest/v3/projects/get);
+/// - POST v3/projects/{id}:getIamPolicy: a Policy, `bindings[].role` / `.members`
+///   (cloud.google.com/resource-manager/reference/rest/v3/projects/getIamPolicy);
+/// - GET v2/projects/{p}/metrics/{id}: a LogMetric, the id's '/' percent-encoded; 404
+///   NOT_FOUND when absent (cloud.google.com/logging/docs/reference/v2/rest/v2/projects.metrics/get);
+/// - GET v3/projects/{p}/metricDescriptors/{type}: a MetricDescriptor; 404 NOT_FOUND until
+///   Monitoring knows the type
+///   (cloud.google.com/monitoring/api/ref_v3/rest/v3/projects.metricDescriptors/get).
+///
+/// Errors are Google's JSON error body, {"error": {"code", "message", "status"}}.
+#[derive(Default)]
+struct GcpState {
+    numbers: std::collections::HashMap<String, String>,
+    bindings: std::collections::HashMap<String, Vec<(String, Vec<String>)>>,
+    log_metrics: std::collections::HashSet<String>,
+    descriptors: std::collections::HashSet<String>,
+    /// (method, path, had an Authorization header)
+    calls: Vec<(String, String, bool)>,
+}
+
+#[derive(Clone)]
+struct GcpFake {
+    state: std::sync::Arc<std::sync::Mutex<GcpState>>,
+    url: String,
+}
+
+fn google_error(code: u16, status: &str, message: &str) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    (
+        axum::http::StatusCode::from_u16(code).unwrap(),
+        axum::Json(serde_json::json!({
+            "error": { "code": code, "message": message, "status": status }
+        })),
+    )
+        .into_response()
+}
+
+impl GcpFake {
+    async fn start() -> Self {
+        let state = std::sync::Arc::new(std::sync::Mutex::new(GcpState::default()));
+        let s = state.clone();
+        let app = axum::Router::new().fallback(move |req: axum::extract::Request| {
+            let s = s.clone();
+            async move { Self::answer(&s, req) }
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        Self { state, url }
+    }
+
+    fn answer(
+        state: &std::sync::Mutex<GcpState>,
+        req: axum::extract::Request,
+    ) -> axum::response::Response {
+        use axum::response::IntoResponse;
+        let method = req.method().as_str().to_owned();
+        let path = req.uri().path().to_owned();
+        let mut st = state.lock().unwrap();
+        let auth = req.headers().contains_key("authorization");
+        st.calls.push((method.clone(), path.clone(), auth));
+        let json = |v: Value| axum::Json(v).into_response();
+        if let Some(rest) = path.strip_prefix("/v3/projects/") {
+            if let Some(id) = rest.strip_suffix(":getIamPolicy") {
+                if method != "POST" || !st.numbers.contains_key(id) {
+                    return google_error(
+                        403,
+                        "PERMISSION_DENIED",
+                        "The caller does not have permission",
+                    );
+                }
+                let bindings: Vec<Value> = st
+                    .bindings
+                    .get(id)
+                    .cloned()
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|(role, members)| serde_json::json!({ "role": role, "members": members }))
+                    .collect();
+                return json(
+                    serde_json::json!({ "version": 1, "etag": "BwYAAAAAAAA=", "bindings": bindings }),
+                );
+            }
+            if let Some((project, ty)) = rest.split_once("/metricDescriptors/") {
+                return if st.descriptors.contains(&format!("{project}|{ty}")) {
+                    json(serde_json::json!({
+                        "name": format!("projects/{project}/metricDescriptors/{ty}"),
+                        "type": ty, "metricKind": "DELTA", "valueType": "INT64", "unit": "1"
+                    }))
+                } else {
+                    google_error(
+                        404,
+                        "NOT_FOUND",
+                        &format!("Could not find descriptor for metric '{ty}'."),
+                    )
+                };
+            }
+            if method == "GET" && !rest.contains('/') {
+                return match st.numbers.get(rest) {
+                    Some(n) => json(serde_json::json!({
+                        "name": format!("projects/{n}"), "projectId": rest, "state": "ACTIVE"
+                    })),
+                    None => google_error(
+                        403,
+                        "PERMISSION_DENIED",
+                        "The caller does not have permission",
+                    ),
+                };
+            }
+        }
+        if let Some(rest) = path.strip_prefix("/v2/projects/")
+            && let Some((project, id)) = rest.split_once("/metrics/")
+        {
+            // The id's '/' arrives percent-encoded, as the reference requires.
+            let id = id.replace("%2F", "/");
+            return if method == "GET" && st.log_metrics.contains(&format!("{project}|{id}")) {
+                json(
+                    serde_json::json!({ "name": id, "filter": "resource.type=\"cloud_run_revision\"" }),
+                )
+            } else {
+                google_error(404, "NOT_FOUND", &format!("Metric {id} does not exist."))
+            };
+        }
+        google_error(
+            404,
+            "NOT_FOUND",
+            &format!("no such method in the fake: {method} {path}"),
+        )
+    }
+
+    fn project(&self, id: &str, number: &str, bindings: &[(&str, &str)]) {
+        let mut st = self.state.lock().unwrap();
+        st.numbers.insert(id.into(), number.into());
+        st.bindings.insert(
+            id.into(),
+            bindings
+                .iter()
+                .map(|(r, m)| (r.to_string(), vec![m.to_string()]))
+                .collect(),
+        );
+    }
+
+    fn args(&self) -> Vec<String> {
+        [
+            "--resource-manager-endpoint",
+            "--logging-endpoint",
+            "--monitoring-endpoint",
+        ]
+        .iter()
+        .flat_map(|f| [f.to_string(), self.url.clone()])
+        .collect()
+    }
+}
+
+fn check_of<'a>(report: &'a Value, subject_prefix: &str, what: &str) -> &'a Value {
+    checks(report)
+        .iter()
+        .find(|c| c["subject"].as_str().unwrap().starts_with(subject_prefix) && c["check"] == what)
+        .unwrap_or_else(|| panic!("no check {subject_prefix}: {what} in {report:#}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn doctor_sees_service_agents_that_do_not_exist_yet_and_a_metric_monitoring_does_not_know() {
+    let t = topology("doctor-deploy").await;
+    let vertex = VertexFake::start().await.unwrap();
+    let gcp = GcpFake::start().await;
+    let pubsub_agent = "serviceAccount:service-111@gcp-sa-pubsub.iam.gserviceaccount.com";
+    let vertex_agent = "serviceAccount:service-222@gcp-sa-aiplatform.iam.gserviceaccount.com";
+    // A fresh worker project: nothing has used Pub/Sub, so Google has not created its
+    // agent; the destination's Vertex AI agent was created on request and never granted
+    // its role. Monitoring is not applied yet.
+    gcp.project(
+        &t.project,
+        "111",
+        &[("roles/owner", "user:admin@example.org")],
+    );
+    gcp.project(
+        "dst-proj",
+        "222",
+        &[("roles/aiplatform.user", vertex_agent)],
+    );
+    let args = gcp.args();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+
+    let (code, report) = doctor(&t, &vertex.endpoint(), &args).await;
+    assert_eq!(code, 1, "{report:#}");
+    let c = check_of(
+        &report,
+        "service agent pubsub.googleapis.com in it-doctor-deploy",
+        "exists",
+    );
+    assert_eq!(c["status"], "fail", "{c}");
+    let detail = c["detail"].as_str().unwrap();
+    assert!(
+        detail.contains(
+            "service-111@gcp-sa-pubsub.iam.gserviceaccount.com is not in the project's allow policy"
+        ),
+        "{c}"
+    );
+    let fix = c["fix"].as_str().unwrap();
+    assert!(
+        fix.contains("gcloud beta services identity create --service=pubsub.googleapis.com")
+            && fix.contains("--role=roles/pubsub.serviceAgent"),
+        "{c}"
+    );
+    let c = check_of(
+        &report,
+        "service agent aiplatform.googleapis.com in dst-proj",
+        "exists",
+    );
+    assert_eq!(c["status"], "fail", "{c}");
+    assert!(
+        c["detail"]
+            .as_str()
+            .unwrap()
+            .contains("holds roles/aiplatform.user but not roles/aiplatform.serviceAgent"),
+        "{c}"
+    );
+    let c = check_of(
+        &report,
+        "log metric copy-worker/completions",
+        "in Monitoring",
+    );
+    assert_eq!(c["status"], "warn", "{c}");
+    assert!(
+        c["fix"].as_str().unwrap().contains("monitoring_enabled"),
+        "{c}"
+    );
+
+    // The apply created the agents and the metric, but Monitoring does not know it yet.
+    {
+        let mut st = gcp.state.lock().unwrap();
+        st.bindings.get_mut(&t.project).unwrap().push((
+            "roles/pubsub.serviceAgent".into(),
+            vec![pubsub_agent.into()],
+        ));
+        st.bindings.get_mut("dst-proj").unwrap().push((
+            "roles/aiplatform.serviceAgent".into(),
+            vec![vertex_agent.into()],
+        ));
+        st.log_metrics
+            .insert(format!("{}|copy-worker/completions", t.project));
+    }
+    let (code, report) = doctor(&t, &vertex.endpoint(), &args).await;
+    assert_eq!(code, 1, "{report:#}");
+    for s in [
+        "service agent pubsub.googleapis.com in ",
+        "service agent aiplatform.googleapis.com in dst-proj",
+    ] {
+        assert_eq!(check_of(&report, s, "exists")["status"], "ok", "{report:#}");
+    }
+    let c = check_of(
+        &report,
+        "log metric copy-worker/completions",
+        "in Monitoring",
+    );
+    assert_eq!(c["status"], "fail", "{c}");
+    assert!(
+        c["detail"]
+            .as_str()
+            .unwrap()
+            .contains("logging.googleapis.com/user/copy-worker/completions"),
+        "{c}"
+    );
+    assert!(c["fix"].as_str().unwrap().contains("10 minutes"), "{c}");
+
+    // Minutes later: Monitoring has the type, and nothing fails any more.
+    gcp.state.lock().unwrap().descriptors.insert(format!(
+        "{}|logging.googleapis.com/user/copy-worker/completions",
+        t.project
+    ));
+    let (code, report) = doctor(&t, &vertex.endpoint(), &args).await;
+    assert_eq!(with_status(&report, "fail"), vec![], "{report:#}");
+    assert_eq!(code, 0, "{report:#}");
+    assert_eq!(
+        check_of(
+            &report,
+            "log metric copy-worker/completions",
+            "in Monitoring"
+        )["status"],
+        "ok"
+    );
+
+    // A project the caller may not read is unknown, never ok or fail. (And the mode the
+    // module deploys, PUSH_AUTH=cloud-run, is checked from outside Cloud Run: --service
+    // stands in for K_SERVICE.)
+    let (_, report) = doctor(
+        &t,
+        &vertex.endpoint(),
+        &[
+            &args[..],
+            &["--target-project", "other-proj", "--push-auth", "cloud-run"],
+        ]
+        .concat(),
+    )
+    .await;
+    let c = check_of(&report, "config", "parses");
+    assert_eq!(c["status"], "ok", "{report:#}");
+    assert!(
+        c["detail"]
+            .as_str()
+            .unwrap()
+            .contains("PUSH_AUTH=cloud-run"),
+        "{c}"
+    );
+    let c = check_of(
+        &report,
+        "service agent aiplatform.googleapis.com in other-proj",
+        "exists",
+    );
+    assert_eq!(c["status"], "unknown", "{c}");
+    assert!(
+        c["reason"]
+            .as_str()
+            .unwrap()
+            .contains("lacks resourcemanager.projects.get"),
+        "{c}"
+    );
+
+    // Plain http: no credentials were sent; the metric id's '/' was percent-encoded.
+    let calls = gcp.state.lock().unwrap().calls.clone();
+    assert!(calls.iter().all(|(_, _, auth)| !auth), "{calls:?}");
+    assert!(
+        calls
+            .iter()
+            .any(|(m, p, _)| m == "GET" && p.ends_with("/metrics/copy-worker%2Fcompletions")),
+        "{calls:?}"
+    );
+    assert!(
+        calls
+            .iter()
+            .any(|(m, p, _)| m == "POST" && p == "/v3/projects/dst-proj:getIamPolicy"),
+        "{calls:?}"
     );
 }

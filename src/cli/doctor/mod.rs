@@ -1,15 +1,18 @@
 //! `copy-worker doctor`: a read-only pre-flight check of a deployment. It parses the
 //! configuration exactly as `serve` does, then looks at what the worker depends on: the
 //! topics, the push subscriptions' settings (DESIGN.md §2), the Pub/Sub service agent's
-//! grants, the quota headroom of the two Vertex AI rates, and Vertex AI in each project and
-//! location. One line per check: `ok`, `warn`,
+//! grants, the quota headroom of the two Vertex AI rates, Vertex AI in each project and
+//! location, and what breaks a first deployment (service agents that do not exist yet, a
+//! log-based metric Cloud Monitoring does not know yet). One line per check: `ok`, `warn`,
 //! `fail`, or `unknown (why)`, with the fix under anything that is not ok.
 //!
 //! - [`report`]: the checks, their text and JSON, and the exit code.
 //! - [`subscriptions`]: what a push subscription must look like (pure).
 //! - [`probe`]: the Pub/Sub and Vertex AI calls.
 //! - [`quota`]: `VERTEX_COPY_RATE` and `VERTEX_READ_RATE` against Vertex AI's default quotas.
+//! - [`deploy`]: service agents and the log-based metric (Resource Manager, Logging, Monitoring).
 
+pub mod deploy;
 pub mod probe;
 pub mod quota;
 pub mod report;
@@ -75,6 +78,18 @@ pub struct DoctorArgs {
     /// Print the report as one JSON object.
     #[arg(long)]
     pub json: bool,
+    /// The Cloud Run service name: the module names its log-based metrics SERVICE/NAME.
+    #[arg(long, default_value = "copy-worker")]
+    pub service: String,
+    /// Cloud Resource Manager endpoint (service agents); http:// is called without credentials.
+    #[arg(long, default_value = deploy::RESOURCE_MANAGER, hide = true)]
+    pub resource_manager_endpoint: String,
+    /// Cloud Logging endpoint (log-based metrics).
+    #[arg(long, default_value = deploy::LOGGING, hide = true)]
+    pub logging_endpoint: String,
+    /// Cloud Monitoring endpoint (metric descriptors).
+    #[arg(long, default_value = deploy::MONITORING, hide = true)]
+    pub monitoring_endpoint: String,
 }
 
 /// Runs every check and prints the report; the exit code is 1 when something failed.
@@ -95,7 +110,13 @@ pub async fn run(args: DoctorArgs) -> u8 {
 /// Every check, in order: configuration, topics, subscriptions, Vertex AI.
 pub async fn diagnose(args: &DoctorArgs) -> Report {
     let mut report = Report::default();
-    let cfg = match Config::from_args(&args.serve) {
+    // PUSH_AUTH=cloud-run is refused without K_SERVICE, which only Cloud Run sets; doctor
+    // looks at the deployment from outside, so the service it names stands in for it.
+    let mut serve = args.serve.clone();
+    if serve.push_auth == PushAuthMode::CloudRun && serve.k_service.is_none() {
+        serve.k_service = Some(args.service.clone());
+    }
+    let cfg = match Config::from_args(&serve) {
         Ok(c) => c,
         Err(e) => {
             // The message names the variable and what to set; nothing else can be checked.
@@ -121,12 +142,53 @@ pub async fn diagnose(args: &DoctorArgs) -> Report {
         report.push(Check::warn("config", "warning", w));
     }
     report.extend(quota::headroom(&cfg.rates));
-    pubsub(args, &cfg, &mut report).await;
+    let credentials = pubsub(args, &cfg, &mut report).await;
     vertex(args, &cfg, &mut report).await;
+    first_deploy(args, &cfg, credentials, &mut report).await;
     report
 }
 
-async fn pubsub(args: &DoctorArgs, cfg: &Config, report: &mut Report) {
+/// Service agents and the alerted log-based metric: what breaks a first `terraform apply`.
+async fn first_deploy(
+    args: &DoctorArgs,
+    cfg: &Config,
+    credentials: Option<google_cloud_auth::credentials::Credentials>,
+    report: &mut Report,
+) {
+    let apis = deploy::Apis::new(
+        deploy::Endpoints {
+            resource_manager: args.resource_manager_endpoint.clone(),
+            logging: args.logging_endpoint.clone(),
+            monitoring: args.monitoring_endpoint.clone(),
+        },
+        credentials,
+    );
+    report.push(
+        apis.service_agent(&deploy::PUBSUB_AGENT, &cfg.worker_project)
+            .await,
+    );
+    match &cfg.settings.defaults.target_project {
+        Some(p) => report.push(apis.service_agent(&deploy::VERTEX_AGENT, p).await),
+        None => report.push(Check::new(
+            "service agent aiplatform.googleapis.com",
+            "exists",
+            Status::Unknown("TARGET_PROJECT is not set".into()),
+            "destination project not checked: set TARGET_PROJECT to check it",
+        )),
+    }
+    report.push(
+        apis.log_metric(&cfg.worker_project, &args.service, deploy::ALERTED_METRIC)
+            .await,
+    );
+}
+
+/// The Pub/Sub checks; returns the checked credentials (None against the emulator, or when
+/// there are none) for the checks that follow.
+async fn pubsub(
+    args: &DoctorArgs,
+    cfg: &Config,
+    report: &mut Report,
+) -> Option<google_cloud_auth::credentials::Credentials> {
     let mut conn = Connection {
         emulator_host: cfg.emulator_host.clone(),
         credentials: None,
@@ -146,7 +208,7 @@ async fn pubsub(args: &DoctorArgs, cfg: &Config, report: &mut Report) {
                     Check::fail("credentials", "token", format!("none usable: {}", e.cause))
                         .fix(crate::clients::credentials::FIX),
                 );
-                return;
+                return None;
             }
         }
     }
@@ -158,7 +220,7 @@ async fn pubsub(args: &DoctorArgs, cfg: &Config, report: &mut Report) {
                     "gcloud auth application-default login (or the workload identity federation config on EC2)",
                 ),
             );
-            return;
+            return conn.credentials;
         }
     };
     let t = &cfg.topics;
@@ -254,6 +316,7 @@ async fn pubsub(args: &DoctorArgs, cfg: &Config, report: &mut Report) {
         }),
         Err(c) => report.push(c),
     }
+    conn.credentials
 }
 
 /// The pull subscription `replay` reads must exist on the dead-letter topic: a topic without
