@@ -25,7 +25,9 @@
 # granted roles" (same page): an agent Google creates on first use gets its
 # service-agent role on the project, one created on request does not, so the
 # module grants that role itself (a no-op where Google already did).
-# `copy-worker doctor` looks for exactly this binding.
+# `copy-worker doctor` looks for exactly this binding. A destroy would remove
+# these bindings too, and other workloads rely on them: terraform/README.md
+# section 10 takes them out of the state first.
 
 locals {
   service_agent_roles = {

@@ -815,6 +815,12 @@ class Checker:
                                  "enabling cloudresourcemanager cannot help the first plan's data.google_project read")):
                 self.contract(phrase not in raw, f"{f}: {phrase!r} is wrong: {why}")
 
+        # The README's manual service-agent step is gone: the module creates the agents.
+        readme = self.root / "README.md"
+        self.contract(readme.is_file() and "services identity create" not in readme.read_text(encoding="utf-8"),
+                      "terraform/README.md: no manual `gcloud beta services identity create` step; the module "
+                      "creates the service agents (google_project_service_identity)")
+
     def check_examples(self, d: ModuleDir) -> None:
         """2 and 5 of issue #21: an example plans only against real projects, and
         creates nothing that pushes to a made-up endpoint."""
@@ -1001,6 +1007,8 @@ MUTATIONS = [
      'service_account_id = "projects/${var.project_id}/serviceAccounts/${each.value}"'),
     ("7: retention comment", "pubsub.tf", "# 7 days (Pub/Sub allows up to 31)", "# 7 days, the Pub/Sub maximum"),
     ("7: topic count", "outputs.tf", "the five topics", "the four topics"),
+    ("3: the README's manual service-agent step", "README.md", "No manual step is needed.",
+     "In a fresh project first run `gcloud beta services identity create --service=aiplatform.googleapis.com --project=DST`."),
     # Issue #16: monitoring.
     ("monitoring off by default", "variables.tf",
      'dashboard of monitoring.tf in project_id."\n  type        = bool\n  default     = true',
