@@ -8,8 +8,8 @@
 # under ${XDG_CACHE_HOME:-$HOME/.cache}/copy-worker-tfverify (override with
 # TFVERIFY_CACHE) and are reinstalled only when a pin changes. The provider
 # schema is extracted once per pin into the same cache. Needs python3 (>= 3.9)
-# with venv, PyPI, and npm with the npm registry. First run about a minute,
-# later runs seconds.
+# with venv and PyPI (npm, where present, fetches the schema packages; else
+# pip does). First run about a minute, later runs about 25 seconds.
 #
 # Steps:
 #   1. terraform fmt -check (Terraform's own parser), if a terraform binary is
@@ -94,13 +94,29 @@ ensure_schema() {
   if [[ -f "$dir/schema.json" && -f "$dir/.installed" && "$(cat "$dir/.installed")" == "$want" ]]; then
     return 0
   fi
-  command -v npm >/dev/null 2>&1 || die "npm not found: it fetches the provider schema packages (apt-get install npm)"
-  log "fetching @cdktf/provider-google and -beta $CDKTF_GOOGLE_VERSION (provider schema)"
   rm -rf "$dir"
   mkdir -p "$dir/pack"
   for pkg in provider-google provider-google-beta; do
-    (cd "$dir/pack" && npm pack --silent "@cdktf/$pkg@$CDKTF_GOOGLE_VERSION" >/dev/null) ||
-      die "npm pack @cdktf/$pkg@$CDKTF_GOOGLE_VERSION failed"
+    # The npm package is the jsii tarball itself; the PyPI wheel
+    # (cdktf-cdktf-provider-google...) embeds the same tarball, for machines
+    # without npm (or with TFVERIFY_NO_NPM=1).
+    if [[ "${TFVERIFY_NO_NPM:-}" != 1 ]] && command -v npm >/dev/null 2>&1; then
+      log "fetching @cdktf/$pkg $CDKTF_GOOGLE_VERSION with npm (provider schema)"
+      (cd "$dir/pack" && npm pack --silent "@cdktf/$pkg@$CDKTF_GOOGLE_VERSION" >/dev/null) ||
+        die "npm pack @cdktf/$pkg@$CDKTF_GOOGLE_VERSION failed"
+    else
+      log "fetching cdktf-cdktf-$pkg $CDKTF_GOOGLE_VERSION with pip (provider schema; no npm)"
+      "$python" -m pip download --quiet --no-deps -d "$dir/pack" "cdktf-cdktf-$pkg==$CDKTF_GOOGLE_VERSION" ||
+        die "pip download cdktf-cdktf-$pkg==$CDKTF_GOOGLE_VERSION failed"
+      "$python" - "$dir/pack" "$pkg" "$CDKTF_GOOGLE_VERSION" <<'PY' || die "no jsii tarball in the cdktf-cdktf-$pkg wheel"
+import glob, sys, zipfile
+pack, pkg, version = sys.argv[1:]
+wheel = glob.glob(f"{pack}/cdktf_cdktf_{pkg.replace('-', '_')}-{version}-*.whl")[0]
+inner = f"cdktf_cdktf_{pkg.replace('-', '_')}/_jsii/{pkg}@{version}.jsii.tgz"
+with zipfile.ZipFile(wheel) as z, open(f"{pack}/cdktf-{pkg}-{version}.tgz", "wb") as out:
+    out.write(z.read(inner))
+PY
+    fi
     mkdir -p "$dir/$pkg"
     tar -xzf "$dir/pack/cdktf-$pkg-$CDKTF_GOOGLE_VERSION.tgz" -C "$dir/$pkg" --strip-components=1 \
       package/package.json package/.jsii || die "unpacking @cdktf/$pkg failed"
