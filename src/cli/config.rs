@@ -123,9 +123,13 @@ pub struct ServeArgs {
     /// Give up on an operation after this long (e.g. 24h, 90m).
     #[arg(long, env = "COPY_MAX_DURATION", default_value = "24h")]
     pub copy_max_duration: String,
-    /// How long one watch delivery may poll in-request (below the 300 s ack deadline).
+    /// How long one watch delivery may poll in-request (below COPY_OPERATIONS_ACK_DEADLINE).
     #[arg(long, env = "WATCH_HOLD", default_value = "240s")]
     pub watch_hold: String,
+    /// The ack deadline of copy-operations-push (10s to 600s): each watch delivery answers
+    /// within it, counted from its arrival (Terraform passes the subscription's value).
+    #[arg(long, env = "COPY_OPERATIONS_ACK_DEADLINE", default_value = "300s")]
+    pub operations_ack_deadline: String,
     /// Callers allowed on POST /v1/models/copy, comma-separated.
     #[arg(long, env = "INVOKER_SERVICE_ACCOUNTS")]
     pub invoker_service_accounts: Option<String>,
@@ -353,12 +357,23 @@ impl Config {
         if vertex_call_timeout.is_zero() {
             return Err(err("VERTEX_CALL_TIMEOUT", "must be above zero"));
         }
-        if watch_hold >= Duration::from_secs(300) {
+        let ack_deadline = duration("COPY_OPERATIONS_ACK_DEADLINE", &a.operations_ack_deadline)?;
+        if !(Duration::from_secs(10)..=Duration::from_secs(600)).contains(&ack_deadline) {
+            return Err(err(
+                "COPY_OPERATIONS_ACK_DEADLINE",
+                format!(
+                    "{}s is outside Pub/Sub's range of 10s to 600s; set it to copy-operations-push's ack deadline",
+                    ack_deadline.as_secs()
+                ),
+            ));
+        }
+        if watch_hold >= ack_deadline {
             return Err(err(
                 "WATCH_HOLD",
                 format!(
-                    "{}s must stay below the 300 s ack deadline of copy-operations-push",
-                    watch_hold.as_secs()
+                    "{}s must stay below the {}s ack deadline of copy-operations-push (COPY_OPERATIONS_ACK_DEADLINE)",
+                    watch_hold.as_secs(),
+                    ack_deadline.as_secs()
                 ),
             ));
         }
@@ -422,6 +437,7 @@ impl Config {
         settings.callback_max_attempts = a.callback_max_attempts;
         settings.max_duration = max_duration;
         settings.watch_hold = watch_hold;
+        settings.operations_ack_deadline = ack_deadline;
         settings.poll_initial = settings.poll_initial.div_f64(a.time_scale);
         settings.poll_max = settings.poll_max.div_f64(a.time_scale);
         Ok(Self {

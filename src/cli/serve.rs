@@ -16,6 +16,7 @@ use crate::http::oidc::OidcAuth;
 use crate::http::{AppState, app, shutdown_signal};
 use crate::pipeline::Pipeline;
 use crate::pipeline::budget::{Budget, Paced};
+use crate::pipeline::existing::ProjectNumbers;
 
 /// `serve --help` examples.
 pub const EXAMPLES: &str = "\
@@ -81,14 +82,15 @@ pub async fn build_state(
             ),
         ),
     };
-    let budget = Arc::new(Budget::new(cfg.rates));
+    let numbers = Arc::<ProjectNumbers>::default();
+    let budget = Arc::new(Budget::with_numbers(cfg.rates, numbers.clone()));
     let pipeline = Pipeline {
         vertex: Arc::new(Paced::new(vertex, budget.clone())),
         budget,
         topics: topics.clone(),
         callbacks: Arc::new(Callbacks::new(cfg.callback_signing_secret.as_deref())?),
         settings: Arc::new(cfg.settings.clone()),
-        numbers: Arc::default(),
+        numbers,
         in_flight: Arc::default(),
         shutdown,
     };

@@ -7,7 +7,9 @@
 //! with no shared state: each instance takes `rate / WORKER_INSTANCES`, which Terraform passes
 //! as the service's maximum instance count.
 //!
-//! One pacer per (kind, region) per instance, in the manner of GCRA: each call reserves the
+//! One pacer per (kind, project, region) per instance, as Vertex AI counts its quotas (the
+//! project spelled as its number once known, so that names with the id and with the number
+//! share one pacer), in the manner of GCRA: each call reserves the
 //! next free slot, slots are `1 / rate` apart, and a burst of up to ten seconds' worth may go
 //! at once. Reads wait for their slot, so however many watches poll, the instance's reads per
 //! minute stay inside its share and every poll interval stretches to fit. A copy never waits
@@ -22,6 +24,10 @@ use std::time::Duration;
 use google_cloud_gax::error::rpc::Code;
 use tokio::time::Instant;
 
+use std::future::Future;
+use std::sync::Arc;
+
+use super::existing::ProjectNumbers;
 use crate::clients::vertex::{OperationState, Vertex};
 use crate::domain::{CopyRequest, ModelInfo, OperationName};
 use crate::retry::Failure;
@@ -120,14 +126,23 @@ impl Pacer {
 #[derive(Debug)]
 pub struct Budget {
     rates: Rates,
-    pacers: Mutex<HashMap<(Kind, String), Pacer>>,
+    pacers: Mutex<HashMap<(Kind, String, String), Pacer>>,
+    /// Project numbers learned from Vertex AI's answers: a project's pacers are keyed by its
+    /// number once known, so names spelled with the id and with the number share them.
+    numbers: Arc<ProjectNumbers>,
 }
 
 impl Budget {
     pub fn new(rates: Rates) -> Self {
+        Self::with_numbers(rates, Arc::default())
+    }
+
+    /// A budget that keys projects by the numbers `numbers` learns.
+    pub fn with_numbers(rates: Rates, numbers: Arc<ProjectNumbers>) -> Self {
         Self {
             rates,
             pacers: Mutex::new(HashMap::new()),
+            numbers,
         }
     }
 
@@ -149,30 +164,46 @@ impl Budget {
         r / f64::from(self.rates.instances.max(1))
     }
 
-    fn with<T>(&self, kind: Kind, region: &str, f: impl FnOnce(&mut Pacer, Instant) -> T) -> T {
+    fn with<T>(
+        &self,
+        kind: Kind,
+        (project, region): (&str, &str),
+        f: impl FnOnce(&mut Pacer, Instant) -> T,
+    ) -> T {
         let now = Instant::now();
+        let key = self.numbers.key(project);
         let mut pacers = self.pacers.lock().unwrap_or_else(|e| e.into_inner());
+        if key != project {
+            // The number was learned after this pacer was made under the id: move it, so
+            // that the project keeps one pacer (a new one would allow a second burst).
+            let by_id = (kind, project.to_owned(), region.to_owned());
+            if let Some(p) = pacers.remove(&by_id) {
+                pacers
+                    .entry((kind, key.clone(), region.to_owned()))
+                    .or_insert(p);
+            }
+        }
         let pacer = pacers
-            .entry((kind, region.to_owned()))
+            .entry((kind, key, region.to_owned()))
             .or_insert_with(|| Pacer::new(self.share(kind), self.scale(), now));
         f(pacer, now)
     }
 
-    /// Waits for a read slot in `region`, if one is free within [`READ_WAIT_MAX`];
-    /// `false` (nothing reserved) otherwise.
-    pub async fn read(&self, region: &str) -> bool {
-        self.within(Kind::Read, region, self.scaled(READ_WAIT_MAX))
-            .await
+    /// Waits for a read slot in `project` and `region`, if one is free within
+    /// [`READ_WAIT_MAX`]; `false` (nothing reserved) otherwise.
+    pub async fn read(&self, project: &str, region: &str) -> bool {
+        let wait = self.scaled(READ_WAIT_MAX);
+        self.within(Kind::Read, (project, region), wait).await
     }
 
-    /// Reserves a copy slot in `region` if one is free within `within`, and waits for it;
-    /// `false` (nothing reserved) when the budget has none that soon.
-    pub async fn copy_within(&self, region: &str, within: Duration) -> bool {
-        self.within(Kind::Copy, region, within).await
+    /// Reserves a copy slot in `project` and `region` if one is free within `within`, and
+    /// waits for it; `false` (nothing reserved) when the budget has none that soon.
+    pub async fn copy_within(&self, project: &str, region: &str, within: Duration) -> bool {
+        self.within(Kind::Copy, (project, region), within).await
     }
 
-    async fn within(&self, kind: Kind, region: &str, within: Duration) -> bool {
-        let at = self.with(kind, region, |p, now| {
+    async fn within(&self, kind: Kind, place: (&str, &str), within: Duration) -> bool {
+        let at = self.with(kind, place, |p, now| {
             (p.slot(now) <= now + within).then(|| p.take(now))
         });
         match at {
@@ -184,43 +215,64 @@ impl Budget {
         }
     }
 
-    /// Vertex AI answered 429 (RESOURCE_EXHAUSTED): nothing of `kind` in `region` for `for_`.
-    pub fn back_off(&self, kind: Kind, region: &str, for_: Duration) {
+    /// Vertex AI answered 429 (RESOURCE_EXHAUSTED): nothing of `kind` in `project` and
+    /// `region` for `for_`.
+    pub fn back_off(&self, kind: Kind, (project, region): (&str, &str), for_: Duration) {
         let for_ = self.scaled(for_);
-        self.with(kind, region, |p, now| {
+        self.with(kind, (project, region), |p, now| {
             p.next = p.next.max(now + for_ + p.tolerance);
         });
     }
 }
 
 /// [`Vertex`] with the instance's budget applied: reads wait for their slot, and a 429 from
-/// Vertex AI holds the region back. CopyModel is admitted by the stages (they decide what to
-/// do when no slot is free: hand the copy on as a pending watch).
+/// Vertex AI holds the project's region back. CopyModel is admitted by the stages (they
+/// decide what to do when no slot is free: hand the copy on as a pending watch).
 pub struct Paced {
-    inner: std::sync::Arc<dyn Vertex>,
-    budget: std::sync::Arc<Budget>,
+    inner: Arc<dyn Vertex>,
+    budget: Arc<Budget>,
+}
+
+/// The project segment of a resource name (`projects/{p}/…`).
+fn project_of(name: &str) -> &str {
+    name.strip_prefix("projects/")
+        .and_then(|rest| rest.split('/').next())
+        .unwrap_or_default()
 }
 
 impl Paced {
-    pub fn new(inner: std::sync::Arc<dyn Vertex>, budget: std::sync::Arc<Budget>) -> Self {
+    pub fn new(inner: Arc<dyn Vertex>, budget: Arc<Budget>) -> Self {
         Self { inner, budget }
     }
 
     /// A read slot, or this instance's own RESOURCE_EXHAUSTED when none is near.
-    async fn read_slot(&self, region: &str) -> Result<(), Failure> {
-        if self.budget.read(region).await {
+    async fn read_slot(&self, project: &str, region: &str) -> Result<(), Failure> {
+        if self.budget.read(project, region).await {
             return Ok(());
         }
         Err(Failure::new(
             Code::ResourceExhausted,
             format!(
-                "no Vertex AI read slot in {region} within {} s (VERTEX_READ_RATE); this instance's budget, not Vertex AI's quota",
+                "no Vertex AI read slot for {project} in {region} within {} s (VERTEX_READ_RATE); this instance's budget, not Vertex AI's quota",
                 READ_WAIT_MAX.as_secs()
             ),
         ))
     }
 
-    fn after<T>(&self, kind: Kind, region: &str, r: Result<T, Failure>) -> Result<T, Failure> {
+    /// A read of `name` in `region`, inside the budget.
+    async fn read<T>(
+        &self,
+        name: &str,
+        region: &str,
+        call: impl Future<Output = Result<T, Failure>>,
+    ) -> Result<T, Failure> {
+        let project = project_of(name);
+        self.read_slot(project, region).await?;
+        let r = call.await;
+        self.after(Kind::Read, (project, region), r)
+    }
+
+    fn after<T>(&self, kind: Kind, at: (&str, &str), r: Result<T, Failure>) -> Result<T, Failure> {
         if let Err(f) = &r
             && f.code == Code::ResourceExhausted
         {
@@ -228,8 +280,9 @@ impl Paced {
                 Kind::Copy => COPY_BACKOFF,
                 Kind::Read => READ_BACKOFF,
             };
-            tracing::warn!(region, ?kind, hold_s = hold.as_secs(), error.message = %f, "Vertex AI quota exhausted; slowing down");
-            self.budget.back_off(kind, region, hold);
+            let (project, region) = at;
+            tracing::warn!(project, region, ?kind, hold_s = hold.as_secs(), error.message = %f, "Vertex AI quota exhausted; slowing down");
+            self.budget.back_off(kind, at, hold);
         }
         r
     }
@@ -239,25 +292,26 @@ impl Paced {
 impl Vertex for Paced {
     async fn start_copy(&self, req: &CopyRequest) -> Result<OperationName, Failure> {
         let r = self.inner.start_copy(req).await;
-        self.after(Kind::Copy, &req.destination.location, r)
+        let at = (
+            req.destination.project.as_str(),
+            req.destination.location.as_str(),
+        );
+        self.after(Kind::Copy, at, r)
     }
 
     async fn get_operation(&self, op: &OperationName) -> Result<OperationState, Failure> {
-        self.read_slot(op.location()).await?;
-        let r = self.inner.get_operation(op).await;
-        self.after(Kind::Read, op.location(), r)
+        let call = self.inner.get_operation(op);
+        self.read(op.as_str(), op.location(), call).await
     }
 
     async fn get_model(&self, name: &str, location: &str) -> Result<Option<ModelInfo>, Failure> {
-        self.read_slot(location).await?;
-        let r = self.inner.get_model(name, location).await;
-        self.after(Kind::Read, location, r)
+        let call = self.inner.get_model(name, location);
+        self.read(name, location, call).await
     }
 
     async fn list_versions(&self, name: &str, location: &str) -> Result<Vec<ModelInfo>, Failure> {
-        self.read_slot(location).await?;
-        let r = self.inner.list_versions(name, location).await;
-        self.after(Kind::Read, location, r)
+        let call = self.inner.list_versions(name, location);
+        self.read(name, location, call).await
     }
 }
 
@@ -281,20 +335,21 @@ mod tests {
         assert_eq!(b.share(Kind::Read), 60.0);
         let t0 = Instant::now();
         for _ in 0..10 {
-            assert!(b.read("eu").await);
+            assert!(b.read("p", "eu").await);
         }
         assert_eq!(t0.elapsed(), Duration::ZERO, "the burst goes at once");
         for _ in 0..20 {
-            assert!(b.read("eu").await);
+            assert!(b.read("p", "eu").await);
         }
         let paced = t0.elapsed();
         assert!(
             paced >= Duration::from_secs(19) && paced <= Duration::from_secs(21),
             "{paced:?}"
         );
-        // Another region has its own pacer.
+        // Another region, and another project in the same region, have their own pacers.
         let t1 = Instant::now();
-        assert!(b.read("us").await);
+        assert!(b.read("p", "us").await);
+        assert!(b.read("other-project", "eu").await);
         assert_eq!(t1.elapsed(), Duration::ZERO);
     }
 
@@ -305,41 +360,86 @@ mod tests {
         // Four reads at the same moment: slots at 0, 10 and 20 s are taken; the fourth
         // would be 30 s away and is refused at once.
         let t0 = Instant::now();
-        let (a, b1, c, d) = tokio::join!(b.read("eu"), b.read("eu"), b.read("eu"), async {
-            let refused = !b.read("eu").await;
-            (refused, t0.elapsed())
-        });
+        let (a, b1, c, d) = tokio::join!(
+            b.read("p", "eu"),
+            b.read("p", "eu"),
+            b.read("p", "eu"),
+            async {
+                let refused = !b.read("p", "eu").await;
+                (refused, t0.elapsed())
+            }
+        );
         assert!(a && b1 && c, "the first three wait for their slots");
         assert_eq!(d, (true, Duration::ZERO), "the fourth is refused at once");
         assert_eq!(t0.elapsed(), Duration::from_secs(20));
         // The refusal reserved nothing: the next slot is 10 s after the last one taken.
         tokio::time::sleep(Duration::from_secs(10)).await;
-        assert!(b.read("eu").await, "nothing was reserved by the refusal");
+        assert!(
+            b.read("p", "eu").await,
+            "nothing was reserved by the refusal"
+        );
     }
 
     #[tokio::test(start_paused = true)]
     async fn a_copy_slot_is_taken_only_when_one_is_free_soon_enough() {
         // 6 copies a minute: one every 10 s, burst 1.
         let b = budget(6.0, 300.0, 1);
-        assert!(b.copy_within("eu", Duration::ZERO).await);
+        assert!(b.copy_within("p", "eu", Duration::ZERO).await);
         assert!(
-            !b.copy_within("eu", Duration::from_secs(5)).await,
+            !b.copy_within("p", "eu", Duration::from_secs(5)).await,
             "next is 10 s away"
         );
         let t0 = Instant::now();
-        assert!(b.copy_within("eu", Duration::from_secs(11)).await);
+        assert!(b.copy_within("p", "eu", Duration::from_secs(11)).await);
         assert_eq!(t0.elapsed(), Duration::from_secs(10), "waited for its slot");
+    }
+
+    #[test]
+    fn a_project_is_one_budget_key_whether_spelled_by_id_or_by_number() {
+        let numbers = ProjectNumbers::default();
+        assert_eq!(numbers.key("dst-proj"), "dst-proj", "not learned yet");
+        let project = crate::domain::names::Project::parse("p", "dst-proj").unwrap();
+        numbers.learn(&project, "projects/123456/locations/eu/operations/9");
+        assert_eq!(numbers.key("dst-proj"), "123456");
+        assert_eq!(numbers.key("123456"), "123456");
+        assert_eq!(
+            project_of("projects/123456/locations/eu/models/7"),
+            "123456"
+        );
+        assert_eq!(project_of("not-a-name"), "");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_project_keeps_one_pacer_when_its_number_is_learned() {
+        // 6 copies a minute: one every 10 s, burst 1.
+        let numbers = Arc::<ProjectNumbers>::default();
+        let b = Budget::with_numbers(
+            Rates {
+                copies_per_minute: 6.0,
+                ..Rates::default()
+            },
+            numbers.clone(),
+        );
+        assert!(b.copy_within("dst-proj", "eu", Duration::ZERO).await);
+        let project = crate::domain::names::Project::parse("p", "dst-proj").unwrap();
+        numbers.learn(&project, "projects/123456/locations/eu/operations/9");
+        assert!(
+            !b.copy_within("dst-proj", "eu", Duration::from_secs(5))
+                .await,
+            "no second burst under the number"
+        );
+        assert!(!b.copy_within("123456", "eu", Duration::from_secs(5)).await);
     }
 
     #[tokio::test(start_paused = true)]
     async fn a_429_holds_the_region_back() {
         let b = budget(600.0, 600.0, 1);
-        b.back_off(Kind::Copy, "eu", COPY_BACKOFF);
-        assert!(!b.copy_within("eu", Duration::from_secs(29)).await);
-        assert!(b.copy_within("us", Duration::ZERO).await);
+        b.back_off(Kind::Copy, ("p", "eu"), COPY_BACKOFF);
+        assert!(!b.copy_within("p", "eu", Duration::from_secs(29)).await);
+        assert!(b.copy_within("p", "us", Duration::ZERO).await);
         let t0 = Instant::now();
-        b.back_off(Kind::Read, "eu", READ_BACKOFF);
-        assert!(b.read("eu").await);
+        b.back_off(Kind::Read, ("p", "eu"), READ_BACKOFF);
+        assert!(b.read("p", "eu").await);
         assert!(t0.elapsed() >= READ_BACKOFF, "{:?}", t0.elapsed());
     }
 }

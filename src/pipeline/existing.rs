@@ -44,6 +44,16 @@ impl ProjectNumbers {
         }
     }
 
+    /// One spelling per project, for keys such as the budget's: the number when it is known
+    /// (or `project` is one), else `project` as given.
+    pub fn key(&self, project: &str) -> String {
+        if !project.is_empty() && project.bytes().all(|b| b.is_ascii_digit()) {
+            return project.to_owned();
+        }
+        let learned = self.0.lock().expect("lock").get(project).cloned();
+        learned.unwrap_or_else(|| project.to_owned())
+    }
+
     /// `name` with its project spelled as a number, when the number is known.
     pub fn canonical(&self, name: &ModelName) -> String {
         match self.get(&name.project) {

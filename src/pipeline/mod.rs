@@ -9,12 +9,14 @@
 //! - [`existing`]: deciding whether an existing destination is our earlier copy.
 //! - [`in_flight`]: `parent_model` copies this process started and that may still run.
 //! - [`budget`]: the instance's share of Vertex AI's quotas: paced reads, admitted copies.
+//! - [`deadline`]: one deadline per delivery, from its subscription's ack deadline.
 //!
 //! Both stages return a [`StepOutcome`]; `http::error` maps it to a status code in one place.
 
 pub mod announce;
 pub mod budget;
 pub mod callback_stage;
+pub mod deadline;
 pub mod existing;
 pub mod in_flight;
 pub mod request_stage;
@@ -57,9 +59,12 @@ pub enum RetryReason {
     #[error("{0}")]
     Callback(#[from] crate::clients::webhook::CallbackError),
     /// The stage's time budget ran out (slow answers, retries): answer before the ack
-    /// deadline rather than after it, so Pub/Sub does not deliver the same request twice at once.
-    #[error("the request stage used its {}s budget; asking for redelivery", .budget.as_secs())]
-    OutOfTime { budget: Duration },
+    /// deadline rather than after it, so Pub/Sub does not deliver the same message twice at once.
+    #[error("the {stage} stage used its {}s budget; asking for redelivery", .budget.as_secs())]
+    OutOfTime {
+        stage: &'static str,
+        budget: Duration,
+    },
 }
 
 /// The longest a request-stage delivery may take, everything included (the calls, their
@@ -79,11 +84,15 @@ pub struct Settings {
     pub max_duration: Duration,
     /// `WATCH_HOLD`.
     pub watch_hold: Duration,
+    /// `COPY_OPERATIONS_ACK_DEADLINE`: the ack deadline of `copy-operations-push`, from
+    /// which each watch delivery's [`deadline::Deadline`] is derived.
+    pub operations_ack_deadline: Duration,
     /// `CALLBACK_MAX_ATTEMPTS`: deliveries of one callback before it is dead-lettered.
     pub callback_max_attempts: u32,
     /// How long one request-stage delivery may take ([`REQUEST_STAGE_BUDGET`]).
     pub request_budget: Duration,
-    /// First poll interval inside a held watch delivery; grows by 1.3× up to `poll_max`.
+    /// Shortest and longest wait between two polls of an operation; in between, the wait
+    /// grows with the copy's age (`watch_stage::poll_interval`).
     pub poll_initial: Duration,
     pub poll_max: Duration,
 }
@@ -96,10 +105,11 @@ impl Settings {
             max_attempts: 3,
             max_duration: Duration::from_secs(24 * 3600),
             watch_hold: Duration::from_secs(240),
+            operations_ack_deadline: Duration::from_secs(300),
             callback_max_attempts: 10,
             request_budget: REQUEST_STAGE_BUDGET,
             poll_initial: Duration::from_secs(1),
-            poll_max: Duration::from_secs(10),
+            poll_max: Duration::from_secs(60),
         }
     }
 }

@@ -31,7 +31,10 @@ impl Pipeline {
         let budget = self.settings.request_budget;
         match tokio::time::timeout(budget, self.request_step(msg)).await {
             Ok(outcome) => outcome,
-            Err(_elapsed) => StepOutcome::Retry(RetryReason::OutOfTime { budget }),
+            Err(_elapsed) => StepOutcome::Retry(RetryReason::OutOfTime {
+                stage: "request",
+                budget,
+            }),
         }
     }
 
@@ -129,7 +132,8 @@ impl Pipeline {
     ) -> StepOutcome {
         let region = &req.destination.location;
         let wait = self.budget.scaled(ADMIT_WAIT);
-        if !admitted && !self.budget.copy_within(region, wait).await {
+        let project = req.destination.project.as_str();
+        if !admitted && !self.budget.copy_within(project, region, wait).await {
             let why = format!(
                 "no CopyModel slot in {region} within {:.1} s (VERTEX_COPY_RATE)",
                 wait.as_secs_f64()

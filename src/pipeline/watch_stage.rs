@@ -5,8 +5,11 @@ use std::time::Duration;
 use chrono::Utc;
 use google_cloud_gax::error::rpc::Code;
 
+use tokio::time::Instant;
+
 use super::announce::{Ending, WatchNote};
-use super::{Delivery, Pipeline, StepOutcome};
+use super::deadline::{self, Deadline};
+use super::{Delivery, Pipeline, RetryReason, StepOutcome};
 use crate::clients::vertex::OperationState;
 use crate::contract::Rejection;
 use crate::contract::dead_letter::FailedStage;
@@ -53,6 +56,18 @@ impl Pipeline {
     ///
     /// On SIGTERM a held delivery stops polling at once and answers 429 (publishing nothing).
     pub async fn watch_stage(&self, msg: &PushMessage) -> StepOutcome {
+        let ack_deadline = self.settings.operations_ack_deadline;
+        let deadline = Deadline::for_delivery(ack_deadline);
+        match tokio::time::timeout_at(deadline.at(), self.watch_step(msg, &deadline)).await {
+            Ok(outcome) => outcome,
+            Err(_elapsed) => StepOutcome::Retry(RetryReason::OutOfTime {
+                stage: "watch",
+                budget: deadline::usable(ack_deadline),
+            }),
+        }
+    }
+
+    async fn watch_step(&self, msg: &PushMessage, deadline: &Deadline) -> StepOutcome {
         let d = Delivery {
             msg,
             stage: FailedStage::Operation,
@@ -63,14 +78,15 @@ impl Pipeline {
         };
         let span = tracing::Span::current();
         span.record("request_id", w.req.request_id.as_str());
+        // The hold counts from the delivery's arrival (a pending watch's wait for a slot
+        // included) and ends by the deadline's soft end, so the last publish still fits.
+        let hold_end = (Instant::now() + self.settings.watch_hold).min(deadline.soft());
         if let Some(op) = &w.operation {
             span.record("operation", op.as_str());
-        } else if let Some(done) = self.restart_pending(&d, &w).await {
+        } else if let Some(done) = self.restart_pending(&d, &w, hold_end).await {
             return done;
         }
 
-        let started = tokio::time::Instant::now();
-        let mut interval = self.settings.poll_initial;
         let mut shutdown = self.shutdown.clone();
         loop {
             let age = (Utc::now() - w.watch.accepted_at)
@@ -89,8 +105,8 @@ impl Pipeline {
                 return self.end_failed(&d, &w, &f).await;
             }
             let done = match &w.operation {
-                Some(op) => self.check_operation(&d, &w, op).await,
-                None => self.check_destination(&d, &w).await,
+                Some(op) => self.check_operation(&d, &w, op, hold_end).await,
+                None => self.check_destination(&d, &w, hold_end).await,
             };
             if let Some(outcome) = done {
                 return outcome;
@@ -98,15 +114,15 @@ impl Pipeline {
             if *shutdown.borrow() {
                 return StepOutcome::NotYet;
             }
-            let left = self.settings.watch_hold.saturating_sub(started.elapsed());
+            let left = hold_end.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 return self.continue_as_new(&d, &w).await;
             }
+            let interval = poll_interval(age, self.settings.poll_initial, self.settings.poll_max);
             tokio::select! {
                 _ = tokio::time::sleep(interval.min(left)) => {}
                 _ = shutdown.wait_for(|stop| *stop) => return StepOutcome::NotYet,
             }
-            interval = next_interval(interval, self.settings.poll_max);
         }
     }
 
@@ -121,14 +137,17 @@ impl Pipeline {
             .await
     }
 
-    /// One poll of the operation; `None` while it runs.
+    /// One poll of the operation; `None` while it runs, or when the read would end after
+    /// `hold_end` (the watch then continues as new in time).
     async fn check_operation(
         &self,
         d: &Delivery<'_>,
         w: &Watched,
         op: &OperationName,
+        hold_end: Instant,
     ) -> Option<StepOutcome> {
-        let state = retry_transient("get_operation", || self.vertex.get_operation(op)).await;
+        let read = retry_transient("get_operation", || self.vertex.get_operation(op));
+        let state = tokio::time::timeout_at(hold_end, read).await.ok()?;
         if !matches!(state, Ok(OperationState::Running)) {
             self.in_flight.forget(op);
         }
@@ -148,10 +167,17 @@ impl Pipeline {
         })
     }
 
-    /// One read of the destination of a pending watch; `None` while it is not readable.
-    async fn check_destination(&self, d: &Delivery<'_>, w: &Watched) -> Option<StepOutcome> {
+    /// One read of the destination of a pending watch; `None` while it is not readable, or
+    /// when the read would end after `hold_end`.
+    async fn check_destination(
+        &self,
+        d: &Delivery<'_>,
+        w: &Watched,
+        hold_end: Instant,
+    ) -> Option<StepOutcome> {
         let accepted_at = w.watch.accepted_at;
-        Some(match self.find_existing_copy(&w.req).await {
+        let read = self.find_existing_copy(&w.req);
+        Some(match tokio::time::timeout_at(hold_end, read).await.ok()? {
             Ok(Existing::NotYet) => return None,
             Err(f) if f.code == Code::ResourceExhausted => return None,
             Ok(Existing::Ours(m, v)) => {
@@ -175,15 +201,21 @@ impl Pipeline {
     /// A pending watch is also how a copy waits for its turn (the request stage's budget or
     /// Vertex AI's quota): it is started here once a CopyModel slot is free, or handed on
     /// again at the end of the hold.
-    async fn restart_pending(&self, d: &Delivery<'_>, w: &Watched) -> Option<StepOutcome> {
+    async fn restart_pending(
+        &self,
+        d: &Delivery<'_>,
+        w: &Watched,
+        hold_end: Instant,
+    ) -> Option<StepOutcome> {
         let region = &w.req.destination.location;
-        let hold = self.settings.watch_hold;
-        if !self.budget.copy_within(region, hold).await {
+        let hold = hold_end.saturating_duration_since(Instant::now());
+        let project = w.req.destination.project.as_str();
+        if !self.budget.copy_within(project, region, hold).await {
             // No slot within this hold: spend the hold waiting, then hand the watch on. (Handing
             // it on at once would spin: the new message is delivered again immediately.)
             let mut shutdown = self.shutdown.clone();
             let stopped = tokio::select! {
-                _ = tokio::time::sleep(hold) => false,
+                _ = tokio::time::sleep_until(hold_end) => false,
                 _ = shutdown.wait_for(|stop| *stop) => true,
             };
             return Some(if stopped {
@@ -256,8 +288,42 @@ impl Pipeline {
     }
 }
 
-/// The poll interval grows by 1.3× up to `max`: a 5 s copy is seen within about a second
-/// of finishing, and a 60 s copy costs about a dozen calls.
-pub fn next_interval(current: Duration, max: Duration) -> Duration {
-    current.mul_f64(1.3).min(max)
+/// The wait before the next poll: 35 % of the copy's age (from `accepted_at`), between
+/// `initial` and `max`. Counting from the copy's age rather than from the delivery makes the
+/// backoff carry across holds, as a geometric backoff of ×1.35 would within one (Workflows'
+/// long-running-operation connector backs off the same way, ×1.25 up to 60 s): a 5 s copy is
+/// seen within about 1 s of finishing, a 60 s copy costs about 14 reads, and a 30-minute
+/// copy about 45 (it was about 230: polling restarted at 1 s with every hold).
+pub fn poll_interval(age: Duration, initial: Duration, max: Duration) -> Duration {
+    age.mul_f64(0.35).clamp(initial, max.max(initial))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Simulated polls of a copy that takes `copy`: how many reads until it is seen done.
+    fn reads(copy: Duration, initial: Duration, max: Duration) -> u32 {
+        let (mut age, mut n) = (Duration::ZERO, 0);
+        loop {
+            n += 1;
+            if age >= copy {
+                return n;
+            }
+            age += poll_interval(age, initial, max);
+        }
+    }
+
+    #[test]
+    fn polling_stretches_with_the_copys_age_across_holds() {
+        let s = Duration::from_secs;
+        assert_eq!(poll_interval(s(0), s(1), s(60)), s(1));
+        assert_eq!(poll_interval(s(100), s(1), s(60)), s(35));
+        assert_eq!(poll_interval(s(3600), s(1), s(60)), s(60));
+        let thirty_minutes = reads(s(1800), s(1), s(60));
+        assert!((40..=50).contains(&thirty_minutes), "{thirty_minutes}");
+        // The old rule (×1.3 from 1 s up to 10 s, restarted every 240 s hold): about 230.
+        let minute = reads(s(60), s(1), s(60));
+        assert!(minute <= 15, "{minute}");
+    }
 }

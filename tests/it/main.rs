@@ -9,6 +9,7 @@ mod callbacks;
 mod child;
 mod cloud_run;
 mod crash;
+mod deadline;
 mod doctor;
 mod enqueue;
 mod envelope_props;
