@@ -1,31 +1,59 @@
-//! A waiter's own pull subscription on `copy-completions`: filtered to its request ids,
-//! expiring on its own if the waiter dies, deleted when the waiter exits.
+//! A waiter's own pull subscription on `copy-completions`: filtered to its waiter tag (or
+//! its request ids), labelled with when its waiter gives up, deleted when the waiter exits.
 //!
 //! Each waiter reading its own subscription is what lets it ack every event it reads: other
 //! waiters get their own copy of every event from their own subscriptions, so nothing is handed
 //! back and nothing circles between waiters (issue #14).
 //!
-//! The filter only saves traffic; correctness never depends on it. Pub/Sub limits a filter to
-//! 256 bytes (<https://cloud.google.com/pubsub/docs/subscription-message-filter>), so a long
-//! list of ids is narrowed by their common prefix instead, or not at all. The local emulator
-//! accepts filters but does not apply them (tests/it/publish.rs shows it), so the waiter
-//! checks each event's `request_id` itself as well.
+//! **The filter** only saves traffic; correctness never depends on it. `publish --wait` tags
+//! every request it publishes with a [`WaiterTag`] (the `waiter` attribute, which the worker
+//! carries onto the event), so one short filter, `attributes.waiter = "<tag>"`, fits any
+//! batch. `copy-worker wait` follows requests it did not publish, which carry no tag of its
+//! own: it filters on their ids, which Pub/Sub's 256-byte limit
+//! (<https://cloud.google.com/pubsub/docs/subscription-message-filter>) allows for about five,
+//! then on their common prefix, then not at all. The local emulator accepts filters but does
+//! not apply them (tests/it/publish.rs shows it), so the waiter checks each event's
+//! `request_id` itself as well.
+//!
+//! **Abandoned subscriptions.** Pub/Sub expires an unused subscription no sooner than a day
+//! after its last use, so a waiter that dies (killed, host lost) would leave its subscription
+//! collecting events for a day. Each waiting subscription is therefore labelled
+//! `copy-worker-waiter=<tag>` and `expires=<unix seconds>`, the time after which its waiter
+//! has surely given up, and each new waiter first deletes the expired ones ([`stale`]).
 
-use std::time::Duration;
+mod filter;
+mod stale;
+
+use std::collections::HashMap;
+use std::hash::{BuildHasher, Hasher};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use google_cloud_pubsub::client::SubscriptionAdmin;
-use google_cloud_pubsub::model::ExpirationPolicy;
+use google_cloud_pubsub::model::{ExpirationPolicy, Subscription};
 
+pub use self::filter::{MAX_FILTER_BYTES, request_id_filter, tag_filter};
+pub use self::stale::{Sweep, SweepError, delete_abandoned, is_abandoned};
 use super::pubsub::Connection;
-use crate::contract::attr;
 use crate::domain::sha256_hex;
-
-/// Pub/Sub's limit on a filter expression.
-pub const MAX_FILTER_BYTES: usize = 256;
 
 /// Pub/Sub's shortest allowed expiration TTL: an abandoned subscription is deleted a day after
 /// its last use.
 pub const EXPIRATION_TTL: Duration = Duration::from_secs(24 * 3600);
+
+/// Name prefix of every waiting subscription (`copy-worker-wait-<tag>`). The sweep deletes
+/// nothing else, whatever its labels say.
+pub const WAIT_PREFIX: &str = "copy-worker-wait";
+/// Label of a waiting subscription: its waiter's tag.
+pub const WAITER_LABEL: &str = "copy-worker-waiter";
+/// Label of a waiting subscription: the unix time (seconds) after which its waiter has given
+/// up, so that the next waiter may delete it.
+pub const EXPIRES_LABEL: &str = "expires";
+/// How long after its timeout a waiter's subscription is left alone: time to exit and delete
+/// it, and for clocks of different hosts to disagree.
+pub const ABANDON_MARGIN: Duration = Duration::from_secs(3600);
+/// How long a subscription kept for `copy-worker wait --subscription` (after a timeout or
+/// Ctrl-C) is left alone: as long as Pub/Sub's own expiration would keep it.
+pub const KEPT_FOR: Duration = EXPIRATION_TTL;
 
 /// How long a read event stays leased before Pub/Sub offers it again: Pub/Sub's minimum. A
 /// waiter acks each event as soon as it reads it (the client extends the lease meanwhile),
@@ -34,6 +62,42 @@ pub const EXPIRATION_TTL: Duration = Duration::from_secs(24 * 3600);
 /// not a minute. (The local emulator keeps a dead waiter's stream taking events for far
 /// longer; docs/reliability.md.)
 const ACK_DEADLINE_SECS: i32 = 10;
+
+/// One waiter's tag: 16 lowercase hex digits, unique per waiter. It is the `waiter` attribute
+/// of the requests `publish --wait` publishes, the value of its subscription's filter and
+/// `copy-worker-waiter` label, and the end of the subscription's name. Lowercase hex is valid
+/// in all four places.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WaiterTag(String);
+
+impl WaiterTag {
+    /// A new tag: 64 bits from the process id, the time and the process's random hash keys,
+    /// so two waiters of one process, or of two hosts, never share one.
+    pub fn generate() -> Self {
+        let mut random = std::collections::hash_map::RandomState::new().build_hasher();
+        random.write_u32(std::process::id());
+        let nonce = format!(
+            "{}:{:?}:{}",
+            std::process::id(),
+            SystemTime::now(),
+            random.finish()
+        );
+        Self(sha256_hex(nonce.as_bytes())[..16].to_owned())
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// What a waiting subscription filters on.
+#[derive(Debug, Clone, Copy)]
+pub enum FilterBy<'a> {
+    /// The waiter's tag, which its own requests carry (`publish --wait`).
+    Tag,
+    /// These request ids, as far as the filter limit allows (`copy-worker wait`).
+    RequestIds(&'a [String]),
+}
 
 /// Creating or deleting the subscription failed.
 #[derive(Debug, thiserror::Error)]
@@ -49,6 +113,14 @@ pub enum TempSubscriptionError {
         name: String,
         topic: String,
         hint: &'static str,
+        #[source]
+        source: google_cloud_pubsub::Error,
+    },
+    /// Typically the caller lacks `pubsub.subscriptions.update`, or (the local emulator)
+    /// labels cannot be updated.
+    #[error("labelling subscription {name}: {source}")]
+    Relabel {
+        name: String,
         #[source]
         source: google_cloud_pubsub::Error,
     },
@@ -70,21 +142,33 @@ pub struct TempSubscription {
 }
 
 impl TempSubscription {
-    /// Creates `projects/{project}/subscriptions/{prefix}-{hash}` on `topic` (full name),
-    /// filtered to `request_ids` as far as the filter limit allows.
-    pub async fn create(
+    /// Creates a waiter's `projects/{project}/subscriptions/copy-worker-wait-{tag}` on `topic`
+    /// (full name), filtered `by` its tag or request ids, and labelled to be abandoned
+    /// [`ABANDON_MARGIN`] after `timeout` from now.
+    pub async fn for_waiter(
         conn: &Connection,
         topic: &str,
-        prefix: &str,
-        request_ids: &[String],
+        tag: &WaiterTag,
+        by: FilterBy<'_>,
+        timeout: Duration,
     ) -> Result<Self, TempSubscriptionError> {
-        let filter = request_id_filter(request_ids);
-        let seed = request_ids.first().map(String::as_str).unwrap_or_default();
-        Self::create_filtered(conn, topic, prefix, filter, seed).await
+        let filter = match by {
+            FilterBy::Tag => tag_filter(tag),
+            FilterBy::RequestIds(ids) => request_id_filter(ids),
+        };
+        let project = topic.split('/').nth(1).unwrap_or_default();
+        let name = format!(
+            "projects/{project}/subscriptions/{WAIT_PREFIX}-{}",
+            tag.as_str()
+        );
+        let expires = SystemTime::now() + timeout + ABANDON_MARGIN;
+        let labels = waiter_labels(tag.as_str(), expires);
+        Self::create_named(conn, topic, name, filter, labels).await
     }
 
-    /// Creates the subscription with `filter` (at most [`MAX_FILTER_BYTES`]; empty: none);
-    /// `seed` goes into the unique name.
+    /// Creates `projects/{project}/subscriptions/{prefix}-{hash}` with `filter` (at most
+    /// [`MAX_FILTER_BYTES`]; empty: none) and no labels; `seed` goes into the unique name.
+    /// For `copy-worker events`, whose end is not known in advance.
     pub async fn create_filtered(
         conn: &Connection,
         topic: &str,
@@ -92,18 +176,23 @@ impl TempSubscription {
         filter: String,
         seed: &str,
     ) -> Result<Self, TempSubscriptionError> {
-        let admin = conn.subscription_admin().await?;
         let project = topic.split('/').nth(1).unwrap_or_default();
-        // Unique per waiter: two waiters of one process, or of two hosts, never share it.
-        let nonce = format!(
-            "{}:{:?}:{seed}",
-            std::process::id(),
-            std::time::SystemTime::now(),
-        );
+        let unique = sha256_hex(format!("{}:{seed}", WaiterTag::generate().as_str()).as_bytes());
         let name = format!(
             "projects/{project}/subscriptions/{prefix}-{}",
-            &sha256_hex(nonce.as_bytes())[..16]
+            &unique[..16]
         );
+        Self::create_named(conn, topic, name, filter, HashMap::new()).await
+    }
+
+    async fn create_named(
+        conn: &Connection,
+        topic: &str,
+        name: String,
+        filter: String,
+        labels: HashMap<String, String>,
+    ) -> Result<Self, TempSubscriptionError> {
+        let admin = conn.subscription_admin().await?;
         let ttl = google_cloud_wkt::Duration::clamp(EXPIRATION_TTL.as_secs() as i64, 0);
         admin
             .create_subscription()
@@ -111,6 +200,7 @@ impl TempSubscription {
             .set_topic(topic)
             .set_ack_deadline_seconds(ACK_DEADLINE_SECS)
             .set_filter(&filter)
+            .set_labels(labels)
             .set_expiration_policy(ExpirationPolicy::new().set_ttl(ttl))
             .send()
             .await
@@ -135,6 +225,32 @@ impl TempSubscription {
             filter: String::new(),
             admin: conn.subscription_admin().await?,
         })
+    }
+
+    /// Moves the `expires` label of a waiting subscription to `until`: a kept subscription
+    /// stays for its resume, a resumed one for its new timeout. Bounded like `delete`. Only
+    /// for `copy-worker-wait-*` names: a subscription of any other name is left unlabelled,
+    /// so the sweep never touches it.
+    pub async fn keep_until(&self, until: SystemTime) -> Result<(), TempSubscriptionError> {
+        let Some(tag) = wait_tag_of(&self.name) else {
+            return Ok(());
+        };
+        let sub = Subscription::new()
+            .set_name(&self.name)
+            .set_labels(waiter_labels(tag, until));
+        let call = self
+            .admin
+            .update_subscription()
+            .set_subscription(sub)
+            .set_update_mask(google_cloud_wkt::FieldMask::default().set_paths(["labels"]))
+            .send();
+        match tokio::time::timeout(Duration::from_secs(10), call).await {
+            Ok(Ok(_)) | Err(_) => Ok(()),
+            Ok(Err(source)) => Err(TempSubscriptionError::Relabel {
+                name: self.name.clone(),
+                source,
+            }),
+        }
     }
 
     /// Deletes the subscription (bounded: an unreachable service must not hold the exit).
@@ -186,82 +302,70 @@ fn create_hint(e: &google_cloud_pubsub::Error) -> &'static str {
     }
 }
 
-/// The narrowest filter on `request_id` within [`MAX_FILTER_BYTES`]: the ids themselves, else
-/// their common prefix, else none (empty).
-pub fn request_id_filter(ids: &[String]) -> String {
-    let quoted = |s: &str| format!("{:?}", s); // request ids are [A-Za-z0-9._:-]: no escapes
-    let exact = ids
-        .iter()
-        .map(|id| format!("attributes.{} = {}", attr::REQUEST_ID, quoted(id)))
-        .collect::<Vec<_>>()
-        .join(" OR ");
-    if !ids.is_empty() && exact.len() <= MAX_FILTER_BYTES {
-        return exact;
-    }
-    let prefix = common_prefix(ids);
-    let by_prefix = format!(
-        "hasPrefix(attributes.{}, {})",
-        attr::REQUEST_ID,
-        quoted(prefix)
-    );
-    if !prefix.is_empty() && by_prefix.len() <= MAX_FILTER_BYTES {
-        return by_prefix;
-    }
-    String::new()
+/// The labels of a waiting subscription whose waiter gives up at `expires`.
+pub fn waiter_labels(tag: &str, expires: SystemTime) -> HashMap<String, String> {
+    let secs = expires
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs();
+    HashMap::from([
+        (WAITER_LABEL.to_owned(), tag.to_owned()),
+        (EXPIRES_LABEL.to_owned(), secs.to_string()),
+    ])
 }
 
-fn common_prefix(ids: &[String]) -> &str {
-    let Some(first) = ids.first() else {
-        return "";
-    };
-    let mut len = first.len();
-    for id in &ids[1..] {
-        len = first
+/// The tag at the end of a waiting subscription's name (`…/copy-worker-wait-<tag>`), when it
+/// is one.
+fn wait_tag_of(name: &str) -> Option<&str> {
+    let short = name.rsplit('/').next()?;
+    let tag = short.strip_prefix(WAIT_PREFIX)?.strip_prefix('-')?;
+    let valid = !tag.is_empty()
+        && tag.len() <= 63
+        && tag
             .bytes()
-            .zip(id.bytes())
-            .take(len)
-            .take_while(|(a, b)| a == b)
-            .count();
-    }
-    &first[..len]
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+    valid.then_some(tag)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn ids(n: usize, prefix: &str) -> Vec<String> {
-        (0..n).map(|i| format!("{prefix}{i:04}")).collect()
-    }
-
     #[test]
-    fn a_few_ids_are_filtered_exactly() {
-        let f = request_id_filter(&["a".into(), "b-2".into()]);
-        assert_eq!(
-            f,
-            r#"attributes.request_id = "a" OR attributes.request_id = "b-2""#
-        );
-    }
-
-    #[test]
-    fn many_ids_fall_back_to_their_common_prefix_then_to_no_filter() {
-        let f = request_id_filter(&ids(60, "nightly-2026-11-22-"));
-        assert_eq!(
-            f,
-            r#"hasPrefix(attributes.request_id, "nightly-2026-11-22-00")"#
-        );
-        assert!(f.len() <= MAX_FILTER_BYTES);
-        let mut mixed = ids(60, "a");
-        mixed.push("zzz".into());
-        assert_eq!(request_id_filter(&mixed), "");
-        assert_eq!(request_id_filter(&[]), "");
-    }
-
-    #[test]
-    fn the_filter_never_exceeds_pubsubs_limit() {
-        for n in [1, 5, 9, 10, 11, 50] {
-            let f = request_id_filter(&ids(n, "r"));
-            assert!(f.len() <= MAX_FILTER_BYTES, "{n}: {}", f.len());
+    fn tags_are_unique_and_valid_as_attribute_label_and_name() {
+        let tags: std::collections::BTreeSet<String> = (0..200)
+            .map(|_| WaiterTag::generate().as_str().to_owned())
+            .collect();
+        assert_eq!(tags.len(), 200);
+        for t in &tags {
+            assert_eq!(t.len(), 16);
+            let name = format!("projects/p/subscriptions/{WAIT_PREFIX}-{t}");
+            assert_eq!(wait_tag_of(&name), Some(t.as_str()));
         }
+        assert_eq!(
+            wait_tag_of("projects/p/subscriptions/copy-worker-events-ab"),
+            None
+        );
+        assert_eq!(
+            wait_tag_of("projects/p/subscriptions/copy-worker-waitab"),
+            None
+        );
+        assert_eq!(
+            wait_tag_of("projects/p/subscriptions/copy-worker-wait-AB"),
+            None
+        );
+    }
+
+    #[test]
+    fn waiter_labels_name_the_tag_and_the_unix_second_it_expires() {
+        let at = UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        let l = waiter_labels("3f2a9c1e0b7d4a58", at);
+        assert_eq!(l[WAITER_LABEL], "3f2a9c1e0b7d4a58");
+        assert_eq!(l[EXPIRES_LABEL], "1800000000");
+        assert!(is_abandoned(
+            "projects/p/subscriptions/copy-worker-wait-3f2a9c1e0b7d4a58",
+            &l,
+            1_800_000_001
+        ));
     }
 }

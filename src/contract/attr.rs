@@ -4,6 +4,12 @@
 pub const REQUEST_ID: &str = "request_id";
 /// W3C trace context, carried through every message when present.
 pub const TRACEPARENT: &str = "traceparent";
+/// The tag of the `publish --wait` that published the request: carried onto the watch
+/// messages and the completion event, so that the waiter's temporary subscription filters on
+/// this one short value whatever the batch size (DESIGN.md §3, §6). Kept on dead letters and
+/// through replay: a waiter still reading its kept subscription then sees the replayed
+/// request's event, and a stale tag reaches no one, since only its own waiter filters on it.
+pub const WAITER: &str = "waiter";
 
 /// Watch message: the long-running operation name.
 pub const OPERATION: &str = "operation";
@@ -41,6 +47,10 @@ pub const REPLAYED_AT: &str = "replayed_at";
 
 /// Attributes that belong to one watch message only: never carried onto the next message.
 pub const STAGE_ONLY: [&str; 3] = [OPERATION, ATTEMPT, ACCEPTED_AT];
+
+/// Caller attributes that the completion event carries too: the trace, and the waiter's tag
+/// that its subscription filters on. Nothing else of the caller's reaches the public event.
+pub const ONTO_EVENT: [&str; 2] = [TRACEPARENT, WAITER];
 
 /// Pub/Sub's limits on a message's attributes: at most 100, keys up to 256 bytes, values
 /// up to 1024 bytes (cloud.google.com/pubsub/quotas, "Resource limits").
@@ -112,5 +122,14 @@ mod tests {
         assert!(dropped.contains(&"big".to_owned()));
         assert_eq!(dropped.len(), 150 + 1 - (MAX_ATTRIBUTES - 1));
         assert!(ours.keys().all(|k| k.len() <= MAX_KEY_BYTES));
+    }
+
+    #[test]
+    fn a_waiter_tag_survives_replay_but_stage_attributes_do_not() {
+        assert!(!is_dead_letter_attribute(WAITER));
+        assert!(ONTO_EVENT.contains(&WAITER));
+        for k in STAGE_ONLY {
+            assert!(is_dead_letter_attribute(k), "{k}");
+        }
     }
 }

@@ -24,7 +24,8 @@ pub struct Watch {
 impl Watch {
     /// The watch message: `data` (the normalised request), this watch's attributes, and the
     /// caller's without the stage-only ones, within Pub/Sub's limits. Also returns the
-    /// caller's keys that did not fit.
+    /// caller's keys that did not fit. The waiter's tag counts as ours: were it dropped, the
+    /// event would miss the waiter's filtered subscription.
     pub fn to_message(
         &self,
         data: Vec<u8>,
@@ -38,6 +39,9 @@ impl Watch {
         }
         attributes.insert(attr::ATTEMPT.into(), self.attempt.to_string());
         attributes.insert(attr::ACCEPTED_AT.into(), rfc3339(self.accepted_at));
+        if let Some(tag) = caller_attributes.get(attr::WAITER) {
+            attributes.insert(attr::WAITER.into(), tag.clone());
+        }
         let dropped = attr::merge_within_limits(&mut attributes, &carried(caller_attributes));
         (OutMessage { data, attributes }, dropped)
     }
@@ -85,6 +89,23 @@ pub fn carried(attributes: &BTreeMap<String, String>) -> BTreeMap<String, String
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_waiter_tag_is_carried_even_when_the_caller_fills_every_attribute() {
+        let mut caller: BTreeMap<String, String> = (0..120)
+            .map(|i| (format!("a{i:03}"), "v".to_owned()))
+            .collect();
+        caller.insert("waiter".into(), "3f2a9c1e0b7d4a58".into());
+        let w = Watch {
+            operation: "projects/1/locations/l/operations/2".into(),
+            attempt: 1,
+            accepted_at: Utc::now(),
+        };
+        let (m, dropped) = w.to_message(b"{}".to_vec(), &caller, "r1");
+        assert_eq!(m.attributes["waiter"], "3f2a9c1e0b7d4a58");
+        assert_eq!(m.attributes.len(), attr::MAX_ATTRIBUTES);
+        assert!(!dropped.contains(&"waiter".to_owned()));
+    }
 
     #[test]
     fn a_watch_message_round_trips_and_drops_the_previous_stage_attributes() {

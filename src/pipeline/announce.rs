@@ -99,9 +99,11 @@ impl Pipeline {
         callback_url: Option<&str>,
     ) -> StepOutcome {
         let mut msg = event.to_message(&self.settings.worker_project, dest_project);
-        if let Some(tp) = d.msg.attribute(attr::TRACEPARENT) {
-            msg.attributes
-                .insert(attr::TRACEPARENT.into(), tp.to_owned());
+        // The trace, and the tag a `publish --wait` subscription filters on (DESIGN.md §3).
+        for key in attr::ONTO_EVENT {
+            if let Some(v) = d.msg.attribute(key) {
+                msg.attributes.insert(key.into(), v.to_owned());
+            }
         }
         if let Err(e) = self.topics.publish(Topic::Completions, msg.clone()).await {
             return StepOutcome::Retry(e.into());

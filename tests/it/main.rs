@@ -26,3 +26,4 @@ mod receiver;
 mod replay;
 mod shutdown;
 mod upstream_verifier;
+mod waiter;

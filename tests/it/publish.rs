@@ -15,15 +15,15 @@ use crate::helpers::{Knobs, SRC, TestApp, emulator, request, spawn_app};
 const MISSING_SRC: &str = "projects/src-proj/locations/us-central1/models/404404";
 
 /// What one `copy-worker publish` run left behind.
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
+pub(crate) struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
 }
 
 impl Run {
     /// Each stdout line parsed as JSON.
-    fn lines(&self) -> Vec<Value> {
+    pub fn lines(&self) -> Vec<Value> {
         self.stdout
             .lines()
             .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l:?}: {e}")))
@@ -31,7 +31,7 @@ impl Run {
     }
 
     /// The stdout lines before the summary: publish lines and events.
-    fn events(&self) -> Vec<Value> {
+    pub fn events(&self) -> Vec<Value> {
         let mut lines = self.lines();
         if lines.last().is_some_and(|l| l.get("summary").is_some()) {
             lines.pop();
@@ -40,7 +40,7 @@ impl Run {
     }
 
     /// The `--wait` summary: the last stdout line, `{"summary":{…}}`.
-    fn summary(&self) -> Value {
+    pub fn summary(&self) -> Value {
         let lines = self.lines();
         let last = lines
             .last()
@@ -61,7 +61,7 @@ async fn publish_cli(
 }
 
 /// `copy-worker SUBCOMMAND ARGS` wired to the test's emulator project.
-async fn cli(
+pub(crate) async fn cli(
     app: &TestApp,
     subcommand: &str,
     args: &[&str],
@@ -100,6 +100,14 @@ async fn cli(
         code: out.status.code().expect("exit code"),
         stdout: String::from_utf8(out.stdout).unwrap(),
         stderr: String::from_utf8(out.stderr).unwrap(),
+    }
+}
+
+/// The CLI's own Pub/Sub connection, to the test emulator.
+pub(crate) fn emulator_connection() -> copy_worker::clients::pubsub::Connection {
+    copy_worker::clients::pubsub::Connection {
+        emulator_host: Some(emulator().host()),
+        credentials: None,
     }
 }
 
@@ -522,15 +530,14 @@ async fn waiters_on_their_own_subscriptions_read_each_event_once_and_leave_none_
 /// `request_id` itself (`clients::temp_subscription`); on real Pub/Sub the filter drops them.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_emulator_ignores_subscription_filters_so_the_waiter_checks_ids_itself() {
-    use copy_worker::clients::pubsub::Connection;
-    use copy_worker::clients::temp_subscription::TempSubscription;
+    use copy_worker::clients::temp_subscription::{FilterBy, TempSubscription, WaiterTag};
     let app = spawn_app("pub-filter", Knobs::default()).await;
-    let conn = Connection {
-        emulator_host: Some(emulator().host()),
-        credentials: None,
-    };
+    let conn = emulator_connection();
     let topic = format!("projects/{}/topics/copy-completions", app.topology.project);
-    let sub = TempSubscription::create(&conn, &topic, "copy-worker-wait", &["mine".into()])
+    let mine = ["mine".to_owned()];
+    let by = FilterBy::RequestIds(&mine);
+    let tag = WaiterTag::generate();
+    let sub = TempSubscription::for_waiter(&conn, &topic, &tag, by, Duration::from_secs(60))
         .await
         .unwrap();
     assert_eq!(sub.filter, r#"attributes.request_id = "mine""#);

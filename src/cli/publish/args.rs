@@ -110,8 +110,8 @@ pub struct PublishArgs {
 
     /// Wait for the completion events of the published requests, read through a temporary
     /// subscription of --completions-topic that only this waiter reads (created before
-    /// publishing, filtered to the request ids, deleted on exit, expires after a day if the
-    /// process dies).
+    /// publishing, filtered on a waiter tag that every request carries, deleted on exit; if
+    /// the process dies, the next waiter deletes it once the timeout plus an hour has passed).
     #[arg(long, help_heading = "Waiting")]
     pub wait: bool,
     /// Topic of completion events, short or projects/P/topics/T.

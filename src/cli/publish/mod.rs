@@ -21,8 +21,9 @@ pub use input::{InvalidInput, RequestFlags, validate, validate_lines};
 
 use super::exit;
 use super::wait::finish::{self, Source};
+use super::wait::own;
 use crate::clients::pubsub::{Connection, OutMessage, full_subscription, full_topic, to_message};
-use crate::clients::temp_subscription::TempSubscription;
+use crate::clients::temp_subscription::{FilterBy, TempSubscription, WaiterTag};
 use crate::contract::attr;
 use crate::domain::{CopyRequest, Defaults};
 
@@ -34,6 +35,9 @@ struct Plan {
     connection: Connection,
     requests: Vec<CopyRequest>,
     traceparent: Option<String>,
+    /// With `--wait` on a subscription of its own: the `waiter` attribute of every request,
+    /// which the worker carries onto its event and the subscription filters on.
+    tag: Option<WaiterTag>,
 }
 
 /// Where `--wait` reads events.
@@ -44,23 +48,25 @@ enum WaitOn {
     Subscription(String),
 }
 
+const WHO: &str = "copy-worker publish";
+
 /// Runs the command; returns the process exit code.
 pub async fn run(args: PublishArgs) -> u8 {
     let mut plan = match plan(&args) {
         Ok(p) => p,
         Err(problems) => {
             for p in problems {
-                eprintln!("copy-worker publish: {p}");
+                eprintln!("{WHO}: {p}");
             }
-            eprintln!("copy-worker publish: nothing was published");
+            eprintln!("{WHO}: nothing was published");
             return exit::USAGE;
         }
     };
     match args.pubsub.connect().await {
         Ok(conn) => plan.connection = conn,
         Err(e) => {
-            eprintln!("copy-worker publish: {e}");
-            eprintln!("copy-worker publish: nothing was published");
+            eprintln!("{WHO}: {e}");
+            eprintln!("{WHO}: nothing was published");
             return exit::USAGE;
         }
     }
@@ -68,25 +74,22 @@ pub async fn run(args: PublishArgs) -> u8 {
     // every event, and a caller who may not create it learns so before publishing.
     let own = match &plan.wait {
         Some(WaitOn::Topic(topic)) => {
-            let ids: Vec<String> = plan
-                .requests
-                .iter()
-                .map(|r| r.request_id.to_string())
-                .collect();
-            match TempSubscription::create(&plan.connection, topic, "copy-worker-wait", &ids).await
-            {
+            let tag = plan.tag.get_or_insert_with(WaiterTag::generate);
+            let (conn, timeout) = (&plan.connection, plan.timeout);
+            own::sweep(WHO, conn, topic).await;
+            match TempSubscription::for_waiter(conn, topic, tag, FilterBy::Tag, timeout).await {
                 Ok(sub) => Some(sub),
                 Err(e) => {
-                    eprintln!("copy-worker publish: --wait: {e}");
-                    eprintln!("copy-worker publish: nothing was published");
+                    eprintln!("{WHO}: --wait: {e}");
+                    eprintln!("{WHO}: nothing was published");
                     return exit::PUBSUB;
                 }
             }
         }
         Some(WaitOn::Subscription(name)) => {
             if let Err(e) = shared_subscription_exists(&plan.connection, name).await {
-                eprintln!("copy-worker publish: --wait: {e}");
-                eprintln!("copy-worker publish: nothing was published");
+                eprintln!("{WHO}: --wait: {e}");
+                eprintln!("{WHO}: nothing was published");
                 return exit::PUBSUB;
             }
             None
@@ -124,7 +127,6 @@ async fn shared_subscription_exists(conn: &Connection, name: &str) -> Result<(),
 
 /// Publishes, then (with `--wait`) reads events from `source`.
 async fn publish_and_wait(plan: &Plan, source: Option<Source>) -> u8 {
-    const WHO: &str = "copy-worker publish";
     let mut stdout = std::io::stdout();
     let ids = match publish_all(plan, &mut stdout).await {
         Ok(ids) => ids,
@@ -216,6 +218,7 @@ fn plan(args: &PublishArgs) -> Result<Plan, Vec<String>> {
         connection: args.pubsub.connection(),
         requests,
         traceparent: std::env::var("TRACEPARENT").ok().filter(|s| !s.is_empty()),
+        tag: None,
     })
 }
 
@@ -247,7 +250,7 @@ pub(crate) fn read_input(path: &str) -> Result<String, String> {
 
 /// The message for one request: its normalised JSON, which the worker parses to the same
 /// request without needing its own defaults, plus the attributes of DESIGN.md §3.
-fn message(req: &CopyRequest, traceparent: Option<&str>) -> OutMessage {
+fn message(req: &CopyRequest, traceparent: Option<&str>, tag: Option<&WaiterTag>) -> OutMessage {
     let mut m = OutMessage {
         data: req.to_bytes(),
         ..OutMessage::default()
@@ -256,6 +259,10 @@ fn message(req: &CopyRequest, traceparent: Option<&str>) -> OutMessage {
         .insert(attr::REQUEST_ID.into(), req.request_id.to_string());
     if let Some(t) = traceparent {
         m.attributes.insert(attr::TRACEPARENT.into(), t.to_owned());
+    }
+    if let Some(t) = tag {
+        m.attributes
+            .insert(attr::WAITER.into(), t.as_str().to_owned());
     }
     m
 }
@@ -266,7 +273,7 @@ async fn publish_all(plan: &Plan, out: &mut dyn Write) -> Result<Vec<String>, Pu
     let base = plan.connection.base_publisher().await?;
     let publisher = base.publisher(plan.topic.clone()).build();
     let pending = plan.requests.iter().map(|r| {
-        let msg = to_message(message(r, plan.traceparent.as_deref()));
+        let msg = to_message(message(r, plan.traceparent.as_deref(), plan.tag.as_ref()));
         publisher.publish(msg)
     });
     let results = join_all(pending).await;
@@ -312,17 +319,24 @@ mod tests {
     use super::*;
 
     #[test]
-    fn message_carries_request_id_and_traceparent_attributes() {
+    fn message_carries_request_id_traceparent_and_with_wait_the_waiter_tag() {
         let req = validate(
             br#"{"request_id":"r1","source_model":"projects/src-proj/locations/us-central1/models/1","destination":{"project":"dst-proj"}}"#,
             &Defaults::default(),
         )
         .unwrap();
         let tp = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
-        let m = message(&req, Some(tp));
+        let tag = WaiterTag::generate();
+        let m = message(&req, Some(tp), Some(&tag));
         assert_eq!(m.attributes["request_id"], "r1");
         assert_eq!(m.attributes["traceparent"], tp);
+        assert_eq!(m.attributes["waiter"], tag.as_str());
         assert_eq!(m.data, req.to_bytes());
-        assert!(!message(&req, None).attributes.contains_key("traceparent"));
+        let bare = message(&req, None, None);
+        assert!(!bare.attributes.contains_key("traceparent"));
+        assert!(
+            !bare.attributes.contains_key("waiter"),
+            "no tag without --wait"
+        );
     }
 }

@@ -100,7 +100,7 @@ pub async fn follow_and_finish(
             // Unreadable: keep an own subscription only if it may still hold events.
             if let Source::Own(sub) = source {
                 eprintln!(
-                    "{who}: the waiting subscription {} is kept (it expires after a day unused)",
+                    "{who}: the waiting subscription {} is kept (the next waiter deletes it once this wait's timeout has passed; Pub/Sub a day after its last use)",
                     sub.name
                 );
             }
@@ -135,17 +135,31 @@ pub async fn follow_and_finish(
             exit::TIMEOUT
         }
     };
-    if let Source::Own(sub) = source {
-        if code == exit::TIMEOUT {
-            eprintln!(
-                "{who}: kept {} for that (it expires after a day unused)",
-                sub.name
-            );
-        } else if let Err(e) = sub.delete().await {
-            eprintln!("{who}: warning: {e}");
-        }
-    }
+    settle(who, source, code).await;
     code
+}
+
+/// Deletes an own subscription once the wait is over, or keeps it for a resume when requests
+/// are still pending (exit 3), moving its `expires` label so that other waiters leave it alone.
+async fn settle(who: &str, source: Source, code: u8) {
+    let Source::Own(sub) = source else {
+        return;
+    };
+    if code == exit::TIMEOUT {
+        let kept_for = crate::clients::temp_subscription::KEPT_FOR;
+        let until = std::time::SystemTime::now() + kept_for;
+        let why = if super::own::keep_until(who, &sub, until).await {
+            format!(
+                "other waiters leave it alone for {}h, and Pub/Sub deletes it a day after its last use",
+                kept_for.as_secs() / 3600
+            )
+        } else {
+            "Pub/Sub deletes it a day after its last use".to_owned()
+        };
+        eprintln!("{who}: kept {} for that ({why})", sub.name);
+    } else if let Err(e) = sub.delete().await {
+        eprintln!("{who}: warning: {e}");
+    }
 }
 
 #[cfg(test)]

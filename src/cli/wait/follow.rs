@@ -3,9 +3,9 @@
 //!
 //! Two ways to read them ([`Reading`]):
 //! - **its own subscription** (the default): a temporary subscription on `copy-completions`,
-//!   filtered to its request ids (`clients::temp_subscription`). Every waiter has its own, so
-//!   a waiter acks every event it reads and never hands one back: nothing circles between
-//!   waiters, and nobody needs to be waiting for an event to be consumed.
+//!   filtered to its waiter tag or request ids (`clients::temp_subscription`). Every waiter
+//!   has its own, so a waiter acks every event it reads and never hands one back: nothing
+//!   circles between waiters, and nobody needs to be waiting for an event to be consumed.
 //! - **a shared subscription** (`--completions-subscription`, DESIGN.md §7): a pull
 //!   subscription gives each message to one of its readers, so a waiter acks only its own
 //!   events and hands every other straight back (nack: ack deadline 0). With several waiters,

@@ -2,9 +2,11 @@
 //!
 //! - [`follow`]: reading events until every awaited request has one.
 //! - [`finish`]: the summary, the exit code, and keeping or deleting the subscription.
+//! - [`own`]: sweeping away dead waiters' subscriptions, and moving a kept one's `expires`.
 
 pub mod finish;
 pub mod follow;
+pub mod own;
 
 use std::time::Duration;
 
@@ -13,8 +15,8 @@ use clap::Args;
 use self::finish::Source;
 use super::args::{PubSubArgs, parse_duration};
 use super::exit;
-use crate::clients::pubsub::{full_subscription, full_topic};
-use crate::clients::temp_subscription::TempSubscription;
+use crate::clients::pubsub::{Connection, full_subscription, full_topic};
+use crate::clients::temp_subscription::{ABANDON_MARGIN, FilterBy, TempSubscription, WaiterTag};
 
 const EXAMPLES: &str = "\
 Examples:
@@ -96,9 +98,10 @@ pub fn ids_of(text: &str) -> Result<Vec<String>, String> {
     Ok(ids)
 }
 
+const WHO: &str = "copy-worker wait";
+
 /// Runs the command; returns the process exit code.
 pub async fn run(args: WaitArgs) -> u8 {
-    const WHO: &str = "copy-worker wait";
     let mut ids: Vec<String> = args.request_ids.clone();
     if let Some(path) = &args.file {
         match super::publish::read_input(path).and_then(|t| ids_of(&t)) {
@@ -123,26 +126,42 @@ pub async fn run(args: WaitArgs) -> u8 {
             return exit::USAGE;
         }
     };
+    let source = match source(&args, &conn, &ids).await {
+        Ok(source) => source,
+        Err(code) => return code,
+    };
+    let mut stdout = std::io::stdout();
+    finish::follow_and_finish(WHO, &conn, source, ids, args.timeout, &mut stdout).await
+}
+
+/// Where the wait reads: a kept subscription (`--subscription`), a shared one, or a new one
+/// of its own. Err is the exit code, the reason already on stderr.
+async fn source(args: &WaitArgs, conn: &Connection, ids: &[String]) -> Result<Source, u8> {
     let project = args.pubsub.project();
-    let source = match (&args.subscription, &args.completions_subscription) {
+    Ok(match (&args.subscription, &args.completions_subscription) {
         (Some(s), _) => match full_subscription(s, project) {
-            Ok(name) => match TempSubscription::existing(&conn, &name).await {
-                Ok(sub) => Source::Own(sub),
+            Ok(name) => match TempSubscription::existing(conn, &name).await {
+                Ok(sub) => {
+                    // Left alone by other waiters' sweeps until this wait has given up too.
+                    let until = std::time::SystemTime::now() + args.timeout + ABANDON_MARGIN;
+                    own::keep_until(WHO, &sub, until).await; // best effort: it says so
+                    Source::Own(sub)
+                }
                 Err(e) => {
                     eprintln!("{WHO}: {e}");
-                    return exit::PUBSUB;
+                    return Err(exit::PUBSUB);
                 }
             },
             Err(e) => {
                 eprintln!("{WHO}: --subscription: {e}");
-                return exit::USAGE;
+                return Err(exit::USAGE);
             }
         },
         (None, Some(s)) => match full_subscription(s, project) {
             Ok(name) => Source::Shared(name),
             Err(e) => {
                 eprintln!("{WHO}: --completions-subscription: {e}");
-                return exit::USAGE;
+                return Err(exit::USAGE);
             }
         },
         (None, None) => {
@@ -150,10 +169,14 @@ pub async fn run(args: WaitArgs) -> u8 {
                 Ok(t) => t,
                 Err(e) => {
                     eprintln!("{WHO}: --completions-topic: {e}");
-                    return exit::USAGE;
+                    return Err(exit::USAGE);
                 }
             };
-            match TempSubscription::create(&conn, &topic, "copy-worker-wait", &ids).await {
+            // Requests this command did not publish carry no tag of its own: filter on ids.
+            let tag = WaiterTag::generate();
+            let by = FilterBy::RequestIds(ids);
+            own::sweep(WHO, conn, &topic).await;
+            match TempSubscription::for_waiter(conn, &topic, &tag, by, args.timeout).await {
                 Ok(sub) => {
                     eprintln!(
                         "{WHO}: reading through a new subscription {}: only events published from now on are seen",
@@ -163,13 +186,11 @@ pub async fn run(args: WaitArgs) -> u8 {
                 }
                 Err(e) => {
                     eprintln!("{WHO}: {e}");
-                    return exit::PUBSUB;
+                    return Err(exit::PUBSUB);
                 }
             }
         }
-    };
-    let mut stdout = std::io::stdout();
-    finish::follow_and_finish(WHO, &conn, source, ids, args.timeout, &mut stdout).await
+    })
 }
 
 #[cfg(test)]

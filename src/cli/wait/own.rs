@@ -1,0 +1,49 @@
+//! A waiter's own subscription, as `publish --wait` and `copy-worker wait` settle it: the
+//! abandoned subscriptions of dead waiters swept away before it is created (best effort), and
+//! its `expires` label moved when it is kept or resumed (DESIGN.md §6).
+
+use std::time::SystemTime;
+
+use crate::clients::pubsub::Connection;
+use crate::clients::temp_subscription::{self, TempSubscription};
+
+/// Deletes the waiting subscriptions of `topic`'s project whose waiters gave up, and says so
+/// on stderr; run before a waiter creates its own. Never fails: a waiter that may not list
+/// subscriptions still waits, and Pub/Sub's own expiration deletes what is left a day after
+/// its last use. `who` prefixes the stderr lines.
+pub async fn sweep(who: &str, conn: &Connection, topic: &str) {
+    let project = topic.split('/').nth(1).unwrap_or_default();
+    match temp_subscription::delete_abandoned(conn, project).await {
+        Ok(s) => {
+            if !s.deleted.is_empty() {
+                eprintln!(
+                    "{who}: deleted {} abandoned waiting subscription(s), past their waiters' timeout: {}",
+                    s.deleted.len(),
+                    s.deleted.join(", ")
+                );
+            }
+            for (name, e) in &s.failed {
+                eprintln!("{who}: note: could not delete the abandoned subscription {name}: {e}");
+            }
+        }
+        Err(e) => eprintln!(
+            "{who}: note: abandoned waiting subscriptions were not looked for ({e}); that needs pubsub.subscriptions.list on the project"
+        ),
+    }
+}
+
+/// Moves a kept or resumed subscription's `expires` label to `until`. Returns whether it
+/// did; if not, says on stderr from when the next waiter may delete the subscription.
+pub async fn keep_until(who: &str, sub: &TempSubscription, until: SystemTime) -> bool {
+    match sub.keep_until(until).await {
+        Ok(()) => true,
+        Err(e) => {
+            eprintln!(
+                "{who}: note: {e}; the next waiter may delete {} once its first timeout (plus {}) has passed",
+                sub.name,
+                humantime::format_duration(temp_subscription::ABANDON_MARGIN)
+            );
+            false
+        }
+    }
+}
