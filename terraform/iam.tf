@@ -46,13 +46,27 @@ resource "google_project_service_identity" "agents" {
   depends_on = [google_project_service.enabled]
 }
 
+# A service agent created a moment ago is not yet known everywhere in IAM, and
+# a grant to it can fail with "does not exist" for a short while. Every grant
+# to an agent reads its member through this sleep's triggers (the chaining
+# hashicorp/time documents for time_sleep), so it waits 30 s after the agents
+# are created; later applies do not wait (the triggers do not change).
+resource "time_sleep" "service_agents_visible" {
+  create_duration = "30s"
+
+  triggers = merge(
+    { for s, agent in google_project_service_identity.agents : s => agent.member },
+    { for p, agent in google_project_service_identity.vertex : "vertex|${p}" => agent.member },
+  )
+}
+
 resource "google_project_iam_member" "service_agent_roles" {
   #checkov:skip=CKV_GCP_49:Google-managed service agents getting the service-agent role Google grants them when it creates them itself; never a user-managed identity.
   for_each = local.service_agent_roles
 
   project = var.project_id
   role    = each.value
-  member  = google_project_service_identity.agents[each.key].member
+  member  = time_sleep.service_agents_visible.triggers[each.key]
 }
 
 # --- Service accounts -------------------------------------------------------------
@@ -260,16 +274,16 @@ resource "google_project_service_identity" "vertex" {
 # request does not get by itself (see "Service agents" above).
 resource "google_project_iam_member" "vertex_agent_on_destination" {
   #checkov:skip=CKV_GCP_49:Google-managed Vertex AI service agent getting the role Google grants it in its own project when it creates the agent itself.
-  for_each = google_project_service_identity.vertex
+  for_each = toset(var.destination_projects)
 
   project = each.key
   role    = "roles/aiplatform.serviceAgent"
-  member  = each.value.member
+  member  = local.vertex_agents[each.key]
 }
 
 locals {
   vertex_agents = {
-    for p, agent in google_project_service_identity.vertex : p => agent.member
+    for p in var.destination_projects : p => time_sleep.service_agents_visible.triggers["vertex|${p}"]
   }
 
   # Source/destination pairs that are different projects: the copies that

@@ -24,9 +24,10 @@ locals {
   # ("serviceAccount:service-NUMBER@gcp-sa-....iam.gserviceaccount.com"). A
   # service agent exists only once its API is enabled *and used*, and a grant
   # to one that does not exist yet fails, so iam.tf creates them first
-  # (google_project_service_identity) and every grant uses its `member`.
-  pubsub_agent_member            = google_project_service_identity.agents["pubsub.googleapis.com"].member
-  artifact_registry_agent_member = google_project_service_identity.agents["artifactregistry.googleapis.com"].member
+  # (google_project_service_identity) and every grant uses its `member`,
+  # read through time_sleep.service_agents_visible (iam.tf).
+  pubsub_agent_member            = time_sleep.service_agents_visible.triggers["pubsub.googleapis.com"]
+  artifact_registry_agent_member = time_sleep.service_agents_visible.triggers["artifactregistry.googleapis.com"]
 
   aws_wif_enabled = var.aws_wif.enabled
 

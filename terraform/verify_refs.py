@@ -606,7 +606,12 @@ class Checker:
             # visible after the expansion, e.g. (...)["completions"].
             return " (" + self.expand(d, v, depth - 1) + ")" + rest + " "
 
-        return re.sub(r"local\.([A-Za-z_][A-Za-z0-9_]*)((?:\.[A-Za-z_][A-Za-z0-9_-]*|\[\\?\"[^\"\\]+\\?\"\])*)", sub, text)
+        text = re.sub(r"local\.([A-Za-z_][A-Za-z0-9_]*)((?:\.[A-Za-z_][A-Za-z0-9_-]*|\[\\?\"[^\"\\]+\\?\"\])*)", sub, text)
+        # time_sleep.X.triggers[...] passes its triggers' values on (the chaining
+        # hashicorp/time documents): show what they are made of.
+        return re.sub(r"time_sleep\.(\w+)\.triggers",
+                      lambda m: " (" + flatten(d.resource_bodies.get(f"time_sleep.{m.group(1)}", {}).get("triggers", ""))
+                      + ") ", text)
 
     def bodies(self, d: ModuleDir, rtype: str) -> dict[str, dict]:
         return {k: v for k, v in d.resource_bodies.items() if k.startswith(rtype + ".")}
@@ -700,7 +705,8 @@ class Checker:
         self.contract(any('status=\\"failed\\"' in t and "google_logging_metric." in t for t in alerts.values()),
                       "no alert policy on failed completions (log-based metric, status=failed)")
         self.contract(any(all(w in t for w in ("copies_started", "completions", "vertex_resource_exhausted",
-                                               "num_undelivered_messages", "operations_push", "dead_letter_replay"))
+                                               "num_undelivered_messages", "operations_push", "dead_letter_replay",
+                                               "callbacks_push"))
                           for t in dashboards.values()),
                       "the dashboard must show copies started/ended, 429s, in-flight watches and every backlog")
 
@@ -752,10 +758,10 @@ class Checker:
             self.contract(service in identities, f"no google_project_service_identity for {service}")
         # An agent created on request gets no role by itself (cloud.google.com/iam/docs/create-service-agents).
         project_grants = self.bodies(d, "google_project_iam_member").values()
-        self.contract(any("google_project_service_identity.agents" in flatten(b) and "serviceAgent" in self.expand(d, b)
+        self.contract(any("google_project_service_identity.agents" in self.expand(d, b) and "serviceAgent" in self.expand(d, b)
                           for b in project_grants),
                       "the service agents created on request need their roles/*.serviceAgent grant on project_id")
-        self.contract(any("google_project_service_identity.vertex" in flatten(b) and "roles/aiplatform.serviceAgent" in flatten(b)
+        self.contract(any("google_project_service_identity.vertex" in self.expand(d, b) and "roles/aiplatform.serviceAgent" in flatten(b)
                           and "each.key" in str(b.get("project")) for b in project_grants),
                       "the Vertex AI agents created on request need roles/aiplatform.serviceAgent in their own project")
         for key, body in self.bodies(d, "google_project_service_identity").items():
@@ -980,18 +986,18 @@ MUTATIONS = [
      'description = "Project the models are copied to (a real project id, Vertex AI enabled)."\n  type        = string\n',
      'description = "Project the models are copied to (a real project id, Vertex AI enabled)."\n  type        = string\n  default     = "dst-proj"\n'),
     ("3: Pub/Sub agent by a hand-built address", "main.tf",
-     'pubsub_agent_member            = google_project_service_identity.agents["pubsub.googleapis.com"].member',
+     'pubsub_agent_member            = time_sleep.service_agents_visible.triggers["pubsub.googleapis.com"]',
      'pubsub_agent_member            = "serviceAccount:service-${local.project_number}@gcp-sa-pubsub.iam.gserviceaccount.com"'),
     ("3: Vertex AI agents read from the project number", "iam.tf",
-     "for p, agent in google_project_service_identity.vertex : p => agent.member",
-     'for p, agent in google_project_service_identity.vertex : p => "serviceAccount:service-${p}@gcp-sa-aiplatform.iam.gserviceaccount.com"'),
+     'for p in var.destination_projects : p => time_sleep.service_agents_visible.triggers["vertex|${p}"]',
+     'for p in var.destination_projects : p => "serviceAccount:service-${p}@gcp-sa-aiplatform.iam.gserviceaccount.com"'),
     ("3: service identity on the google provider", "iam.tf",
      '  provider = google-beta\n  for_each = local.service_agent_roles', '  for_each = local.service_agent_roles'),
     ("3: agent created on request left without its service-agent role", "iam.tf",
-     "  member  = google_project_service_identity.agents[each.key].member", '  member  = "user:someone@example.org"'),
+     "  member  = time_sleep.service_agents_visible.triggers[each.key]", '  member  = "user:someone@example.org"'),
     ("3: Vertex AI agent created on request left without its role", "iam.tf",
-     '  role    = "roles/aiplatform.serviceAgent"\n  member  = each.value.member',
-     '  role    = "roles/aiplatform.user"\n  member  = each.value.member'),
+     '  role    = "roles/aiplatform.serviceAgent"\n  member  = local.vertex_agents[each.key]',
+     '  role    = "roles/aiplatform.user"\n  member  = local.vertex_agents[each.key]'),
     ("4: custom role without the API", "iam.tf",
      "  # Custom roles are an IAM API resource: wait for iam.googleapis.com.\n  depends_on = [google_project_service.enabled]\n", ""),
     ("5: example pushes to example.com by default", "examples/basic/main.tf",
