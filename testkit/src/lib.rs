@@ -11,6 +11,9 @@
 //!   between the emulator's push subscriptions and the worker.
 //! - [`cloud_run`]: a Cloud Run front: the IAM invoker check that verifies ID tokens and
 //!   forwards them with the signature removed, and the token Pub/Sub attaches to a push.
+//! - [`tasks`]: an HTTP fake of Cloud Tasks v2 for HTTP targets: CreateTask/GetTask/DeleteTask
+//!   for the official `google-cloud-tasks-v2` client, and queues that dispatch with documented
+//!   rate limits, concurrency caps, retries, `X-CloudTasks-*` headers and OIDC tokens.
 //! - [`oidc`]: a local OIDC issuer: a JWKS over HTTP, RS256 ID tokens and hostile tokens.
 
 pub mod cloud_run;
@@ -18,6 +21,7 @@ pub mod emulator;
 pub mod front;
 pub mod oidc;
 pub mod pubsub;
+pub mod tasks;
 pub mod vertex;
 
 pub use cloud_run::{CloudRunFront, CloudRunIam};
@@ -25,4 +29,5 @@ pub use emulator::Emulator;
 pub use front::{PushFront, PushWindow, PushWindowStats};
 pub use oidc::{IssuerKeys, JwksMode, OidcIssuer};
 pub use pubsub::{Inbox, Received, Topology, TopologyOptions};
+pub use tasks::{Dispatch, QueueConfig, TasksFake};
 pub use vertex::{Call, CopyScript, Fault, Quotas, Rpc, RpcCount, VertexFake};

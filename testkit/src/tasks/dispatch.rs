@@ -1,0 +1,195 @@
+//! The dispatcher of the Cloud Tasks fake: one loop that starts the attempts the queues allow,
+//! and one tokio task per attempt that sends the HTTP request and reports how it ended.
+//!
+//! The loop handles three events:
+//! 1. a task is created or a queue changes ([`Notify`] from the API side);
+//! 2. an attempt ends (a concurrency slot frees up, a retry is scheduled);
+//! 3. the earliest `scheduleTime` or the next token of a bucket comes due.
+
+use super::Shared;
+use super::state::{Answer, Attempt};
+use crate::oidc::IssuerKeys;
+use hyper_util::rt::TokioIo;
+use std::sync::Arc;
+use std::time::{Duration, Instant, UNIX_EPOCH};
+use tokio::net::TcpStream;
+use tokio::sync::Notify;
+use tokio::task::JoinSet;
+
+/// Runs until aborted; aborting it drops the attempts in flight too.
+pub(crate) async fn run(shared: Shared, wake: Arc<Notify>, keys: Option<IssuerKeys>) {
+    let mut attempts = JoinSet::new();
+    loop {
+        while attempts.try_join_next().is_some() {}
+        let (ready, next) = super::lock(&shared).take_ready(Instant::now());
+        for attempt in ready {
+            let (shared, wake, keys) = (shared.clone(), wake.clone(), keys.clone());
+            attempts.spawn(async move {
+                let answer = send(&attempt, keys.as_ref()).await;
+                super::lock(&shared).finish(&attempt, answer, Instant::now());
+                wake.notify_one();
+            });
+        }
+        match next {
+            Some(at) => tokio::select! {
+                _ = tokio::time::sleep_until(at.into()) => {}
+                _ = wake.notified() => {}
+            },
+            None => wake.notified().await,
+        }
+    }
+}
+
+/// Sends one attempt and waits for its status, at most the task's dispatch deadline
+/// (Task.dispatch_deadline: "If the worker does not respond by this deadline then the request
+/// is cancelled and the attempt is marked as a DEADLINE_EXCEEDED failure").
+async fn send(attempt: &Attempt, keys: Option<&IssuerKeys>) -> Answer {
+    let no_answer = Answer {
+        status: None,
+        retry_after: None,
+    };
+    let Some((authority, path)) = split_url(&attempt.spec.url) else {
+        tracing::warn!(url = %attempt.spec.url, "the Cloud Tasks fake sends to http:// URLs only");
+        return no_answer;
+    };
+    let request = match build(attempt, authority, path, keys) {
+        Ok(request) => request,
+        Err(e) => {
+            tracing::warn!(error.message = %e, "the Cloud Tasks fake could not build a request");
+            return no_answer;
+        }
+    };
+    let exchange = async {
+        let stream = match authority.contains(':') {
+            true => TcpStream::connect(authority).await,
+            false => TcpStream::connect((authority, 80)).await,
+        };
+        let stream = stream.ok()?;
+        let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .ok()?;
+        tokio::spawn(connection);
+        let response = sender.send_request(request).await.ok()?;
+        let retry_after = response
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(Duration::from_secs);
+        Some(Answer {
+            status: Some(response.status().as_u16()),
+            retry_after,
+        })
+    };
+    tokio::time::timeout(attempt.spec.dispatch_deadline, exchange)
+        .await
+        .ok()
+        .flatten()
+        .unwrap_or(no_answer)
+}
+
+/// The request of one attempt: the task's method, headers and body, with the headers Cloud
+/// Tasks replaces or adds.
+fn build(
+    attempt: &Attempt,
+    authority: &str,
+    path: &str,
+    keys: Option<&IssuerKeys>,
+) -> Result<hyper::Request<axum::body::Body>, hyper::http::Error> {
+    let spec = &attempt.spec;
+    let mut request = hyper::Request::builder()
+        .method(spec.method_name())
+        .uri(path)
+        .header("host", authority);
+    // HttpRequest.headers: Host, Content-Length, User-Agent, X-Google-* and X-AppEngine-* are
+    // "ignored or replaced"; X-CloudTasks-* are the service's own (HttpTarget.headers).
+    for (name, value) in &spec.headers {
+        let lower = name.to_ascii_lowercase();
+        let replaced = ["host", "content-length", "user-agent"].contains(&lower.as_str())
+            || ["x-google-", "x-appengine-", "x-cloudtasks-"]
+                .iter()
+                .any(|p| lower.starts_with(p))
+            || (lower == "authorization" && spec.oidc.is_some());
+        if !replaced {
+            request = request.header(name.as_str(), value.as_str());
+        }
+    }
+    for (name, value) in service_headers(attempt) {
+        request = request.header(name, value);
+    }
+    if let Some((email, audience)) = &spec.oidc {
+        // HttpRequest.oidc_token: "an OIDC token is generated and attached as an
+        // Authorization header in the HTTP request."
+        match keys {
+            Some(keys) => {
+                let token = keys.mint_for(email, audience);
+                request = request.header("authorization", format!("Bearer {token}"));
+            }
+            None => tracing::warn!("a task has an oidcToken but the fake has no IssuerKeys"),
+        }
+    }
+    request.body(axum::body::Body::from(spec.body.clone()))
+}
+
+/// The headers Cloud Tasks adds to every HTTP target request ("Reading Cloud Tasks request
+/// headers", cloud.google.com/tasks/docs/creating-http-target-tasks; the meanings as
+/// firebase.google.com/docs/reference/functions/firebase-functions.tasks.taskcontext gives them):
+/// - `X-CloudTasks-QueueName`, `X-CloudTasks-TaskName`: the short queue and task ids;
+/// - `X-CloudTasks-TaskRetryCount`: retries so far, 0 on the first attempt;
+/// - `X-CloudTasks-TaskExecutionCount`: earlier answers that were not 5xx;
+/// - `X-CloudTasks-TaskETA`: the schedule time in seconds since the epoch;
+/// - `X-CloudTasks-TaskPreviousResponse`: the status of the previous attempt, when it had one;
+/// - `User-Agent: Google-Cloud-Tasks` (HttpRequest.headers).
+fn service_headers(attempt: &Attempt) -> Vec<(&'static str, String)> {
+    let short = |name: &str| name.rsplit('/').next().unwrap_or_default().to_string();
+    let eta = attempt
+        .schedule_time
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    let mut headers = vec![
+        ("user-agent", "Google-Cloud-Tasks".to_string()),
+        ("x-cloudtasks-queuename", short(&attempt.queue)),
+        ("x-cloudtasks-taskname", short(&attempt.task)),
+        (
+            "x-cloudtasks-taskretrycount",
+            attempt.retry_count.to_string(),
+        ),
+        (
+            "x-cloudtasks-taskexecutioncount",
+            attempt.executions.to_string(),
+        ),
+        (
+            "x-cloudtasks-tasketa",
+            format!("{}.{:06}", eta.as_secs(), eta.subsec_micros()),
+        ),
+    ];
+    if let Some(status) = attempt.previous_status {
+        headers.push(("x-cloudtasks-taskpreviousresponse", status.to_string()));
+    }
+    headers
+}
+
+/// `http://host:port/path?query` → (`host:port`, `/path?query`); `None` for other schemes.
+fn split_url(url: &str) -> Option<(&str, &str)> {
+    let rest = url.strip_prefix("http://")?;
+    let slash = rest.find(['/', '?']).unwrap_or(rest.len());
+    let (authority, path) = rest.split_at(slash);
+    let path = if path.is_empty() { "/" } else { path };
+    (!authority.is_empty()).then_some((authority, path))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_split_into_authority_and_path() {
+        assert_eq!(
+            split_url("http://127.0.0.1:8080/v1/run?x=1"),
+            Some(("127.0.0.1:8080", "/v1/run?x=1"))
+        );
+        assert_eq!(split_url("http://localhost"), Some(("localhost", "/")));
+        assert_eq!(split_url("https://example.com/"), None);
+        assert_eq!(split_url("http:///x"), None);
+    }
+}
