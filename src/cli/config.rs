@@ -7,6 +7,7 @@ use clap::{Args, ValueEnum};
 
 use super::args::{PubSubArgs, parse_duration};
 use crate::clients::pubsub::{TopicNames, full_topic};
+use crate::clients::tasks::QueueOptions;
 use crate::domain::Defaults;
 use crate::domain::names::{is_location, is_project};
 use crate::pipeline::Settings;
@@ -102,6 +103,20 @@ pub struct ServeArgs {
     /// passes max_instances). Each instance takes rate / WORKER_INSTANCES.
     #[arg(long, env = "WORKER_INSTANCES", default_value_t = 1)]
     pub worker_instances: u32,
+    /// Cloud Tasks queue that paces copy starts for the whole deployment,
+    /// projects/P/locations/L/queues/Q (unset: each instance admits copies from its share).
+    #[arg(long, env = "COPY_START_QUEUE")]
+    pub copy_start_queue: Option<String>,
+    /// The worker's service URL, which the copy-start tasks call (required with the queue).
+    #[arg(long, env = "COPY_START_URL")]
+    pub copy_start_url: Option<String>,
+    /// The account whose OIDC token the queue attaches (default: the first of
+    /// PUSH_SERVICE_ACCOUNTS).
+    #[arg(long, env = "COPY_START_SERVICE_ACCOUNT")]
+    pub copy_start_service_account: Option<String>,
+    /// Base URL of the Cloud Tasks API (tests; default https://cloudtasks.googleapis.com).
+    #[arg(long, env = "CLOUD_TASKS_ENDPOINT")]
+    pub cloud_tasks_endpoint: Option<String>,
     /// Benchmarks only: divide the worker's internal timings (poll intervals, the budget's
     /// minute, bursts and back-offs, the admission wait) by this, to run a time-compressed
     /// burst with the same proportions.
@@ -233,6 +248,8 @@ pub struct Config {
     pub log_format: LogFormat,
     /// `VERTEX_COPY_RATE`, `VERTEX_READ_RATE`, `WORKER_INSTANCES`.
     pub rates: crate::pipeline::budget::Rates,
+    /// `COPY_START_QUEUE` and what its tasks call; `None` without a queue.
+    pub start_queue: Option<QueueOptions>,
 }
 
 /// Splits a comma-separated list, dropping blanks.
@@ -248,6 +265,69 @@ pub fn list(s: &Option<String>) -> Vec<String> {
 /// Parses `24h`, `240s`, `90m`, `1h 30m`, naming the variable on error.
 fn duration(var: &'static str, s: &str) -> Result<Duration, ConfigError> {
     parse_duration(s).map_err(|e| err(var, e))
+}
+
+/// `COPY_START_QUEUE` and its companions, checked: a queue needs the URL its tasks call and
+/// an account for their token.
+fn start_queue(
+    a: &ServeArgs,
+    push_service_accounts: &[String],
+    call_timeout: Duration,
+) -> Result<Option<QueueOptions>, ConfigError> {
+    let Some(queue) = a.copy_start_queue.clone().filter(|q| !q.is_empty()) else {
+        return Ok(None);
+    };
+    let parts: Vec<&str> = queue.split('/').collect();
+    let shape = ["projects", "", "locations", "", "queues", ""];
+    let well_formed = parts.len() == shape.len()
+        && parts
+            .iter()
+            .zip(shape)
+            .all(|(p, s)| !p.is_empty() && (s.is_empty() || *p == s));
+    if !well_formed {
+        return Err(err(
+            "COPY_START_QUEUE",
+            format!("{queue:?} must be a full queue name, projects/P/locations/L/queues/Q"),
+        ));
+    }
+    let url_var = |var: &'static str, v: &Option<String>| match v.as_deref() {
+        Some(u) if u.starts_with("https://") || u.starts_with("http://") => Ok(Some(u.to_owned())),
+        Some(u) => Err(err(
+            var,
+            format!("{u:?} must be an http:// or https:// URL"),
+        )),
+        None => Ok(None),
+    };
+    let target_url = url_var("COPY_START_URL", &a.copy_start_url)?.ok_or_else(|| {
+        err(
+            "COPY_START_URL",
+            "is required with COPY_START_QUEUE: set it to this service's URL, which the queue's tasks call",
+        )
+    })?;
+    let endpoint = url_var("CLOUD_TASKS_ENDPOINT", &a.cloud_tasks_endpoint)?;
+    let service_account = a
+        .copy_start_service_account
+        .clone()
+        .or_else(|| push_service_accounts.first().cloned())
+        .ok_or_else(|| {
+            err(
+                "COPY_START_SERVICE_ACCOUNT",
+                "is required with COPY_START_QUEUE when PUSH_SERVICE_ACCOUNTS is empty: the account whose token the queue's tasks carry",
+            )
+        })?;
+    if !is_email(&service_account) {
+        return Err(err(
+            "COPY_START_SERVICE_ACCOUNT",
+            format!("{service_account:?} is not an email address"),
+        ));
+    }
+    Ok(Some(QueueOptions {
+        queue,
+        endpoint,
+        target_url,
+        service_account,
+        call_timeout,
+    }))
 }
 
 impl Config {
@@ -440,8 +520,10 @@ impl Config {
         settings.operations_ack_deadline = ack_deadline;
         settings.poll_initial = settings.poll_initial.div_f64(a.time_scale);
         settings.poll_max = settings.poll_max.div_f64(a.time_scale);
+        let start_queue = start_queue(a, &push_service_accounts, vertex_call_timeout)?;
         Ok(Self {
             port: a.port,
+            start_queue,
             worker_project,
             topics,
             settings,
@@ -548,6 +630,64 @@ mod tests {
         assert!(
             e.contains("PUSH_AUDIENCE") && e.contains("cloud-run"),
             "{e}"
+        );
+    }
+
+    #[test]
+    fn a_copy_start_queue_needs_a_full_name_a_url_and_an_account() {
+        let base = [
+            "--push-auth",
+            "oidc",
+            "--push-audience",
+            "https://svc",
+            "--push-service-accounts",
+            "push@p.iam.gserviceaccount.com",
+        ];
+        let with = |extra: &[&str]| {
+            let mut args = base.to_vec();
+            args.extend_from_slice(extra);
+            config(&args)
+        };
+        let q = "projects/p/locations/us-central1/queues/copy-starts";
+        for (extra, var) in [
+            (
+                vec!["--copy-start-queue", "copy-starts"],
+                "COPY_START_QUEUE",
+            ),
+            (
+                vec!["--copy-start-queue", "projects/p/queues/q"],
+                "COPY_START_QUEUE",
+            ),
+            (vec!["--copy-start-queue", q], "COPY_START_URL"),
+            (
+                vec!["--copy-start-queue", q, "--copy-start-url", "svc.run.app"],
+                "COPY_START_URL",
+            ),
+            (
+                vec![
+                    "--copy-start-queue",
+                    q,
+                    "--copy-start-url",
+                    "https://svc",
+                    "--copy-start-service-account",
+                    "push",
+                ],
+                "COPY_START_SERVICE_ACCOUNT",
+            ),
+        ] {
+            let e = with(&extra).unwrap_err().to_string();
+            assert!(e.contains(var), "{extra:?}: {e}");
+        }
+        let c = with(&["--copy-start-queue", q, "--copy-start-url", "https://svc"]).unwrap();
+        let opts = c.start_queue.expect("a queue");
+        assert_eq!(opts.queue, q);
+        assert_eq!(
+            opts.service_account, "push@p.iam.gserviceaccount.com",
+            "the first push account"
+        );
+        assert!(
+            with(&[]).unwrap().start_queue.is_none(),
+            "no queue unless set"
         );
     }
 

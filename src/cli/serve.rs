@@ -88,6 +88,10 @@ pub async fn build_state(
         vertex: Arc::new(Paced::new(vertex, budget.clone())),
         budget,
         topics: topics.clone(),
+        queue: cfg.start_queue.clone().map(|q| {
+            Arc::new(crate::clients::tasks::CloudTasksQueue::new(q))
+                as Arc<dyn crate::clients::tasks::StartQueue>
+        }),
         callbacks: Arc::new(Callbacks::new(cfg.callback_signing_secret.as_deref())?),
         settings: Arc::new(cfg.settings.clone()),
         numbers,

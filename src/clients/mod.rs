@@ -5,11 +5,13 @@
 //! - [`vertex`]: CopyModel, operations, model reads, through the official client.
 //! - [`credentials`]: Application Default Credentials, checked before a command starts.
 //! - [`pubsub`]: topic and subscription names, the connection, and confirmed publishes.
+//! - [`tasks`]: the Cloud Tasks queue that paces copy starts for the whole deployment.
 //! - [`temp_subscription`]: a waiter's own filtered, expiring subscription.
 //! - [`webhook`]: signed callbacks to `callback_url` (Standard Webhooks).
 
 pub mod credentials;
 pub mod pubsub;
+pub mod tasks;
 pub mod temp_subscription;
 pub mod vertex;
 pub mod webhook;

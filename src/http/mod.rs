@@ -3,7 +3,8 @@
 //!
 //! - [`envelope`]: the Pub/Sub push envelope.
 //! - [`auth`]: who may call, as a middleware; [`oidc`]: the Google ID-token verifier.
-//! - [`push`]: `POST /pubsub/copy-requests` and `/pubsub/copy-operations`.
+//! - [`push`]: `POST /pubsub/copy-requests`, `/pubsub/copy-operations`,
+//!   `/pubsub/copy-callbacks`, and the copy-start queue's `POST /tasks/copy-starts`.
 //! - [`enqueue`]: `POST /v1/models/copy`.
 //! - [`error`]: the one table from answer to status code.
 
@@ -41,6 +42,7 @@ pub fn app(state: AppState) -> Router {
         .route("/pubsub/copy-requests", post(push::copy_requests))
         .route("/pubsub/copy-operations", post(push::copy_operations))
         .route("/pubsub/copy-callbacks", post(push::copy_callbacks))
+        .route(crate::clients::tasks::START_PATH, post(push::copy_starts))
         .route_layer(axum::middleware::from_fn_with_state(
             (state.push_auth.clone(), Answer::Text),
             require,

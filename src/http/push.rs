@@ -17,6 +17,7 @@ enum Stage {
     Request,
     Operation,
     Callback,
+    Start,
 }
 
 pub async fn copy_requests(State(s): State<AppState>, req: Request) -> Response {
@@ -31,6 +32,12 @@ pub async fn copy_callbacks(State(s): State<AppState>, req: Request) -> Response
     handle(s, req, Stage::Callback).await
 }
 
+/// `POST /tasks/copy-starts`: a copy-start task from the copy-start queue. Its body is a
+/// push envelope too (`clients::tasks`), so it is read and answered like a push.
+pub async fn copy_starts(State(s): State<AppState>, req: Request) -> Response {
+    handle(s, req, Stage::Start).await
+}
+
 async fn handle(s: AppState, req: Request, stage: Stage) -> Response {
     let span = tracing::info_span!(
         "delivery",
@@ -38,6 +45,7 @@ async fn handle(s: AppState, req: Request, stage: Stage) -> Response {
             Stage::Request => "request",
             Stage::Operation => "operation",
             Stage::Callback => "callback",
+            Stage::Start => "start",
         },
         request_id = tracing::field::Empty,
         message_id = tracing::field::Empty,
@@ -68,6 +76,7 @@ async fn handle(s: AppState, req: Request, stage: Stage) -> Response {
                 Stage::Request => s.pipeline.request_stage(&msg).await,
                 Stage::Operation => s.pipeline.watch_stage(&msg).await,
                 Stage::Callback => s.pipeline.callback_stage(&msg).await,
+                Stage::Start => s.pipeline.start_stage(&msg).await,
             }
         };
         // A panic is answered 500 here, inside the delivery's span, so the log names the

@@ -2,6 +2,7 @@
 //! publishes what comes next, and only then is acked.
 //!
 //! - [`request_stage`]: starts the copy and publishes a watch message.
+//! - [`start_stage`]: starts a copy that the copy-start queue paced (`COPY_START_QUEUE`).
 //! - [`watch_stage`]: checks the operation; announces the result or continues as new.
 //! - [`callback_stage`]: posts one webhook callback inside its own push delivery.
 //! - [`announce`]: the completion event, the dead letter and the watch message a stage
@@ -20,12 +21,14 @@ pub mod deadline;
 pub mod existing;
 pub mod in_flight;
 pub mod request_stage;
+pub mod start_stage;
 pub mod watch_stage;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use crate::clients::pubsub::{PublishError, Topics};
+use crate::clients::tasks::StartQueue;
 use crate::clients::vertex::Vertex;
 use crate::clients::webhook::Callbacks;
 use crate::contract::dead_letter::FailedStage;
@@ -122,6 +125,9 @@ pub struct Pipeline {
     /// the stages ask it before CopyModel).
     pub budget: Arc<budget::Budget>,
     pub topics: Arc<dyn Topics>,
+    /// `COPY_START_QUEUE`: when set, copies start from this queue's tasks, at its rate for
+    /// the whole deployment; when not, each instance admits copies from its own budget.
+    pub queue: Option<Arc<dyn StartQueue>>,
     pub callbacks: Arc<Callbacks>,
     pub settings: Arc<Settings>,
     /// Project numbers learned from Vertex AI's answers.

@@ -16,6 +16,26 @@ use crate::retry::{Failure, retry_transient};
 /// pending watch (well inside the 45 s request budget).
 pub const ADMIT_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
+/// How a copy start was allowed to call CopyModel, and so what a quota refusal means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Admission {
+    /// Ask this instance's budget for a slot first; none soon → a pending watch.
+    Budget,
+    /// The caller holds a budget slot already (a pending watch that waited for one).
+    Admitted,
+    /// The copy-start queue paced it (`COPY_START_QUEUE`): a quota refusal is answered
+    /// non-2xx and the queue tries again after its backoff, still at its rate.
+    Queue,
+}
+
+/// One copy start: when the request was accepted, which attempt, and how it was admitted.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Start {
+    pub accepted_at: DateTime<Utc>,
+    pub attempt: u32,
+    pub admission: Admission,
+}
+
 impl Pipeline {
     /// Handles one `copy-requests` delivery.
     ///
@@ -49,12 +69,23 @@ impl Pipeline {
         };
         tracing::Span::current().record("request_id", req.request_id.as_str());
         let accepted_at = Utc::now();
-
-        if req.destination.lists_versions() {
-            return self.copy_into_parent(&d, &req, accepted_at, false).await;
+        if self.queue.is_some() {
+            let first = Watch {
+                operation: String::new(),
+                attempt: 1,
+                accepted_at,
+            };
+            return self.queue_start(&d, &req, msg.data.clone(), first).await;
         }
-        self.start_copy(&d, &req, accepted_at, &mut None, false)
-            .await
+        let start = Start {
+            accepted_at,
+            attempt: 1,
+            admission: Admission::Budget,
+        };
+        if req.destination.lists_versions() {
+            return self.copy_into_parent(&d, &req, start).await;
+        }
+        self.start_copy(&d, &req, start, &mut None).await
     }
 
     /// A `parent_model` destination: CopyModel adds a version every time it is called, so
@@ -64,14 +95,13 @@ impl Pipeline {
     /// 2. This process started the same copy and it has not failed → watch that operation.
     /// 3. Otherwise start the copy and record its operation for (2).
     ///
-    /// `admitted`: the caller already holds a CopyModel slot of the budget.
     pub(super) async fn copy_into_parent(
         &self,
         d: &Delivery<'_>,
         req: &CopyRequest,
-        accepted_at: DateTime<Utc>,
-        admitted: bool,
+        start: Start,
     ) -> StepOutcome {
+        let accepted_at = start.accepted_at;
         let found = async {
             let source = self.source_identity(req).await?;
             let existing = self.find_existing_copy_of(req, &source).await?;
@@ -86,7 +116,7 @@ impl Pipeline {
             }
             Ok((source, _)) => source,
             Err(f) if f.code == Code::ResourceExhausted => {
-                return self.defer(d, req, accepted_at, &f.message).await;
+                return self.defer(d, req, start, f).await;
             }
             Err(f) if f.is_transient() => return StepOutcome::Retry(f.into()),
             Err(f) => {
@@ -105,15 +135,14 @@ impl Pipeline {
                     tracing::info!(operation = %op, "this copy is already running; watching its operation");
                     let watch = Watch {
                         operation: op.to_string(),
-                        attempt: 1,
+                        attempt: start.attempt,
                         accepted_at,
                     };
                     return self.publish_watch(d, req, watch, WatchNote::Watching).await;
                 }
             }
         }
-        self.start_copy(d, req, accepted_at, &mut running, admitted)
-            .await
+        self.start_copy(d, req, start, &mut running).await
     }
 
     /// CopyModel, then the watch message; ALREADY_EXISTS is resolved by reading the
@@ -122,23 +151,27 @@ impl Pipeline {
     /// A started operation is recorded in `running` before the watch is published, so that a
     /// redelivery (the publish not confirmed, or the budget spent) watches this copy instead
     /// of starting another one.
-    async fn start_copy(
+    pub(super) async fn start_copy(
         &self,
         d: &Delivery<'_>,
         req: &CopyRequest,
-        accepted_at: DateTime<Utc>,
+        start: Start,
         running: &mut Option<OperationName>,
-        admitted: bool,
     ) -> StepOutcome {
+        let accepted_at = start.accepted_at;
         let region = &req.destination.location;
         let wait = self.budget.scaled(ADMIT_WAIT);
         let project = req.destination.project.as_str();
-        if !admitted && !self.budget.copy_within(project, region, wait).await {
+        if start.admission == Admission::Budget
+            && !self.budget.copy_within(project, region, wait).await
+        {
             let why = format!(
                 "no CopyModel slot in {region} within {:.1} s (VERTEX_COPY_RATE)",
                 wait.as_secs_f64()
             );
-            return self.defer(d, req, accepted_at, &why).await;
+            return self
+                .defer(d, req, start, Failure::new(Code::ResourceExhausted, why))
+                .await;
         }
         match retry_transient("copy_model", || self.vertex.start_copy(req)).await {
             Ok(op) => {
@@ -146,18 +179,17 @@ impl Pipeline {
                 self.numbers.learn(&req.destination.project, op.as_str());
                 let watch = Watch {
                     operation: op.to_string(),
-                    attempt: 1,
+                    attempt: start.attempt,
                     accepted_at,
                 };
                 *running = Some(op);
                 self.publish_watch(d, req, watch, WatchNote::Started).await
             }
             Err(f) if f.code == Code::AlreadyExists => {
-                self.resolve_existing(d, req, accepted_at, 1).await
+                self.resolve_existing(d, req, accepted_at, start.attempt)
+                    .await
             }
-            Err(f) if f.code == Code::ResourceExhausted => {
-                self.defer(d, req, accepted_at, &f.message).await
-            }
+            Err(f) if f.code == Code::ResourceExhausted => self.defer(d, req, start, f).await,
             Err(f) if f.is_transient() => StepOutcome::Retry(f.into()),
             Err(f) => self.announce(d, req, Ending::failed(&f, accepted_at)).await,
         }
@@ -167,17 +199,24 @@ impl Pipeline {
     /// as a pending watch, which the watch stage starts when the budget allows. The request
     /// is acked, so waiting never spends the request subscription's delivery attempts (and
     /// never dead-letters); `COPY_MAX_DURATION` still bounds it from `accepted_at`.
+    ///
+    /// A start paced by the copy-start queue is not deferred: its answer is non-2xx, and the
+    /// queue tries again after its backoff, still within its rate.
     async fn defer(
         &self,
         d: &Delivery<'_>,
         req: &CopyRequest,
-        accepted_at: DateTime<Utc>,
-        why: &str,
+        start: Start,
+        why: Failure,
     ) -> StepOutcome {
+        if start.admission == Admission::Queue {
+            return StepOutcome::Retry(why.into());
+        }
         tracing::info!(
-            reason = why,
+            reason = why.message,
             "copy not started yet; handed on as a pending watch"
         );
-        self.pending_watch(d, req, accepted_at, 1).await
+        self.pending_watch(d, req, start.accepted_at, start.attempt)
+            .await
     }
 }

@@ -9,6 +9,7 @@ use tokio::time::Instant;
 
 use super::announce::{Ending, WatchNote};
 use super::deadline::{self, Deadline};
+use super::request_stage::{Admission, Start};
 use super::{Delivery, Pipeline, RetryReason, StepOutcome};
 use crate::clients::vertex::OperationState;
 use crate::contract::Rejection;
@@ -227,10 +228,7 @@ impl Pipeline {
         if w.req.destination.lists_versions() {
             // CopyModel into a parent adds a version every time, so only after looking: the
             // request stage's own path, with the slot just taken.
-            return Some(
-                self.copy_into_parent(d, &w.req, w.watch.accepted_at, true)
-                    .await,
-            );
+            return Some(self.copy_into_parent(d, &w.req, admitted(&w.watch)).await);
         }
         match retry_transient("copy_model", || self.vertex.start_copy(&w.req)).await {
             Ok(op) => {
@@ -261,6 +259,14 @@ impl Pipeline {
             return self.end_failed(d, w, &f).await;
         }
         tracing::warn!(error.message = %f, attempt = w.watch.attempt, "operation failed transiently; restarting the copy");
+        if self.queue.is_some() {
+            let next = Watch {
+                operation: String::new(),
+                attempt: w.watch.attempt + 1,
+                accepted_at: w.watch.accepted_at,
+            };
+            return self.queue_start(d, &w.req, w.req.to_bytes(), next).await;
+        }
         match retry_transient("copy_model", || self.vertex.start_copy(&w.req)).await {
             Ok(op) => {
                 let next = Watch {
@@ -285,6 +291,15 @@ impl Pipeline {
         end.operation = w.operation.as_ref().map(ToString::to_string);
         end.attempts = w.watch.attempt;
         self.announce(d, &w.req, end).await
+    }
+}
+
+/// A pending watch that holds a budget slot: the start it makes.
+fn admitted(watch: &Watch) -> Start {
+    Start {
+        accepted_at: watch.accepted_at,
+        attempt: watch.attempt,
+        admission: Admission::Admitted,
     }
 }
 

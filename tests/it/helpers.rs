@@ -12,7 +12,7 @@ use testkit::emulator::Emulator;
 use testkit::oidc::{DEFAULT_EMAIL, OidcIssuer};
 use testkit::pubsub::{Inbox, Topology, TopologyOptions};
 use testkit::vertex::VertexFake;
-use testkit::{CloudRunFront, CloudRunIam};
+use testkit::{CloudRunFront, CloudRunIam, QueueConfig, TasksFake};
 
 /// `args_override_self`: a flag given twice takes its last value, so `Knobs::extra_args` can
 /// override the defaults below (e.g. `--push-auth oidc`).
@@ -30,7 +30,13 @@ pub struct Knobs {
     /// Deploy as on Cloud Run: a [`CloudRunFront`] (IAM invoker check, signature removed)
     /// between the emulator's pushes and a worker with `PUSH_AUTH=cloud-run`.
     pub cloud_run: bool,
+    /// With `cloud_run`: copy starts through a copy-start queue of testkit's Cloud Tasks fake
+    /// ([`START_QUEUE`]) with this configuration.
+    pub start_queue: Option<QueueConfig>,
 }
+
+/// The copy-start queue of [`Knobs::start_queue`] deployments.
+pub const START_QUEUE: &str = "projects/it-project/locations/us-central1/queues/copy-starts";
 
 impl Knobs {
     /// The defaults, deployed behind a Cloud Run front.
@@ -50,11 +56,14 @@ pub const INVOKER: &str = "ec2-pipeline@it-project.iam.gserviceaccount.com";
 pub struct CloudRun {
     pub front: CloudRunFront,
     pub issuer: OidcIssuer,
+    /// The Cloud Tasks fake of a [`Knobs::start_queue`] deployment.
+    pub tasks: Option<TasksFake>,
 }
 
 impl CloudRun {
-    /// An issuer and a front before the worker at `worker_url`, and the worker's flags.
-    async fn start(worker_url: &str) -> (CloudRun, Vec<String>) {
+    /// An issuer and a front before the worker at `worker_url` (and a copy-start queue with
+    /// `queue`), and the worker's flags.
+    async fn start(worker_url: &str, queue: Option<QueueConfig>) -> (CloudRun, Vec<String>) {
         let issuer = OidcIssuer::start("set-per-token", DEFAULT_EMAIL)
             .await
             .expect("issuer");
@@ -82,8 +91,36 @@ impl CloudRun {
             "--push-jwks-url",
             &issuer.jwks_url(),
         ];
-        let args = args.iter().map(|s| s.to_string()).collect();
-        (CloudRun { front, issuer }, args)
+        let mut args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        let tasks = match queue {
+            Some(config) => {
+                let tasks = TasksFake::start(Some(issuer.keys()))
+                    .await
+                    .expect("cloud tasks fake");
+                tasks.create_queue(START_QUEUE, config);
+                let url = front.url();
+                for a in [
+                    "--copy-start-queue",
+                    START_QUEUE,
+                    "--cloud-tasks-endpoint",
+                    &tasks.endpoint(),
+                    "--copy-start-url",
+                    &url,
+                ] {
+                    args.push(a.to_string());
+                }
+                Some(tasks)
+            }
+            None => None,
+        };
+        (
+            CloudRun {
+                front,
+                issuer,
+                tasks,
+            },
+            args,
+        )
     }
 }
 
@@ -92,6 +129,7 @@ impl Default for Knobs {
         Self {
             extra_args: vec![],
             cloud_run: false,
+            start_queue: None,
             topology: TopologyOptions {
                 request_backoff: (Duration::from_secs(1), Duration::from_secs(3)),
                 operations_backoff: (Duration::from_secs(1), Duration::from_secs(2)),
@@ -178,7 +216,7 @@ pub async fn spawn_app(name: &str, knobs: Knobs) -> TestApp {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base_url = format!("http://{}", listener.local_addr().unwrap());
     let (cloud_run, mut extra_args) = if knobs.cloud_run {
-        let (cloud_run, args) = CloudRun::start(&base_url).await;
+        let (cloud_run, args) = CloudRun::start(&base_url, knobs.start_queue).await;
         (Some(cloud_run), args)
     } else {
         (None, vec![])

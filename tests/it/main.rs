@@ -25,5 +25,6 @@ mod readme;
 mod receiver;
 mod replay;
 mod shutdown;
+mod start_queue;
 mod upstream_verifier;
 mod waiter;

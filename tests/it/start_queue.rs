@@ -1,0 +1,153 @@
+//! Copy starts paced by a copy-start queue (`COPY_START_QUEUE`, docs/DESIGN.md §10): the
+//! request stage queues a task in testkit's Cloud Tasks fake, which posts it back through the
+//! Cloud Run front at the queue's rate. The rate holds for the deployment, whichever instance
+//! queued the start, and redeliveries, quota refusals and restarts go through the queue.
+
+use std::time::Duration;
+
+use copy_worker::pipeline::StepOutcome;
+use testkit::{CopyScript, Fault, QueueConfig};
+
+use crate::helpers::{Knobs, SRC, TestApp, push_message, request, spawn_app};
+
+/// Two starts a second, retried quickly: the fake's documented burst is then 2.
+fn queue() -> QueueConfig {
+    QueueConfig {
+        max_dispatches_per_second: 2.0,
+        min_backoff: Duration::from_millis(200),
+        max_backoff: Duration::from_secs(2),
+        max_attempts: -1,
+        ..QueueConfig::default()
+    }
+}
+
+async fn app(name: &str) -> TestApp {
+    let knobs = Knobs {
+        start_queue: Some(queue()),
+        ..Knobs::cloud_run()
+    };
+    spawn_app(name, knobs).await
+}
+
+fn tasks(app: &TestApp) -> &testkit::TasksFake {
+    let cr = app.cloud_run.as_ref().expect("cloud run");
+    cr.tasks.as_ref().expect("a copy-start queue")
+}
+
+/// When each CopyModel call reached the Vertex fake, in order.
+fn copy_starts(app: &TestApp) -> Vec<std::time::Instant> {
+    let mut at: Vec<_> = app
+        .vertex
+        .calls()
+        .into_iter()
+        .filter(|c| c.path.ends_with("models:copy"))
+        .map(|c| c.at)
+        .collect();
+    at.sort();
+    at
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_from_two_instances_starts_at_the_queues_rate() {
+    let app = app("sq-burst").await;
+    app.copies_take(Duration::from_secs(1));
+    let other = app.second_instance().await;
+    let n = 8;
+    for i in 0..n {
+        let data = request(&format!("sq-burst-{i}"), &format!("sq-target-{i}"));
+        if i % 2 == 0 {
+            app.publish(&data).await;
+        } else {
+            let msg = push_message(&format!("sq-m{i}"), &data, &[]);
+            let outcome = other.pipeline.request_stage(&msg).await;
+            assert!(matches!(outcome, StepOutcome::Acked), "{outcome:?}");
+        }
+    }
+    for i in 0..n {
+        let ev = app.completion_of(&format!("sq-burst-{i}"), 1, 90).await;
+        assert_eq!(ev[0].attribute("status"), Some("succeeded"));
+    }
+    assert!(app.dead_letters.snapshot().is_empty());
+    let starts = copy_starts(&app);
+    assert_eq!(starts.len(), n, "one CopyModel per copy");
+    // A token bucket of 2 a second with a burst of 2: at most 2 + 2·T starts in any T seconds,
+    // so 8 starts take at least 3 s (the instances' own budgets would allow all at once).
+    let burst = queue().burst_size() as usize;
+    let makespan = starts[n - 1].duration_since(starts[0]);
+    assert!(makespan >= Duration::from_millis(2500), "{makespan:?}");
+    for (i, t) in starts.iter().enumerate() {
+        let within_1s = starts[i..]
+            .iter()
+            .take_while(|u| u.duration_since(*t) < Duration::from_secs(1))
+            .count();
+        assert!(within_1s <= burst + 2, "{within_1s} starts within 1 s");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redelivered_request_queues_one_start() {
+    let app = app("sq-redeliver").await;
+    app.copies_take(Duration::from_secs(1));
+    let other = app.second_instance().await;
+    let msg = push_message("sq-same", &request("sq-redeliver", "sq-redeliver-t"), &[]);
+    for _ in 0..2 {
+        let outcome = other.pipeline.request_stage(&msg).await;
+        assert!(matches!(outcome, StepOutcome::Acked), "{outcome:?}");
+    }
+    let ev = app.completion_of("sq-redeliver", 1, 60).await;
+    assert_eq!(ev[0].attribute("status"), Some("succeeded"));
+    let distinct: std::collections::BTreeSet<_> = tasks(&app)
+        .dispatches()
+        .into_iter()
+        .map(|d| d.task)
+        .collect();
+    assert_eq!(distinct.len(), 1, "{distinct:?}");
+    assert_eq!(app.vertex.copies_started(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_quota_refusal_is_retried_by_the_queue_and_the_copy_succeeds() {
+    let app = app("sq-429").await;
+    app.vertex.script(
+        SRC,
+        CopyScript {
+            duration: Duration::from_secs(1),
+            copy_faults: vec![Fault::Http(429, "RESOURCE_EXHAUSTED")],
+            ..CopyScript::default()
+        },
+    );
+    app.publish(&request("sq-429", "sq-429-t")).await;
+    let ev = app.completion_of("sq-429", 1, 60).await;
+    assert_eq!(ev[0].attribute("status"), Some("succeeded"));
+    let statuses: Vec<u16> = tasks(&app).dispatches().iter().map(|d| d.status).collect();
+    assert_eq!(
+        statuses.first(),
+        Some(&503),
+        "refused, for the queue to retry: {statuses:?}"
+    );
+    assert!(statuses.contains(&204), "{statuses:?}");
+    assert!(app.dead_letters.snapshot().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transient_operation_failure_restarts_through_the_queue() {
+    let app = app("sq-restart").await;
+    app.vertex.script(
+        SRC,
+        CopyScript {
+            duration: Duration::from_secs(1),
+            operation_errors: vec![(14, "backend unavailable".into())],
+            ..CopyScript::default()
+        },
+    );
+    app.publish(&request("sq-restart", "sq-restart-t")).await;
+    let ev = app.completion_of("sq-restart", 1, 90).await;
+    assert_eq!(ev[0].attribute("status"), Some("succeeded"));
+    assert_eq!(ev[0].json()["attempts"], 2);
+    let distinct: std::collections::BTreeSet<_> = tasks(&app)
+        .dispatches()
+        .into_iter()
+        .map(|d| d.task)
+        .collect();
+    assert_eq!(distinct.len(), 2, "attempt 1 and attempt 2: {distinct:?}");
+}
