@@ -28,8 +28,8 @@
 //!   like first attempts ("regardless of whether the dispatch is a first task attempt or a
 //!   retry", RateLimits).
 //! - `scheduleTime` in the future delays the first attempt; past or absent means now.
-//! - Each attempt sends the task's method, headers and body to its URL with the headers of
-//!   [`dispatch`](self) (`X-CloudTasks-*`, `User-Agent: Google-Cloud-Tasks`) and, for an
+//! - Each attempt sends the task's method, headers and body to its URL with the service's own
+//!   headers (`X-CloudTasks-*`, `User-Agent: Google-Cloud-Tasks`) and, for an
 //!   `oidcToken`, `Authorization: Bearer` with a token from
 //!   [`IssuerKeys::mint_for`](crate::IssuerKeys::mint_for)`(serviceAccountEmail, audience)`;
 //!   the audience defaults to the URL (OidcToken.audience).
@@ -53,7 +53,11 @@
 //! (Cloud Tasks promises none; the fake goes by schedule time, then creation), duplicate
 //! deliveries, `lastAttempt.responseStatus`, and IAM.
 
+// Layout: `wire` (paths, errors, Task JSON), `request` (CreateTaskRequest validation),
+// `state` (queues and tasks), `limits` (token bucket, backoff), `dispatch` (the HTTP side).
 mod dispatch;
+mod limits;
+mod request;
 mod state;
 mod wire;
 
@@ -63,13 +67,14 @@ use axum::body::Bytes;
 use axum::extract::{OriginalUri, State as Extract};
 use axum::http::Method;
 use axum::response::{IntoResponse, Response};
+use request::CreateTask;
 use serde_json::{Value, json};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
-use wire::{CreateTask, Encoding, Failure, Route};
+use wire::{Encoding, Failure, Route};
 
 type Shared = Arc<Mutex<state::State>>;
 
@@ -191,13 +196,29 @@ impl TasksFake {
     /// existing one (its tasks stay; its bucket starts full again).
     ///
     /// # Panics
-    /// If the name is not a queue name.
+    /// If the name is not a queue name, or the limits are outside what Cloud Tasks accepts.
     pub fn create_queue(&self, name: &str, config: QueueConfig) {
         let segments: Vec<&str> = name.split('/').collect();
         assert!(
             matches!(segments.as_slice(), ["projects", p, "locations", l, "queues", q]
                 if !p.is_empty() && !l.is_empty() && !q.is_empty()),
             "create_queue: {name:?} is not projects/P/locations/L/queues/Q"
+        );
+        // The bounds of RateLimits and RetryConfig (queue.proto); the real API refuses others.
+        let rate = config.max_dispatches_per_second;
+        assert!(
+            rate > 0.0 && rate <= 500.0,
+            "max_dispatches_per_second {rate}"
+        );
+        let concurrent = config.max_concurrent_dispatches;
+        assert!(
+            (1..=5000).contains(&concurrent),
+            "max_concurrent_dispatches"
+        );
+        assert!(config.max_attempts >= -1, "max_attempts must be >= -1");
+        assert!(
+            config.min_backoff <= config.max_backoff,
+            "min_backoff > max_backoff"
         );
         lock(&self.shared).put_queue(name, config, Instant::now());
         self.wake.notify_one();
@@ -268,14 +289,11 @@ async fn handle(
     }
 }
 
-/// A task id like the ones Cloud Tasks generates: a long decimal number, unique per process.
+/// A task id shaped like the ones Cloud Tasks generates (a long decimal number): a bijective
+/// scramble of a process-wide counter, so ids never repeat and runs are repeatable.
 fn generated_id() -> String {
     use std::sync::atomic::{AtomicU64, Ordering};
     static NEXT: AtomicU64 = AtomicU64::new(1);
     let n = NEXT.fetch_add(1, Ordering::Relaxed);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_nanos() as u64;
-    format!("{}", (nanos ^ n.rotate_left(40)) % 10u64.pow(19) + n)
+    n.wrapping_mul(0x9E37_79B9_7F4A_7C15).to_string()
 }

@@ -84,6 +84,8 @@ struct Receiver {
     hits: Arc<Mutex<Vec<Hit>>>,
     in_flight: Arc<AtomicU32>,
     peak: Arc<AtomicU32>,
+    /// Sent as `Retry-After` with every answer that is not 2xx.
+    retry_after: Option<&'static str>,
 }
 
 impl Receiver {
@@ -116,7 +118,7 @@ async fn receive(
     method: axum::http::Method,
     headers: HeaderMap,
     body: axum::body::Bytes,
-) -> StatusCode {
+) -> (StatusCode, HeaderMap) {
     let hit = Hit {
         at: Instant::now(),
         method: method.to_string(),
@@ -129,7 +131,12 @@ async fn receive(
     tokio::time::sleep(receiver.delay).await;
     receiver.in_flight.fetch_sub(1, Ordering::SeqCst);
     let status = receiver.script.lock().expect("script").pop_front();
-    StatusCode::from_u16(status.unwrap_or(200)).expect("status")
+    let status = StatusCode::from_u16(status.unwrap_or(200)).expect("status");
+    let mut headers = HeaderMap::new();
+    if let Some(after) = receiver.retry_after.filter(|_| !status.is_success()) {
+        headers.insert("retry-after", after.parse().expect("header"));
+    }
+    (status, headers)
 }
 
 /// Waits until `done`, failing after 5 s.
@@ -139,6 +146,18 @@ async fn wait_until(what: &str, done: impl Fn() -> bool) {
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
+}
+
+/// Creates `n` tasks for `url`, waits until all succeeded, and returns when each was
+/// dispatched.
+async fn run_all(fake: &TasksFake, client: &CloudTasks, url: &str, n: usize) -> Vec<Instant> {
+    for i in 0..n {
+        create(client, QUEUE, http_task(&format!("t{i}"), url))
+            .await
+            .expect("create");
+    }
+    wait_until("every task done", || fake.pending(QUEUE) == 0).await;
+    fake.dispatches().iter().map(|d| d.at).collect()
 }
 
 fn header<'a>(hit: &'a Hit, name: &str) -> &'a str {
@@ -253,13 +272,7 @@ async fn dispatches_after_the_burst_are_spaced_by_the_rate() {
     let (fake, client) = start(config).await;
     let receiver = Receiver::default();
     let url = receiver.serve().await;
-    for i in 0..9 {
-        create(&client, QUEUE, http_task(&format!("t{i}"), &url))
-            .await
-            .expect("create");
-    }
-    wait_until("9 successes", || fake.pending(QUEUE) == 0).await;
-    let at: Vec<Instant> = fake.dispatches().iter().map(|d| d.at).collect();
+    let at = run_all(&fake, &client, &url, 9).await;
     assert_eq!(at.len(), 9);
     // The full bucket lets 5 go at once (the tasks arrive over a few milliseconds) ...
     assert!(at[4] - at[0] < Duration::from_millis(150), "{at:?}");
@@ -282,12 +295,7 @@ async fn no_more_than_max_concurrent_dispatches_are_in_flight() {
     let receiver = Receiver::scripted(&[], Duration::from_millis(250));
     let url = receiver.serve().await;
     let started = Instant::now();
-    for i in 0..6 {
-        create(&client, QUEUE, http_task(&format!("c{i}"), &url))
-            .await
-            .expect("create");
-    }
-    wait_until("6 successes", || fake.pending(QUEUE) == 0).await;
+    run_all(&fake, &client, &url, 6).await;
     assert_eq!(receiver.peak.load(Ordering::SeqCst), 2);
     assert_eq!(receiver.hits().len(), 6);
     assert!(started.elapsed() >= Duration::from_millis(750));
@@ -316,7 +324,7 @@ async fn failures_are_retried_with_doubling_backoff_until_a_success() {
     for (gap, want_ms) in gaps.iter().zip([100, 200, 400]) {
         let want = Duration::from_millis(want_ms);
         assert!(
-            *gap >= want && *gap < want + Duration::from_millis(150),
+            *gap >= want && *gap < want + Duration::from_millis(300),
             "{gaps:?}"
         );
     }
@@ -433,4 +441,77 @@ async fn a_future_schedule_time_delays_the_first_attempt() {
     wait_until("a success", || fake.pending(QUEUE) == 0).await;
     let waited = receiver.hits()[0].at - created;
     assert!(waited >= Duration::from_millis(550), "{waited:?}");
+}
+
+#[tokio::test]
+async fn a_larger_burst_size_lets_that_many_go_at_once() {
+    let config = QueueConfig {
+        max_dispatches_per_second: 2.0,
+        max_burst_size: Some(4),
+        ..QueueConfig::default()
+    };
+    let (fake, client) = start(config).await;
+    let receiver = Receiver::default();
+    let url = receiver.serve().await;
+    let at = run_all(&fake, &client, &url, 5).await;
+    assert!(at[3] - at[0] < Duration::from_millis(150), "{at:?}");
+    assert!(at[4] - at[3] >= Duration::from_millis(450), "{at:?}");
+}
+
+#[tokio::test]
+async fn retry_after_on_a_503_holds_the_retry_back() {
+    let config = QueueConfig {
+        min_backoff: Duration::from_millis(100),
+        ..QueueConfig::default()
+    };
+    let (fake, client) = start(config).await;
+    let receiver = Receiver {
+        retry_after: Some("1"),
+        ..Receiver::scripted(&[503], Duration::ZERO)
+    };
+    let url = receiver.serve().await;
+    create(&client, QUEUE, http_task("after", &url))
+        .await
+        .expect("create");
+    wait_until("a success", || fake.pending(QUEUE) == 0).await;
+    let dispatches = fake.dispatches();
+    let gap = dispatches[1].at - dispatches[0].at;
+    assert!(gap >= Duration::from_millis(950), "retried after {gap:?}");
+}
+
+#[tokio::test]
+async fn get_task_shows_the_attempts_so_far() {
+    let config = QueueConfig {
+        min_backoff: Duration::from_secs(30),
+        ..QueueConfig::default()
+    };
+    let (fake, client) = start(config).await;
+    let receiver = Receiver::scripted(&[500], Duration::ZERO);
+    let url = receiver.serve().await;
+    let created = create(&client, QUEUE, http_task("counted", &url))
+        .await
+        .expect("create");
+    assert_eq!((created.dispatch_count, created.response_count), (0, 0));
+    wait_until("one answered attempt", || {
+        fake.dispatches().first().is_some_and(|d| d.status == 500)
+    })
+    .await;
+    let task = client
+        .get_task()
+        .set_name(task_name("counted"))
+        .send()
+        .await;
+    let task = task.expect("get");
+    assert_eq!((task.dispatch_count, task.response_count), (1, 1));
+    assert!(
+        task.first_attempt
+            .is_some_and(|a| a.dispatch_time.is_some())
+    );
+    let last = task.last_attempt.expect("lastAttempt");
+    assert!(last.response_time.is_some());
+    // The retry waits for min_backoff: scheduleTime moved about 30 s ahead.
+    let scheduled = SystemTime::try_from(task.schedule_time.expect("scheduleTime"));
+    let ahead = scheduled.expect("time").duration_since(SystemTime::now());
+    assert!(ahead.expect("in the future") > Duration::from_secs(25));
+    assert_eq!(fake.pending(QUEUE), 1);
 }

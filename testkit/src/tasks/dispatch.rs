@@ -131,15 +131,20 @@ fn build(
     request.body(axum::body::Body::from(spec.body.clone()))
 }
 
-/// The headers Cloud Tasks adds to every HTTP target request ("Reading Cloud Tasks request
-/// headers", cloud.google.com/tasks/docs/creating-http-target-tasks; the meanings as
-/// firebase.google.com/docs/reference/functions/firebase-functions.tasks.taskcontext gives them):
+/// The headers Cloud Tasks adds to every HTTP target request. Names and meanings as Google's
+/// reference for Cloud Tasks queue functions gives them
+/// (firebase.google.com/docs/reference/functions/firebase-functions.tasks.taskcontext); the
+/// `X-CloudTasks-` prefix is reserved for them (HttpTarget.headers, queue.proto):
 /// - `X-CloudTasks-QueueName`, `X-CloudTasks-TaskName`: the short queue and task ids;
-/// - `X-CloudTasks-TaskRetryCount`: retries so far, 0 on the first attempt;
-/// - `X-CloudTasks-TaskExecutionCount`: earlier answers that were not 5xx;
-/// - `X-CloudTasks-TaskETA`: the schedule time in seconds since the epoch;
-/// - `X-CloudTasks-TaskPreviousResponse`: the status of the previous attempt, when it had one;
-/// - `User-Agent: Google-Cloud-Tasks` (HttpRequest.headers).
+/// - `X-CloudTasks-TaskRetryCount`: "the number of times this task has been retried. For the
+///   first attempt, this value is 0";
+/// - `X-CloudTasks-TaskExecutionCount`: earlier answers from the handler; it "does not include
+///   failures due to 5XX error codes";
+/// - `X-CloudTasks-TaskETA`: the schedule time in seconds since the epoch (with microseconds,
+///   as App Engine's `X-AppEngine-TaskETA`);
+/// - `X-CloudTasks-TaskPreviousResponse`: "the HTTP response code from the previous retry",
+///   sent only once there was one;
+/// - `User-Agent: Google-Cloud-Tasks` (HttpRequest.headers, target.proto).
 fn service_headers(attempt: &Attempt) -> Vec<(&'static str, String)> {
     let short = |name: &str| name.rsplit('/').next().unwrap_or_default().to_string();
     let eta = attempt
