@@ -379,6 +379,9 @@ async fn a_task_is_deleted_after_its_last_allowed_attempt_fails() {
         .send()
         .await;
     assert_eq!(code(get), Some(Code::NotFound));
+    // A task that gave up keeps its name reserved too.
+    let again = create(&client, QUEUE, http_task("failing", &url)).await;
+    assert_eq!(code(again), Some(Code::AlreadyExists));
 }
 
 #[tokio::test]

@@ -186,6 +186,7 @@ fn split_url(url: &str) -> Option<(&str, &str)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::tasks::request::TaskSpec;
 
     #[test]
     fn urls_split_into_authority_and_path() {
@@ -196,5 +197,56 @@ mod tests {
         assert_eq!(split_url("http://localhost"), Some(("localhost", "/")));
         assert_eq!(split_url("https://example.com/"), None);
         assert_eq!(split_url("http:///x"), None);
+    }
+
+    fn attempt(url: &str, deadline: Duration) -> Attempt {
+        let mut spec = TaskSpec::for_tests(url);
+        spec.dispatch_deadline = deadline;
+        Attempt {
+            queue: "projects/p/locations/l/queues/q".into(),
+            task: "projects/p/locations/l/queues/q/tasks/t".into(),
+            row: 0,
+            spec,
+            retry_count: 2,
+            executions: 1,
+            previous_status: None,
+            schedule_time: UNIX_EPOCH + Duration::from_micros(1_700_000_000_000_042),
+        }
+    }
+
+    #[tokio::test]
+    async fn an_attempt_without_an_answer_ends_at_its_dispatch_deadline() {
+        // Accepts connections and never answers (the real minimum deadline is 15 s, too long
+        // for a test, so the attempt is built by hand).
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/run", listener.local_addr().unwrap());
+        let _held = tokio::spawn(async move {
+            let mut open = Vec::new();
+            while let Ok((stream, _)) = listener.accept().await {
+                open.push(stream);
+            }
+        });
+        let started = Instant::now();
+        let answer = send(&attempt(&url, Duration::from_millis(200)), None).await;
+        assert_eq!(answer.status, None);
+        let waited = started.elapsed();
+        assert!(waited >= Duration::from_millis(200) && waited < Duration::from_secs(2));
+    }
+
+    #[test]
+    fn service_headers_name_the_task_and_its_history() {
+        let mut a = attempt("http://127.0.0.1:1/", Duration::from_secs(600));
+        let names = |a: &Attempt| service_headers(a).into_iter().map(|(n, _)| n).collect();
+        let without: Vec<&str> = names(&a);
+        assert!(!without.contains(&"x-cloudtasks-taskpreviousresponse"));
+        a.previous_status = Some(500);
+        let headers = service_headers(&a);
+        let get = |name: &str| headers.iter().find(|(n, _)| *n == name).unwrap().1.clone();
+        assert_eq!(get("x-cloudtasks-queuename"), "q");
+        assert_eq!(get("x-cloudtasks-taskname"), "t");
+        assert_eq!(get("x-cloudtasks-taskretrycount"), "2");
+        assert_eq!(get("x-cloudtasks-taskexecutioncount"), "1");
+        assert_eq!(get("x-cloudtasks-tasketa"), "1700000000.000042");
+        assert_eq!(get("x-cloudtasks-taskpreviousresponse"), "500");
     }
 }
