@@ -22,6 +22,11 @@
 //!   gave up within the de-duplication window answers ALREADY_EXISTS. Google: "up to 24 hours"
 //!   (CreateTaskRequest.task in google/cloud/tasks/v2/cloudtasks.proto; older pages said about
 //!   an hour); the fake keeps 24 h, see [`TasksFake::set_dedup_window`].
+//! - INVALID_ARGUMENT for: a name outside the queue or a task id other than
+//!   `[A-Za-z0-9_-]{1,500}` (Task.name); no `httpRequest`; a URL not starting `http://` or
+//!   `https://` (HttpRequest.url); a body with a method other than POST, PUT or PATCH
+//!   (HttpRequest.body); an `oidcToken` without `serviceAccountEmail`; a `dispatchDeadline`
+//!   outside 15 s to 30 min; a task over 100 KB (CreateTask); unknown JSON fields.
 //! - Rate: a token bucket of [`QueueConfig::burst_size`] tokens refilled at
 //!   `max_dispatches_per_second` (RateLimits.max_burst_size, google/cloud/tasks/v2/queue.proto);
 //!   at most `max_concurrent_dispatches` attempts in flight (RateLimits). Retries take tokens

@@ -49,6 +49,9 @@ impl TaskSpec {
 const DEFAULT_DEADLINE: Duration = Duration::from_secs(600);
 const DEADLINE_RANGE: (Duration, Duration) = (Duration::from_secs(15), Duration::from_secs(1800));
 
+/// CloudTasks.CreateTask: "The maximum task size is 100KB" (cloudtasks.proto).
+const MAX_TASK_BYTES: usize = 100 * 1024;
+
 /// A parsed CreateTaskRequest body.
 #[derive(Debug)]
 pub(crate) struct CreateTask {
@@ -111,6 +114,19 @@ impl CreateTask {
                 ));
             }
             spec.dispatch_deadline = deadline;
+        }
+        // CreateTask: "The maximum task size is 100KB." The fake measures what it would send.
+        let size = spec.url.len()
+            + spec.body.len()
+            + spec
+                .headers
+                .iter()
+                .map(|(k, v)| k.len() + v.len())
+                .sum::<usize>();
+        if size > MAX_TASK_BYTES {
+            return Err(invalid(format!(
+                "Task size {size} bytes is larger than the maximum of {MAX_TASK_BYTES}."
+            )));
         }
         Ok(CreateTask { name, spec, view })
     }
@@ -266,6 +282,7 @@ mod tests {
             json!({"task": {"httpRequest": {"url": url, "oidcToken": {}}}}),
             json!({"task": {"httpRequest": {"url": url}, "dispatchDeadline": "5s"}}),
             json!({"task": {"httpRequest": {"url": url}, "bogus": 1}}),
+            json!({"task": {"httpRequest": {"url": url, "body": STANDARD.encode(vec![b'x'; MAX_TASK_BYTES])}}}),
         ];
         for body in bad {
             assert!(
