@@ -239,6 +239,12 @@ impl TasksFake {
         lock(&self.shared).pending(queue)
     }
 
+    /// The names of every task CreateTask accepted so far, in order (refused duplicates are
+    /// not in it).
+    pub fn created(&self) -> Vec<String> {
+        lock(&self.shared).created.clone()
+    }
+
     /// Tasks deleted because their last allowed attempt failed, in order.
     pub fn given_up(&self) -> Vec<String> {
         lock(&self.shared).given_up.clone()

@@ -228,6 +228,7 @@ async fn a_name_in_use_or_deleted_recently_answers_already_exists() {
     create(&client, QUEUE, task)
         .await
         .expect("reuse after window");
+    assert_eq!(fake.created(), [task_name("dup"), task_name("dup")]);
 }
 
 #[tokio::test]

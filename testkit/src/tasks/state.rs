@@ -79,6 +79,8 @@ pub(crate) struct State {
     pub dispatches: Vec<Dispatch>,
     /// Tasks deleted after their last allowed attempt failed.
     pub given_up: Vec<String>,
+    /// Every task CreateTask accepted, in order.
+    pub created: Vec<String>,
     next_seq: u64,
 }
 
@@ -94,6 +96,7 @@ impl Default for State {
             dedup_window: Duration::from_secs(24 * 3600),
             dispatches: Vec::new(),
             given_up: Vec::new(),
+            created: Vec::new(),
             next_seq: 0,
         }
     }
@@ -167,7 +170,8 @@ impl State {
             in_flight: false,
             seq: self.next_seq,
         };
-        queue.tasks.insert(name, task.clone());
+        queue.tasks.insert(name.clone(), task.clone());
+        self.created.push(name);
         Ok(task)
     }
 
