@@ -518,6 +518,7 @@ impl Config {
         settings.max_duration = max_duration;
         settings.watch_hold = watch_hold;
         settings.operations_ack_deadline = ack_deadline;
+        settings.vertex_call_timeout = vertex_call_timeout;
         settings.poll_initial = settings.poll_initial.div_f64(a.time_scale);
         settings.poll_max = settings.poll_max.div_f64(a.time_scale);
         let start_queue = start_queue(a, &push_service_accounts, vertex_call_timeout)?;

@@ -94,6 +94,9 @@ pub struct Settings {
     pub callback_max_attempts: u32,
     /// How long one request-stage delivery may take ([`REQUEST_STAGE_BUDGET`]).
     pub request_budget: Duration,
+    /// `VERTEX_CALL_TIMEOUT`: a `parent_model` CopyModel is not started with less time left
+    /// in the delivery than this, so the stage's deadline never cancels it mid-call.
+    pub vertex_call_timeout: Duration,
     /// Shortest and longest wait between two polls of an operation; in between, the wait
     /// grows with the copy's age (`watch_stage::poll_interval`).
     pub poll_initial: Duration,
@@ -111,6 +114,7 @@ impl Settings {
             operations_ack_deadline: Duration::from_secs(300),
             callback_max_attempts: 10,
             request_budget: REQUEST_STAGE_BUDGET,
+            vertex_call_timeout: Duration::from_secs(30),
             poll_initial: Duration::from_secs(1),
             poll_max: Duration::from_secs(60),
         }

@@ -2,6 +2,7 @@
 
 use chrono::{DateTime, Utc};
 use google_cloud_gax::error::rpc::Code;
+use tokio::time::Instant;
 
 use super::announce::{Ending, WatchNote};
 use super::{Delivery, Pipeline, RetryReason, StepOutcome};
@@ -28,12 +29,14 @@ pub(super) enum Admission {
     Queue,
 }
 
-/// One copy start: when the request was accepted, which attempt, and how it was admitted.
+/// One copy start: when the request was accepted, which attempt, how it was admitted, and
+/// when the delivery must be answered.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Start {
     pub accepted_at: DateTime<Utc>,
     pub attempt: u32,
     pub admission: Admission,
+    pub answer_by: Instant,
 }
 
 impl Pipeline {
@@ -81,6 +84,7 @@ impl Pipeline {
             accepted_at,
             attempt: 1,
             admission: Admission::Budget,
+            answer_by: Instant::now() + self.settings.request_budget,
         };
         if req.destination.lists_versions() {
             return self.copy_into_parent(&d, &req, start).await;
@@ -173,7 +177,15 @@ impl Pipeline {
                 .defer(d, req, start, Failure::new(Code::ResourceExhausted, why))
                 .await;
         }
-        match retry_transient("copy_model", || self.vertex.start_copy(req)).await {
+        let started = if req.destination.lists_versions() {
+            match self.copy_into_parent_once(req, start).await {
+                Ok(started) => started,
+                Err(outcome) => return outcome,
+            }
+        } else {
+            retry_transient("copy_model", || self.vertex.start_copy(req)).await
+        };
+        match started {
             Ok(op) => {
                 tracing::Span::current().record("operation", op.as_str());
                 self.numbers.learn(&req.destination.project, op.as_str());
@@ -192,6 +204,37 @@ impl Pipeline {
             Err(f) if f.code == Code::ResourceExhausted => self.defer(d, req, start, f).await,
             Err(f) if f.is_transient() => StepOutcome::Retry(f.into()),
             Err(f) => self.announce(d, req, Ending::failed(&f, accepted_at)).await,
+        }
+    }
+
+    /// CopyModel into a parent, called once: it adds a version with every call and has no
+    /// idempotency key, so a call that may have reached Vertex AI (a timeout, a dropped
+    /// connection, UNAVAILABLE, INTERNAL) is never repeated in-request. It is answered 503, and
+    /// the redelivery looks for the version before calling again ([`Self::copy_into_parent`]).
+    /// Nor is it started with less time left than one call may take, so the stage's deadline
+    /// never cancels it mid-call.
+    async fn copy_into_parent_once(
+        &self,
+        req: &CopyRequest,
+        start: Start,
+    ) -> Result<Result<OperationName, Failure>, StepOutcome> {
+        let left = start.answer_by.saturating_duration_since(Instant::now());
+        if left < self.settings.vertex_call_timeout {
+            let f = Failure::new(
+                Code::DeadlineExceeded,
+                format!(
+                    "{:.0} s left in this delivery, less than one CopyModel call may take; not started",
+                    left.as_secs_f64()
+                ),
+            );
+            return Err(StepOutcome::Retry(f.into()));
+        }
+        match self.vertex.start_copy(req).await {
+            Err(f) if f.is_transient() && f.code != Code::ResourceExhausted => {
+                tracing::warn!(error.message = %f, "CopyModel into a parent failed ambiguously; not repeated, the redelivery looks for the version first");
+                Err(StepOutcome::Retry(f.into()))
+            }
+            other => Ok(other),
         }
     }
 

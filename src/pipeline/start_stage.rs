@@ -70,6 +70,7 @@ impl Pipeline {
     }
 
     async fn start_step(&self, msg: &PushMessage) -> StepOutcome {
+        let answer_by = tokio::time::Instant::now() + self.settings.request_budget;
         let watch = Watch::parse(&msg.attributes, msg.publish_time.as_deref());
         let stage = match &watch {
             Ok(w) if w.attempt > 1 => FailedStage::Operation,
@@ -106,6 +107,7 @@ impl Pipeline {
             accepted_at: watch.accepted_at,
             attempt: watch.attempt,
             admission: Admission::Queue,
+            answer_by,
         };
         if req.destination.lists_versions() {
             return self.copy_into_parent(&d, &req, start).await;

@@ -84,7 +84,7 @@ impl Pipeline {
         let hold_end = (Instant::now() + self.settings.watch_hold).min(deadline.soft());
         if let Some(op) = &w.operation {
             span.record("operation", op.as_str());
-        } else if let Some(done) = self.restart_pending(&d, &w, hold_end).await {
+        } else if let Some(done) = self.restart_pending(&d, &w, hold_end, deadline).await {
             return done;
         }
 
@@ -207,6 +207,7 @@ impl Pipeline {
         d: &Delivery<'_>,
         w: &Watched,
         hold_end: Instant,
+        deadline: &Deadline,
     ) -> Option<StepOutcome> {
         let region = &w.req.destination.location;
         let hold = hold_end.saturating_duration_since(Instant::now());
@@ -228,7 +229,10 @@ impl Pipeline {
         if w.req.destination.lists_versions() {
             // CopyModel into a parent adds a version every time, so only after looking: the
             // request stage's own path, with the slot just taken.
-            return Some(self.copy_into_parent(d, &w.req, admitted(&w.watch)).await);
+            return Some(
+                self.copy_into_parent(d, &w.req, admitted(&w.watch, deadline.at()))
+                    .await,
+            );
         }
         match retry_transient("copy_model", || self.vertex.start_copy(&w.req)).await {
             Ok(op) => {
@@ -294,12 +298,13 @@ impl Pipeline {
     }
 }
 
-/// A pending watch that holds a budget slot: the start it makes.
-fn admitted(watch: &Watch) -> Start {
+/// A pending watch that holds a budget slot: the start it makes, answered by `answer_by`.
+fn admitted(watch: &Watch, answer_by: Instant) -> Start {
     Start {
         accepted_at: watch.accepted_at,
         attempt: watch.attempt,
         admission: Admission::Admitted,
+        answer_by,
     }
 }
 

@@ -61,6 +61,11 @@ pub enum Fault {
     ResetConnection,
     /// Sleep, then answer normally (state changes happen after the sleep).
     Delay(Duration),
+    /// Do the call now (state changes at once), then hold the answer this long: a client that
+    /// gives up first cannot tell whether the call took effect. This is the ambiguous failure
+    /// of a non-idempotent call such as CopyModel: AIP-194 (google.aip.dev/194) counts a
+    /// DEADLINE_EXCEEDED as "the request may or may not have been processed".
+    SlowAnswer(Duration),
 }
 
 /// How copies of one source model behave. Keyed by the source name without `@version`.

@@ -130,6 +130,38 @@ async fn the_cross_instance_window_for_parent_model_is_one_version_per_instance_
     assert!(app.dead_letters.snapshot().is_empty(), "no dead letter");
 }
 
+/// CopyModel into a parent has no idempotency key, and a call that timed out may still add the
+/// version (the fake's `SlowAnswer` applies the call, then answers after the client gave up).
+/// The worker does not repeat that call in-request: it answers 503, and the redelivery looks
+/// for the version first and finds it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_parent_model_copy_whose_call_timed_out_is_not_repeated_and_adds_one_version() {
+    let knobs = Knobs {
+        extra_args: vec!["--vertex-call-timeout".into(), "1s".into()],
+        ..Knobs::default()
+    };
+    let app = spawn_app("pamb", knobs).await;
+    app.vertex.add_model(PARENT);
+    app.vertex.script(
+        SRC,
+        testkit::CopyScript {
+            duration: Duration::ZERO,
+            copy_faults: vec![testkit::Fault::SlowAnswer(Duration::from_secs(3))],
+            ..Default::default()
+        },
+    );
+    app.publish(&parent_request("pamb-1")).await;
+    let events = app.completion_of("pamb-1", 1, 60).await;
+    assert_all_succeeded(&events, &numbered(PARENT), "2");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        app.vertex.copies_started(),
+        1,
+        "one version: the timed-out call was not repeated"
+    );
+    assert!(app.dead_letters.snapshot().is_empty());
+}
+
 async fn wait_until(cond: impl Fn() -> bool, what: &str) {
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     while !cond() {

@@ -169,6 +169,14 @@ pub(crate) async fn handle(
             tokio::time::sleep(delay).await;
             dispatch(&shared, &route, &path, json.as_ref(), uri.query())
         }
+        Ok(Some(Fault::SlowAnswer(delay))) => {
+            let reply = dispatch(&shared, &route, &path, json.as_ref(), uri.query());
+            // Recorded now: a client that gives up drops this future during the sleep.
+            lock(&shared).calls.push(record(reply.status));
+            tokio::time::sleep(delay).await;
+            let status = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::OK);
+            return (status, axum::Json(reply.body)).into_response();
+        }
         Ok(None) => dispatch(&shared, &route, &path, json.as_ref(), uri.query()),
     };
     lock(&shared).calls.push(record(reply.status));
