@@ -16,6 +16,7 @@ locals {
     [
       "aiplatform.googleapis.com",           # Vertex AI, when project_id is also a source or destination
       "artifactregistry.googleapis.com",     # the image repository
+      "cloudtasks.googleapis.com",           # the copy-start queue (tasks.tf)
       "cloudresourcemanager.googleapis.com", # project IAM grants; see the note below
       "iam.googleapis.com",                  # service accounts, workload identity pools
       "iamcredentials.googleapis.com",       # token minting for impersonation (WIF, push OIDC)

@@ -7,6 +7,9 @@
 #              the worker service
 #   publisher  what callers (EC2 via WIF, Airflow) use: publish to
 #              copy-requests, nothing else
+#   replay     what operators run `copy-worker replay` as: read
+#              copy-dead-letter-replay, republish to copy-requests and
+#              copy-callbacks, nothing else
 #   Pub/Sub service agent (Google-managed): mints push tokens, dead-letters
 
 # --- Service agents ---------------------------------------------------------------
@@ -33,6 +36,8 @@ locals {
   service_agent_roles = {
     "pubsub.googleapis.com"           = "roles/pubsub.serviceAgent"
     "artifactregistry.googleapis.com" = "roles/artifactregistry.serviceAgent"
+    # Mints the OIDC tokens of the copy-start tasks (tasks.tf).
+    "cloudtasks.googleapis.com" = "roles/cloudtasks.serviceAgent"
   }
 }
 
@@ -84,6 +89,14 @@ resource "google_service_account" "push" {
   account_id   = local.names.push_service_account
   display_name = "copy-worker push invoker"
   description  = "Identity of Pub/Sub push deliveries to copy-worker (OIDC). Holds only roles/run.invoker on the worker service."
+  depends_on   = [google_project_service.enabled]
+}
+
+resource "google_service_account" "replay" {
+  project      = var.project_id
+  account_id   = local.names.replay_service_account
+  display_name = "copy-worker replay"
+  description  = "Runs `copy-worker replay`: reads copy-dead-letter-replay, republishes to copy-requests and copy-callbacks. Impersonated by operators."
   depends_on   = [google_project_service.enabled]
 }
 
@@ -174,9 +187,8 @@ resource "google_pubsub_subscription_iam_member" "pubsub_agent_completions_subsc
 #   operations   watch messages (request stage, restarts)
 #   completions  completion events
 #   dead_letter  dead-letter messages of rejected and failed requests
-#   requests     POST /v1/models/copy publishes requests; replay republishes them
-#   callbacks    webhook callbacks (posted by their own push stage); replay of
-#                dead-lettered callbacks
+#   requests     POST /v1/models/copy publishes requests
+#   callbacks    webhook callbacks (posted by their own push stage)
 
 resource "google_pubsub_topic_iam_member" "worker_publisher" {
   for_each = toset(["operations", "completions", "dead_letter", "requests", "callbacks"])
@@ -187,14 +199,38 @@ resource "google_pubsub_topic_iam_member" "worker_publisher" {
   member  = google_service_account.worker.member
 }
 
-# `copy-worker replay` (DESIGN.md §6) pulls copy-dead-letter-replay. Operators
-# run it impersonating the worker account (README "Replay"), or as a Cloud Run
-# job with it, so the account can read exactly that subscription.
-resource "google_pubsub_subscription_iam_member" "worker_dead_letter_subscriber" {
+# --- Replay: its own account (DESIGN.md §6) --------------------------------------------
+# `copy-worker replay` pulls copy-dead-letter-replay and republishes to
+# copy-requests (or, with --callbacks, copy-callbacks). It runs as an account of
+# its own that can do exactly that: operators impersonate it
+# (replay_impersonators, terraform/README.md section 5), so replaying never
+# needs the worker's Vertex AI roles or its publisher rights on the other
+# topics. (Its check that the target topic exists needs pubsub.topics.get,
+# which publisher does not hold; replay then lets the first republish be the
+# check.)
+resource "google_pubsub_subscription_iam_member" "replay_dead_letter_subscriber" {
   project      = var.project_id
   subscription = google_pubsub_subscription.dead_letter_replay.name
   role         = "roles/pubsub.subscriber"
-  member       = google_service_account.worker.member
+  member       = google_service_account.replay.member
+}
+
+resource "google_pubsub_topic_iam_member" "replay_publisher" {
+  for_each = toset(["requests", "callbacks"])
+
+  project = var.project_id
+  topic   = google_pubsub_topic.topic[each.key].name
+  role    = "roles/pubsub.publisher"
+  member  = google_service_account.replay.member
+}
+
+# Who may run replay as that account.
+resource "google_service_account_iam_member" "replay_impersonators" {
+  for_each = toset(var.replay_impersonators)
+
+  service_account_id = google_service_account.replay.name
+  role               = "roles/iam.serviceAccountTokenCreator"
+  member             = each.value
 }
 
 # --- Worker: Vertex AI --------------------------------------------------------------------
@@ -251,6 +287,19 @@ resource "google_project_iam_member" "worker_vertex" {
 #     project" (CopyModelRequest.custom_service_account, which defaults to
 #     the Vertex AI service agent). Without it the operation fails with
 #     PERMISSION_DENIED. On by default whenever source_projects is set.
+#
+#     Why not narrower. Nothing narrower is documented: both pages name this
+#     role on the source project, for the service agent and for a custom
+#     service account alike, and neither lists the permissions CopyModel
+#     checks there, so a predefined role such as roles/aiplatform.viewer or a
+#     custom role with aiplatform.models.get only would be a guess, found
+#     wrong only by a failing copy. custom_service_account narrows who holds
+#     the role (an account used only for copies instead of the agent every
+#     Vertex AI job of the destination project runs as), not the role itself;
+#     the worker does not set it (it would need an account per destination
+#     project and actAs on each). Organisations that verified a narrower role can set
+#     grant_vertex_service_agent_on_sources = false with
+#     vertex_grants_managed_externally = true and grant it themselves.
 #   * CMEK copies (kms_key_name): the agent encrypts the copy, so it needs
 #     roles/cloudkms.cryptoKeyEncrypterDecrypter on the key
 #     (https://cloud.google.com/vertex-ai/docs/general/cmek).
@@ -371,23 +420,49 @@ resource "google_pubsub_topic_iam_member" "publisher_requests" {
 }
 
 # `copy-worker publish --wait` reads through a temporary subscription of its own
-# on copy-completions (filtered to its request ids, expiring after a day, deleted
-# on exit): create, read and delete subscriptions in this project, and attach
-# them to copy-completions only. Subscriptions are project-level resources, so
-# create/consume/delete cannot be narrowed to one topic; the publisher still
-# cannot attach a subscription to any other topic.
+# on copy-completions, copy-worker-wait-<tag> (filtered to its waiter tag,
+# labelled copy-worker-waiter=<tag> and expires=<unix seconds>, deleted on
+# exit), and first sweeps the expired ones a dead waiter left (DESIGN.md §6):
+#   create          its subscription (checked on the project)
+#   get, consume    read it
+#   delete          delete it on exit, and expired ones in the sweep
+#   list            find expired ones (checked on the project)
+#   update          move a kept subscription's `expires` label
+# and attach them to copy-completions only (below).
+#
+# What this cannot be narrowed to. The waiter's subscriptions are created on
+# the fly in the worker project, so a grant on each is impossible, and the only
+# documented way to confine a project-level grant to some resources by name,
+# an IAM Condition on resource.name, does not work for Pub/Sub: resource
+# attributes "are available for the Google Cloud services and resource types
+# that are listed" on cloud.google.com/iam/docs/conditions-resource-attributes
+# ("Other services and resource types do not recognize resource attributes"),
+# and that list has pubsublite.googleapis.com but not pubsub.googleapis.com.
+# A condition such as
+#   resource.name.startsWith("projects/P/subscriptions/copy-worker-wait-")
+# would therefore not confine this role (and list and create are checked on
+# the project, never on a subscription name). So the role is unconditioned,
+# and it reaches every subscription in the project, the worker's pipeline
+# subscriptions included: a caller holding it can delete copy-operations-push
+# or read copy-dead-letter-replay. Where the publisher's callers are not
+# trusted that far, set publisher_can_wait = false and wait on a shared
+# subscription instead (--completions-subscription, completion_subscriptions
+# with subscribe_publisher), which needs no project-level Pub/Sub permission
+# at all (terraform/README.md section 3).
 resource "google_project_iam_custom_role" "completions_waiter" {
   count = var.publisher_can_wait ? 1 : 0
 
   project     = var.project_id
   role_id     = local.names.waiter_role_id
   title       = "copy-worker completions waiter"
-  description = "copy-worker publish --wait: its own temporary subscription on copy-completions."
+  description = "copy-worker publish --wait: its own temporary subscriptions on copy-completions, and the sweep of expired ones."
   permissions = [
     "pubsub.subscriptions.create",
     "pubsub.subscriptions.get",
     "pubsub.subscriptions.consume",
     "pubsub.subscriptions.delete",
+    "pubsub.subscriptions.list",
+    "pubsub.subscriptions.update",
   ]
 
   # Custom roles are an IAM API resource: wait for iam.googleapis.com.

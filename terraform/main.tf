@@ -4,6 +4,7 @@
 #   main.tf     shared locals, the project lookup, the Artifact Registry repository
 #   pubsub.tf   the five topics, the worker's subscriptions, completion fan-out
 #   run.tf      the Cloud Run v2 service and who may invoke it
+#   tasks.tf    the copy-start queue (Cloud Tasks) and who may queue in it
 #   iam.tf      service accounts and every IAM grant (worker, push, Pub/Sub agent, Vertex AI)
 #   wif.tf      optional AWS workload identity federation for publishers
 #   monitoring.tf  log-based metrics, alert policies, dashboard (on by default)

@@ -1,5 +1,5 @@
 # Monitoring of the topology (on by default; monitoring_enabled = false turns
-# it off): log-based metrics on the worker's structured log lines, five alert
+# it off): log-based metrics on the worker's structured log lines, seven alert
 # policies, and one dashboard. Everything lives in project_id.
 #
 # The log-based metrics read the JSON lines the worker writes with
@@ -108,8 +108,9 @@ resource "time_sleep" "log_metrics_visible" {
 }
 
 # --- Alert policies -----------------------------------------------------------------------
-# One policy per entry. Four watch a Pub/Sub subscription metric, one the
-# failed completions (log-based metric). Each carries what to do in its
+# One policy per entry. Four watch a Pub/Sub subscription metric, two the
+# copy-start queue (Cloud Tasks metrics), one the failed completions
+# (log-based metric). Each carries what to do in its
 # documentation, shown in the incident and the notification.
 
 locals {
@@ -168,6 +169,33 @@ locals {
       }
     },
     {
+      # The copy-start queue (tasks.tf). Built-in Cloud Tasks metrics on the
+      # cloud_tasks_queue resource: queue/depth (tasks in the queue) and
+      # queue/task_attempt_count (dispatch attempts, by response_code).
+      copy_start_queue_depth = {
+        what      = "copies are waiting long to start"
+        severity  = "WARNING"
+        condition = "more than ${var.alert_copy_start_queue_depth} tasks in ${local.names.copy_start_queue} for 15 minutes"
+        filter    = "resource.type=\"cloud_tasks_queue\" AND resource.labels.queue_id=\"${local.names.copy_start_queue}\" AND metric.type=\"cloudtasks.googleapis.com/queue/depth\""
+        threshold = var.alert_copy_start_queue_depth
+        duration  = "900s"
+        period    = "60s"
+        aligner   = "ALIGN_MAX"
+        reducer   = null
+        todo      = "More copy starts are queued than the queue starts in the time you planned for (it starts vertex_copy_rate a minute). A burst larger than that is expected to wait; otherwise check whether the queue is paused (`gcloud tasks queues describe`), and whether its dispatches fail (the alert on failing copy starts, the queue's logs)."
+      }
+      copy_start_attempts_failing = {
+        what      = "copy starts are failing"
+        severity  = "WARNING"
+        condition = "copy-start dispatches answered other than 2xx, in every 5 minutes for 30 minutes"
+        filter    = "resource.type=\"cloud_tasks_queue\" AND resource.labels.queue_id=\"${local.names.copy_start_queue}\" AND metric.type=\"cloudtasks.googleapis.com/queue/task_attempt_count\" AND metric.labels.response_code!=\"ok\""
+        threshold = 0
+        duration  = "1800s"
+        period    = "300s"
+        aligner   = "ALIGN_SUM"
+        reducer   = "REDUCE_SUM"
+        todo      = "The queue's dispatches to POST /tasks/copy-starts keep failing. A few 503s are normal (Vertex AI's quota; the queue retries after its backoff). 401/403: the task token is refused (the push account's roles/run.invoker, COPY_START_URL among PUSH_AUDIENCE, terraform/README.md pre-flight 1, 4 and 7); 404 or a connection error: COPY_START_URL is not the service's URL, or ingress blocks the queue. The worker's logs of POST /tasks/copy-starts say more."
+      }
       failed_completions = {
         what      = "failed copies"
         severity  = "ERROR"
@@ -247,6 +275,13 @@ locals {
       sets = [for id in values(local.subscription_ids) : {
         legend = id, filter = "metric.type=\"pubsub.googleapis.com/subscription/num_undelivered_messages\" AND resource.labels.subscription_id=\"${id}\"", aligner = "ALIGN_MAX", group_by = []
       }]
+    },
+    {
+      title = "Copy-start queue: tasks waiting, and dispatches by answer"
+      sets = [
+        { legend = "tasks in ${local.names.copy_start_queue}", filter = "metric.type=\"cloudtasks.googleapis.com/queue/depth\" AND resource.labels.queue_id=\"${local.names.copy_start_queue}\"", aligner = "ALIGN_MAX", group_by = [] },
+        { legend = "dispatches $${metric.labels.response_code}", filter = "metric.type=\"cloudtasks.googleapis.com/queue/task_attempt_count\" AND resource.labels.queue_id=\"${local.names.copy_start_queue}\"", aligner = "ALIGN_SUM", group_by = ["metric.label.response_code"] },
+      ]
     },
     {
       title = "Oldest unacked message age (seconds)"

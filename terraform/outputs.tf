@@ -58,14 +58,34 @@ output "completion_dead_letter_subscriptions" {
   value       = { for k, s in google_pubsub_subscription.completions_dead_letter : k => s.id }
 }
 
+output "copy_start_queue" {
+  description = "Full name of the copy-start queue (COPY_START_QUEUE): projects/P/locations/L/queues/Q. Inspect with `gcloud tasks queues describe`; pause with `gcloud tasks queues pause` to hold every copy start."
+  value       = local.copy_start_queue_name
+}
+
+output "copy_start_url" {
+  description = "URL the copy-start tasks call (COPY_START_URL, + /tasks/copy-starts), also their tokens' audience."
+  value       = local.copy_start_url
+}
+
+output "ingress" {
+  description = "The Cloud Run ingress setting the module chose (or var.ingress)."
+  value       = local.ingress
+}
+
 output "worker_service_account" {
   description = "Email of the worker's service account."
   value       = google_service_account.worker.email
 }
 
 output "push_service_account" {
-  description = "Email of the push invoker service account (PUSH_SERVICE_ACCOUNTS)."
+  description = "Email of the push invoker service account (PUSH_SERVICE_ACCOUNTS, COPY_START_SERVICE_ACCOUNT): the identity of Pub/Sub's pushes and of the copy-start tasks."
   value       = google_service_account.push.email
+}
+
+output "replay_service_account" {
+  description = "Email of the replay service account: run `copy-worker replay` impersonating it (terraform/README.md section 5). It may read copy-dead-letter-replay and publish to copy-requests and copy-callbacks, nothing else."
+  value       = google_service_account.replay.email
 }
 
 output "publisher_service_account" {

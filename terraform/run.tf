@@ -29,14 +29,16 @@ locals {
   # Audiences the worker accepts. Besides the push audience: the service URL
   # itself, and the full endpoint URL that the existing EC2 Python clients use
   # as audience for POST /v1/models/copy (DESIGN.md §7).
+  # The copy-start tasks' tokens carry COPY_START_URL (tasks.tf) as audience.
   accepted_audiences = distinct(concat(
-    [local.push_audience, local.deterministic_url, "${local.deterministic_url}/v1/models/copy"],
+    [local.push_audience, local.deterministic_url, "${local.deterministic_url}/v1/models/copy", local.copy_start_url],
     var.extra_accepted_audiences,
   ))
 
   # A push_audience that is not one of the service's run.app URLs must be
   # registered with Cloud Run as a custom audience, or Cloud Run rejects the
-  # tokens with 401 before the worker sees them.
+  # tokens with 401 before the worker sees them. (A copy_start_url, when set,
+  # is the service URL Cloud Run reports, which it accepts by itself.)
   custom_audiences = var.push_audience == null ? [] : (
     startswith(var.push_audience, local.deterministic_url) ? [] : [var.push_audience]
   )
@@ -47,6 +49,16 @@ locals {
     var.http_invoker_service_accounts,
     var.publisher_can_invoke_service ? [google_service_account.publisher.email] : [],
   )
+
+  # Ingress as narrow as the callers allow (cloud.google.com/run/docs/securing/ingress):
+  # "Internal" admits Pub/Sub and Cloud Tasks of the same project when they
+  # call the default run.app URL, which every push endpoint
+  # (google_cloud_run_v2_service.uri) and COPY_START_URL are by default. So
+  # with no direct callers nothing needs more. Direct callers of
+  # POST /v1/models/copy (EC2 through workload identity federation, outside
+  # Google Cloud) are internet traffic and need "All"; Cloud Run's IAM invoker
+  # check still refuses everyone without roles/run.invoker.
+  ingress = coalesce(var.ingress, length(local.http_invokers) == 0 ? "INGRESS_TRAFFIC_INTERNAL_ONLY" : "INGRESS_TRAFFIC_ALL")
 
   longest_ack_deadline = max(var.requests_ack_deadline_seconds, var.operations_ack_deadline_seconds)
 
@@ -76,13 +88,23 @@ locals {
       COPY_MAX_ATTEMPTS     = tostring(var.copy_max_attempts)
       COPY_MAX_DURATION     = var.copy_max_duration
       WATCH_HOLD            = "${var.watch_hold_seconds}s"
-      LOG_FORMAT            = "json"
+      # One deadline per watch delivery (DESIGN.md §4): the ack deadline of
+      # copy-operations-push itself (pubsub.tf reads the same variable).
+      COPY_OPERATIONS_ACK_DEADLINE = "${var.operations_ack_deadline_seconds}s"
+      LOG_FORMAT                   = "json"
       # Vertex AI's quotas are per project and region, shared with the project's other
-      # jobs; the deployment keeps inside these rates, each instance taking
+      # jobs. Copy starts go through the copy-start queue (tasks.tf), whose
+      # rate is VERTEX_COPY_RATE for the whole deployment. Reads (and the
+      # copies a pending watch restarts itself) are paced in each instance at
       # rate / WORKER_INSTANCES (the most instances Cloud Run may run at once).
       VERTEX_COPY_RATE = tostring(var.vertex_copy_rate)
       VERTEX_READ_RATE = tostring(var.vertex_read_rate)
       WORKER_INSTANCES = tostring(var.max_instances)
+      # The copy-start queue, the URL its tasks call (+ /tasks/copy-starts,
+      # also their tokens' audience) and the account whose token they carry.
+      COPY_START_QUEUE           = local.copy_start_queue_name
+      COPY_START_URL             = local.copy_start_url
+      COPY_START_SERVICE_ACCOUNT = google_service_account.push.email
     },
     # Optional settings are set only when given; otherwise the worker's own
     # defaults (DESIGN.md §5) apply.
@@ -110,7 +132,7 @@ resource "google_cloud_run_v2_service" "worker" {
   location            = var.region
   description         = "copy-worker: Pub/Sub-driven Vertex AI model copies"
   labels              = local.labels
-  ingress             = var.ingress
+  ingress             = local.ingress
   deletion_protection = var.deletion_protection
   custom_audiences    = local.custom_audiences
 
@@ -232,21 +254,28 @@ resource "google_cloud_run_v2_service" "worker" {
       error_message = "Each minimum backoff must not exceed its maximum backoff."
     }
     precondition {
-      condition     = length(setintersection(keys(var.extra_env), ["PORT", "PUSH_AUTH", "PUSH_AUDIENCE", "PUSH_SERVICE_ACCOUNTS", "GOOGLE_CLOUD_PROJECT"])) == 0
-      error_message = "extra_env must not set PORT or the authentication variables the module manages."
+      condition = length(setintersection(keys(var.extra_env), [
+        "PORT", "PUSH_AUTH", "PUSH_AUDIENCE", "PUSH_SERVICE_ACCOUNTS", "GOOGLE_CLOUD_PROJECT",
+        "COPY_START_QUEUE", "COPY_START_URL", "COPY_START_SERVICE_ACCOUNT", "COPY_OPERATIONS_ACK_DEADLINE",
+      ])) == 0
+      error_message = "extra_env must not set PORT, the authentication variables, the copy-start queue's variables or COPY_OPERATIONS_ACK_DEADLINE: the module sets them from the resources they must match."
     }
   }
 
   depends_on = [
     google_project_service.enabled,
-    # The first revision must be able to publish and read its secret.
+    # The first revision must be able to publish, queue copy starts and read
+    # its secret.
     google_pubsub_topic_iam_member.worker_publisher,
+    google_cloud_tasks_queue_iam_member.worker_enqueuer,
+    google_service_account_iam_member.worker_acts_as_push,
     google_secret_manager_secret_iam_member.worker_callback_secret,
   ]
 }
 
-# Only the push service account (and the optional direct HTTP callers) may
-# invoke the service. No allUsers and no invoker_iam_disabled: Cloud Run's
+# Only the push service account (the identity of Pub/Sub's pushes and of the
+# copy-start tasks) and the optional direct HTTP callers may invoke the
+# service. No allUsers and no invoker_iam_disabled: Cloud Run's
 # invoker check is what verifies the tokens' signatures (PUSH_AUTH=cloud-run);
 # unauthenticated requests never reach the worker, Cloud Run answers 403.
 resource "google_cloud_run_v2_service_iam_member" "push_invoker" {
@@ -278,10 +307,17 @@ resource "google_cloud_run_v2_service_iam_member" "publisher_invoker" {
 }
 
 # After apply: warn if the URL the audiences were derived from is not one of
-# the service's URLs (then pushes would fail with 401).
+# the service's URLs (then pushes would fail with 401), and if the copy-start
+# tasks would call a URL the service does not have (then every copy waits in
+# the queue).
 check "push_audience_matches_service" {
   assert {
     condition     = var.push_audience != null || contains(google_cloud_run_v2_service.worker.urls, local.deterministic_url)
     error_message = "Cloud Run did not assign the deterministic URL ${local.deterministic_url} to the service (URLs: ${join(", ", google_cloud_run_v2_service.worker.urls)}). Set var.push_audience to the service URL or a custom audience."
+  }
+
+  assert {
+    condition     = contains(google_cloud_run_v2_service.worker.urls, local.copy_start_url)
+    error_message = "COPY_START_URL ${local.copy_start_url} is not one of the service's URLs (${join(", ", google_cloud_run_v2_service.worker.urls)}): the copy-start tasks cannot reach the worker. Set var.copy_start_url to the service URL."
   }
 }

@@ -37,6 +37,7 @@ variable "names" {
     worker_service_account    = optional(string, "copy-worker")
     push_service_account      = optional(string, "copy-worker-push")
     publisher_service_account = optional(string, "copy-worker-publisher")
+    replay_service_account    = optional(string, "copy-worker-replay")
     requests_topic            = optional(string, "copy-requests")
     operations_topic          = optional(string, "copy-operations")
     completions_topic         = optional(string, "copy-completions")
@@ -47,6 +48,7 @@ variable "names" {
     dead_letter_subscription  = optional(string, "copy-dead-letter-replay")
     callbacks_subscription    = optional(string, "copy-callbacks-push")
     waiter_role_id            = optional(string, "copyWorkerCompletionsWaiter")
+    copy_start_queue          = optional(string, "copy-starts")
   })
   default = {}
 
@@ -60,10 +62,16 @@ variable "names" {
 
   validation {
     condition = alltrue([
-      for n in [var.names.worker_service_account, var.names.push_service_account, var.names.publisher_service_account] :
+      for n in [var.names.worker_service_account, var.names.push_service_account, var.names.publisher_service_account, var.names.replay_service_account] :
       can(regex("^[a-z]([a-z0-9-]{4,28}[a-z0-9])$", n))
     ])
     error_message = "Service account IDs must be 6-30 characters of lowercase letters, digits and hyphens, starting with a letter."
+  }
+
+  validation {
+    # Cloud Tasks queue IDs: letters, digits and hyphens, at most 100 characters.
+    condition     = can(regex("^[A-Za-z0-9-]{1,100}$", var.names.copy_start_queue))
+    error_message = "names.copy_start_queue must be 1-100 letters, digits or hyphens (a Cloud Tasks queue ID)."
   }
 }
 
@@ -126,7 +134,7 @@ variable "max_delivery_attempts" {
 }
 
 variable "operations_ack_deadline_seconds" {
-  description = "Ack deadline of copy-operations-push. Must exceed watch_hold_seconds: a watch delivery polls in-request for up to WATCH_HOLD."
+  description = "Ack deadline of copy-operations-push, also passed to the worker as COPY_OPERATIONS_ACK_DEADLINE: every watch delivery answers within it, counted from its arrival (DESIGN.md §4). Must exceed watch_hold_seconds (a precondition checks it)."
   type        = number
   default     = 300
 
@@ -137,7 +145,7 @@ variable "operations_ack_deadline_seconds" {
 }
 
 variable "operations_min_backoff_seconds" {
-  description = "Minimum redelivery backoff of copy-operations-push. Together with the maximum this is the polling clock of running copies."
+  description = "Minimum redelivery backoff of copy-operations-push. It spaces only refused watch deliveries (503, or 429 at shutdown); in the steady state a watch continues as new with 204 and the worker's own polling is the clock."
   type        = number
   default     = 10
 
@@ -172,13 +180,16 @@ variable "message_retention_duration" {
 # --- Worker behaviour (DESIGN.md §5) ---------------------------------------------
 
 variable "watch_hold_seconds" {
-  description = "WATCH_HOLD: how long one watch delivery may poll the operation in-request before handing the watch on as a new message (continue-as-new) and acking."
+  description = "WATCH_HOLD: how long one watch delivery may poll the operation in-request before handing the watch on as a new message (continue-as-new) and acking. Must stay below operations_ack_deadline_seconds (COPY_OPERATIONS_ACK_DEADLINE): a precondition in run.tf fails the plan otherwise, and the worker refuses to start."
   type        = number
   default     = 240
 
   validation {
-    condition     = var.watch_hold_seconds >= 0 && var.watch_hold_seconds <= 600
-    error_message = "watch_hold_seconds must be 0-600."
+    # The upper bound that matters is the ack deadline (run.tf precondition;
+    # a variable's validation may not read another variable before Terraform
+    # 1.9). 600 s is the longest ack deadline Pub/Sub allows.
+    condition     = var.watch_hold_seconds >= 0 && var.watch_hold_seconds < 600
+    error_message = "watch_hold_seconds must be 0-599, and below operations_ack_deadline_seconds."
   }
 }
 
@@ -253,7 +264,7 @@ variable "concurrency" {
 }
 
 variable "vertex_copy_rate" {
-  description = "CopyModel calls a minute per destination region for the whole deployment (VERTEX_COPY_RATE). Vertex AI's default quota is 60 long-running-operation submissions a minute per project and region, shared with training and batch jobs; the default leaves half to them."
+  description = "CopyModel calls a minute for the whole deployment (VERTEX_COPY_RATE). The copy-start queue dispatches at this rate / 60 a second, whatever the number of instances; the queue has one rate, so it holds for all destination projects and regions together, which keeps each project and region inside it too. Vertex AI's default quota is 60 long-running-operation submissions a minute per project and region, shared with training and batch jobs; the default leaves half to them."
   type        = number
   default     = 30
 
@@ -275,7 +286,7 @@ variable "vertex_read_rate" {
 }
 
 variable "max_instances" {
-  description = "Upper bound of Cloud Run instances. Also passed to the worker as WORKER_INSTANCES: each instance takes 1/max_instances of vertex_copy_rate and vertex_read_rate, so the deployment stays inside them with no shared state. Pub/Sub backs off when all instances are busy."
+  description = "Upper bound of Cloud Run instances. Also passed to the worker as WORKER_INSTANCES: each instance takes 1/max_instances of vertex_read_rate (and of vertex_copy_rate for the copies it restarts from its own budget), so reads stay inside the rate with no shared state. Copy starts are paced by the copy-start queue, whatever the number of instances. Pub/Sub backs off when all instances are busy."
   type        = number
   default     = 10
 
@@ -309,13 +320,52 @@ variable "memory" {
 }
 
 variable "ingress" {
-  description = "Cloud Run ingress. INGRESS_TRAFFIC_ALL is needed when callers outside Google Cloud (EC2) use POST /v1/models/copy directly; Pub/Sub push also works with INGRESS_TRAFFIC_INTERNAL_ONLY. Access is controlled by IAM (run.invoker) either way."
+  description = "Cloud Run ingress. null (the default) chooses the narrowest that works: INGRESS_TRAFFIC_INTERNAL_ONLY when nobody calls POST /v1/models/copy directly (http_invoker_service_accounts empty and publisher_can_invoke_service false), since Pub/Sub push and Cloud Tasks in the same project count as internal traffic; INGRESS_TRAFFIC_ALL otherwise, since direct callers (EC2) come from the internet. Set it to override. IAM (run.invoker) is checked either way."
   type        = string
-  default     = "INGRESS_TRAFFIC_ALL"
+  default     = null
 
   validation {
-    condition     = contains(["INGRESS_TRAFFIC_ALL", "INGRESS_TRAFFIC_INTERNAL_ONLY", "INGRESS_TRAFFIC_INTERNAL_LOAD_BALANCER"], var.ingress)
-    error_message = "ingress must be INGRESS_TRAFFIC_ALL, INGRESS_TRAFFIC_INTERNAL_ONLY or INGRESS_TRAFFIC_INTERNAL_LOAD_BALANCER."
+    condition     = var.ingress == null || contains(["INGRESS_TRAFFIC_ALL", "INGRESS_TRAFFIC_INTERNAL_ONLY", "INGRESS_TRAFFIC_INTERNAL_LOAD_BALANCER"], coalesce(var.ingress, "x"))
+    error_message = "ingress must be null, INGRESS_TRAFFIC_ALL, INGRESS_TRAFFIC_INTERNAL_ONLY or INGRESS_TRAFFIC_INTERNAL_LOAD_BALANCER."
+  }
+}
+
+# --- The copy-start queue (Cloud Tasks, DESIGN.md §10) ---------------------------
+
+variable "copy_start_queue" {
+  description = "Tuning of the Cloud Tasks queue that starts copies for the whole deployment (its name is names.copy_start_queue; its rate is vertex_copy_rate / 60 a second). max_concurrent_dispatches: start-stage requests in flight at once (each answers within 45 s). min/max_backoff_seconds: spacing of retries after a refused start (503: Vertex AI quota or a transient error). Attempts are unlimited: the worker ends a start older than COPY_MAX_DURATION as failed. log_sampling_ratio: the share of dispatch attempts Cloud Tasks logs (0-1)."
+  type = object({
+    max_concurrent_dispatches = optional(number, 20)
+    min_backoff_seconds       = optional(number, 10)
+    max_backoff_seconds       = optional(number, 300)
+    log_sampling_ratio        = optional(number, 1)
+  })
+  default = {}
+
+  validation {
+    condition     = var.copy_start_queue.max_concurrent_dispatches >= 1 && var.copy_start_queue.max_concurrent_dispatches <= 5000
+    error_message = "copy_start_queue.max_concurrent_dispatches must be 1-5000 (Cloud Tasks' limit)."
+  }
+
+  validation {
+    condition     = var.copy_start_queue.min_backoff_seconds >= 1 && var.copy_start_queue.min_backoff_seconds <= var.copy_start_queue.max_backoff_seconds
+    error_message = "copy_start_queue: min_backoff_seconds must be at least 1 and not above max_backoff_seconds."
+  }
+
+  validation {
+    condition     = var.copy_start_queue.log_sampling_ratio >= 0 && var.copy_start_queue.log_sampling_ratio <= 1
+    error_message = "copy_start_queue.log_sampling_ratio must be 0-1."
+  }
+}
+
+variable "copy_start_url" {
+  description = "URL the copy-start tasks call (COPY_START_URL + /tasks/copy-starts; also their tokens' audience). null (the default) uses the service's deterministic URL, as PUSH_AUDIENCE does (run.tf). Set it only when Cloud Run does not assign that URL (the push_audience_matches_service check warns): then use the service URL Cloud Run reports."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.copy_start_url == null || can(regex("^https://[^/]+$", coalesce(var.copy_start_url, "x")))
+    error_message = "copy_start_url must be https://HOST, with no path and no trailing slash."
   }
 }
 
@@ -349,6 +399,17 @@ variable "publisher_can_invoke_service" {
   description = "Also let the publisher service account call POST /v1/models/copy directly (the seed's REST flow from EC2, DESIGN.md §7): roles/run.invoker plus INVOKER_SERVICE_ACCOUNTS."
   type        = bool
   default     = false
+}
+
+variable "replay_impersonators" {
+  description = "Members (user:..., group:..., serviceAccount:...) who may run `copy-worker replay` as the replay service account (roles/iam.serviceAccountTokenCreator on it). Empty: grant it by hand (terraform/README.md section 5)."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for m in var.replay_impersonators : can(regex("^(user|group|serviceAccount|principal|principalSet):", m))])
+    error_message = "replay_impersonators must be IAM members such as user:ops@example.org or group:oncall@example.org."
+  }
 }
 
 variable "http_invoker_service_accounts" {
@@ -592,6 +653,17 @@ variable "log_metric_propagation_seconds" {
   validation {
     condition     = var.log_metric_propagation_seconds >= 0 && var.log_metric_propagation_seconds <= 1800
     error_message = "log_metric_propagation_seconds must be 0-1800."
+  }
+}
+
+variable "alert_copy_start_queue_depth" {
+  description = "Alert when the copy-start queue holds more than this many tasks for 15 minutes: copies are waiting longer than planned to start. Default: an hour of starts at the default vertex_copy_rate (30 a minute)."
+  type        = number
+  default     = 1800
+
+  validation {
+    condition     = var.alert_copy_start_queue_depth >= 1
+    error_message = "alert_copy_start_queue_depth must be at least 1."
   }
 }
 

@@ -66,7 +66,15 @@ DESIGN_ENV = {
 # module may set them only while `copy-worker serve` still reads them (src/cli/config.rs).
 WORKER_ENV_ADDITIONS = {"COPY_CALLBACKS_TOPIC", "CALLBACK_MAX_ATTEMPTS",
                         # DESIGN.md §10 (issue #15): the Vertex AI budget and its share.
-                        "VERTEX_COPY_RATE", "VERTEX_READ_RATE", "WORKER_INSTANCES"}
+                        "VERTEX_COPY_RATE", "VERTEX_READ_RATE", "WORKER_INSTANCES",
+                        # Issue #23: one deadline per watch delivery; the copy-start queue.
+                        "COPY_OPERATIONS_ACK_DEADLINE", "COPY_START_QUEUE", "COPY_START_URL",
+                        "COPY_START_SERVICE_ACCOUNT"}
+
+# The waiter's custom role (DESIGN.md §6): its own subscriptions, and the sweep of
+# abandoned ones (list, and update to move their `expires` label).
+WAITER_PERMISSIONS = {"pubsub.subscriptions.create", "pubsub.subscriptions.get", "pubsub.subscriptions.consume",
+                      "pubsub.subscriptions.delete", "pubsub.subscriptions.list", "pubsub.subscriptions.update"}
 
 # DESIGN.md §2 defaults the module's variables must carry.
 DESIGN_DEFAULTS = {
@@ -577,8 +585,45 @@ class Checker:
         self.check_first_apply(d)
         self.check_monitoring(d)
         self.check_ec2_docs(d)
+        self.check_copy_start_queue(d)
+        self.check_ack_deadline(d)
+        self.check_ingress(d)
+        self.check_replay(d)
+        self.check_waiter(d)
 
     # --- helpers for the checks below ------------------------------------------------------
+
+    def env_values(self, d: ModuleDir) -> dict[str, str]:
+        """KEY -> the expression text of each variable set in the first object of
+        local.worker_env (the variables the module always sets)."""
+        text = str(d.local_values.get("worker_env", ""))
+        start = text.find("{", text.find("merge(") + 1) if "merge(" in text else -1
+        if start < 0:
+            return {}
+        out, depth, i, item_start = {}, 0, start, start + 1
+        in_str = False
+        while i < len(text):
+            c = text[i]
+            if in_str:
+                if c == "\\":
+                    i += 1
+                elif c == '"':
+                    in_str = False
+            elif c == '"':
+                in_str = True
+            elif c in "{([":
+                depth += 1
+            elif c in "})]":
+                depth -= 1
+            if not in_str and ((c == "," and depth == 1) or depth == 0):
+                m = re.match(r"\s*([A-Z][A-Z0-9_]*)\s*=\s*(.*)$", text[item_start:i], re.S)
+                if m:
+                    out[m.group(1)] = m.group(2).strip()
+                item_start = i + 1
+                if depth == 0:
+                    break
+            i += 1
+        return out
 
     def expand(self, d: ModuleDir, value, depth: int = 6) -> str:
         """Text of `value` with every local.X(.key) replaced by the local's own text.
@@ -754,7 +799,8 @@ class Checker:
                       "a service agent is named by a hand-built service-NUMBER@gcp-sa-... address; grant to the "
                       "`member` of a google_project_service_identity, which creates the agent first")
         identities = " ".join(self.expand(d, b) for b in self.bodies(d, "google_project_service_identity").values())
-        for service in ("pubsub.googleapis.com", "artifactregistry.googleapis.com", "aiplatform.googleapis.com"):
+        for service in ("pubsub.googleapis.com", "artifactregistry.googleapis.com", "aiplatform.googleapis.com",
+                        "cloudtasks.googleapis.com"):
             self.contract(service in identities, f"no google_project_service_identity for {service}")
         # An agent created on request gets no role by itself (cloud.google.com/iam/docs/create-service-agents).
         project_grants = self.bodies(d, "google_project_iam_member").values()
@@ -909,6 +955,189 @@ class Checker:
                     self.contract(given == mapping,
                                   f"{name}: --attribute-mapping differs from wif.tf: {sorted(set(given.items()) ^ set(mapping.items()))}")
 
+    # --- Issue #23: the copy-start queue, one deadline per delivery, least privilege ----------
+
+    def check_copy_start_queue(self, d: ModuleDir) -> None:
+        """Item 2: a Cloud Tasks queue paces CopyModel for the whole deployment, and the
+        worker's COPY_START_* variables name that queue, a URL of the service and the push
+        account, which may invoke the service and whose token the worker may attach."""
+        queues = self.bodies(d, "google_cloud_tasks_queue")
+        self.contract(len(queues) == 1, f"exactly one google_cloud_tasks_queue (the copy-start queue), found {sorted(queues)}")
+        if len(queues) != 1:
+            return
+        qkey, q = next(iter(queues.items()))
+        rate = (q.get("rate_limits") or [{}])[0]
+        self.contract(re.fullmatch(r"\$\{var\.vertex_copy_rate\s*/\s*60\}", str(rate.get("max_dispatches_per_second", ""))) is not None,
+                      f"{qkey}: rate_limits.max_dispatches_per_second must be var.vertex_copy_rate / 60 (VERTEX_COPY_RATE is a minute, "
+                      f"the queue's rate a second), not {rate.get('max_dispatches_per_second')!r}")
+        self.contract(bool(str(rate.get("max_concurrent_dispatches", "")).strip()),
+                      f"{qkey}: rate_limits.max_concurrent_dispatches must be set")
+        retry = (q.get("retry_config") or [{}])[0]
+        self.contract(retry.get("max_attempts") == -1,
+                      f"{qkey}: retry_config.max_attempts must be -1 (unlimited; the worker bounds a start by COPY_MAX_DURATION)")
+        self.contract(bool(retry.get("min_backoff")) and bool(retry.get("max_backoff")),
+                      f"{qkey}: retry_config needs min_backoff and max_backoff")
+        service = d.resource_bodies.get("google_cloud_run_v2_service.worker", {})
+        self.contract(str(q.get("location")) == str(service.get("location")) == "${var.region}",
+                      f"{qkey}: the queue lives in the worker's region (location = var.region, as the service)")
+
+        env = self.env_values(d)
+        self.contract(bool(env), "cannot read the variables of local.worker_env")
+        queue_ref = qkey  # google_cloud_tasks_queue.NAME
+        queue_env = self.expand(d, env.get("COPY_START_QUEUE", ""))
+        self.contract(queue_ref in queue_env and re.search(r"projects/.*/locations/.*/queues/", queue_env) is not None,
+                      f"COPY_START_QUEUE must be the full name projects/P/locations/L/queues/Q of {queue_ref}, not {env.get('COPY_START_QUEUE')!r}")
+        url_env = self.expand(d, env.get("COPY_START_URL", ""), depth=1)
+        self.contract("local.deterministic_url" in url_env,
+                      f"COPY_START_URL must be the service URL the module derives (local.deterministic_url), not {env.get('COPY_START_URL')!r}")
+        accepted = flatten(d.local_values.get("accepted_audiences", ""))
+        self.contract(bool(env.get("COPY_START_URL")) and env.get("COPY_START_URL", "") in accepted,
+                      "COPY_START_URL (the tasks' token audience) must be among PUSH_AUDIENCE (local.accepted_audiences)")
+        push_sa = "google_service_account.push"
+        self.contract(env.get("COPY_START_SERVICE_ACCOUNT") == env.get("PUSH_SERVICE_ACCOUNTS") == f"{push_sa}.email",
+                      "COPY_START_SERVICE_ACCOUNT must be the push account, which is PUSH_SERVICE_ACCOUNTS")
+        self.contract(env.get("WORKER_INSTANCES") == "tostring(var.max_instances)",
+                      "WORKER_INSTANCES must stay max_instances (it still splits the read rate)")
+
+        iam = self.bodies(d, "google_cloud_tasks_queue_iam_member")
+        worker = "google_service_account.worker.member"
+        self.contract(any(unquote(str(b.get("role"))) == "roles/cloudtasks.enqueuer" and worker in str(b.get("member"))
+                          and queue_ref in str(b.get("name")) for b in iam.values()),
+                      f"the worker needs roles/cloudtasks.enqueuer on {queue_ref} (queue-level IAM)")
+        self.contract(not any("cloudtasks" in unquote(str(b.get("role"))) for b in self.bodies(d, "google_project_iam_member").values()
+                              if "google_project_service_identity" not in self.expand(d, b)),
+                      "no project-level roles/cloudtasks.* grant: the worker queues in one queue only")
+        self.contract(any(base_sa == f"{push_sa}.name" and unquote(str(b.get("role"))) == "roles/iam.serviceAccountUser"
+                          and worker in str(b.get("member"))
+                          for b in self.bodies(d, "google_service_account_iam_member").values()
+                          for base_sa in [str(b.get("service_account_id", "")).strip("${}")]),
+                      "the worker needs roles/iam.serviceAccountUser (iam.serviceAccounts.actAs) on the push account, "
+                      "whose OIDC token its tasks carry")
+        self.contract(any(unquote(str(b.get("role"))) == "roles/run.invoker" and f"{push_sa}.member" in str(b.get("member"))
+                          for b in self.bodies(d, "google_cloud_run_v2_service_iam_member").values()),
+                      "the push account (the tasks' identity) needs roles/run.invoker on the service")
+        apis = flatten(d.local_values.get("required_apis", ""))
+        self.contract("cloudtasks.googleapis.com" in apis, "cloudtasks.googleapis.com must be among the required APIs")
+        agents = flatten(d.local_values.get("service_agent_roles", ""))
+        self.contract(re.search(r"cloudtasks\.googleapis\.com\"?\s*=\s*\"?roles/cloudtasks\.serviceAgent", agents) is not None,
+                      "the Cloud Tasks service agent (mints the tasks' tokens) must be created and granted roles/cloudtasks.serviceAgent")
+        outputs = json.dumps([doc.get("output", []) for doc in d.files.values()])
+        self.contract("copy_start_queue" in outputs, "an output must name the copy-start queue")
+
+    def check_ack_deadline(self, d: ModuleDir) -> None:
+        """Items 3 and 8: the worker gets the ack deadline of copy-operations-push, and
+        WATCH_HOLD is bounded by that deadline, not by a fixed number."""
+        env = self.env_values(d)
+        ops = d.resource_bodies.get("google_pubsub_subscription.operations_push", {})
+        deadline = str(ops.get("ack_deadline_seconds", ""))
+        m = re.fullmatch(r"\$\{(var\.\w+)\}", deadline)
+        self.contract(m is not None, f"copy-operations-push's ack_deadline_seconds must be a variable, not {deadline!r}")
+        if m:
+            self.contract(env.get("COPY_OPERATIONS_ACK_DEADLINE") == f'"${{{m.group(1)}}}s"',
+                          f"COPY_OPERATIONS_ACK_DEADLINE must be \"${{{m.group(1)}}}s\", the ack deadline of copy-operations-push, "
+                          f"not {env.get('COPY_OPERATIONS_ACK_DEADLINE')!r}")
+            self.contract(any(re.search(rf"var\.watch_hold_seconds\s*<\s*{re.escape(m.group(1))}\b", c) for c in self.preconditions(d)),
+                          f"a precondition must keep watch_hold_seconds below {m.group(1)}")
+        texts = self.preconditions(d) + [flatten(v) for doc in d.files.values() for block in doc.get("variable", [])
+                                         for k, v in block.items() if unquote(k) == "watch_hold_seconds"]
+        for t in texts:
+            for cap in re.findall(r"var\.watch_hold_seconds\s*<=?\s*(\d+)", t):
+                self.contract(int(cap) >= 600,
+                              f"watch_hold_seconds is capped at a fixed {cap} s; bound it by the ack deadline "
+                              "(operations_ack_deadline_seconds) instead")
+
+    def check_ingress(self, d: ModuleDir) -> None:
+        """Items 4 and 8: ingress internal-only unless there are direct callers."""
+        self.contract("ingress" in d.variable_defaults and d.variable_defaults.get("ingress") is None,
+                      f"variable ingress must default to null (chosen from the callers), not {d.variable_defaults.get('ingress')!r}")
+        service = d.resource_bodies.get("google_cloud_run_v2_service.worker", {})
+        chosen = self.expand(d, service.get("ingress", ""))
+        self.contract("var.ingress" in chosen, "the service's ingress must honour var.ingress when it is set")
+        self.contract(re.search(r'length\(\s*\(.*var\.http_invoker_service_accounts.*\)\s*\)\s*==\s*0\s*\?\s*'
+                                r'"INGRESS_TRAFFIC_INTERNAL_ONLY"\s*:\s*"INGRESS_TRAFFIC_ALL"', chosen, re.S) is not None,
+                      "without var.ingress, the service's ingress must be INGRESS_TRAFFIC_INTERNAL_ONLY when there are no "
+                      "direct callers (local.http_invokers, from var.http_invoker_service_accounts) and INGRESS_TRAFFIC_ALL otherwise")
+        # Internal ingress admits Pub/Sub and Cloud Tasks only at the default run.app URL.
+        for key, body in d.resource_bodies.items():
+            if not key.startswith("google_pubsub_subscription."):
+                continue
+            push = (body.get("push_config") or [None])[0]
+            if isinstance(push, dict) and "/pubsub/" in str(push.get("push_endpoint", "")):
+                self.contract(str(push.get("push_endpoint")).startswith('"${google_cloud_run_v2_service.worker.uri}/'),
+                              f"{key}: push to the service's own URL (google_cloud_run_v2_service.worker.uri), the run.app URL "
+                              "internal ingress admits Pub/Sub at")
+
+    def check_replay(self, d: ModuleDir) -> None:
+        """Items 4 and 8: replay runs as its own account, which may read
+        copy-dead-letter-replay and publish to copy-requests and copy-callbacks, nothing else."""
+        replay = "google_service_account.replay"
+        self.contract(f"{replay}" in d.resource_bodies, "no google_service_account.replay: replay must run as its own account")
+        grants = {k: b for k, b in d.resource_bodies.items()
+                  if "_iam_" in k and f"{replay}." in str(b.get("member", ""))}
+        allowed = 0
+        for key, body in grants.items():
+            role = unquote(str(body.get("role")))
+            if key.startswith("google_pubsub_subscription_iam_member."):
+                ok = role == "roles/pubsub.subscriber" and "google_pubsub_subscription.dead_letter_replay." in str(body.get("subscription"))
+            elif key.startswith("google_pubsub_topic_iam_member."):
+                keys = set(re.findall(r'"(\w+)"', flatten(body.get("for_each", ""))))
+                ok = role == "roles/pubsub.publisher" and keys == {"requests", "callbacks"} and \
+                    'google_pubsub_topic.topic[each.key]' in str(body.get("topic"))
+            else:
+                ok = False
+            allowed += ok
+            self.contract(ok, f"{key}: the replay account may only subscribe to copy-dead-letter-replay and publish to "
+                              f"copy-requests and copy-callbacks, not {role} there")
+        self.contract(allowed == 2, "the replay account needs exactly two grants: roles/pubsub.subscriber on "
+                                    "copy-dead-letter-replay and roles/pubsub.publisher on copy-requests and copy-callbacks")
+        self.contract(not any("google_service_account.worker." in str(b.get("member"))
+                              and "google_pubsub_subscription.dead_letter_replay" in str(b.get("subscription"))
+                              for b in self.bodies(d, "google_pubsub_subscription_iam_member").values()),
+                      "the worker account must not read copy-dead-letter-replay: replay has its own account")
+        outputs = json.dumps([doc.get("output", []) for doc in d.files.values()])
+        self.contract(f"{replay}.email" in outputs, "an output must give the replay account's email")
+        readme = self.root / "README.md"
+        text = readme.read_text(encoding="utf-8") if readme.is_file() else ""
+        self.contract(re.search(r"--impersonate-service-account[= ]\"?\$\(terraform output -raw replay_service_account\)", text) is not None,
+                      "terraform/README.md must show replay impersonating the replay account "
+                      "(--impersonate-service-account \"$(terraform output -raw replay_service_account)\")")
+
+    def check_waiter(self, d: ModuleDir) -> None:
+        """Items 4 and 7: the waiter role holds what `publish --wait` and its sweep need, no
+        more; it is not scoped by a condition Pub/Sub does not evaluate; and the docs agree."""
+        roles = {k: b for k, b in self.bodies(d, "google_project_iam_custom_role").items()}
+        waiter = roles.get("google_project_iam_custom_role.completions_waiter")
+        self.contract(waiter is not None, "no google_project_iam_custom_role.completions_waiter")
+        if waiter is None:
+            return
+        perms = set(re.findall(r"pubsub\.[a-zA-Z]+\.[a-zA-Z]+", flatten(waiter.get("permissions", ""))))
+        self.contract(perms == WAITER_PERMISSIONS,
+                      f"the waiter role must hold exactly {sorted(WAITER_PERMISSIONS)}; "
+                      f"missing {sorted(WAITER_PERMISSIONS - perms)}, extra {sorted(perms - WAITER_PERMISSIONS)}")
+        # IAM Conditions' resource attributes (resource.name, .type, .service) are recognised
+        # only by the services cloud.google.com/iam/docs/conditions-resource-attributes lists;
+        # pubsub.googleapis.com is not among them (pubsublite.googleapis.com is). A
+        # resource.name condition on a Pub/Sub grant would not confine it.
+        for key, body in d.resource_bodies.items():
+            if "_iam_member." not in key:
+                continue
+            cond = flatten(body.get("condition", ""))
+            role = self.expand(d, body.get("role", ""))
+            if "resource." in cond and ("pubsub" in role or "completions_waiter" in role):
+                self.contract(False, f"{key}: a resource-attribute condition on a Pub/Sub grant; Pub/Sub does not evaluate "
+                                     "resource attributes in IAM Conditions (conditions-resource-attributes), so it confines nothing")
+        docs = {"terraform/README.md": self.root / "README.md", "docs/ec2.md": self.root.parent / "docs" / "ec2.md"}
+        for name, path in docs.items():
+            text = path.read_text(encoding="utf-8") if path.is_file() else ""
+            self.contract("conditions-resource-attributes" in text,
+                          f"{name} must say why the waiter role is project-wide (Pub/Sub does not evaluate IAM Conditions' "
+                          "resource attributes, cloud.google.com/iam/docs/conditions-resource-attributes) and what it reaches")
+        ec2 = docs["docs/ec2.md"].read_text(encoding="utf-8") if docs["docs/ec2.md"].is_file() else ""
+        for m in re.finditer(r"gcloud iam roles create \S+.*?--permissions=(\S+)", re.sub(r"\\\n\s*", " ", ec2)):
+            given = set(m.group(1).split(","))
+            self.contract(given == perms, f"docs/ec2.md creates the waiter role by hand with {sorted(given)}; "
+                                          f"Terraform's has {sorted(perms)}")
+
     # --- driver ----------------------------------------------------------------------
 
     def run(self) -> int:
@@ -1030,6 +1259,63 @@ MUTATIONS = [
      'AND metric.labels.status=\\"failed\\"', 'AND metric.labels.status=\\"rejected\\"'),
     ("metric on a log field the worker does not set", "monitoring.tf",
      "EXTRACT(jsonPayload.stage)", "EXTRACT(jsonPayload.phase)"),
+    # Issue #23, item 2: the copy-start queue paces CopyModel for the whole deployment.
+    ("2: queue rate split per instance", "tasks.tf", "max_dispatches_per_second = var.vertex_copy_rate / 60",
+     "max_dispatches_per_second = var.vertex_copy_rate / 60 / var.max_instances"),
+    ("2: queue gives up on a start", "tasks.tf", "max_attempts = -1", "max_attempts = 10"),
+    ("2: COPY_START_QUEUE is not the queue's full name", "run.tf",
+     "COPY_START_QUEUE           = local.copy_start_queue_name", 'COPY_START_QUEUE           = "copy-starts"'),
+    ("2: COPY_START_URL is not the service URL", "tasks.tf",
+     "copy_start_url = coalesce(var.copy_start_url, local.deterministic_url)",
+     'copy_start_url = coalesce(var.copy_start_url, "https://copy-worker.internal")'),
+    ("2: the tasks' audience is not accepted", "run.tf",
+     '"${local.deterministic_url}/v1/models/copy", local.copy_start_url]', '"${local.deterministic_url}/v1/models/copy"]'),
+    ("2: tasks carry the worker's token", "run.tf",
+     "COPY_START_SERVICE_ACCOUNT = google_service_account.push.email",
+     "COPY_START_SERVICE_ACCOUNT = google_service_account.worker.email"),
+    ("2: the worker may not queue", "tasks.tf", 'role     = "roles/cloudtasks.enqueuer"', 'role     = "roles/cloudtasks.viewer"'),
+    ("2: the worker may not attach the push account's token", "tasks.tf",
+     'role               = "roles/iam.serviceAccountUser"', 'role               = "roles/iam.serviceAccountTokenCreator"'),
+    ("2: Cloud Tasks agent not created", "iam.tf", '    "cloudtasks.googleapis.com" = "roles/cloudtasks.serviceAgent"\n', ""),
+    ("2: WORKER_INSTANCES dropped", "run.tf", "      WORKER_INSTANCES = tostring(var.max_instances)\n", ""),
+    # Items 3 and 8: one deadline per delivery.
+    ("3: ack deadline not passed to the worker", "run.tf",
+     '      COPY_OPERATIONS_ACK_DEADLINE = "${var.operations_ack_deadline_seconds}s"\n', ""),
+    ("3: ack deadline passed as a fixed value", "run.tf",
+     'COPY_OPERATIONS_ACK_DEADLINE = "${var.operations_ack_deadline_seconds}s"', 'COPY_OPERATIONS_ACK_DEADLINE = "300s"'),
+    ("8: WATCH_HOLD capped at a fixed 300 s", "variables.tf",
+     "var.watch_hold_seconds >= 0 && var.watch_hold_seconds < 600", "var.watch_hold_seconds >= 0 && var.watch_hold_seconds < 300"),
+    ("8: WATCH_HOLD no longer below the ack deadline", "run.tf",
+     "condition     = var.watch_hold_seconds < var.operations_ack_deadline_seconds",
+     "condition     = var.watch_hold_seconds <= 600"),
+    # Items 4 and 8: ingress.
+    ("8: ingress open to the internet by default", "run.tf",
+     'ingress = coalesce(var.ingress, length(local.http_invokers) == 0 ? "INGRESS_TRAFFIC_INTERNAL_ONLY" : "INGRESS_TRAFFIC_ALL")',
+     'ingress = coalesce(var.ingress, "INGRESS_TRAFFIC_ALL")'),
+    ("8: ingress variable defaults to all", "variables.tf",
+     'type        = string\n  default     = null\n\n  validation {\n    condition     = var.ingress == null',
+     'type        = string\n  default     = "INGRESS_TRAFFIC_ALL"\n\n  validation {\n    condition     = var.ingress == null'),
+    # Items 4 and 8: replay under its own account.
+    ("8: replay reads the dead letters as the worker", "iam.tf",
+     "subscription = google_pubsub_subscription.dead_letter_replay.name\n  role         = \"roles/pubsub.subscriber\"\n  member       = google_service_account.replay.member",
+     "subscription = google_pubsub_subscription.dead_letter_replay.name\n  role         = \"roles/pubsub.subscriber\"\n  member       = google_service_account.worker.member"),
+    ("8: replay may publish to every topic", "iam.tf", 'for_each = toset(["requests", "callbacks"])',
+     'for_each = toset(["requests", "callbacks", "completions"])'),
+    ("8: replay with more than publisher", "iam.tf",
+     '  role    = "roles/pubsub.publisher"\n  member  = google_service_account.replay.member',
+     '  role    = "roles/pubsub.editor"\n  member  = google_service_account.replay.member'),
+    ("8: replay docs impersonate the worker", "README.md",
+     '--impersonate-service-account "$(terraform output -raw replay_service_account)"',
+     '--impersonate-service-account "$(terraform output -raw worker_service_account)"'),
+    # Item 4 (and 7): the waiter role.
+    ("4: waiter cannot sweep (no list/update)", "iam.tf",
+     '    "pubsub.subscriptions.list",\n    "pubsub.subscriptions.update",\n', ""),
+    ("4: waiter fenced by a condition Pub/Sub ignores", "iam.tf",
+     "  role    = google_project_iam_custom_role.completions_waiter[0].name\n  member  = google_service_account.publisher.member\n",
+     "  role    = google_project_iam_custom_role.completions_waiter[0].name\n  member  = google_service_account.publisher.member\n"
+     "  condition {\n    title      = \"waiters only\"\n    expression = \"resource.name.startsWith('projects/p/subscriptions/copy-worker-wait-')\"\n  }\n"),
+    ("4: EC2 doc's by-hand waiter role without the sweep", "../docs/ec2.md",
+     ",pubsub.subscriptions.list,pubsub.subscriptions.update", ""),
 ]
 
 
