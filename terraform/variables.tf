@@ -269,8 +269,10 @@ variable "vertex_copy_rate" {
   default     = 30
 
   validation {
-    condition     = var.vertex_copy_rate > 0
-    error_message = "vertex_copy_rate must be above zero."
+    # The copy-start queue dispatches vertex_copy_rate / 60 a second, and Cloud
+    # Tasks allows at most 500 a second per queue.
+    condition     = var.vertex_copy_rate > 0 && var.vertex_copy_rate <= 30000
+    error_message = "vertex_copy_rate must be above zero and at most 30000 a minute (the copy-start queue's 500 dispatches a second)."
   }
 }
 

@@ -19,8 +19,9 @@
 #      module., data. and resource reference resolves; module calls match the
 #      module's variables and outputs; contract checks against DESIGN.md, the
 #      Vertex AI grants, the monitoring (and the worker's log lines in src/ it
-#      relies on) and the EC2 documentation (docs/ec2.md, README.md); then a
-#      self-test proving that seeded mistakes are caught.
+#      relies on), the EC2 documentation (docs/ec2.md, README.md) and issue
+#      #23 (copy-start queue, ack deadline, ingress, replay account, waiter
+#      role); then a self-test proving that seeded mistakes are caught.
 #   3. verify_schema.py: every resource, data source and provider block of the
 #      module and its examples against the providers' own schema, offline:
 #      @cdktf/provider-google and @cdktf/provider-google-beta (npm) are

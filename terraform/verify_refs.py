@@ -25,7 +25,11 @@ checked without them:
    completions; a dashboard), including that every log message and field the
    log-based metrics filter on is still written by a tracing call in src/;
    and that docs/ec2.md and the README's EC2 section name the same pool,
-   provider, attribute mapping and impersonation as wif.tf.
+   provider, attribute mapping and impersonation as wif.tf; and issue #23:
+   the copy-start queue and the COPY_START_* variables that name it, the ack
+   deadline passed as COPY_OPERATIONS_ACK_DEADLINE, the ingress rule, the
+   replay account's grants, and the waiter role (permissions, no condition
+   Pub/Sub would ignore, docs that agree).
 
 Usage: verify_refs.py [--summary FILE] TERRAFORM_DIR
 """
