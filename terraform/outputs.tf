@@ -9,7 +9,7 @@ output "service_name" {
 }
 
 output "push_audience" {
-  description = "Audience of the push OIDC tokens (oidc_token.audience of both push subscriptions)."
+  description = "Audience of the push OIDC tokens (oidc_token.audience of the three push subscriptions)."
   value       = local.push_audience
 }
 
