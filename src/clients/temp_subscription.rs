@@ -144,10 +144,14 @@ pub struct TempSubscription {
 impl TempSubscription {
     /// Creates a waiter's `projects/{project}/subscriptions/copy-worker-wait-{tag}` on `topic`
     /// (full name), filtered `by` its tag or request ids, and labelled to be abandoned
-    /// [`ABANDON_MARGIN`] after `timeout` from now.
+    /// [`ABANDON_MARGIN`] after `timeout` from now. `project` may differ from the topic's: a
+    /// subscription may live in another project than its topic
+    /// (cloud.google.com/pubsub/docs/create-subscription, "subscriptions in a different
+    /// project"), which keeps the waiter's permissions away from the worker's pipeline.
     pub async fn for_waiter(
         conn: &Connection,
         topic: &str,
+        project: &str,
         tag: &WaiterTag,
         by: FilterBy<'_>,
         timeout: Duration,
@@ -156,7 +160,6 @@ impl TempSubscription {
             FilterBy::Tag => tag_filter(tag),
             FilterBy::RequestIds(ids) => request_id_filter(ids),
         };
-        let project = topic.split('/').nth(1).unwrap_or_default();
         let name = format!(
             "projects/{project}/subscriptions/{WAIT_PREFIX}-{}",
             tag.as_str()

@@ -537,9 +537,11 @@ async fn the_emulator_ignores_subscription_filters_so_the_waiter_checks_ids_itse
     let mine = ["mine".to_owned()];
     let by = FilterBy::RequestIds(&mine);
     let tag = WaiterTag::generate();
-    let sub = TempSubscription::for_waiter(&conn, &topic, &tag, by, Duration::from_secs(60))
-        .await
-        .unwrap();
+    let project = &app.topology.project;
+    let sub =
+        TempSubscription::for_waiter(&conn, &topic, project, &tag, by, Duration::from_secs(60))
+            .await
+            .unwrap();
     assert_eq!(sub.filter, r#"attributes.request_id = "mine""#);
     let short = sub.name.rsplit('/').next().unwrap().to_owned();
     let inbox = Inbox::open(&app.topology, &short).await.unwrap();

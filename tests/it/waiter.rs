@@ -172,3 +172,87 @@ async fn the_next_waiter_deletes_expired_waiting_subscriptions_and_keeps_the_res
     assert_eq!(own["filter"], r#"attributes.request_id = "nobody""#);
     assert!(own["labels"]["expires"].is_string(), "{own}");
 }
+
+/// `--waiter-project`: the waiting subscription lives in a project of the waiters' own,
+/// attached to the worker project's completions topic (Pub/Sub allows a subscription in
+/// another project than its topic), so the waiters need no subscription permissions in the
+/// worker project. Nothing is created among the worker's subscriptions.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_waiter_project_keeps_the_waiting_subscription_out_of_the_worker_project() {
+    let app = spawn_app("waiter-proj", Knobs::default()).await;
+    app.copies_take(Duration::from_secs(2));
+    let waiters = format!("{}-waiters", app.topology.project);
+    let list = |project: String| async move {
+        let url = format!(
+            "{}/v1/projects/{project}/subscriptions",
+            emulator().endpoint()
+        );
+        let body: Value = reqwest::get(&url).await.unwrap().json().await.unwrap();
+        body["subscriptions"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    };
+    let before = list(app.topology.project.clone()).await.len();
+    let args = [
+        "--source-model",
+        SRC,
+        "--destination-model-id",
+        "wproj-target",
+        "--request-id",
+        "wproj-1",
+        "--wait",
+        "--timeout",
+        "90s",
+        "--waiter-project",
+        &waiters,
+    ];
+    let watch_waiters = async {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let subs = list(waiters.clone()).await;
+            if let Some(s) = subs.into_iter().next() {
+                return s;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "no subscription in {waiters}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    };
+    let (run, sub) = tokio::join!(cli(&app, "publish", &args, None, &[]), watch_waiters);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    assert_eq!(run.summary()["succeeded"], 1, "{}", run.stdout);
+    let name = sub["name"].as_str().unwrap();
+    assert!(
+        name.starts_with(&format!(
+            "projects/{waiters}/subscriptions/copy-worker-wait-"
+        )),
+        "{name}"
+    );
+    let topic = format!("projects/{}/topics/copy-completions", app.topology.project);
+    assert_eq!(sub["topic"], topic.as_str());
+    assert_eq!(
+        list(app.topology.project.clone()).await.len(),
+        before,
+        "nothing created among the worker's subscriptions"
+    );
+    assert!(list(waiters.clone()).await.is_empty(), "deleted on exit");
+    let bad = cli(
+        &app,
+        "publish",
+        &[
+            "--source-model",
+            SRC,
+            "--wait",
+            "--waiter-project",
+            "No_Such",
+        ],
+        None,
+        &[],
+    )
+    .await;
+    assert_eq!(bad.code, 2, "{}", bad.stderr);
+    assert!(bad.stderr.contains("--waiter-project"), "{}", bad.stderr);
+}

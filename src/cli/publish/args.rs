@@ -123,6 +123,17 @@ pub struct PublishArgs {
         help_heading = "Waiting"
     )]
     pub completions_topic: String,
+    /// Project to create the temporary subscription in (default: the completions topic's).
+    /// A project of the waiters' own keeps their Pub/Sub permissions away from the worker's
+    /// pipeline subscriptions; the caller then needs pubsub.topics.attachSubscription on
+    /// the topic and the subscription permissions in that project only.
+    #[arg(
+        long,
+        value_name = "P",
+        env = "COPY_WAITER_PROJECT",
+        help_heading = "Waiting"
+    )]
+    pub waiter_project: Option<String>,
     /// Read this existing pull subscription of copy-completions instead of a temporary one,
     /// for callers that may not create subscriptions. Other waiters' events are handed back
     /// (nack), so with several waiters events circle between them. Used with --wait only.

@@ -42,8 +42,8 @@ struct Plan {
 
 /// Where `--wait` reads events.
 enum WaitOn {
-    /// Its own temporary subscription of this topic.
-    Topic(String),
+    /// Its own temporary subscription of this topic, in this project.
+    Topic { topic: String, project: String },
     /// This shared subscription.
     Subscription(String),
 }
@@ -73,11 +73,12 @@ pub async fn run(args: PublishArgs) -> u8 {
     // The waiter's own subscription exists before anything is published, so that it gets
     // every event, and a caller who may not create it learns so before publishing.
     let own = match &plan.wait {
-        Some(WaitOn::Topic(topic)) => {
+        Some(WaitOn::Topic { topic, project }) => {
             let tag = plan.tag.get_or_insert_with(WaiterTag::generate);
             let (conn, timeout) = (&plan.connection, plan.timeout);
-            own::sweep(WHO, conn, topic).await;
-            match TempSubscription::for_waiter(conn, topic, tag, FilterBy::Tag, timeout).await {
+            own::sweep(WHO, conn, project).await;
+            let by = FilterBy::Tag;
+            match TempSubscription::for_waiter(conn, topic, project, tag, by, timeout).await {
                 Ok(sub) => Some(sub),
                 Err(e) => {
                     eprintln!("{WHO}: --wait: {e}");
@@ -98,7 +99,7 @@ pub async fn run(args: PublishArgs) -> u8 {
     };
     let source = match (&plan.wait, own) {
         (Some(WaitOn::Subscription(s)), _) => Some(Source::Shared(s.clone())),
-        (Some(WaitOn::Topic(_)), Some(sub)) => Some(Source::Own(sub)),
+        (Some(WaitOn::Topic { .. }), Some(sub)) => Some(Source::Own(sub)),
         _ => None,
     };
     publish_and_wait(&plan, source).await
@@ -189,10 +190,12 @@ fn plan(args: &PublishArgs) -> Result<Plan, Vec<String>> {
             full_subscription(s, project)
                 .map_err(|e| vec![format!("--completions-subscription: {e}")])?,
         )),
-        (None, true) => Some(WaitOn::Topic(
-            full_topic(&args.completions_topic, project)
-                .map_err(|e| vec![format!("--completions-topic: {e}")])?,
-        )),
+        (None, true) => {
+            let topic = full_topic(&args.completions_topic, project)
+                .map_err(|e| vec![format!("--completions-topic: {e}")])?;
+            let project = own::waiter_project(&args.waiter_project, &topic).map_err(|e| vec![e])?;
+            Some(WaitOn::Topic { topic, project })
+        }
     };
     let defaults = Defaults {
         source_project: non_empty(&args.source_project),

@@ -66,6 +66,10 @@ pub struct WaitArgs {
         default_value = "copy-completions"
     )]
     pub completions_topic: String,
+    /// Project to create a new subscription of its own in (default: the topic's); see
+    /// `publish --help`.
+    #[arg(long, value_name = "P", env = "COPY_WAITER_PROJECT")]
+    pub waiter_project: Option<String>,
     /// Give up after this long (exit 3).
     #[arg(long, default_value = "30m", value_parser = parse_duration)]
     pub timeout: Duration,
@@ -172,11 +176,19 @@ async fn source(args: &WaitArgs, conn: &Connection, ids: &[String]) -> Result<So
                     return Err(exit::USAGE);
                 }
             };
+            let project = match own::waiter_project(&args.waiter_project, &topic) {
+                Ok(p) => p,
+                Err(e) => {
+                    eprintln!("{WHO}: {e}");
+                    return Err(exit::USAGE);
+                }
+            };
             // Requests this command did not publish carry no tag of its own: filter on ids.
             let tag = WaiterTag::generate();
             let by = FilterBy::RequestIds(ids);
-            own::sweep(WHO, conn, &topic).await;
-            match TempSubscription::for_waiter(conn, &topic, &tag, by, args.timeout).await {
+            own::sweep(WHO, conn, &project).await;
+            let t = args.timeout;
+            match TempSubscription::for_waiter(conn, &topic, &project, &tag, by, t).await {
                 Ok(sub) => {
                     eprintln!(
                         "{WHO}: reading through a new subscription {}: only events published from now on are seen",

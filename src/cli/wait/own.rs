@@ -7,12 +7,23 @@ use std::time::SystemTime;
 use crate::clients::pubsub::Connection;
 use crate::clients::temp_subscription::{self, TempSubscription};
 
-/// Deletes the waiting subscriptions of `topic`'s project whose waiters gave up, and says so
+/// The project of a waiter's own subscription: `--waiter-project` (`COPY_WAITER_PROJECT`), or
+/// the completions topic's (`projects/P/topics/T`).
+pub fn waiter_project(flag: &Option<String>, topic: &str) -> Result<String, String> {
+    match flag.as_deref().filter(|p| !p.is_empty()) {
+        Some(p) if crate::domain::names::is_project(p) => Ok(p.to_owned()),
+        Some(p) => Err(format!(
+            "--waiter-project (COPY_WAITER_PROJECT): {p:?} is not a project id"
+        )),
+        None => Ok(topic.split('/').nth(1).unwrap_or_default().to_owned()),
+    }
+}
+
+/// Deletes the waiting subscriptions in `project` whose waiters gave up, and says so
 /// on stderr; run before a waiter creates its own. Never fails: a waiter that may not list
 /// subscriptions still waits, and Pub/Sub's own expiration deletes what is left a day after
 /// its last use. `who` prefixes the stderr lines.
-pub async fn sweep(who: &str, conn: &Connection, topic: &str) {
-    let project = topic.split('/').nth(1).unwrap_or_default();
+pub async fn sweep(who: &str, conn: &Connection, project: &str) {
     match temp_subscription::delete_abandoned(conn, project).await {
         Ok(s) => {
             if !s.deleted.is_empty() {
