@@ -15,7 +15,8 @@
 //! - `bench/pipeline.rs`: cold start, completion overhead, Vertex calls per copy.
 //! - `bench/cli.rs`: `publish` one-shot, `replay` throughput and the emulator ceiling.
 //! - `bench/burst.rs`: a burst of 1,000 copies within Vertex AI's quotas (issue #15);
-//!   `BENCH_ONLY=burst` runs that row alone, `BENCH_BURST_N` / `BENCH_BURST_SCALE` size it.
+//!   `BENCH_ONLY=burst` runs that row alone, `BENCH_BURST_N` / `BENCH_BURST_SCALE` size it;
+//!   `BENCH_ONLY=burst-queue` the same burst through the copy-start queue, instances by load.
 
 // An example's crate root resolves modules beside it, hence the paths; `stats` comes first
 // for its `progress!` macro.
@@ -69,7 +70,19 @@ async fn measure(emu: &Emulator) -> Vec<Row> {
         keep(
             &mut rows,
             "burst",
-            burst::burst(emu).await.map(|b| burst::burst_rows(&b)),
+            burst::burst(emu, burst::Mode::Budget)
+                .await
+                .map(|b| burst::burst_rows(&b)),
+        );
+        return rows;
+    }
+    if std::env::var("BENCH_ONLY").as_deref() == Ok("burst-queue") {
+        keep(
+            &mut rows,
+            "burst through the copy-start queue",
+            burst::burst(emu, burst::Mode::Queue)
+                .await
+                .map(|b| burst::burst_rows(&b)),
         );
         return rows;
     }
@@ -125,7 +138,17 @@ async fn measure(emu: &Emulator) -> Vec<Row> {
     keep(
         &mut rows,
         "burst",
-        burst::burst(emu).await.map(|b| burst::burst_rows(&b)),
+        burst::burst(emu, burst::Mode::Budget)
+            .await
+            .map(|b| burst::burst_rows(&b)),
+    );
+    progress!("burst of copies through the copy-start queue, instances by load");
+    keep(
+        &mut rows,
+        "burst through the copy-start queue",
+        burst::burst(emu, burst::Mode::Queue)
+            .await
+            .map(|b| burst::burst_rows(&b)),
     );
     rows
 }

@@ -104,9 +104,8 @@ impl PushFront {
 
     /// A front for several instances of one service: one window for the subscription, and
     /// each push goes to the next target in turn (as Cloud Run spreads requests over its
-    /// instances).
+    /// instances). `targets` may start empty and grow with [`PushFront::add_target`].
     pub async fn start_balanced(targets: &[&str], window: PushWindow) -> anyhow::Result<PushFront> {
-        anyhow::ensure!(!targets.is_empty(), "the push front needs a target");
         let targets = targets
             .iter()
             .map(|t| Target::parse(t))
@@ -119,7 +118,7 @@ impl PushFront {
             cold_start: window.cold_start,
             flow: Mutex::new(Flow::new(window)),
             changed: Notify::new(),
-            targets,
+            targets: Mutex::new(targets.into_iter().map(Arc::new).collect()),
             next: std::sync::atomic::AtomicUsize::new(0),
         });
         let router = axum::Router::new()
@@ -140,6 +139,13 @@ impl PushFront {
         format!("http://{}", self.addr)
     }
 
+    /// Spreads pushes over one more target from now on (a new instance of the service).
+    pub fn add_target(&self, target: &str) -> anyhow::Result<()> {
+        let target = Target::parse(target)?;
+        lock(&self.shared.targets).push(Arc::new(target));
+        Ok(())
+    }
+
     /// The window and counters now.
     pub fn stats(&self) -> PushWindowStats {
         lock(&self.shared.flow).stats
@@ -157,7 +163,8 @@ struct Shared {
     flow: Mutex<Flow>,
     /// Signalled whenever a push leaves the window, so waiting pushes look again.
     changed: Notify,
-    targets: Vec<Target>,
+    /// Grows with [`PushFront::add_target`], as Cloud Run adds instances under load.
+    targets: Mutex<Vec<Arc<Target>>>,
     /// Round-robin position over `targets`.
     next: std::sync::atomic::AtomicUsize,
     cold_start: Duration,
@@ -298,11 +305,19 @@ impl Drop for Slot {
 /// resize the window.
 async fn forward(State(shared): State<Arc<Shared>>, request: Request) -> Response {
     let mut slot = Slot::acquire(shared.clone()).await;
-    let i = shared
-        .next
-        .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-        % shared.targets.len();
-    let response = match send(&shared.targets[i], shared.cold_start, request).await {
+    let target = {
+        let targets = lock(&shared.targets);
+        let i = shared
+            .next
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        targets.get(i % targets.len().max(1)).cloned()
+    };
+    let Some(target) = target else {
+        // No instance yet (targets are added with `add_target`): as Cloud Run with none up.
+        slot.success = Some(false);
+        return (StatusCode::SERVICE_UNAVAILABLE, "push front: no target yet").into_response();
+    };
+    let response = match send(&target, shared.cold_start, request).await {
         Ok(response) => response,
         Err(Upstream::Down) => (
             StatusCode::SERVICE_UNAVAILABLE,
