@@ -445,14 +445,24 @@ resource "google_pubsub_topic_iam_member" "publisher_requests" {
 # and it reaches every subscription in the project, the worker's pipeline
 # subscriptions included: a caller holding it can delete copy-operations-push
 # or read copy-dead-letter-replay. Where the publisher's callers are not
-# trusted that far, set publisher_can_wait = false and wait on a shared
-# subscription instead (--completions-subscription, completion_subscriptions
-# with subscribe_publisher), which needs no project-level Pub/Sub permission
-# at all (terraform/README.md section 3).
+# trusted that far, either set waiter_project: the waiters' subscriptions
+# then live in that project (a subscription may be in another project than its
+# topic), this role is granted there, and in the worker project the publisher
+# keeps only attachSubscription on copy-completions (`copy-worker publish
+# --wait` reads COPY_WAITER_PROJECT, output waiter_project); or set
+# publisher_can_wait = false and wait on a shared subscription instead
+# (--completions-subscription, completion_subscriptions with
+# subscribe_publisher), which needs no project-level Pub/Sub permission at all
+# (terraform/README.md section 3).
+locals {
+  # Where the waiters' subscriptions live (variable waiter_project).
+  waiter_project = coalesce(var.waiter_project, var.project_id)
+}
+
 resource "google_project_iam_custom_role" "completions_waiter" {
   count = var.publisher_can_wait ? 1 : 0
 
-  project     = var.project_id
+  project     = local.waiter_project
   role_id     = local.names.waiter_role_id
   title       = "copy-worker completions waiter"
   description = "copy-worker publish --wait: its own temporary subscriptions on copy-completions, and the sweep of expired ones."
@@ -466,13 +476,22 @@ resource "google_project_iam_custom_role" "completions_waiter" {
   ]
 
   # Custom roles are an IAM API resource: wait for iam.googleapis.com.
-  depends_on = [google_project_service.enabled]
+  depends_on = [google_project_service.enabled, google_project_service.waiter_pubsub]
+}
+
+# The waiters' own project needs the Pub/Sub API for the subscriptions it holds.
+resource "google_project_service" "waiter_pubsub" {
+  count = var.publisher_can_wait && var.waiter_project != null ? 1 : 0
+
+  project            = var.waiter_project
+  service            = "pubsub.googleapis.com"
+  disable_on_destroy = false
 }
 
 resource "google_project_iam_member" "publisher_waiter" {
   count = var.publisher_can_wait ? 1 : 0
 
-  project = var.project_id
+  project = local.waiter_project
   role    = google_project_iam_custom_role.completions_waiter[0].name
   member  = google_service_account.publisher.member
 }

@@ -93,6 +93,11 @@ output "publisher_service_account" {
   value       = google_service_account.publisher.email
 }
 
+output "waiter_project" {
+  description = "The project of the waiters' temporary subscriptions: set COPY_WAITER_PROJECT to it for `copy-worker publish --wait` and `copy-worker wait`."
+  value       = local.waiter_project
+}
+
 output "artifact_registry_repository" {
   description = "Image path prefix: docker push <this>/copy-worker:TAG."
   value       = local.artifact_registry_url

@@ -397,6 +397,17 @@ variable "publisher_can_wait" {
   default     = true
 }
 
+variable "waiter_project" {
+  description = "Project for the waiters' temporary subscriptions on copy-completions (`copy-worker publish --wait --waiter-project`, COPY_WAITER_PROJECT). Null: the worker project, where the waiter role reaches every subscription (Pub/Sub has no IAM Conditions on names). Set it to a project of the waiters' own to keep them away from the pipeline's subscriptions."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.waiter_project == null || can(regex("^[a-z][a-z0-9-]{4,28}[a-z0-9]$", var.waiter_project))
+    error_message = "waiter_project must be a project id."
+  }
+}
+
 variable "publisher_can_invoke_service" {
   description = "Also let the publisher service account call POST /v1/models/copy directly (the seed's REST flow from EC2, DESIGN.md §7): roles/run.invoker plus INVOKER_SERVICE_ACCOUNTS."
   type        = bool

@@ -842,7 +842,8 @@ class Checker:
         for key, body in d.resource_bodies.items():
             if key.startswith(("google_project_service.", "terraform_data.", "time_sleep.")):
                 continue
-            if str(body.get("project")) != "${var.project_id}":
+            # local.waiter_project is project_id unless waiter_project is set.
+            if str(body.get("project")) not in ("${var.project_id}", "${local.waiter_project}"):
                 continue
             self.contract(wait_for_apis(key), f"{key} is created in project_id but does not wait for the APIs "
                                               "(depends_on = [google_project_service.enabled])")
@@ -1232,7 +1233,7 @@ MUTATIONS = [
      '  role    = "roles/aiplatform.serviceAgent"\n  member  = local.vertex_agents[each.key]',
      '  role    = "roles/aiplatform.user"\n  member  = local.vertex_agents[each.key]'),
     ("4: custom role without the API", "iam.tf",
-     "  # Custom roles are an IAM API resource: wait for iam.googleapis.com.\n  depends_on = [google_project_service.enabled]\n", ""),
+     "  # Custom roles are an IAM API resource: wait for iam.googleapis.com.\n  depends_on = [google_project_service.enabled, google_project_service.waiter_pubsub]\n", ""),
     ("5: example pushes to example.com by default", "examples/basic/main.tf",
      'description = "HTTPS endpoint of a downstream service notified of successful copies; null: no push consumer."\n  type        = string\n  default     = null',
      'description = "HTTPS endpoint of a downstream service notified of successful copies; null: no push consumer."\n  type        = string\n  default     = "https://model-registry-sync.example.com/pubsub/copy-completions"'),
