@@ -522,6 +522,33 @@ impl Config {
         settings.poll_initial = settings.poll_initial.div_f64(a.time_scale);
         settings.poll_max = settings.poll_max.div_f64(a.time_scale);
         let start_queue = start_queue(a, &push_service_accounts, vertex_call_timeout)?;
+        if let Some(q) = &start_queue
+            && a.push_auth != PushAuthMode::None
+        {
+            // Otherwise every dispatch is refused before the start stage runs, and the
+            // queue retries for ever with nothing announced.
+            if !push_service_accounts
+                .iter()
+                .any(|e| e.eq_ignore_ascii_case(&q.service_account))
+            {
+                return Err(err(
+                    "COPY_START_SERVICE_ACCOUNT",
+                    format!(
+                        "{} must be one of PUSH_SERVICE_ACCOUNTS: the queue's tasks carry its token",
+                        q.service_account
+                    ),
+                ));
+            }
+            if !push_audiences.contains(&q.target_url) {
+                return Err(err(
+                    "COPY_START_URL",
+                    format!(
+                        "{} must be one of PUSH_AUDIENCE: it is the audience of the tasks' tokens",
+                        q.target_url
+                    ),
+                ));
+            }
+        }
         Ok(Self {
             port: a.port,
             start_queue,
@@ -678,6 +705,23 @@ mod tests {
         ] {
             let e = with(&extra).unwrap_err().to_string();
             assert!(e.contains(var), "{extra:?}: {e}");
+        }
+        for (extra, var) in [
+            (vec!["--copy-start-url", "https://other"], "COPY_START_URL"),
+            (
+                vec![
+                    "--copy-start-url",
+                    "https://svc",
+                    "--copy-start-service-account",
+                    "x@p.iam.gserviceaccount.com",
+                ],
+                "COPY_START_SERVICE_ACCOUNT",
+            ),
+        ] {
+            let mut args = vec!["--copy-start-queue", q];
+            args.extend(extra);
+            let e = with(&args).unwrap_err().to_string();
+            assert!(e.contains(var) && e.contains("must be one of"), "{e}");
         }
         let c = with(&["--copy-start-queue", q, "--copy-start-url", "https://svc"]).unwrap();
         let opts = c.start_queue.expect("a queue");

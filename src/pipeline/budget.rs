@@ -178,9 +178,13 @@ impl Budget {
             // that the project keeps one pacer (a new one would allow a second burst).
             let by_id = (kind, project.to_owned(), region.to_owned());
             if let Some(p) = pacers.remove(&by_id) {
-                pacers
+                // Both may exist (reads of operation names are keyed by the number from the
+                // start): keep the later next slot of the two, so a back-off is not lost.
+                let next = p.next;
+                let kept = pacers
                     .entry((kind, key.clone(), region.to_owned()))
                     .or_insert(p);
+                kept.next = kept.next.max(next);
             }
         }
         let pacer = pacers

@@ -46,6 +46,15 @@ impl Pipeline {
                 tracing::info!(task = id, attempt = watch.attempt, "copy start queued");
                 StepOutcome::Acked
             }
+            // The queue refuses for good (it is gone, the worker may not enqueue, the task is
+            // too large): the copy fails with a reason and a dead letter, replayable once the
+            // cause is fixed, instead of a delivery that loops.
+            Err(f) if !f.is_transient() => {
+                tracing::error!(error.message = %f, "the copy-start queue refused the start");
+                let mut end = super::announce::Ending::failed(&f, watch.accepted_at);
+                end.attempts = watch.attempt;
+                self.announce(d, req, end).await
+            }
             Err(f) => StepOutcome::Retry(f.into()),
         }
     }

@@ -25,6 +25,9 @@ struct Watched {
     /// `None` for a pending watch (see [`Watch::operation`]).
     operation: Option<OperationName>,
     watch: Watch,
+    /// The deadline's soft end: a copy this delivery starts leaves the publish after it
+    /// this much room (see [`Deadline::soft`]).
+    answer_by: Instant,
 }
 
 fn parse_watch(msg: &PushMessage, defaults: &Defaults) -> Result<Watched, Rejection> {
@@ -39,6 +42,7 @@ fn parse_watch(msg: &PushMessage, defaults: &Defaults) -> Result<Watched, Reject
         req,
         operation,
         watch,
+        answer_by: Instant::now(),
     })
 }
 
@@ -73,10 +77,11 @@ impl Pipeline {
             msg,
             stage: FailedStage::Operation,
         };
-        let w = match parse_watch(msg, &self.settings.defaults) {
+        let mut w = match parse_watch(msg, &self.settings.defaults) {
             Ok(w) => w,
             Err(why) => return self.reject(&d, why).await,
         };
+        w.answer_by = deadline.soft();
         let span = tracing::Span::current();
         span.record("request_id", w.req.request_id.as_str());
         // The hold counts from the delivery's arrival (a pending watch's wait for a slot
@@ -84,7 +89,7 @@ impl Pipeline {
         let hold_end = (Instant::now() + self.settings.watch_hold).min(deadline.soft());
         if let Some(op) = &w.operation {
             span.record("operation", op.as_str());
-        } else if let Some(done) = self.restart_pending(&d, &w, hold_end, deadline).await {
+        } else if let Some(done) = self.restart_pending(&d, &w, hold_end).await {
             return done;
         }
 
@@ -207,12 +212,20 @@ impl Pipeline {
         d: &Delivery<'_>,
         w: &Watched,
         hold_end: Instant,
-        deadline: &Deadline,
     ) -> Option<StepOutcome> {
         let region = &w.req.destination.location;
-        let hold = hold_end.saturating_duration_since(Instant::now());
+        // A slot taken later than this leaves no room for CopyModel and the publish after it.
+        let call = self.settings.vertex_call_timeout;
+        let slot_by = hold_end.min(w.answer_by.checked_sub(call).unwrap_or(hold_end));
+        let hold = slot_by.saturating_duration_since(Instant::now());
         let project = w.req.destination.project.as_str();
-        if !self.budget.copy_within(project, region, hold).await {
+        // SIGTERM stops the wait for a slot too (DESIGN.md §4: held watches answer 429 at once).
+        let mut stop = self.shutdown.clone();
+        let slot = tokio::select! {
+            got = self.budget.copy_within(project, region, hold) => got,
+            _ = stop.wait_for(|stop| *stop) => return Some(StepOutcome::NotYet),
+        };
+        if !slot {
             // No slot within this hold: spend the hold waiting, then hand the watch on. (Handing
             // it on at once would spin: the new message is delivered again immediately.)
             let mut shutdown = self.shutdown.clone();
@@ -230,7 +243,7 @@ impl Pipeline {
             // CopyModel into a parent adds a version every time, so only after looking: the
             // request stage's own path, with the slot just taken.
             return Some(
-                self.copy_into_parent(d, &w.req, admitted(&w.watch, deadline.at()))
+                self.copy_into_parent(d, &w.req, admitted(&w.watch, w.answer_by))
                     .await,
             );
         }
@@ -270,6 +283,12 @@ impl Pipeline {
                 accepted_at: w.watch.accepted_at,
             };
             return self.queue_start(d, &w.req, w.req.to_bytes(), next).await;
+        }
+        if w.req.destination.lists_versions() {
+            // Into a parent: look first, and CopyModel once (the request stage's path).
+            let mut next = admitted(&w.watch, w.answer_by);
+            next.attempt += 1;
+            return self.copy_into_parent(d, &w.req, next).await;
         }
         match retry_transient("copy_model", || self.vertex.start_copy(&w.req)).await {
             Ok(op) => {

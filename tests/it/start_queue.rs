@@ -151,3 +151,25 @@ async fn a_transient_operation_failure_restarts_through_the_queue() {
         .collect();
     assert_eq!(distinct.len(), 2, "attempt 1 and attempt 2: {distinct:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_queue_that_refuses_for_good_fails_the_copy_with_a_dead_letter_instead_of_looping() {
+    let knobs = Knobs {
+        start_queue: Some(queue()),
+        // A later flag wins: a queue the fake does not have (NOT_FOUND, permanent).
+        extra_args: vec![
+            "--copy-start-queue".into(),
+            "projects/it-project/locations/us-central1/queues/deleted".into(),
+        ],
+        ..Knobs::cloud_run()
+    };
+    let app = spawn_app("sq-gone", knobs).await;
+    app.publish(&request("sq-gone", "sq-gone-t")).await;
+    let ev = app.completion_of("sq-gone", 1, 60).await;
+    let data = ev[0].json();
+    assert_eq!(data["status"], "failed", "{data}");
+    assert_eq!(data["error"]["code"], "NOT_FOUND", "{data}");
+    let dl = app.dead_letter_of("sq-gone", 30).await;
+    assert_eq!(dl.attribute("error_code"), Some("NOT_FOUND"));
+    assert_eq!(app.vertex.copies_started(), 0);
+}
