@@ -66,25 +66,20 @@ fn main() -> anyhow::Result<()> {
 
 async fn measure(emu: &Emulator) -> Vec<Row> {
     let mut rows = Vec::new();
-    if std::env::var("BENCH_ONLY").as_deref() == Ok("burst") {
-        keep(
-            &mut rows,
-            "burst",
-            burst::burst(emu, burst::Mode::Budget)
-                .await
-                .map(|b| burst::burst_rows(&b)),
-        );
-        return rows;
-    }
-    if std::env::var("BENCH_ONLY").as_deref() == Ok("burst-queue") {
-        keep(
-            &mut rows,
+    let only = std::env::var("BENCH_ONLY").unwrap_or_default();
+    for (name, what, mode) in [
+        ("burst", "burst", burst::Mode::Budget),
+        (
+            "burst-queue",
             "burst through the copy-start queue",
-            burst::burst(emu, burst::Mode::Queue)
-                .await
-                .map(|b| burst::burst_rows(&b)),
-        );
-        return rows;
+            burst::Mode::Queue,
+        ),
+    ] {
+        if only == name {
+            let measured = burst::burst(emu, mode).await;
+            keep(&mut rows, what, measured.map(|b| burst::burst_rows(&b)));
+            return rows;
+        }
     }
     keep(&mut rows, "cold start", pipeline::cold_start(emu, 10).await);
     let pin = proc::has_taskset() && push::num_cpus() >= 2;

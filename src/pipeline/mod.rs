@@ -121,6 +121,31 @@ impl Settings {
     }
 }
 
+impl Settings {
+    /// DEADLINE_EXCEEDED once a copy accepted at `accepted_at` is older than
+    /// `COPY_MAX_DURATION`; `state` says where it is ("still not done", "not started").
+    pub fn past_max_duration(
+        &self,
+        accepted_at: chrono::DateTime<chrono::Utc>,
+        model: &str,
+        state: &str,
+    ) -> Option<Failure> {
+        let age = (chrono::Utc::now() - accepted_at)
+            .to_std()
+            .unwrap_or_default();
+        (age > self.max_duration).then(|| {
+            Failure::new(
+                google_cloud_gax::error::rpc::Code::DeadlineExceeded,
+                format!(
+                    "copy into {model} {state} after {}s; COPY_MAX_DURATION is {}s",
+                    age.as_secs(),
+                    self.max_duration.as_secs()
+                ),
+            )
+        })
+    }
+}
+
 /// Everything a stage needs: the outbound clients and the settings.
 #[derive(Clone)]
 pub struct Pipeline {

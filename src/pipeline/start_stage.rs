@@ -8,9 +8,6 @@
 //! budget slot is asked for (the queue's rate is the deployment's), and a quota refusal is
 //! answered non-2xx so that the queue tries again later, still within its rate.
 
-use chrono::Utc;
-use google_cloud_gax::error::rpc::Code;
-
 use super::request_stage::{Admission, Start};
 use super::{Delivery, Pipeline, RetryReason, StepOutcome};
 use crate::clients::tasks::task_id;
@@ -18,7 +15,7 @@ use crate::contract::dead_letter::FailedStage;
 use crate::contract::watch::Watch;
 use crate::domain::CopyRequest;
 use crate::http::envelope::PushMessage;
-use crate::retry::{Failure, retry_transient};
+use crate::retry::retry_transient;
 
 impl Pipeline {
     /// Hands a copy start to the queue: the task carries `data` and `watch` (no operation)
@@ -95,19 +92,11 @@ impl Pipeline {
             Err(why) => return self.reject(&d, why).await,
         };
         tracing::Span::current().record("request_id", req.request_id.as_str());
-        let age = (Utc::now() - watch.accepted_at)
-            .to_std()
-            .unwrap_or_default();
-        if age > self.settings.max_duration {
-            let f = Failure::new(
-                Code::DeadlineExceeded,
-                format!(
-                    "copy into {} not started after {}s; COPY_MAX_DURATION is {}s",
-                    req.destination.model_name(),
-                    age.as_secs(),
-                    self.settings.max_duration.as_secs()
-                ),
-            );
+        let model = req.destination.model_name();
+        let too_old = self
+            .settings
+            .past_max_duration(watch.accepted_at, &model, "not started");
+        if let Some(f) = too_old {
             let mut end = super::announce::Ending::failed(&f, watch.accepted_at);
             end.attempts = watch.attempt;
             return self.announce(&d, &req, end).await;

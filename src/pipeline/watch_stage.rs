@@ -95,21 +95,15 @@ impl Pipeline {
 
         let mut shutdown = self.shutdown.clone();
         loop {
-            let age = (Utc::now() - w.watch.accepted_at)
-                .to_std()
-                .unwrap_or_default();
-            if age > self.settings.max_duration {
-                let f = Failure::new(
-                    Code::DeadlineExceeded,
-                    format!(
-                        "copy into {} still not done after {}s; COPY_MAX_DURATION is {}s",
-                        w.req.destination.model_name(),
-                        age.as_secs(),
-                        self.settings.max_duration.as_secs()
-                    ),
-                );
+            let model = w.req.destination.model_name();
+            let accepted_at = w.watch.accepted_at;
+            let too_old = self
+                .settings
+                .past_max_duration(accepted_at, &model, "still not done");
+            if let Some(f) = too_old {
                 return self.end_failed(&d, &w, &f).await;
             }
+            let age = (Utc::now() - accepted_at).to_std().unwrap_or_default();
             let done = match &w.operation {
                 Some(op) => self.check_operation(&d, &w, op, hold_end).await,
                 None => self.check_destination(&d, &w, hold_end).await,
