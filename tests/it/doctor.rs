@@ -224,7 +224,8 @@ async fn doctor_fails_each_misconfiguration_and_names_the_fix() {
         s
     })
     .await;
-    // copy-operations-push's ack deadline shorter than WATCH_HOLD (240 s) + margin.
+    // copy-operations-push's ack deadline shorter than the watch stage's budget + margin (the
+    // usable share of COPY_OPERATIONS_ACK_DEADLINE's default 300 s: 270 s).
     recreate(&t, "copy-operations-push", |s| {
         s.set_ack_deadline_seconds(60)
     })
@@ -267,14 +268,13 @@ async fn doctor_fails_each_misconfiguration_and_names_the_fix() {
     );
     let ack = find("subscription copy-operations-push", "ack deadline");
     assert!(
-        ack["detail"]
-            .as_str()
-            .unwrap()
-            .starts_with("60 s is below WATCH_HOLD (240 s)"),
+        ack["detail"].as_str().unwrap().starts_with(
+            "60 s is below the watch stage's budget (COPY_OPERATIONS_ACK_DEADLINE) (270 s)"
+        ),
         "{ack}"
     );
     assert!(
-        ack["fix"].as_str().unwrap().contains("--ack-deadline=255")
+        ack["fix"].as_str().unwrap().contains("--ack-deadline=285")
             && ack["fix"]
                 .as_str()
                 .unwrap()

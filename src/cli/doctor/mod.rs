@@ -266,7 +266,12 @@ async fn pubsub(
             &args.operations_subscription,
             &t.operations,
             "/pubsub/copy-operations",
-            (cfg.settings.watch_hold, "WATCH_HOLD"),
+            // One deadline per delivery: a watch answers within the usable share of
+            // COPY_OPERATIONS_ACK_DEADLINE, which the subscription's own must cover.
+            (
+                crate::pipeline::deadline::usable(cfg.settings.operations_ack_deadline),
+                "the watch stage's budget (COPY_OPERATIONS_ACK_DEADLINE)",
+            ),
             "operations_ack_deadline_seconds",
             DeadLetterExpect::None,
         ),
