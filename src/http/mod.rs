@@ -36,6 +36,20 @@ pub struct AppState {
     pub invoker_auth: Arc<dyn PushAuth>,
 }
 
+/// When a request reached the worker, stamped before authentication and before the body is
+/// read: a delivery's deadline counts from here (DESIGN.md §4, "one deadline per delivery").
+#[derive(Debug, Clone, Copy)]
+pub struct Arrival(pub tokio::time::Instant);
+
+async fn stamp_arrival(
+    mut req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    req.extensions_mut()
+        .insert(Arrival(tokio::time::Instant::now()));
+    next.run(req).await
+}
+
 /// The router. Authentication runs as a middleware in front of each group of routes.
 pub fn app(state: AppState) -> Router {
     let pushes = Router::new()
@@ -65,6 +79,8 @@ pub fn app(state: AppState) -> Router {
         .merge(pushes)
         .merge(callers)
         .with_state(state)
+        // Outside every route's authentication, so that the stamp is the arrival.
+        .layer(axum::middleware::from_fn(stamp_arrival))
         // A panic outside a stage answers 500 (Pub/Sub redelivers) instead of killing the process.
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(
             error::on_panic,

@@ -39,6 +39,10 @@ pub async fn copy_starts(State(s): State<AppState>, req: Request) -> Response {
 }
 
 async fn handle(s: AppState, req: Request, stage: Stage) -> Response {
+    let arrived = req
+        .extensions()
+        .get::<super::Arrival>()
+        .map_or_else(tokio::time::Instant::now, |a| a.0);
     let span = tracing::info_span!(
         "delivery",
         stage = match stage {
@@ -74,7 +78,7 @@ async fn handle(s: AppState, req: Request, stage: Stage) -> Response {
         let step = async {
             match stage {
                 Stage::Request => s.pipeline.request_stage(&msg).await,
-                Stage::Operation => s.pipeline.watch_stage(&msg).await,
+                Stage::Operation => s.pipeline.watch_stage_since(&msg, arrived).await,
                 Stage::Callback => s.pipeline.callback_stage(&msg).await,
                 Stage::Start => s.pipeline.start_stage(&msg).await,
             }

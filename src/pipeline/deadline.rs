@@ -40,7 +40,12 @@ pub fn usable(ack_deadline: Duration) -> Duration {
 impl Deadline {
     /// The deadline of a delivery that arrives now on a subscription with `ack_deadline`.
     pub fn for_delivery(ack_deadline: Duration) -> Deadline {
-        let arrival = Instant::now();
+        Deadline::since(Instant::now(), ack_deadline)
+    }
+
+    /// The deadline of a delivery that arrived at `arrival` (before authentication and the
+    /// body were read) on a subscription with `ack_deadline`.
+    pub fn since(arrival: Instant, ack_deadline: Duration) -> Deadline {
         let usable = usable(ack_deadline);
         let reserve = PUBLISH_RESERVE.min(usable / 4);
         Deadline {

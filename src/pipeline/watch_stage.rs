@@ -61,8 +61,14 @@ impl Pipeline {
     ///
     /// On SIGTERM a held delivery stops polling at once and answers 429 (publishing nothing).
     pub async fn watch_stage(&self, msg: &PushMessage) -> StepOutcome {
+        self.watch_stage_since(msg, Instant::now()).await
+    }
+
+    /// [`Self::watch_stage`] for a delivery that arrived at `arrived`: its deadline counts
+    /// from there, so the time authentication and reading the body took is counted too.
+    pub async fn watch_stage_since(&self, msg: &PushMessage, arrived: Instant) -> StepOutcome {
         let ack_deadline = self.settings.operations_ack_deadline;
-        let deadline = Deadline::for_delivery(ack_deadline);
+        let deadline = Deadline::since(arrived, ack_deadline);
         match tokio::time::timeout_at(deadline.at(), self.watch_step(msg, &deadline)).await {
             Ok(outcome) => outcome,
             Err(_elapsed) => StepOutcome::Retry(RetryReason::OutOfTime {

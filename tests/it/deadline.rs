@@ -97,3 +97,53 @@ async fn wait_for_operation(app: &TestApp) -> String {
     }
     panic!("no copy started within 30 s");
 }
+
+/// A push authenticator that takes its time (a cold JWKS fetch, say), then allows.
+struct SlowAuth(Duration);
+
+#[async_trait::async_trait]
+impl copy_worker::http::auth::PushAuth for SlowAuth {
+    async fn check(&self, _authorization: Option<&str>) -> copy_worker::http::auth::AuthDecision {
+        tokio::time::sleep(self.0).await;
+        copy_worker::http::auth::AuthDecision::Allowed
+    }
+}
+
+/// The deadline counts from the delivery's arrival, not from the stage's start: time spent
+/// authenticating the push (here 4 s) comes out of the same ack deadline.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_watch_answers_within_its_deadline_counted_from_arrival_even_after_slow_authentication() {
+    use base64::Engine as _;
+    use tower::ServiceExt as _;
+    let app = app("dl-arrival", &["--vertex-copy-rate", "1"]).await;
+    app.copies_take(Duration::from_secs(600));
+    let mut other = app.second_instance().await;
+    // The only copy slot of the minute goes to a first pending watch.
+    let first = other.pipeline.watch_stage(&watch("dl-arr-1", "")).await;
+    assert!(matches!(first, StepOutcome::Acked), "{first:?}");
+    other.push_auth = std::sync::Arc::new(SlowAuth(Duration::from_secs(4)));
+    let now = chrono::Utc::now().to_rfc3339();
+    let data = request("dl-arr-2", "target-dl-arr-2");
+    let body = serde_json::json!({
+        "subscription": "projects/p/subscriptions/copy-operations-push",
+        "message": {
+            "data": base64::engine::general_purpose::STANDARD.encode(data),
+            "attributes": {"request_id": "dl-arr-2", "attempt": "1", "accepted_at": now},
+            "messageId": "w-arr-2", "publishTime": now,
+        }
+    });
+    let req = axum::http::Request::post("/pubsub/copy-operations")
+        .header("content-type", "application/json")
+        .body(axum::body::Body::from(body.to_string()))
+        .unwrap();
+    let arrived = Instant::now();
+    let resp = copy_worker::http::app(other).oneshot(req).await.unwrap();
+    let took = arrived.elapsed();
+    assert_eq!(resp.status().as_u16(), 204);
+    // The usable share of a 10 s ack deadline is 7.5 s; from the stage's start it would
+    // have ended at 4 s + 5.6 s (the soft end) instead.
+    assert!(
+        took < Duration::from_millis(7500),
+        "answered after {took:?}"
+    );
+}
