@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use clap::Parser;
-use copy_worker::cli::config::{Config, ServeArgs};
-use copy_worker::cli::serve::build_state;
+use copy_worker::app::build_state;
+use copy_worker::config::{Config, ServeArgs};
 use copy_worker::http::app;
 use copy_worker::telemetry;
 use copy_worker::telemetry::LogFormat;

@@ -4,8 +4,12 @@
 //!
 //! Each folder is one part of DESIGN.md; dependencies point down this list, never up.
 //!
-//! - [`cli`]: the command line (§6): `serve` and its configuration (§5), `publish`, `replay`,
-//!   shared flags and exit codes.
+//! - [`cli`]: the command line (§6): `serve`, `publish`, `wait`, `replay`, `events`, `doctor`,
+//!   `completions`, and exit codes.
+//! - [`app`]: the composition root: builds the worker from its configuration and serves it
+//!   until SIGTERM.
+//! - [`config`]: the worker's configuration (§5), one clap group per concern, and the flags
+//!   every command shares (the Pub/Sub project, the topics).
 //! - [`http`]: the HTTP surface (§4, §7): push envelope, authentication middleware, the push
 //!   and enqueue routes, and the one table from answer to status code.
 //! - [`pipeline`]: the request stage and the watch stage (§1), returning named outcomes.
@@ -18,8 +22,10 @@
 //!
 //! See docs/ARCHITECTURE.md for the path of one push delivery through these modules.
 
+pub mod app;
 pub mod cli;
 pub mod clients;
+pub mod config;
 pub mod contract;
 pub mod domain;
 pub mod http;

@@ -3,9 +3,8 @@
 use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser};
-use copy_worker::cli::config::Config;
+use copy_worker::app;
 use copy_worker::cli::{Cli, Command, doctor, events, exit, publish, replay, serve};
-use copy_worker::telemetry;
 
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Runtime::new().expect("tokio runtime")
@@ -26,27 +25,10 @@ fn main() -> ExitCode {
         }
     };
     match cli.command {
-        Command::Serve(args) => {
-            let cfg = match Config::from_args(&args) {
-                Ok(c) => c,
-                Err(e) => {
-                    eprintln!("copy-worker: {e}");
-                    return ExitCode::from(exit::USAGE);
-                }
-            };
-            telemetry::init(cfg.log_format, &cfg.worker_project, telemetry::stderr());
-            let result: anyhow::Result<()> = runtime()
-                .block_on(serve::run(cfg))
-                .map_err(anyhow::Error::from);
-            match result {
-                Ok(()) => ExitCode::from(exit::OK),
-                Err(e) => {
-                    tracing::error!(error.message = %e, error.cause_chain = ?e, "copy-worker stopped");
-                    eprintln!("copy-worker: {e:#}");
-                    ExitCode::from(exit::FAILED)
-                }
-            }
-        }
+        Command::Serve(args) => match serve::start(&args) {
+            Ok(cfg) => stopped(runtime().block_on(app::run(cfg))),
+            Err(code) => ExitCode::from(code),
+        },
         Command::Publish(args) => ExitCode::from(runtime().block_on(publish::run(*args))),
         Command::Replay(args) => ExitCode::from(runtime().block_on(replay::run(*args))),
         Command::Wait(args) => {
@@ -57,6 +39,18 @@ fn main() -> ExitCode {
         Command::Completions(args) => {
             copy_worker::cli::completions::write(args.shell, &mut std::io::stdout());
             ExitCode::from(exit::OK)
+        }
+    }
+}
+
+/// The exit code of a worker that stopped; why it stopped is logged and printed.
+fn stopped(result: Result<(), app::ServeError>) -> ExitCode {
+    match result.map_err(anyhow::Error::from) {
+        Ok(()) => ExitCode::from(exit::OK),
+        Err(e) => {
+            tracing::error!(error.message = %e, error.cause_chain = ?e, "copy-worker stopped");
+            eprintln!("copy-worker: {e:#}");
+            ExitCode::from(exit::FAILED)
         }
     }
 }

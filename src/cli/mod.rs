@@ -1,9 +1,11 @@
-//! The command line of DESIGN.md §6: one binary, `copy-worker`, with three subcommands that
-//! each parse, apply and answer.
+//! The command line of DESIGN.md §6: one binary, `copy-worker`, whose subcommands each parse,
+//! apply and answer.
 //!
-//! - [`args`]: flags shared by every subcommand, and the duration parser.
+//! - [`args`]: blaming a bad value on its environment variable; the flags every subcommand
+//!   shares are re-exported from [`crate::config::flags`].
 //! - [`exit`]: the exit codes.
-//! - [`config`] and [`serve`]: `copy-worker serve`, the push consumer.
+//! - [`serve`]: `copy-worker serve`, the push consumer (its configuration is
+//!   [`crate::config`], the worker it runs [`crate::app`]).
 //! - [`publish`]: `copy-worker publish`, submitting requests and waiting for their events.
 //! - [`replay`]: `copy-worker replay`, moving dead letters back with no loss.
 //! - [`wait`]: `copy-worker wait`, waiting for requests' events (and `publish --wait`).
@@ -13,7 +15,6 @@
 
 pub mod args;
 pub mod completions;
-pub mod config;
 pub mod doctor;
 pub mod events;
 pub mod exit;
@@ -24,11 +25,13 @@ pub mod wait;
 
 use clap::{Parser, Subcommand};
 
-use self::config::ServeArgs;
 use self::doctor::DoctorArgs;
+// `doctor` reads `serve`'s configuration as `super::config`.
 use self::events::EventsArgs;
 use self::publish::PublishArgs;
 use self::replay::ReplayArgs;
+use crate::config;
+use crate::config::ServeArgs;
 
 /// Copies Vertex AI models between projects and regions, driven by Pub/Sub.
 #[derive(Parser)]

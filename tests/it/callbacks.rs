@@ -167,7 +167,7 @@ async fn sigkilled_mid_callback_the_callback_is_delivered_after_the_restart() {
 
 /// Cloud Run throttles CPU once a response is sent and drops instances on scale-in
 /// (DESIGN.md §10), so no code a delivery runs may start a task that outlives it. The
-/// worker's only spawns are the server itself (`cli::serve`) and the `replay` command's
+/// worker's only spawns are the server itself (`app`) and the `replay` command's
 /// own pump; this fails as soon as a stage, a route or a client spawns anything.
 #[test]
 fn no_stage_route_or_client_spawns_work_that_could_outlive_its_delivery() {

@@ -7,7 +7,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use axum::body::Body;
 use axum::http::Request;
-use copy_worker::cli::serve::build_state;
+use copy_worker::app::build_state;
 use copy_worker::clients::vertex::{GoogleVertex, OperationState, Vertex, VertexOptions};
 use copy_worker::domain::CopyRequest;
 use copy_worker::domain::ModelInfo;

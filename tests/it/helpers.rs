@@ -4,8 +4,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use clap::Parser;
-use copy_worker::cli::config::{Config, ServeArgs};
-use copy_worker::cli::serve::build_state;
+use copy_worker::app::build_state;
+use copy_worker::config::{Config, ServeArgs};
 use copy_worker::http::envelope::PushMessage;
 use copy_worker::http::{AppState, app};
 use testkit::emulator::Emulator;

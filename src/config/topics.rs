@@ -1,0 +1,121 @@
+//! The topic flags (DESIGN.md §2, §5, §6): one clap group per topic, which declares its
+//! variable and default once, flattened into `serve` and into each command that names it.
+//!
+//! Each group is spelled as `serve` spells it. A command whose flag reads differently
+//! (`publish --topic`, `events --topic`) renames it with `#[command(mut_arg(..))]`, which
+//! keeps the group's variable and default.
+//!
+//! Each group dereferences to the topic name as given, short or full.
+
+use clap::Args;
+
+use super::{ConfigError, err};
+use crate::clients::pubsub::{TopicNames, full_topic};
+
+macro_rules! topic_name {
+    ($group:ident, $field:ident) => {
+        impl std::ops::Deref for $group {
+            type Target = str;
+
+            fn deref(&self) -> &str {
+                &self.$field
+            }
+        }
+    };
+}
+
+/// `COPY_REQUESTS_TOPIC`: where copy requests are published.
+#[derive(Debug, Clone, Args)]
+pub struct RequestsTopic {
+    /// Topic for copy requests (direct HTTP callers).
+    #[arg(long, env = "COPY_REQUESTS_TOPIC", default_value = "copy-requests")]
+    pub requests_topic: String,
+}
+topic_name!(RequestsTopic, requests_topic);
+
+/// `COPY_OPERATIONS_TOPIC`: the watch messages that follow running copies.
+#[derive(Debug, Clone, Args)]
+pub struct OperationsTopic {
+    /// Topic for watch messages, short or projects/P/topics/T.
+    #[arg(long, env = "COPY_OPERATIONS_TOPIC", default_value = "copy-operations")]
+    pub operations_topic: String,
+}
+topic_name!(OperationsTopic, operations_topic);
+
+/// `COPY_COMPLETIONS_TOPIC`: completion events, which waiters and `events` read.
+#[derive(Debug, Clone, Args)]
+pub struct CompletionsTopic {
+    /// Topic for completion events.
+    #[arg(
+        long,
+        env = "COPY_COMPLETIONS_TOPIC",
+        default_value = "copy-completions"
+    )]
+    pub completions_topic: String,
+}
+topic_name!(CompletionsTopic, completions_topic);
+
+/// `COPY_DEAD_LETTER_TOPIC`: requests that could not be served, which `replay` moves back.
+#[derive(Debug, Clone, Args)]
+pub struct DeadLetterTopic {
+    /// Topic for dead letters.
+    #[arg(
+        long,
+        env = "COPY_DEAD_LETTER_TOPIC",
+        default_value = "copy-dead-letter"
+    )]
+    pub dead_letter_topic: String,
+}
+topic_name!(DeadLetterTopic, dead_letter_topic);
+
+/// `COPY_CALLBACKS_TOPIC`: webhook callbacks, posted by the topic's push subscription.
+#[derive(Debug, Clone, Args)]
+pub struct CallbacksTopic {
+    /// Topic for webhook callbacks (internal; its push subscription posts them).
+    #[arg(long, env = "COPY_CALLBACKS_TOPIC", default_value = "copy-callbacks")]
+    pub callbacks_topic: String,
+}
+topic_name!(CallbacksTopic, callbacks_topic);
+
+/// The five topics of the worker, in the order `serve --help` lists them.
+#[derive(Debug, Clone, Args)]
+pub struct WorkerTopics {
+    #[command(flatten)]
+    pub operations: OperationsTopic,
+    #[command(flatten)]
+    pub completions: CompletionsTopic,
+    #[command(flatten)]
+    pub dead_letter: DeadLetterTopic,
+    #[command(flatten)]
+    pub requests: RequestsTopic,
+    #[command(flatten)]
+    pub callbacks: CallbacksTopic,
+}
+
+impl WorkerTopics {
+    /// The full names, each checked in that order; a short name needs `project`.
+    pub fn names(&self, project: Option<&str>) -> Result<TopicNames, ConfigError> {
+        let topic =
+            |var, name: &str| full_topic(name, project).map_err(|p| err(var, p.to_string()));
+        Ok(TopicNames {
+            operations: topic("COPY_OPERATIONS_TOPIC", &self.operations)?,
+            completions: topic("COPY_COMPLETIONS_TOPIC", &self.completions)?,
+            dead_letter: topic("COPY_DEAD_LETTER_TOPIC", &self.dead_letter)?,
+            requests: topic("COPY_REQUESTS_TOPIC", &self.requests)?,
+            callbacks: topic("COPY_CALLBACKS_TOPIC", &self.callbacks)?,
+        })
+    }
+}
+
+/// The project of the worker's topics: `GOOGLE_CLOUD_PROJECT`, or else the completions
+/// topic's, when every name is full.
+pub fn worker_project(project: Option<&str>, topics: &TopicNames) -> String {
+    project.map(str::to_owned).unwrap_or_else(|| {
+        topics
+            .completions
+            .split('/')
+            .nth(1)
+            .unwrap_or_default()
+            .to_owned()
+    })
+}
