@@ -48,14 +48,13 @@ pub enum Format {
 /// Flags of `copy-worker events`.
 #[derive(Debug, Clone, clap::Args)]
 #[command(after_help = EXAMPLES)]
+#[command(mut_args(crate::config::topics::spelled_topic(
+    "completions_topic",
+    "Topic of completion events, short or projects/P/topics/T"
+)))]
 pub struct EventsArgs {
-    /// Topic of completion events, short or projects/P/topics/T.
-    #[arg(
-        long,
-        env = "COPY_COMPLETIONS_TOPIC",
-        default_value = "copy-completions"
-    )]
-    pub topic: String,
+    #[command(flatten)]
+    pub topic: crate::config::topics::CompletionsTopic,
     #[command(flatten)]
     pub pubsub: PubSubArgs,
     /// Only events with this status (repeatable: any of them).

@@ -2,12 +2,13 @@
 //! variable and default once, flattened into `serve` and into each command that names it.
 //!
 //! Each group is spelled as `serve` spells it. A command whose flag reads differently
-//! (`publish --topic`, `events --topic`) renames it with `#[command(mut_arg(..))]`, which
-//! keeps the group's variable and default.
+//! (`publish --topic`, `events --topic`) or says more rewords it with
+//! `#[command(mut_args(..))]`, which keeps the group's variable and default, and the flag's
+//! place in `--help` and in completion scripts.
 //!
 //! Each group dereferences to the topic name as given, short or full.
 
-use clap::Args;
+use clap::{Arg, Args};
 
 use super::{ConfigError, err};
 use crate::clients::pubsub::{TopicNames, full_topic};
@@ -76,6 +77,21 @@ pub struct CallbacksTopic {
     pub callbacks_topic: String,
 }
 topic_name!(CallbacksTopic, callbacks_topic);
+
+/// For `#[command(mut_args(..))]`: changes the flag `id` with `f`, and leaves the others.
+pub fn reword(id: &'static str, f: impl Fn(Arg) -> Arg) -> impl FnMut(Arg) -> Arg {
+    move |a| if a.get_id() == id { f(a) } else { a }
+}
+
+/// The topic flag `id` spelled `--topic`, with `help`.
+pub fn spelled_topic(id: &'static str, help: &'static str) -> impl FnMut(Arg) -> Arg {
+    reword(id, move |a| a.long("topic").value_name("TOPIC").help(help))
+}
+
+/// The topic flag `id` with `help`.
+pub fn described(id: &'static str, help: &'static str) -> impl FnMut(Arg) -> Arg {
+    reword(id, move |a| a.help(help))
+}
 
 /// The five topics of the worker, in the order `serve --help` lists them.
 #[derive(Debug, Clone, Args)]

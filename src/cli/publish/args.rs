@@ -5,6 +5,7 @@ use std::time::Duration;
 use clap::{ArgGroup, Args};
 
 use crate::cli::args::{PubSubArgs, parse_duration};
+use crate::config::topics::{CompletionsTopic, RequestsTopic, reword, spelled_topic};
 
 const EXAMPLES: &str = "\
 Examples:
@@ -51,10 +52,17 @@ With TRACEPARENT set, it is sent as the traceparent attribute.";
 #[derive(Debug, Clone, Args)]
 #[command(after_help = EXAMPLES)]
 #[command(group(ArgGroup::new("input").required(true).args(["file", "source_model"])))]
+#[command(mut_args(spelled_topic(
+    "requests_topic",
+    "Topic of copy requests, short or projects/P/topics/T"
+)))]
+#[command(mut_args(reword("completions_topic", |a| a
+    .value_name("T")
+    .help_heading("Waiting")
+    .help("Topic of completion events, short or projects/P/topics/T"))))]
 pub struct PublishArgs {
-    /// Topic of copy requests, short or projects/P/topics/T.
-    #[arg(long, env = "COPY_REQUESTS_TOPIC", default_value = "copy-requests")]
-    pub topic: String,
+    #[command(flatten)]
+    pub topic: RequestsTopic,
     #[command(flatten)]
     pub pubsub: PubSubArgs,
     /// JSON Lines file of requests, one JSON object a line; - reads stdin.
@@ -114,15 +122,8 @@ pub struct PublishArgs {
     /// the process dies, the next waiter deletes it once the timeout plus an hour has passed).
     #[arg(long, help_heading = "Waiting")]
     pub wait: bool,
-    /// Topic of completion events, short or projects/P/topics/T.
-    #[arg(
-        long,
-        value_name = "T",
-        env = "COPY_COMPLETIONS_TOPIC",
-        default_value = "copy-completions",
-        help_heading = "Waiting"
-    )]
-    pub completions_topic: String,
+    #[command(flatten)]
+    pub completions_topic: CompletionsTopic,
     /// Project to create the temporary subscription in (default: the completions topic's).
     /// A project of the waiters' own keeps their Pub/Sub permissions away from the worker's
     /// pipeline subscriptions; the caller then needs pubsub.topics.attachSubscription on

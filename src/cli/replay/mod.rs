@@ -31,6 +31,14 @@ pub use crate::contract::dead_letter::republished;
 /// Flags of `copy-worker replay`.
 #[derive(Debug, Clone, clap::Args)]
 #[command(after_help = EXAMPLES)]
+#[command(mut_args(crate::config::topics::spelled_topic(
+    "requests_topic",
+    "Topic to republish requests to: a short name or projects/P/topics/T"
+)))]
+#[command(mut_args(crate::config::topics::described(
+    "callbacks_topic",
+    "Topic to republish callbacks to (with --callbacks)"
+)))]
 pub struct ReplayArgs {
     /// Dead-letter subscription to read: a short name or projects/P/subscriptions/S.
     #[arg(
@@ -39,16 +47,14 @@ pub struct ReplayArgs {
         default_value = "copy-dead-letter-replay"
     )]
     pub subscription: String,
-    /// Topic to republish requests to: a short name or projects/P/topics/T.
-    #[arg(long, env = "COPY_REQUESTS_TOPIC", default_value = "copy-requests")]
-    pub topic: String,
+    #[command(flatten)]
+    pub topic: crate::config::topics::RequestsTopic,
     /// Replay dead-lettered webhook callbacks (failed_stage=callback) to --callbacks-topic,
     /// instead of requests to --topic. A run moves one kind only; the other is left in place.
     #[arg(long)]
     pub callbacks: bool,
-    /// Topic to republish callbacks to (with --callbacks).
-    #[arg(long, env = "COPY_CALLBACKS_TOPIC", default_value = "copy-callbacks")]
-    pub callbacks_topic: String,
+    #[command(flatten)]
+    pub callbacks_topic: crate::config::topics::CallbacksTopic,
     #[command(flatten)]
     pub pubsub: PubSubArgs,
     /// Replay only this request id (repeatable: any of them).

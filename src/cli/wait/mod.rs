@@ -44,6 +44,10 @@ Ctrl-C (the summary's \"resume\" carries on, and a subscription of its own is ke
 /// Flags of `copy-worker wait`.
 #[derive(Debug, Clone, Args)]
 #[command(after_help = EXAMPLES)]
+#[command(mut_args(crate::config::topics::described(
+    "completions_topic",
+    "Topic of completion events, for a new subscription of its own"
+)))]
 pub struct WaitArgs {
     /// Request ids to wait for (repeatable, or comma-separated).
     #[arg(long = "request-id", value_name = "ID", value_delimiter = ',')]
@@ -59,13 +63,8 @@ pub struct WaitArgs {
     /// A shared pull subscription of copy-completions (other waiters' events are handed back).
     #[arg(long, value_name = "S", env = "COPY_COMPLETIONS_SUBSCRIPTION")]
     pub completions_subscription: Option<String>,
-    /// Topic of completion events, for a new subscription of its own.
-    #[arg(
-        long,
-        env = "COPY_COMPLETIONS_TOPIC",
-        default_value = "copy-completions"
-    )]
-    pub completions_topic: String,
+    #[command(flatten)]
+    pub completions_topic: crate::config::topics::CompletionsTopic,
     /// Project to create a new subscription of its own in (default: the topic's); see
     /// `publish --help`.
     #[arg(long, value_name = "P", env = "COPY_WAITER_PROJECT")]
