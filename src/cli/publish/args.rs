@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use clap::{ArgGroup, Args};
 
+use super::RequestFlags;
 use crate::cli::args::{PubSubArgs, parse_duration};
 use crate::config::topics::{CompletionsTopic, RequestsTopic, reword, spelled_topic};
 
@@ -66,42 +67,10 @@ pub struct PublishArgs {
     #[command(flatten)]
     pub pubsub: PubSubArgs,
     /// JSON Lines file of requests, one JSON object a line; - reads stdin.
-    #[arg(long, value_name = "F", conflicts_with_all = REQUEST_FLAGS)]
+    #[arg(long, value_name = "F", conflicts_with_all = RequestFlags::ids())]
     pub file: Option<String>,
-
-    /// Model to copy: projects/P/locations/L/models/M[@V], or a bare id.
-    #[arg(long, help_heading = "Request")]
-    pub source_model: Option<String>,
-    /// Destination project (default: TARGET_PROJECT).
-    #[arg(long, help_heading = "Request")]
-    pub destination_project: Option<String>,
-    /// Destination location (default: the source's).
-    #[arg(long, help_heading = "Request")]
-    pub destination_location: Option<String>,
-    /// Id of the new model, [a-z][a-z0-9_-]{0,62} (default: derived from the request id).
-    #[arg(long, help_heading = "Request")]
-    pub destination_model_id: Option<String>,
-    /// Existing model to add the copy to as a new version.
-    #[arg(long, help_heading = "Request")]
-    pub destination_parent_model: Option<String>,
-    /// CMEK key for the copy, in the destination location.
-    #[arg(long, help_heading = "Request")]
-    pub kms_key_name: Option<String>,
-    /// Request id, [A-Za-z0-9._:-]{1,128} (default: derived from source and destination).
-    #[arg(long, help_heading = "Request")]
-    pub request_id: Option<String>,
-    /// Context pair echoed into the completion event (repeatable, or comma-separated as in
-    /// gcloud: --context pipeline=nightly,commit=f00). `replay --context` filters on it.
-    #[arg(
-        long,
-        value_name = "K=V",
-        value_delimiter = ',',
-        help_heading = "Request"
-    )]
-    pub context: Vec<String>,
-    /// https URL that receives the completion event (host must be allowed by the worker).
-    #[arg(long, help_heading = "Request")]
-    pub callback_url: Option<String>,
+    #[command(flatten)]
+    pub request: RequestFlags,
 
     /// Project of bare source model ids.
     #[arg(long, env = "SOURCE_PROJECT", help_heading = "Defaults")]
@@ -158,18 +127,6 @@ pub struct PublishArgs {
     pub timeout: Duration,
 }
 
-pub(super) const REQUEST_FLAGS: [&str; 9] = [
-    "source_model",
-    "destination_project",
-    "destination_location",
-    "destination_model_id",
-    "destination_parent_model",
-    "kms_key_name",
-    "request_id",
-    "context",
-    "callback_url",
-];
-
 #[cfg(test)]
 mod tests {
     use super::PublishArgs;
@@ -196,7 +153,7 @@ mod tests {
         ])
         .expect("flags parse");
         assert_eq!(
-            cli.publish.context,
+            cli.publish.request.context,
             ["pipeline=nightly", "commit=f00", "team=ml"]
         );
     }

@@ -9,18 +9,42 @@ use crate::contract::Rejection;
 use crate::contract::request::{CopyRequestWire, DestinationWire};
 use crate::domain::{CopyRequest, Defaults};
 
-/// The request fields of DESIGN.md §6, as given on the command line.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// The request fields of DESIGN.md §6, as given on the command line: the clap group that
+/// `publish` flattens.
+#[derive(Debug, Clone, Default, PartialEq, Eq, clap::Args)]
 pub struct RequestFlags {
+    /// Model to copy: projects/P/locations/L/models/M[@V], or a bare id.
+    #[arg(long, help_heading = "Request")]
     pub source_model: Option<String>,
+    /// Destination project (default: TARGET_PROJECT).
+    #[arg(long, help_heading = "Request")]
     pub destination_project: Option<String>,
+    /// Destination location (default: the source's).
+    #[arg(long, help_heading = "Request")]
     pub destination_location: Option<String>,
+    /// Id of the new model, [a-z][a-z0-9_-]{0,62} (default: derived from the request id).
+    #[arg(long, help_heading = "Request")]
     pub destination_model_id: Option<String>,
+    /// Existing model to add the copy to as a new version.
+    #[arg(long, help_heading = "Request")]
     pub destination_parent_model: Option<String>,
+    /// CMEK key for the copy, in the destination location.
+    #[arg(long, help_heading = "Request")]
     pub kms_key_name: Option<String>,
+    /// Request id, [A-Za-z0-9._:-]{1,128} (default: derived from source and destination).
+    #[arg(long, help_heading = "Request")]
     pub request_id: Option<String>,
-    /// `k=v` pairs, in the order given.
+    /// Context pair echoed into the completion event (repeatable, or comma-separated as in
+    /// gcloud: --context pipeline=nightly,commit=f00). `replay --context` filters on it.
+    #[arg(
+        long,
+        value_name = "K=V",
+        value_delimiter = ',',
+        help_heading = "Request"
+    )]
     pub context: Vec<String>,
+    /// https URL that receives the completion event (host must be allowed by the worker).
+    #[arg(long, help_heading = "Request")]
     pub callback_url: Option<String>,
 }
 
@@ -34,6 +58,15 @@ pub struct InvalidInput {
 }
 
 impl RequestFlags {
+    /// The flags' ids, which `--file` conflicts with one by one: clap's error then names the
+    /// flags given, where a conflict with the whole group would list every one.
+    pub fn ids() -> Vec<clap::Id> {
+        <Self as clap::Args>::augment_args(clap::Command::new("request"))
+            .get_arguments()
+            .map(|a| a.get_id().clone())
+            .collect()
+    }
+
     /// The request JSON these flags describe; only the flags given become fields, so that the
     /// worker's defaults and derivations apply exactly as they would to a published request.
     pub fn to_json(&self) -> Result<Vec<u8>, Rejection> {

@@ -211,7 +211,7 @@ fn plan(args: &PublishArgs) -> Result<Plan, Vec<String>> {
                 .map_err(|errs| errs.iter().map(ToString::to_string).collect::<Vec<_>>())?
         }
         None => {
-            vec![input::validate_flags(&flags(args), &defaults).map_err(|e| vec![e.to_string()])?]
+            vec![input::validate_flags(&args.request, &defaults).map_err(|e| vec![e.to_string()])?]
         }
     };
     Ok(Plan {
@@ -223,20 +223,6 @@ fn plan(args: &PublishArgs) -> Result<Plan, Vec<String>> {
         traceparent: std::env::var("TRACEPARENT").ok().filter(|s| !s.is_empty()),
         tag: None,
     })
-}
-
-fn flags(a: &PublishArgs) -> RequestFlags {
-    RequestFlags {
-        source_model: a.source_model.clone(),
-        destination_project: a.destination_project.clone(),
-        destination_location: a.destination_location.clone(),
-        destination_model_id: a.destination_model_id.clone(),
-        destination_parent_model: a.destination_parent_model.clone(),
-        kms_key_name: a.kms_key_name.clone(),
-        request_id: a.request_id.clone(),
-        context: a.context.clone(),
-        callback_url: a.callback_url.clone(),
-    }
 }
 
 /// `--file PATH`, or stdin for `-`.
