@@ -6,7 +6,7 @@
 //! - [`flags`]: the Pub/Sub project and emulator, and the value parsers every command shares;
 //! - [`topics`]: the topic flags, one group per topic, shared with the other commands;
 //! - [`defaults`]: what a short-form request is completed with;
-//! - [`auth`]: `PUSH_AUTH`, push tokens, and the accounts of direct callers;
+//! - [`auth`]: `PUSH_AUTH`, what a push token must carry, and the check of account lists;
 //! - [`vertex`]: the Vertex AI endpoint, call timeout and rates;
 //! - [`queue`]: the copy-start queue;
 //! - [`limits`]: attempts, durations and the watch delivery's hold;
