@@ -1,17 +1,19 @@
 //! `copy-worker events`: tail `copy-completions` through a temporary subscription of its own
 //! (`clients::temp_subscription`, shared with `publish --wait`), filtered on the event's
-//! plain attributes, expiring after a day and deleted on exit.
+//! plain attributes, expiring after a day and deleted on exit, and read with the CLI's one
+//! reader (`clients::pubsub::read`).
 
 use std::io::Write;
+use std::ops::ControlFlow;
 use std::time::Duration;
 
-use google_cloud_pubsub::model::Message;
 use serde_json::Value;
+use tokio::time::Instant;
 
 use super::args::{PubSubArgs, parse_duration};
 use super::exit;
-use super::publish::event_line;
 use crate::clients::pubsub::full_topic;
+use crate::clients::pubsub::read::{Consume, Lease, ReadError, Reader, Received};
 use crate::clients::temp_subscription::{MAX_FILTER_BYTES, TempSubscription};
 use crate::contract::attr;
 
@@ -202,6 +204,72 @@ pub async fn tail(args: EventsArgs, out: &mut (dyn Write + Send)) -> u8 {
     code
 }
 
+/// A tail under way: what it shows, and how it ends.
+struct Tail<'a> {
+    args: &'a EventsArgs,
+    filters: &'a Filters,
+    out: &'a mut (dyn Write + Send),
+    shown: u64,
+    code: u8,
+}
+
+impl Consume for Tail<'_> {
+    type Side = std::convert::Infallible;
+    const CTRL_C_STOPS: bool = true;
+
+    fn finished(&self) -> bool {
+        self.args.limit.is_some_and(|n| self.shown >= n)
+    }
+
+    fn quiet_at(&self) -> Option<Instant> {
+        // --follow: a day at a time, forever.
+        let idle = if self.args.follow {
+            Duration::from_secs(86_400)
+        } else {
+            self.args.idle_timeout
+        };
+        Some(Instant::now() + idle)
+    }
+
+    fn on_delivery(&mut self, received: Received) -> ControlFlow<()> {
+        let event = self
+            .filters
+            .matches(received.attributes())
+            .then(|| received.completion().line);
+        // Its own subscription: everything read is acked, shown or not.
+        received.ack();
+        let Some(event) = event else {
+            return ControlFlow::Continue(());
+        };
+        self.shown += 1;
+        let line = match self.args.format {
+            Format::Json => event.to_string(),
+            Format::Table => table_row(&event),
+        };
+        if writeln!(self.out, "{line}")
+            .and_then(|()| self.out.flush())
+            .is_err()
+        {
+            return ControlFlow::Break(()); // stdout closed (e.g. `| head`)
+        }
+        ControlFlow::Continue(())
+    }
+
+    fn on_quiet(&mut self) -> ControlFlow<()> {
+        if self.args.follow {
+            ControlFlow::Continue(())
+        } else {
+            ControlFlow::Break(())
+        }
+    }
+
+    fn on_error(&mut self, error: ReadError) -> ControlFlow<()> {
+        eprintln!("copy-worker events: {error}");
+        self.code = exit::PUBSUB;
+        ControlFlow::Break(())
+    }
+}
+
 async fn read(
     conn: &crate::clients::pubsub::Connection,
     subscription: &str,
@@ -216,9 +284,7 @@ async fn read(
             return exit::PUBSUB;
         }
     };
-    let mut stream = crate::clients::temp_subscription::read_stream(&subscriber, subscription);
-    let shutdown = stream.shutdown_token();
-    let mut shown = 0u64;
+    let mut reader = Reader::open(&subscriber, subscription, Lease::Brief);
     if args.format == Format::Table {
         let _ = writeln!(
             out,
@@ -226,54 +292,20 @@ async fn read(
             "time", "status", "request id"
         );
     }
-    let code = loop {
-        if args.limit.is_some_and(|n| shown >= n) {
-            break exit::OK;
-        }
-        // --follow: a day at a time, forever.
-        let idle = if args.follow {
-            Duration::from_secs(86_400)
-        } else {
-            args.idle_timeout
-        };
-        let next = tokio::select! {
-            next = tokio::time::timeout(idle, stream.next()) => next,
-            _ = tokio::signal::ctrl_c() => break exit::OK,
-        };
-        let (msg, handler) = match next {
-            Err(_idle) if args.follow => continue,
-            Err(_idle) => break exit::OK,
-            Ok(Some(Ok(m))) => m,
-            Ok(Some(Err(e))) => {
-                eprintln!("copy-worker events: pulling {subscription}: {e}");
-                break exit::PUBSUB;
-            }
-            Ok(None) => {
-                eprintln!("copy-worker events: pulling {subscription}: the stream ended");
-                break exit::PUBSUB;
-            }
-        };
-        // Its own subscription: everything read is acked, shown or not.
-        handler.ack();
-        if !filters.matches(&msg.attributes) {
-            continue;
-        }
-        shown += 1;
-        let line = match args.format {
-            Format::Json => event_line(&msg).to_string(),
-            Format::Table => table_row(&msg),
-        };
-        if writeln!(out, "{line}").and_then(|()| out.flush()).is_err() {
-            break exit::OK; // stdout closed (e.g. `| head`)
-        }
+    let mut tail = Tail {
+        args,
+        filters,
+        out,
+        shown: 0,
+        code: exit::OK,
     };
-    let _ = tokio::time::timeout(Duration::from_secs(10), shutdown.shutdown()).await;
-    eprintln!("copy-worker events: {shown} event(s) shown");
-    code
+    reader.run(&mut tail).await;
+    reader.close().await;
+    eprintln!("copy-worker events: {} event(s) shown", tail.shown);
+    tail.code
 }
 
-fn table_row(msg: &Message) -> String {
-    let ev = event_line(msg);
+fn table_row(ev: &Value) -> String {
     let text = |v: &Value| v.as_str().unwrap_or("-").to_owned();
     let detail = match ev["error"]["code"].as_str() {
         Some(code) => format!("{code}: {}", text(&ev["error"]["message"])),

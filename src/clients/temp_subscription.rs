@@ -273,23 +273,6 @@ impl TempSubscription {
     }
 }
 
-/// A waiter's streaming pull of `subscription` (`publish --wait`, `wait`, `events`).
-///
-/// NackImmediately: on exit, acks are sent and whatever is still leased goes back at once
-/// instead of after a lease expires. The stream's lease (default 60 s) is how long the
-/// service keeps events assigned to a reader that went away: 10 s, the minimum, lets the
-/// next reader (a resumed `wait`) see them soon.
-pub fn read_stream(
-    subscriber: &google_cloud_pubsub::client::Subscriber,
-    subscription: &str,
-) -> google_cloud_pubsub::subscriber::MessageStream {
-    subscriber
-        .subscribe(subscription)
-        .set_shutdown_behavior(google_cloud_pubsub::subscriber::ShutdownBehavior::NackImmediately)
-        .set_max_lease_extension(Duration::from_secs(10))
-        .build()
-}
-
 /// The fix for a failed create, by what failed.
 fn create_hint(e: &google_cloud_pubsub::Error) -> &'static str {
     use google_cloud_gax::error::rpc::Code;

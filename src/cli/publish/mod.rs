@@ -13,9 +13,6 @@ use std::time::Duration;
 
 use futures::future::join_all;
 
-pub use crate::cli::wait::follow::{
-    Counts, Reading, Verdict, WaitError, WaitOutcome, Waiting, event_line,
-};
 pub use args::PublishArgs;
 pub use input::{InvalidInput, RequestFlags, validate, validate_lines};
 
