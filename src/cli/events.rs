@@ -14,8 +14,7 @@ use super::args::{PubSubArgs, parse_duration};
 use super::exit;
 use crate::clients::pubsub::full_topic;
 use crate::clients::pubsub::read::{Consume, Lease, ReadError, Reader, Received};
-use crate::clients::temp_subscription::{MAX_FILTER_BYTES, TempSubscription};
-use crate::contract::attr;
+use crate::clients::temp_subscription::{EventFilter, FilterBy, TempSubscription};
 
 const EXAMPLES: &str = "\
 Examples:
@@ -84,69 +83,11 @@ pub struct EventsArgs {
 }
 
 /// The filters, applied by the subscription where Pub/Sub does and always here.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Filters {
-    pub status: Vec<String>,
-    pub request_ids: Vec<String>,
-    pub destination_project: Option<String>,
-}
-
-impl Filters {
-    fn from_args(a: &EventsArgs) -> Self {
-        Self {
-            status: a.status.clone(),
-            request_ids: a.request_ids.clone(),
-            destination_project: a.destination_project.clone(),
-        }
-    }
-
-    /// Whether an event with these attributes passes.
-    pub fn matches(&self, attributes: &std::collections::HashMap<String, String>) -> bool {
-        let any = |values: &[String], key: &str| {
-            values.is_empty() || attributes.get(key).is_some_and(|v| values.contains(v))
-        };
-        any(&self.status, attr::STATUS)
-            && any(&self.request_ids, attr::REQUEST_ID)
-            && self
-                .destination_project
-                .as_ref()
-                .is_none_or(|p| attributes.get(attr::DESTINATION_PROJECT) == Some(p))
-    }
-
-    /// The subscription filter: every clause that fits in Pub/Sub's 256 bytes, most selective
-    /// first (request ids, then destination project, then status); what does not fit is
-    /// still applied by [`Filters::matches`].
-    pub fn subscription_filter(&self) -> String {
-        let any_of = |key: &str, values: &[String]| {
-            let parts: Vec<String> = values
-                .iter()
-                .map(|v| format!("attributes.{key} = {v:?}"))
-                .collect();
-            match parts.len() {
-                0 => None,
-                1 => Some(parts[0].clone()),
-                _ => Some(format!("({})", parts.join(" OR "))),
-            }
-        };
-        let clauses = [
-            any_of(attr::REQUEST_ID, &self.request_ids),
-            self.destination_project
-                .as_ref()
-                .and_then(|p| any_of(attr::DESTINATION_PROJECT, std::slice::from_ref(p))),
-            any_of(attr::STATUS, &self.status),
-        ];
-        let mut filter = String::new();
-        for clause in clauses.into_iter().flatten() {
-            let joined = if filter.is_empty() {
-                clause
-            } else {
-                format!("{filter} AND {clause}")
-            };
-            if joined.len() <= MAX_FILTER_BYTES {
-                filter = joined;
-            }
-        }
-        filter
+fn filters(a: &EventsArgs) -> EventFilter {
+    EventFilter {
+        status: a.status.clone(),
+        request_ids: a.request_ids.clone(),
+        destination_project: a.destination_project.clone(),
     }
 }
 
@@ -171,23 +112,19 @@ pub async fn tail(args: EventsArgs, out: &mut (dyn Write + Send)) -> u8 {
             return exit::USAGE;
         }
     };
-    let filters = Filters::from_args(&args);
+    let filters = filters(&args);
     let seed = format!("{filters:?}");
-    let sub = match TempSubscription::create_filtered(
-        &conn,
-        &topic,
-        "copy-worker-events",
-        filters.subscription_filter(),
-        &seed,
-    )
-    .await
-    {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("copy-worker events: {e}");
-            return exit::PUBSUB;
-        }
-    };
+    let by = FilterBy::Events(&filters);
+    let sub =
+        match TempSubscription::create_filtered(&conn, &topic, "copy-worker-events", by, &seed)
+            .await
+        {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("copy-worker events: {e}");
+                return exit::PUBSUB;
+            }
+        };
     eprintln!(
         "copy-worker events: reading {topic} through {} (filter: {})",
         sub.name,
@@ -207,7 +144,7 @@ pub async fn tail(args: EventsArgs, out: &mut (dyn Write + Send)) -> u8 {
 /// A tail under way: what it shows, and how it ends.
 struct Tail<'a> {
     args: &'a EventsArgs,
-    filters: &'a Filters,
+    filters: &'a EventFilter,
     out: &'a mut (dyn Write + Send),
     shown: u64,
     code: u8,
@@ -274,7 +211,7 @@ async fn read(
     conn: &crate::clients::pubsub::Connection,
     subscription: &str,
     args: &EventsArgs,
-    filters: &Filters,
+    filters: &EventFilter,
     out: &mut (dyn Write + Send),
 ) -> u8 {
     let subscriber = match conn.subscriber().await {
@@ -317,51 +254,4 @@ fn table_row(ev: &Value) -> String {
         text(&ev["status"]),
         text(&ev["request_id"]),
     )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn attrs(pairs: &[(&str, &str)]) -> std::collections::HashMap<String, String> {
-        crate::contract::attr::from_pairs(pairs)
-    }
-
-    #[test]
-    fn filters_match_on_the_plain_attributes() {
-        let f = Filters {
-            status: vec!["failed".into(), "rejected".into()],
-            request_ids: vec![],
-            destination_project: Some("ml-serving".into()),
-        };
-        assert!(f.matches(&attrs(&[
-            ("status", "failed"),
-            ("destination_project", "ml-serving")
-        ])));
-        assert!(!f.matches(&attrs(&[
-            ("status", "succeeded"),
-            ("destination_project", "ml-serving")
-        ])));
-        assert!(!f.matches(&attrs(&[
-            ("status", "failed"),
-            ("destination_project", "other")
-        ])));
-        assert!(Filters::default().matches(&attrs(&[])));
-        assert_eq!(
-            f.subscription_filter(),
-            r#"attributes.destination_project = "ml-serving" AND (attributes.status = "failed" OR attributes.status = "rejected")"#
-        );
-    }
-
-    #[test]
-    fn clauses_that_do_not_fit_are_left_to_the_client() {
-        let f = Filters {
-            status: vec!["failed".into()],
-            request_ids: (0..20)
-                .map(|i| format!("a-rather-long-request-id-{i}"))
-                .collect(),
-            destination_project: None,
-        };
-        assert_eq!(f.subscription_filter(), r#"attributes.status = "failed""#);
-    }
 }

@@ -1,7 +1,7 @@
 //! Following completion events until every awaited request has one (`publish --wait`,
 //! `copy-worker wait`), on the CLI's one reader (`clients::pubsub::read`).
 //!
-//! Two ways to read them ([`Reading`]):
+//! Two ways to read them ([`WaitSource`]):
 //! - **its own subscription** (the default): a temporary subscription on `copy-completions`,
 //!   filtered to its waiter tag or request ids (`clients::temp_subscription`). Every waiter
 //!   has its own, so a waiter acks every event it reads and never hands one back: nothing
@@ -21,6 +21,7 @@ use tokio::time::Instant;
 
 use crate::clients::pubsub::Connection;
 use crate::clients::pubsub::read::{Consume, Ended, Lease, ReadError, Reader, Received};
+use crate::clients::temp_subscription::WaitSource;
 
 /// How a wait ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,15 +34,6 @@ pub enum WaitOutcome {
     TimedOut { pending: Vec<String> },
     /// Ctrl-C; these request ids have no event yet.
     Interrupted { pending: Vec<String> },
-}
-
-/// Where the waiter reads events from, and so what it does with events of other requests.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Reading {
-    /// A subscription only this waiter reads: ack everything.
-    Own,
-    /// A subscription other waiters read too: hand back what is not ours.
-    Shared,
 }
 
 /// What one wait read, for its summary line.
@@ -243,12 +235,11 @@ impl Consume for Follower<'_> {
     }
 }
 
-/// Reads `subscription` until each of `request_ids` has an event, `timeout` passes or Ctrl-C,
-/// and writes each of its events to `out` as one JSON line.
+/// Reads `source` until each of `request_ids` has an event, `timeout` passes or Ctrl-C, and
+/// writes each of its events to `out` as one JSON line.
 pub async fn wait(
     conn: &Connection,
-    subscription: &str,
-    reading: Reading,
+    source: &WaitSource,
     request_ids: Vec<String>,
     timeout: Duration,
     out: &mut (dyn Write + Send),
@@ -256,11 +247,11 @@ pub async fn wait(
     let deadline = Instant::now() + timeout;
     let waiting = Waiting::new(request_ids);
     let bar = progress(waiting.total());
-    let mut reader = Reader::connect(conn, subscription, Lease::Brief).await?;
+    let mut reader = Reader::connect(conn, source.name(), Lease::Brief).await?;
     let mut f = Follower {
         waiting,
         counts: Counts::default(),
-        hand_back_others: reading == Reading::Shared,
+        hand_back_others: source.hands_back_others(),
         deadline,
         bar,
         out,
