@@ -1,19 +1,20 @@
 //! `copy-worker events`: tail `copy-completions` through a temporary subscription of its own
 //! (`clients::temp_subscription`, shared with `publish --wait`), filtered on the event's
-//! plain attributes, expiring after a day and deleted on exit.
+//! plain attributes, expiring after a day and deleted on exit, and read with the CLI's one
+//! reader (`clients::pubsub::read`).
 
 use std::io::Write;
+use std::ops::ControlFlow;
 use std::time::Duration;
 
-use google_cloud_pubsub::model::Message;
 use serde_json::Value;
+use tokio::time::Instant;
 
 use super::args::{PubSubArgs, parse_duration};
 use super::exit;
-use super::publish::event_line;
 use crate::clients::pubsub::full_topic;
-use crate::clients::temp_subscription::{MAX_FILTER_BYTES, TempSubscription};
-use crate::contract::attr;
+use crate::clients::pubsub::read::{Consume, Lease, ReadError, Reader, Received};
+use crate::clients::temp_subscription::{EventFilter, FilterBy, TempSubscription};
 
 const EXAMPLES: &str = "\
 Examples:
@@ -81,69 +82,11 @@ pub struct EventsArgs {
 }
 
 /// The filters, applied by the subscription where Pub/Sub does and always here.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Filters {
-    pub status: Vec<String>,
-    pub request_ids: Vec<String>,
-    pub destination_project: Option<String>,
-}
-
-impl Filters {
-    fn from_args(a: &EventsArgs) -> Self {
-        Self {
-            status: a.status.clone(),
-            request_ids: a.request_ids.clone(),
-            destination_project: a.destination_project.clone(),
-        }
-    }
-
-    /// Whether an event with these attributes passes.
-    pub fn matches(&self, attributes: &std::collections::HashMap<String, String>) -> bool {
-        let any = |values: &[String], key: &str| {
-            values.is_empty() || attributes.get(key).is_some_and(|v| values.contains(v))
-        };
-        any(&self.status, attr::STATUS)
-            && any(&self.request_ids, attr::REQUEST_ID)
-            && self
-                .destination_project
-                .as_ref()
-                .is_none_or(|p| attributes.get(attr::DESTINATION_PROJECT) == Some(p))
-    }
-
-    /// The subscription filter: every clause that fits in Pub/Sub's 256 bytes, most selective
-    /// first (request ids, then destination project, then status); what does not fit is
-    /// still applied by [`Filters::matches`].
-    pub fn subscription_filter(&self) -> String {
-        let any_of = |key: &str, values: &[String]| {
-            let parts: Vec<String> = values
-                .iter()
-                .map(|v| format!("attributes.{key} = {v:?}"))
-                .collect();
-            match parts.len() {
-                0 => None,
-                1 => Some(parts[0].clone()),
-                _ => Some(format!("({})", parts.join(" OR "))),
-            }
-        };
-        let clauses = [
-            any_of(attr::REQUEST_ID, &self.request_ids),
-            self.destination_project
-                .as_ref()
-                .and_then(|p| any_of(attr::DESTINATION_PROJECT, std::slice::from_ref(p))),
-            any_of(attr::STATUS, &self.status),
-        ];
-        let mut filter = String::new();
-        for clause in clauses.into_iter().flatten() {
-            let joined = if filter.is_empty() {
-                clause
-            } else {
-                format!("{filter} AND {clause}")
-            };
-            if joined.len() <= MAX_FILTER_BYTES {
-                filter = joined;
-            }
-        }
-        filter
+fn filters(a: &EventsArgs) -> EventFilter {
+    EventFilter {
+        status: a.status.clone(),
+        request_ids: a.request_ids.clone(),
+        destination_project: a.destination_project.clone(),
     }
 }
 
@@ -168,23 +111,19 @@ pub async fn tail(args: EventsArgs, out: &mut (dyn Write + Send)) -> u8 {
             return exit::USAGE;
         }
     };
-    let filters = Filters::from_args(&args);
+    let filters = filters(&args);
     let seed = format!("{filters:?}");
-    let sub = match TempSubscription::create_filtered(
-        &conn,
-        &topic,
-        "copy-worker-events",
-        filters.subscription_filter(),
-        &seed,
-    )
-    .await
-    {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("copy-worker events: {e}");
-            return exit::PUBSUB;
-        }
-    };
+    let by = FilterBy::Events(&filters);
+    let sub =
+        match TempSubscription::create_filtered(&conn, &topic, "copy-worker-events", by, &seed)
+            .await
+        {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("copy-worker events: {e}");
+                return exit::PUBSUB;
+            }
+        };
     eprintln!(
         "copy-worker events: reading {topic} through {} (filter: {})",
         sub.name,
@@ -201,11 +140,77 @@ pub async fn tail(args: EventsArgs, out: &mut (dyn Write + Send)) -> u8 {
     code
 }
 
+/// A tail under way: what it shows, and how it ends.
+struct Tail<'a> {
+    args: &'a EventsArgs,
+    filters: &'a EventFilter,
+    out: &'a mut (dyn Write + Send),
+    shown: u64,
+    code: u8,
+}
+
+impl Consume for Tail<'_> {
+    type Side = std::convert::Infallible;
+    const CTRL_C_STOPS: bool = true;
+
+    fn finished(&self) -> bool {
+        self.args.limit.is_some_and(|n| self.shown >= n)
+    }
+
+    fn quiet_at(&self) -> Option<Instant> {
+        // --follow: a day at a time, forever.
+        let idle = if self.args.follow {
+            Duration::from_secs(86_400)
+        } else {
+            self.args.idle_timeout
+        };
+        Some(Instant::now() + idle)
+    }
+
+    fn on_delivery(&mut self, received: Received) -> ControlFlow<()> {
+        let event = self
+            .filters
+            .matches(received.attributes())
+            .then(|| received.completion().line);
+        // Its own subscription: everything read is acked, shown or not.
+        received.ack();
+        let Some(event) = event else {
+            return ControlFlow::Continue(());
+        };
+        self.shown += 1;
+        let line = match self.args.format {
+            Format::Json => event.to_string(),
+            Format::Table => table_row(&event),
+        };
+        if writeln!(self.out, "{line}")
+            .and_then(|()| self.out.flush())
+            .is_err()
+        {
+            return ControlFlow::Break(()); // stdout closed (e.g. `| head`)
+        }
+        ControlFlow::Continue(())
+    }
+
+    fn on_quiet(&mut self) -> ControlFlow<()> {
+        if self.args.follow {
+            ControlFlow::Continue(())
+        } else {
+            ControlFlow::Break(())
+        }
+    }
+
+    fn on_error(&mut self, error: ReadError) -> ControlFlow<()> {
+        eprintln!("copy-worker events: {error}");
+        self.code = exit::PUBSUB;
+        ControlFlow::Break(())
+    }
+}
+
 async fn read(
     conn: &crate::clients::pubsub::Connection,
     subscription: &str,
     args: &EventsArgs,
-    filters: &Filters,
+    filters: &EventFilter,
     out: &mut (dyn Write + Send),
 ) -> u8 {
     let subscriber = match conn.subscriber().await {
@@ -215,9 +220,7 @@ async fn read(
             return exit::PUBSUB;
         }
     };
-    let mut stream = crate::clients::temp_subscription::read_stream(&subscriber, subscription);
-    let shutdown = stream.shutdown_token();
-    let mut shown = 0u64;
+    let mut reader = Reader::open(&subscriber, subscription, Lease::Brief);
     if args.format == Format::Table {
         let _ = writeln!(
             out,
@@ -225,54 +228,20 @@ async fn read(
             "time", "status", "request id"
         );
     }
-    let code = loop {
-        if args.limit.is_some_and(|n| shown >= n) {
-            break exit::OK;
-        }
-        // --follow: a day at a time, forever.
-        let idle = if args.follow {
-            Duration::from_secs(86_400)
-        } else {
-            args.idle_timeout
-        };
-        let next = tokio::select! {
-            next = tokio::time::timeout(idle, stream.next()) => next,
-            _ = tokio::signal::ctrl_c() => break exit::OK,
-        };
-        let (msg, handler) = match next {
-            Err(_idle) if args.follow => continue,
-            Err(_idle) => break exit::OK,
-            Ok(Some(Ok(m))) => m,
-            Ok(Some(Err(e))) => {
-                eprintln!("copy-worker events: pulling {subscription}: {e}");
-                break exit::PUBSUB;
-            }
-            Ok(None) => {
-                eprintln!("copy-worker events: pulling {subscription}: the stream ended");
-                break exit::PUBSUB;
-            }
-        };
-        // Its own subscription: everything read is acked, shown or not.
-        handler.ack();
-        if !filters.matches(&msg.attributes) {
-            continue;
-        }
-        shown += 1;
-        let line = match args.format {
-            Format::Json => event_line(&msg).to_string(),
-            Format::Table => table_row(&msg),
-        };
-        if writeln!(out, "{line}").and_then(|()| out.flush()).is_err() {
-            break exit::OK; // stdout closed (e.g. `| head`)
-        }
+    let mut tail = Tail {
+        args,
+        filters,
+        out,
+        shown: 0,
+        code: exit::OK,
     };
-    let _ = tokio::time::timeout(Duration::from_secs(10), shutdown.shutdown()).await;
-    eprintln!("copy-worker events: {shown} event(s) shown");
-    code
+    reader.run(&mut tail).await;
+    reader.close().await;
+    eprintln!("copy-worker events: {} event(s) shown", tail.shown);
+    tail.code
 }
 
-fn table_row(msg: &Message) -> String {
-    let ev = event_line(msg);
+fn table_row(ev: &Value) -> String {
     let text = |v: &Value| v.as_str().unwrap_or("-").to_owned();
     let detail = match ev["error"]["code"].as_str() {
         Some(code) => format!("{code}: {}", text(&ev["error"]["message"])),
@@ -284,51 +253,4 @@ fn table_row(msg: &Message) -> String {
         text(&ev["status"]),
         text(&ev["request_id"]),
     )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn attrs(pairs: &[(&str, &str)]) -> std::collections::HashMap<String, String> {
-        crate::contract::attr::from_pairs(pairs)
-    }
-
-    #[test]
-    fn filters_match_on_the_plain_attributes() {
-        let f = Filters {
-            status: vec!["failed".into(), "rejected".into()],
-            request_ids: vec![],
-            destination_project: Some("ml-serving".into()),
-        };
-        assert!(f.matches(&attrs(&[
-            ("status", "failed"),
-            ("destination_project", "ml-serving")
-        ])));
-        assert!(!f.matches(&attrs(&[
-            ("status", "succeeded"),
-            ("destination_project", "ml-serving")
-        ])));
-        assert!(!f.matches(&attrs(&[
-            ("status", "failed"),
-            ("destination_project", "other")
-        ])));
-        assert!(Filters::default().matches(&attrs(&[])));
-        assert_eq!(
-            f.subscription_filter(),
-            r#"attributes.destination_project = "ml-serving" AND (attributes.status = "failed" OR attributes.status = "rejected")"#
-        );
-    }
-
-    #[test]
-    fn clauses_that_do_not_fit_are_left_to_the_client() {
-        let f = Filters {
-            status: vec!["failed".into()],
-            request_ids: (0..20)
-                .map(|i| format!("a-rather-long-request-id-{i}"))
-                .collect(),
-            destination_project: None,
-        };
-        assert_eq!(f.subscription_filter(), r#"attributes.status = "failed""#);
-    }
 }

@@ -4,7 +4,8 @@
 //!
 //! - [`vertex`]: CopyModel, operations, model reads, through the official client.
 //! - [`credentials`]: Application Default Credentials, checked before a command starts.
-//! - [`pubsub`]: topic and subscription names, the connection, and confirmed publishes.
+//! - [`pubsub`]: topic and subscription names, the connection, confirmed publishes, and
+//!   the CLI's reader of a subscription.
 //! - [`tasks`]: the Cloud Tasks queue that paces copy starts for the whole deployment.
 //! - [`temp_subscription`]: a waiter's own filtered, expiring subscription.
 //! - [`webhook`]: signed callbacks to `callback_url` (Standard Webhooks).

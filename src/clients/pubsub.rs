@@ -3,6 +3,10 @@
 //!
 //! A stage acks its delivery only after `publish` returned a message id, so every method
 //! here resolves only once Pub/Sub has confirmed the message.
+//!
+//! - [`read`]: the CLI's one way to read a subscription without consuming what it leaves.
+
+pub mod read;
 
 use std::time::Duration;
 

@@ -3,7 +3,8 @@
 //!
 //! Each waiter reading its own subscription is what lets it ack every event it reads: other
 //! waiters get their own copy of every event from their own subscriptions, so nothing is handed
-//! back and nothing circles between waiters (issue #14).
+//! back and nothing circles between waiters (DESIGN.md §6). Where a waiter reads, its own
+//! subscription or a shared one, is one enum: [`WaitSource`].
 //!
 //! **The filter** only saves traffic; correctness never depends on it. `publish --wait` tags
 //! every request it publishes with a [`WaiterTag`] (the `waiter` attribute, which the worker
@@ -13,7 +14,8 @@
 //! (<https://cloud.google.com/pubsub/docs/subscription-message-filter>) allows for about five,
 //! then on their common prefix, then not at all. The local emulator accepts filters but does
 //! not apply them (tests/it/publish.rs shows it), so the waiter checks each event's
-//! `request_id` itself as well.
+//! `request_id` itself as well. `copy-worker events` filters its own subscription on the
+//! events' attributes. One builder makes all three ([`FilterBy`]).
 //!
 //! **Abandoned subscriptions.** Pub/Sub expires an unused subscription no sooner than a day
 //! after its last use, so a waiter that dies (killed, host lost) would leave its subscription
@@ -22,6 +24,7 @@
 //! has surely given up, and each new waiter first deletes the expired ones ([`stale`]).
 
 mod filter;
+mod source;
 mod stale;
 
 use std::collections::HashMap;
@@ -31,7 +34,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use google_cloud_pubsub::client::SubscriptionAdmin;
 use google_cloud_pubsub::model::{ExpirationPolicy, Subscription};
 
-pub use self::filter::{MAX_FILTER_BYTES, request_id_filter, tag_filter};
+pub use self::filter::{EventFilter, FilterBy, MAX_FILTER_BYTES};
+pub use self::source::WaitSource;
 pub use self::stale::{Sweep, SweepError, delete_abandoned, is_abandoned};
 use super::pubsub::Connection;
 use crate::domain::sha256_hex;
@@ -90,15 +94,6 @@ impl WaiterTag {
     }
 }
 
-/// What a waiting subscription filters on.
-#[derive(Debug, Clone, Copy)]
-pub enum FilterBy<'a> {
-    /// The waiter's tag, which its own requests carry (`publish --wait`).
-    Tag,
-    /// These request ids, as far as the filter limit allows (`copy-worker wait`).
-    RequestIds(&'a [String]),
-}
-
 /// Creating or deleting the subscription failed.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -130,6 +125,19 @@ pub enum TempSubscriptionError {
         #[source]
         source: google_cloud_pubsub::Error,
     },
+    /// A shared subscription to wait on does not exist; it must exist before the requests
+    /// are published, since it only holds events published after it was created.
+    #[error(
+        "--completions-subscription {name} does not exist; create it on copy-completions before publishing (it only sees events published after it exists), or leave the flag out to wait through a subscription of its own"
+    )]
+    SharedMissing { name: String },
+    /// A shared subscription's settings could not be read (but not for want of permission).
+    #[error("checking --completions-subscription {name}: {source}")]
+    SharedCheck {
+        name: String,
+        #[source]
+        source: google_cloud_pubsub::Error,
+    },
 }
 
 /// A subscription this process created and deletes with [`TempSubscription::delete`].
@@ -156,10 +164,7 @@ impl TempSubscription {
         by: FilterBy<'_>,
         timeout: Duration,
     ) -> Result<Self, TempSubscriptionError> {
-        let filter = match by {
-            FilterBy::Tag => tag_filter(tag),
-            FilterBy::RequestIds(ids) => request_id_filter(ids),
-        };
+        let filter = by.expression(tag);
         let name = format!(
             "projects/{project}/subscriptions/{WAIT_PREFIX}-{}",
             tag.as_str()
@@ -169,23 +174,24 @@ impl TempSubscription {
         Self::create_named(conn, topic, name, filter, labels).await
     }
 
-    /// Creates `projects/{project}/subscriptions/{prefix}-{hash}` with `filter` (at most
-    /// [`MAX_FILTER_BYTES`]; empty: none) and no labels; `seed` goes into the unique name.
-    /// For `copy-worker events`, whose end is not known in advance.
+    /// Creates `projects/{project}/subscriptions/{prefix}-{hash}` filtered `by` (at most
+    /// [`MAX_FILTER_BYTES`]), with no labels; `seed` goes into the unique name. For
+    /// `copy-worker events`, whose end is not known in advance.
     pub async fn create_filtered(
         conn: &Connection,
         topic: &str,
         prefix: &str,
-        filter: String,
+        by: FilterBy<'_>,
         seed: &str,
     ) -> Result<Self, TempSubscriptionError> {
         let project = topic.split('/').nth(1).unwrap_or_default();
-        let unique = sha256_hex(format!("{}:{seed}", WaiterTag::generate().as_str()).as_bytes());
+        let tag = WaiterTag::generate();
+        let unique = sha256_hex(format!("{}:{seed}", tag.as_str()).as_bytes());
         let name = format!(
             "projects/{project}/subscriptions/{prefix}-{}",
             &unique[..16]
         );
-        Self::create_named(conn, topic, name, filter, HashMap::new()).await
+        Self::create_named(conn, topic, name, by.expression(&tag), HashMap::new()).await
     }
 
     async fn create_named(
@@ -271,23 +277,6 @@ impl TempSubscription {
             }),
         }
     }
-}
-
-/// A waiter's streaming pull of `subscription` (`publish --wait`, `wait`, `events`).
-///
-/// NackImmediately: on exit, acks are sent and whatever is still leased goes back at once
-/// instead of after a lease expires. The stream's lease (default 60 s) is how long the
-/// service keeps events assigned to a reader that went away: 10 s, the minimum, lets the
-/// next reader (a resumed `wait`) see them soon.
-pub fn read_stream(
-    subscriber: &google_cloud_pubsub::client::Subscriber,
-    subscription: &str,
-) -> google_cloud_pubsub::subscriber::MessageStream {
-    subscriber
-        .subscribe(subscription)
-        .set_shutdown_behavior(google_cloud_pubsub::subscriber::ShutdownBehavior::NackImmediately)
-        .set_max_lease_extension(Duration::from_secs(10))
-        .build()
 }
 
 /// The fix for a failed create, by what failed.

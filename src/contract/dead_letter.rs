@@ -104,6 +104,44 @@ pub fn republished(
     }
 }
 
+/// A dead letter as a reader received it from `copy-dead-letter-replay` (DESIGN.md §6): what
+/// a replay filters on, read from its attributes and, failing those, its data.
+#[derive(Debug, Clone)]
+pub struct DeadLetterView<'a> {
+    /// The request id: the attribute, else the request JSON's.
+    pub request_id: Option<String>,
+    /// `error_code`; none on a message that Pub/Sub dead-lettered on its own.
+    pub error_code: Option<&'a str>,
+    /// `failed_stage` is `callback`: a webhook callback, not a request.
+    pub is_callback: bool,
+    /// How often it was replayed already.
+    pub replay_count: u32,
+    /// Every attribute, the caller's among them.
+    pub attributes: &'a HashMap<String, String>,
+    /// The original data: a request, or a callback's event.
+    pub data: &'a [u8],
+}
+
+impl<'a> DeadLetterView<'a> {
+    /// Reads a delivered message's attributes and data.
+    pub fn parse(attributes: &'a HashMap<String, String>, data: &'a [u8]) -> Self {
+        Self {
+            request_id: request_id(attributes, data),
+            error_code: attributes.get(attr::ERROR_CODE).map(String::as_str),
+            is_callback: attributes.get(attr::FAILED_STAGE).map(String::as_str)
+                == Some(FailedStage::Callback.as_str()),
+            replay_count: replay_count(attributes),
+            attributes,
+            data,
+        }
+    }
+
+    /// What a replay puts back: see [`republished`].
+    pub fn republished(&self, now: DateTime<Utc>) -> OutMessage {
+        republished(self.data, self.attributes, now)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

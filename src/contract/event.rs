@@ -1,10 +1,11 @@
 //! The completion event of DESIGN.md §3: CloudEvents 1.0 in Pub/Sub binary mode, on
 //! `copy-completions`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
 
 use super::{OutMessage, attr, rfc3339};
 
@@ -112,6 +113,48 @@ impl CompletionEvent {
     }
 }
 
+/// A completion event as a reader received it (`wait`, `publish --wait`, `events`): whose it
+/// is and how it ended, and the line a command prints for it. Readers tolerate events that
+/// are not the worker's own (a consumer's test event, a bare JSON body).
+#[derive(Debug, Clone, PartialEq)]
+pub struct CompletionView {
+    /// The plain `request_id` attribute, else the data's.
+    pub request_id: Option<String>,
+    /// The plain `status` attribute, else the data's.
+    pub status: Option<String>,
+    /// The event as printed: its JSON data, or, for data that is not a JSON object, its
+    /// attributes and data as text, so that a line is printed for every event counted.
+    pub line: Value,
+}
+
+impl CompletionView {
+    /// Reads a delivered message's attributes and data.
+    pub fn parse(attributes: &HashMap<String, String>, data: &[u8]) -> Self {
+        let event = serde_json::from_slice::<CompletionEvent>(data).ok();
+        let request_id = attributes
+            .get(attr::REQUEST_ID)
+            .cloned()
+            .or_else(|| event.as_ref().map(|e| e.request_id.clone()));
+        let status = attributes
+            .get(attr::STATUS)
+            .cloned()
+            .or_else(|| event.map(|e| e.status.as_str().to_owned()));
+        let line = match serde_json::from_slice::<Value>(data) {
+            Ok(v @ Value::Object(_)) => v,
+            _ => json!({
+                "request_id": attributes.get(attr::REQUEST_ID),
+                "status": attributes.get(attr::STATUS),
+                "data": String::from_utf8_lossy(data),
+            }),
+        };
+        Self {
+            request_id,
+            status,
+            line,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -153,5 +196,14 @@ mod tests {
         assert_eq!(data["status"], "succeeded");
         assert_eq!(data["error"], serde_json::Value::Null);
         assert_eq!(data["context"]["pipeline"], "nightly");
+    }
+
+    #[test]
+    fn request_id_falls_back_to_the_event_data() {
+        let v = CompletionView::parse(&HashMap::new(), br#"{"request_id":"r","status":"failed"}"#);
+        assert_eq!(
+            (v.request_id, v.status),
+            (Some("r".into()), Some("failed".into()))
+        );
     }
 }

@@ -13,24 +13,22 @@ use std::time::Duration;
 
 use futures::future::join_all;
 
-pub use crate::cli::wait::follow::{
-    Counts, Reading, Verdict, WaitError, WaitOutcome, Waiting, event_line,
-};
 pub use args::PublishArgs;
 pub use input::{InvalidInput, RequestFlags, validate, validate_lines};
 
 use super::exit;
-use super::wait::finish::{self, Source};
+use super::wait::finish;
 use super::wait::own;
 use crate::clients::pubsub::{Connection, OutMessage, full_subscription, full_topic, to_message};
-use crate::clients::temp_subscription::{FilterBy, TempSubscription, WaiterTag};
+use crate::clients::temp_subscription::{FilterBy, WaitSource, WaiterTag};
 use crate::contract::attr;
 use crate::domain::{CopyRequest, Defaults};
 
 /// Everything `run` needs, resolved and validated before anything is published.
 struct Plan {
     topic: String,
-    wait: Option<WaitOn>,
+    /// With `--wait`: where it reads events (a new subscription of its own, or a shared one).
+    wait: Option<WaitSource>,
     timeout: Duration,
     connection: Connection,
     requests: Vec<CopyRequest>,
@@ -38,14 +36,6 @@ struct Plan {
     /// With `--wait` on a subscription of its own: the `waiter` attribute of every request,
     /// which the worker carries onto its event and the subscription filters on.
     tag: Option<WaiterTag>,
-}
-
-/// Where `--wait` reads events.
-enum WaitOn {
-    /// Its own temporary subscription of this topic, in this project.
-    Topic { topic: String, project: String },
-    /// This shared subscription.
-    Subscription(String),
 }
 
 const WHO: &str = "copy-worker publish";
@@ -72,68 +62,36 @@ pub async fn run(args: PublishArgs) -> u8 {
     }
     // The waiter's own subscription exists before anything is published, so that it gets
     // every event, and a caller who may not create it learns so before publishing.
-    let own = match &plan.wait {
-        Some(WaitOn::Topic { topic, project }) => {
+    let source = match plan.wait.take() {
+        None => return publish_and_wait(&plan, None).await,
+        Some(shared @ WaitSource::Shared(_)) => {
+            shared.check(&plan.connection).await.map(|()| shared)
+        }
+        Some(new) => {
+            // Only its own subscription filters on a tag; a shared one sees untagged requests.
             let tag = plan.tag.get_or_insert_with(WaiterTag::generate);
             let (conn, timeout) = (&plan.connection, plan.timeout);
-            own::sweep(WHO, conn, project).await;
-            let by = FilterBy::Tag;
-            match TempSubscription::for_waiter(conn, topic, project, tag, by, timeout).await {
-                Ok(sub) => Some(sub),
-                Err(e) => {
-                    eprintln!("{WHO}: --wait: {e}");
-                    eprintln!("{WHO}: nothing was published");
-                    return exit::PUBSUB;
-                }
-            }
+            own::open(WHO, conn, new, tag, FilterBy::Tag, timeout).await
         }
-        Some(WaitOn::Subscription(name)) => {
-            if let Err(e) = shared_subscription_exists(&plan.connection, name).await {
-                eprintln!("{WHO}: --wait: {e}");
-                eprintln!("{WHO}: nothing was published");
-                return exit::PUBSUB;
-            }
-            None
+    };
+    match source {
+        Ok(source) => publish_and_wait(&plan, Some(source)).await,
+        Err(e) => {
+            eprintln!("{WHO}: --wait: {e}");
+            eprintln!("{WHO}: nothing was published");
+            exit::PUBSUB
         }
-        None => None,
-    };
-    let source = match (&plan.wait, own) {
-        (Some(WaitOn::Subscription(s)), _) => Some(Source::Shared(s.clone())),
-        (Some(WaitOn::Topic { .. }), Some(sub)) => Some(Source::Own(sub)),
-        _ => None,
-    };
-    publish_and_wait(&plan, source).await
-}
-
-/// A shared `--completions-subscription` must exist before anything is published: it only
-/// holds events published after it was created. A caller allowed to consume but not to read
-/// the subscription's settings (roles/pubsub.subscriber has no pubsub.subscriptions.get)
-/// cannot be checked here; the pull reports it.
-async fn shared_subscription_exists(conn: &Connection, name: &str) -> Result<(), String> {
-    let admin = conn
-        .subscription_admin()
-        .await
-        .map_err(|e| format!("connecting to Pub/Sub: {e}"))?;
-    match admin.get_subscription().set_subscription(name).send().await {
-        Ok(_) => Ok(()),
-        Err(e) => match e.status().map(|s| s.code) {
-            Some(google_cloud_gax::error::rpc::Code::PermissionDenied) => Ok(()),
-            Some(google_cloud_gax::error::rpc::Code::NotFound) => Err(format!(
-                "--completions-subscription {name} does not exist; create it on copy-completions before publishing (it only sees events published after it exists), or leave the flag out to wait through a subscription of its own"
-            )),
-            _ => Err(format!("checking --completions-subscription {name}: {e}")),
-        },
     }
 }
 
 /// Publishes, then (with `--wait`) reads events from `source`.
-async fn publish_and_wait(plan: &Plan, source: Option<Source>) -> u8 {
+async fn publish_and_wait(plan: &Plan, source: Option<WaitSource>) -> u8 {
     let mut stdout = std::io::stdout();
     let ids = match publish_all(plan, &mut stdout).await {
         Ok(ids) => ids,
         Err(e) => {
             eprintln!("{WHO}: {e:#}");
-            if let Some(Source::Own(sub)) = source
+            if let Some(WaitSource::Own(sub)) = source
                 && let Err(e) = sub.delete().await
             {
                 eprintln!("{WHO}: warning: {e}");
@@ -186,7 +144,7 @@ fn plan(args: &PublishArgs) -> Result<Plan, Vec<String>> {
     let topic = full_topic(&args.topic, project).map_err(|e| vec![e.to_string()])?;
     let wait = match (&args.completions_subscription, args.wait) {
         (_, false) => None,
-        (Some(s), true) => Some(WaitOn::Subscription(
+        (Some(s), true) => Some(WaitSource::Shared(
             full_subscription(s, project)
                 .map_err(|e| vec![format!("--completions-subscription: {e}")])?,
         )),
@@ -194,7 +152,7 @@ fn plan(args: &PublishArgs) -> Result<Plan, Vec<String>> {
             let topic = full_topic(&args.completions_topic, project)
                 .map_err(|e| vec![format!("--completions-topic: {e}")])?;
             let project = own::waiter_project(&args.waiter_project, &topic).map_err(|e| vec![e])?;
-            Some(WaitOn::Topic { topic, project })
+            Some(WaitSource::New { topic, project })
         }
     };
     let defaults = Defaults {

@@ -1,19 +1,17 @@
-//! The replay loop: pull dead letters, republish the matching ones, and ack each one only after
-//! its republish returned a message id (the no-loss rule of DESIGN.md §6).
+//! The replay run: read dead letters with the CLI's one reader (`clients::pubsub::read`),
+//! republish the matching ones, and ack each one only after its republish returned a message
+//! id (the no-loss rule of DESIGN.md §6).
 //!
 //! A SIGKILL at any point loses nothing: a dead letter is acked only after its copy is on the
 //! target topic. The price is at most one duplicate per message in flight at the kill.
 
 use std::collections::{HashMap, HashSet};
+use std::ops::ControlFlow;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use google_cloud_pubsub::client::{Publisher, Subscriber};
-use google_cloud_pubsub::model::Message;
-use google_cloud_pubsub::subscriber::MessageStream;
-use google_cloud_pubsub::subscriber::ShutdownBehavior;
-use google_cloud_pubsub::subscriber::handler::Handler;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
@@ -21,24 +19,14 @@ use super::pace::Pacer;
 use super::plan::{Plan, ReplayError};
 use super::rules::Verdict;
 use super::summary::{Progress, Summary};
+use crate::clients::pubsub::read::{Consume, Lease, ReadError, Reader, Received};
 use crate::clients::pubsub::to_message;
-use crate::contract::attr;
-use crate::contract::dead_letter::{republished, request_id};
 
 /// Most republishes in flight at once without `--rate`.
 const MAX_IN_FLIGHT: usize = 500;
 /// A message handed back comes straight back; waiting a little before handing it back again
 /// keeps that loop from spinning while the run looks for messages it has not seen.
 const REDELIVERY_PAUSE: Duration = Duration::from_millis(500);
-/// At the end, stop reading the stream after this long without a delivery, or after
-/// `DRAIN_MAX` in all.
-const DRAIN_QUIET: Duration = Duration::from_millis(300);
-const DRAIN_MAX: Duration = Duration::from_secs(3);
-/// Time for the server to register that the stream closed before the hand-back.
-const HAND_BACK_DELAY: Duration = Duration::from_millis(500);
-/// Lease granted per extension (the minimum Pub/Sub allows): messages a killed run held are
-/// delivered again within this time rather than the default 60 s.
-const LEASE_EXTENSION: Duration = Duration::from_secs(10);
 
 /// What this run already did with a message id, so each dead letter is counted once.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,7 +40,7 @@ enum Seen {
 }
 
 /// How one republish ended.
-enum Done {
+pub enum Done {
     Replayed(String),
     Failed(String, ReplayError),
     /// Not attempted because an earlier republish failed; handed back.
@@ -125,25 +113,22 @@ impl Pump {
         self.summary
     }
 
-    /// Streams the subscription until the run is over, then shuts the stream down.
+    /// Reads the subscription until the run is over, then closes the reader: see
+    /// [`Reader::close_held`].
     pub async fn run(&mut self, subscriber: &Subscriber) -> Result<(), ReplayError> {
-        let mut stream = subscriber
-            .subscribe(self.plan.subscription.clone())
-            .set_max_outstanding_messages(self.window.max(100) as i64)
-            .set_max_lease_extension(LEASE_EXTENSION)
-            .set_shutdown_behavior(ShutdownBehavior::WaitForProcessing)
-            .build();
-        self.pump(&mut stream).await;
-        let held = self.drain(&mut stream).await;
-        let token = stream.shutdown_token();
-        // Close the streaming pull before handing anything back, and give the server a moment
-        // to see it closed: a message handed back while the stream is open is delivered to it
-        // again at once, and would then stay leased to this finished run until its deadline.
-        drop(stream);
-        tokio::time::sleep(HAND_BACK_DELAY).await;
-        drop(held);
-        // Waits until every handler is gone, then sends the pending acks and nacks.
-        token.shutdown().await;
+        let max_outstanding = self.window.max(100) as i64;
+        let lease = Lease::Held { max_outstanding };
+        let mut reader = Reader::open(subscriber, &self.plan.subscription, lease);
+        reader.run(self).await;
+        let (seen, summary) = (&self.seen, &mut self.summary);
+        reader
+            .close_held(|r| {
+                // Its copy is on the topic already: acked again, not held.
+                let replayed = seen.get(r.message_id()) == Some(&Seen::Replayed);
+                summary.redelivered_after_replay += u64::from(replayed);
+                replayed
+            })
+            .await;
         if let Some(shared) = &self.shared {
             shared.publisher.flush().await;
         }
@@ -154,68 +139,8 @@ impl Pump {
         }
     }
 
-    /// The event loop. It handles, until [`Pump::finished`]:
-    /// 1. a delivery from the stream, taken only while there is room in the window and the run
-    ///    has neither failed nor reached `--limit`;
-    /// 2. a republish that ended (replayed, failed or abandoned);
-    /// 3. `--idle-timeout` passing with nothing in flight and no message not seen before.
-    async fn pump(&mut self, stream: &mut MessageStream) {
-        while !self.finished() {
-            let idle_at = self.last_activity + self.plan.idle_timeout;
-            let pulling = self.pulling();
-            let idle = self.in_flight == 0;
-            tokio::select! {
-                next = stream.next(), if pulling => match next {
-                    Some(Ok((message, handler))) => self.on_message(message, handler),
-                    Some(Err(e)) => self.fail(ReplayError::Pull {
-                        subscription: self.plan.subscription.clone(),
-                        message: e.to_string(),
-                    }),
-                    None => self.stream_ended = true,
-                },
-                Some(done) = self.done_rx.recv() => self.on_done(done),
-                _ = tokio::time::sleep_until(idle_at), if idle => return,
-            }
-            self.progress.update(&self.summary, self.started.elapsed());
-        }
-    }
-
-    /// Reads what the server already sent to this stream, and holds it. A message left unread
-    /// in the stream is leased to this run until the subscription's ack deadline passes; once
-    /// read, it is under lease management and the shutdown hands it back at once.
-    async fn drain(&mut self, stream: &mut MessageStream) -> Vec<Handler> {
-        let mut held = Vec::new();
-        let until = Instant::now() + DRAIN_MAX;
-        while Instant::now() < until {
-            match tokio::time::timeout(DRAIN_QUIET, stream.next()).await {
-                Ok(Some(Ok((message, handler)))) => {
-                    if self.seen.get(&message.message_id) == Some(&Seen::Replayed) {
-                        self.summary.redelivered_after_replay += 1;
-                        handler.ack();
-                    } else {
-                        held.push(handler);
-                    }
-                }
-                Ok(Some(Err(_)) | None) | Err(_) => break,
-            }
-        }
-        held
-    }
-
     fn limit_reached(&self) -> bool {
         self.plan.limit.is_some_and(|l| self.matched >= l)
-    }
-
-    fn pulling(&self) -> bool {
-        self.error.is_none()
-            && !self.stream_ended
-            && !self.limit_reached()
-            && self.in_flight < self.window
-    }
-
-    /// Over once nothing is in flight and there is nothing more to take on.
-    fn finished(&self) -> bool {
-        self.in_flight == 0 && (self.error.is_some() || self.stream_ended || self.limit_reached())
     }
 
     fn fail(&mut self, e: ReplayError) {
@@ -225,72 +150,64 @@ impl Pump {
         self.error.get_or_insert(e);
     }
 
-    fn on_message(&mut self, message: Message, handler: Handler) {
-        if let Some(seen) = self.seen.get(&message.message_id) {
-            self.on_redelivery(*seen, handler);
-            return;
+    fn on_message(&mut self, received: Received) {
+        if let Some(seen) = self.seen.get(received.message_id()) {
+            return self.on_redelivery(*seen, received);
         }
-        let verdict = self.plan.rules.verdict(&message.attributes, &message.data);
+        let dead_letter = received.dead_letter();
+        let verdict = self.plan.rules.verdict_of(&dead_letter);
         if verdict == Verdict::Replay && self.limit_reached() {
             // Delivered before the stream noticed the limit: not this run's business.
-            handler.nack();
-            return;
+            return received.hand_back();
         }
         self.last_activity = Instant::now();
         self.summary.seen += 1;
-        let id = message.message_id.clone();
+        let id = received.message_id().to_owned();
         match verdict {
             Verdict::SkipFilter => self.summary.skipped_filter += 1,
             Verdict::SkipMaxReplays => self.summary.skipped_max_replays += 1,
             Verdict::Replay => {
-                let rid = request_id(&message.attributes, &message.data);
+                let rid = dead_letter.request_id.clone();
                 if self.shared.is_some()
                     && let Some(r) = &rid
                     && !self.replayed_requests.insert(r.clone())
                 {
                     self.summary.skipped_replayed_this_run += 1;
                     self.seen.insert(id, Seen::HandedBack);
-                    handler.nack();
-                    return;
+                    return received.hand_back();
                 }
                 self.matched += 1;
                 if let Some(shared) = self.shared.clone() {
                     self.seen.insert(id, Seen::InFlight);
-                    return self.dispatch(shared, message, handler);
+                    return self.dispatch(shared, received);
                 }
-                let error_code = message.attributes.get(attr::ERROR_CODE).map(String::as_str);
                 if let Some(d) = self.summary.dry_run.as_mut() {
-                    d.record(error_code, rid);
+                    d.record(dead_letter.error_code, rid);
                 }
             }
         }
         self.seen.insert(id, Seen::HandedBack);
-        handler.nack();
+        received.hand_back();
     }
 
-    fn on_redelivery(&mut self, seen: Seen, handler: Handler) {
+    fn on_redelivery(&mut self, seen: Seen, received: Received) {
         match seen {
             // The ack of the first delivery was lost; the copy is already on the topic.
             Seen::Replayed => {
                 self.summary.redelivered_after_replay += 1;
-                handler.ack();
+                received.ack();
             }
-            Seen::InFlight => handler.nack(),
-            Seen::HandedBack => {
-                tokio::spawn(async move {
-                    tokio::time::sleep(REDELIVERY_PAUSE).await;
-                    handler.nack();
-                });
-            }
+            Seen::InFlight => received.hand_back(),
+            Seen::HandedBack => received.hand_back_after(REDELIVERY_PAUSE),
         }
     }
 
-    fn dispatch(&mut self, shared: Arc<Shared>, message: Message, handler: Handler) {
+    fn dispatch(&mut self, shared: Arc<Shared>, received: Received) {
         self.in_flight += 1;
         let slot = self.pacer.next_slot();
         let tx = self.done_tx.clone();
         tokio::spawn(async move {
-            let done = replay_one(&shared, slot, message, handler).await;
+            let done = replay_one(&shared, slot, received).await;
             let _ = tx.send(done);
         });
     }
@@ -317,23 +234,84 @@ impl Pump {
 
 /// Republishes one dead letter at its slot and acks it only once Pub/Sub returned the new
 /// message id. Any failure hands the dead letter back (nack), so it stays on the subscription.
-async fn replay_one(shared: &Shared, slot: Instant, message: Message, handler: Handler) -> Done {
+async fn replay_one(shared: &Shared, slot: Instant, received: Received) -> Done {
     tokio::time::sleep_until(slot).await;
-    let id = message.message_id.clone();
+    let id = received.message_id().to_owned();
     if shared.abort.load(Ordering::SeqCst) {
-        handler.nack();
+        received.hand_back();
         return Done::Abandoned(id);
     }
-    let out = republished(&message.data, &message.attributes, chrono::Utc::now());
+    let out = received.dead_letter().republished(chrono::Utc::now());
     match shared.publisher.publish(to_message(out)).await {
         Ok(_message_id) => {
-            handler.ack();
+            received.ack();
             Done::Replayed(id)
         }
         Err(e) => {
             shared.abort.store(true, Ordering::SeqCst);
-            handler.nack();
+            received.hand_back();
             Done::Failed(id, ReplayError::publish(&shared.topic, &e))
         }
+    }
+}
+
+/// The run's side of the reader's loop ([`Reader::run`]).
+impl Consume for Pump {
+    /// A republish that ended.
+    type Side = Done;
+    /// Ctrl-C ends the process, as before the loop was shared: every dead letter not yet
+    /// replayed stays on the subscription.
+    const CTRL_C_STOPS: bool = false;
+
+    /// Over once nothing is in flight and there is nothing more to take on.
+    fn finished(&self) -> bool {
+        self.in_flight == 0 && (self.error.is_some() || self.stream_ended || self.limit_reached())
+    }
+
+    /// Takes a delivery only while there is room in the window and the run has neither
+    /// failed nor reached `--limit`.
+    fn pulling(&self) -> bool {
+        self.error.is_none()
+            && !self.stream_ended
+            && !self.limit_reached()
+            && self.in_flight < self.window
+    }
+
+    /// `--idle-timeout` counts only with nothing in flight, from the last message not seen
+    /// before.
+    fn quiet_at(&self) -> Option<Instant> {
+        (self.in_flight == 0).then(|| self.last_activity + self.plan.idle_timeout)
+    }
+
+    fn on_delivery(&mut self, received: Received) -> ControlFlow<()> {
+        self.on_message(received);
+        ControlFlow::Continue(())
+    }
+
+    fn on_quiet(&mut self) -> ControlFlow<()> {
+        ControlFlow::Break(())
+    }
+
+    fn on_error(&mut self, error: ReadError) -> ControlFlow<()> {
+        match error {
+            ReadError::Pull { source, .. } => self.fail(ReplayError::Pull {
+                subscription: self.plan.subscription.clone(),
+                message: source.to_string(),
+            }),
+            _ => self.stream_ended = true,
+        }
+        ControlFlow::Continue(())
+    }
+
+    fn side(&mut self) -> Option<&mut mpsc::UnboundedReceiver<Done>> {
+        Some(&mut self.done_rx)
+    }
+
+    fn on_side(&mut self, done: Done) {
+        self.on_done(done);
+    }
+
+    fn after_turn(&mut self) {
+        self.progress.update(&self.summary, self.started.elapsed());
     }
 }

@@ -3,8 +3,7 @@
 
 use std::collections::HashMap;
 
-use crate::contract::attr;
-use crate::contract::dead_letter::{FailedStage, replay_count, request_id};
+use crate::contract::dead_letter::DeadLetterView;
 
 /// The filters and the loop guard of one run.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -37,24 +36,28 @@ pub enum Verdict {
 }
 
 impl Rules {
-    /// Filters first, so that `skipped_max_replays` counts only messages the caller asked for.
+    /// The verdict on a dead letter with these attributes and data.
     pub fn verdict(&self, attributes: &HashMap<String, String>, data: &[u8]) -> Verdict {
+        self.verdict_of(&DeadLetterView::parse(attributes, data))
+    }
+
+    /// Filters first, so that `skipped_max_replays` counts only messages the caller asked for.
+    pub fn verdict_of(&self, d: &DeadLetterView<'_>) -> Verdict {
         let id_ok = self.request_ids.is_empty()
-            || request_id(attributes, data).is_some_and(|id| self.request_ids.contains(&id));
+            || d.request_id
+                .as_ref()
+                .is_some_and(|id| self.request_ids.contains(id));
         let code_ok = self.error_codes.is_empty()
-            || attributes
-                .get(attr::ERROR_CODE)
-                .is_some_and(|c| self.error_codes.contains(c));
+            || d.error_code
+                .is_some_and(|c| self.error_codes.iter().any(|e| e == c));
         let attrs_ok = self
             .attributes
             .iter()
-            .all(|(k, v)| attributes.get(k) == Some(v));
-        let context_ok = self.context.is_empty() || context_matches(data, &self.context);
-        let is_callback = attributes.get(attr::FAILED_STAGE).map(String::as_str)
-            == Some(FailedStage::Callback.as_str());
-        if !(id_ok && code_ok && attrs_ok && context_ok && is_callback == self.callbacks) {
+            .all(|(k, v)| d.attributes.get(k) == Some(v));
+        let context_ok = self.context.is_empty() || context_matches(d.data, &self.context);
+        if !(id_ok && code_ok && attrs_ok && context_ok && d.is_callback == self.callbacks) {
             Verdict::SkipFilter
-        } else if replay_count(attributes) >= self.max_replays {
+        } else if d.replay_count >= self.max_replays {
             Verdict::SkipMaxReplays
         } else {
             Verdict::Replay
@@ -100,92 +103,66 @@ mod tests {
         }
     }
 
+    /// [`rules`], changed by `f`.
+    fn with(f: impl FnOnce(&mut Rules)) -> Rules {
+        let mut r = rules();
+        f(&mut r);
+        r
+    }
+
+    fn ids(ids: &[&str]) -> Rules {
+        with(|r| r.request_ids = ids.iter().map(|&i| i.into()).collect())
+    }
+
+    fn code(c: &str) -> Rules {
+        with(|r| r.error_codes = vec![c.into()])
+    }
+
     #[test]
     fn verdicts_follow_filters_then_the_replay_count() {
-        let nf = attrs(&[("request_id", "a"), ("error_code", "NOT_FOUND"), ("k", "v")]);
+        use Verdict::{Replay, SkipFilter, SkipMaxReplays};
+        let nf = || attrs(&[("request_id", "a"), ("error_code", "NOT_FOUND"), ("k", "v")]);
+        let count = |n| attrs(&[("replay_count", n)]);
+        let callback = || attrs(&[("failed_stage", "callback")]);
+        let attr = with(|r| r.attributes = vec![("k".into(), "w".into())]);
+        let callbacks = || with(|r| r.callbacks = true);
         let cases: Vec<(&str, Rules, HashMap<String, String>, Verdict)> = vec![
-            ("no filter", rules(), nf.clone(), Verdict::Replay),
-            (
-                "request id matches",
-                Rules {
-                    request_ids: vec!["b".into(), "a".into()],
-                    ..rules()
-                },
-                nf.clone(),
-                Verdict::Replay,
-            ),
-            (
-                "request id differs",
-                Rules {
-                    request_ids: vec!["b".into()],
-                    ..rules()
-                },
-                nf.clone(),
-                Verdict::SkipFilter,
-            ),
+            ("no filter", rules(), nf(), Replay),
+            ("request id matches", ids(&["b", "a"]), nf(), Replay),
+            ("request id differs", ids(&["b"]), nf(), SkipFilter),
             (
                 "error code differs",
-                Rules {
-                    error_codes: vec!["INVALID_REQUEST".into()],
-                    ..rules()
-                },
-                nf.clone(),
-                Verdict::SkipFilter,
+                code("INVALID_REQUEST"),
+                nf(),
+                SkipFilter,
             ),
-            (
-                "attribute value differs",
-                Rules {
-                    attributes: vec![("k".into(), "w".into())],
-                    ..rules()
-                },
-                nf.clone(),
-                Verdict::SkipFilter,
-            ),
-            (
-                "replayed twice is below 3",
-                rules(),
-                attrs(&[("replay_count", "2")]),
-                Verdict::Replay,
-            ),
+            ("attribute value differs", attr, nf(), SkipFilter),
+            ("replayed twice is below 3", rules(), count("2"), Replay),
             (
                 "replayed three times is at the guard",
                 rules(),
-                attrs(&[("replay_count", "3")]),
-                Verdict::SkipMaxReplays,
+                count("3"),
+                SkipMaxReplays,
             ),
             (
                 "a filter miss is counted as a filter miss even at the guard",
-                Rules {
-                    error_codes: vec!["X".into()],
-                    ..rules()
-                },
-                attrs(&[("replay_count", "9")]),
-                Verdict::SkipFilter,
+                code("X"),
+                count("9"),
+                SkipFilter,
             ),
             (
                 "a dead callback is not a request",
                 rules(),
-                attrs(&[("failed_stage", "callback")]),
-                Verdict::SkipFilter,
+                callback(),
+                SkipFilter,
             ),
             (
                 "--callbacks moves dead callbacks",
-                Rules {
-                    callbacks: true,
-                    ..rules()
-                },
-                attrs(&[("failed_stage", "callback")]),
-                Verdict::Replay,
+                callbacks(),
+                callback(),
+                Replay,
             ),
-            (
-                "--callbacks leaves requests",
-                Rules {
-                    callbacks: true,
-                    ..rules()
-                },
-                nf.clone(),
-                Verdict::SkipFilter,
-            ),
+            ("--callbacks leaves requests", callbacks(), nf(), SkipFilter),
         ];
         for (name, rules, a, want) in cases {
             assert_eq!(rules.verdict(&a, b"{}"), want, "{name}");

@@ -7,29 +7,10 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use super::follow::{self, Followed, Reading, WaitOutcome};
+use super::follow::{self, Followed, WaitOutcome};
 use crate::cli::exit;
 use crate::clients::pubsub::Connection;
-use crate::clients::temp_subscription::TempSubscription;
-
-/// Where a wait reads its events.
-pub enum Source {
-    /// A subscription only this waiter reads (new, or kept by an earlier wait): acked
-    /// throughout, deleted when every request has its event, kept when some are pending.
-    Own(TempSubscription),
-    /// A shared subscription (`--completions-subscription`): other waiters' events are
-    /// handed back; never deleted.
-    Shared(String),
-}
-
-impl Source {
-    fn name(&self) -> &str {
-        match self {
-            Source::Own(s) => &s.name,
-            Source::Shared(s) => s,
-        }
-    }
-}
+use crate::clients::temp_subscription::WaitSource;
 
 /// `"timed_out"` etc.: the summary's `outcome`.
 fn outcome_name(o: &WaitOutcome) -> &'static str {
@@ -42,20 +23,17 @@ fn outcome_name(o: &WaitOutcome) -> &'static str {
 }
 
 /// The command that carries on waiting for `pending` on `source`.
-pub fn resume_command(source: &Source, pending: &[String]) -> String {
-    let flag = match source {
-        Source::Own(_) => "--subscription",
-        Source::Shared(_) => "--completions-subscription",
-    };
+pub fn resume_command(source: &WaitSource, pending: &[String]) -> String {
     format!(
-        "copy-worker wait {flag} {} --request-id {}",
+        "copy-worker wait {} {} --request-id {}",
+        source.resume_flag(),
         source.name(),
         pending.join(",")
     )
 }
 
 /// The summary line: `{"summary":{…}}`.
-pub fn summary(f: &Followed, source: &Source) -> serde_json::Value {
+pub fn summary(f: &Followed, source: &WaitSource) -> serde_json::Value {
     let pending = match &f.outcome {
         WaitOutcome::TimedOut { pending } | WaitOutcome::Interrupted { pending } => pending.clone(),
         _ => vec![],
@@ -83,22 +61,18 @@ pub fn summary(f: &Followed, source: &Source) -> serde_json::Value {
 pub async fn follow_and_finish(
     who: &str,
     conn: &Connection,
-    source: Source,
+    source: WaitSource,
     ids: Vec<String>,
     timeout: Duration,
     out: &mut (dyn Write + Send),
 ) -> u8 {
-    let reading = match &source {
-        Source::Own(_) => Reading::Own,
-        Source::Shared(_) => Reading::Shared,
-    };
-    let followed = follow::wait(conn, source.name(), reading, ids, timeout, out).await;
+    let followed = follow::wait(conn, &source, ids, timeout, out).await;
     let followed = match followed {
         Ok(f) => f,
         Err(e) => {
             eprintln!("{who}: {e:#}");
             // Unreadable: keep an own subscription only if it may still hold events.
-            if let Source::Own(sub) = source {
+            if let WaitSource::Own(sub) = source {
                 eprintln!(
                     "{who}: the waiting subscription {} is kept (the next waiter deletes it once this wait's timeout has passed; Pub/Sub a day after its last use)",
                     sub.name
@@ -141,8 +115,8 @@ pub async fn follow_and_finish(
 
 /// Deletes an own subscription once the wait is over, or keeps it for a resume when requests
 /// are still pending (exit 3), moving its `expires` label so that other waiters leave it alone.
-async fn settle(who: &str, source: Source, code: u8) {
-    let Source::Own(sub) = source else {
+async fn settle(who: &str, source: WaitSource, code: u8) {
+    let WaitSource::Own(sub) = source else {
         return;
     };
     if code == exit::TIMEOUT {
@@ -177,7 +151,7 @@ mod tests {
             counts: Counts::default(),
             waiting: w,
         };
-        let source = Source::Shared("projects/p/subscriptions/s".into());
+        let source = WaitSource::Shared("projects/p/subscriptions/s".into());
         let s = &summary(&f, &source)["summary"];
         assert_eq!(s["outcome"], "timed_out");
         assert_eq!(
@@ -204,7 +178,7 @@ mod tests {
             counts: Counts::default(),
             waiting: w,
         };
-        let s = &summary(&f, &Source::Shared("s".into()))["summary"];
+        let s = &summary(&f, &WaitSource::Shared("s".into()))["summary"];
         assert_eq!(s["outcome"], "failed");
         assert_eq!(s["failed"], 1);
         assert!(s.get("resume").is_none());

@@ -1,12 +1,12 @@
 //! Following completion events until every awaited request has one (`publish --wait`,
-//! `copy-worker wait`).
+//! `copy-worker wait`), on the CLI's one reader (`clients::pubsub::read`).
 //!
-//! Two ways to read them ([`Reading`]):
+//! Two ways to read them ([`WaitSource`]):
 //! - **its own subscription** (the default): a temporary subscription on `copy-completions`,
 //!   filtered to its waiter tag or request ids (`clients::temp_subscription`). Every waiter
 //!   has its own, so a waiter acks every event it reads and never hands one back: nothing
 //!   circles between waiters, and nobody needs to be waiting for an event to be consumed.
-//! - **a shared subscription** (`--completions-subscription`, DESIGN.md §7): a pull
+//! - **a shared subscription** (`--completions-subscription`, DESIGN.md §6): a pull
 //!   subscription gives each message to one of its readers, so a waiter acks only its own
 //!   events and hands every other straight back (nack: ack deadline 0). With several waiters,
 //!   or events no one waits for, events circle until retention ends: use it only where the
@@ -14,15 +14,14 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
+use std::ops::ControlFlow;
 use std::time::Duration;
 
-use google_cloud_pubsub::model::Message;
-use serde_json::{Value, json};
 use tokio::time::Instant;
 
 use crate::clients::pubsub::Connection;
-use crate::contract::attr;
-use crate::contract::event::CompletionEvent;
+use crate::clients::pubsub::read::{Consume, Ended, Lease, ReadError, Reader, Received};
+use crate::clients::temp_subscription::WaitSource;
 
 /// How a wait ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,46 +36,12 @@ pub enum WaitOutcome {
     Interrupted { pending: Vec<String> },
 }
 
-/// Where the waiter reads events from, and so what it does with events of other requests.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Reading {
-    /// A subscription only this waiter reads: ack everything.
-    Own,
-    /// A subscription other waiters read too: hand back what is not ours.
-    Shared,
-}
-
 /// What one wait read, for its summary line.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Counts {
     pub ours: usize,
     pub duplicates: usize,
     pub others: usize,
-}
-
-/// The completions subscription could not be read.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum WaitError {
-    /// The subscriber client could not be built (credentials, endpoint).
-    #[error("connecting to Pub/Sub to pull {subscription}: {source}")]
-    Connect {
-        subscription: String,
-        #[source]
-        source: google_cloud_gax::client_builder::Error,
-    },
-    /// Pulling failed permanently, e.g. the subscription does not exist or the caller lacks
-    /// `roles/pubsub.subscriber` on it. The requests were published; their events stay on
-    /// the subscription for a later waiter.
-    #[error("pulling {subscription}: {source}")]
-    Pull {
-        subscription: String,
-        #[source]
-        source: google_cloud_pubsub::Error,
-    },
-    /// The stream ended without an error (not expected from the client).
-    #[error("pulling {subscription}: the stream ended")]
-    Ended { subscription: String },
 }
 
 /// What to do with one delivered event.
@@ -174,36 +139,6 @@ impl Waiting {
     }
 }
 
-/// The event as printed: its JSON data, or, for data that is not a JSON object, its
-/// attributes and data as text, so that a line is printed for every event counted.
-pub fn event_line(msg: &Message) -> Value {
-    match serde_json::from_slice::<Value>(&msg.data) {
-        Ok(v @ Value::Object(_)) => v,
-        _ => json!({
-            "request_id": msg.attributes.get(attr::REQUEST_ID),
-            "status": msg.attributes.get(attr::STATUS),
-            "data": String::from_utf8_lossy(&msg.data),
-        }),
-    }
-}
-
-/// The request id and status of an event: its plain attributes, else its data read as a
-/// [`CompletionEvent`].
-fn request_id_and_status(msg: &Message) -> (Option<String>, Option<String>) {
-    let event = serde_json::from_slice::<CompletionEvent>(&msg.data).ok();
-    let request_id = msg
-        .attributes
-        .get(attr::REQUEST_ID)
-        .cloned()
-        .or_else(|| event.as_ref().map(|e| e.request_id.clone()));
-    let status = msg
-        .attributes
-        .get(attr::STATUS)
-        .cloned()
-        .or_else(|| event.map(|e| e.status.as_str().to_owned()));
-    (request_id, status)
-}
-
 /// A `done/total` bar on stderr, drawn only when stderr is a terminal.
 fn progress(total: usize) -> indicatif::ProgressBar {
     use std::io::IsTerminal as _;
@@ -232,91 +167,107 @@ pub struct Followed {
     pub waiting: Waiting,
 }
 
-/// Pulls `subscription` until each of `request_ids` has an event, `timeout` passes or Ctrl-C,
-/// and writes each of its events to `out` as one JSON line.
+/// A wait under way: the bookkeeping, and what it does with each event it reads.
+struct Follower<'a> {
+    waiting: Waiting,
+    counts: Counts,
+    hand_back_others: bool,
+    deadline: Instant,
+    bar: indicatif::ProgressBar,
+    out: &'a mut (dyn Write + Send),
+    error: Option<ReadError>,
+}
+
+impl Consume for Follower<'_> {
+    type Side = std::convert::Infallible;
+    const CTRL_C_STOPS: bool = true;
+
+    fn finished(&self) -> bool {
+        self.waiting.is_finished()
+    }
+
+    fn quiet_at(&self) -> Option<Instant> {
+        Some(self.deadline)
+    }
+
+    fn on_delivery(&mut self, received: Received) -> ControlFlow<()> {
+        let event = received.completion();
+        let id = event.request_id.as_deref();
+        match self.waiting.judge(id, event.status.as_deref()) {
+            Verdict::Ours { .. } => {
+                self.counts.ours += 1;
+                received.ack();
+                self.bar.inc(1);
+                let failed = self.waiting.finished() - self.waiting.count("succeeded");
+                if failed > 0 {
+                    self.bar.set_message(format!("({failed} not succeeded)"));
+                }
+                // A closed stdout must not keep the waiter from acking and exiting.
+                let out = &mut *self.out;
+                let line = &event.line;
+                let _ = self
+                    .bar
+                    .suspend(|| writeln!(out, "{line}").and_then(|()| out.flush()));
+            }
+            Verdict::Duplicate => {
+                self.counts.duplicates += 1;
+                received.ack();
+            }
+            Verdict::NotOurs => {
+                self.counts.others += 1;
+                if self.hand_back_others {
+                    received.hand_back();
+                } else {
+                    received.ack();
+                }
+            }
+        }
+        ControlFlow::Continue(())
+    }
+
+    fn on_quiet(&mut self) -> ControlFlow<()> {
+        ControlFlow::Break(())
+    }
+
+    fn on_error(&mut self, error: ReadError) -> ControlFlow<()> {
+        self.error = Some(error);
+        ControlFlow::Break(())
+    }
+}
+
+/// Reads `source` until each of `request_ids` has an event, `timeout` passes or Ctrl-C, and
+/// writes each of its events to `out` as one JSON line.
 pub async fn wait(
     conn: &Connection,
-    subscription: &str,
-    reading: Reading,
+    source: &WaitSource,
     request_ids: Vec<String>,
     timeout: Duration,
     out: &mut (dyn Write + Send),
-) -> Result<Followed, WaitError> {
-    let mut counts = Counts::default();
-    let mut interrupted = false;
+) -> Result<Followed, ReadError> {
     let deadline = Instant::now() + timeout;
-    let mut waiting = Waiting::new(request_ids);
+    let waiting = Waiting::new(request_ids);
     let bar = progress(waiting.total());
-    let subscriber = conn
-        .subscriber()
-        .await
-        .map_err(|source| WaitError::Connect {
-            subscription: subscription.to_owned(),
-            source,
-        })?;
-    let mut stream = crate::clients::temp_subscription::read_stream(&subscriber, subscription);
-    let shutdown = stream.shutdown_token();
-    let result = loop {
-        if waiting.is_finished() {
-            break Ok(());
-        }
-        let next = tokio::select! {
-            next = tokio::time::timeout_at(deadline, stream.next()) => next,
-            _ = tokio::signal::ctrl_c() => {
-                interrupted = true;
-                break Ok(());
-            }
-        };
-        let (msg, handler) = match next {
-            Err(_elapsed) => break Ok(()),
-            Ok(Some(Ok(next))) => next,
-            Ok(Some(Err(source))) => {
-                break Err(WaitError::Pull {
-                    subscription: subscription.to_owned(),
-                    source,
-                });
-            }
-            Ok(None) => {
-                break Err(WaitError::Ended {
-                    subscription: subscription.to_owned(),
-                });
-            }
-        };
-        let line = event_line(&msg);
-        let (id, status) = request_id_and_status(&msg);
-        match waiting.judge(id.as_deref(), status.as_deref()) {
-            Verdict::Ours { .. } => {
-                counts.ours += 1;
-                handler.ack();
-                bar.inc(1);
-                let failed = waiting.finished() - waiting.count("succeeded");
-                if failed > 0 {
-                    bar.set_message(format!("({failed} not succeeded)"));
-                }
-                // A closed stdout must not keep the waiter from acking and exiting.
-                let _ = bar.suspend(|| writeln!(out, "{line}").and_then(|()| out.flush()));
-            }
-            Verdict::Duplicate => {
-                counts.duplicates += 1;
-                handler.ack();
-            }
-            Verdict::NotOurs => {
-                counts.others += 1;
-                match reading {
-                    Reading::Own => handler.ack(),
-                    Reading::Shared => handler.nack(),
-                }
-            }
-        }
-    };
-    bar.finish_and_clear();
-    // Flushes the acks; bounded so that an unreachable service cannot hold the exit code.
-    let _ = tokio::time::timeout(Duration::from_secs(10), shutdown.shutdown()).await;
-    result.map(|()| Followed {
-        outcome: waiting.outcome(interrupted),
-        counts,
+    let mut reader = Reader::connect(conn, source.name(), Lease::Brief).await?;
+    let mut f = Follower {
         waiting,
-    })
+        counts: Counts::default(),
+        hand_back_others: source.hands_back_others(),
+        deadline,
+        bar,
+        out,
+        error: None,
+    };
+    let ended = reader.run(&mut f).await;
+    f.bar.finish_and_clear();
+    reader.close().await;
+    match f.error {
+        Some(e) => Err(e),
+        None => Ok(Followed {
+            outcome: f.waiting.outcome(ended == Ended::Interrupted),
+            counts: f.counts,
+            waiting: f.waiting,
+        }),
+    }
 }
 
 #[cfg(test)]
@@ -356,16 +307,5 @@ mod tests {
             w.judge(Some("b"), status);
             assert_eq!(w.outcome(false), WaitOutcome::SomeFailed, "{status:?}");
         }
-    }
-
-    #[test]
-    fn request_id_falls_back_to_the_event_data() {
-        let msg = Message::new().set_data(bytes::Bytes::from_static(
-            br#"{"request_id":"r","status":"failed"}"#,
-        ));
-        assert_eq!(
-            request_id_and_status(&msg),
-            (Some("r".into()), Some("failed".into()))
-        );
     }
 }

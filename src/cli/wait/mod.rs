@@ -12,11 +12,12 @@ use std::time::Duration;
 
 use clap::Args;
 
-use self::finish::Source;
 use super::args::{PubSubArgs, parse_duration};
 use super::exit;
 use crate::clients::pubsub::{Connection, full_subscription, full_topic};
-use crate::clients::temp_subscription::{ABANDON_MARGIN, FilterBy, TempSubscription, WaiterTag};
+use crate::clients::temp_subscription::{
+    ABANDON_MARGIN, FilterBy, TempSubscription, WaitSource, WaiterTag,
+};
 
 const EXAMPLES: &str = "\
 Examples:
@@ -139,69 +140,61 @@ pub async fn run(args: WaitArgs) -> u8 {
 
 /// Where the wait reads: a kept subscription (`--subscription`), a shared one, or a new one
 /// of its own. Err is the exit code, the reason already on stderr.
-async fn source(args: &WaitArgs, conn: &Connection, ids: &[String]) -> Result<Source, u8> {
+async fn source(args: &WaitArgs, conn: &Connection, ids: &[String]) -> Result<WaitSource, u8> {
     let project = args.pubsub.project();
-    Ok(match (&args.subscription, &args.completions_subscription) {
-        (Some(s), _) => match full_subscription(s, project) {
-            Ok(name) => match TempSubscription::existing(conn, &name).await {
-                Ok(sub) => {
-                    // Left alone by other waiters' sweeps until this wait has given up too.
-                    let until = std::time::SystemTime::now() + args.timeout + ABANDON_MARGIN;
-                    own::keep_until(WHO, &sub, until).await; // best effort: it says so
-                    Source::Own(sub)
-                }
-                Err(e) => {
-                    eprintln!("{WHO}: {e}");
-                    return Err(exit::PUBSUB);
-                }
-            },
-            Err(e) => {
-                eprintln!("{WHO}: --subscription: {e}");
-                return Err(exit::USAGE);
-            }
-        },
-        (None, Some(s)) => match full_subscription(s, project) {
-            Ok(name) => Source::Shared(name),
-            Err(e) => {
-                eprintln!("{WHO}: --completions-subscription: {e}");
-                return Err(exit::USAGE);
-            }
-        },
-        (None, None) => {
-            let topic = match full_topic(&args.completions_topic, project) {
-                Ok(t) => t,
-                Err(e) => {
-                    eprintln!("{WHO}: --completions-topic: {e}");
-                    return Err(exit::USAGE);
-                }
-            };
-            let project = match own::waiter_project(&args.waiter_project, &topic) {
-                Ok(p) => p,
-                Err(e) => {
-                    eprintln!("{WHO}: {e}");
-                    return Err(exit::USAGE);
-                }
-            };
-            // Requests this command did not publish carry no tag of its own: filter on ids.
-            let tag = WaiterTag::generate();
-            let by = FilterBy::RequestIds(ids);
-            own::sweep(WHO, conn, &project).await;
-            let t = args.timeout;
-            match TempSubscription::for_waiter(conn, &topic, &project, &tag, by, t).await {
-                Ok(sub) => {
-                    eprintln!(
-                        "{WHO}: reading through a new subscription {}: only events published from now on are seen",
-                        sub.name
-                    );
-                    Source::Own(sub)
-                }
-                Err(e) => {
-                    eprintln!("{WHO}: {e}");
-                    return Err(exit::PUBSUB);
-                }
-            }
+    let new = match (&args.subscription, &args.completions_subscription) {
+        (Some(s), _) => return kept(args, conn, s).await,
+        (None, Some(s)) => {
+            return full_subscription(s, project)
+                .map(WaitSource::Shared)
+                .map_err(|e| usage(format!("--completions-subscription: {e}")));
         }
-    })
+        (None, None) => {
+            let topic = full_topic(&args.completions_topic, project)
+                .map_err(|e| usage(format!("--completions-topic: {e}")))?;
+            let project = own::waiter_project(&args.waiter_project, &topic).map_err(usage)?;
+            WaitSource::New { topic, project }
+        }
+    };
+    // Requests this command did not publish carry no tag of its own: filter on ids.
+    let (tag, by) = (WaiterTag::generate(), FilterBy::RequestIds(ids));
+    match own::open(WHO, conn, new, &tag, by, args.timeout).await {
+        Ok(source) => {
+            eprintln!(
+                "{WHO}: reading through a new subscription {}: only events published from now on are seen",
+                source.name()
+            );
+            Ok(source)
+        }
+        Err(e) => {
+            eprintln!("{WHO}: {e}");
+            Err(exit::PUBSUB)
+        }
+    }
+}
+
+/// A subscription kept by an earlier wait (`--subscription`), read as this wait's own.
+async fn kept(args: &WaitArgs, conn: &Connection, s: &str) -> Result<WaitSource, u8> {
+    let name = full_subscription(s, args.pubsub.project())
+        .map_err(|e| usage(format!("--subscription: {e}")))?;
+    match TempSubscription::existing(conn, &name).await {
+        Ok(sub) => {
+            // Left alone by other waiters' sweeps until this wait has given up too.
+            let until = std::time::SystemTime::now() + args.timeout + ABANDON_MARGIN;
+            own::keep_until(WHO, &sub, until).await; // best effort: it says so
+            Ok(WaitSource::Own(sub))
+        }
+        Err(e) => {
+            eprintln!("{WHO}: {e}");
+            Err(exit::PUBSUB)
+        }
+    }
+}
+
+/// Says `e` on stderr; the exit code of a usage error.
+fn usage(e: impl std::fmt::Display) -> u8 {
+    eprintln!("{WHO}: {e}");
+    exit::USAGE
 }
 
 #[cfg(test)]

@@ -2,10 +2,12 @@
 //! abandoned subscriptions of dead waiters swept away before it is created (best effort), and
 //! its `expires` label moved when it is kept or resumed (DESIGN.md §6).
 
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use crate::clients::pubsub::Connection;
-use crate::clients::temp_subscription::{self, TempSubscription};
+use crate::clients::temp_subscription::{
+    self, FilterBy, TempSubscription, TempSubscriptionError, WaitSource, WaiterTag,
+};
 
 /// The project of a waiter's own subscription: `--waiter-project` (`COPY_WAITER_PROJECT`), or
 /// the completions topic's (`projects/P/topics/T`).
@@ -41,6 +43,22 @@ pub async fn sweep(who: &str, conn: &Connection, project: &str) {
             "{who}: note: abandoned waiting subscriptions were not looked for ({e}); that needs pubsub.subscriptions.list on the project"
         ),
     }
+}
+
+/// Creates a new subscription of its own ([`WaitSource::New`]) once the abandoned ones of its
+/// project are swept away; any other source is returned as it is.
+pub async fn open(
+    who: &str,
+    conn: &Connection,
+    source: WaitSource,
+    tag: &WaiterTag,
+    by: FilterBy<'_>,
+    timeout: Duration,
+) -> Result<WaitSource, TempSubscriptionError> {
+    if let WaitSource::New { project, .. } = &source {
+        sweep(who, conn, project).await;
+    }
+    source.open(conn, tag, by, timeout).await
 }
 
 /// Moves a kept or resumed subscription's `expires` label to `until`. Returns whether it

@@ -1,0 +1,302 @@
+//! Reading a pull subscription from the command line (DESIGN.md §6): one streaming-pull
+//! reader, and the one loop that `replay`, `wait`, `publish --wait` and `events` run on it.
+//!
+//! A reader consumes nothing by itself. Each delivery comes with its lease ([`Received`]) and
+//! the command settles it: ack, hand back at once (ack deadline 0), or hand back after a
+//! pause. What is still leased when the reader closes goes back to the subscription, so a
+//! command that stops early leaves every message it did not settle for the next reader.
+
+use std::collections::HashMap;
+use std::ops::ControlFlow;
+use std::time::Duration;
+
+use google_cloud_pubsub::client::Subscriber;
+use google_cloud_pubsub::model::Message;
+use google_cloud_pubsub::subscriber::handler::Handler;
+use google_cloud_pubsub::subscriber::{MessageStream, ShutdownBehavior};
+use tokio::sync::mpsc::UnboundedReceiver;
+use tokio::time::Instant;
+
+use super::Connection;
+use crate::contract::dead_letter::DeadLetterView;
+use crate::contract::event::CompletionView;
+
+/// Lease granted per extension, the minimum Pub/Sub allows: what a reader that died held is
+/// offered again within this time rather than the default 60 s.
+const LEASE_EXTENSION: Duration = Duration::from_secs(10);
+/// The longest closing a [`Lease::Brief`] reader may take: an unreachable service must not
+/// hold the exit code.
+const CLOSE_BOUND: Duration = Duration::from_secs(10);
+/// Closing a [`Lease::Held`] reader: stop reading the stream after this long without a
+/// delivery, or after `DRAIN_MAX` in all.
+const DRAIN_QUIET: Duration = Duration::from_millis(300);
+const DRAIN_MAX: Duration = Duration::from_secs(3);
+/// Time for the server to register that the stream closed before the hand-back.
+const HAND_BACK_DELAY: Duration = Duration::from_millis(500);
+
+/// How a reader holds its deliveries, which decides how it closes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lease {
+    /// Each delivery is settled as soon as it is read (`wait`, `publish --wait`, `events`).
+    /// On close the acks are sent and whatever is still leased goes back at once
+    /// (NackImmediately), within [`CLOSE_BOUND`].
+    Brief,
+    /// Deliveries are held while work on them runs (`replay`: until the republish is
+    /// confirmed), at most `max_outstanding` at a time. Closing waits for every handler
+    /// (WaitForProcessing): see [`Reader::close_held`].
+    Held { max_outstanding: i64 },
+}
+
+/// A subscription that could not be read.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ReadError {
+    /// The subscriber client could not be built (credentials, endpoint).
+    #[error("connecting to Pub/Sub to pull {subscription}: {source}")]
+    Connect {
+        subscription: String,
+        #[source]
+        source: google_cloud_gax::client_builder::Error,
+    },
+    /// Pulling failed permanently, e.g. the subscription does not exist or the caller lacks
+    /// `roles/pubsub.subscriber` on it. What was not settled stays on the subscription.
+    #[error("pulling {subscription}: {source}")]
+    Pull {
+        subscription: String,
+        #[source]
+        source: google_cloud_pubsub::Error,
+    },
+    /// The stream ended without an error (not expected from the client).
+    #[error("pulling {subscription}: the stream ended")]
+    Ended { subscription: String },
+}
+
+/// One delivery and its lease. Settle it with [`ack`](Self::ack),
+/// [`hand_back`](Self::hand_back) or [`hand_back_after`](Self::hand_back_after); one dropped
+/// unsettled goes back like a hand-back.
+#[derive(Debug)]
+pub struct Received {
+    message: Message,
+    handler: Handler,
+}
+
+impl Received {
+    /// Pub/Sub's id of the message; a redelivery has the same one.
+    pub fn message_id(&self) -> &str {
+        &self.message.message_id
+    }
+
+    pub fn attributes(&self) -> &HashMap<String, String> {
+        &self.message.attributes
+    }
+
+    pub fn data(&self) -> &[u8] {
+        &self.message.data
+    }
+
+    /// The message read as a dead letter (`copy-dead-letter-replay`).
+    pub fn dead_letter(&self) -> DeadLetterView<'_> {
+        DeadLetterView::parse(&self.message.attributes, &self.message.data)
+    }
+
+    /// The message read as a completion event (`copy-completions`).
+    pub fn completion(&self) -> CompletionView {
+        CompletionView::parse(&self.message.attributes, &self.message.data)
+    }
+
+    /// Consumes the message: Pub/Sub will not deliver it again (at least once: it may).
+    pub fn ack(self) {
+        self.handler.ack();
+    }
+
+    /// Gives the message back at once (ack deadline 0), for another reader or a later run.
+    pub fn hand_back(self) {
+        self.handler.nack();
+    }
+
+    /// Gives the message back after `pause`: a message handed back comes straight back to
+    /// an open stream, and the pause keeps that loop from spinning.
+    pub fn hand_back_after(self, pause: Duration) {
+        let handler = self.handler;
+        tokio::spawn(async move {
+            tokio::time::sleep(pause).await;
+            handler.nack();
+        });
+    }
+}
+
+/// What a command does with what its reader reads; [`Reader::run`] drives it.
+pub trait Consume {
+    /// Work the command started that ends later (replay: a republish), or `Infallible`.
+    type Side;
+    /// Whether Ctrl-C stops the loop; otherwise the default handler ends the process.
+    const CTRL_C_STOPS: bool;
+    /// Checked before every turn: the loop ends once it is true.
+    fn finished(&self) -> bool;
+    /// Whether to take another delivery now (quiet is only noticed while pulling).
+    fn pulling(&self) -> bool {
+        true
+    }
+    /// When waiting for the next delivery turns into [`Consume::on_quiet`]; `None`: never.
+    fn quiet_at(&self) -> Option<Instant>;
+    /// One delivery, to settle.
+    fn on_delivery(&mut self, received: Received) -> ControlFlow<()>;
+    /// Nothing came before [`Consume::quiet_at`].
+    fn on_quiet(&mut self) -> ControlFlow<()>;
+    /// The stream failed or ended.
+    fn on_error(&mut self, error: ReadError) -> ControlFlow<()>;
+    /// Where work the command started reports its end.
+    fn side(&mut self) -> Option<&mut UnboundedReceiver<Self::Side>> {
+        None
+    }
+    fn on_side(&mut self, _side: Self::Side) {}
+    /// After every turn that did not stop the loop.
+    fn after_turn(&mut self) {}
+}
+
+/// Why [`Reader::run`] returned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ended {
+    /// [`Consume::finished`] turned true.
+    Finished,
+    /// A handler answered `Break`.
+    Stopped,
+    /// Ctrl-C, for a consumer that stops on it.
+    Interrupted,
+}
+
+/// A streaming pull of one subscription.
+pub struct Reader {
+    subscription: String,
+    stream: MessageStream,
+}
+
+impl Reader {
+    /// A reader of `subscription` (full name) through a client of its own.
+    pub async fn connect(
+        conn: &Connection,
+        subscription: &str,
+        lease: Lease,
+    ) -> Result<Self, ReadError> {
+        let subscriber = conn
+            .subscriber()
+            .await
+            .map_err(|source| ReadError::Connect {
+                subscription: subscription.to_owned(),
+                source,
+            })?;
+        Ok(Self::open(&subscriber, subscription, lease))
+    }
+
+    /// A reader of `subscription` (full name) through `subscriber`. The streaming pull opens
+    /// at the first read.
+    pub fn open(subscriber: &Subscriber, subscription: &str, lease: Lease) -> Self {
+        let builder = subscriber
+            .subscribe(subscription)
+            .set_max_lease_extension(LEASE_EXTENSION);
+        let stream = match lease {
+            Lease::Brief => builder.set_shutdown_behavior(ShutdownBehavior::NackImmediately),
+            Lease::Held { max_outstanding } => builder
+                .set_max_outstanding_messages(max_outstanding)
+                .set_shutdown_behavior(ShutdownBehavior::WaitForProcessing),
+        }
+        .build();
+        Self {
+            subscription: subscription.to_owned(),
+            stream,
+        }
+    }
+
+    /// The next delivery.
+    pub async fn next(&mut self) -> Result<Received, ReadError> {
+        match self.stream.next().await {
+            Some(Ok((message, handler))) => Ok(Received { message, handler }),
+            Some(Err(source)) => Err(ReadError::Pull {
+                subscription: self.subscription.clone(),
+                source,
+            }),
+            None => Err(ReadError::Ended {
+                subscription: self.subscription.clone(),
+            }),
+        }
+    }
+
+    /// The next delivery, or `None` once `until` passed first.
+    async fn next_before(&mut self, until: Option<Instant>) -> Option<Result<Received, ReadError>> {
+        match until {
+            Some(t) => tokio::time::timeout_at(t, self.next()).await.ok(),
+            None => Some(self.next().await),
+        }
+    }
+
+    /// The event loop. Until [`Consume::finished`], or a handler answers `Break`, it hands
+    /// `c` whichever comes first of:
+    /// 1. a delivery, while [`Consume::pulling`];
+    /// 2. the stream failing or ending;
+    /// 3. [`Consume::quiet_at`] passing without a delivery;
+    /// 4. work of `c`'s reporting its end on [`Consume::side`];
+    /// 5. Ctrl-C, which ends the loop when [`Consume::CTRL_C_STOPS`].
+    pub async fn run<C: Consume>(&mut self, c: &mut C) -> Ended {
+        while !c.finished() {
+            let quiet_at = c.quiet_at();
+            let pulling = c.pulling();
+            let flow = tokio::select! {
+                next = self.next_before(quiet_at), if pulling => match next {
+                    Some(Ok(received)) => c.on_delivery(received),
+                    Some(Err(e)) => c.on_error(e),
+                    None => c.on_quiet(),
+                },
+                Some(side) = recv(c.side()) => {
+                    c.on_side(side);
+                    ControlFlow::Continue(())
+                }
+                _ = tokio::signal::ctrl_c(), if C::CTRL_C_STOPS => return Ended::Interrupted,
+            };
+            if flow.is_break() {
+                return Ended::Stopped;
+            }
+            c.after_turn();
+        }
+        Ended::Finished
+    }
+
+    /// Closes a [`Lease::Brief`] reader: sends the acks, and hands back what is still leased.
+    pub async fn close(self) {
+        let token = self.stream.shutdown_token();
+        let _ = tokio::time::timeout(CLOSE_BOUND, token.shutdown()).await;
+    }
+
+    /// Closes a [`Lease::Held`] reader without leaving anything leased to the finished run:
+    /// 1. reads what the server already sent to the stream (a message left unread there is
+    ///    leased to this run until the ack deadline passes), acking those for which `done`
+    ///    says their work is already done, and holding the others;
+    /// 2. closes the streaming pull and gives the server a moment to see it closed: a message
+    ///    handed back while the stream is open is delivered to it again at once, and would
+    ///    then stay leased to this run until its deadline;
+    /// 3. hands back what it held, waits until every handler is gone, then sends the pending
+    ///    acks and nacks.
+    pub async fn close_held(mut self, mut done: impl FnMut(&Received) -> bool) {
+        let mut held = Vec::new();
+        let until = Instant::now() + DRAIN_MAX;
+        while Instant::now() < until {
+            match tokio::time::timeout(DRAIN_QUIET, self.next()).await {
+                Ok(Ok(received)) if done(&received) => received.ack(),
+                Ok(Ok(received)) => held.push(received),
+                Ok(Err(_)) | Err(_) => break,
+            }
+        }
+        let token = self.stream.shutdown_token();
+        drop(self);
+        tokio::time::sleep(HAND_BACK_DELAY).await;
+        drop(held);
+        token.shutdown().await;
+    }
+}
+
+/// The next report on `rx`; with none, never.
+async fn recv<S>(rx: Option<&mut UnboundedReceiver<S>>) -> Option<S> {
+    match rx {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
