@@ -14,6 +14,8 @@
 //! - [`contract`]: the wire contract (§3): attribute keys, the request JSON, the watch
 //!   message, the completion event and the dead letter.
 //! - [`retry`]: which errors are transient, and the in-request backoff (§4).
+//! - [`topology`]: topic and subscription names, push routes, ack deadlines and the
+//!   stages' budgets (§2, §11), which the router, `doctor`, testkit and Terraform agree on.
 //! - [`telemetry`]: Cloud Logging JSON or text logs.
 //!
 //! See docs/ARCHITECTURE.md for the path of one push delivery through these modules.
@@ -26,3 +28,4 @@ pub mod http;
 pub mod pipeline;
 pub mod retry;
 pub mod telemetry;
+pub mod topology;
