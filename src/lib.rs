@@ -16,7 +16,8 @@
 //! - [`retry`]: which errors are transient, and the in-request backoff (§4).
 //! - [`topology`]: topic and subscription names, push routes, ack deadlines and the
 //!   stages' budgets (§2, §11), which the router, `doctor`, testkit and Terraform agree on.
-//! - [`telemetry`]: Cloud Logging JSON or text logs.
+//! - [`telemetry`]: Cloud Logging JSON or text logs, and the typed log events Terraform's
+//!   log-based metrics count.
 //!
 //! See docs/ARCHITECTURE.md for the path of one push delivery through these modules.
 

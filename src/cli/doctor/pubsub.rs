@@ -1,5 +1,5 @@
 //! The Pub/Sub checks of `copy-worker doctor`: credentials, the topics, each push
-//! subscription as [`crate::topology`] describes it (DESIGN.md §2), the service agent's
+//! subscription as [`crate::topology`] describes it (docs/DESIGN.md §2), the service agent's
 //! grants for dead-lettering, and the pull subscription `replay` reads.
 
 use google_cloud_auth::credentials::Credentials;

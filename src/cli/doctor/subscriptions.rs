@@ -1,8 +1,8 @@
 //! What a push subscription must look like for the worker (DESIGN.md §2), checked against the
 //! subscription as Pub/Sub returns it. Pure: the calls live in [`super::probe`].
 //!
-//! - [`endpoint`]: the push endpoint's path and the OIDC token it sends.
-//! - [`dead_letter`]: the dead-letter policy.
+//! - `endpoint`: the push endpoint's path and the OIDC token it sends.
+//! - `dead_letter`: the dead-letter policy.
 
 mod dead_letter;
 mod endpoint;

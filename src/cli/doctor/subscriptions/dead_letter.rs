@@ -1,4 +1,4 @@
-//! A push subscription's dead-letter policy (DESIGN.md §2): to the dead-letter topic after
+//! A push subscription's dead-letter policy (docs/DESIGN.md §2): to the dead-letter topic after
 //! enough attempts on `copy-requests-push` and `copy-callbacks-push`, none on
 //! `copy-operations-push`, where a long copy is delivered hundreds of times.
 

@@ -1,6 +1,6 @@
 //! Where a push subscription sends its pushes and how it proves who it is: the endpoint's
 //! path must be the worker's route for it, and its OIDC token must carry an account in
-//! `PUSH_SERVICE_ACCOUNTS` and an audience in `PUSH_AUDIENCE` (DESIGN.md §11).
+//! `PUSH_SERVICE_ACCOUNTS` and an audience in `PUSH_AUDIENCE` (docs/DESIGN.md §11).
 
 use google_cloud_pubsub::model::Subscription;
 use google_cloud_pubsub::model::push_config::OidcToken;
