@@ -18,7 +18,10 @@
 //! - [`contract`]: the wire contract (§3): attribute keys, the request JSON, the watch
 //!   message, the completion event and the dead letter.
 //! - [`retry`]: which errors are transient, and the in-request backoff (§4).
-//! - [`telemetry`]: Cloud Logging JSON or text logs.
+//! - [`topology`]: topic and subscription names, push routes, ack deadlines and the
+//!   stages' budgets (§2, §11), which the router, `doctor`, testkit and Terraform agree on.
+//! - [`telemetry`]: Cloud Logging JSON or text logs, and the typed log events Terraform's
+//!   log-based metrics count.
 //!
 //! See docs/ARCHITECTURE.md for the path of one push delivery through these modules.
 
@@ -32,3 +35,4 @@ pub mod http;
 pub mod pipeline;
 pub mod retry;
 pub mod telemetry;
+pub mod topology;

@@ -29,7 +29,7 @@ use crate::domain::sha256_hex;
 use crate::retry::{Failure, classify};
 
 /// The worker's route that copy-start tasks are posted to.
-pub const START_PATH: &str = "/tasks/copy-starts";
+pub const START_PATH: &str = crate::topology::COPY_STARTS_ROUTE;
 
 /// How long Cloud Tasks waits for the worker's answer to one dispatch: the start stage
 /// answers within its 45 s budget.

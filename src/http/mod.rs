@@ -22,6 +22,7 @@ use axum::routing::{get, post};
 
 use self::auth::{Answer, PushAuth, require};
 use crate::pipeline::Pipeline;
+use crate::topology;
 
 /// Largest push body accepted: 10 MB of message, base64 included, plus the envelope.
 pub const MAX_PUSH_BYTES: usize = 14 * 1024 * 1024;
@@ -53,16 +54,16 @@ async fn stamp_arrival(
 /// The router. Authentication runs as a middleware in front of each group of routes.
 pub fn app(state: AppState) -> Router {
     let pushes = Router::new()
-        .route("/pubsub/copy-requests", post(push::copy_requests))
-        .route("/pubsub/copy-operations", post(push::copy_operations))
-        .route("/pubsub/copy-callbacks", post(push::copy_callbacks))
-        .route(crate::clients::tasks::START_PATH, post(push::copy_starts))
+        .route(topology::REQUESTS_ROUTE, post(push::copy_requests))
+        .route(topology::OPERATIONS_ROUTE, post(push::copy_operations))
+        .route(topology::CALLBACKS_ROUTE, post(push::copy_callbacks))
+        .route(topology::COPY_STARTS_ROUTE, post(push::copy_starts))
         .route_layer(axum::middleware::from_fn_with_state(
             (state.push_auth.clone(), Answer::Text),
             require,
         ));
     let callers = Router::new()
-        .route("/v1/models/copy", post(enqueue::enqueue))
+        .route(topology::DIRECT_COPY_ROUTE, post(enqueue::enqueue))
         .route_layer(axum::middleware::from_fn_with_state(
             (state.invoker_auth.clone(), Answer::Json),
             require,
@@ -74,8 +75,8 @@ pub fn app(state: AppState) -> Router {
     // callers who go through the service URL.
     let health = get(|| async { "ok" });
     Router::new()
-        .route("/healthz", health.clone())
-        .route("/health", health)
+        .route(topology::HEALTHZ_ROUTE, health.clone())
+        .route(topology::HEALTH_ROUTE, health)
         .merge(pushes)
         .merge(callers)
         .with_state(state)

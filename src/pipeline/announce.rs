@@ -12,6 +12,7 @@ use crate::contract::watch::Watch;
 use crate::contract::{Rejection, attr};
 use crate::domain::{CopyRequest, RequestId};
 use crate::retry::Failure;
+use crate::telemetry::events::{CompletionPublished, CopyStarted, CountedEvent as _};
 
 /// How a copy ended, before it becomes an event.
 pub(crate) struct Ending {
@@ -135,7 +136,11 @@ impl Pipeline {
                 return StepOutcome::Retry(e.into());
             }
         }
-        tracing::info!(status = event.status.as_str(), ce_id = %event.ce_id(), "completion published");
+        CompletionPublished {
+            status: event.status.as_str(),
+            ce_id: &event.ce_id(),
+        }
+        .emit();
         StepOutcome::Acked
     }
 
@@ -155,7 +160,11 @@ impl Pipeline {
             Ok(id) => {
                 match why {
                     WatchNote::Started => {
-                        tracing::info!(watch_message_id = %id, attempt = watch.attempt, "copy started; watch published")
+                        CopyStarted {
+                            watch_message_id: &id,
+                            attempt: watch.attempt,
+                        }
+                        .emit();
                     }
                     WatchNote::Pending => {
                         tracing::info!(watch_message_id = %id, "copy not started or not readable yet; pending watch published")

@@ -31,6 +31,7 @@ use super::existing::ProjectNumbers;
 use crate::clients::vertex::{OperationState, Vertex};
 use crate::domain::{CopyRequest, ModelInfo, OperationName};
 use crate::retry::Failure;
+use crate::telemetry::events::{CountedEvent as _, VertexQuotaExhausted};
 
 /// How long a 429 on CopyModel holds back the next copy in that region.
 pub const COPY_BACKOFF: Duration = Duration::from_secs(30);
@@ -285,7 +286,14 @@ impl Paced {
                 Kind::Read => READ_BACKOFF,
             };
             let (project, region) = at;
-            tracing::warn!(project, region, ?kind, hold_s = hold.as_secs(), error.message = %f, "Vertex AI quota exhausted; slowing down");
+            VertexQuotaExhausted {
+                project,
+                region,
+                kind: &kind,
+                hold,
+                error: f,
+            }
+            .emit();
             self.budget.back_off(kind, at, hold);
         }
         r

@@ -24,6 +24,10 @@ mod inbox;
 pub use inbox::{Inbox, Received};
 
 use anyhow::Context;
+use copy_worker::topology::{
+    self, CALLBACKS_PUSH, DEAD_LETTER_REPLAY, DeadLetter, OPERATIONS_PUSH, PushSubscription,
+    REQUESTS_PUSH,
+};
 use google_cloud_gax::error::rpc::Code;
 use google_cloud_pubsub::client::{Publisher, SubscriptionAdmin, TopicAdmin};
 use google_cloud_pubsub::model::{DeadLetterPolicy, Message, PushConfig, RetryPolicy};
@@ -31,24 +35,24 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
-/// Topic names of DESIGN.md §2.
-pub const COPY_REQUESTS: &str = "copy-requests";
+/// Topic names of DESIGN.md §2, from `copy_worker::topology`.
+pub const COPY_REQUESTS: &str = topology::REQUESTS_TOPIC;
 /// Internal topic of watch messages.
-pub const COPY_OPERATIONS: &str = "copy-operations";
+pub const COPY_OPERATIONS: &str = topology::OPERATIONS_TOPIC;
 /// Topic of completion events.
-pub const COPY_COMPLETIONS: &str = "copy-completions";
+pub const COPY_COMPLETIONS: &str = topology::COMPLETIONS_TOPIC;
 /// Dead-letter topic.
-pub const COPY_DEAD_LETTER: &str = "copy-dead-letter";
+pub const COPY_DEAD_LETTER: &str = topology::DEAD_LETTER_TOPIC;
 /// Push subscription of the request stage.
-pub const COPY_REQUESTS_PUSH: &str = "copy-requests-push";
+pub const COPY_REQUESTS_PUSH: &str = REQUESTS_PUSH.name;
 /// Push subscription of the watch stage.
-pub const COPY_OPERATIONS_PUSH: &str = "copy-operations-push";
-/// Pull subscription that `copy-worker replay` reads.
+pub const COPY_OPERATIONS_PUSH: &str = OPERATIONS_PUSH.name;
 /// Internal topic of webhook callbacks (DESIGN.md §7).
-pub const COPY_CALLBACKS: &str = "copy-callbacks";
+pub const COPY_CALLBACKS: &str = topology::CALLBACKS_TOPIC;
 /// Its push subscription, to `/pubsub/copy-callbacks`, dead-lettering like `copy-requests-push`.
-pub const COPY_CALLBACKS_PUSH: &str = "copy-callbacks-push";
-pub const COPY_DEAD_LETTER_REPLAY: &str = "copy-dead-letter-replay";
+pub const COPY_CALLBACKS_PUSH: &str = CALLBACKS_PUSH.name;
+/// Pull subscription that `copy-worker replay` reads.
+pub const COPY_DEAD_LETTER_REPLAY: &str = DEAD_LETTER_REPLAY.name;
 /// Pull subscription that sees every completion event (tests and the demo only).
 pub const COPY_COMPLETIONS_ALL: &str = "copy-completions-all";
 
@@ -94,11 +98,11 @@ impl Default for TopologyOptions {
     fn default() -> Self {
         Self {
             push_base_url: "http://127.0.0.1:8080".into(),
-            request_ack_deadline: Duration::from_secs(60),
-            request_backoff: (Duration::from_secs(10), Duration::from_secs(600)),
-            max_delivery_attempts: 10,
-            operations_ack_deadline: Duration::from_secs(300),
-            operations_backoff: (Duration::from_secs(10), Duration::from_secs(60)),
+            request_ack_deadline: REQUESTS_PUSH.ack_deadline,
+            request_backoff: REQUESTS_PUSH.backoff,
+            max_delivery_attempts: topology::MAX_DELIVERY_ATTEMPTS,
+            operations_ack_deadline: OPERATIONS_PUSH.ack_deadline,
+            operations_backoff: OPERATIONS_PUSH.backoff,
             create_completions_topic: true,
             push_oidc: None,
             operations_push_base_url: None,
@@ -138,50 +142,18 @@ impl Topology {
         ] {
             topology.create_topic(topic).await?;
         }
-        let base = opts.push_base_url.trim_end_matches('/');
-        // copy-requests-push and copy-callbacks-push: same retry and dead-letter policies.
-        for (sub, topic, path) in [
-            (COPY_REQUESTS_PUSH, COPY_REQUESTS, "copy-requests"),
-            (COPY_CALLBACKS_PUSH, COPY_CALLBACKS, "copy-callbacks"),
-        ] {
-            let create = topology
-                .push_subscription(
-                    sub,
-                    topic,
-                    &format!("{base}/pubsub/{path}"),
-                    opts.request_ack_deadline,
-                    opts.request_backoff,
-                    opts.push_oidc.as_ref(),
-                )
-                .set_dead_letter_policy(
-                    DeadLetterPolicy::new()
-                        .set_dead_letter_topic(topology.topic(COPY_DEAD_LETTER))
-                        .set_max_delivery_attempts(opts.max_delivery_attempts),
-                );
-            ignore_already_exists(create.send().await)
-                .with_context(|| format!("creating {sub}"))?;
+        for spec in [REQUESTS_PUSH, CALLBACKS_PUSH, OPERATIONS_PUSH] {
+            topology.create_push(&spec, opts).await?;
         }
-        let operations_base = opts
-            .operations_push_base_url
-            .as_deref()
-            .map_or(base, |b| b.trim_end_matches('/'));
-        let operations = topology.push_subscription(
-            COPY_OPERATIONS_PUSH,
-            COPY_OPERATIONS,
-            &format!("{operations_base}/pubsub/copy-operations"),
-            opts.operations_ack_deadline,
-            opts.operations_backoff,
-            opts.push_oidc.as_ref(),
-        );
-        ignore_already_exists(operations.send().await).context("creating copy-operations-push")?;
         let replay = topology
             .subscriptions
             .create_subscription()
             .set_name(topology.subscription(COPY_DEAD_LETTER_REPLAY))
-            .set_topic(topology.topic(COPY_DEAD_LETTER))
-            .set_ack_deadline_seconds(60)
-            .set_message_retention_duration(wkt_duration(Duration::from_secs(7 * 24 * 3600)));
-        ignore_already_exists(replay.send().await).context("creating copy-dead-letter-replay")?;
+            .set_topic(topology.topic(DEAD_LETTER_REPLAY.topic))
+            .set_ack_deadline_seconds(DEAD_LETTER_REPLAY.ack_deadline.as_secs() as i32)
+            .set_message_retention_duration(wkt_duration(DEAD_LETTER_REPLAY.retention));
+        ignore_already_exists(replay.send().await)
+            .with_context(|| format!("creating {COPY_DEAD_LETTER_REPLAY}"))?;
         if opts.create_completions_topic {
             topology.create_topic(COPY_COMPLETIONS).await?;
             topology
@@ -381,6 +353,43 @@ impl Topology {
             .unwrap_or_else(|e| e.into_inner())
             .insert(topic, publisher.clone());
         Ok(publisher)
+    }
+
+    /// One of the worker's push subscriptions, as `spec` describes it, with `opts`' deadlines
+    /// and backoffs: the request ones for the subscriptions that dead-letter (as Terraform
+    /// sets them), the operations ones for `copy-operations-push`.
+    async fn create_push(
+        &self,
+        spec: &PushSubscription,
+        opts: &TopologyOptions,
+    ) -> anyhow::Result<()> {
+        let base = opts.push_base_url.trim_end_matches('/');
+        let (base, ack_deadline, backoff) = if *spec == OPERATIONS_PUSH {
+            let base = opts
+                .operations_push_base_url
+                .as_deref()
+                .map_or(base, |b| b.trim_end_matches('/'));
+            (base, opts.operations_ack_deadline, opts.operations_backoff)
+        } else {
+            (base, opts.request_ack_deadline, opts.request_backoff)
+        };
+        let mut create = self.push_subscription(
+            spec.name,
+            spec.topic,
+            &format!("{base}{}", spec.route),
+            ack_deadline,
+            backoff,
+            opts.push_oidc.as_ref(),
+        );
+        if let DeadLetter::ToDeadLetterTopic { .. } = spec.dead_letter {
+            create = create.set_dead_letter_policy(
+                DeadLetterPolicy::new()
+                    .set_dead_letter_topic(self.topic(COPY_DEAD_LETTER))
+                    .set_max_delivery_attempts(opts.max_delivery_attempts),
+            );
+        }
+        ignore_already_exists(create.send().await)
+            .with_context(|| format!("creating {}", spec.name))
     }
 
     fn push_subscription(

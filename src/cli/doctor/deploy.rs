@@ -1,4 +1,4 @@
-//! What breaks a first deployment and can be seen from outside (issue #21):
+//! What breaks a first deployment and can be seen from outside (docs/DESIGN.md §13):
 //!
 //! - **A service agent that does not exist yet.** Google creates a service agent only once
 //!   its API is enabled *and used*, and "if a service agent hasn't been created yet, then
@@ -28,13 +28,15 @@ use google_cloud_auth::credentials::{CacheableResource, Credentials};
 use serde_json::{Value, json};
 
 use super::report::{Check, Status};
+use crate::telemetry::events::{CompletionPublished, CountedEvent};
 
 pub const RESOURCE_MANAGER: &str = "https://cloudresourcemanager.googleapis.com";
 pub const LOGGING: &str = "https://logging.googleapis.com";
 pub const MONITORING: &str = "https://monitoring.googleapis.com";
 
-/// The log-based metric the module's alert policy filters on (terraform/monitoring.tf).
-pub const ALERTED_METRIC: &str = "completions";
+/// The log-based metric the module's alert policy filters on (terraform/monitoring.tf): the
+/// one that counts completion events by status.
+pub const ALERTED_METRIC: &str = <CompletionPublished as CountedEvent>::METRIC;
 
 /// Where the three APIs answer.
 #[derive(Debug, Clone)]

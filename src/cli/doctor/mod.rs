@@ -7,6 +7,7 @@
 //! `fail`, or `unknown (why)`, with the fix under anything that is not ok.
 //!
 //! - [`report`]: the checks, their text and JSON, and the exit code.
+//! - [`pubsub`]: credentials, topics and subscriptions, in the order they are reported.
 //! - [`subscriptions`]: what a push subscription must look like (pure).
 //! - [`probe`]: the Pub/Sub and Vertex AI calls.
 //! - [`quota`]: `VERTEX_COPY_RATE` and `VERTEX_READ_RATE` against Vertex AI's default quotas.
@@ -14,6 +15,7 @@
 
 pub mod deploy;
 pub mod probe;
+pub mod pubsub;
 pub mod quota;
 pub mod report;
 pub mod subscriptions;
@@ -23,12 +25,9 @@ use std::time::Duration;
 use clap::Args;
 
 use self::report::{Check, Report, Status};
-use self::subscriptions::{DeadLetterExpect, OidcExpect, PushExpect};
 use super::config::{Config, PushAuthMode, ServeArgs};
 use super::exit;
-use crate::clients::pubsub::{Connection, full_subscription};
 use crate::clients::vertex::{GoogleVertex, VertexOptions};
-use crate::pipeline::REQUEST_STAGE_BUDGET;
 
 const EXAMPLES: &str = "\
 Examples:
@@ -142,7 +141,7 @@ pub async fn diagnose(args: &DoctorArgs) -> Report {
         report.push(Check::warn("config", "warning", w));
     }
     report.extend(quota::headroom(&cfg.rates));
-    let credentials = pubsub(args, &cfg, &mut report).await;
+    let credentials = pubsub::check(args, &cfg, &mut report).await;
     vertex(args, &cfg, &mut report).await;
     first_deploy(args, &cfg, credentials, &mut report).await;
     report
@@ -180,182 +179,6 @@ async fn first_deploy(
         apis.log_metric(&cfg.worker_project, &args.service, deploy::ALERTED_METRIC)
             .await,
     );
-}
-
-/// The Pub/Sub checks; returns the checked credentials (None against the emulator, or when
-/// there are none) for the checks that follow.
-async fn pubsub(
-    args: &DoctorArgs,
-    cfg: &Config,
-    report: &mut Report,
-) -> Option<google_cloud_auth::credentials::Credentials> {
-    let mut conn = Connection {
-        emulator_host: cfg.emulator_host.clone(),
-        credentials: None,
-    };
-    if conn.emulator_host.is_none() {
-        match crate::clients::credentials::check().await {
-            Ok(checked) => {
-                conn.credentials = Some(checked);
-                report.push(Check::ok(
-                    "credentials",
-                    "token",
-                    "Application Default Credentials yield a token",
-                ));
-            }
-            Err(e) => {
-                report.push(
-                    Check::fail("credentials", "token", format!("none usable: {}", e.cause))
-                        .fix(crate::clients::credentials::FIX),
-                );
-                return None;
-            }
-        }
-    }
-    let ps = match probe::PubSub::connect(&conn).await {
-        Ok(p) => p,
-        Err(e) => {
-            report.push(
-                Check::fail("pubsub", "credentials", format!("no Pub/Sub client: {e}")).fix(
-                    "gcloud auth application-default login (or the workload identity federation config on EC2)",
-                ),
-            );
-            return conn.credentials;
-        }
-    };
-    let t = &cfg.topics;
-    for (name, var) in [
-        (&t.requests, "COPY_REQUESTS_TOPIC"),
-        (&t.operations, "COPY_OPERATIONS_TOPIC"),
-        (&t.completions, "COPY_COMPLETIONS_TOPIC"),
-        (&t.dead_letter, "COPY_DEAD_LETTER_TOPIC"),
-        (&t.callbacks, "COPY_CALLBACKS_TOPIC"),
-    ] {
-        report.extend(ps.topic(name, var).await);
-    }
-    report.push(
-        ps.agent_grant(&t.dead_letter, "roles/pubsub.publisher")
-            .await,
-    );
-    let project = Some(cfg.worker_project.as_str());
-    let sub = |flag: &'static str, name: &str| {
-        full_subscription(name, project)
-            .map_err(|e| Check::fail("config", "subscription name", format!("--{flag}: {e}")))
-    };
-    let oidc = (cfg.push_auth != PushAuthMode::None).then(|| OidcExpect {
-        service_accounts: cfg.push_service_accounts.clone(),
-        audiences: cfg.push_audiences.clone(),
-    });
-    let dead_letter = |min_attempts| DeadLetterExpect::To {
-        topic: t.dead_letter.clone(),
-        min_attempts,
-    };
-    let pushes = [
-        (
-            "requests-subscription",
-            &args.requests_subscription,
-            &t.requests,
-            "/pubsub/copy-requests",
-            (REQUEST_STAGE_BUDGET, "the request stage's budget"),
-            "requests_ack_deadline_seconds",
-            // Pub/Sub's own minimum for max_delivery_attempts.
-            dead_letter(5),
-        ),
-        (
-            "operations-subscription",
-            &args.operations_subscription,
-            &t.operations,
-            "/pubsub/copy-operations",
-            // One deadline per delivery: a watch answers within the usable share of
-            // COPY_OPERATIONS_ACK_DEADLINE, which the subscription's own must cover.
-            (
-                crate::pipeline::deadline::usable(cfg.settings.operations_ack_deadline),
-                "the watch stage's budget (COPY_OPERATIONS_ACK_DEADLINE)",
-            ),
-            "operations_ack_deadline_seconds",
-            DeadLetterExpect::None,
-        ),
-        (
-            "callbacks-subscription",
-            &args.callbacks_subscription,
-            &t.callbacks,
-            "/pubsub/copy-callbacks",
-            (REQUEST_STAGE_BUDGET, "the callback stage's budget"),
-            "requests_ack_deadline_seconds",
-            dead_letter(cfg.settings.callback_max_attempts as i32),
-        ),
-    ];
-    for (flag, name, topic, path, (budget, budget_name), ack_variable, dl) in pushes {
-        let name = match sub(flag, name) {
-            Ok(n) => n,
-            Err(c) => {
-                report.push(c);
-                continue;
-            }
-        };
-        let expect = PushExpect {
-            name: name.clone(),
-            topic: topic.clone(),
-            path,
-            budget,
-            budget_name,
-            ack_variable,
-            dead_letter: dl,
-            oidc: oidc.clone(),
-        };
-        match ps.subscription(&name).await {
-            Ok(s) => report.extend(subscriptions::check(&expect, &s)),
-            Err(c) => {
-                report.push(c);
-                continue;
-            }
-        }
-        if matches!(expect.dead_letter, DeadLetterExpect::To { .. }) {
-            report.push(ps.agent_grant(&name, "roles/pubsub.subscriber").await);
-        }
-    }
-    match sub("dead-letter-subscription", &args.dead_letter_subscription) {
-        Ok(name) => report.push(match ps.subscription(&name).await {
-            Ok(s) => replay_subscription(&name, &t.dead_letter, &s),
-            Err(c) => c,
-        }),
-        Err(c) => report.push(c),
-    }
-    conn.credentials
-}
-
-/// The pull subscription `replay` reads must exist on the dead-letter topic: a topic without
-/// a subscription drops what is published to it (DESIGN.md §2).
-fn replay_subscription(
-    name: &str,
-    dead_letter: &str,
-    s: &google_cloud_pubsub::model::Subscription,
-) -> Check {
-    let subject = format!("subscription {}", subscriptions::short(name));
-    let push = s
-        .push_config
-        .as_ref()
-        .is_some_and(|p| !p.push_endpoint.is_empty());
-    if s.topic != dead_letter {
-        Check::fail(
-            subject,
-            "dead letters kept",
-            format!("attached to {}, not {dead_letter}", s.topic),
-        )
-        .fix("point --dead-letter-subscription at the pull subscription of the dead-letter topic")
-    } else if push {
-        Check::warn(
-            subject,
-            "dead letters kept",
-            "is a push subscription; `copy-worker replay` pulls",
-        )
-    } else {
-        Check::ok(
-            subject,
-            "dead letters kept",
-            format!("pull subscription on {dead_letter}"),
-        )
-    }
 }
 
 async fn vertex(args: &DoctorArgs, cfg: &Config, report: &mut Report) {

@@ -1,15 +1,18 @@
 //! What a push subscription must look like for the worker (DESIGN.md §2), checked against the
 //! subscription as Pub/Sub returns it. Pure: the calls live in [`super::probe`].
+//!
+//! - `endpoint`: the push endpoint's path and the OIDC token it sends.
+//! - `dead_letter`: the dead-letter policy.
+
+mod dead_letter;
+mod endpoint;
 
 use std::time::Duration;
 
 use google_cloud_pubsub::model::Subscription;
 
 use super::report::Check;
-
-/// Seconds of slack above the worker's own budget: the time between Pub/Sub sending a push
-/// and the handler starting (cold start, queueing), and answering after the budget ends.
-pub const ACK_MARGIN: Duration = Duration::from_secs(15);
+use crate::topology::ACK_MARGIN;
 
 /// What push authentication the worker enforces (`PUSH_AUTH=oidc`).
 #[derive(Debug, Clone)]
@@ -42,8 +45,8 @@ pub struct PushExpect {
     /// The worker's own time budget for one delivery; the ack deadline must cover it plus
     /// [`ACK_MARGIN`].
     pub budget: Duration,
-    /// What the budget is, for the message: `WATCH_HOLD`.
-    pub budget_name: &'static str,
+    /// What the budget is, for the message: `the request stage's budget`.
+    pub budget_name: String,
     /// The Terraform variable that sets this ack deadline.
     pub ack_variable: &'static str,
     pub dead_letter: DeadLetterExpect,
@@ -68,13 +71,20 @@ pub fn short(name: &str) -> &str {
 
 /// Every check of one subscription that exists.
 pub fn check(e: &PushExpect, sub: &Subscription) -> Vec<Check> {
-    let subject = e.subject();
-    let mut out = Vec::new();
-    out.push(if sub.topic == e.topic {
-        Check::ok(&subject, "topic", format!("attached to {}", e.topic))
+    let mut out = vec![topic(e, sub)];
+    out.extend(endpoint::check(e, sub));
+    out.push(ack_deadline(e, sub));
+    out.push(retry(e, sub));
+    out.push(dead_letter::check(e, sub));
+    out
+}
+
+fn topic(e: &PushExpect, sub: &Subscription) -> Check {
+    if sub.topic == e.topic {
+        Check::ok(e.subject(), "topic", format!("attached to {}", e.topic))
     } else {
         Check::fail(
-            &subject,
+            e.subject(),
             "topic",
             format!("attached to {}, expected {}", sub.topic, e.topic),
         )
@@ -82,12 +92,17 @@ pub fn check(e: &PushExpect, sub: &Subscription) -> Vec<Check> {
             "a subscription cannot move to another topic: delete {} and re-apply the Terraform module",
             e.name
         ))
-    });
-    out.extend(push(e, sub));
+    }
+}
+
+/// The ack deadline must cover the worker's budget and [`ACK_MARGIN`], or Pub/Sub sends the
+/// message again while the first delivery still works on it.
+fn ack_deadline(e: &PushExpect, sub: &Subscription) -> Check {
+    let subject = e.subject();
     let ack = Duration::from_secs(sub.ack_deadline_seconds.max(0) as u64);
     let need = e.budget + ACK_MARGIN;
-    out.push(if ack >= need {
-        Check::ok(
+    if ack >= need {
+        return Check::ok(
             &subject,
             "ack deadline",
             format!(
@@ -97,135 +112,25 @@ pub fn check(e: &PushExpect, sub: &Subscription) -> Vec<Check> {
                 e.budget.as_secs(),
                 ACK_MARGIN.as_secs()
             ),
-        )
-    } else {
-        Check::fail(
-            &subject,
-            "ack deadline",
-            format!(
-                "{} s is below {} ({} s) + {} s: Pub/Sub redelivers while the worker still works on the message",
-                ack.as_secs(),
-                e.budget_name,
-                e.budget.as_secs(),
-                ACK_MARGIN.as_secs()
-            ),
-        )
-        .fix(format!(
-            "{} (Terraform: {} = {})",
-            e.update(&format!("--ack-deadline={}", need.as_secs().max(60))),
-            e.ack_variable,
-            need.as_secs().max(60)
-        ))
-    });
-    out.push(retry(e, sub));
-    out.push(dead_letter(e, sub));
-    out
-}
-
-/// The push endpoint's path and its OIDC token.
-fn push(e: &PushExpect, sub: &Subscription) -> Vec<Check> {
-    let subject = e.subject();
-    let endpoint = sub
-        .push_config
-        .as_ref()
-        .map(|p| p.push_endpoint.as_str())
-        .unwrap_or_default();
-    if endpoint.is_empty() {
-        return vec![
-            Check::fail(
-                &subject,
-                "push endpoint",
-                "none: this is a pull subscription, so nothing reaches the worker",
-            )
-            .fix(e.update(&format!("--push-endpoint=https://SERVICE_URL{}", e.path))),
-        ];
-    }
-    let path = url::Url::parse(endpoint)
-        .map(|u| u.path().to_owned())
-        .unwrap_or_default();
-    let mut out = vec![if path == e.path {
-        Check::ok(&subject, "push endpoint", endpoint)
-    } else {
-        Check::fail(
-            &subject,
-            "push endpoint",
-            format!(
-                "{endpoint} has path {path:?}; the worker serves this subscription at {}",
-                e.path
-            ),
-        )
-        .fix(e.update(&format!("--push-endpoint=https://SERVICE_URL{}", e.path)))
-    }];
-    let Some(want) = &e.oidc else {
-        out.push(Check::warn(
-            &subject,
-            "push auth",
-            "not checked: PUSH_AUTH=none accepts every push",
-        ));
-        return out;
-    };
-    let token = sub.push_config.as_ref().and_then(|p| p.oidc_token());
-    let Some(token) = token else {
-        out.push(
-            Check::fail(
-                &subject,
-                "push auth",
-                "sends no OIDC token; with PUSH_AUTH=oidc the worker answers 401 to every push",
-            )
-            .fix(e.update(
-                "--push-auth-service-account=PUSH_SA_EMAIL --push-auth-token-audience=AUDIENCE",
-            )),
         );
-        return out;
-    };
-    let email = &token.service_account_email;
-    out.push(if want.service_accounts.iter().any(|s| s == email) {
-        Check::ok(&subject, "push service account", email.as_str())
-    } else {
-        Check::fail(
-            &subject,
-            "push service account",
-            format!(
-                "{email:?} is not in PUSH_SERVICE_ACCOUNTS ({}); every push is refused with 403",
-                want.service_accounts.join(",")
-            ),
-        )
-        .fix(format!(
-            "add {email} to PUSH_SERVICE_ACCOUNTS, or {}",
-            e.update("--push-auth-service-account=ONE_OF_PUSH_SERVICE_ACCOUNTS")
-        ))
-    });
-    // PushConfig.OidcToken.audience: "If not specified, the Push endpoint URL will be used."
-    // (google/pubsub/v1/pubsub.proto; the generated model.rs of google-cloud-pubsub says so too.)
-    let (audience, defaulted) = if token.audience.is_empty() {
-        (endpoint, " (the push endpoint, since none is set)")
-    } else {
-        (token.audience.as_str(), "")
-    };
-    out.push(if want.audiences.iter().any(|a| a == audience) {
-        Check::ok(
-            &subject,
-            "push audience",
-            format!("{audience}{defaulted}"),
-        )
-    } else {
-        Check::fail(
-            &subject,
-            "push audience",
-            format!(
-                "{audience:?}{defaulted} is not in PUSH_AUDIENCE ({}); every push is refused with 401",
-                want.audiences.join(",")
-            ),
-        )
-        .fix(format!(
-            "add {audience} to PUSH_AUDIENCE (Terraform: extra_accepted_audiences), or {}",
-            e.update(&format!(
-                "--push-auth-token-audience={}",
-                want.audiences.first().map(String::as_str).unwrap_or("AUDIENCE")
-            ))
-        ))
-    });
-    out
+    }
+    Check::fail(
+        &subject,
+        "ack deadline",
+        format!(
+            "{} s is below {} ({} s) + {} s: Pub/Sub redelivers while the worker still works on the message",
+            ack.as_secs(),
+            e.budget_name,
+            e.budget.as_secs(),
+            ACK_MARGIN.as_secs()
+        ),
+    )
+    .fix(format!(
+        "{} (Terraform: {} = {})",
+        e.update(&format!("--ack-deadline={}", need.as_secs().max(60))),
+        e.ack_variable,
+        need.as_secs().max(60)
+    ))
 }
 
 fn seconds(d: &Option<google_cloud_wkt::Duration>) -> String {
@@ -257,70 +162,6 @@ fn retry(e: &PushExpect, sub: &Subscription) -> Check {
     }
 }
 
-fn dead_letter(e: &PushExpect, sub: &Subscription) -> Check {
-    let subject = e.subject();
-    let has = sub
-        .dead_letter_policy
-        .as_ref()
-        .filter(|d| !d.dead_letter_topic.is_empty());
-    match (&e.dead_letter, has) {
-        (DeadLetterExpect::None, None) => Check::ok(
-            &subject,
-            "dead-letter policy",
-            "none, as intended (COPY_MAX_DURATION ends a watch)",
-        ),
-        (DeadLetterExpect::None, Some(d)) => Check::warn(
-            &subject,
-            "dead-letter policy",
-            format!(
-                "dead-letters to {} after {} deliveries: a copy that runs longer than that many holds is dead-lettered while it still runs",
-                d.dead_letter_topic, d.max_delivery_attempts
-            ),
-        )
-        .fix(e.update("--clear-dead-letter-policy")),
-        (DeadLetterExpect::To { topic, .. }, None) => Check::fail(
-            &subject,
-            "dead-letter policy",
-            "none: a message that keeps failing is redelivered until retention ends, then lost",
-        )
-        .fix(e.update(&format!(
-            "--dead-letter-topic={topic} --max-delivery-attempts=10"
-        ))),
-        (DeadLetterExpect::To { topic, .. }, Some(d)) if &d.dead_letter_topic != topic => {
-            Check::fail(
-                &subject,
-                "dead-letter policy",
-                format!(
-                    "dead-letters to {}, not {topic}: `copy-worker replay` will not see those messages",
-                    d.dead_letter_topic
-                ),
-            )
-            .fix(e.update(&format!("--dead-letter-topic={topic}")))
-        }
-        (DeadLetterExpect::To { min_attempts, .. }, Some(d))
-            if d.max_delivery_attempts < *min_attempts =>
-        {
-            Check::warn(
-                &subject,
-                "dead-letter policy",
-                format!(
-                    "dead-letters after {} deliveries, before the worker's own limit of {min_attempts} (CALLBACK_MAX_ATTEMPTS); the dead letter then lacks the receiver's answer",
-                    d.max_delivery_attempts
-                ),
-            )
-            .fix(e.update(&format!("--max-delivery-attempts={min_attempts}")))
-        }
-        (DeadLetterExpect::To { .. }, Some(d)) => Check::ok(
-            &subject,
-            "dead-letter policy",
-            format!(
-                "to {} after {} deliveries",
-                d.dead_letter_topic, d.max_delivery_attempts
-            ),
-        ),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -333,7 +174,7 @@ mod tests {
             topic: "projects/p/topics/copy-requests".into(),
             path: "/pubsub/copy-requests",
             budget: Duration::from_secs(45),
-            budget_name: "the request stage's budget",
+            budget_name: "the request stage's budget".into(),
             ack_variable: "requests_ack_deadline_seconds",
             dead_letter: DeadLetterExpect::To {
                 topic: "projects/p/topics/copy-dead-letter".into(),

@@ -3,6 +3,10 @@
 //! In JSON, each line carries `severity`, `message`, the event's fields and those of its
 //! spans (`request_id`, `message_id`, `stage`, `operation`), and
 //! `logging.googleapis.com/trace` when the delivery carried a trace context.
+//!
+//! - [`events`]: the log lines Terraform's log-based metrics count, one type each.
+
+pub mod events;
 
 use std::collections::BTreeMap;
 use std::io::Write;
