@@ -67,7 +67,7 @@ DESIGN_ENV = {
 }
 
 # Worker variables added after DESIGN.md §5 (issue #14: callbacks as a push stage). The
-# module may set them only while `copy-worker serve` still reads them (src/cli/config.rs).
+# module may set them only while `copy-worker serve` still reads them (src/config/).
 WORKER_ENV_ADDITIONS = {"COPY_CALLBACKS_TOPIC", "CALLBACK_MAX_ATTEMPTS",
                         # DESIGN.md §10 (issue #15): the Vertex AI budget and its share.
                         "VERTEX_COPY_RATE", "VERTEX_READ_RATE", "WORKER_INSTANCES",
@@ -574,8 +574,8 @@ class Checker:
         self.contract(bool(env_keys), "local.worker_env (the worker's environment) not found")
         unknown = env_keys - DESIGN_ENV - WORKER_ENV_ADDITIONS
         self.contract(not unknown, f"worker env sets names not in DESIGN.md §5: {sorted(unknown)}")
-        config = self.root.parent / "src" / "cli" / "config.rs"
-        config_rs = config.read_text(encoding="utf-8") if config.is_file() else ""
+        config = self.root.parent / "src" / "config"
+        config_rs = "".join(f.read_text(encoding="utf-8") for f in sorted(config.glob("*.rs")))
         for name in sorted(env_keys & WORKER_ENV_ADDITIONS):
             self.contract(f'env = "{name}"' in config_rs,
                           f"worker env sets {name}, which `copy-worker serve` does not read ({config})")
