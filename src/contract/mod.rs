@@ -8,6 +8,7 @@
 //! - [`request`]: the copy request as JSON (serde, unknown fields refused).
 //! - [`watch`]: the watch message on `copy-operations`.
 //! - [`event`]: the completion event (CloudEvents, binary mode) on `copy-completions`.
+//! - [`push`]: one decoded push delivery, the input of every stage.
 //! - [`callback`]: the callback message on `copy-callbacks`.
 //! - [`dead_letter`]: the dead-letter message, and what a replay puts back.
 
@@ -15,6 +16,7 @@ pub mod attr;
 pub mod callback;
 pub mod dead_letter;
 pub mod event;
+pub mod push;
 pub mod rejection;
 pub mod request;
 pub mod watch;

@@ -14,24 +14,7 @@ use std::collections::BTreeMap;
 use base64::Engine as _;
 use serde::Deserialize;
 
-/// A decoded push delivery.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PushMessage {
-    pub message_id: String,
-    pub data: Vec<u8>,
-    pub attributes: BTreeMap<String, String>,
-    pub publish_time: Option<String>,
-    pub ordering_key: Option<String>,
-    pub subscription: Option<String>,
-    /// Present only on subscriptions with a dead-letter policy.
-    pub delivery_attempt: Option<i64>,
-}
-
-impl PushMessage {
-    pub fn attribute(&self, key: &str) -> Option<&str> {
-        self.attributes.get(key).map(String::as_str)
-    }
-}
+pub use crate::contract::push::PushMessage;
 
 /// Why a body is not a push envelope (answered 400: it did not come from Pub/Sub).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

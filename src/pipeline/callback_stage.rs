@@ -16,7 +16,7 @@ use crate::contract::callback::Callback;
 use crate::contract::dead_letter::{FailedStage, dead_letter};
 use crate::contract::event::ErrorInfo;
 use crate::domain::request::validate_callback_url;
-use crate::http::envelope::PushMessage;
+use crate::contract::push::PushMessage;
 
 /// Dead letter `error_code` of a callback the receiver refused.
 pub const CALLBACK_REJECTED: &str = "CALLBACK_REJECTED";

@@ -33,7 +33,7 @@ use crate::clients::vertex::Vertex;
 use crate::clients::webhook::Callbacks;
 use crate::contract::dead_letter::FailedStage;
 use crate::domain::Defaults;
-use crate::http::envelope::PushMessage;
+use crate::contract::push::PushMessage;
 use crate::retry::Failure;
 
 /// What a stage did with a delivery. The only input to the status code.

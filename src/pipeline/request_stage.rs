@@ -10,7 +10,7 @@ use crate::clients::vertex::OperationState;
 use crate::contract::dead_letter::FailedStage;
 use crate::contract::watch::Watch;
 use crate::domain::{CopyRequest, Existing, OperationName};
-use crate::http::envelope::PushMessage;
+use crate::contract::push::PushMessage;
 use crate::retry::{Failure, retry_transient};
 
 /// How long a delivery may wait for a CopyModel slot before the copy is handed on as a

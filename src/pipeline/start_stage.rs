@@ -14,7 +14,7 @@ use crate::clients::tasks::task_id;
 use crate::contract::dead_letter::FailedStage;
 use crate::contract::watch::Watch;
 use crate::domain::CopyRequest;
-use crate::http::envelope::PushMessage;
+use crate::contract::push::PushMessage;
 use crate::retry::retry_transient;
 
 impl Pipeline {

@@ -16,7 +16,7 @@ use crate::contract::Rejection;
 use crate::contract::dead_letter::FailedStage;
 use crate::contract::watch::Watch;
 use crate::domain::{CopyRequest, Defaults, Existing, OperationName};
-use crate::http::envelope::PushMessage;
+use crate::contract::push::PushMessage;
 use crate::retry::{Failure, retry_transient};
 
 /// A watch delivery, parsed.
