@@ -1,7 +1,7 @@
 //! Retry classification and the in-request backoff (DESIGN.md §4, layer 2).
 //!
 //! Which errors are transient is decided here and only here: the stages ask
-//! [`Failure::is_transient`] and never match on codes themselves.
+//! [`Failure::class`] (or [`Failure::is_transient`]) and never match on codes themselves.
 
 use std::future::Future;
 use std::time::Duration;
@@ -31,6 +31,32 @@ impl Failure {
     /// permanent and end the copy as `failed`.
     pub fn is_transient(&self) -> bool {
         is_transient_code(self.code)
+    }
+}
+
+/// What a failure means for the copy: the one question the stages ask of a failure, matched
+/// exhaustively in `pipeline::decide` (docs/DESIGN.md §4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureClass {
+    /// ALREADY_EXISTS: the destination holds something; reading it decides whose it is.
+    AlreadyExists,
+    /// RESOURCE_EXHAUSTED: a quota the project shares; slow down rather than retry at once.
+    QuotaExhausted,
+    /// Worth trying again, in-request and then by redelivery.
+    Transient,
+    /// Trying again gives the same answer: the copy ends `failed`.
+    Permanent,
+}
+
+impl Failure {
+    /// This failure's [`FailureClass`].
+    pub fn class(&self) -> FailureClass {
+        match self.code {
+            Code::AlreadyExists => FailureClass::AlreadyExists,
+            Code::ResourceExhausted => FailureClass::QuotaExhausted,
+            c if is_transient_code(c) => FailureClass::Transient,
+            _ => FailureClass::Permanent,
+        }
     }
 }
 
@@ -148,6 +174,27 @@ mod tests {
         }
         for c in permanent {
             assert!(!is_transient_code(c), "{c:?} should be permanent");
+        }
+    }
+
+    #[test]
+    fn every_code_has_one_failure_class() {
+        use FailureClass::*;
+        let table = [
+            (Code::AlreadyExists, AlreadyExists),
+            (Code::ResourceExhausted, QuotaExhausted),
+            (Code::Unavailable, Transient),
+            (Code::Internal, Transient),
+            (Code::Aborted, Transient),
+            (Code::DeadlineExceeded, Transient),
+            (Code::Unknown, Transient),
+            (Code::NotFound, Permanent),
+            (Code::PermissionDenied, Permanent),
+            (Code::InvalidArgument, Permanent),
+            (Code::FailedPrecondition, Permanent),
+        ];
+        for (code, class) in table {
+            assert_eq!(Failure::new(code, "x").class(), class, "{code:?}");
         }
     }
 

@@ -9,12 +9,14 @@ use std::sync::Mutex;
 
 use async_trait::async_trait;
 use google_cloud_aiplatform_v1::client::ModelService;
-use google_cloud_aiplatform_v1::model::{CopyModelResponse, Model};
+use google_cloud_aiplatform_v1::model::{
+    CopyModelRequest, CopyModelResponse, EncryptionSpec, Model,
+};
 use google_cloud_gax::error::rpc::Code;
 use google_cloud_gax::options::RequestOptionsBuilder as _;
 use google_cloud_longrunning::model::operation::Result as OpResult;
 
-use crate::domain::{CopyRequest, ModelInfo, OperationName};
+use crate::domain::{CopyRequest, ModelInfo, OperationName, Target};
 use crate::retry::{Failure, classify};
 
 /// What an operation check found.
@@ -26,13 +28,7 @@ pub enum OperationState {
     Failed(Failure),
 }
 
-/// The destination of a finished copy.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CopiedModel {
-    /// `projects/…/models/ID`, without version.
-    pub model: String,
-    pub version_id: String,
-}
+pub use crate::domain::CopiedModel;
 
 /// The Vertex AI calls the stages need. A seam: tests swap the endpoint (the `testkit` fake),
 /// not the client.
@@ -140,6 +136,23 @@ impl GoogleVertex {
     }
 }
 
+/// The CopyModel request of a copy: the one place the kind of destination meets Vertex AI's
+/// fields (a new model id, or a new version of a parent model).
+fn copy_model_request(req: &CopyRequest) -> CopyModelRequest {
+    let d = &req.destination;
+    let r = CopyModelRequest::new()
+        .set_parent(d.parent())
+        .set_source_model(req.source_model.to_string());
+    let r = match &d.target {
+        Target::ModelId(id) => r.set_model_id(id.clone()),
+        Target::ParentModel(p) => r.set_parent_model(p.without_version()),
+    };
+    match &req.kms_key_name {
+        Some(k) => r.set_encryption_spec(EncryptionSpec::new().set_kms_key_name(k.as_str())),
+        None => r,
+    }
+}
+
 fn model_info(m: Model) -> ModelInfo {
     ModelInfo {
         name: m.name,
@@ -154,9 +167,8 @@ fn model_info(m: Model) -> ModelInfo {
 #[async_trait]
 impl Vertex for GoogleVertex {
     async fn start_copy(&self, req: &CopyRequest) -> Result<OperationName, Failure> {
-        let d = &req.destination;
-        let client = self.client(&d.location).await?;
-        let r = d.copy_model_request(&req.source_model, req.kms_key_name.as_ref());
+        let client = self.client(&req.destination.location).await?;
+        let r = copy_model_request(req);
         let op = client
             .copy_model()
             .with_request(r)

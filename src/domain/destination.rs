@@ -1,11 +1,9 @@
 //! Where a copy goes (DESIGN.md §1, §3). Everything that depends on the kind of destination
 //! lives here: how it is read from the request, the model that will hold the copy, the id
-//! derived for it, the CopyModel fields, and how an existing model is judged ours or not.
+//! derived for it, and how an existing model is judged ours or not.
 //! A new destination kind is a new [`Target`] variant and the `match`es in this file.
 
-use google_cloud_aiplatform_v1::model::{CopyModelRequest, EncryptionSpec};
-
-use super::names::{KmsKeyName, ModelIdentity, ModelName, Project, is_location, is_user_model_id};
+use super::names::{ModelIdentity, ModelName, Project, is_location, is_user_model_id};
 use super::{RequestId, sha256_hex};
 use crate::contract::rejection::{Rejection, clip};
 use crate::contract::request::DestinationWire;
@@ -155,11 +153,19 @@ pub struct ModelInfo {
     pub original_model: Option<String>,
 }
 
+/// A finished copy: the model that holds it and its version.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CopiedModel {
+    /// `projects/…/models/ID`, without version, as Vertex AI names it (project number).
+    pub model: String,
+    pub version_id: String,
+}
+
 /// What the destination holds.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Existing {
-    /// A copy of our source: (model, version).
-    Ours(String, String),
+    /// A copy of our source.
+    Ours(CopiedModel),
     /// Something else, with the reason.
     Conflict(String),
     /// Nothing readable (yet).
@@ -213,25 +219,6 @@ impl Destination {
         w
     }
 
-    /// The CopyModel request that copies `source` here.
-    pub fn copy_model_request(
-        &self,
-        source: &ModelName,
-        kms_key_name: Option<&KmsKeyName>,
-    ) -> CopyModelRequest {
-        let r = CopyModelRequest::new()
-            .set_parent(self.parent())
-            .set_source_model(source.to_string());
-        let r = match &self.target {
-            Target::ModelId(id) => r.set_model_id(id.clone()),
-            Target::ParentModel(p) => r.set_parent_model(p.without_version()),
-        };
-        match kms_key_name {
-            Some(k) => r.set_encryption_spec(EncryptionSpec::new().set_kms_key_name(k.as_str())),
-            None => r,
-        }
-    }
-
     /// Judges what the destination holds: the model read by name (`found`, for a model id),
     /// or every version listed (for a parent model). `Ours` carries the model's name as
     /// Vertex AI returned it (project number, no version), so every path announces the
@@ -244,7 +231,10 @@ impl Destination {
         };
         let canonical = |m: ModelInfo| {
             let name = m.name.split('@').next().unwrap_or_default().to_owned();
-            Existing::Ours(name, m.version_id)
+            Existing::Ours(CopiedModel {
+                model: name,
+                version_id: m.version_id,
+            })
         };
         match &self.target {
             Target::ModelId(_) => match found.into_iter().next() {

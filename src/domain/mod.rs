@@ -1,7 +1,7 @@
 //! The domain of DESIGN.md §3: what a valid copy request is, once parsed from the wire.
 //!
 //! - [`names`]: resource names (projects, models, KMS keys, operations) as parsing newtypes.
-//! - [`destination`]: where a copy goes: model naming, id derivation, the CopyModel fields,
+//! - [`destination`]: where a copy goes: model naming, id derivation,
 //!   and how to tell our earlier copy from someone else's model.
 //! - [`request`]: the validated [`CopyRequest`], built from the wire type with the worker's
 //!   defaults applied.
@@ -12,7 +12,7 @@ pub mod request;
 
 use sha2::{Digest, Sha256};
 
-pub use destination::{Destination, Existing, ModelInfo, Target};
+pub use destination::{CopiedModel, Destination, Existing, ModelInfo, Target};
 pub use names::{KmsKeyName, ModelName, OperationName, Project};
 pub use request::{CopyRequest, Defaults, RequestId};
 

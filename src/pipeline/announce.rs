@@ -10,14 +10,15 @@ use crate::contract::dead_letter::dead_letter;
 use crate::contract::event::{CompletionEvent, ErrorInfo, Status};
 use crate::contract::watch::Watch;
 use crate::contract::{Rejection, attr};
-use crate::domain::{CopyRequest, RequestId};
+use crate::domain::{CopiedModel, CopyRequest, RequestId};
 use crate::retry::Failure;
 use crate::telemetry::events::{CompletionPublished, CopyStarted, CountedEvent as _};
 
 /// How a copy ended, before it becomes an event.
 pub(crate) struct Ending {
     pub status: Status,
-    pub model: Option<(String, String)>,
+    /// The copy, once Vertex AI named it.
+    pub model: Option<CopiedModel>,
     pub operation: Option<String>,
     pub error: Option<ErrorInfo>,
     pub attempts: u32,
@@ -25,10 +26,10 @@ pub(crate) struct Ending {
 }
 
 impl Ending {
-    pub fn succeeded(model: String, version: String, accepted_at: DateTime<Utc>) -> Self {
+    pub fn succeeded(model: CopiedModel, accepted_at: DateTime<Utc>) -> Self {
         Self {
             status: Status::Succeeded,
-            model: Some((model, version)),
+            model: Some(model),
             operation: None,
             error: None,
             attempts: 1,
@@ -64,7 +65,7 @@ impl Pipeline {
         // The name as Vertex AI returns it (project number) on every path; a failure before
         // Vertex named the destination keeps the request's spelling.
         let (destination_model, version) = match end.model {
-            Some((m, v)) => (m, Some(v).filter(|v| !v.is_empty())),
+            Some(m) => (m.model, Some(m.version_id).filter(|v| !v.is_empty())),
             None => (self.numbers.canonical(&req.destination.model()), None),
         };
         let mut event = CompletionEvent::new(req.request_id.as_str(), end.status, end.accepted_at);

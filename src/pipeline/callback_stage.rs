@@ -15,8 +15,8 @@ use crate::clients::pubsub::Topic;
 use crate::contract::callback::Callback;
 use crate::contract::dead_letter::{FailedStage, dead_letter};
 use crate::contract::event::ErrorInfo;
-use crate::domain::request::validate_callback_url;
 use crate::contract::push::PushMessage;
+use crate::domain::request::validate_callback_url;
 
 /// Dead letter `error_code` of a callback the receiver refused.
 pub const CALLBACK_REJECTED: &str = "CALLBACK_REJECTED";

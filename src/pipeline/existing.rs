@@ -8,6 +8,7 @@ use chrono::{DateTime, Utc};
 use google_cloud_gax::error::rpc::Code;
 
 use super::announce::{Ending, WatchNote};
+use super::decide::{self, AfterRead};
 use super::{Delivery, Pipeline, StepOutcome};
 use crate::contract::watch::Watch;
 use crate::domain::names::ModelIdentity;
@@ -77,25 +78,17 @@ impl Pipeline {
         accepted_at: DateTime<Utc>,
         attempt: u32,
     ) -> StepOutcome {
-        match self.find_existing_copy(req).await {
-            Ok(Existing::Ours(m, v)) => {
-                tracing::info!(model = %m, "destination already holds our copy");
-                self.announce(d, req, Ending::succeeded(m, v, accepted_at))
+        match decide::after_read(self.find_existing_copy(req).await) {
+            AfterRead::Ours(m) => {
+                tracing::info!(model = %m.model, "destination already holds our copy");
+                self.announce(d, req, Ending::succeeded(m, accepted_at))
                     .await
             }
-            Ok(Existing::Conflict(why)) => {
-                let f = Failure::new(Code::AlreadyExists, why);
-                self.announce(d, req, Ending::failed(&f, accepted_at)).await
-            }
-            // NotYet, or this instance's read budget is spent (RESOURCE_EXHAUSTED): the watch
-            // stage decides later, without spending this delivery's attempts.
-            Ok(Existing::NotYet)
-            | Err(Failure {
-                code: Code::ResourceExhausted,
-                ..
-            }) => self.pending_watch(d, req, accepted_at, attempt).await,
-            Err(f) if f.is_transient() => StepOutcome::Retry(f.into()),
-            Err(f) => self.announce(d, req, Ending::failed(&f, accepted_at)).await,
+            // Not readable yet, or this instance's read budget is spent: the watch stage
+            // decides later, without spending this delivery's attempts.
+            AfterRead::NotYet => self.pending_watch(d, req, accepted_at, attempt).await,
+            AfterRead::Retry(f) => StepOutcome::Retry(f.into()),
+            AfterRead::Fail(f) => self.announce(d, req, Ending::failed(&f, accepted_at)).await,
         }
     }
 

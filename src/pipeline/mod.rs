@@ -7,6 +7,8 @@
 //! - [`callback_stage`]: posts one webhook callback inside its own push delivery.
 //! - [`announce`]: the completion event, the dead letter and the watch message a stage
 //!   hands on, each confirmed before the stage acks.
+//! - [`decide`]: the stages' decisions as tables: what follows each Vertex AI answer,
+//!   by the one [`FailureClass`](crate::retry::FailureClass) of a failure.
 //! - [`existing`]: deciding whether an existing destination is our earlier copy.
 //! - [`in_flight`]: `parent_model` copies this process started and that may still run.
 //! - [`budget`]: the instance's share of Vertex AI's quotas: paced reads, admitted copies.
@@ -18,6 +20,7 @@ pub mod announce;
 pub mod budget;
 pub mod callback_stage;
 pub mod deadline;
+mod decide;
 pub mod existing;
 pub mod in_flight;
 pub mod request_stage;
@@ -32,8 +35,8 @@ use crate::clients::tasks::StartQueue;
 use crate::clients::vertex::Vertex;
 use crate::clients::webhook::Callbacks;
 use crate::contract::dead_letter::FailedStage;
-use crate::domain::Defaults;
 use crate::contract::push::PushMessage;
+use crate::domain::Defaults;
 use crate::retry::Failure;
 
 /// What a stage did with a delivery. The only input to the status code.

@@ -5,38 +5,73 @@ use google_cloud_gax::error::rpc::Code;
 use tokio::time::Instant;
 
 use super::announce::{Ending, WatchNote};
+pub(super) use super::decide::Admission;
+use super::decide::{self, AfterStart, OnQuota, StartSite};
 use super::{Delivery, Pipeline, RetryReason, StepOutcome};
 use crate::clients::vertex::OperationState;
 use crate::contract::dead_letter::FailedStage;
+use crate::contract::push::PushMessage;
 use crate::contract::watch::Watch;
 use crate::domain::{CopyRequest, Existing, OperationName};
-use crate::contract::push::PushMessage;
-use crate::retry::{Failure, retry_transient};
+use crate::retry::{Failure, FailureClass, retry_transient};
 
 /// How long a delivery may wait for a CopyModel slot before the copy is handed on as a
 /// pending watch (well inside the 45 s request budget).
 pub const ADMIT_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
-/// How a copy start was allowed to call CopyModel, and so what a quota refusal means.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Admission {
-    /// Ask this instance's budget for a slot first; none soon → a pending watch.
-    Budget,
-    /// The caller holds a budget slot already (a pending watch that waited for one).
-    Admitted,
-    /// The copy-start queue paced it (`COPY_START_QUEUE`): a quota refusal is answered
-    /// non-2xx and the queue tries again after its backoff, still at its rate.
-    Queue,
-}
-
-/// One copy start: when the request was accepted, which attempt, how it was admitted, and
-/// when the delivery must be answered.
-#[derive(Debug, Clone, Copy)]
+/// One copy start: when the request was accepted, which attempt, where it starts (and so
+/// what a refusal means), and when the delivery must be answered.
+#[derive(Debug, Clone)]
 pub(super) struct Start {
     pub accepted_at: DateTime<Utc>,
+    /// The attempt the start belongs to (a restart's watch carries the next one).
     pub attempt: u32,
-    pub admission: Admission,
+    pub site: StartSite,
     pub answer_by: Instant,
+}
+
+impl Start {
+    /// The attempt of the watch a started copy hands on.
+    fn next_attempt(&self) -> u32 {
+        match self.site {
+            StartSite::Restart(_) => self.attempt + 1,
+            _ => self.attempt,
+        }
+    }
+
+    /// How a permanent failure of this start ends the copy: a request's first start
+    /// counts as one attempt; a watch's start keeps its attempt and operation.
+    fn ending(&self, f: &Failure) -> Ending {
+        let mut end = Ending::failed(f, self.accepted_at);
+        match &self.site {
+            StartSite::Request(_) => {}
+            StartSite::PendingWatch => end.attempts = self.attempt,
+            StartSite::Restart(op) => {
+                end.attempts = self.attempt;
+                end.operation = Some(op.to_string());
+            }
+        }
+        end
+    }
+}
+
+/// The answer of a step that may still be waiting for Vertex AI.
+#[derive(Debug)]
+pub(super) enum Poll {
+    /// Nothing decided yet: the copy still runs, or the destination is not readable.
+    Running,
+    /// Decided, and the delivery's answer is this.
+    Done(StepOutcome),
+}
+
+impl Poll {
+    /// The answer of a start whose site never keeps reading (see `decide::after_start`).
+    fn answered(self) -> StepOutcome {
+        match self {
+            Poll::Done(outcome) => outcome,
+            Poll::Running => unreachable!("only a pending watch keeps reading after a start"),
+        }
+    }
 }
 
 impl Pipeline {
@@ -83,13 +118,10 @@ impl Pipeline {
         let start = Start {
             accepted_at,
             attempt: 1,
-            admission: Admission::Budget,
+            site: StartSite::Request(Admission::Budget),
             answer_by: Instant::now() + self.settings.request_budget,
         };
-        if req.destination.lists_versions() {
-            return self.copy_into_parent(&d, &req, start).await;
-        }
-        self.start_copy(&d, &req, start, &mut None).await
+        self.first_start(&d, &req, start).await
     }
 
     /// A `parent_model` destination: CopyModel adds a version every time it is called, so
@@ -113,28 +145,32 @@ impl Pipeline {
         }
         .await;
         let source = match found {
-            Ok((_, Existing::Ours(m, v))) => {
+            Ok((_, Existing::Ours(m))) => {
                 return self
-                    .announce(d, req, Ending::succeeded(m, v, accepted_at))
+                    .announce(d, req, Ending::succeeded(m, accepted_at))
                     .await;
             }
-            Ok((source, _)) => source,
-            Err(f) if f.code == Code::ResourceExhausted => {
-                return self.defer(d, req, start, f).await;
-            }
-            Err(f) if f.is_transient() => return StepOutcome::Retry(f.into()),
-            Err(f) => {
-                return self.announce(d, req, Ending::failed(&f, accepted_at)).await;
-            }
+            Ok((source, Existing::NotYet | Existing::Conflict(_))) => source,
+            Err(f) => match f.class() {
+                FailureClass::QuotaExhausted => return self.on_quota(d, req, &start, f).await,
+                FailureClass::Transient => return StepOutcome::Retry(f.into()),
+                FailureClass::AlreadyExists | FailureClass::Permanent => {
+                    return self.announce(d, req, start.ending(&f)).await;
+                }
+            },
         };
         let parent = self.numbers.canonical(&req.destination.model());
         let slot = self.in_flight.slot(&source, &parent);
         let mut running = slot.lock().await;
         if let Some(op) = running.clone() {
-            match retry_transient("get_operation", || self.vertex.get_operation(&op)).await {
-                Err(f) if f.is_transient() => return StepOutcome::Retry(f.into()),
+            let polled = retry_transient("get_operation", || self.vertex.get_operation(&op)).await;
+            match polled.as_ref().map_err(Failure::class) {
+                Err(FailureClass::Transient | FailureClass::QuotaExhausted) => {
+                    return StepOutcome::Retry(polled.unwrap_err().into());
+                }
                 // Ended in failure (or gone): a new copy is what the request asks for.
-                Ok(OperationState::Failed(_)) | Err(_) => *running = None,
+                Ok(OperationState::Failed(_))
+                | Err(FailureClass::AlreadyExists | FailureClass::Permanent) => *running = None,
                 Ok(OperationState::Running | OperationState::Succeeded(_)) => {
                     tracing::info!(operation = %op, "this copy is already running; watching its operation");
                     let watch = Watch {
@@ -146,7 +182,22 @@ impl Pipeline {
                 }
             }
         }
-        self.start_copy(d, req, start, &mut running).await
+        self.start_copy(d, req, start, &mut running)
+            .await
+            .answered()
+    }
+
+    /// The first start of a request: a `parent_model` destination looks first.
+    pub(super) async fn first_start(
+        &self,
+        d: &Delivery<'_>,
+        req: &CopyRequest,
+        start: Start,
+    ) -> StepOutcome {
+        if req.destination.lists_versions() {
+            return self.copy_into_parent(d, req, start).await;
+        }
+        self.start_copy(d, req, start, &mut None).await.answered()
     }
 
     /// CopyModel, then the watch message; ALREADY_EXISTS is resolved by reading the
@@ -161,50 +212,56 @@ impl Pipeline {
         req: &CopyRequest,
         start: Start,
         running: &mut Option<OperationName>,
-    ) -> StepOutcome {
-        let accepted_at = start.accepted_at;
-        let region = &req.destination.location;
-        let wait = self.budget.scaled(ADMIT_WAIT);
-        let project = req.destination.project.as_str();
-        if start.admission == Admission::Budget
-            && !self.budget.copy_within(project, region, wait).await
+    ) -> Poll {
+        if start.site == StartSite::Request(Admission::Budget)
+            && let Some(why) = self.no_copy_slot(req).await
         {
-            let why = format!(
-                "no CopyModel slot in {region} within {:.1} s (VERTEX_COPY_RATE)",
-                wait.as_secs_f64()
-            );
-            return self
-                .defer(d, req, start, Failure::new(Code::ResourceExhausted, why))
-                .await;
+            return Poll::Done(self.on_quota(d, req, &start, why).await);
         }
         let started = if req.destination.lists_versions() {
-            match self.copy_into_parent_once(req, start).await {
+            match self.copy_into_parent_once(req, &start).await {
                 Ok(started) => started,
-                Err(outcome) => return outcome,
+                Err(outcome) => return Poll::Done(outcome),
             }
         } else {
             retry_transient("copy_model", || self.vertex.start_copy(req)).await
         };
-        match started {
-            Ok(op) => {
+        Poll::Done(match decide::after_start(started, &start.site) {
+            AfterStart::Watch(op) => {
                 tracing::Span::current().record("operation", op.as_str());
                 self.numbers.learn(&req.destination.project, op.as_str());
                 let watch = Watch {
                     operation: op.to_string(),
-                    attempt: start.attempt,
-                    accepted_at,
+                    attempt: start.next_attempt(),
+                    accepted_at: start.accepted_at,
                 };
                 *running = Some(op);
                 self.publish_watch(d, req, watch, WatchNote::Started).await
             }
-            Err(f) if f.code == Code::AlreadyExists => {
-                self.resolve_existing(d, req, accepted_at, start.attempt)
+            AfterStart::Resolve => {
+                self.resolve_existing(d, req, start.accepted_at, start.attempt)
                     .await
             }
-            Err(f) if f.code == Code::ResourceExhausted => self.defer(d, req, start, f).await,
-            Err(f) if f.is_transient() => StepOutcome::Retry(f.into()),
-            Err(f) => self.announce(d, req, Ending::failed(&f, accepted_at)).await,
+            AfterStart::KeepReading => return Poll::Running,
+            AfterStart::Quota(_, f) => self.on_quota(d, req, &start, f).await,
+            AfterStart::Retry(f) => StepOutcome::Retry(f.into()),
+            AfterStart::Fail(f) => self.announce(d, req, start.ending(&f)).await,
+        })
+    }
+
+    /// Asks this instance's budget for a CopyModel slot; the refusal when none comes soon.
+    async fn no_copy_slot(&self, req: &CopyRequest) -> Option<Failure> {
+        let region = &req.destination.location;
+        let wait = self.budget.scaled(ADMIT_WAIT);
+        let project = req.destination.project.as_str();
+        if self.budget.copy_within(project, region, wait).await {
+            return None;
         }
+        let why = format!(
+            "no CopyModel slot in {region} within {:.1} s (VERTEX_COPY_RATE)",
+            wait.as_secs_f64()
+        );
+        Some(Failure::new(Code::ResourceExhausted, why))
     }
 
     /// CopyModel into a parent, called once: it adds a version with every call and has no
@@ -216,7 +273,7 @@ impl Pipeline {
     async fn copy_into_parent_once(
         &self,
         req: &CopyRequest,
-        start: Start,
+        start: &Start,
     ) -> Result<Result<OperationName, Failure>, StepOutcome> {
         let left = start.answer_by.saturating_duration_since(Instant::now());
         if left < self.settings.vertex_call_timeout {
@@ -230,7 +287,7 @@ impl Pipeline {
             return Err(StepOutcome::Retry(f.into()));
         }
         match self.vertex.start_copy(req).await {
-            Err(f) if f.is_transient() && f.code != Code::ResourceExhausted => {
+            Err(f) if f.class() == FailureClass::Transient => {
                 tracing::warn!(error.message = %f, "CopyModel into a parent failed ambiguously; not repeated, the redelivery looks for the version first");
                 Err(StepOutcome::Retry(f.into()))
             }
@@ -238,28 +295,37 @@ impl Pipeline {
         }
     }
 
-    /// The copy cannot start yet (this instance's budget, or Vertex AI's quota): hand it on
-    /// as a pending watch, which the watch stage starts when the budget allows. The request
-    /// is acked, so waiting never spends the request subscription's delivery attempts (and
-    /// never dead-letters); `COPY_MAX_DURATION` still bounds it from `accepted_at`.
+    /// A quota refusal (this instance's budget, or Vertex AI's quota), carried out as
+    /// `decide::on_quota` says for this start's site.
     ///
-    /// A start paced by the copy-start queue is not deferred: its answer is non-2xx, and the
-    /// queue tries again after its backoff, still within its rate.
-    async fn defer(
+    /// - Defer: the copy is handed on as a pending watch, which the watch stage starts when
+    ///   the budget allows. The request is acked, so waiting never spends the request
+    ///   subscription's delivery attempts (and never dead-letters); `COPY_MAX_DURATION` still
+    ///   bounds it from `accepted_at`.
+    /// - Retry: a start paced by the copy-start queue (or a restart) answers non-2xx, and the
+    ///   sender tries again after its backoff, still within its rate.
+    /// - ContinueAsNew: a pending watch hands the same pending watch on.
+    async fn on_quota(
         &self,
         d: &Delivery<'_>,
         req: &CopyRequest,
-        start: Start,
+        start: &Start,
         why: Failure,
     ) -> StepOutcome {
-        if start.admission == Admission::Queue {
-            return StepOutcome::Retry(why.into());
-        }
+        let note = match decide::on_quota(&start.site) {
+            OnQuota::Retry => return StepOutcome::Retry(why.into()),
+            OnQuota::Defer => WatchNote::Pending,
+            OnQuota::ContinueAsNew => WatchNote::Continued,
+        };
         tracing::info!(
             reason = why.message,
             "copy not started yet; handed on as a pending watch"
         );
-        self.pending_watch(d, req, start.accepted_at, start.attempt)
-            .await
+        let pending = Watch {
+            operation: String::new(),
+            attempt: start.attempt,
+            accepted_at: start.accepted_at,
+        };
+        self.publish_watch(d, req, pending, note).await
     }
 }

@@ -8,13 +8,14 @@
 //! budget slot is asked for (the queue's rate is the deployment's), and a quota refusal is
 //! answered non-2xx so that the queue tries again later, still within its rate.
 
-use super::request_stage::{Admission, Start};
+use super::decide::{Admission, StartSite};
+use super::request_stage::Start;
 use super::{Delivery, Pipeline, RetryReason, StepOutcome};
 use crate::clients::tasks::task_id;
 use crate::contract::dead_letter::FailedStage;
+use crate::contract::push::PushMessage;
 use crate::contract::watch::Watch;
 use crate::domain::CopyRequest;
-use crate::contract::push::PushMessage;
 use crate::retry::retry_transient;
 
 impl Pipeline {
@@ -104,12 +105,9 @@ impl Pipeline {
         let start = Start {
             accepted_at: watch.accepted_at,
             attempt: watch.attempt,
-            admission: Admission::Queue,
+            site: StartSite::Request(Admission::Queue),
             answer_by,
         };
-        if req.destination.lists_versions() {
-            return self.copy_into_parent(&d, &req, start).await;
-        }
-        self.start_copy(&d, &req, start, &mut None).await
+        self.first_start(&d, &req, start).await
     }
 }

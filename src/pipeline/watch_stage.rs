@@ -3,20 +3,20 @@
 use std::time::Duration;
 
 use chrono::Utc;
-use google_cloud_gax::error::rpc::Code;
 
 use tokio::time::Instant;
 
 use super::announce::{Ending, WatchNote};
 use super::deadline::{self, Deadline};
-use super::request_stage::{Admission, Start};
+use super::decide::{self, Admission, AfterFailure, AfterPoll, AfterRead, StartSite};
+use super::request_stage::{Poll, Start};
 use super::{Delivery, Pipeline, RetryReason, StepOutcome};
 use crate::clients::vertex::OperationState;
 use crate::contract::Rejection;
 use crate::contract::dead_letter::FailedStage;
-use crate::contract::watch::Watch;
-use crate::domain::{CopyRequest, Defaults, Existing, OperationName};
 use crate::contract::push::PushMessage;
+use crate::contract::watch::Watch;
+use crate::domain::{CopyRequest, Defaults, OperationName};
 use crate::retry::{Failure, retry_transient};
 
 /// A watch delivery, parsed.
@@ -95,8 +95,8 @@ impl Pipeline {
         let hold_end = (Instant::now() + self.settings.watch_hold).min(deadline.soft());
         if let Some(op) = &w.operation {
             span.record("operation", op.as_str());
-        } else if let Some(done) = self.restart_pending(&d, &w, hold_end).await {
-            return done;
+        } else if let Poll::Done(outcome) = self.restart_pending(&d, &w, hold_end).await {
+            return outcome;
         }
 
         let mut shutdown = self.shutdown.clone();
@@ -110,11 +110,11 @@ impl Pipeline {
                 return self.end_failed(&d, &w, &f).await;
             }
             let age = (Utc::now() - accepted_at).to_std().unwrap_or_default();
-            let done = match &w.operation {
+            let polled = match &w.operation {
                 Some(op) => self.check_operation(&d, &w, op, hold_end).await,
                 None => self.check_destination(&d, &w, hold_end).await,
             };
-            if let Some(outcome) = done {
+            if let Poll::Done(outcome) = polled {
                 return outcome;
             }
             if *shutdown.borrow() {
@@ -143,7 +143,7 @@ impl Pipeline {
             .await
     }
 
-    /// One poll of the operation; `None` while it runs, or when the read would end after
+    /// One poll of the operation; `Running` while it runs, or when the read would end after
     /// `hold_end` (the watch then continues as new in time).
     async fn check_operation(
         &self,
@@ -151,52 +151,45 @@ impl Pipeline {
         w: &Watched,
         op: &OperationName,
         hold_end: Instant,
-    ) -> Option<StepOutcome> {
+    ) -> Poll {
         let read = retry_transient("get_operation", || self.vertex.get_operation(op));
-        let state = tokio::time::timeout_at(hold_end, read).await.ok()?;
+        let Ok(state) = tokio::time::timeout_at(hold_end, read).await else {
+            return Poll::Running;
+        };
         if !matches!(state, Ok(OperationState::Running)) {
             self.in_flight.forget(op);
         }
-        Some(match state {
-            Ok(OperationState::Running) => return None,
-            // Vertex AI's read quota: the budget holds the region back; poll again later.
-            Err(f) if f.code == Code::ResourceExhausted => return None,
-            Ok(OperationState::Succeeded(m)) => {
-                let mut end = Ending::succeeded(m.model, m.version_id, w.watch.accepted_at);
+        Poll::Done(match decide::after_poll(state) {
+            // Vertex AI's read quota counts as running: the budget holds the region back.
+            AfterPoll::Running => return Poll::Running,
+            AfterPoll::Succeeded(m) => {
+                let mut end = Ending::succeeded(m, w.watch.accepted_at);
                 end.operation = Some(op.to_string());
                 end.attempts = w.watch.attempt;
                 self.announce(d, &w.req, end).await
             }
-            Ok(OperationState::Failed(f)) => self.operation_failed(d, w, f).await,
-            Err(f) if f.is_transient() => StepOutcome::Retry(f.into()),
-            Err(f) => self.end_failed(d, w, &f).await,
+            AfterPoll::OperationFailed(f) => self.operation_failed(d, w, op, f).await,
+            AfterPoll::Retry(f) => StepOutcome::Retry(f.into()),
+            AfterPoll::Fail(f) => self.end_failed(d, w, &f).await,
         })
     }
 
-    /// One read of the destination of a pending watch; `None` while it is not readable, or
-    /// when the read would end after `hold_end`.
-    async fn check_destination(
-        &self,
-        d: &Delivery<'_>,
-        w: &Watched,
-        hold_end: Instant,
-    ) -> Option<StepOutcome> {
-        let accepted_at = w.watch.accepted_at;
+    /// One read of the destination of a pending watch; `Running` while it is not readable,
+    /// or when the read would end after `hold_end`.
+    async fn check_destination(&self, d: &Delivery<'_>, w: &Watched, hold_end: Instant) -> Poll {
         let read = self.find_existing_copy(&w.req);
-        Some(match tokio::time::timeout_at(hold_end, read).await.ok()? {
-            Ok(Existing::NotYet) => return None,
-            Err(f) if f.code == Code::ResourceExhausted => return None,
-            Ok(Existing::Ours(m, v)) => {
-                let mut end = Ending::succeeded(m, v, accepted_at);
+        let Ok(found) = tokio::time::timeout_at(hold_end, read).await else {
+            return Poll::Running;
+        };
+        Poll::Done(match decide::after_read(found) {
+            AfterRead::NotYet => return Poll::Running,
+            AfterRead::Ours(m) => {
+                let mut end = Ending::succeeded(m, w.watch.accepted_at);
                 end.attempts = w.watch.attempt;
                 self.announce(d, &w.req, end).await
             }
-            Ok(Existing::Conflict(why)) => {
-                let f = Failure::new(Code::AlreadyExists, why);
-                self.end_failed(d, w, &f).await
-            }
-            Err(f) if f.is_transient() => StepOutcome::Retry(f.into()),
-            Err(f) => self.end_failed(d, w, &f).await,
+            AfterRead::Retry(f) => StepOutcome::Retry(f.into()),
+            AfterRead::Fail(f) => self.end_failed(d, w, &f).await,
         })
     }
 
@@ -207,23 +200,9 @@ impl Pipeline {
     /// A pending watch is also how a copy waits for its turn (the request stage's budget or
     /// Vertex AI's quota): it is started here once a CopyModel slot is free, or handed on
     /// again at the end of the hold.
-    async fn restart_pending(
-        &self,
-        d: &Delivery<'_>,
-        w: &Watched,
-        hold_end: Instant,
-    ) -> Option<StepOutcome> {
-        let region = &w.req.destination.location;
-        // A slot taken later than this leaves no room for CopyModel and the publish after it.
-        let call = self.settings.vertex_call_timeout;
-        let slot_by = hold_end.min(w.answer_by.checked_sub(call).unwrap_or(hold_end));
-        let hold = slot_by.saturating_duration_since(Instant::now());
-        let project = w.req.destination.project.as_str();
-        // SIGTERM stops the wait for a slot too (DESIGN.md §4: held watches answer 429 at once).
-        let mut stop = self.shutdown.clone();
-        let slot = tokio::select! {
-            got = self.budget.copy_within(project, region, hold) => got,
-            _ = stop.wait_for(|stop| *stop) => return Some(StepOutcome::NotYet),
+    async fn restart_pending(&self, d: &Delivery<'_>, w: &Watched, hold_end: Instant) -> Poll {
+        let Some(slot) = self.slot_for_pending(w, hold_end).await else {
+            return Poll::Done(StepOutcome::NotYet);
         };
         if !slot {
             // No slot within this hold: spend the hold waiting, then hand the watch on. (Handing
@@ -233,7 +212,7 @@ impl Pipeline {
                 _ = tokio::time::sleep_until(hold_end) => false,
                 _ = shutdown.wait_for(|stop| *stop) => true,
             };
-            return Some(if stopped {
+            return Poll::Done(if stopped {
                 StepOutcome::NotYet
             } else {
                 self.continue_as_new(d, w).await
@@ -242,44 +221,54 @@ impl Pipeline {
         if w.req.destination.lists_versions() {
             // CopyModel into a parent adds a version every time, so only after looking: the
             // request stage's own path, with the slot just taken.
-            return Some(
-                self.copy_into_parent(d, &w.req, admitted(&w.watch, w.answer_by))
-                    .await,
-            );
+            let start = admitted(&w.watch, w.answer_by);
+            return Poll::Done(self.copy_into_parent(d, &w.req, start).await);
         }
-        match retry_transient("copy_model", || self.vertex.start_copy(&w.req)).await {
-            Ok(op) => {
-                let next = Watch {
-                    operation: op.to_string(),
-                    attempt: w.watch.attempt,
-                    accepted_at: w.watch.accepted_at,
-                };
-                Some(
-                    self.publish_watch(d, &w.req, next, WatchNote::Started)
-                        .await,
-                )
-            }
-            Err(f) if f.code == Code::AlreadyExists => None,
-            Err(f) if f.code == Code::ResourceExhausted => Some(self.continue_as_new(d, w).await),
-            Err(f) if f.is_transient() => Some(StepOutcome::Retry(f.into())),
-            Err(f) => Some(self.end_failed(d, w, &f).await),
+        let start = Start {
+            site: StartSite::PendingWatch,
+            ..admitted(&w.watch, w.answer_by)
+        };
+        self.start_copy(d, &w.req, start, &mut None).await
+    }
+
+    /// Waits for a CopyModel slot for a pending watch, until there is no longer room for the
+    /// call and the publish after it; `None` on SIGTERM (docs/DESIGN.md §4: held watches
+    /// answer 429 at once).
+    async fn slot_for_pending(&self, w: &Watched, hold_end: Instant) -> Option<bool> {
+        let region = &w.req.destination.location;
+        let call = self.settings.vertex_call_timeout;
+        let slot_by = hold_end.min(w.answer_by.checked_sub(call).unwrap_or(hold_end));
+        let hold = slot_by.saturating_duration_since(Instant::now());
+        let project = w.req.destination.project.as_str();
+        let mut stop = self.shutdown.clone();
+        tokio::select! {
+            got = self.budget.copy_within(project, region, hold) => Some(got),
+            _ = stop.wait_for(|stop| *stop) => None,
         }
     }
 
-    async fn operation_failed(&self, d: &Delivery<'_>, w: &Watched, f: Failure) -> StepOutcome {
-        if f.code == Code::AlreadyExists {
-            return self
-                .resolve_existing(d, &w.req, w.watch.accepted_at, w.watch.attempt)
-                .await;
+    async fn operation_failed(
+        &self,
+        d: &Delivery<'_>,
+        w: &Watched,
+        op: &OperationName,
+        f: Failure,
+    ) -> StepOutcome {
+        let attempt = w.watch.attempt;
+        match decide::after_failed_operation(&f, attempt, self.settings.max_attempts) {
+            AfterFailure::Resolve => {
+                return self
+                    .resolve_existing(d, &w.req, w.watch.accepted_at, attempt)
+                    .await;
+            }
+            AfterFailure::Fail => return self.end_failed(d, w, &f).await,
+            AfterFailure::Restart => {}
         }
-        if !f.is_transient() || w.watch.attempt >= self.settings.max_attempts {
-            return self.end_failed(d, w, &f).await;
-        }
-        tracing::warn!(error.message = %f, attempt = w.watch.attempt, "operation failed transiently; restarting the copy");
+        tracing::warn!(error.message = %f, attempt, "operation failed transiently; restarting the copy");
         if self.queue.is_some() {
             let next = Watch {
                 operation: String::new(),
-                attempt: w.watch.attempt + 1,
+                attempt: attempt + 1,
                 accepted_at: w.watch.accepted_at,
             };
             return self.queue_start(d, &w.req, w.req.to_bytes(), next).await;
@@ -290,22 +279,13 @@ impl Pipeline {
             next.attempt += 1;
             return self.copy_into_parent(d, &w.req, next).await;
         }
-        match retry_transient("copy_model", || self.vertex.start_copy(&w.req)).await {
-            Ok(op) => {
-                let next = Watch {
-                    operation: op.to_string(),
-                    attempt: w.watch.attempt + 1,
-                    accepted_at: w.watch.accepted_at,
-                };
-                self.publish_watch(d, &w.req, next, WatchNote::Started)
-                    .await
-            }
-            Err(e) if e.code == Code::AlreadyExists => {
-                self.resolve_existing(d, &w.req, w.watch.accepted_at, w.watch.attempt)
-                    .await
-            }
-            Err(e) if e.is_transient() => StepOutcome::Retry(e.into()),
-            Err(e) => self.end_failed(d, w, &e).await,
+        let start = Start {
+            site: StartSite::Restart(op.clone()),
+            ..admitted(&w.watch, w.answer_by)
+        };
+        match self.start_copy(d, &w.req, start, &mut None).await {
+            Poll::Done(outcome) => outcome,
+            Poll::Running => unreachable!("a restart resolves ALREADY_EXISTS at once"),
         }
     }
 
@@ -322,7 +302,7 @@ fn admitted(watch: &Watch, answer_by: Instant) -> Start {
     Start {
         accepted_at: watch.accepted_at,
         attempt: watch.attempt,
-        admission: Admission::Admitted,
+        site: StartSite::Request(Admission::Admitted),
         answer_by,
     }
 }
