@@ -1,4 +1,4 @@
-//! Every measurement of issue #8 against the local stack, in one command:
+//! Every measurement of docs/BENCHMARKS.md against the local stack, in one command:
 //! `cargo run --release --example bench`.
 //!
 //! Starts the official Pub/Sub emulator and the Vertex AI fake, runs the release
@@ -14,7 +14,7 @@
 //! - `bench/push.rs`: push acceptance on one core, and the emulator publish reference.
 //! - `bench/pipeline.rs`: cold start, completion overhead, Vertex calls per copy.
 //! - `bench/cli.rs`: `publish` one-shot, `replay` throughput and the emulator ceiling.
-//! - `bench/burst.rs`: a burst of 1,000 copies within Vertex AI's quotas (issue #15);
+//! - `bench/burst.rs`: a burst of 1,000 copies within Vertex AI's quotas (DESIGN.md §10);
 //!   `BENCH_ONLY=burst` runs that row alone, `BENCH_BURST_N` / `BENCH_BURST_SCALE` size it;
 //!   `BENCH_ONLY=burst-queue` the same burst through the copy-start queue, instances by load.
 

@@ -132,7 +132,7 @@ pub fn base_env(project: &str, emulator_host: &str, vertex: &str) -> Vec<(String
         ("LOG_FORMAT", "json"),
         ("PUSH_AUTH", "none"),
         ("PATH", "/usr/bin:/bin"),
-        // These rows measure the pipeline, not the Vertex AI budget (issue #15).
+        // These rows measure the pipeline, not the Vertex AI budget (DESIGN.md §10).
         ("VERTEX_COPY_RATE", "60000"),
         ("VERTEX_READ_RATE", "600000"),
     ]

@@ -23,7 +23,7 @@ pub fn p99(xs: &[f64]) -> f64 {
 pub struct Row {
     pub what: String,
     pub value: String,
-    /// The goal from the issue, or empty when the row is a reference.
+    /// The goal from docs/BENCHMARKS.md, or empty when the row is a reference.
     pub goal: String,
     /// `met`, `missed` or empty (reference rows).
     pub verdict: String,

@@ -100,10 +100,28 @@ fn parent_model_destination_takes_project_and_location_from_the_parent() {
     );
 }
 
+/// Each input is refused, and the error names `field` and contains `rule`.
+fn assert_rejections(cases: &[(&str, &str, &str)]) {
+    for &(input, field, rule) in cases {
+        let e = parse(input).expect_err(&input[..input.len().min(60)]);
+        assert_eq!(
+            e.field,
+            field,
+            "input {:?}: {e}",
+            &input[..input.len().min(60)]
+        );
+        assert!(
+            e.rule.contains(rule),
+            "input {:?}: {e}",
+            &input[..input.len().min(60)]
+        );
+    }
+}
+
 #[test]
-fn every_rejection_names_the_field_and_the_rule() {
+fn every_rejection_of_the_request_as_a_whole_names_the_field_and_the_rule() {
     let big = format!(r#"{{"source_model":"1","x":"{}"}}"#, "a".repeat(70_000));
-    let cases: Vec<(&str, &str, &str)> = vec![
+    assert_rejections(&[
         ("", "request", "no data"),
         ("not json", "request", "not valid JSON"),
         ("[1]", "request", "must be a JSON object"),
@@ -113,6 +131,12 @@ fn every_rejection_names_the_field_and_the_rule() {
             "extra",
             "not a known field",
         ),
+    ]);
+}
+
+#[test]
+fn every_rejection_of_source_model_or_request_id_names_the_field_and_the_rule() {
+    assert_rejections(&[
         (r#"{}"#, "source_model", "is required"),
         (r#"{"source_model":5}"#, "source_model", "must be a string"),
         (
@@ -140,6 +164,12 @@ fn every_rejection_names_the_field_and_the_rule() {
             "request_id",
             "must match",
         ),
+    ]);
+}
+
+#[test]
+fn every_rejection_of_the_destination_names_the_field_and_the_rule() {
+    assert_rejections(&[
         (
             r#"{"source_model":"1","destination":"x"}"#,
             "destination",
@@ -180,6 +210,12 @@ fn every_rejection_names_the_field_and_the_rule() {
             "destination.zone",
             "not a known field",
         ),
+    ]);
+}
+
+#[test]
+fn every_rejection_of_kms_context_or_callback_names_the_field_and_the_rule() {
+    assert_rejections(&[
         (
             r#"{"source_model":"1","kms_key_name":"k"}"#,
             "kms_key_name",
@@ -215,6 +251,12 @@ fn every_rejection_names_the_field_and_the_rule() {
             "callback_url",
             "not a URL",
         ),
+    ]);
+}
+
+#[test]
+fn every_rejection_of_the_legacy_form_names_the_field_and_the_rule() {
+    assert_rejections(&[
         (
             r#"{"source_model_id":"1"}"#,
             "destination_model_id",
@@ -230,21 +272,7 @@ fn every_rejection_names_the_field_and_the_rule() {
             "context",
             "not a known field",
         ),
-    ];
-    for (input, field, rule) in cases {
-        let e = parse(input).expect_err(&input[..input.len().min(60)]);
-        assert_eq!(
-            e.field,
-            field,
-            "input {:?}: {e}",
-            &input[..input.len().min(60)]
-        );
-        assert!(
-            e.rule.contains(rule),
-            "input {:?}: {e}",
-            &input[..input.len().min(60)]
-        );
-    }
+    ]);
 }
 
 #[test]

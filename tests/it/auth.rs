@@ -1,4 +1,4 @@
-//! Push authentication and hostile bodies (issue #3), against a worker with `PUSH_AUTH=oidc`
+//! Push authentication and hostile bodies (docs/auth.md), against a worker with `PUSH_AUTH=oidc`
 //! and `testkit`'s local OIDC issuer. Pushes are POSTed straight to the worker: the emulator
 //! sends no tokens.
 

@@ -1,6 +1,6 @@
-//! Hostile push bodies (issue #3, item 5): each gets its outcome from DESIGN.md §4, never a
-//! panic and never a retry loop. Authentication is off here (`PUSH_AUTH=none`): only the
-//! body is under test.
+//! Hostile push bodies (docs/auth.md, "Push bodies"): each gets its outcome from
+//! DESIGN.md §4, never a panic and never a retry loop. Authentication is off here
+//! (`PUSH_AUTH=none`): only the body is under test.
 
 use std::time::Duration;
 

@@ -1,4 +1,4 @@
-//! Webhook callbacks as a push stage of their own (DESIGN.md §7, issue #14 item 1): the POST
+//! Webhook callbacks as a push stage of their own (DESIGN.md §7): the POST
 //! runs inside the `copy-callbacks` push delivery, so nothing runs after an ack, and Pub/Sub's
 //! retry and dead-letter policies decide what happens to a receiver that is down or refuses.
 

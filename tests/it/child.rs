@@ -39,8 +39,8 @@ impl ChildWorker {
             ("PUBSUB_EMULATOR_HOST", emulator().host()),
             ("VERTEX_ENDPOINT", vertex.to_owned()),
             ("LOG_FORMAT", "json".into()),
-            // Tests that are not about the Vertex AI budget run without one (issue #15 tests
-            // set their own rates).
+            // Tests that are not about the Vertex AI budget run without one (the tests of
+            // DESIGN.md §10, "Quotas", set their own rates).
             ("VERTEX_COPY_RATE", "60000".into()),
             ("VERTEX_READ_RATE", "600000".into()),
         ]

@@ -1,5 +1,5 @@
 //! `copy-worker doctor` as a subprocess against the emulator and the Vertex AI fake
-//! (issue #16, item 1): the Terraform shape passes, each misconfiguration fails with a fix,
+//! (DESIGN.md §13): the Terraform shape passes, each misconfiguration fails with a fix,
 //! and what the emulator cannot answer (IAM) is `unknown`, never `ok`.
 
 use std::time::Duration;
@@ -348,7 +348,7 @@ async fn doctor_fails_an_unreachable_vertex_endpoint_and_a_bad_config_stops_it_e
 }
 
 /// Cloud Resource Manager, Cloud Logging and Cloud Monitoring as their REST references
-/// document them, for the first-deploy checks (issue #21):
+/// document them, for the first-deploy checks (DESIGN.md §13):
 /// - GET v3/projects/{id}: a Project, `name` = projects/NUMBER; 403 for a project that does
 ///   not exist or may not be read (cloud.google.com/resource-manager/reference/rest/v3/projects/get);
 /// - POST v3/projects/{id}:getIamPolicy: a Policy, `bindings[].role` / `.members`

@@ -1,5 +1,6 @@
-//! Property tests (the fuzz suite of issue #3) over the push envelope and request parsers,
-//! seeded with real envelopes. Bounded: `PROPTEST_CASES` (default 2000) per property.
+//! Property tests (the fuzz suite; docs/auth.md, "Push bodies") over the push envelope and
+//! request parsers, seeded with real envelopes. Bounded: `PROPTEST_CASES` (default 2000) per
+//! property.
 //!
 //! Properties: parsing never panics; the outcome is deterministic; a valid request
 //! round-trips through `CopyRequest::to_bytes`; and a mutated envelope either parses or is

@@ -1,4 +1,4 @@
-//! `copy-worker events` as a subprocess against the emulator (issue #16, item 3).
+//! `copy-worker events` as a subprocess against the emulator (DESIGN.md §6).
 
 use std::process::Stdio;
 use std::time::Duration;

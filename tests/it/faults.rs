@@ -45,7 +45,7 @@ async fn ends_succeeded_after(fault: Fault, extra_args: &[&str], name: &str) -> 
 
 /// A 429 on CopyModel is Vertex AI's shared quota: not retried in-request (that spends more
 /// of it), but handed on as a pending watch, and the region is held back for 30 s before the
-/// next CopyModel (issue #15). No dead letter, one copy.
+/// next CopyModel (DESIGN.md §10). No dead letter, one copy.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn vertex_answering_429_defers_the_copy_slows_down_and_succeeds() {
     let v = ends_succeeded_after(Fault::Http(429, "RESOURCE_EXHAUSTED"), &[], "f429").await;

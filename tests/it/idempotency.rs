@@ -1,5 +1,5 @@
 //! One copy per request against a Vertex fake that, like the real service, names every
-//! resource it returns with the project number (issue #13): redeliveries and repeated
+//! resource it returns with the project number (DESIGN.md §1 and §10): redeliveries and repeated
 //! publishes never add a copy, never end `failed`, and every event names the destination
 //! the same canonical way.
 

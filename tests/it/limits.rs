@@ -1,4 +1,4 @@
-//! The request stage's time budget and Pub/Sub's message limits (issue #13, items 5 and 6).
+//! The request stage's time budget and Pub/Sub's message limits (DESIGN.md §4 and §10, "Limits").
 
 use std::time::{Duration, Instant};
 

@@ -1,4 +1,4 @@
-//! The core pipeline through the emulator's push delivery (issue: core pipeline, item 9).
+//! The core pipeline through the emulator's push delivery (DESIGN.md §1).
 
 use std::time::{Duration, Instant};
 

@@ -1,5 +1,5 @@
 //! `copy-worker publish` as a subprocess against the emulator, with the worker and the Vertex
-//! fake answering for `--wait` (issue #4, item 5).
+//! fake answering for `--wait` (DESIGN.md §6).
 
 use std::process::Stdio;
 use std::time::Duration;
@@ -469,7 +469,7 @@ async fn shared_subscription_waiter_gets_its_events_and_hands_back_the_others() 
 
 /// The default `--wait`: each waiter reads its own temporary subscription, acks everything it
 /// reads and hands nothing back, so an event reaches each waiter at most once, whoever else
-/// publishes; the subscriptions are gone afterwards (issue #14, item 3).
+/// publishes; the subscriptions are gone afterwards (DESIGN.md §6).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn waiters_on_their_own_subscriptions_read_each_event_once_and_leave_none_behind() {
     let app = spawn_app("pub-own", Knobs::default()).await;
@@ -629,7 +629,7 @@ async fn wait_on_a_completions_topic_that_does_not_exist_exits_4_before_publishi
 
 /// `publish --wait` times out (exit 3) and keeps its subscription; the copy ends while nobody
 /// waits; the summary's `resume` command (`copy-worker wait --subscription …`) still gets the
-/// event, exits 0 and deletes the subscription (issue #17, item 6).
+/// event, exits 0 and deletes the subscription (DESIGN.md §6).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wait_resumes_a_timed_out_publish_without_missing_the_event_in_between() {
     let app = spawn_app("pub-resume", Knobs::default()).await;
@@ -763,8 +763,9 @@ async fn token_fetches(args: &[&str]) -> (Option<i32>, usize, String) {
 }
 
 /// A broken credentials file is a setup problem: every Pub/Sub command stops at once (no
-/// 20 s of retries), exit 2, with the file, the innermost cause and the fix (issue #17,
-/// item 7). No emulator: the commands talk to the real service's credentials chain.
+/// 20 s of retries), exit 2, with the file, the innermost cause and the fix (DESIGN.md §6,
+/// "Credentials are checked first"). No emulator: the commands talk to the real service's
+/// credentials chain.
 #[tokio::test]
 async fn broken_credentials_fail_at_once_naming_the_file_the_cause_and_the_fix() {
     let dir = std::env::temp_dir().join(format!("cw-creds-{}", std::process::id()));
@@ -815,7 +816,7 @@ async fn broken_credentials_fail_at_once_naming_the_file_the_cause_and_the_fix()
 }
 
 /// `--completions-subscription` must exist before the publish: a missing one stops the
-/// command before anything is published (issue #17, item 3).
+/// command before anything is published (DESIGN.md §6).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wait_on_a_missing_shared_subscription_publishes_nothing() {
     let app = spawn_app("pub-nosub", Knobs::default()).await;
@@ -847,7 +848,7 @@ async fn wait_on_a_missing_shared_subscription_publishes_nothing() {
 }
 
 /// Ctrl-C while waiting: exit 3, and the summary still comes, with the pending ids and the
-/// command that carries on (issue #17, item 5).
+/// command that carries on (DESIGN.md §6).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ctrl_c_during_wait_prints_a_partial_summary_and_exits_3() {
     let app = spawn_app("pub-ctrlc", Knobs::default()).await;

@@ -1,4 +1,4 @@
-//! Behaving inside Vertex AI's quotas and Pub/Sub's flow control (issue #15): the watch
+//! Behaving inside Vertex AI's quotas and Pub/Sub's flow control (DESIGN.md §10): the watch
 //! stage continues as new (2xx in the steady state), copies beyond the budget wait as pending
 //! watches without dead letters, one pacer per instance holds the reads of every held watch
 //! to the read budget, and instances share the rates.

@@ -1,5 +1,6 @@
 //! The README's "Try it on your machine" section, run as printed against `demo --keep`
-//! (issue #17): every `sh` block there must exit 0 with the environment the demo prints.
+//! (DESIGN.md §9, "The demo"): every `sh` block there must exit 0 with the environment the
+//! demo prints.
 
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -154,7 +155,7 @@ async fn the_readme_local_stack_commands_work_as_printed_against_demo_keep() {
 }
 
 /// `cargo run --example fake-vertex -- --port P`: the Vertex AI fake on its own serves the
-/// official client's REST paths, with the source model it announces (issue #17, item 9).
+/// official client's REST paths, with the source model it announces (DESIGN.md §9).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_fake_vertex_example_serves_its_source_model_until_ctrl_c() {
     let mut fake = Command::new(example_binary("fake-vertex"))

@@ -1,5 +1,5 @@
-//! What `google-cloud-auth`'s ID-token verifier does on its own with odd tokens (issue #3,
-//! item 7): tested before `src/oidc.rs` relies on it.
+//! What `google-cloud-auth`'s ID-token verifier does on its own with odd tokens (docs/auth.md,
+//! "Known upstream behaviour"): tested before `src/http/oidc/` relies on it.
 
 use serde_json::json;
 use testkit::oidc::{DEFAULT_EMAIL, OidcIssuer};

@@ -1,6 +1,6 @@
-//! A waiter's own subscription (issue #23, item 7): `publish --wait` tags its requests and
-//! filters on the tag whatever the batch size, the worker carries the tag onto the events, and
-//! each new waiter deletes the subscriptions of waiters that gave up.
+//! A waiter's own subscription (DESIGN.md §6, `publish --wait`): `publish --wait` tags its
+//! requests and filters on the tag whatever the batch size, the worker carries the tag onto the
+//! events, and each new waiter deletes the subscriptions of waiters that gave up.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 

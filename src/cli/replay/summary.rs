@@ -148,7 +148,7 @@ mod tests {
     }
 
     #[test]
-    fn summary_json_has_the_fields_of_the_issue() {
+    fn summary_json_has_the_fields_of_the_design() {
         let s = Summary {
             replayed: 3,
             ..Summary::default()

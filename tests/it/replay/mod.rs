@@ -1,4 +1,4 @@
-//! `copy-worker replay` run as the real binary against the emulator (issue #5).
+//! `copy-worker replay` run as the real binary against the emulator (DESIGN.md §6).
 
 pub mod bench;
 
@@ -348,7 +348,7 @@ async fn request_dead_lettered_for_a_missing_model_succeeds_after_the_model_exis
     assert!(app.vertex.model_exists(destination));
 }
 
-/// One table of exit codes (issue #17 item 4): a Pub/Sub problem is 4 for replay as for
+/// One table of exit codes (DESIGN.md §6, "Exit codes"): a Pub/Sub problem is 4 for replay as for
 /// publish, and the JSON summary names it in `error`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_missing_subscription_or_target_topic_exits_4_with_an_error_in_the_summary() {

@@ -17,21 +17,21 @@
 //! (`copy-operations` has no dead-letter policy). A 429 from Vertex AI pushes the region's
 //! next slot back, so the instance slows down instead of retrying into the quota.
 
+mod paced;
+#[cfg(test)]
+mod tests;
+
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use google_cloud_gax::error::rpc::Code;
 use tokio::time::Instant;
 
-use std::future::Future;
 use std::sync::Arc;
 
 use super::existing::ProjectNumbers;
-use crate::clients::vertex::{OperationState, Vertex};
-use crate::domain::{CopyRequest, ModelInfo, OperationName};
-use crate::retry::Failure;
-use crate::telemetry::events::{CountedEvent as _, VertexQuotaExhausted};
+
+pub use paced::Paced;
 
 /// How long a 429 on CopyModel holds back the next copy in that region.
 pub const COPY_BACKOFF: Duration = Duration::from_secs(30);
@@ -227,231 +227,5 @@ impl Budget {
         self.with(kind, (project, region), |p, now| {
             p.next = p.next.max(now + for_ + p.tolerance);
         });
-    }
-}
-
-/// [`Vertex`] with the instance's budget applied: reads wait for their slot, and a 429 from
-/// Vertex AI holds the project's region back. CopyModel is admitted by the stages (they
-/// decide what to do when no slot is free: hand the copy on as a pending watch).
-pub struct Paced {
-    inner: Arc<dyn Vertex>,
-    budget: Arc<Budget>,
-}
-
-/// The project segment of a resource name (`projects/{p}/…`).
-fn project_of(name: &str) -> &str {
-    name.strip_prefix("projects/")
-        .and_then(|rest| rest.split('/').next())
-        .unwrap_or_default()
-}
-
-impl Paced {
-    pub fn new(inner: Arc<dyn Vertex>, budget: Arc<Budget>) -> Self {
-        Self { inner, budget }
-    }
-
-    /// A read slot, or this instance's own RESOURCE_EXHAUSTED when none is near.
-    async fn read_slot(&self, project: &str, region: &str) -> Result<(), Failure> {
-        if self.budget.read(project, region).await {
-            return Ok(());
-        }
-        Err(Failure::new(
-            Code::ResourceExhausted,
-            format!(
-                "no Vertex AI read slot for {project} in {region} within {} s (VERTEX_READ_RATE); this instance's budget, not Vertex AI's quota",
-                READ_WAIT_MAX.as_secs()
-            ),
-        ))
-    }
-
-    /// A read of `name` in `region`, inside the budget.
-    async fn read<T>(
-        &self,
-        name: &str,
-        region: &str,
-        call: impl Future<Output = Result<T, Failure>>,
-    ) -> Result<T, Failure> {
-        let project = project_of(name);
-        self.read_slot(project, region).await?;
-        let r = call.await;
-        self.after(Kind::Read, (project, region), r)
-    }
-
-    fn after<T>(&self, kind: Kind, at: (&str, &str), r: Result<T, Failure>) -> Result<T, Failure> {
-        if let Err(f) = &r
-            && f.code == Code::ResourceExhausted
-        {
-            let hold = match kind {
-                Kind::Copy => COPY_BACKOFF,
-                Kind::Read => READ_BACKOFF,
-            };
-            let (project, region) = at;
-            VertexQuotaExhausted {
-                project,
-                region,
-                kind: &kind,
-                hold,
-                error: f,
-            }
-            .emit();
-            self.budget.back_off(kind, at, hold);
-        }
-        r
-    }
-}
-
-#[async_trait::async_trait]
-impl Vertex for Paced {
-    async fn start_copy(&self, req: &CopyRequest) -> Result<OperationName, Failure> {
-        let r = self.inner.start_copy(req).await;
-        let at = (
-            req.destination.project.as_str(),
-            req.destination.location.as_str(),
-        );
-        self.after(Kind::Copy, at, r)
-    }
-
-    async fn get_operation(&self, op: &OperationName) -> Result<OperationState, Failure> {
-        let call = self.inner.get_operation(op);
-        self.read(op.as_str(), op.location(), call).await
-    }
-
-    async fn get_model(&self, name: &str, location: &str) -> Result<Option<ModelInfo>, Failure> {
-        let call = self.inner.get_model(name, location);
-        self.read(name, location, call).await
-    }
-
-    async fn list_versions(&self, name: &str, location: &str) -> Result<Vec<ModelInfo>, Failure> {
-        let call = self.inner.list_versions(name, location);
-        self.read(name, location, call).await
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn budget(copies: f64, reads: f64, instances: u32) -> Budget {
-        Budget::new(Rates {
-            copies_per_minute: copies,
-            reads_per_minute: reads,
-            instances,
-            time_scale: 1.0,
-        })
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn reads_are_paced_to_the_instance_share_after_a_ten_second_burst() {
-        // 120 reads a minute over 2 instances: 1 a second each, bursts of 10.
-        let b = budget(30.0, 120.0, 2);
-        assert_eq!(b.share(Kind::Read), 60.0);
-        let t0 = Instant::now();
-        for _ in 0..10 {
-            assert!(b.read("p", "eu").await);
-        }
-        assert_eq!(t0.elapsed(), Duration::ZERO, "the burst goes at once");
-        for _ in 0..20 {
-            assert!(b.read("p", "eu").await);
-        }
-        let paced = t0.elapsed();
-        assert!(
-            paced >= Duration::from_secs(19) && paced <= Duration::from_secs(21),
-            "{paced:?}"
-        );
-        // Another region, and another project in the same region, have their own pacers.
-        let t1 = Instant::now();
-        assert!(b.read("p", "us").await);
-        assert!(b.read("other-project", "eu").await);
-        assert_eq!(t1.elapsed(), Duration::ZERO);
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn a_read_further_than_twenty_seconds_away_is_refused_without_reserving() {
-        // 6 reads a minute: one every 10 s, burst 1.
-        let b = budget(30.0, 6.0, 1);
-        // Four reads at the same moment: slots at 0, 10 and 20 s are taken; the fourth
-        // would be 30 s away and is refused at once.
-        let t0 = Instant::now();
-        let (a, b1, c, d) = tokio::join!(
-            b.read("p", "eu"),
-            b.read("p", "eu"),
-            b.read("p", "eu"),
-            async {
-                let refused = !b.read("p", "eu").await;
-                (refused, t0.elapsed())
-            }
-        );
-        assert!(a && b1 && c, "the first three wait for their slots");
-        assert_eq!(d, (true, Duration::ZERO), "the fourth is refused at once");
-        assert_eq!(t0.elapsed(), Duration::from_secs(20));
-        // The refusal reserved nothing: the next slot is 10 s after the last one taken.
-        tokio::time::sleep(Duration::from_secs(10)).await;
-        assert!(
-            b.read("p", "eu").await,
-            "nothing was reserved by the refusal"
-        );
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn a_copy_slot_is_taken_only_when_one_is_free_soon_enough() {
-        // 6 copies a minute: one every 10 s, burst 1.
-        let b = budget(6.0, 300.0, 1);
-        assert!(b.copy_within("p", "eu", Duration::ZERO).await);
-        assert!(
-            !b.copy_within("p", "eu", Duration::from_secs(5)).await,
-            "next is 10 s away"
-        );
-        let t0 = Instant::now();
-        assert!(b.copy_within("p", "eu", Duration::from_secs(11)).await);
-        assert_eq!(t0.elapsed(), Duration::from_secs(10), "waited for its slot");
-    }
-
-    #[test]
-    fn a_project_is_one_budget_key_whether_spelled_by_id_or_by_number() {
-        let numbers = ProjectNumbers::default();
-        assert_eq!(numbers.key("dst-proj"), "dst-proj", "not learned yet");
-        let project = crate::domain::names::Project::parse("p", "dst-proj").unwrap();
-        numbers.learn(&project, "projects/123456/locations/eu/operations/9");
-        assert_eq!(numbers.key("dst-proj"), "123456");
-        assert_eq!(numbers.key("123456"), "123456");
-        assert_eq!(
-            project_of("projects/123456/locations/eu/models/7"),
-            "123456"
-        );
-        assert_eq!(project_of("not-a-name"), "");
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn a_project_keeps_one_pacer_when_its_number_is_learned() {
-        // 6 copies a minute: one every 10 s, burst 1.
-        let numbers = Arc::<ProjectNumbers>::default();
-        let b = Budget::with_numbers(
-            Rates {
-                copies_per_minute: 6.0,
-                ..Rates::default()
-            },
-            numbers.clone(),
-        );
-        assert!(b.copy_within("dst-proj", "eu", Duration::ZERO).await);
-        let project = crate::domain::names::Project::parse("p", "dst-proj").unwrap();
-        numbers.learn(&project, "projects/123456/locations/eu/operations/9");
-        assert!(
-            !b.copy_within("dst-proj", "eu", Duration::from_secs(5))
-                .await,
-            "no second burst under the number"
-        );
-        assert!(!b.copy_within("123456", "eu", Duration::from_secs(5)).await);
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn a_429_holds_the_region_back() {
-        let b = budget(600.0, 600.0, 1);
-        b.back_off(Kind::Copy, ("p", "eu"), COPY_BACKOFF);
-        assert!(!b.copy_within("p", "eu", Duration::from_secs(29)).await);
-        assert!(b.copy_within("p", "us", Duration::ZERO).await);
-        let t0 = Instant::now();
-        b.back_off(Kind::Read, ("p", "eu"), READ_BACKOFF);
-        assert!(b.read("p", "eu").await);
-        assert!(t0.elapsed() >= READ_BACKOFF, "{:?}", t0.elapsed());
     }
 }
