@@ -80,35 +80,7 @@ impl Partial {
                 ),
             ));
         }
-        let target = match (w.model_id, parent) {
-            (Some(_), Some(_)) => {
-                return Err(Rejection::new(
-                    "destination",
-                    "takes at most one of model_id and parent_model",
-                ));
-            }
-            (Some(id), None) => {
-                if !is_user_model_id(&id) {
-                    return Err(Rejection::new(
-                        "destination.model_id",
-                        format!("must match [a-z][a-z0-9_-]{{0,62}}, got {:?}", clip(&id)),
-                    ));
-                }
-                Some(Target::ModelId(id))
-            }
-            (None, Some(parent)) => {
-                if parent.project != project || parent.location != location {
-                    return Err(Rejection::new(
-                        "destination.parent_model",
-                        format!(
-                            "must be in the destination projects/{project}/locations/{location}, got {parent}"
-                        ),
-                    ));
-                }
-                Some(Target::ParentModel(parent))
-            }
-            (None, None) => None,
-        };
+        let target = target_of(w.model_id, parent, &project, &location)?;
         Ok(Self {
             project,
             location,
@@ -136,6 +108,45 @@ impl Partial {
                 .unwrap_or_else(|| Target::ModelId(derive_model_id(request_id))),
         }
     }
+}
+
+/// The target of a destination: `model_id` or `parent_model` (at most one), checked
+/// against the destination's project and location.
+fn target_of(
+    model_id: Option<String>,
+    parent: Option<ModelName>,
+    project: &Project,
+    location: &str,
+) -> Result<Option<Target>, Rejection> {
+    Ok(match (model_id, parent) {
+        (Some(_), Some(_)) => {
+            return Err(Rejection::new(
+                "destination",
+                "takes at most one of model_id and parent_model",
+            ));
+        }
+        (Some(id), None) => {
+            if !is_user_model_id(&id) {
+                return Err(Rejection::new(
+                    "destination.model_id",
+                    format!("must match [a-z][a-z0-9_-]{{0,62}}, got {:?}", clip(&id)),
+                ));
+            }
+            Some(Target::ModelId(id))
+        }
+        (None, Some(parent)) => {
+            if parent.project != *project || parent.location != location {
+                return Err(Rejection::new(
+                    "destination.parent_model",
+                    format!(
+                        "must be in the destination projects/{project}/locations/{location}, got {parent}"
+                    ),
+                ));
+            }
+            Some(Target::ParentModel(parent))
+        }
+        (None, None) => None,
+    })
 }
 
 /// `copy-` and the first 20 hex digits of sha256(request_id): deterministic, so a repeated

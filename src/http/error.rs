@@ -82,17 +82,24 @@ impl IntoResponse for HttpError {
     }
 }
 
-/// A stage's outcome: 204 ack, 429 "not yet", 503 redeliver.
+/// The status table of a stage's outcome: 204 ack, 429 "not yet", 503 redeliver.
+pub fn outcome_status(outcome: &StepOutcome) -> StatusCode {
+    match outcome {
+        StepOutcome::Acked => StatusCode::NO_CONTENT,
+        StepOutcome::NotYet => StatusCode::TOO_MANY_REQUESTS,
+        StepOutcome::Retry(_) => StatusCode::SERVICE_UNAVAILABLE,
+    }
+}
+
 impl IntoResponse for StepOutcome {
     fn into_response(self) -> Response {
+        let status = outcome_status(&self);
         match self {
-            StepOutcome::Acked => StatusCode::NO_CONTENT.into_response(),
-            StepOutcome::NotYet => {
-                (StatusCode::TOO_MANY_REQUESTS, "operation still running").into_response()
-            }
+            StepOutcome::Acked => status.into_response(),
+            StepOutcome::NotYet => (status, "operation still running").into_response(),
             StepOutcome::Retry(why) => {
                 tracing::warn!(error.message = %why, "step not finished; asking for redelivery");
-                (StatusCode::SERVICE_UNAVAILABLE, why.to_string()).into_response()
+                (status, why.to_string()).into_response()
             }
         }
     }
@@ -107,4 +114,57 @@ pub fn on_panic(err: Box<dyn std::any::Any + Send + 'static>) -> Response {
         .unwrap_or_else(|| "unknown panic".into());
     tracing::error!(error.message = %what, "handler panicked; answering 500 so Pub/Sub redelivers");
     (StatusCode::INTERNAL_SERVER_ERROR, "internal error").into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use google_cloud_gax::error::rpc::Code;
+
+    use super::*;
+    use crate::pipeline::RetryReason;
+    use crate::retry::Failure;
+
+    /// docs/DESIGN.md §4, row by row: what Pub/Sub (or the caller) does with each answer.
+    #[test]
+    fn every_answer_has_the_status_of_the_design_table() {
+        let out_of_time = RetryReason::OutOfTime {
+            stage: "watch",
+            budget: Duration::from_secs(1),
+        };
+        let outcomes = [
+            (StepOutcome::Acked, 204),
+            (StepOutcome::NotYet, 429),
+            (
+                StepOutcome::Retry(Failure::new(Code::Unavailable, "x").into()),
+                503,
+            ),
+            (StepOutcome::Retry(out_of_time), 503),
+        ];
+        for (outcome, want) in outcomes {
+            assert_eq!(outcome_status(&outcome).as_u16(), want, "{outcome:?}");
+            assert_eq!(outcome.into_response().status().as_u16(), want);
+        }
+        let errors = [
+            (HttpError::Unauthenticated("x".into()), 401),
+            (HttpError::Forbidden("x".into()), 403),
+            (HttpError::AuthUnavailable("x".into()), 503),
+            (HttpError::BadEnvelope(EnvelopeError::NoMessageId), 400),
+            (
+                HttpError::TooLarge {
+                    what: "body",
+                    limit: 1,
+                },
+                413,
+            ),
+            (HttpError::BadBody("x".into()), 400),
+            (HttpError::Invalid(Rejection::new("f", "rule")), 400),
+            (HttpError::Unavailable("x".into()), 503),
+        ];
+        for (error, want) in errors {
+            assert_eq!(error.status().as_u16(), want, "{error:?}");
+            assert_eq!(error.into_response().status().as_u16(), want);
+        }
+    }
 }
