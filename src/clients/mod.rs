@@ -10,9 +10,15 @@
 //! - [`temp_subscription`]: a waiter's own filtered, expiring subscription.
 //! - [`webhook`]: signed callbacks to `callback_url` (Standard Webhooks).
 
-pub mod credentials;
-pub mod pubsub;
-pub mod tasks;
-pub mod temp_subscription;
-pub mod vertex;
-pub mod webhook;
+pub(crate) mod credentials;
+pub(crate) mod pubsub;
+pub(crate) mod tasks;
+pub(crate) mod temp_subscription;
+pub(crate) mod vertex;
+pub(crate) mod webhook;
+
+// The surface outside the crate: the Pub/Sub connection, the waiters' subscriptions, and
+// the Vertex AI seam (the tests drive it against the testkit fake).
+pub use pubsub::Connection;
+pub use temp_subscription::{FilterBy, TempSubscription, WaiterTag};
+pub use vertex::{GoogleVertex, OperationState, Vertex, VertexOptions};

@@ -6,7 +6,7 @@
 //!
 //! - [`read`]: the CLI's one way to read a subscription without consuming what it leaves.
 
-pub mod read;
+pub(crate) mod read;
 
 use std::time::Duration;
 

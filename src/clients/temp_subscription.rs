@@ -34,9 +34,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use google_cloud_pubsub::client::SubscriptionAdmin;
 use google_cloud_pubsub::model::{ExpirationPolicy, Subscription};
 
-pub use self::filter::{EventFilter, FilterBy, MAX_FILTER_BYTES};
+pub use self::filter::{EventFilter, FilterBy};
 pub use self::source::WaitSource;
-pub use self::stale::{Sweep, SweepError, delete_abandoned, is_abandoned};
+pub use self::stale::delete_abandoned;
 use super::pubsub::Connection;
 use crate::domain::sha256_hex;
 
@@ -321,6 +321,7 @@ fn wait_tag_of(name: &str) -> Option<&str> {
 
 #[cfg(test)]
 mod tests {
+    use super::stale::is_abandoned;
     use super::*;
 
     #[test]

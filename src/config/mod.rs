@@ -15,14 +15,14 @@
 //! [`Config::from_args`] checks them, always in the same order, so that of several wrong
 //! values the same one is named first.
 
-pub mod auth;
-pub mod callers;
-pub mod defaults;
-pub mod flags;
-pub mod limits;
-pub mod queue;
-pub mod topics;
-pub mod vertex;
+pub(crate) mod auth;
+pub(crate) mod callers;
+pub(crate) mod defaults;
+pub(crate) mod flags;
+pub(crate) mod limits;
+pub(crate) mod queue;
+pub(crate) mod topics;
+pub(crate) mod vertex;
 
 #[cfg(test)]
 mod tests;

@@ -12,14 +12,14 @@
 //! - [`callback`]: the callback message on `copy-callbacks`.
 //! - [`dead_letter`]: the dead-letter message, and what a replay puts back.
 
-pub mod attr;
-pub mod callback;
-pub mod dead_letter;
-pub mod event;
-pub mod push;
-pub mod rejection;
-pub mod request;
-pub mod watch;
+pub(crate) mod attr;
+pub(crate) mod callback;
+pub(crate) mod dead_letter;
+pub(crate) mod event;
+pub(crate) mod push;
+pub(crate) mod rejection;
+pub(crate) mod request;
+pub(crate) mod watch;
 
 use std::collections::BTreeMap;
 

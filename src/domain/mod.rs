@@ -6,9 +6,9 @@
 //! - [`request`]: the validated [`CopyRequest`], built from the wire type with the worker's
 //!   defaults applied.
 
-pub mod destination;
-pub mod names;
-pub mod request;
+pub(crate) mod destination;
+pub(crate) mod names;
+pub(crate) mod request;
 
 use sha2::{Digest, Sha256};
 

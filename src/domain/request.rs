@@ -14,8 +14,6 @@ use super::sha256_hex;
 use crate::contract::rejection::{Rejection, clip};
 use crate::contract::request::{self as wire, CopyRequestWire, RequestWire, SeedRequestWire};
 
-pub use crate::contract::request::{MAX_CONTEXT_PAIRS, MAX_REQUEST_BYTES};
-
 /// Worker-side defaults and policy that a request is validated against (DESIGN.md §5, §7).
 #[derive(Debug, Clone, Default)]
 pub struct Defaults {

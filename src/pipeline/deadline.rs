@@ -39,6 +39,7 @@ pub fn usable(ack_deadline: Duration) -> Duration {
 
 impl Deadline {
     /// The deadline of a delivery that arrives now on a subscription with `ack_deadline`.
+    #[cfg(test)]
     pub fn for_delivery(ack_deadline: Duration) -> Deadline {
         Deadline::since(Instant::now(), ack_deadline)
     }
@@ -65,11 +66,13 @@ impl Deadline {
     }
 
     /// Time left until the hard end.
+    #[cfg(test)]
     pub fn remaining(&self) -> Duration {
         self.at.saturating_duration_since(Instant::now())
     }
 
     /// Time left until the soft end.
+    #[cfg(test)]
     pub fn soft_remaining(&self) -> Duration {
         self.soft.saturating_duration_since(Instant::now())
     }

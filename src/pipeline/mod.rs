@@ -16,16 +16,16 @@
 //!
 //! Both stages return a [`StepOutcome`]; `http::error` maps it to a status code in one place.
 
-pub mod announce;
-pub mod budget;
-pub mod callback_stage;
-pub mod deadline;
+pub(crate) mod announce;
+pub(crate) mod budget;
+pub(crate) mod callback_stage;
+pub(crate) mod deadline;
 mod decide;
-pub mod existing;
-pub mod in_flight;
-pub mod request_stage;
-pub mod start_stage;
-pub mod watch_stage;
+pub(crate) mod existing;
+pub(crate) mod in_flight;
+pub(crate) mod request_stage;
+pub(crate) mod start_stage;
+pub(crate) mod watch_stage;
 
 use std::sync::Arc;
 use std::time::Duration;

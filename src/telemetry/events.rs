@@ -27,6 +27,7 @@ pub trait CountedEvent {
 }
 
 /// Every counted event: (metric, message).
+#[cfg(test)]
 pub const COUNTED: [(&str, &str); 3] = [
     (CopyStarted::METRIC, CopyStarted::MESSAGE),
     (CompletionPublished::METRIC, CompletionPublished::MESSAGE),
@@ -47,7 +48,7 @@ impl CountedEvent for CopyStarted<'_> {
     const METRIC: &'static str = "copies_started";
 
     fn emit(self) {
-        tracing::info!(target: ANNOUNCE, watch_message_id = %self.watch_message_id, attempt = self.attempt, "copy started; watch published");
+        tracing::info!(target: ANNOUNCE, watch_message_id = %self.watch_message_id, attempt = self.attempt, "{}", Self::MESSAGE);
     }
 }
 
@@ -64,7 +65,7 @@ impl CountedEvent for CompletionPublished<'_> {
     const METRIC: &'static str = "completions";
 
     fn emit(self) {
-        tracing::info!(target: ANNOUNCE, status = self.status, ce_id = %self.ce_id, "completion published");
+        tracing::info!(target: ANNOUNCE, status = self.status, ce_id = %self.ce_id, "{}", Self::MESSAGE);
     }
 }
 
@@ -85,7 +86,7 @@ impl CountedEvent for VertexQuotaExhausted<'_> {
     const METRIC: &'static str = "vertex_resource_exhausted";
 
     fn emit(self) {
-        tracing::warn!(target: BUDGET, project = self.project, region = self.region, kind = ?self.kind, hold_s = self.hold.as_secs(), error.message = %self.error, "Vertex AI quota exhausted; slowing down");
+        tracing::warn!(target: BUDGET, project = self.project, region = self.region, kind = ?self.kind, hold_s = self.hold.as_secs(), error.message = %self.error, "{}", Self::MESSAGE);
     }
 }
 

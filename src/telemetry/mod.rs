@@ -6,7 +6,7 @@
 //!
 //! - [`events`]: the log lines Terraform's log-based metrics count, one type each.
 
-pub mod events;
+pub(crate) mod events;
 
 use std::collections::BTreeMap;
 use std::io::Write;

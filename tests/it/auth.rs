@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use copy_worker::http::auth::{AuthDecision, PushAuth};
-use copy_worker::http::oidc::OidcAuth;
+use copy_worker::http::OidcAuth;
+use copy_worker::http::{AuthDecision, PushAuth};
 use serde_json::json;
 use testkit::oidc::{DEFAULT_EMAIL, JwksMode, OidcIssuer};
 

@@ -28,7 +28,7 @@ async fn app(name: &str, extra: &[&str]) -> TestApp {
 }
 
 /// A watch delivery of request `id`, following `operation` ("" for a pending watch).
-fn watch(id: &str, operation: &str) -> copy_worker::http::envelope::PushMessage {
+fn watch(id: &str, operation: &str) -> copy_worker::http::PushMessage {
     let now = chrono::Utc::now().to_rfc3339();
     let mut attrs = vec![("request_id", id), ("attempt", "1"), ("accepted_at", &now)];
     if !operation.is_empty() {
@@ -102,10 +102,10 @@ async fn wait_for_operation(app: &TestApp) -> String {
 struct SlowAuth(Duration);
 
 #[async_trait::async_trait]
-impl copy_worker::http::auth::PushAuth for SlowAuth {
-    async fn check(&self, _authorization: Option<&str>) -> copy_worker::http::auth::AuthDecision {
+impl copy_worker::http::PushAuth for SlowAuth {
+    async fn check(&self, _authorization: Option<&str>) -> copy_worker::http::AuthDecision {
         tokio::time::sleep(self.0).await;
-        copy_worker::http::auth::AuthDecision::Allowed
+        copy_worker::http::AuthDecision::Allowed
     }
 }
 

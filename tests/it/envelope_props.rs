@@ -9,7 +9,7 @@
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use copy_worker::domain::{CopyRequest, Defaults};
-use copy_worker::http::envelope::parse_envelope;
+use copy_worker::http::parse_envelope;
 use proptest::prelude::*;
 
 use crate::auth::envelope;

@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use axum::body::Body;
 use axum::http::Request;
 use copy_worker::app::build_state;
-use copy_worker::clients::vertex::{GoogleVertex, OperationState, Vertex, VertexOptions};
+use copy_worker::clients::{GoogleVertex, OperationState, Vertex, VertexOptions};
 use copy_worker::domain::CopyRequest;
 use copy_worker::domain::ModelInfo;
 use copy_worker::domain::OperationName;

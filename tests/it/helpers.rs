@@ -6,7 +6,7 @@ use std::time::Duration;
 use clap::Parser;
 use copy_worker::app::build_state;
 use copy_worker::config::{Config, ServeArgs};
-use copy_worker::http::envelope::PushMessage;
+use copy_worker::http::PushMessage;
 use copy_worker::http::{AppState, app};
 use testkit::emulator::Emulator;
 use testkit::oidc::{DEFAULT_EMAIL, OidcIssuer};

@@ -104,8 +104,8 @@ pub(crate) async fn cli(
 }
 
 /// The CLI's own Pub/Sub connection, to the test emulator.
-pub(crate) fn emulator_connection() -> copy_worker::clients::pubsub::Connection {
-    copy_worker::clients::pubsub::Connection {
+pub(crate) fn emulator_connection() -> copy_worker::clients::Connection {
+    copy_worker::clients::Connection {
         emulator_host: Some(emulator().host()),
         credentials: None,
     }
@@ -530,7 +530,7 @@ async fn waiters_on_their_own_subscriptions_read_each_event_once_and_leave_none_
 /// `request_id` itself (`clients::temp_subscription`); on real Pub/Sub the filter drops them.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_emulator_ignores_subscription_filters_so_the_waiter_checks_ids_itself() {
-    use copy_worker::clients::temp_subscription::{FilterBy, TempSubscription, WaiterTag};
+    use copy_worker::clients::{FilterBy, TempSubscription, WaiterTag};
     let app = spawn_app("pub-filter", Knobs::default()).await;
     let conn = emulator_connection();
     let topic = format!("projects/{}/topics/copy-completions", app.topology.project);

@@ -13,12 +13,12 @@
 //! - [`quota`]: `VERTEX_COPY_RATE` and `VERTEX_READ_RATE` against Vertex AI's default quotas.
 //! - [`deploy`]: service agents and the log-based metric (Resource Manager, Logging, Monitoring).
 
-pub mod deploy;
-pub mod probe;
-pub mod pubsub;
-pub mod quota;
-pub mod report;
-pub mod subscriptions;
+pub(crate) mod deploy;
+pub(crate) mod probe;
+pub(crate) mod pubsub;
+pub(crate) mod quota;
+pub(crate) mod report;
+pub(crate) mod subscriptions;
 
 use std::time::Duration;
 

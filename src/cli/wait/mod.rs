@@ -4,9 +4,9 @@
 //! - [`finish`]: the summary, the exit code, and keeping or deleting the subscription.
 //! - [`own`]: sweeping away dead waiters' subscriptions, and moving a kept one's `expires`.
 
-pub mod finish;
-pub mod follow;
-pub mod own;
+pub(crate) mod finish;
+pub(crate) mod follow;
+pub(crate) mod own;
 
 use std::time::Duration;
 

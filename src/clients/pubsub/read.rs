@@ -90,10 +90,6 @@ impl Received {
         &self.message.attributes
     }
 
-    pub fn data(&self) -> &[u8] {
-        &self.message.data
-    }
-
     /// The message read as a dead letter (`copy-dead-letter-replay`).
     pub fn dead_letter(&self) -> DeadLetterView<'_> {
         DeadLetterView::parse(&self.message.attributes, &self.message.data)
