@@ -62,3 +62,23 @@ pub enum Command {
     #[command(after_help = completions::EXAMPLES)]
     Completions(completions::CompletionsArgs),
 }
+
+impl Command {
+    /// Runs the command and returns its exit code ([`exit`]). Each command parses, applies
+    /// and answers in its own module; a new command is a module and a variant here.
+    pub fn run(self) -> u8 {
+        let runtime = || tokio::runtime::Runtime::new().expect("tokio runtime");
+        match self {
+            Command::Serve(args) => runtime().block_on(serve::run(&args)),
+            Command::Publish(args) => runtime().block_on(publish::run(*args)),
+            Command::Replay(args) => runtime().block_on(replay::run(*args)),
+            Command::Wait(args) => runtime().block_on(wait::run(*args)),
+            Command::Events(args) => runtime().block_on(events::run(*args)),
+            Command::Doctor(args) => runtime().block_on(doctor::run(*args)),
+            Command::Completions(args) => {
+                completions::write(args.shell, &mut std::io::stdout());
+                exit::OK
+            }
+        }
+    }
+}

@@ -1,5 +1,5 @@
-//! `copy-worker serve`: checks the configuration (DESIGN.md §5) and starts the logs; `main`
-//! then runs the worker ([`crate::app`]) until SIGTERM.
+//! `copy-worker serve`: checks the configuration (DESIGN.md §5), starts the logs, and runs
+//! the worker ([`crate::app`]) until SIGTERM.
 
 use super::exit;
 use crate::config::{Config, ServeArgs};
@@ -27,4 +27,31 @@ pub fn start(args: &ServeArgs) -> Result<Config, u8> {
     })?;
     telemetry::init(cfg.log_format, &cfg.worker_project, telemetry::stderr());
     Ok(cfg)
+}
+
+/// Runs the worker until it stops; the exit code, with why it stopped logged and printed.
+pub async fn run(args: &ServeArgs) -> u8 {
+    let cfg = match start(args) {
+        Ok(cfg) => cfg,
+        Err(code) => return code,
+    };
+    match crate::app::run(cfg).await {
+        Ok(()) => exit::OK,
+        Err(e) => {
+            tracing::error!(error.message = %e, error.cause_chain = ?e, "copy-worker stopped");
+            eprintln!("copy-worker: {}", with_causes(&e));
+            exit::FAILED
+        }
+    }
+}
+
+/// `error: cause: cause`, as `{:#}` prints an error chain.
+fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut line = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        line.push_str(&format!(": {cause}"));
+        source = cause.source();
+    }
+    line
 }
