@@ -10,11 +10,12 @@ use super::{OutMessage, Rejection, attr, rfc3339};
 /// The attributes that make a message a watch message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Watch {
-    /// The long-running operation name, as Vertex AI returned it. Empty for a *pending*
-    /// watch: CopyModel answered ALREADY_EXISTS and the destination could not be read yet
-    /// (the first copy is probably still running), so the watch stage reads the destination
-    /// instead of an operation. The attribute is then absent.
-    pub operation: String,
+    /// The long-running operation name, as Vertex AI returned it. `None` for a *pending*
+    /// watch: the copy is not started yet (waiting for its turn), or CopyModel answered
+    /// ALREADY_EXISTS and the destination could not be read yet (the first copy is probably
+    /// still running), so the watch stage reads the destination instead of an operation.
+    /// The attribute is then absent.
+    pub operation: Option<String>,
     /// The copy attempt, from 1.
     pub attempt: u32,
     /// When the request stage accepted the request.
@@ -34,8 +35,8 @@ impl Watch {
     ) -> (OutMessage, Vec<String>) {
         let mut attributes = BTreeMap::new();
         attributes.insert(attr::REQUEST_ID.into(), request_id.to_owned());
-        if !self.operation.is_empty() {
-            attributes.insert(attr::OPERATION.into(), self.operation.clone());
+        if let Some(op) = &self.operation {
+            attributes.insert(attr::OPERATION.into(), op.clone());
         }
         attributes.insert(attr::ATTEMPT.into(), self.attempt.to_string());
         attributes.insert(attr::ACCEPTED_AT.into(), rfc3339(self.accepted_at));
@@ -51,7 +52,10 @@ impl Watch {
         attributes: &BTreeMap<String, String>,
         publish_time: Option<&str>,
     ) -> Result<Self, Rejection> {
-        let operation = attributes.get(attr::OPERATION).cloned().unwrap_or_default();
+        let operation = attributes
+            .get(attr::OPERATION)
+            .filter(|op| !op.is_empty())
+            .cloned();
         let attempt = match attributes.get(attr::ATTEMPT) {
             None => 1,
             Some(s) => s.parse::<u32>().ok().filter(|n| *n >= 1).ok_or_else(|| {
@@ -97,7 +101,7 @@ mod tests {
             .collect();
         caller.insert("waiter".into(), "3f2a9c1e0b7d4a58".into());
         let w = Watch {
-            operation: "projects/1/locations/l/operations/2".into(),
+            operation: Some("projects/1/locations/l/operations/2".into()),
             attempt: 1,
             accepted_at: Utc::now(),
         };
@@ -114,7 +118,7 @@ mod tests {
             ("attempt".to_owned(), "9".to_owned()),
         ]);
         let w = Watch {
-            operation: "projects/1/locations/l/operations/2".into(),
+            operation: Some("projects/1/locations/l/operations/2".into()),
             attempt: 2,
             accepted_at: DateTime::parse_from_rfc3339("2026-11-22T10:00:00Z")
                 .unwrap()
@@ -127,7 +131,7 @@ mod tests {
         assert_eq!(m.attributes["request_id"], "r1");
         assert_eq!(Watch::parse(&m.attributes, None).unwrap(), w);
         let pending = Watch {
-            operation: String::new(),
+            operation: None,
             ..w.clone()
         };
         let (m, _) = pending.to_message(b"{}".to_vec(), &caller, "r1");

@@ -101,7 +101,7 @@ impl Pipeline {
         attempt: u32,
     ) -> StepOutcome {
         let pending = Watch {
-            operation: String::new(),
+            operation: None,
             attempt,
             accepted_at,
         };

@@ -109,7 +109,7 @@ impl Pipeline {
         let accepted_at = Utc::now();
         if self.queue.is_some() {
             let first = Watch {
-                operation: String::new(),
+                operation: None,
                 attempt: 1,
                 accepted_at,
             };
@@ -174,7 +174,7 @@ impl Pipeline {
                 Ok(OperationState::Running | OperationState::Succeeded(_)) => {
                     tracing::info!(operation = %op, "this copy is already running; watching its operation");
                     let watch = Watch {
-                        operation: op.to_string(),
+                        operation: Some(op.to_string()),
                         attempt: start.attempt,
                         accepted_at,
                     };
@@ -231,7 +231,7 @@ impl Pipeline {
                 tracing::Span::current().record("operation", op.as_str());
                 self.numbers.learn(&req.destination.project, op.as_str());
                 let watch = Watch {
-                    operation: op.to_string(),
+                    operation: Some(op.to_string()),
                     attempt: start.next_attempt(),
                     accepted_at: start.accepted_at,
                 };
@@ -322,7 +322,7 @@ impl Pipeline {
             "copy not started yet; handed on as a pending watch"
         );
         let pending = Watch {
-            operation: String::new(),
+            operation: None,
             attempt: start.attempt,
             accepted_at: start.accepted_at,
         };

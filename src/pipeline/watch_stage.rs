@@ -34,9 +34,9 @@ fn parse_watch(msg: &PushMessage, defaults: &Defaults) -> Result<Watched, Reject
     // The data is the normalised request: only the callback policy of the defaults applies.
     let req = CopyRequest::parse(&msg.data, defaults)?;
     let watch = Watch::parse(&msg.attributes, msg.publish_time.as_deref())?;
-    let operation = match watch.operation.as_str() {
-        "" => None,
-        op => Some(OperationName::parse(op)?),
+    let operation = match &watch.operation {
+        None => None,
+        Some(op) => Some(OperationName::parse(op)?),
     };
     Ok(Watched {
         req,
@@ -267,7 +267,7 @@ impl Pipeline {
         tracing::warn!(error.message = %f, attempt, "operation failed transiently; restarting the copy");
         if self.queue.is_some() {
             let next = Watch {
-                operation: String::new(),
+                operation: None,
                 attempt: attempt + 1,
                 accepted_at: w.watch.accepted_at,
             };
