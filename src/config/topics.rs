@@ -8,6 +8,7 @@
 //!
 //! Each group dereferences to the topic name as given, short or full.
 
+use crate::topology;
 use clap::{Arg, Args};
 
 use super::{ConfigError, err};
@@ -29,7 +30,7 @@ macro_rules! topic_name {
 #[derive(Debug, Clone, Args)]
 pub struct RequestsTopic {
     /// Topic for copy requests (direct HTTP callers).
-    #[arg(long, env = "COPY_REQUESTS_TOPIC", default_value = "copy-requests")]
+    #[arg(long, env = "COPY_REQUESTS_TOPIC", default_value = topology::REQUESTS_TOPIC)]
     pub requests_topic: String,
 }
 topic_name!(RequestsTopic, requests_topic);
@@ -38,7 +39,7 @@ topic_name!(RequestsTopic, requests_topic);
 #[derive(Debug, Clone, Args)]
 pub struct OperationsTopic {
     /// Topic for watch messages, short or projects/P/topics/T.
-    #[arg(long, env = "COPY_OPERATIONS_TOPIC", default_value = "copy-operations")]
+    #[arg(long, env = "COPY_OPERATIONS_TOPIC", default_value = topology::OPERATIONS_TOPIC)]
     pub operations_topic: String,
 }
 topic_name!(OperationsTopic, operations_topic);
@@ -50,7 +51,7 @@ pub struct CompletionsTopic {
     #[arg(
         long,
         env = "COPY_COMPLETIONS_TOPIC",
-        default_value = "copy-completions"
+        default_value = topology::COMPLETIONS_TOPIC
     )]
     pub completions_topic: String,
 }
@@ -63,7 +64,7 @@ pub struct DeadLetterTopic {
     #[arg(
         long,
         env = "COPY_DEAD_LETTER_TOPIC",
-        default_value = "copy-dead-letter"
+        default_value = topology::DEAD_LETTER_TOPIC
     )]
     pub dead_letter_topic: String,
 }
@@ -73,7 +74,7 @@ topic_name!(DeadLetterTopic, dead_letter_topic);
 #[derive(Debug, Clone, Args)]
 pub struct CallbacksTopic {
     /// Topic for webhook callbacks (internal; its push subscription posts them).
-    #[arg(long, env = "COPY_CALLBACKS_TOPIC", default_value = "copy-callbacks")]
+    #[arg(long, env = "COPY_CALLBACKS_TOPIC", default_value = topology::CALLBACKS_TOPIC)]
     pub callbacks_topic: String,
 }
 topic_name!(CallbacksTopic, callbacks_topic);

@@ -76,7 +76,7 @@ pub enum RetryReason {
 /// The longest a request-stage delivery may take, everything included (the calls, their
 /// in-request retries, the publishes): well inside the 60 s ack deadline of
 /// `copy-requests-push` (DESIGN.md §10).
-pub const REQUEST_STAGE_BUDGET: Duration = Duration::from_secs(45);
+pub const REQUEST_STAGE_BUDGET: Duration = crate::topology::REQUEST_STAGE_BUDGET;
 
 /// Tunables of the stages (DESIGN.md §5).
 #[derive(Debug, Clone)]

@@ -20,6 +20,7 @@ pub(crate) mod quota;
 pub(crate) mod report;
 pub(crate) mod subscriptions;
 
+use crate::topology;
 use std::time::Duration;
 
 use clap::Args;
@@ -59,16 +60,16 @@ pub struct DoctorArgs {
     #[command(flatten)]
     pub serve: ServeArgs,
     /// Push subscription of copy-requests.
-    #[arg(long, default_value = "copy-requests-push")]
+    #[arg(long, default_value = topology::REQUESTS_PUSH.name)]
     pub requests_subscription: String,
     /// Push subscription of copy-operations.
-    #[arg(long, default_value = "copy-operations-push")]
+    #[arg(long, default_value = topology::OPERATIONS_PUSH.name)]
     pub operations_subscription: String,
     /// Push subscription of copy-callbacks.
-    #[arg(long, default_value = "copy-callbacks-push")]
+    #[arg(long, default_value = topology::CALLBACKS_PUSH.name)]
     pub callbacks_subscription: String,
     /// Pull subscription of copy-dead-letter that `replay` reads.
-    #[arg(long, default_value = "copy-dead-letter-replay")]
+    #[arg(long, default_value = topology::DEAD_LETTER_REPLAY.name)]
     pub dead_letter_subscription: String,
     /// More regions to check Vertex AI in, besides LOCATION (comma-separated): the
     /// destination regions your requests name.
