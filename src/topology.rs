@@ -204,18 +204,4 @@ mod tests {
             }
         }
     }
-
-    #[test]
-    fn the_stages_use_the_budgets_and_deadlines_named_here() {
-        assert_eq!(crate::pipeline::REQUEST_STAGE_BUDGET, REQUEST_STAGE_BUDGET);
-        let settings = crate::pipeline::Settings::new("p");
-        assert_eq!(
-            settings.operations_ack_deadline,
-            OPERATIONS_PUSH.ack_deadline
-        );
-        assert_eq!(
-            settings.callback_max_attempts, MAX_DELIVERY_ATTEMPTS as u32,
-            "CALLBACK_MAX_ATTEMPTS equals the subscriptions' max_delivery_attempts (docs/DESIGN.md §12)"
-        );
-    }
 }

@@ -176,3 +176,21 @@ pub(crate) struct Delivery<'a> {
     pub msg: &'a PushMessage,
     pub stage: FailedStage,
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::topology::{MAX_DELIVERY_ATTEMPTS, OPERATIONS_PUSH};
+
+    #[test]
+    fn the_stages_use_the_deadlines_topology_names() {
+        let settings = super::Settings::new("p");
+        assert_eq!(
+            settings.operations_ack_deadline,
+            OPERATIONS_PUSH.ack_deadline
+        );
+        assert_eq!(
+            settings.callback_max_attempts, MAX_DELIVERY_ATTEMPTS as u32,
+            "CALLBACK_MAX_ATTEMPTS equals the subscriptions' max_delivery_attempts (docs/DESIGN.md §12)"
+        );
+    }
+}
