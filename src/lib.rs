@@ -12,18 +12,22 @@
 //!   every command shares (the Pub/Sub project, the topics).
 //! - [`http`]: the HTTP surface (§4, §7): push envelope, authentication middleware, the push
 //!   and enqueue routes, and the one table from answer to status code.
-//! - [`pipeline`]: the request stage and the watch stage (§1), returning named outcomes.
+//! - [`pipeline`]: the request, start, watch and callback stages (§1), returning named
+//!   outcomes, and their decision tables (what follows each Vertex AI answer).
 //! - [`clients`]: Vertex AI, Pub/Sub and webhooks, each behind a small trait.
 //! - [`domain`]: resource names, destinations and the validated copy request (§3).
 //! - [`contract`]: the wire contract (§3): attribute keys, the request JSON, the watch
 //!   message, the completion event and the dead letter.
-//! - [`retry`]: which errors are transient, and the in-request backoff (§4).
+//! - [`retry`]: which errors are transient, the one failure class, and the in-request
+//!   backoff (§4).
 //! - [`topology`]: topic and subscription names, push routes, ack deadlines and the
 //!   stages' budgets (§2, §11), which the router, `doctor`, testkit and Terraform agree on.
 //! - [`telemetry`]: Cloud Logging JSON or text logs, and the typed log events Terraform's
 //!   log-based metrics count.
 //!
-//! See docs/ARCHITECTURE.md for the path of one push delivery through these modules.
+//! Submodules are crate-private; each folder re-exports, on purpose, what the binary, the
+//! tests and the examples use. See docs/ARCHITECTURE.md for the path of one push delivery
+//! through these modules and for the files a change touches.
 
 pub mod app;
 pub mod cli;
