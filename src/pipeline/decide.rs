@@ -171,5 +171,30 @@ pub(crate) fn after_failed_operation(f: &Failure, attempt: u32, max_attempts: u3
     }
 }
 
+/// What follows handing a copy start to the copy-start queue.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum AfterQueue {
+    /// The queue has it (or had it already): ack.
+    Queued,
+    /// Transient, or the queue's own quota: 503, redelivered.
+    Retry(Failure),
+    /// The queue refuses for good (it is gone, the worker may not enqueue, the task is too
+    /// large): the copy fails with a reason and a dead letter, replayable once the cause is
+    /// fixed, instead of a delivery that loops.
+    Fail(Failure),
+}
+
+/// The queue table.
+pub(crate) fn after_queue(queued: Result<(), Failure>) -> AfterQueue {
+    let f = match queued {
+        Ok(()) => return AfterQueue::Queued,
+        Err(f) => f,
+    };
+    match f.class() {
+        FailureClass::Transient | FailureClass::QuotaExhausted => AfterQueue::Retry(f),
+        FailureClass::AlreadyExists | FailureClass::Permanent => AfterQueue::Fail(f),
+    }
+}
+
 #[cfg(test)]
 mod tests;

@@ -1,4 +1,4 @@
-//! The two stages of DESIGN.md §1: each push delivery does one short, idempotent step,
+//! The stages of DESIGN.md §1: each push delivery does one short, idempotent step,
 //! publishes what comes next, and only then is acked.
 //!
 //! - [`request_stage`]: starts the copy and publishes a watch message.
@@ -14,7 +14,7 @@
 //! - [`budget`]: the instance's share of Vertex AI's quotas: paced reads, admitted copies.
 //! - [`deadline`]: one deadline per delivery, from its subscription's ack deadline.
 //!
-//! Both stages return a [`StepOutcome`]; `http::error` maps it to a status code in one place.
+//! Every stage returns a [`StepOutcome`]; `http::error` maps it to a status code in one place.
 
 pub(crate) mod announce;
 pub(crate) mod budget;

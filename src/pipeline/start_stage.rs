@@ -8,7 +8,7 @@
 //! budget slot is asked for (the queue's rate is the deployment's), and a quota refusal is
 //! answered non-2xx so that the queue tries again later, still within its rate.
 
-use super::decide::{Admission, StartSite};
+use super::decide::{self, Admission, AfterQueue, StartSite};
 use super::request_stage::Start;
 use super::{Delivery, Pipeline, RetryReason, StepOutcome};
 use crate::clients::tasks::task_id;
@@ -39,21 +39,18 @@ impl Pipeline {
             queue.enqueue(&id, &d.msg.message_id, &message)
         })
         .await;
-        match queued {
-            Ok(()) => {
+        match decide::after_queue(queued) {
+            AfterQueue::Queued => {
                 tracing::info!(task = id, attempt = watch.attempt, "copy start queued");
                 StepOutcome::Acked
             }
-            // The queue refuses for good (it is gone, the worker may not enqueue, the task is
-            // too large): the copy fails with a reason and a dead letter, replayable once the
-            // cause is fixed, instead of a delivery that loops.
-            Err(f) if !f.is_transient() => {
+            AfterQueue::Fail(f) => {
                 tracing::error!(error.message = %f, "the copy-start queue refused the start");
                 let mut end = super::announce::Ending::failed(&f, watch.accepted_at);
                 end.attempts = watch.attempt;
                 self.announce(d, req, end).await
             }
-            Err(f) => StepOutcome::Retry(f.into()),
+            AfterQueue::Retry(f) => StepOutcome::Retry(f.into()),
         }
     }
 

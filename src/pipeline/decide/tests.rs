@@ -157,3 +157,30 @@ fn a_failed_operation_restarts_while_attempts_last() {
         );
     }
 }
+
+#[test]
+fn the_queue_refusing_for_good_fails_the_copy_and_anything_else_is_retried() {
+    assert_eq!(after_queue(Ok(())), AfterQueue::Queued);
+    for code in [
+        Code::Unavailable,
+        Code::ResourceExhausted,
+        Code::DeadlineExceeded,
+    ] {
+        assert_eq!(
+            after_queue(Err(err(code))),
+            AfterQueue::Retry(err(code)),
+            "{code:?}"
+        );
+    }
+    for code in [
+        Code::NotFound,
+        Code::PermissionDenied,
+        Code::InvalidArgument,
+    ] {
+        assert_eq!(
+            after_queue(Err(err(code))),
+            AfterQueue::Fail(err(code)),
+            "{code:?}"
+        );
+    }
+}
