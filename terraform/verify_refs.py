@@ -762,7 +762,8 @@ class Checker:
         # The log lines and fields the filters rely on must exist in the worker's source.
         src = self.root.parent / "src"
         rs = "\n".join(p.read_text(encoding="utf-8", errors="replace") for p in sorted(src.rglob("*.rs"))) if src.is_dir() else ""
-        rs = "\n".join(tracing_calls(rs))
+        # A typed log event (src/telemetry/events.rs) logs its `MESSAGE` constant.
+        rs = "\n".join(tracing_calls(rs) + re.findall(r'const MESSAGE: &\'static str = ("[^"]*")', rs))
         self.contract(bool(rs), f"no tracing events found in {src}: cannot check the log lines monitoring.tf relies on")
         tf_text = "\n".join((d.path / Path(f).name).read_text(encoding="utf-8") for f in d.files
                             if (d.path / Path(f).name).is_file())
