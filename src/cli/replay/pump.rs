@@ -198,7 +198,7 @@ impl Pump {
                 received.ack();
             }
             Seen::InFlight => received.hand_back(),
-            Seen::HandedBack => received.hand_back_after(REDELIVERY_PAUSE),
+            Seen::HandedBack => hand_back_after(REDELIVERY_PAUSE, received),
         }
     }
 
@@ -230,6 +230,16 @@ impl Pump {
             }
         }
     }
+}
+
+/// Gives `received` back after `pause`: a message handed back comes straight back to an open
+/// stream, and the pause keeps that loop from spinning. The task is the replay command's own
+/// (the reader in `clients/` starts none); it ends within `pause`.
+fn hand_back_after(pause: Duration, received: Received) {
+    tokio::spawn(async move {
+        tokio::time::sleep(pause).await;
+        received.hand_back();
+    });
 }
 
 /// Republishes one dead letter at its slot and acks it only once Pub/Sub returned the new

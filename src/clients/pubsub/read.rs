@@ -2,8 +2,7 @@
 //! reader, and the one loop that `replay`, `wait`, `publish --wait` and `events` run on it.
 //!
 //! A reader consumes nothing by itself. Each delivery comes with its lease ([`Received`]) and
-//! the command settles it: ack, hand back at once (ack deadline 0), or hand back after a
-//! pause. What is still leased when the reader closes goes back to the subscription, so a
+//! the command settles it: ack, or hand back at once (ack deadline 0). What is still leased when the reader closes goes back to the subscription, so a
 //! command that stops early leaves every message it did not settle for the next reader.
 
 use std::collections::HashMap;
@@ -71,9 +70,9 @@ pub enum ReadError {
     Ended { subscription: String },
 }
 
-/// One delivery and its lease. Settle it with [`ack`](Self::ack),
-/// [`hand_back`](Self::hand_back) or [`hand_back_after`](Self::hand_back_after); one dropped
-/// unsettled goes back like a hand-back.
+/// One delivery and its lease. Settle it with [`ack`](Self::ack) or
+/// [`hand_back`](Self::hand_back); one dropped unsettled goes back like a hand-back. This
+/// module starts no task (Cloud Run, DESIGN.md §10): a delayed hand-back is the caller's.
 #[derive(Debug)]
 pub struct Received {
     message: Message,
@@ -108,16 +107,6 @@ impl Received {
     /// Gives the message back at once (ack deadline 0), for another reader or a later run.
     pub fn hand_back(self) {
         self.handler.nack();
-    }
-
-    /// Gives the message back after `pause`: a message handed back comes straight back to
-    /// an open stream, and the pause keeps that loop from spinning.
-    pub fn hand_back_after(self, pause: Duration) {
-        let handler = self.handler;
-        tokio::spawn(async move {
-            tokio::time::sleep(pause).await;
-            handler.nack();
-        });
     }
 }
 
