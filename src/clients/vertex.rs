@@ -16,7 +16,7 @@ use google_cloud_gax::error::rpc::Code;
 use google_cloud_gax::options::RequestOptionsBuilder as _;
 use google_cloud_longrunning::model::operation::Result as OpResult;
 
-use crate::domain::{CopyRequest, ModelInfo, OperationName, Target};
+use crate::domain::{CopyRequest, Destination, ModelInfo, OperationName, Target};
 use crate::retry::{Failure, classify};
 
 /// What an operation check found.
@@ -39,8 +39,10 @@ pub trait Vertex: Send + Sync {
     async fn get_operation(&self, op: &OperationName) -> Result<OperationState, Failure>;
     /// Reads a model; `Ok(None)` when it does not exist (yet).
     async fn get_model(&self, name: &str, location: &str) -> Result<Option<ModelInfo>, Failure>;
-    /// Lists the versions of a model.
-    async fn list_versions(&self, name: &str, location: &str) -> Result<Vec<ModelInfo>, Failure>;
+    /// What `dest` already holds that could be an earlier copy: the model it names, or every
+    /// version of the parent model it adds a version to. Empty while there is nothing yet.
+    /// Which call reads it is this client's business, not the pipeline's.
+    async fn find_copies(&self, dest: &Destination) -> Result<Vec<ModelInfo>, Failure>;
 }
 
 /// How to reach Vertex AI.
@@ -243,6 +245,21 @@ impl Vertex for GoogleVertex {
         }
     }
 
+    async fn find_copies(&self, dest: &Destination) -> Result<Vec<ModelInfo>, Failure> {
+        let name = dest.model_name();
+        match &dest.target {
+            Target::ParentModel(_) => self.list_versions(&name, &dest.location).await,
+            Target::ModelId(_) => Ok(self
+                .get_model(&name, &dest.location)
+                .await?
+                .into_iter()
+                .collect()),
+        }
+    }
+}
+
+impl GoogleVertex {
+    /// Every version of model `name`, page by page.
     async fn list_versions(&self, name: &str, location: &str) -> Result<Vec<ModelInfo>, Failure> {
         let client = self.client(location).await?;
         let mut out = Vec::new();

@@ -3,14 +3,14 @@
 
 use chrono::{DateTime, Utc};
 
-use super::{Delivery, Pipeline, StepOutcome};
+use super::{Delivery, Job, Pipeline, StepOutcome};
 use crate::clients::pubsub::Topic;
 use crate::contract::callback::Callback;
 use crate::contract::dead_letter::dead_letter;
 use crate::contract::event::{CompletionEvent, ErrorInfo, Status};
 use crate::contract::watch::Watch;
 use crate::contract::{Rejection, attr};
-use crate::domain::{CopiedModel, CopyRequest, RequestId};
+use crate::domain::{CopiedModel, RequestId};
 use crate::retry::Failure;
 use crate::telemetry::events::{CompletionPublished, CopyStarted, CountedEvent as _};
 
@@ -56,12 +56,8 @@ impl Pipeline {
     /// Publishes the completion event, then (for failures) the dead letter, then (with a
     /// `callback_url`) the callback message. Acks only once every publish is confirmed; the
     /// callback itself is posted later, by its own push delivery, and never blocks the event.
-    pub(crate) async fn announce(
-        &self,
-        d: &Delivery<'_>,
-        req: &CopyRequest,
-        end: Ending,
-    ) -> StepOutcome {
+    pub(crate) async fn announce(&self, job: Job<'_>, end: Ending) -> StepOutcome {
+        let Job { d, req } = job;
         // The name as Vertex AI returns it (project number) on every path; a failure before
         // Vertex named the destination keeps the request's spelling.
         let (destination_model, version) = match end.model {
@@ -148,11 +144,11 @@ impl Pipeline {
     /// Publishes the watch message for `watch` (DESIGN.md §3), confirmed before the caller acks.
     pub(crate) async fn publish_watch(
         &self,
-        d: &Delivery<'_>,
-        req: &CopyRequest,
+        job: Job<'_>,
         watch: Watch,
         why: WatchNote,
     ) -> StepOutcome {
+        let Job { d, req } = job;
         let (msg, dropped) =
             watch.to_message(req.to_bytes(), &d.msg.attributes, req.request_id.as_str());
         log_dropped(&dropped);

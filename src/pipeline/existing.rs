@@ -9,7 +9,7 @@ use google_cloud_gax::error::rpc::Code;
 
 use super::announce::{Ending, WatchNote};
 use super::decide::{self, AfterRead};
-use super::{Delivery, Pipeline, StepOutcome};
+use super::{Job, Pipeline, StepOutcome};
 use crate::contract::watch::Watch;
 use crate::domain::names::ModelIdentity;
 use crate::domain::{CopyRequest, Existing, ModelName, Project};
@@ -73,30 +73,28 @@ impl Pipeline {
     /// announce a model that cannot be read.
     pub(crate) async fn resolve_existing(
         &self,
-        d: &Delivery<'_>,
-        req: &CopyRequest,
+        job: Job<'_>,
         accepted_at: DateTime<Utc>,
         attempt: u32,
     ) -> StepOutcome {
+        let req = job.req;
         match decide::after_read(self.find_existing_copy(req).await) {
             AfterRead::Ours(m) => {
                 tracing::info!(model = %m.model, "destination already holds our copy");
-                self.announce(d, req, Ending::succeeded(m, accepted_at))
-                    .await
+                self.announce(job, Ending::succeeded(m, accepted_at)).await
             }
             // Not readable yet, or this instance's read budget is spent: the watch stage
             // decides later, without spending this delivery's attempts.
-            AfterRead::NotYet => self.pending_watch(d, req, accepted_at, attempt).await,
+            AfterRead::NotYet => self.pending_watch(job, accepted_at, attempt).await,
             AfterRead::Retry(f) => StepOutcome::Retry(f.into()),
-            AfterRead::Fail(f) => self.announce(d, req, Ending::failed(&f, accepted_at)).await,
+            AfterRead::Fail(f) => self.announce(job, Ending::failed(&f, accepted_at)).await,
         }
     }
 
     /// Hands the request on as a pending watch (no operation) and acks once it is confirmed.
     pub(crate) async fn pending_watch(
         &self,
-        d: &Delivery<'_>,
-        req: &CopyRequest,
+        job: Job<'_>,
         accepted_at: DateTime<Utc>,
         attempt: u32,
     ) -> StepOutcome {
@@ -105,8 +103,7 @@ impl Pipeline {
             attempt,
             accepted_at,
         };
-        self.publish_watch(d, req, pending, WatchNote::Pending)
-            .await
+        self.publish_watch(job, pending, WatchNote::Pending).await
     }
 
     /// The source as Vertex names it: its project number (cached per process) and, when the
@@ -164,18 +161,7 @@ impl Pipeline {
         source: &ModelIdentity,
     ) -> Result<Existing, Failure> {
         let dest = &req.destination;
-        let name = dest.model_name();
-        let found = if dest.lists_versions() {
-            retry_transient("list_model_versions", || {
-                self.vertex.list_versions(&name, &dest.location)
-            })
-            .await?
-        } else {
-            retry_transient("get_model", || self.vertex.get_model(&name, &dest.location))
-                .await?
-                .into_iter()
-                .collect()
-        };
+        let found = retry_transient("find_copies", || self.vertex.find_copies(dest)).await?;
         if let Some(m) = found.first() {
             self.numbers.learn(&dest.project, &m.name);
         }

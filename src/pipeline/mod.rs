@@ -36,7 +36,7 @@ use crate::clients::vertex::Vertex;
 use crate::clients::webhook::Callbacks;
 use crate::contract::dead_letter::FailedStage;
 use crate::contract::push::PushMessage;
-use crate::domain::Defaults;
+use crate::domain::{CopyRequest, Defaults};
 use crate::retry::Failure;
 
 /// What a stage did with a delivery. The only input to the status code.
@@ -175,6 +175,14 @@ pub struct Pipeline {
 pub(crate) struct Delivery<'a> {
     pub msg: &'a PushMessage,
     pub stage: FailedStage,
+}
+
+/// A parsed copy request and the delivery that carries it: what every step after parsing
+/// needs (what to copy, and what to hand on and ack), passed as one value.
+#[derive(Clone, Copy)]
+pub(crate) struct Job<'a> {
+    pub d: &'a Delivery<'a>,
+    pub req: &'a CopyRequest,
 }
 
 #[cfg(test)]

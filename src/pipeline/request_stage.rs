@@ -7,7 +7,7 @@ use tokio::time::Instant;
 use super::announce::{Ending, WatchNote};
 pub(super) use super::decide::Admission;
 use super::decide::{self, AfterStart, OnQuota, StartSite};
-use super::{Delivery, Pipeline, RetryReason, StepOutcome};
+use super::{Delivery, Job, Pipeline, RetryReason, StepOutcome};
 use crate::clients::vertex::OperationState;
 use crate::contract::dead_letter::FailedStage;
 use crate::contract::push::PushMessage;
@@ -106,6 +106,7 @@ impl Pipeline {
             Err(why) => return self.reject(&d, why).await,
         };
         tracing::Span::current().record("request_id", req.request_id.as_str());
+        let job = Job { d: &d, req: &req };
         let accepted_at = Utc::now();
         if self.queue.is_some() {
             let first = Watch {
@@ -113,7 +114,7 @@ impl Pipeline {
                 attempt: 1,
                 accepted_at,
             };
-            return self.queue_start(&d, &req, msg.data.clone(), first).await;
+            return self.queue_start(job, msg.data.clone(), first).await;
         }
         let start = Start {
             accepted_at,
@@ -121,7 +122,7 @@ impl Pipeline {
             site: StartSite::Request(Admission::Budget),
             answer_by: Instant::now() + self.settings.request_budget,
         };
-        self.first_start(&d, &req, start).await
+        self.first_start(job, start).await
     }
 
     /// A `parent_model` destination: CopyModel adds a version every time it is called, so
@@ -131,12 +132,8 @@ impl Pipeline {
     /// 2. This process started the same copy and it has not failed → watch that operation.
     /// 3. Otherwise start the copy and record its operation for (2).
     ///
-    pub(super) async fn copy_into_parent(
-        &self,
-        d: &Delivery<'_>,
-        req: &CopyRequest,
-        start: Start,
-    ) -> StepOutcome {
+    pub(super) async fn copy_into_parent(&self, job: Job<'_>, start: Start) -> StepOutcome {
+        let req = job.req;
         let accepted_at = start.accepted_at;
         let found = async {
             let source = self.source_identity(req).await?;
@@ -146,16 +143,14 @@ impl Pipeline {
         .await;
         let source = match found {
             Ok((_, Existing::Ours(m))) => {
-                return self
-                    .announce(d, req, Ending::succeeded(m, accepted_at))
-                    .await;
+                return self.announce(job, Ending::succeeded(m, accepted_at)).await;
             }
             Ok((source, Existing::NotYet | Existing::Conflict(_))) => source,
             Err(f) => match f.class() {
-                FailureClass::QuotaExhausted => return self.on_quota(d, req, &start, f).await,
+                FailureClass::QuotaExhausted => return self.on_quota(job, &start, f).await,
                 FailureClass::Transient => return StepOutcome::Retry(f.into()),
                 FailureClass::AlreadyExists | FailureClass::Permanent => {
-                    return self.announce(d, req, start.ending(&f)).await;
+                    return self.announce(job, start.ending(&f)).await;
                 }
             },
         };
@@ -178,26 +173,20 @@ impl Pipeline {
                         attempt: start.attempt,
                         accepted_at,
                     };
-                    return self.publish_watch(d, req, watch, WatchNote::Watching).await;
+                    return self.publish_watch(job, watch, WatchNote::Watching).await;
                 }
             }
         }
-        self.start_copy(d, req, start, &mut running)
-            .await
-            .answered()
+        self.start_copy(job, start, &mut running).await.answered()
     }
 
     /// The first start of a request: a `parent_model` destination looks first.
-    pub(super) async fn first_start(
-        &self,
-        d: &Delivery<'_>,
-        req: &CopyRequest,
-        start: Start,
-    ) -> StepOutcome {
+    pub(super) async fn first_start(&self, job: Job<'_>, start: Start) -> StepOutcome {
+        let req = job.req;
         if req.destination.lists_versions() {
-            return self.copy_into_parent(d, req, start).await;
+            return self.copy_into_parent(job, start).await;
         }
-        self.start_copy(d, req, start, &mut None).await.answered()
+        self.start_copy(job, start, &mut None).await.answered()
     }
 
     /// CopyModel, then the watch message; ALREADY_EXISTS is resolved by reading the
@@ -208,15 +197,15 @@ impl Pipeline {
     /// of starting another one.
     pub(super) async fn start_copy(
         &self,
-        d: &Delivery<'_>,
-        req: &CopyRequest,
+        job: Job<'_>,
         start: Start,
         running: &mut Option<OperationName>,
     ) -> Poll {
+        let req = job.req;
         if start.site == StartSite::Request(Admission::Budget)
             && let Some(why) = self.no_copy_slot(req).await
         {
-            return Poll::Done(self.on_quota(d, req, &start, why).await);
+            return Poll::Done(self.on_quota(job, &start, why).await);
         }
         let started = if req.destination.lists_versions() {
             match self.copy_into_parent_once(req, &start).await {
@@ -236,16 +225,16 @@ impl Pipeline {
                     accepted_at: start.accepted_at,
                 };
                 *running = Some(op);
-                self.publish_watch(d, req, watch, WatchNote::Started).await
+                self.publish_watch(job, watch, WatchNote::Started).await
             }
             AfterStart::Resolve => {
-                self.resolve_existing(d, req, start.accepted_at, start.attempt)
+                self.resolve_existing(job, start.accepted_at, start.attempt)
                     .await
             }
             AfterStart::KeepReading => return Poll::Running,
-            AfterStart::Quota(_, f) => self.on_quota(d, req, &start, f).await,
+            AfterStart::Quota(_, f) => self.on_quota(job, &start, f).await,
             AfterStart::Retry(f) => StepOutcome::Retry(f.into()),
-            AfterStart::Fail(f) => self.announce(d, req, start.ending(&f)).await,
+            AfterStart::Fail(f) => self.announce(job, start.ending(&f)).await,
         })
     }
 
@@ -305,13 +294,7 @@ impl Pipeline {
     /// - Retry: a start paced by the copy-start queue (or a restart) answers non-2xx, and the
     ///   sender tries again after its backoff, still within its rate.
     /// - ContinueAsNew: a pending watch hands the same pending watch on.
-    async fn on_quota(
-        &self,
-        d: &Delivery<'_>,
-        req: &CopyRequest,
-        start: &Start,
-        why: Failure,
-    ) -> StepOutcome {
+    async fn on_quota(&self, job: Job<'_>, start: &Start, why: Failure) -> StepOutcome {
         let note = match decide::on_quota(&start.site) {
             OnQuota::Retry => return StepOutcome::Retry(why.into()),
             OnQuota::Defer => WatchNote::Pending,
@@ -326,6 +309,6 @@ impl Pipeline {
             attempt: start.attempt,
             accepted_at: start.accepted_at,
         };
-        self.publish_watch(d, req, pending, note).await
+        self.publish_watch(job, pending, note).await
     }
 }

@@ -10,7 +10,7 @@
 
 use super::decide::{self, Admission, AfterQueue, StartSite};
 use super::request_stage::Start;
-use super::{Delivery, Pipeline, RetryReason, StepOutcome};
+use super::{Delivery, Job, Pipeline, RetryReason, StepOutcome};
 use crate::clients::tasks::task_id;
 use crate::contract::dead_letter::FailedStage;
 use crate::contract::push::PushMessage;
@@ -24,11 +24,11 @@ impl Pipeline {
     /// nothing new. Acks once the queue has it; a failure to queue is a 503 (redelivered).
     pub(super) async fn queue_start(
         &self,
-        d: &Delivery<'_>,
-        req: &CopyRequest,
+        job: Job<'_>,
         data: Vec<u8>,
         watch: Watch,
     ) -> StepOutcome {
+        let Job { d, req } = job;
         let Some(queue) = &self.queue else {
             unreachable!("queue_start is called only with a copy-start queue");
         };
@@ -48,7 +48,7 @@ impl Pipeline {
                 tracing::error!(error.message = %f, "the copy-start queue refused the start");
                 let mut end = super::announce::Ending::failed(&f, watch.accepted_at);
                 end.attempts = watch.attempt;
-                self.announce(d, req, end).await
+                self.announce(job, end).await
             }
             AfterQueue::Retry(f) => StepOutcome::Retry(f.into()),
         }
@@ -90,6 +90,7 @@ impl Pipeline {
             Err(why) => return self.reject(&d, why).await,
         };
         tracing::Span::current().record("request_id", req.request_id.as_str());
+        let job = Job { d: &d, req: &req };
         let model = req.destination.model_name();
         let too_old = self
             .settings
@@ -97,7 +98,7 @@ impl Pipeline {
         if let Some(f) = too_old {
             let mut end = super::announce::Ending::failed(&f, watch.accepted_at);
             end.attempts = watch.attempt;
-            return self.announce(&d, &req, end).await;
+            return self.announce(job, end).await;
         }
         let start = Start {
             accepted_at: watch.accepted_at,
@@ -105,6 +106,6 @@ impl Pipeline {
             site: StartSite::Request(Admission::Queue),
             answer_by,
         };
-        self.first_start(&d, &req, start).await
+        self.first_start(job, start).await
     }
 }

@@ -10,7 +10,7 @@ use super::announce::{Ending, WatchNote};
 use super::deadline::{self, Deadline};
 use super::decide::{self, Admission, AfterFailure, AfterPoll, AfterRead, StartSite};
 use super::request_stage::{Poll, Start};
-use super::{Delivery, Pipeline, RetryReason, StepOutcome};
+use super::{Delivery, Job, Pipeline, RetryReason, StepOutcome};
 use crate::clients::vertex::OperationState;
 use crate::contract::Rejection;
 use crate::contract::dead_letter::FailedStage;
@@ -28,6 +28,13 @@ struct Watched {
     /// The deadline's soft end: a copy this delivery starts leaves the publish after it
     /// this much room (see [`Deadline::soft`]).
     answer_by: Instant,
+}
+
+impl Watched {
+    /// This watch's request inside delivery `d`.
+    fn job<'a>(&'a self, d: &'a Delivery<'a>) -> Job<'a> {
+        Job { d, req: &self.req }
+    }
 }
 
 fn parse_watch(msg: &PushMessage, defaults: &Defaults) -> Result<Watched, Rejection> {
@@ -139,7 +146,7 @@ impl Pipeline {
     /// between the publish and the ack leaves two watches of one copy: both announce the same
     /// deterministic event (`ce-id`), and the copy is never started twice.
     async fn continue_as_new(&self, d: &Delivery<'_>, w: &Watched) -> StepOutcome {
-        self.publish_watch(d, &w.req, w.watch.clone(), WatchNote::Continued)
+        self.publish_watch(w.job(d), w.watch.clone(), WatchNote::Continued)
             .await
     }
 
@@ -166,7 +173,7 @@ impl Pipeline {
                 let mut end = Ending::succeeded(m, w.watch.accepted_at);
                 end.operation = Some(op.to_string());
                 end.attempts = w.watch.attempt;
-                self.announce(d, &w.req, end).await
+                self.announce(w.job(d), end).await
             }
             AfterPoll::OperationFailed(f) => self.operation_failed(d, w, op, f).await,
             AfterPoll::Retry(f) => StepOutcome::Retry(f.into()),
@@ -186,7 +193,7 @@ impl Pipeline {
             AfterRead::Ours(m) => {
                 let mut end = Ending::succeeded(m, w.watch.accepted_at);
                 end.attempts = w.watch.attempt;
-                self.announce(d, &w.req, end).await
+                self.announce(w.job(d), end).await
             }
             AfterRead::Retry(f) => StepOutcome::Retry(f.into()),
             AfterRead::Fail(f) => self.end_failed(d, w, &f).await,
@@ -222,13 +229,13 @@ impl Pipeline {
             // CopyModel into a parent adds a version every time, so only after looking: the
             // request stage's own path, with the slot just taken.
             let start = admitted(&w.watch, w.answer_by);
-            return Poll::Done(self.copy_into_parent(d, &w.req, start).await);
+            return Poll::Done(self.copy_into_parent(w.job(d), start).await);
         }
         let start = Start {
             site: StartSite::PendingWatch,
             ..admitted(&w.watch, w.answer_by)
         };
-        self.start_copy(d, &w.req, start, &mut None).await
+        self.start_copy(w.job(d), start, &mut None).await
     }
 
     /// Waits for a CopyModel slot for a pending watch, until there is no longer room for the
@@ -258,7 +265,7 @@ impl Pipeline {
         match decide::after_failed_operation(&f, attempt, self.settings.max_attempts) {
             AfterFailure::Resolve => {
                 return self
-                    .resolve_existing(d, &w.req, w.watch.accepted_at, attempt)
+                    .resolve_existing(w.job(d), w.watch.accepted_at, attempt)
                     .await;
             }
             AfterFailure::Fail => return self.end_failed(d, w, &f).await,
@@ -271,19 +278,19 @@ impl Pipeline {
                 attempt: attempt + 1,
                 accepted_at: w.watch.accepted_at,
             };
-            return self.queue_start(d, &w.req, w.req.to_bytes(), next).await;
+            return self.queue_start(w.job(d), w.req.to_bytes(), next).await;
         }
         if w.req.destination.lists_versions() {
             // Into a parent: look first, and CopyModel once (the request stage's path).
             let mut next = admitted(&w.watch, w.answer_by);
             next.attempt += 1;
-            return self.copy_into_parent(d, &w.req, next).await;
+            return self.copy_into_parent(w.job(d), next).await;
         }
         let start = Start {
             site: StartSite::Restart(op.clone()),
             ..admitted(&w.watch, w.answer_by)
         };
-        match self.start_copy(d, &w.req, start, &mut None).await {
+        match self.start_copy(w.job(d), start, &mut None).await {
             Poll::Done(outcome) => outcome,
             Poll::Running => unreachable!("a restart resolves ALREADY_EXISTS at once"),
         }
@@ -293,7 +300,7 @@ impl Pipeline {
         let mut end = Ending::failed(f, w.watch.accepted_at);
         end.operation = w.operation.as_ref().map(ToString::to_string);
         end.attempts = w.watch.attempt;
-        self.announce(d, &w.req, end).await
+        self.announce(w.job(d), end).await
     }
 }
 

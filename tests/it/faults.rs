@@ -9,9 +9,9 @@ use axum::body::Body;
 use axum::http::Request;
 use copy_worker::app::build_state;
 use copy_worker::clients::{GoogleVertex, OperationState, Vertex, VertexOptions};
-use copy_worker::domain::CopyRequest;
 use copy_worker::domain::ModelInfo;
 use copy_worker::domain::OperationName;
+use copy_worker::domain::{CopyRequest, Destination};
 use copy_worker::http::app;
 use copy_worker::retry::Failure;
 use testkit::vertex::{CopyScript, Fault};
@@ -131,8 +131,8 @@ impl Vertex for PanicOnce {
     async fn get_model(&self, name: &str, location: &str) -> Result<Option<ModelInfo>, Failure> {
         self.inner.get_model(name, location).await
     }
-    async fn list_versions(&self, name: &str, location: &str) -> Result<Vec<ModelInfo>, Failure> {
-        self.inner.list_versions(name, location).await
+    async fn find_copies(&self, dest: &Destination) -> Result<Vec<ModelInfo>, Failure> {
+        self.inner.find_copies(dest).await
     }
 }
 

@@ -7,7 +7,7 @@ use google_cloud_gax::error::rpc::Code;
 
 use super::{Budget, COPY_BACKOFF, Kind, READ_BACKOFF, READ_WAIT_MAX};
 use crate::clients::vertex::{OperationState, Vertex};
-use crate::domain::{CopyRequest, ModelInfo, OperationName};
+use crate::domain::{CopyRequest, Destination, ModelInfo, OperationName};
 use crate::retry::Failure;
 use crate::telemetry::events::{CountedEvent as _, VertexQuotaExhausted};
 
@@ -102,8 +102,8 @@ impl Vertex for Paced {
         self.read(name, location, call).await
     }
 
-    async fn list_versions(&self, name: &str, location: &str) -> Result<Vec<ModelInfo>, Failure> {
-        let call = self.inner.list_versions(name, location);
-        self.read(name, location, call).await
+    async fn find_copies(&self, dest: &Destination) -> Result<Vec<ModelInfo>, Failure> {
+        let call = self.inner.find_copies(dest);
+        self.read(&dest.model_name(), &dest.location, call).await
     }
 }
