@@ -23,6 +23,8 @@ pub struct QueueArgs {
     /// PUSH_SERVICE_ACCOUNTS).
     #[arg(long, env = "COPY_START_SERVICE_ACCOUNT")]
     pub copy_start_service_account: Option<String>,
+    // `--help` text: a bare URL reads better there than a link.
+    #[allow(rustdoc::bare_urls)]
     /// Base URL of the Cloud Tasks API (tests; default https://cloudtasks.googleapis.com).
     #[arg(long, env = "CLOUD_TASKS_ENDPOINT")]
     pub cloud_tasks_endpoint: Option<String>,

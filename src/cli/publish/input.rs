@@ -11,6 +11,8 @@ use crate::domain::{CopyRequest, Defaults};
 
 /// The request fields of DESIGN.md §6, as given on the command line: the clap group that
 /// `publish` flattens.
+// The field docs are clap's `--help` text, where brackets are literal, not links.
+#[allow(rustdoc::broken_intra_doc_links)]
 #[derive(Debug, Clone, Default, PartialEq, Eq, clap::Args)]
 pub struct RequestFlags {
     /// Model to copy: projects/P/locations/L/models/M[@V], or a bare id.
