@@ -183,6 +183,7 @@ fn expect(cfg: &Config, spec: &PushSubscription, name: String, topic: &str) -> P
         budget,
         budget_name,
         ack_variable: spec.ack_variable,
+        backoff: spec.backoff,
         dead_letter,
         oidc: (cfg.push_auth != PushAuthMode::None).then(|| OidcExpect {
             service_accounts: cfg.push_service_accounts.clone(),

@@ -49,6 +49,8 @@ pub struct PushExpect {
     pub budget_name: String,
     /// The Terraform variable that sets this ack deadline.
     pub ack_variable: &'static str,
+    /// The retry policy's backoff as deployed (`topology`), for the fix when it is missing.
+    pub backoff: (Duration, Duration),
     pub dead_letter: DeadLetterExpect,
     /// `None` with `PUSH_AUTH=none`.
     pub oidc: Option<OidcExpect>,
@@ -158,7 +160,11 @@ fn retry(e: &PushExpect, sub: &Subscription) -> Check {
             "retry policy",
             "none: Pub/Sub redelivers a refused message at once, so every 'not yet' and every outage becomes a tight loop",
         )
-        .fix(e.update("--min-retry-delay=10s --max-retry-delay=60s")),
+        .fix(e.update(&format!(
+            "--min-retry-delay={}s --max-retry-delay={}s",
+            e.backoff.0.as_secs(),
+            e.backoff.1.as_secs()
+        ))),
     }
 }
 
@@ -176,6 +182,7 @@ mod tests {
             budget: Duration::from_secs(45),
             budget_name: "the request stage's budget".into(),
             ack_variable: "requests_ack_deadline_seconds",
+            backoff: (Duration::from_secs(10), Duration::from_secs(600)),
             dead_letter: DeadLetterExpect::To {
                 topic: "projects/p/topics/copy-dead-letter".into(),
                 min_attempts: 5,
@@ -242,6 +249,21 @@ mod tests {
             detail.contains("https://svc.run.app/pubsub/copy-requests")
                 && detail.contains("the push endpoint"),
             "{detail}"
+        );
+    }
+
+    /// The fix for a missing retry policy restores the backoff Terraform deploys for that
+    /// subscription (10-600 s here), not one fixed pair for every subscription.
+    #[test]
+    fn a_missing_retry_policy_is_fixed_with_the_subscriptions_own_backoff() {
+        let mut s = good();
+        s.retry_policy = None;
+        let checks = check(&expect(), &s);
+        let c = checks.iter().find(|c| c.what == "retry policy").unwrap();
+        let fix = c.fix.as_deref().unwrap_or_default();
+        assert!(
+            fix.ends_with("copy-requests-push --min-retry-delay=10s --max-retry-delay=600s"),
+            "{fix}"
         );
     }
 
