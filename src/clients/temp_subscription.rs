@@ -175,8 +175,8 @@ impl TempSubscription {
     }
 
     /// Creates `projects/{project}/subscriptions/{prefix}-{hash}` filtered `by` (at most
-    /// [`MAX_FILTER_BYTES`](filter::MAX_FILTER_BYTES)), with no labels; `seed` goes into the unique name. For
-    /// `copy-worker events`, whose end is not known in advance.
+    /// [`MAX_FILTER_BYTES`](filter::MAX_FILTER_BYTES)), with no labels; `seed` goes into the
+    /// unique name. For `copy-worker events`, whose end is not known in advance.
     pub async fn create_filtered(
         conn: &Connection,
         topic: &str,
