@@ -2,8 +2,9 @@
 //! reader, and the one loop that `replay`, `wait`, `publish --wait` and `events` run on it.
 //!
 //! A reader consumes nothing by itself. Each delivery comes with its lease ([`Received`]) and
-//! the command settles it: ack, or hand back at once (ack deadline 0). What is still leased when the reader closes goes back to the subscription, so a
-//! command that stops early leaves every message it did not settle for the next reader.
+//! the command settles it: ack, or hand back at once (ack deadline 0). What is still leased
+//! when the reader closes goes back to the subscription, so a command that stops early leaves
+//! every message it did not settle for the next reader.
 
 use std::collections::HashMap;
 use std::ops::ControlFlow;
