@@ -1,8 +1,9 @@
 //! The composition root of the worker: builds the clients and the app state from a checked
 //! [`Config`], and serves until SIGTERM.
 //!
-//! Shutdown order (DESIGN.md §4): held watch deliveries stop polling and answer 429 at once;
-//! requests already in flight finish; publishers are flushed; the process exits within 8 s.
+//! Shutdown order (DESIGN.md §4): no new connections; requests already in flight (each one
+//! short: nothing is held while a copy runs) finish; publishers are flushed; the process
+//! exits within 8 s.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,8 +16,8 @@ use crate::http::auth::{NoAuth, PushAuth};
 use crate::http::enqueue::invoker_audiences;
 use crate::http::oidc::OidcAuth;
 use crate::http::{AppState, app, shutdown_signal};
+use crate::clients::tasks::CloudTasksQueues;
 use crate::pipeline::Pipeline;
-use crate::pipeline::budget::{Budget, Paced};
 use crate::pipeline::existing::ProjectNumbers;
 
 /// Why the worker could not start or stopped.
@@ -42,10 +43,7 @@ pub enum ServeError {
 pub const SHUTDOWN_BUDGET: Duration = Duration::from_secs(8);
 
 /// Builds the state of the app from a validated configuration.
-pub async fn build_state(
-    cfg: &Config,
-    shutdown: tokio::sync::watch::Receiver<bool>,
-) -> Result<(AppState, Arc<dyn Topics>), ServeError> {
+pub async fn build_state(cfg: &Config) -> Result<(AppState, Arc<dyn Topics>), ServeError> {
     let conn = Connection {
         emulator_host: cfg.emulator_host.clone(),
         credentials: None,
@@ -62,10 +60,18 @@ pub async fn build_state(
             _ => Arc::new(auth),
         }
     };
-    let (push_auth, invoker_auth) = match cfg.push_auth {
-        PushAuthMode::None => (Arc::new(NoAuth) as Arc<dyn PushAuth>, Arc::new(NoAuth) as _),
+    // One allow-list per route (DESIGN.md §11): Pub/Sub's push account on /pubsub/*, the
+    // queues' own account on /tasks/*, the direct callers on /v1/models/copy. A token that is
+    // good on one route is refused (403) on the others.
+    let none = || Arc::new(NoAuth) as Arc<dyn PushAuth>;
+    let (push_auth, tasks_auth, invoker_auth) = match cfg.push_auth {
+        PushAuthMode::None => (none(), none(), none()),
         PushAuthMode::Oidc | PushAuthMode::CloudRun => (
             verifier(&cfg.push_audiences, &cfg.push_service_accounts),
+            verifier(
+                std::slice::from_ref(&cfg.queues.target_url),
+                &cfg.queues.service_account.iter().cloned().collect::<Vec<_>>(),
+            ),
             // With no INVOKER_SERVICE_ACCOUNTS every direct caller gets 403.
             verifier(
                 &invoker_audiences(&cfg.push_audiences),
@@ -73,27 +79,22 @@ pub async fn build_state(
             ),
         ),
     };
-    let numbers = Arc::<ProjectNumbers>::default();
-    let budget = Arc::new(Budget::with_numbers(cfg.rates, numbers.clone()));
     let pipeline = Pipeline {
-        vertex: Arc::new(Paced::new(vertex, budget.clone())),
-        budget,
+        vertex,
         topics: topics.clone(),
-        queue: cfg.start_queue.clone().map(|q| {
-            Arc::new(crate::clients::tasks::CloudTasksQueue::new(q))
-                as Arc<dyn crate::clients::tasks::StartQueue>
-        }),
+        queues: Arc::new(CloudTasksQueues::new(cfg.queues.clone())),
         callbacks: Arc::new(Callbacks::new(cfg.callback_signing_secret.as_deref())?),
         settings: Arc::new(cfg.settings.clone()),
-        numbers,
+        numbers: Arc::<ProjectNumbers>::default(),
         in_flight: Arc::default(),
-        shutdown,
     };
     Ok((
         AppState {
             pipeline,
             push_auth,
+            tasks_auth,
             invoker_auth,
+            drain: cfg.operations_drain,
         },
         topics,
     ))
@@ -104,8 +105,7 @@ pub async fn run(cfg: Config) -> Result<(), ServeError> {
     for w in startup_warnings(&cfg) {
         tracing::warn!("{w}");
     }
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let (state, topics) = build_state(&cfg, stop_rx).await?;
+    let (state, topics) = build_state(&cfg).await?;
     let listener = tokio::net::TcpListener::bind(("0.0.0.0", cfg.port))
         .await
         .map_err(|source| ServeError::Listen {
@@ -119,9 +119,8 @@ pub async fn run(cfg: Config) -> Result<(), ServeError> {
     });
     let server = tokio::spawn(async move { server.await });
     shutdown_signal().await;
-    tracing::info!("shutdown: stopping held watches, finishing in-flight requests");
+    tracing::info!("shutdown: finishing in-flight requests");
     let deadline = tokio::time::Instant::now() + SHUTDOWN_BUDGET;
-    let _ = stop_tx.send(true);
     let _ = sig_tx.send(());
     let budget = SHUTDOWN_BUDGET - Duration::from_secs(1);
     if tokio::time::timeout(budget, server).await.is_err() {

@@ -1,6 +1,7 @@
-//! The Pub/Sub topology and the HTTP routes the worker is built around (docs/DESIGN.md §2,
-//! §11): topic and subscription names, the route each push subscription posts to, its ack
-//! deadline and the worker's time budget inside it. The router, `copy-worker doctor`, testkit
+//! The Pub/Sub topology, the two Cloud Tasks queues and the HTTP routes the worker is built
+//! around (docs/DESIGN.md §2, §10, §11): topic, subscription and queue names, the route each
+//! push subscription and queue posts to, its ack or dispatch deadline and the worker's time
+//! budget inside it, and how the queues' rates derive from Vertex AI's quotas. The router, `copy-worker doctor`, testkit
 //! and a test against `terraform/*.tf` (docs/DESIGN.md §12) all read this module, so a rename
 //! on one side fails a test instead of a deployment.
 //!
@@ -12,8 +13,6 @@ use std::time::Duration;
 
 /// Where callers publish copy requests.
 pub const REQUESTS_TOPIC: &str = "copy-requests";
-/// Watch messages, internal: one per running or pending copy.
-pub const OPERATIONS_TOPIC: &str = "copy-operations";
 /// Completion events, for downstream consumers (one subscription each).
 pub const COMPLETIONS_TOPIC: &str = "copy-completions";
 /// Dead letters, read back by `copy-worker replay`.
@@ -22,9 +21,8 @@ pub const DEAD_LETTER_TOPIC: &str = "copy-dead-letter";
 pub const CALLBACKS_TOPIC: &str = "copy-callbacks";
 
 /// Every topic of docs/DESIGN.md §2.
-pub const TOPICS: [&str; 5] = [
+pub const TOPICS: [&str; 4] = [
     REQUESTS_TOPIC,
-    OPERATIONS_TOPIC,
     COMPLETIONS_TOPIC,
     DEAD_LETTER_TOPIC,
     CALLBACKS_TOPIC,
@@ -36,12 +34,12 @@ pub const HEALTHZ_ROUTE: &str = "/healthz";
 pub const HEALTH_ROUTE: &str = "/health";
 /// Pushes of `copy-requests-push`.
 pub const REQUESTS_ROUTE: &str = "/pubsub/copy-requests";
-/// Pushes of `copy-operations-push`.
-pub const OPERATIONS_ROUTE: &str = "/pubsub/copy-operations";
 /// Pushes of `copy-callbacks-push`.
 pub const CALLBACKS_ROUTE: &str = "/pubsub/copy-callbacks";
 /// Dispatches of the copy-start queue (docs/DESIGN.md §10, "Copy starts").
 pub const COPY_STARTS_ROUTE: &str = "/tasks/copy-starts";
+/// Dispatches of the poll queue (docs/DESIGN.md §1, "The poll chain").
+pub const COPY_POLLS_ROUTE: &str = "/tasks/copy-polls";
 /// Direct callers (docs/DESIGN.md §7).
 pub const DIRECT_COPY_ROUTE: &str = "/v1/models/copy";
 
@@ -64,22 +62,9 @@ pub const MAX_DELIVERY_ATTEMPTS: i32 = 10;
 /// How long the worker's subscriptions keep a message: 7 days.
 pub const RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
 
-/// What one delivery of a push subscription may take inside the worker.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Budget {
-    /// A fixed budget, whatever the configuration.
-    Fixed(Duration),
-    /// The usable share of `COPY_OPERATIONS_ACK_DEADLINE` (`pipeline::deadline::usable`),
-    /// which is this subscription's ack deadline as the worker is told it.
-    OperationsAckDeadline,
-}
-
 /// Where a subscription's undeliverable messages go.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DeadLetter {
-    /// No dead-letter policy: a long copy is delivered hundreds of times, and the worker
-    /// ends it at `COPY_MAX_DURATION` itself.
-    None,
     /// To [`DEAD_LETTER_TOPIC`] after [`MAX_DELIVERY_ATTEMPTS`], and never before `floor`.
     ToDeadLetterTopic { floor: AttemptFloor },
 }
@@ -113,7 +98,7 @@ pub struct PushSubscription {
     pub backoff: (Duration, Duration),
     /// What the worker may spend on one delivery; the ack deadline covers it plus
     /// [`ACK_MARGIN`].
-    pub budget: Budget,
+    pub budget: Duration,
     pub dead_letter: DeadLetter,
 }
 
@@ -138,24 +123,10 @@ pub const REQUESTS_PUSH: PushSubscription = PushSubscription {
     ack_deadline: Duration::from_secs(60),
     ack_variable: "requests_ack_deadline_seconds",
     backoff: (Duration::from_secs(10), Duration::from_secs(600)),
-    budget: Budget::Fixed(REQUEST_STAGE_BUDGET),
+    budget: REQUEST_STAGE_BUDGET,
     dead_letter: DeadLetter::ToDeadLetterTopic {
         floor: AttemptFloor::PubSubMinimum,
     },
-};
-
-/// The watch stage's subscription. Its retry backoff spaces only refused deliveries: in the
-/// steady state a watch continues as a new message (docs/DESIGN.md §1).
-pub const OPERATIONS_PUSH: PushSubscription = PushSubscription {
-    name: "copy-operations-push",
-    topic: OPERATIONS_TOPIC,
-    route: OPERATIONS_ROUTE,
-    stage: "watch",
-    ack_deadline: Duration::from_secs(300),
-    ack_variable: "operations_ack_deadline_seconds",
-    backoff: (Duration::from_secs(10), Duration::from_secs(60)),
-    budget: Budget::OperationsAckDeadline,
-    dead_letter: DeadLetter::None,
 };
 
 /// The callback stage's subscription: delivered like `copy-requests-push`, with the same
@@ -168,15 +139,14 @@ pub const CALLBACKS_PUSH: PushSubscription = PushSubscription {
     ack_deadline: Duration::from_secs(60),
     ack_variable: "requests_ack_deadline_seconds",
     backoff: (Duration::from_secs(10), Duration::from_secs(600)),
-    budget: Budget::Fixed(REQUEST_STAGE_BUDGET),
+    budget: REQUEST_STAGE_BUDGET,
     dead_letter: DeadLetter::ToDeadLetterTopic {
         floor: AttemptFloor::CallbackMaxAttempts,
     },
 };
 
 /// Every push subscription, in the order `doctor` checks them.
-pub const PUSH_SUBSCRIPTIONS: [PushSubscription; 3] =
-    [REQUESTS_PUSH, OPERATIONS_PUSH, CALLBACKS_PUSH];
+pub const PUSH_SUBSCRIPTIONS: [PushSubscription; 2] = [REQUESTS_PUSH, CALLBACKS_PUSH];
 
 /// What `copy-worker replay` reads. A topic without a subscription drops what is published
 /// to it, so this one must always exist.
@@ -186,6 +156,79 @@ pub const DEAD_LETTER_REPLAY: PullSubscription = PullSubscription {
     ack_deadline: Duration::from_secs(60),
     retention: RETENTION,
 };
+
+/// One of the worker's two Cloud Tasks queues (docs/DESIGN.md §10). Their rate limits are
+/// the only pacers of Vertex AI calls for the whole deployment: no instance paces its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TaskQueue {
+    /// Default queue id (the last segment of `projects/P/locations/L/queues/Q`).
+    pub name: &'static str,
+    /// Path its tasks are posted to on the worker.
+    pub route: &'static str,
+    /// The stage that answers its dispatches.
+    pub stage: &'static str,
+    /// The worker's environment variable that names the queue.
+    pub variable: &'static str,
+}
+
+/// Copy starts: one CopyModel call per dispatch (and the reads that decide it), at
+/// `vertex_copy_rate` a minute for the deployment.
+pub const STARTS_QUEUE: TaskQueue = TaskQueue {
+    name: "copy-starts",
+    route: COPY_STARTS_ROUTE,
+    stage: "start",
+    variable: "COPY_START_QUEUE",
+};
+
+/// Polls: one GetOperation per dispatch, at the read rate the starts leave.
+pub const POLLS_QUEUE: TaskQueue = TaskQueue {
+    name: "copy-polls",
+    route: COPY_POLLS_ROUTE,
+    stage: "poll",
+    variable: "COPY_POLL_QUEUE",
+};
+
+/// Both queues.
+pub const TASK_QUEUES: [TaskQueue; 2] = [STARTS_QUEUE, POLLS_QUEUE];
+
+/// The most Vertex AI reads one copy start makes besides its CopyModel call: the source's
+/// GetModel (for its project number and version), the destination's GetModel or
+/// ListModelVersions (a `parent_model` looks first), and one more read of the destination
+/// when CopyModel answers ALREADY_EXISTS.
+pub const READS_PER_START: f64 = 3.0;
+
+/// Vertex AI's default quota of LRO submissions (CopyModel among them) a minute per project
+/// and region (cloud.google.com/vertex-ai/docs/quotas), shared with the project's training
+/// and batch jobs.
+pub const VERTEX_DEFAULT_COPY_QUOTA: f64 = 60.0;
+
+/// Vertex AI's default quota of resource-management requests (reads) a minute per project and
+/// region (cloud.google.com/vertex-ai/docs/quotas).
+pub const VERTEX_DEFAULT_READ_QUOTA: f64 = 600.0;
+
+/// How long Cloud Tasks waits for the worker's answer to one dispatch (`dispatchDeadline`);
+/// a stage answers within [`REQUEST_STAGE_BUDGET`].
+pub const DISPATCH_DEADLINE: Duration = Duration::from_secs(60);
+
+/// The poll queue's rate, in dispatches a minute: the read quota share that the starts'
+/// own reads leave (`vertex_read_rate - READS_PER_START × vertex_copy_rate`). Terraform
+/// computes the same (`tasks.tf`); `None` when the starts would use the whole read rate.
+pub fn poll_rate_per_minute(read_rate: f64, copy_rate: f64) -> Option<f64> {
+    let left = read_rate - READS_PER_START * copy_rate;
+    (left > 0.0).then_some(left)
+}
+
+/// The topic and subscription of the previous release's watch messages, read only while an
+/// upgrade drains them (`COPY_OPERATIONS_DRAIN`, docs/DESIGN.md "Upgrading"): each watch still
+/// in flight becomes a poll task, so no copy is lost.
+pub mod legacy {
+    /// The old watch topic.
+    pub const OPERATIONS_TOPIC: &str = "copy-operations";
+    /// Its push subscription.
+    pub const OPERATIONS_SUBSCRIPTION: &str = "copy-operations-push";
+    /// Where that subscription pushes.
+    pub const OPERATIONS_ROUTE: &str = "/pubsub/copy-operations";
+}
 
 #[cfg(test)]
 pub(crate) mod hcl;
@@ -197,11 +240,17 @@ mod tests {
     use super::*;
 
     #[test]
-    fn each_fixed_budget_leaves_the_margin_inside_its_ack_deadline() {
+    fn each_budget_leaves_the_margin_inside_its_ack_deadline() {
         for s in PUSH_SUBSCRIPTIONS {
-            if let Budget::Fixed(b) = s.budget {
-                assert!(b + ACK_MARGIN <= s.ack_deadline, "{}", s.name);
-            }
+            assert!(s.budget + ACK_MARGIN <= s.ack_deadline, "{}", s.name);
         }
+        assert!(REQUEST_STAGE_BUDGET + ACK_MARGIN <= DISPATCH_DEADLINE);
+    }
+
+    #[test]
+    fn the_poll_queue_gets_the_reads_the_starts_leave() {
+        // The defaults: half of Vertex AI's default quotas (600 reads, 60 CopyModel a minute).
+        assert_eq!(poll_rate_per_minute(300.0, 30.0), Some(210.0));
+        assert_eq!(poll_rate_per_minute(90.0, 30.0), None);
     }
 }

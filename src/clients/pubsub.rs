@@ -23,8 +23,6 @@ pub use crate::contract::OutMessage;
 /// The worker's outbound topics.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Topic {
-    /// `copy-operations`: watch messages (internal).
-    Operations,
     /// `copy-completions`: completion events.
     Completions,
     /// `copy-dead-letter`: requests that cannot be served.
@@ -58,7 +56,6 @@ pub trait Topics: Send + Sync {
 /// Full topic names, resolved from short names and `GOOGLE_CLOUD_PROJECT`.
 #[derive(Debug, Clone)]
 pub struct TopicNames {
-    pub operations: String,
     pub completions: String,
     pub dead_letter: String,
     pub requests: String,
@@ -68,7 +65,6 @@ pub struct TopicNames {
 impl TopicNames {
     pub fn get(&self, t: Topic) -> &str {
         match t {
-            Topic::Operations => &self.operations,
             Topic::Completions => &self.completions,
             Topic::DeadLetter => &self.dead_letter,
             Topic::Requests => &self.requests,
@@ -102,7 +98,7 @@ pub enum NameError {
     },
 }
 
-/// Expands a short topic name (`copy-operations`) to `projects/{project}/topics/{name}`.
+/// Expands a short topic name (`copy-requests`) to `projects/{project}/topics/{name}`.
 pub fn full_topic(name: &str, project: Option<&str>) -> Result<String, NameError> {
     full_name(("topics", "topic", "T"), name, project)
 }
@@ -240,7 +236,6 @@ impl Connection {
 /// [`Topics`] over the official Pub/Sub publisher.
 pub struct PubSubTopics {
     names: TopicNames,
-    operations: Publisher,
     completions: Publisher,
     dead_letter: Publisher,
     requests: Publisher,
@@ -260,7 +255,6 @@ impl PubSubTopics {
                 .build()
         };
         Ok(Self {
-            operations: make(&names.operations),
             completions: make(&names.completions),
             dead_letter: make(&names.dead_letter),
             requests: make(&names.requests),
@@ -271,7 +265,6 @@ impl PubSubTopics {
 
     fn publisher(&self, t: Topic) -> &Publisher {
         match t {
-            Topic::Operations => &self.operations,
             Topic::Completions => &self.completions,
             Topic::DeadLetter => &self.dead_letter,
             Topic::Requests => &self.requests,
@@ -301,7 +294,6 @@ impl Topics for PubSubTopics {
 
     async fn flush(&self) {
         for t in [
-            Topic::Operations,
             Topic::Completions,
             Topic::DeadLetter,
             Topic::Requests,
@@ -319,15 +311,15 @@ mod tests {
     #[test]
     fn topic_names_expand_with_the_project_or_stay_full() {
         assert_eq!(
-            full_topic("copy-operations", Some("p")).unwrap(),
-            "projects/p/topics/copy-operations"
+            full_topic("copy-requests", Some("p")).unwrap(),
+            "projects/p/topics/copy-requests"
         );
         assert_eq!(
             full_topic("projects/q/topics/t", None).unwrap(),
             "projects/q/topics/t"
         );
         assert!(
-            full_topic("copy-operations", None)
+            full_topic("copy-requests", None)
                 .unwrap_err()
                 .to_string()
                 .contains("GOOGLE_CLOUD_PROJECT")

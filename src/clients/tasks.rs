@@ -1,82 +1,116 @@
-//! Cloud Tasks: the queue that paces copy starts for the whole deployment
-//! (docs/DESIGN.md §10, "Quotas"; `COPY_START_QUEUE`).
+//! Cloud Tasks: the two queues that pace every Vertex AI call for the whole deployment
+//! (docs/DESIGN.md §10; `COPY_START_QUEUE`, `COPY_POLL_QUEUE`).
 //!
-//! Vertex AI's CopyModel quota is per project and region, while Cloud Run runs as many
-//! instances as its load asks for: a rate split per instance is either too slow (most copies
-//! land on one instance) or too fast (more instances than planned). A Cloud Tasks queue's rate
-//! limit (`rateLimits.maxDispatchesPerSecond`) holds for the queue, whatever dispatches it, so
-//! the request stage queues a *copy-start task* and the queue posts it back to the worker at
-//! the deployment's rate (`POST /tasks/copy-starts`), where the copy starts.
+//! Vertex AI's quotas are per project and region, while Cloud Run runs as many instances as its
+//! load asks for: a rate split per instance is either too slow or too fast. A Cloud Tasks
+//! queue's rate limit (`rateLimits.maxDispatchesPerSecond`) holds for the queue, whatever
+//! dispatches it. So the request stage queues a *copy-start task* (one CopyModel call), and
+//! each running copy is followed by a chain of *poll tasks* (one GetOperation each), each
+//! scheduled (`scheduleTime`) by the copy's age. No request is held open while a copy runs.
 //!
-//! The task's body is a Pub/Sub push envelope around the same message a pending watch would
-//! carry (the request, `attempt`, `accepted_at` and the caller's attributes), so one parser
-//! and one set of checks serve both. Its name is derived from the Pub/Sub message it comes
-//! from: a redelivered request names the same task, and Cloud Tasks refuses a second task of
-//! one name with ALREADY_EXISTS (cloud.google.com/tasks/docs/reference/rest/v2/projects.locations.queues.tasks/create:
-//! "… another task with the same name can't be created for ~1 hour after the original task
-//! was deleted or executed"), which counts as queued.
+//! Task names are derived, never random: a redelivered request, or a retried or duplicated
+//! dispatch, names the same next task, and Cloud Tasks refuses a second task of one name with
+//! ALREADY_EXISTS ("… another task with the same name can't be created for ~1 hour after the
+//! original task was deleted or executed",
+//! cloud.google.com/tasks/docs/reference/rest/v2/projects.locations.queues.tasks/create),
+//! which counts as created. A chain therefore never forks.
 
 use async_trait::async_trait;
-use base64::Engine as _;
 use google_cloud_gax::error::rpc::Code;
 use google_cloud_gax::options::RequestOptionsBuilder as _;
 use google_cloud_tasks_v2::client::CloudTasks;
 use google_cloud_tasks_v2::model::{HttpMethod, HttpRequest, OidcToken, Task};
 use tokio::sync::OnceCell;
 
-use crate::contract::OutMessage;
 use crate::domain::sha256_hex;
 use crate::retry::{Failure, classify};
+use crate::topology::{DISPATCH_DEADLINE, POLLS_QUEUE, STARTS_QUEUE, TaskQueue};
 
-/// The worker's route that copy-start tasks are posted to.
-pub const START_PATH: &str = crate::topology::COPY_STARTS_ROUTE;
-
-/// How long Cloud Tasks waits for the worker's answer to one dispatch: the start stage
-/// answers within its 45 s budget.
-const DISPATCH_DEADLINE_SECS: i64 = 60;
-
-/// Queues copy starts. A seam: tests swap the endpoint (testkit's Cloud Tasks fake).
-#[async_trait]
-pub trait StartQueue: Send + Sync {
-    /// Queues `message` as the task `task_id` (see [`task_id`]); `Ok` too when a task of
-    /// that name exists already (a redelivery queued it before).
-    async fn enqueue(
-        &self,
-        task_id: &str,
-        message_id: &str,
-        message: &OutMessage,
-    ) -> Result<(), Failure>;
+/// Which of the two queues.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Queue {
+    /// `copy-starts`: one CopyModel call per task.
+    Starts,
+    /// `copy-polls`: one GetOperation per task.
+    Polls,
 }
 
-/// The task id for the start of `attempt` from Pub/Sub message `message_id`.
-pub fn task_id(message_id: &str, attempt: u32) -> String {
-    let hash = sha256_hex(format!("{message_id}:{attempt}").as_bytes());
+impl Queue {
+    fn topology(self) -> TaskQueue {
+        match self {
+            Queue::Starts => STARTS_QUEUE,
+            Queue::Polls => POLLS_QUEUE,
+        }
+    }
+}
+
+/// One task to create.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewTask {
+    pub queue: Queue,
+    /// The task id ([`start_task_id`], [`poll_task_id`]).
+    pub id: String,
+    /// The JSON body (`contract::task::CopyTask`).
+    pub body: Vec<u8>,
+    /// Not dispatched before this time; `None` for now.
+    pub schedule: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+/// Creates copy tasks. A seam: tests point it at testkit's Cloud Tasks fake.
+#[async_trait]
+pub trait TaskQueues: Send + Sync {
+    /// Creates `task`; `Ok` too when a task of that name exists already or ran recently (a
+    /// redelivery or a duplicated dispatch created it before).
+    async fn create(&self, task: NewTask) -> Result<(), Failure>;
+}
+
+/// The id of the start task number `seq` of attempt `attempt` of the chain from `origin`.
+pub fn start_task_id(origin: &str, attempt: u32, seq: u32) -> String {
+    let hash = sha256_hex(format!("{origin}:{attempt}:{seq}").as_bytes());
     format!("start-{}", &hash[..32])
 }
 
-/// Where the queue is and what its tasks call.
+/// The id of poll number `seq` of `operation`.
+pub fn poll_task_id(operation: &str, seq: u32) -> String {
+    let hash = sha256_hex(format!("{operation}:{seq}").as_bytes());
+    format!("poll-{}", &hash[..32])
+}
+
+/// Where the queues are and what their tasks call.
 #[derive(Debug, Clone)]
 pub struct QueueOptions {
     /// `COPY_START_QUEUE`: `projects/P/locations/L/queues/Q`.
-    pub queue: String,
+    pub starts: String,
+    /// `COPY_POLL_QUEUE`.
+    pub polls: String,
     /// `CLOUD_TASKS_ENDPOINT`; `None` for `https://cloudtasks.googleapis.com`. A plain
     /// `http://` endpoint (the local fake) is used anonymously.
     pub endpoint: Option<String>,
-    /// `COPY_START_URL`: the worker's service URL, also the token's audience.
+    /// `TASKS_URL`: the worker's service URL, also the audience of the tasks' tokens.
     pub target_url: String,
-    /// The account whose OIDC token the queue attaches (a push account).
-    pub service_account: String,
+    /// `TASKS_SERVICE_ACCOUNT`: the account whose OIDC token the tasks carry; `None` sends
+    /// none (`PUSH_AUTH=none`, local tests).
+    pub service_account: Option<String>,
     /// Limit on one attempt of the CreateTask call.
     pub call_timeout: std::time::Duration,
 }
 
-/// [`StartQueue`] over the official `google-cloud-tasks-v2` client.
-pub struct CloudTasksQueue {
+impl QueueOptions {
+    fn queue(&self, q: Queue) -> &str {
+        match q {
+            Queue::Starts => &self.starts,
+            Queue::Polls => &self.polls,
+        }
+    }
+}
+
+/// [`TaskQueues`] over the official `google-cloud-tasks-v2` client.
+pub struct CloudTasksQueues {
     opts: QueueOptions,
     client: OnceCell<CloudTasks>,
 }
 
-impl CloudTasksQueue {
+impl CloudTasksQueues {
     pub fn new(opts: QueueOptions) -> Self {
         Self {
             opts,
@@ -107,55 +141,87 @@ impl CloudTasksQueue {
             .await
     }
 
-    fn task(&self, task_id: &str, message_id: &str, message: &OutMessage) -> Task {
-        let b64 = base64::engine::general_purpose::STANDARD;
-        let envelope = serde_json::json!({
-            "subscription": self.opts.queue,
-            "message": {
-                "data": b64.encode(&message.data),
-                "attributes": message.attributes,
-                "messageId": message_id,
-                "publishTime": crate::contract::rfc3339(chrono::Utc::now()),
-            },
-        });
-        let url = format!("{}{START_PATH}", self.opts.target_url.trim_end_matches('/'));
-        let request = HttpRequest::new()
+    fn task(&self, t: NewTask) -> Task {
+        let url = format!(
+            "{}{}",
+            self.opts.target_url.trim_end_matches('/'),
+            t.queue.topology().route
+        );
+        let mut request = HttpRequest::new()
             .set_url(url)
             .set_http_method(HttpMethod::Post)
             .set_headers([("content-type", "application/json")])
-            .set_body(envelope.to_string().into_bytes())
-            .set_oidc_token(
+            .set_body(t.body);
+        if let Some(account) = &self.opts.service_account {
+            request = request.set_oidc_token(
                 OidcToken::new()
-                    .set_service_account_email(&self.opts.service_account)
+                    .set_service_account_email(account)
                     .set_audience(&self.opts.target_url),
             );
-        Task::new()
-            .set_name(format!("{}/tasks/{task_id}", self.opts.queue))
-            .set_dispatch_deadline(google_cloud_wkt::Duration::clamp(DISPATCH_DEADLINE_SECS, 0))
-            .set_http_request(request)
+        }
+        let deadline = DISPATCH_DEADLINE.as_secs() as i64;
+        let mut task = Task::new()
+            .set_name(format!("{}/tasks/{}", self.opts.queue(t.queue), t.id))
+            .set_dispatch_deadline(google_cloud_wkt::Duration::clamp(deadline, 0))
+            .set_http_request(request);
+        if let Some(at) = t.schedule {
+            task = task.set_schedule_time(google_cloud_wkt::Timestamp::clamp(
+                at.timestamp(),
+                at.timestamp_subsec_nanos() as i32,
+            ));
+        }
+        task
+    }
+}
+
+/// The two queues' rates, as Cloud Tasks reports them (`rateLimits.maxDispatchesPerSecond`,
+/// here a minute), for `doctor`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct QueueRates {
+    pub starts_per_minute: f64,
+    pub polls_per_minute: f64,
+}
+
+impl CloudTasksQueues {
+    /// Reads both queues (GetQueue; `cloudtasks.queues.get`).
+    pub async fn rates(&self) -> Result<QueueRates, Failure> {
+        let client = self.client().await?;
+        let mut per_minute = [0.0; 2];
+        for (i, q) in [Queue::Starts, Queue::Polls].into_iter().enumerate() {
+            let queue = client
+                .get_queue()
+                .set_name(self.opts.queue(q))
+                .with_attempt_timeout(self.opts.call_timeout)
+                .send()
+                .await
+                .map_err(|e| classify(&e))?;
+            let rate = queue.rate_limits.map_or(0.0, |r| r.max_dispatches_per_second);
+            per_minute[i] = rate * 60.0;
+        }
+        Ok(QueueRates {
+            starts_per_minute: per_minute[0],
+            polls_per_minute: per_minute[1],
+        })
     }
 }
 
 #[async_trait]
-impl StartQueue for CloudTasksQueue {
-    async fn enqueue(
-        &self,
-        task_id: &str,
-        message_id: &str,
-        message: &OutMessage,
-    ) -> Result<(), Failure> {
+impl TaskQueues for CloudTasksQueues {
+    async fn create(&self, t: NewTask) -> Result<(), Failure> {
         let client = self.client().await?;
+        let parent = self.opts.queue(t.queue).to_owned();
+        let task_id = t.id.clone();
         let sent = client
             .create_task()
-            .set_parent(&self.opts.queue)
-            .set_task(self.task(task_id, message_id, message))
+            .set_parent(parent)
+            .set_task(self.task(t))
             .with_attempt_timeout(self.opts.call_timeout)
             .send()
             .await;
         match sent.map_err(|e| classify(&e)) {
             Ok(_) => Ok(()),
             Err(f) if f.code == Code::AlreadyExists => {
-                tracing::info!(task = task_id, "copy start was queued before");
+                tracing::info!(task = task_id, "the task was created before; not created again");
                 Ok(())
             }
             Err(f) => Err(f),
@@ -168,12 +234,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_redelivery_names_the_same_task_and_a_new_attempt_another() {
-        assert_eq!(task_id("m-1", 1), task_id("m-1", 1));
-        assert_ne!(task_id("m-1", 1), task_id("m-1", 2));
-        assert_ne!(task_id("m-1", 1), task_id("m-2", 1));
-        // Task ids: letters, digits, hyphens and underscores, at most 500 characters.
-        let id = task_id("m-1", 1);
-        assert!(id.len() <= 500 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'));
+    fn a_redelivery_names_the_same_task_and_the_next_step_another() {
+        assert_eq!(start_task_id("m-1", 1, 0), start_task_id("m-1", 1, 0));
+        assert_ne!(start_task_id("m-1", 1, 0), start_task_id("m-1", 2, 0));
+        assert_ne!(start_task_id("m-1", 1, 0), start_task_id("m-1", 1, 1));
+        assert_ne!(start_task_id("m-1", 1, 0), start_task_id("m-2", 1, 0));
+        let op = "projects/1/locations/us-central1/operations/7";
+        assert_eq!(poll_task_id(op, 4), poll_task_id(op, 4));
+        assert_ne!(poll_task_id(op, 4), poll_task_id(op, 5));
+        // Task ids: letters, digits, hyphens and underscores, at most 500 characters
+        // (Task.name, cloud.google.com/tasks/docs/reference/rest/v2/projects.locations.queues.tasks).
+        for id in [start_task_id("m-1", 1, 0), poll_task_id(op, 1)] {
+            assert!(id.len() <= 500 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'));
+        }
     }
 }

@@ -1,5 +1,5 @@
-//! How often and how long (DESIGN.md §4, §5): copy and callback attempts, the copy's time
-//! limit, and the hold of a watch delivery within `copy-operations-push`'s ack deadline.
+//! How often and how long (DESIGN.md §4, §5): copy and callback attempts, and the copy's time
+//! limit.
 
 use std::time::Duration;
 
@@ -22,27 +22,13 @@ pub struct LimitArgs {
     /// Give up on an operation after this long (e.g. 24h, 90m).
     #[arg(long, env = "COPY_MAX_DURATION", default_value = "24h", value_parser = duration_setting)]
     pub copy_max_duration: Parsed<Duration>,
-    /// How long one watch delivery may poll in-request (below COPY_OPERATIONS_ACK_DEADLINE).
-    #[arg(long, env = "WATCH_HOLD", default_value = "240s", value_parser = duration_setting)]
-    pub watch_hold: Parsed<Duration>,
-    /// The ack deadline of copy-operations-push (10s to 600s): each watch delivery answers
-    /// within it, counted from its arrival (Terraform passes the subscription's value).
-    #[arg(
-        long,
-        env = "COPY_OPERATIONS_ACK_DEADLINE",
-        default_value = "300s",
-        value_parser = duration_setting
-    )]
-    pub operations_ack_deadline: Parsed<Duration>,
 }
 
 /// The checked durations.
 #[derive(Debug, Clone, Copy)]
 pub struct Durations {
     pub max_duration: Duration,
-    pub watch_hold: Duration,
     pub vertex_call_timeout: Duration,
-    pub ack_deadline: Duration,
 }
 
 impl LimitArgs {
@@ -52,38 +38,19 @@ impl LimitArgs {
         vertex_call_timeout: &Parsed<Duration>,
     ) -> Result<Durations, ConfigError> {
         let max_duration = self.copy_max_duration.get("COPY_MAX_DURATION")?;
-        let watch_hold = self.watch_hold.get("WATCH_HOLD")?;
         let vertex_call_timeout = vertex_call_timeout.get("VERTEX_CALL_TIMEOUT")?;
         if vertex_call_timeout.is_zero() {
             return Err(err("VERTEX_CALL_TIMEOUT", "must be above zero"));
         }
-        let ack_deadline = self
-            .operations_ack_deadline
-            .get("COPY_OPERATIONS_ACK_DEADLINE")?;
-        if !(Duration::from_secs(10)..=Duration::from_secs(600)).contains(&ack_deadline) {
+        if max_duration.is_zero() {
             return Err(err(
-                "COPY_OPERATIONS_ACK_DEADLINE",
-                format!(
-                    "{}s is outside Pub/Sub's range of 10s to 600s; set it to copy-operations-push's ack deadline",
-                    ack_deadline.as_secs()
-                ),
-            ));
-        }
-        if watch_hold >= ack_deadline {
-            return Err(err(
-                "WATCH_HOLD",
-                format!(
-                    "{}s must stay below the {}s ack deadline of copy-operations-push (COPY_OPERATIONS_ACK_DEADLINE)",
-                    watch_hold.as_secs(),
-                    ack_deadline.as_secs()
-                ),
+                "COPY_MAX_DURATION",
+                "must be above zero (e.g. 24h): every copy would fail before its first poll",
             ));
         }
         Ok(Durations {
             max_duration,
-            watch_hold,
             vertex_call_timeout,
-            ack_deadline,
         })
     }
 }

@@ -7,9 +7,9 @@
 //! - [`topics`]: the topic flags, one group per topic, shared with the other commands;
 //! - [`defaults`]: what a short-form request is completed with;
 //! - [`auth`]: `PUSH_AUTH`, what a push token must carry, and the check of account lists;
-//! - [`vertex`]: the Vertex AI endpoint, call timeout and rates;
-//! - [`queue`]: the copy-start queue;
-//! - [`limits`]: attempts, durations and the watch delivery's hold;
+//! - [`vertex`]: the Vertex AI endpoint and call timeout;
+//! - [`queue`]: the two task queues (copy starts and polls), their URL and account;
+//! - [`limits`]: attempts and durations;
 //! - [`callers`]: direct callers and webhooks.
 //!
 //! [`Config::from_args`] checks them, always in the same order, so that of several wrong
@@ -42,7 +42,6 @@ use crate::clients::pubsub::TopicNames;
 use crate::clients::tasks::QueueOptions;
 use crate::domain::Defaults;
 use crate::pipeline::Settings;
-use crate::pipeline::budget::Rates;
 use crate::telemetry::LogFormat;
 
 /// Flags and environment of `copy-worker serve`.
@@ -72,9 +71,8 @@ pub struct ServeArgs {
     pub vertex: VertexArgs,
     #[command(flatten)]
     pub queue: QueueArgs,
-    /// Benchmarks only: divide the worker's internal timings (poll intervals, the budget's
-    /// minute, bursts and back-offs, the admission wait) by this, to run a time-compressed
-    /// burst with the same proportions.
+    /// Benchmarks only: divide the worker's internal timings (the poll schedule and the
+    /// back-offs) by this, to run a time-compressed burst with the same proportions.
     #[arg(
         long,
         env = "COPY_WORKER_TIME_SCALE",
@@ -125,10 +123,10 @@ pub struct Config {
     pub emulator_host: Option<String>,
     pub callback_signing_secret: Option<String>,
     pub log_format: LogFormat,
-    /// `VERTEX_COPY_RATE`, `VERTEX_READ_RATE`, `WORKER_INSTANCES`.
-    pub rates: Rates,
-    /// `COPY_START_QUEUE` and what its tasks call; `None` without a queue.
-    pub start_queue: Option<QueueOptions>,
+    /// `COPY_START_QUEUE`, `COPY_POLL_QUEUE`, and what their tasks call and carry.
+    pub queues: QueueOptions,
+    /// `COPY_OPERATIONS_DRAIN`: serve the upgrade route.
+    pub operations_drain: bool,
 }
 
 impl Config {
@@ -145,15 +143,19 @@ impl Config {
         ])?;
         let one = "must be at least 1";
         at_least_one("CALLBACK_MAX_ATTEMPTS", a.limits.callback_max_attempts, one)?;
-        let rates = a.vertex.rates(a.time_scale)?;
+        if !(a.time_scale.is_finite() && a.time_scale >= 1.0) {
+            return Err(err(
+                "COPY_WORKER_TIME_SCALE",
+                "must be a number of at least 1",
+            ));
+        }
         at_least_one("COPY_MAX_ATTEMPTS", a.limits.copy_max_attempts, one)?;
         let durations = a.limits.durations(&a.vertex.vertex_call_timeout)?;
         let vertex_endpoint = a.vertex.endpoint()?;
         let defaults = defaults::defaults(&a.defaults, &a.callers)?;
         a.callers.check_secret()?;
         let timeout = durations.vertex_call_timeout;
-        let start_queue = queue::start_queue(&a.queue, &push.service_accounts, timeout)?;
-        queue::tasks_pass_push_auth(start_queue.as_ref(), a.push_auth, &push)?;
+        let queues = queue::queues(&a.queue, a.push_auth, timeout)?;
         Ok(Self {
             port: a.port,
             settings: settings(a, &worker_project, defaults, durations),
@@ -169,24 +171,24 @@ impl Config {
             emulator_host: a.pubsub.emulator_host(),
             callback_signing_secret: a.callers.callback_signing_secret.clone(),
             log_format: log_format(a.log_format),
-            rates,
-            start_queue,
+            queues,
+            operations_drain: a.queue.copy_operations_drain,
         })
     }
 }
 
-/// What the stages need, from checked values; the benchmarks' time scale divides the polls.
+/// What the stages need, from checked values; the benchmarks' time scale divides the poll
+/// schedule and the back-offs.
 fn settings(a: &ServeArgs, worker_project: &str, defaults: Defaults, d: Durations) -> Settings {
     let mut s = Settings::new(worker_project);
     s.defaults = defaults;
     s.max_attempts = a.limits.copy_max_attempts;
     s.callback_max_attempts = a.limits.callback_max_attempts;
     s.max_duration = d.max_duration;
-    s.watch_hold = d.watch_hold;
-    s.operations_ack_deadline = d.ack_deadline;
     s.vertex_call_timeout = d.vertex_call_timeout;
     s.poll_initial = s.poll_initial.div_f64(a.time_scale);
     s.poll_max = s.poll_max.div_f64(a.time_scale);
+    s.quota_backoff = s.quota_backoff.div_f64(a.time_scale);
     s
 }
 

@@ -1,81 +1,98 @@
-//! The copy-start queue (DESIGN.md §10): a Cloud Tasks queue that paces copy starts for the
-//! whole deployment, the URL its tasks call and the account whose token they carry.
+//! The two Cloud Tasks queues (DESIGN.md §10): copy starts and polls, the URL their tasks call,
+//! the account whose token they carry, and the upgrade drain of the previous release's watch
+//! messages.
 
 use std::time::Duration;
 
 use clap::Args;
 
-use super::auth::{Push, PushAuthMode, is_email};
+use super::auth::{PushAuthMode, is_email};
 use super::{ConfigError, err};
 use crate::clients::tasks::QueueOptions;
 
-/// `COPY_START_QUEUE` and its companions.
+/// `COPY_START_QUEUE`, `COPY_POLL_QUEUE` and their companions.
 #[derive(Debug, Clone, Args)]
 pub struct QueueArgs {
-    /// Cloud Tasks queue that paces copy starts for the whole deployment,
-    /// projects/P/locations/L/queues/Q (unset: each instance admits copies from its share).
+    /// Cloud Tasks queue that paces copy starts (CopyModel) for the whole deployment,
+    /// projects/P/locations/L/queues/copy-starts.
     #[arg(long, env = "COPY_START_QUEUE")]
     pub copy_start_queue: Option<String>,
-    /// The worker's service URL, which the copy-start tasks call (required with the queue).
-    #[arg(long, env = "COPY_START_URL")]
-    pub copy_start_url: Option<String>,
-    /// The account whose OIDC token the queue attaches (default: the first of
-    /// PUSH_SERVICE_ACCOUNTS).
-    #[arg(long, env = "COPY_START_SERVICE_ACCOUNT")]
-    pub copy_start_service_account: Option<String>,
+    /// Cloud Tasks queue that paces the polls of running copies (GetOperation) for the whole
+    /// deployment, projects/P/locations/L/queues/copy-polls.
+    #[arg(long, env = "COPY_POLL_QUEUE")]
+    pub copy_poll_queue: Option<String>,
+    /// The worker's service URL, which both queues' tasks call; also the audience of their
+    /// OIDC tokens.
+    #[arg(long, env = "TASKS_URL")]
+    pub tasks_url: Option<String>,
+    /// The account whose OIDC token the tasks carry, and the only account the /tasks/ routes
+    /// accept (required unless PUSH_AUTH=none).
+    #[arg(long, env = "TASKS_SERVICE_ACCOUNT")]
+    pub tasks_service_account: Option<String>,
     // `--help` text: a bare URL reads better there than a link.
     #[allow(rustdoc::bare_urls)]
     /// Base URL of the Cloud Tasks API (tests; default https://cloudtasks.googleapis.com).
     #[arg(long, env = "CLOUD_TASKS_ENDPOINT")]
     pub cloud_tasks_endpoint: Option<String>,
+    /// Upgrade only: serve POST /pubsub/copy-operations, which turns the previous release's
+    /// watch messages into tasks (docs/DESIGN.md, "Upgrading").
+    #[arg(long, env = "COPY_OPERATIONS_DRAIN", default_value_t = false, action = clap::ArgAction::Set)]
+    pub copy_operations_drain: bool,
 }
 
-/// The queue, checked: it needs the URL its tasks call and an account for their token.
-/// `None` without a queue.
-pub fn start_queue(
+/// The queues, checked: both named in full, the URL their tasks call, and (unless push
+/// authentication is off) the account their tokens belong to.
+pub fn queues(
     a: &QueueArgs,
-    push_service_accounts: &[String],
+    mode: PushAuthMode,
     call_timeout: Duration,
-) -> Result<Option<QueueOptions>, ConfigError> {
-    let Some(queue) = queue_name(a)? else {
-        return Ok(None);
-    };
-    let target_url = url("COPY_START_URL", &a.copy_start_url)?.ok_or_else(|| {
+) -> Result<QueueOptions, ConfigError> {
+    let starts = queue_name("COPY_START_QUEUE", &a.copy_start_queue, "copy-starts")?;
+    let polls = queue_name("COPY_POLL_QUEUE", &a.copy_poll_queue, "copy-polls")?;
+    let target_url = url("TASKS_URL", &a.tasks_url)?.ok_or_else(|| {
         err(
-            "COPY_START_URL",
-            "is required with COPY_START_QUEUE: set it to this service's URL, which the queue's tasks call",
+            "TASKS_URL",
+            "is required: set it to this service's URL (https://…run.app), which the queues' tasks call",
         )
     })?;
     let endpoint = url("CLOUD_TASKS_ENDPOINT", &a.cloud_tasks_endpoint)?;
-    let service_account = a
-        .copy_start_service_account
-        .clone()
-        .or_else(|| push_service_accounts.first().cloned())
-        .ok_or_else(|| {
-            err(
-                "COPY_START_SERVICE_ACCOUNT",
-                "is required with COPY_START_QUEUE when PUSH_SERVICE_ACCOUNTS is empty: the account whose token the queue's tasks carry",
-            )
-        })?;
-    if !is_email(&service_account) {
-        return Err(err(
-            "COPY_START_SERVICE_ACCOUNT",
-            format!("{service_account:?} is not an email address"),
-        ));
+    let service_account = a.tasks_service_account.clone().filter(|s| !s.is_empty());
+    match (&service_account, mode) {
+        (Some(e), _) if !is_email(e) => {
+            return Err(err(
+                "TASKS_SERVICE_ACCOUNT",
+                format!("{e:?} is not an email address"),
+            ));
+        }
+        (None, PushAuthMode::Oidc | PushAuthMode::CloudRun) => {
+            return Err(err(
+                "TASKS_SERVICE_ACCOUNT",
+                "is required unless PUSH_AUTH=none: the account whose OIDC token the queues' tasks carry, and the only one the /tasks/ routes accept",
+            ));
+        }
+        _ => {}
     }
-    Ok(Some(QueueOptions {
-        queue,
+    Ok(QueueOptions {
+        starts,
+        polls,
         endpoint,
         target_url,
         service_account,
         call_timeout,
-    }))
+    })
 }
 
-/// `COPY_START_QUEUE`, when set: a full queue name.
-fn queue_name(a: &QueueArgs) -> Result<Option<String>, ConfigError> {
-    let Some(queue) = a.copy_start_queue.clone().filter(|q| !q.is_empty()) else {
-        return Ok(None);
+/// A required full queue name.
+fn queue_name(
+    var: &'static str,
+    v: &Option<String>,
+    default_id: &str,
+) -> Result<String, ConfigError> {
+    let Some(queue) = v.clone().filter(|q| !q.is_empty()) else {
+        return Err(err(
+            var,
+            format!("is required: the full name of the {default_id} queue, projects/P/locations/L/queues/{default_id} (Terraform creates it)"),
+        ));
     };
     let parts: Vec<&str> = queue.split('/').collect();
     let shape = ["projects", "", "locations", "", "queues", ""];
@@ -86,11 +103,11 @@ fn queue_name(a: &QueueArgs) -> Result<Option<String>, ConfigError> {
             .all(|(p, s)| !p.is_empty() && (s.is_empty() || *p == s));
     if !well_formed {
         return Err(err(
-            "COPY_START_QUEUE",
+            var,
             format!("{queue:?} must be a full queue name, projects/P/locations/L/queues/Q"),
         ));
     }
-    Ok(Some(queue))
+    Ok(queue)
 }
 
 /// An `http(s)://` URL, when set.
@@ -103,40 +120,4 @@ fn url(var: &'static str, v: &Option<String>) -> Result<Option<String>, ConfigEr
         )),
         None => Ok(None),
     }
-}
-
-/// With push authentication on, the queue's tasks must pass it: otherwise every dispatch is
-/// refused before the start stage runs, and the queue retries for ever with nothing
-/// announced.
-pub fn tasks_pass_push_auth(
-    queue: Option<&QueueOptions>,
-    mode: PushAuthMode,
-    push: &Push,
-) -> Result<(), ConfigError> {
-    let Some(q) = queue.filter(|_| mode != PushAuthMode::None) else {
-        return Ok(());
-    };
-    if !push
-        .service_accounts
-        .iter()
-        .any(|e| e.eq_ignore_ascii_case(&q.service_account))
-    {
-        return Err(err(
-            "COPY_START_SERVICE_ACCOUNT",
-            format!(
-                "{} must be one of PUSH_SERVICE_ACCOUNTS: the queue's tasks carry its token",
-                q.service_account
-            ),
-        ));
-    }
-    if !push.audiences.contains(&q.target_url) {
-        return Err(err(
-            "COPY_START_URL",
-            format!(
-                "{} must be one of PUSH_AUDIENCE: it is the audience of the tasks' tokens",
-                q.target_url
-            ),
-        ));
-    }
-    Ok(())
 }

@@ -35,15 +35,6 @@ pub struct RequestsTopic {
 }
 topic_name!(RequestsTopic, requests_topic);
 
-/// `COPY_OPERATIONS_TOPIC`: the watch messages that follow running copies.
-#[derive(Debug, Clone, Args)]
-pub struct OperationsTopic {
-    /// Topic for watch messages, short or projects/P/topics/T.
-    #[arg(long, env = "COPY_OPERATIONS_TOPIC", default_value = topology::OPERATIONS_TOPIC)]
-    pub operations_topic: String,
-}
-topic_name!(OperationsTopic, operations_topic);
-
 /// `COPY_COMPLETIONS_TOPIC`: completion events, which waiters and `events` read.
 #[derive(Debug, Clone, Args)]
 pub struct CompletionsTopic {
@@ -94,11 +85,9 @@ pub fn described(id: &'static str, help: &'static str) -> impl FnMut(Arg) -> Arg
     reword(id, move |a| a.help(help))
 }
 
-/// The five topics of the worker, in the order `serve --help` lists them.
+/// The four topics of the worker, in the order `serve --help` lists them.
 #[derive(Debug, Clone, Args)]
 pub struct WorkerTopics {
-    #[command(flatten)]
-    pub operations: OperationsTopic,
     #[command(flatten)]
     pub completions: CompletionsTopic,
     #[command(flatten)]
@@ -115,7 +104,6 @@ impl WorkerTopics {
         let topic =
             |var, name: &str| full_topic(name, project).map_err(|p| err(var, p.to_string()));
         Ok(TopicNames {
-            operations: topic("COPY_OPERATIONS_TOPIC", &self.operations)?,
             completions: topic("COPY_COMPLETIONS_TOPIC", &self.completions)?,
             dead_letter: topic("COPY_DEAD_LETTER_TOPIC", &self.dead_letter)?,
             requests: topic("COPY_REQUESTS_TOPIC", &self.requests)?,

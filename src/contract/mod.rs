@@ -6,7 +6,8 @@
 //! - [`attr`]: attribute keys, and which of them belong to one stage only.
 //! - [`rejection`]: why a request was refused (the field and the rule).
 //! - [`request`]: the copy request as JSON (serde, unknown fields refused).
-//! - [`watch`]: the watch message on `copy-operations`.
+//! - [`task`]: the body of a copy-start or poll task (Cloud Tasks).
+//! - [`watch`]: the previous release's watch message, read only while an upgrade drains it.
 //! - [`event`]: the completion event (CloudEvents, binary mode) on `copy-completions`.
 //! - [`push`]: one decoded push delivery, the input of every stage.
 //! - [`callback`]: the callback message on `copy-callbacks`.
@@ -19,6 +20,7 @@ pub(crate) mod event;
 pub(crate) mod push;
 pub(crate) mod rejection;
 pub(crate) mod request;
+pub(crate) mod task;
 pub(crate) mod watch;
 
 use std::collections::BTreeMap;

@@ -82,24 +82,32 @@ impl IntoResponse for HttpError {
     }
 }
 
-/// The status table of a stage's outcome: 204 ack, 429 "not yet", 503 redeliver.
+/// The status table of a stage's outcome: 204 ack, 503 redeliver.
 pub fn outcome_status(outcome: &StepOutcome) -> StatusCode {
     match outcome {
         StepOutcome::Acked => StatusCode::NO_CONTENT,
-        StepOutcome::NotYet => StatusCode::TOO_MANY_REQUESTS,
         StepOutcome::Retry(_) => StatusCode::SERVICE_UNAVAILABLE,
     }
 }
+
+/// The `Retry-After` of every 503 a stage answers, in seconds. Cloud Tasks honours it for a
+/// task's next attempt ("Cloud Tasks will … consider the Retry-After header", HttpRequest,
+/// google/cloud/tasks/v2/target.proto); Pub/Sub ignores it and uses the subscription's
+/// backoff.
+pub const RETRY_AFTER_SECS: u64 = 10;
 
 impl IntoResponse for StepOutcome {
     fn into_response(self) -> Response {
         let status = outcome_status(&self);
         match self {
             StepOutcome::Acked => status.into_response(),
-            StepOutcome::NotYet => (status, "operation still running").into_response(),
             StepOutcome::Retry(why) => {
                 tracing::warn!(error.message = %why, "step not finished; asking for redelivery");
-                (status, why.to_string()).into_response()
+                let retry_after = [(
+                    axum::http::header::RETRY_AFTER,
+                    RETRY_AFTER_SECS.to_string(),
+                )];
+                (status, retry_after, why.to_string()).into_response()
             }
         }
     }
@@ -130,12 +138,11 @@ mod tests {
     #[test]
     fn every_answer_has_the_status_of_the_design_table() {
         let out_of_time = RetryReason::OutOfTime {
-            stage: "watch",
+            stage: "poll",
             budget: Duration::from_secs(1),
         };
         let outcomes = [
             (StepOutcome::Acked, 204),
-            (StepOutcome::NotYet, 429),
             (
                 StepOutcome::Retry(Failure::new(Code::Unavailable, "x").into()),
                 503,
@@ -144,7 +151,11 @@ mod tests {
         ];
         for (outcome, want) in outcomes {
             assert_eq!(outcome_status(&outcome).as_u16(), want, "{outcome:?}");
-            assert_eq!(outcome.into_response().status().as_u16(), want);
+            let response = outcome.into_response();
+            assert_eq!(response.status().as_u16(), want);
+            // Every 503 says when to try again (Cloud Tasks honours it).
+            let retry_after = response.headers().get("retry-after");
+            assert_eq!(retry_after.is_some(), want == 503, "{retry_after:?}");
         }
         let errors = [
             (HttpError::Unauthenticated("x".into()), 401),

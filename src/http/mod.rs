@@ -3,8 +3,9 @@
 //!
 //! - [`envelope`]: the Pub/Sub push envelope.
 //! - [`auth`]: who may call, as a middleware; [`oidc`]: the Google ID-token verifier.
-//! - [`push`]: `POST /pubsub/copy-requests`, `/pubsub/copy-operations`,
-//!   `/pubsub/copy-callbacks`, and the copy-start queue's `POST /tasks/copy-starts`.
+//! - [`push`]: `POST /pubsub/copy-requests` and `/pubsub/copy-callbacks`, the queues'
+//!   `POST /tasks/copy-starts` and `/tasks/copy-polls`, and (during an upgrade only)
+//!   `POST /pubsub/copy-operations`.
 //! - [`enqueue`]: `POST /v1/models/copy`.
 //! - [`error`]: the one table from answer to status code.
 
@@ -38,33 +39,36 @@ pub struct AppState {
     pub pipeline: Pipeline,
     /// Checks pushes (`PUSH_SERVICE_ACCOUNTS`).
     pub push_auth: Arc<dyn PushAuth>,
+    /// Checks the queues' dispatches (`TASKS_SERVICE_ACCOUNT`, audience `TASKS_URL`).
+    pub tasks_auth: Arc<dyn PushAuth>,
+    /// `COPY_OPERATIONS_DRAIN`: serve the upgrade route.
+    pub drain: bool,
     /// Checks direct callers of `POST /v1/models/copy` (`INVOKER_SERVICE_ACCOUNTS`).
     pub invoker_auth: Arc<dyn PushAuth>,
 }
 
-/// When a request reached the worker, stamped before authentication and before the body is
-/// read: a delivery's deadline counts from here (DESIGN.md §4, "one deadline per delivery").
-#[derive(Debug, Clone, Copy)]
-pub struct Arrival(pub tokio::time::Instant);
-
-async fn stamp_arrival(
-    mut req: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> axum::response::Response {
-    req.extensions_mut()
-        .insert(Arrival(tokio::time::Instant::now()));
-    next.run(req).await
-}
-
 /// The router. Authentication runs as a middleware in front of each group of routes.
 pub fn app(state: AppState) -> Router {
-    let pushes = Router::new()
+    let mut pushes = Router::new()
         .route(topology::REQUESTS_ROUTE, post(push::copy_requests))
-        .route(topology::OPERATIONS_ROUTE, post(push::copy_operations))
-        .route(topology::CALLBACKS_ROUTE, post(push::copy_callbacks))
+        .route(topology::CALLBACKS_ROUTE, post(push::copy_callbacks));
+    // The upgrade route is served only while an upgrade drains the old subscription: a route
+    // nobody should call is not a route anybody can call.
+    if state.drain {
+        pushes = pushes.route(
+            topology::legacy::OPERATIONS_ROUTE,
+            post(push::copy_operations),
+        );
+    }
+    let pushes = pushes.route_layer(axum::middleware::from_fn_with_state(
+        (state.push_auth.clone(), Answer::Text),
+        require,
+    ));
+    let tasks = Router::new()
         .route(topology::COPY_STARTS_ROUTE, post(push::copy_starts))
+        .route(topology::COPY_POLLS_ROUTE, post(push::copy_polls))
         .route_layer(axum::middleware::from_fn_with_state(
-            (state.push_auth.clone(), Answer::Text),
+            (state.tasks_auth.clone(), Answer::Text),
             require,
         ));
     let callers = Router::new()
@@ -83,10 +87,9 @@ pub fn app(state: AppState) -> Router {
         .route(topology::HEALTHZ_ROUTE, health.clone())
         .route(topology::HEALTH_ROUTE, health)
         .merge(pushes)
+        .merge(tasks)
         .merge(callers)
         .with_state(state)
-        // Outside every route's authentication, so that the stamp is the arrival.
-        .layer(axum::middleware::from_fn(stamp_arrival))
         // A panic outside a stage answers 500 (Pub/Sub redelivers) instead of killing the process.
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(
             error::on_panic,

@@ -1,5 +1,6 @@
-//! What a stage hands on before it acks (DESIGN.md §1, §3): the completion event, the dead
-//! letter of a failure, and the next watch message. Each publish is confirmed first.
+//! What a stage hands on at the end of a copy (DESIGN.md §1, §3): the completion event, the
+//! dead letter of a failure, and the callback message. Each publish is confirmed before the
+//! stage answers 2xx.
 
 use chrono::{DateTime, Utc};
 
@@ -8,11 +9,10 @@ use crate::clients::pubsub::Topic;
 use crate::contract::callback::Callback;
 use crate::contract::dead_letter::dead_letter;
 use crate::contract::event::{CompletionEvent, ErrorInfo, Status};
-use crate::contract::watch::Watch;
 use crate::contract::{Rejection, attr};
 use crate::domain::{CopiedModel, RequestId};
 use crate::retry::Failure;
-use crate::telemetry::events::{CompletionPublished, CopyStarted, CountedEvent as _};
+use crate::telemetry::events::{CompletionPublished, CountedEvent as _};
 
 /// How a copy ended, before it becomes an event.
 pub(crate) struct Ending {
@@ -140,57 +140,6 @@ impl Pipeline {
         .emit();
         StepOutcome::Acked
     }
-
-    /// Publishes the watch message for `watch` (DESIGN.md §3), confirmed before the caller acks.
-    pub(crate) async fn publish_watch(
-        &self,
-        job: Job<'_>,
-        watch: Watch,
-        why: WatchNote,
-    ) -> StepOutcome {
-        let Job { d, req } = job;
-        let (msg, dropped) =
-            watch.to_message(req.to_bytes(), &d.msg.attributes, req.request_id.as_str());
-        log_dropped(&dropped);
-        match self.topics.publish(Topic::Operations, msg).await {
-            // The first line is what Terraform's "copies started" metric counts (monitoring.tf).
-            Ok(id) => {
-                match why {
-                    WatchNote::Started => {
-                        CopyStarted {
-                            watch_message_id: &id,
-                            attempt: watch.attempt,
-                        }
-                        .emit();
-                    }
-                    WatchNote::Pending => {
-                        tracing::info!(watch_message_id = %id, "copy not started or not readable yet; pending watch published")
-                    }
-                    WatchNote::Watching => {
-                        tracing::info!(watch_message_id = %id, "watching a copy already running; watch published")
-                    }
-                    WatchNote::Continued => {
-                        tracing::info!(watch_message_id = %id, "still running after the hold; continued as a new watch message")
-                    }
-                }
-                StepOutcome::Acked
-            }
-            Err(e) => StepOutcome::Retry(e.into()),
-        }
-    }
-}
-
-/// Why a watch message is published (its log line).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum WatchNote {
-    /// A copy was just started.
-    Started,
-    /// A copy that is not started yet (budget, quota) or whose destination is not readable.
-    Pending,
-    /// A copy this process already started.
-    Watching,
-    /// The same watch, handed on at the end of a hold (continue-as-new).
-    Continued,
 }
 
 /// Caller attributes that did not fit in Pub/Sub's limits are named in the log, not lost

@@ -4,13 +4,12 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use chrono::{DateTime, Utc};
 use google_cloud_gax::error::rpc::Code;
 
-use super::announce::{Ending, WatchNote};
+use super::announce::Ending;
+use super::chain::StartPlace;
 use super::decide::{self, AfterRead};
 use super::{Job, Pipeline, StepOutcome};
-use crate::contract::watch::Watch;
 use crate::domain::names::ModelIdentity;
 use crate::domain::{CopyRequest, Existing, ModelName, Project};
 use crate::retry::{Failure, retry_transient};
@@ -45,16 +44,6 @@ impl ProjectNumbers {
         }
     }
 
-    /// One spelling per project, for keys such as the budget's: the number when it is known
-    /// (or `project` is one), else `project` as given.
-    pub fn key(&self, project: &str) -> String {
-        if !project.is_empty() && project.bytes().all(|b| b.is_ascii_digit()) {
-            return project.to_owned();
-        }
-        let learned = self.0.lock().expect("lock").get(project).cloned();
-        learned.unwrap_or_else(|| project.to_owned())
-    }
-
     /// `name` with its project spelled as a number, when the number is known.
     pub fn canonical(&self, name: &ModelName) -> String {
         match self.get(&name.project) {
@@ -68,42 +57,26 @@ impl Pipeline {
     /// Vertex answered ALREADY_EXISTS: decide whether the destination is our copy.
     ///
     /// Our copy → `succeeded`; someone else's → `failed`; not readable yet (the first copy
-    /// is still running) → a *pending* watch message, so the watch stage reads the
-    /// destination until it can decide, and this delivery is acked (no 503 loop). Never
-    /// announce a model that cannot be read.
-    pub(crate) async fn resolve_existing(
-        &self,
-        job: Job<'_>,
-        accepted_at: DateTime<Utc>,
-        attempt: u32,
-    ) -> StepOutcome {
+    /// is still running) → the start is asked again later through the copy-start queue
+    /// ([`Self::start_later`]), and this dispatch answers 2xx. Never announce a model that
+    /// cannot be read.
+    pub(crate) async fn resolve_existing(&self, job: Job<'_>, place: &StartPlace) -> StepOutcome {
         let req = job.req;
         match decide::after_read(self.find_existing_copy(req).await) {
             AfterRead::Ours(m) => {
                 tracing::info!(model = %m.model, "destination already holds our copy");
-                self.announce(job, Ending::succeeded(m, accepted_at)).await
+                let mut end = Ending::succeeded(m, place.accepted_at);
+                end.attempts = place.attempt;
+                self.announce(job, end).await
             }
-            // Not readable yet, or this instance's read budget is spent: the watch stage
-            // decides later, without spending this delivery's attempts.
-            AfterRead::NotYet => self.pending_watch(job, accepted_at, attempt).await,
+            AfterRead::StartLater => self.start_later(job, place).await,
             AfterRead::Retry(f) => StepOutcome::Retry(f.into()),
-            AfterRead::Fail(f) => self.announce(job, Ending::failed(&f, accepted_at)).await,
+            AfterRead::Fail(f) => {
+                let mut end = Ending::failed(&f, place.accepted_at);
+                end.attempts = place.attempt;
+                self.announce(job, end).await
+            }
         }
-    }
-
-    /// Hands the request on as a pending watch (no operation) and acks once it is confirmed.
-    pub(crate) async fn pending_watch(
-        &self,
-        job: Job<'_>,
-        accepted_at: DateTime<Utc>,
-        attempt: u32,
-    ) -> StepOutcome {
-        let pending = Watch {
-            operation: None,
-            attempt,
-            accepted_at,
-        };
-        self.publish_watch(job, pending, WatchNote::Pending).await
     }
 
     /// The source as Vertex names it: its project number (cached per process) and, when the

@@ -1,37 +1,41 @@
-//! The stages of DESIGN.md §1: each push delivery does one short, idempotent step,
-//! publishes what comes next, and only then is acked.
+//! The stages of DESIGN.md §1: each push delivery or task dispatch does one short, idempotent
+//! step, hands on what comes next (a task, an event, a message), and only then answers 2xx.
+//! No request is held open while a copy runs.
 //!
-//! - [`request_stage`]: starts the copy and publishes a watch message.
-//! - [`start_stage`]: starts a copy that the copy-start queue paced (`COPY_START_QUEUE`).
-//! - [`watch_stage`]: checks the operation; announces the result or continues as new.
+//! - [`request_stage`]: validates a request and queues its first copy start.
+//! - [`start_stage`]: a copy-start task: starts the copy and schedules its first poll.
+//! - [`start`]: the start code every CopyModel site goes through (`parent_model` looks first,
+//!   ALREADY_EXISTS is resolved by reading the destination).
+//! - [`poll_stage`]: a poll task: one GetOperation, then the next poll or the end.
+//! - [`chain`]: the tasks a stage hands on, their names and their schedule.
+//! - [`drain`]: the upgrade route, which turns the previous release's watch messages into tasks.
 //! - [`callback_stage`]: posts one webhook callback inside its own push delivery.
-//! - [`announce`]: the completion event, the dead letter and the watch message a stage
-//!   hands on, each confirmed before the stage acks.
-//! - [`decide`]: the stages' decisions as tables: what follows each Vertex AI answer,
-//!   by the one [`FailureClass`](crate::retry::FailureClass) of a failure.
+//! - [`announce`]: the completion event and the dead letter, each confirmed before the stage
+//!   answers.
+//! - [`decide`]: the stages' decisions as tables: what follows each answer, by the one
+//!   [`FailureClass`](crate::retry::FailureClass) of a failure.
 //! - [`existing`]: deciding whether an existing destination is our earlier copy.
 //! - [`in_flight`]: `parent_model` copies this process started and that may still run.
-//! - [`budget`]: the instance's share of Vertex AI's quotas: paced reads, admitted copies.
-//! - [`deadline`]: one deadline per delivery, from its subscription's ack deadline.
 //!
 //! Every stage returns a [`StepOutcome`]; `http::error` maps it to a status code in one place.
 
 pub(crate) mod announce;
-pub(crate) mod budget;
 pub(crate) mod callback_stage;
-pub(crate) mod deadline;
+pub(crate) mod chain;
 mod decide;
+pub(crate) mod drain;
 pub(crate) mod existing;
 pub(crate) mod in_flight;
+pub(crate) mod poll_stage;
 pub(crate) mod request_stage;
+pub(crate) mod start;
 pub(crate) mod start_stage;
-pub(crate) mod watch_stage;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use crate::clients::pubsub::{PublishError, Topics};
-use crate::clients::tasks::StartQueue;
+use crate::clients::tasks::TaskQueues;
 use crate::clients::vertex::Vertex;
 use crate::clients::webhook::Callbacks;
 use crate::contract::dead_letter::FailedStage;
@@ -44,10 +48,8 @@ use crate::retry::Failure;
 pub enum StepOutcome {
     /// Done, and everything handed on is confirmed: ack (204).
     Acked,
-    /// Shutting down while the operation still runs: nack so Pub/Sub redelivers after its
-    /// backoff (429). In the steady state a held watch continues as new and answers 204.
-    NotYet,
-    /// A transient failure, or a publish that was not confirmed: nack (503).
+    /// A transient failure, or something handed on that was not confirmed: nack (503, with
+    /// `Retry-After`), and the sender tries again.
     Retry(RetryReason),
 }
 
@@ -61,6 +63,10 @@ pub enum RetryReason {
     /// A message the step hands on was not confirmed; never ack before it is.
     #[error("{0}")]
     Publish(#[from] PublishError),
+    /// The task the step hands on was not created (Cloud Tasks unreachable, or the queue
+    /// missing or not ours to use: a deployment fault, not the copy's).
+    #[error("creating the next task: {0}")]
+    Queue(Failure),
     /// The callback receiver did not answer 2xx (and may later): Pub/Sub tries again.
     #[error("{0}")]
     Callback(#[from] crate::clients::webhook::CallbackError),
@@ -88,22 +94,23 @@ pub struct Settings {
     pub max_attempts: u32,
     /// `COPY_MAX_DURATION`.
     pub max_duration: Duration,
-    /// `WATCH_HOLD`.
-    pub watch_hold: Duration,
-    /// `COPY_OPERATIONS_ACK_DEADLINE`: the ack deadline of `copy-operations-push`, from
-    /// which each watch delivery's [`deadline::Deadline`] is derived.
-    pub operations_ack_deadline: Duration,
     /// `CALLBACK_MAX_ATTEMPTS`: deliveries of one callback before it is dead-lettered.
     pub callback_max_attempts: u32,
-    /// How long one request-stage delivery may take ([`REQUEST_STAGE_BUDGET`]).
+    /// How long one request-stage delivery (or task dispatch) may take
+    /// ([`REQUEST_STAGE_BUDGET`]).
     pub request_budget: Duration,
     /// `VERTEX_CALL_TIMEOUT`: a `parent_model` CopyModel is not started with less time left
     /// in the delivery than this, so the stage's deadline never cancels it mid-call.
     pub vertex_call_timeout: Duration,
-    /// Shortest and longest wait between two polls of an operation; in between, the wait
-    /// grows with the copy's age (`watch_stage::poll_interval`).
+    /// The poll schedule (`chain::poll_delay`): the first poll comes `poll_initial` after
+    /// CopyModel, each next one `poll_initial + poll_growth × the copy's age` later, at most
+    /// `poll_max`.
     pub poll_initial: Duration,
+    pub poll_growth: f64,
     pub poll_max: Duration,
+    /// How long a copy waits after Vertex AI's quota refused a call, or when its destination
+    /// cannot be read yet, before it asks again.
+    pub quota_backoff: Duration,
 }
 
 impl Settings {
@@ -113,13 +120,13 @@ impl Settings {
             worker_project: worker_project.into(),
             max_attempts: 3,
             max_duration: Duration::from_secs(24 * 3600),
-            watch_hold: Duration::from_secs(240),
-            operations_ack_deadline: Duration::from_secs(300),
             callback_max_attempts: 10,
             request_budget: REQUEST_STAGE_BUDGET,
             vertex_call_timeout: Duration::from_secs(30),
             poll_initial: Duration::from_secs(1),
+            poll_growth: 0.25,
             poll_max: Duration::from_secs(60),
+            quota_backoff: Duration::from_secs(10),
         }
     }
 }
@@ -153,13 +160,10 @@ impl Settings {
 #[derive(Clone)]
 pub struct Pipeline {
     pub vertex: Arc<dyn Vertex>,
-    /// The instance's share of the Vertex AI budget (`vertex` already waits for reads;
-    /// the stages ask it before CopyModel).
-    pub budget: Arc<budget::Budget>,
     pub topics: Arc<dyn Topics>,
-    /// `COPY_START_QUEUE`: when set, copies start from this queue's tasks, at its rate for
-    /// the whole deployment; when not, each instance admits copies from its own budget.
-    pub queue: Option<Arc<dyn StartQueue>>,
+    /// `COPY_START_QUEUE` and `COPY_POLL_QUEUE`: their rates pace every Vertex AI call of
+    /// the deployment.
+    pub queues: Arc<dyn TaskQueues>,
     pub callbacks: Arc<Callbacks>,
     pub settings: Arc<Settings>,
     /// Project numbers learned from Vertex AI's answers.
@@ -167,8 +171,6 @@ pub struct Pipeline {
     /// `parent_model` copies started by this process (closes the duplicate-version window
     /// for deliveries that reach the same instance).
     pub in_flight: Arc<in_flight::InFlight>,
-    /// Flips to `true` on SIGTERM: held watch deliveries stop polling and answer 429.
-    pub shutdown: tokio::sync::watch::Receiver<bool>,
 }
 
 /// What the stages know about the delivery they are working on.
@@ -187,15 +189,11 @@ pub(crate) struct Job<'a> {
 
 #[cfg(test)]
 mod tests {
-    use crate::topology::{MAX_DELIVERY_ATTEMPTS, OPERATIONS_PUSH};
+    use crate::topology::MAX_DELIVERY_ATTEMPTS;
 
     #[test]
-    fn the_stages_use_the_deadlines_topology_names() {
+    fn the_stages_use_the_delivery_attempts_topology_names() {
         let settings = super::Settings::new("p");
-        assert_eq!(
-            settings.operations_ack_deadline,
-            OPERATIONS_PUSH.ack_deadline
-        );
         assert_eq!(
             settings.callback_max_attempts, MAX_DELIVERY_ATTEMPTS as u32,
             "CALLBACK_MAX_ATTEMPTS equals the subscriptions' max_delivery_attempts (docs/DESIGN.md §12)"

@@ -1,70 +1,43 @@
-//! The start stage: a copy start that the copy-start queue (`COPY_START_QUEUE`) paced for the
-//! whole deployment (docs/DESIGN.md §10, "Quotas").
-//!
-//! With a queue configured, the request stage (and a watch that restarts a failed copy) does
-//! not call CopyModel itself: it queues a copy-start task, whose message is the one a pending
-//! watch would carry, and acks. Cloud Tasks posts the task back at the queue's rate, and this
-//! stage starts the copy exactly as the request stage would, with two differences: no
-//! budget slot is asked for (the queue's rate is the deployment's), and a quota refusal is
-//! answered non-2xx so that the queue tries again later, still within its rate.
+//! The start stage: one copy-start task of the copy-start queue (`COPY_START_QUEUE`), which
+//! paces CopyModel for the whole deployment (docs/DESIGN.md §10, "Quotas").
 
-use super::decide::{self, Admission, AfterQueue, StartSite};
-use super::request_stage::Start;
+use std::time::Duration;
+
+use super::chain::StartPlace;
+use super::start::Start;
 use super::{Delivery, Job, Pipeline, RetryReason, StepOutcome};
-use crate::clients::tasks::task_id;
 use crate::contract::dead_letter::FailedStage;
 use crate::contract::push::PushMessage;
-use crate::contract::watch::Watch;
+use crate::contract::task::CopyTask;
 use crate::domain::CopyRequest;
-use crate::retry::retry_transient;
+
+/// One dispatch of a task, as the route read it: its name (`X-CloudTasks-TaskName`) and its
+/// body.
+pub struct Dispatch<'a> {
+    pub task_name: &'a str,
+    pub body: &'a [u8],
+}
+
+/// A task dispatch, parsed: the task, the delivery the stages read, and the request.
+pub(super) struct Parsed {
+    pub task: CopyTask,
+    pub msg: PushMessage,
+    pub req: CopyRequest,
+}
 
 impl Pipeline {
-    /// Hands a copy start to the queue: the task carries `data` and `watch` (no operation)
-    /// with the caller's attributes, named after the delivery so that a redelivery queues
-    /// nothing new. Acks once the queue has it; a failure to queue is a 503 (redelivered).
-    pub(super) async fn queue_start(
-        &self,
-        job: Job<'_>,
-        data: Vec<u8>,
-        watch: Watch,
-    ) -> StepOutcome {
-        let Job { d, req } = job;
-        let Some(queue) = &self.queue else {
-            unreachable!("queue_start is called only with a copy-start queue");
-        };
-        let (message, _dropped) =
-            watch.to_message(data, &d.msg.attributes, req.request_id.as_str());
-        let id = task_id(&d.msg.message_id, watch.attempt);
-        let queued = retry_transient("create_task", || {
-            queue.enqueue(&id, &d.msg.message_id, &message)
-        })
-        .await;
-        match decide::after_queue(queued) {
-            AfterQueue::Queued => {
-                tracing::info!(task = id, attempt = watch.attempt, "copy start queued");
-                StepOutcome::Acked
-            }
-            AfterQueue::Fail(f) => {
-                tracing::error!(error.message = %f, "the copy-start queue refused the start");
-                let mut end = super::announce::Ending::failed(&f, watch.accepted_at);
-                end.attempts = watch.attempt;
-                self.announce(job, end).await
-            }
-            AfterQueue::Retry(f) => StepOutcome::Retry(f.into()),
-        }
-    }
-
     /// Handles one copy-start task (`POST /tasks/copy-starts`).
     ///
-    /// 1. Bad message → `rejected` + dead letter, ack (the queue never retries it).
+    /// 1. A body that is not a task, or an invalid request → `rejected` + dead letter, 2xx
+    ///    (the queue never retries it).
     /// 2. Older than `COPY_MAX_DURATION` → `failed` DEADLINE_EXCEEDED + dead letter.
-    /// 3. Otherwise the request stage's start: `parent_model` looks first; CopyModel; the
-    ///    watch message; ALREADY_EXISTS resolved by reading the destination.
-    /// 4. RESOURCE_EXHAUSTED or a transient failure → 503: the queue retries after its
-    ///    backoff. Like the request stage, it answers within 45 s.
-    pub async fn start_stage(&self, msg: &PushMessage) -> StepOutcome {
+    /// 3. Otherwise the start (`start`): `parent_model` looks first; CopyModel; the first
+    ///    poll task; ALREADY_EXISTS resolved by reading the destination.
+    /// 4. RESOURCE_EXHAUSTED or a transient failure → 503 with `Retry-After`: the queue
+    ///    retries after its backoff. It answers within 45 s.
+    pub async fn start_stage(&self, dispatch: Dispatch<'_>) -> StepOutcome {
         let budget = self.settings.request_budget;
-        match tokio::time::timeout(budget, self.start_step(msg)).await {
+        match tokio::time::timeout(budget, self.start_step(dispatch)).await {
             Ok(outcome) => outcome,
             Err(_elapsed) => StepOutcome::Retry(RetryReason::OutOfTime {
                 stage: "start",
@@ -73,39 +46,90 @@ impl Pipeline {
         }
     }
 
-    async fn start_step(&self, msg: &PushMessage) -> StepOutcome {
+    async fn start_step(&self, dispatch: Dispatch<'_>) -> StepOutcome {
         let answer_by = tokio::time::Instant::now() + self.settings.request_budget;
-        let watch = Watch::parse(&msg.attributes, msg.publish_time.as_deref());
-        let stage = match &watch {
-            Ok(w) if w.attempt > 1 => FailedStage::Operation,
-            _ => FailedStage::Request,
-        };
-        let d = Delivery { msg, stage };
-        let parsed = watch.and_then(|w| {
-            let req = CopyRequest::parse(&msg.data, &self.settings.defaults)?;
-            Ok((w, req))
-        });
-        let (watch, req) = match parsed {
+        let p = match self.parse_task(&dispatch, FailedStage::Request).await {
             Ok(p) => p,
-            Err(why) => return self.reject(&d, why).await,
+            Err(outcome) => return outcome,
         };
-        tracing::Span::current().record("request_id", req.request_id.as_str());
-        let job = Job { d: &d, req: &req };
-        let model = req.destination.model_name();
+        let stage = match p.task.attempt {
+            1 => FailedStage::Request,
+            _ => FailedStage::Operation,
+        };
+        let d = Delivery { msg: &p.msg, stage };
+        let job = Job { d: &d, req: &p.req };
+        let model = p.req.destination.model_name();
         let too_old = self
             .settings
-            .past_max_duration(watch.accepted_at, &model, "not started");
+            .past_max_duration(p.task.accepted_at, &model, "not started");
         if let Some(f) = too_old {
-            let mut end = super::announce::Ending::failed(&f, watch.accepted_at);
-            end.attempts = watch.attempt;
+            let mut end = super::announce::Ending::failed(&f, p.task.accepted_at);
+            end.attempts = p.task.attempt;
+            end.operation = p.task.previous_operation.clone();
             return self.announce(job, end).await;
         }
         let start = Start {
-            accepted_at: watch.accepted_at,
-            attempt: watch.attempt,
-            site: StartSite::Request(Admission::Queue),
+            place: StartPlace {
+                accepted_at: p.task.accepted_at,
+                attempt: p.task.attempt,
+                origin: p.task.origin.clone(),
+                seq: p.task.seq,
+                previous_operation: p.task.previous_operation.clone(),
+            },
             answer_by,
         };
         self.first_start(job, start).await
+    }
+
+    /// Reads a task's body and its request. A body that cannot be read is answered as a
+    /// rejection (event and dead letter, then 2xx): the queue would otherwise retry it for
+    /// ever.
+    pub(super) async fn parse_task(
+        &self,
+        dispatch: &Dispatch<'_>,
+        stage: FailedStage,
+    ) -> Result<Parsed, StepOutcome> {
+        let raw = PushMessage {
+            message_id: dispatch.task_name.to_owned(),
+            data: dispatch.body.to_vec(),
+            attributes: Default::default(),
+            publish_time: None,
+            ordering_key: None,
+            subscription: None,
+            delivery_attempt: None,
+        };
+        let task = match CopyTask::parse(dispatch.body) {
+            Ok(t) => t,
+            Err(why) => return Err(self.reject(&Delivery { msg: &raw, stage }, why).await),
+        };
+        let msg = task.to_delivery(dispatch.task_name);
+        match CopyRequest::parse(&msg.data, &self.settings.defaults) {
+            Ok(req) => {
+                tracing::Span::current().record("request_id", req.request_id.as_str());
+                Ok(Parsed { task, msg, req })
+            }
+            Err(why) => Err(self.reject(&Delivery { msg: &msg, stage }, why).await),
+        }
+    }
+
+    /// A copy whose destination cannot be decided yet (ALREADY_EXISTS, and the destination
+    /// not readable: the first copy probably still runs) asks again later through the
+    /// copy-start queue: the next start task of its chain, held back `quota_backoff` (or the
+    /// copy's poll interval, when longer).
+    pub(super) async fn start_later(&self, job: Job<'_>, place: &StartPlace) -> StepOutcome {
+        let age = (chrono::Utc::now() - place.accepted_at)
+            .to_std()
+            .unwrap_or_default();
+        let after = self.next_poll_after(age).max(self.settings.quota_backoff);
+        let next = StartPlace {
+            seq: place.seq + 1,
+            ..place.clone()
+        };
+        tracing::info!(
+            after_s = after.as_secs_f64(),
+            "destination not readable yet; asking again later"
+        );
+        self.queue_start(job, &next, after.max(Duration::from_millis(1)))
+            .await
     }
 }

@@ -13,7 +13,7 @@ use std::time::Duration;
 /// Target of the events the stages log when they hand something on.
 const ANNOUNCE: &str = "copy_worker::pipeline::announce";
 /// Target of the events of the Vertex AI request budget.
-const BUDGET: &str = "copy_worker::pipeline::budget";
+const QUOTA: &str = "copy_worker::pipeline::quota";
 
 /// A log line a log-based metric counts.
 pub trait CountedEvent {
@@ -34,21 +34,21 @@ pub const COUNTED: [(&str, &str); 3] = [
     (VertexQuotaExhausted::METRIC, VertexQuotaExhausted::MESSAGE),
 ];
 
-/// A CopyModel operation was started (a first attempt or a restart) and the watch message
-/// that follows it is published.
+/// A CopyModel operation was started (a first attempt or a restart) and the first poll task
+/// of its chain is created.
 pub struct CopyStarted<'a> {
-    /// Pub/Sub's id of the watch message.
-    pub watch_message_id: &'a str,
+    /// The id of the first poll task.
+    pub poll_task: &'a str,
     /// 1 for the first attempt; the metric's label.
     pub attempt: u32,
 }
 
 impl CountedEvent for CopyStarted<'_> {
-    const MESSAGE: &'static str = "copy started; watch published";
+    const MESSAGE: &'static str = "copy started; first poll scheduled";
     const METRIC: &'static str = "copies_started";
 
     fn emit(self) {
-        tracing::info!(target: ANNOUNCE, watch_message_id = %self.watch_message_id, attempt = self.attempt, "{}", Self::MESSAGE);
+        tracing::info!(target: ANNOUNCE, poll_task = %self.poll_task, attempt = self.attempt, "{}", Self::MESSAGE);
     }
 }
 
@@ -69,13 +69,14 @@ impl CountedEvent for CompletionPublished<'_> {
     }
 }
 
-/// Vertex AI answered RESOURCE_EXHAUSTED (429), and the instance holds the region back.
+/// Vertex AI answered RESOURCE_EXHAUSTED (429): a start answers 503 so that its queue backs
+/// off, a poll schedules its next poll later.
 pub struct VertexQuotaExhausted<'a> {
     pub project: &'a str,
     pub region: &'a str,
     /// What the call spent, `Copy` or `Read`: logged by its `Debug` name.
     pub kind: &'a dyn fmt::Debug,
-    /// How long the region is held back.
+    /// How long the copy waits before its next call.
     pub hold: Duration,
     /// Vertex AI's answer.
     pub error: &'a dyn fmt::Display,
@@ -86,7 +87,7 @@ impl CountedEvent for VertexQuotaExhausted<'_> {
     const METRIC: &'static str = "vertex_resource_exhausted";
 
     fn emit(self) {
-        tracing::warn!(target: BUDGET, project = self.project, region = self.region, kind = ?self.kind, hold_s = self.hold.as_secs(), error.message = %self.error, "{}", Self::MESSAGE);
+        tracing::warn!(target: QUOTA, project = self.project, region = self.region, kind = ?self.kind, hold_s = self.hold.as_secs(), error.message = %self.error, "{}", Self::MESSAGE);
     }
 }
 

@@ -62,9 +62,6 @@ pub struct DoctorArgs {
     /// Push subscription of copy-requests.
     #[arg(long, default_value = topology::REQUESTS_PUSH.name)]
     pub requests_subscription: String,
-    /// Push subscription of copy-operations.
-    #[arg(long, default_value = topology::OPERATIONS_PUSH.name)]
-    pub operations_subscription: String,
     /// Push subscription of copy-callbacks.
     #[arg(long, default_value = topology::CALLBACKS_PUSH.name)]
     pub callbacks_subscription: String,
@@ -128,20 +125,22 @@ pub async fn diagnose(args: &DoctorArgs) -> Report {
         "config",
         "parses",
         format!(
-            "as serve would: project {}, PUSH_AUTH={}, WATCH_HOLD {} s",
+            "as serve would: project {}, PUSH_AUTH={}, queues {} and {}",
             cfg.worker_project,
             match cfg.push_auth {
                 PushAuthMode::Oidc => "oidc",
                 PushAuthMode::CloudRun => "cloud-run",
                 PushAuthMode::None => "none",
             },
-            cfg.settings.watch_hold.as_secs()
+            cfg.queues.starts,
+            cfg.queues.polls,
         ),
     ));
     for w in super::serve::startup_warnings(&cfg) {
         report.push(Check::warn("config", "warning", w));
     }
-    report.extend(quota::headroom(&cfg.rates));
+    let queues = crate::clients::tasks::CloudTasksQueues::new(cfg.queues.clone());
+    report.extend(quota::headroom(queues.rates().await));
     let credentials = pubsub::check(args, &cfg, &mut report).await;
     vertex(args, &cfg, &mut report).await;
     first_deploy(args, &cfg, credentials, &mut report).await;

@@ -11,8 +11,7 @@ use super::report::{Check, Report};
 use super::subscriptions::{self, DeadLetterExpect, OidcExpect, PushExpect};
 use crate::cli::config::{Config, PushAuthMode};
 use crate::clients::pubsub::{Connection, full_subscription};
-use crate::pipeline::deadline::usable;
-use crate::topology::{self, AttemptFloor, Budget, DeadLetter, PushSubscription};
+use crate::topology::{self, AttemptFloor, DeadLetter, PushSubscription};
 
 /// Every Pub/Sub check, in order; returns the checked credentials (None against the
 /// emulator, or when there are none) for the checks that follow.
@@ -80,7 +79,6 @@ async fn topics(ps: &probe::PubSub, cfg: &Config, report: &mut Report) {
     let t = &cfg.topics;
     for (name, var) in [
         (&t.requests, "COPY_REQUESTS_TOPIC"),
-        (&t.operations, "COPY_OPERATIONS_TOPIC"),
         (&t.completions, "COPY_COMPLETIONS_TOPIC"),
         (&t.dead_letter, "COPY_DEAD_LETTER_TOPIC"),
         (&t.callbacks, "COPY_CALLBACKS_TOPIC"),
@@ -116,12 +114,6 @@ async fn push_subscriptions(
             topology::REQUESTS_PUSH,
         ),
         (
-            "operations-subscription",
-            &args.operations_subscription,
-            &t.operations,
-            topology::OPERATIONS_PUSH,
-        ),
-        (
             "callbacks-subscription",
             &args.callbacks_subscription,
             &t.callbacks,
@@ -154,20 +146,8 @@ async fn push_subscriptions(
 
 /// What the subscription `name` on `topic` must look like under this configuration.
 fn expect(cfg: &Config, spec: &PushSubscription, name: String, topic: &str) -> PushExpect {
-    let (budget, budget_name) = match spec.budget {
-        Budget::Fixed(b) => (b, format!("the {} stage's budget", spec.stage)),
-        // One deadline per delivery: a watch answers within the usable share of
-        // COPY_OPERATIONS_ACK_DEADLINE, which the subscription's own must cover.
-        Budget::OperationsAckDeadline => (
-            usable(cfg.settings.operations_ack_deadline),
-            format!(
-                "the {} stage's budget (COPY_OPERATIONS_ACK_DEADLINE)",
-                spec.stage
-            ),
-        ),
-    };
+    let (budget, budget_name) = (spec.budget, format!("the {} stage's budget", spec.stage));
     let dead_letter = match spec.dead_letter {
-        DeadLetter::None => DeadLetterExpect::None,
         DeadLetter::ToDeadLetterTopic { floor } => DeadLetterExpect::To {
             topic: cfg.topics.dead_letter.clone(),
             min_attempts: match floor {

@@ -1,45 +1,53 @@
-//! The quota headroom: `VERTEX_COPY_RATE` and `VERTEX_READ_RATE` against Vertex AI's default
-//! quotas, which the rest of the project shares (pure: no call is made).
+//! The quota headroom: the two queues' rates, read from Cloud Tasks (GetQueue), against Vertex
+//! AI's default quotas, which the rest of the project shares. The queues are the only pacers of
+//! Vertex AI calls (docs/DESIGN.md §10): CopyModel comes from `copy-starts`, reads from
+//! `copy-polls` and from the starts themselves (at most `READS_PER_START` each).
 //!
 //! The project's actual quota (raised or lowered through the Cloud Quotas API) and what its
 //! other jobs spend are not read, so a line says so (`unknown`) instead of passing it.
 
 use super::report::{Check, Status};
-use crate::pipeline::budget::{Rates, VERTEX_DEFAULT_COPY_QUOTA, VERTEX_DEFAULT_READ_QUOTA};
+use crate::clients::tasks::QueueRates;
+use crate::retry::Failure;
+use crate::topology::{READS_PER_START, VERTEX_DEFAULT_COPY_QUOTA, VERTEX_DEFAULT_READ_QUOTA};
 
-/// One line per rate, then what doctor does not know.
-pub fn headroom(rates: &Rates) -> Vec<Check> {
-    let instances = rates.instances.max(1);
+/// One line per kind of call, then what doctor does not know.
+pub fn headroom(rates: Result<QueueRates, Failure>) -> Vec<Check> {
+    let unknown_quota = Check::new(
+        "quota",
+        "project quota",
+        Status::Unknown("the project's own quota and its other jobs' use are not read".into()),
+        "compare the rates above with the project's quota page: a raised quota leaves more room, other jobs leave less",
+    );
+    let rates = match rates {
+        Ok(r) => r,
+        Err(f) => {
+            let why = format!("the queues' rates cannot be read: {f}");
+            return vec![
+                Check::new("quota", "headroom", Status::Unknown(why), "check COPY_START_QUEUE and COPY_POLL_QUEUE, and that this account may read them (cloudtasks.queues.get)"),
+                unknown_quota,
+            ];
+        }
+    };
+    let copies = rates.starts_per_minute;
+    let reads = rates.polls_per_minute + READS_PER_START * copies;
     let mut checks: Vec<Check> = [
-        (
-            "VERTEX_COPY_RATE",
-            "vertex_copy_rate",
-            "CopyModel calls",
-            "LRO submissions",
-            rates.copies_per_minute,
-            VERTEX_DEFAULT_COPY_QUOTA,
-        ),
-        (
-            "VERTEX_READ_RATE",
-            "vertex_read_rate",
-            "reads",
-            "resource management requests",
-            rates.reads_per_minute,
-            VERTEX_DEFAULT_READ_QUOTA,
-        ),
+        ("copy-starts", "CopyModel calls", "LRO submissions", copies, VERTEX_DEFAULT_COPY_QUOTA,
+         format!("the copy-starts queue dispatches {copies}/min"), "vertex_copy_rate"),
+        ("copy-polls", "reads", "resource management requests", reads, VERTEX_DEFAULT_READ_QUOTA,
+         format!("copy-polls dispatches {}/min, plus at most {READS_PER_START} reads per start", rates.polls_per_minute), "vertex_read_rate"),
     ]
     .into_iter()
-    .map(|(var, tf, calls, quota_name, rate, quota)| {
+    .map(|(queue, calls, quota_name, rate, quota, how, tf)| {
         let share = 100.0 * rate / quota;
-        let per_instance = rate / f64::from(instances);
         let detail = format!(
-            "{var} {rate}/min per region is {share:.0}% of Vertex AI's default quota of {quota} {quota_name}/min per project and region; each of WORKER_INSTANCES={instances} instances paces {per_instance:.1} {calls}/min"
+            "{how}: {rate}/min {calls} is {share:.0}% of Vertex AI's default quota of {quota} {quota_name}/min per project and region"
         );
         let fix = format!(
-            "set {var} (Terraform: {tf}) to at most {half} so that the project's other jobs keep their share, or first raise the quota (console: IAM & Admin > Quotas, service aiplatform.googleapis.com)",
+            "lower Terraform's {tf} (it sets the queues' rates) so that at most {half}/min {calls} are made and the project's other jobs keep their share, or first raise the quota (console: IAM & Admin > Quotas, service aiplatform.googleapis.com)",
             half = quota / 2.0
         );
-        let subject = format!("quota {var}");
+        let subject = format!("quota {queue}");
         // Above the default is a warning, not a failure: a raised quota, which doctor cannot
         // read, makes it right.
         if rate > quota {
@@ -51,12 +59,7 @@ pub fn headroom(rates: &Rates) -> Vec<Check> {
         }
     })
     .collect();
-    checks.push(Check::new(
-        "quota",
-        "project quota",
-        Status::Unknown("the project's own quota and its other jobs' use are not read".into()),
-        "compare the rates above with the project's quota page: a raised quota leaves more room, other jobs leave less",
-    ));
+    checks.push(unknown_quota);
     checks
 }
 
@@ -64,24 +67,21 @@ pub fn headroom(rates: &Rates) -> Vec<Check> {
 mod tests {
     use super::*;
     use crate::cli::doctor::report::Status;
+    use google_cloud_gax::error::rpc::Code;
 
-    fn rates(copies: f64, reads: f64, instances: u32) -> Rates {
-        Rates {
-            copies_per_minute: copies,
-            reads_per_minute: reads,
-            instances,
-            time_scale: 1.0,
-        }
+    fn rates(starts: f64, polls: f64) -> Result<QueueRates, Failure> {
+        Ok(QueueRates {
+            starts_per_minute: starts,
+            polls_per_minute: polls,
+        })
     }
 
     #[test]
     fn the_defaults_leave_half_of_each_quota() {
-        let checks = headroom(&Rates::default());
+        let checks = headroom(rates(30.0, 210.0));
         assert_eq!(checks[0].status, Status::Ok);
         assert!(
-            checks[0]
-                .detail
-                .contains("50% of Vertex AI's default quota of 60"),
+            checks[0].detail.contains("50% of Vertex AI's default quota of 60"),
             "{}",
             checks[0].detail
         );
@@ -92,15 +92,8 @@ mod tests {
 
     #[test]
     fn more_than_half_or_more_than_the_quota_warns_naming_the_variable_and_the_fix() {
-        let checks = headroom(&rates(45.0, 700.0, 3));
+        let checks = headroom(rates(45.0, 600.0));
         assert_eq!(checks[0].status, Status::Warn);
-        assert!(
-            checks[0]
-                .detail
-                .contains("each of WORKER_INSTANCES=3 instances paces 15.0"),
-            "{}",
-            checks[0].detail
-        );
         assert_eq!(checks[1].status, Status::Warn);
         assert!(
             checks[1].detail.contains("above the default quota"),
@@ -108,11 +101,12 @@ mod tests {
             checks[1].detail
         );
         let fix = checks[1].fix.as_deref().unwrap_or_default();
-        assert!(
-            fix.contains("VERTEX_READ_RATE")
-                && fix.contains("vertex_read_rate")
-                && fix.contains("300"),
-            "{fix}"
-        );
+        assert!(fix.contains("vertex_read_rate") && fix.contains("300"), "{fix}");
+    }
+
+    #[test]
+    fn unreadable_queues_are_unknown_never_ok() {
+        let checks = headroom(Err(Failure::new(Code::PermissionDenied, "no")));
+        assert!(checks.iter().all(|c| matches!(c.status, Status::Unknown(_))));
     }
 }

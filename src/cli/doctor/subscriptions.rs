@@ -29,8 +29,6 @@ pub enum DeadLetterExpect {
     /// To this topic, after at least this many attempts (`CALLBACK_MAX_ATTEMPTS` on
     /// callbacks: the worker decides first, the policy is the backstop).
     To { topic: String, min_attempts: i32 },
-    /// No dead-letter policy: `COPY_MAX_DURATION` bounds the watch instead.
-    None,
 }
 
 /// One push subscription's expected shape.
@@ -317,20 +315,6 @@ mod tests {
         );
         assert_eq!(st, Status::Fail);
         assert!(detail.starts_with("30 s is below"), "{detail}");
-    }
-
-    #[test]
-    fn a_dead_letter_policy_on_the_watch_subscription_warns() {
-        let mut e = expect();
-        e.dead_letter = DeadLetterExpect::None;
-        let (st, detail) = status_of(&check(&e, &good()), "dead-letter policy");
-        assert_eq!(st, Status::Warn, "{detail}");
-        let mut s = good();
-        s.dead_letter_policy = None;
-        assert_eq!(
-            status_of(&check(&e, &s), "dead-letter policy").0,
-            Status::Ok
-        );
     }
 
     #[test]

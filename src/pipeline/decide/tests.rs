@@ -19,74 +19,32 @@ fn copied() -> CopiedModel {
     }
 }
 
-const SITES: [fn() -> StartSite; 5] = [
-    || StartSite::Request(Admission::Budget),
-    || StartSite::Request(Admission::Admitted),
-    || StartSite::Request(Admission::Queue),
-    || StartSite::PendingWatch,
-    || StartSite::Restart(op()),
-];
-
 #[test]
-fn a_started_copy_is_watched_from_every_site() {
-    for site in SITES.map(|s| s()) {
-        assert_eq!(
-            after_start(Ok(op()), &site),
-            AfterStart::Watch(op()),
-            "{site:?}"
-        );
-    }
+fn a_started_copy_is_polled_and_already_exists_is_resolved() {
+    assert_eq!(after_start(Ok(op())), AfterStart::Poll(op()));
+    assert_eq!(
+        after_start(Err(err(Code::AlreadyExists))),
+        AfterStart::Resolve
+    );
 }
 
 #[test]
-fn already_exists_is_resolved_except_by_a_pending_watch_which_keeps_reading() {
-    for site in SITES.map(|s| s()) {
-        let want = match site {
-            StartSite::PendingWatch => AfterStart::KeepReading,
-            _ => AfterStart::Resolve,
-        };
-        assert_eq!(
-            after_start(Err(err(Code::AlreadyExists)), &site),
-            want,
-            "{site:?}"
-        );
-    }
+fn a_quota_refusal_of_a_start_slows_the_copy_start_queue() {
+    let f = err(Code::ResourceExhausted);
+    assert_eq!(after_start(Err(f.clone())), AfterStart::Quota(f));
 }
 
 #[test]
-fn a_quota_refusal_defers_a_request_and_is_retried_by_the_queue_and_restarts() {
-    let rows = [
-        (StartSite::Request(Admission::Budget), OnQuota::Defer),
-        (StartSite::Request(Admission::Admitted), OnQuota::Defer),
-        (StartSite::Request(Admission::Queue), OnQuota::Retry),
-        (StartSite::PendingWatch, OnQuota::ContinueAsNew),
-        (StartSite::Restart(op()), OnQuota::Retry),
-    ];
-    for (site, want) in rows {
-        let f = err(Code::ResourceExhausted);
-        assert_eq!(
-            after_start(Err(f.clone()), &site),
-            AfterStart::Quota(want, f),
-            "{site:?}"
-        );
+fn transient_starts_are_retried_and_permanent_ones_fail() {
+    for code in [Code::Unavailable, Code::Internal, Code::DeadlineExceeded] {
+        assert_eq!(after_start(Err(err(code))), AfterStart::Retry(err(code)));
     }
-}
-
-#[test]
-fn transient_starts_are_retried_and_permanent_ones_fail_everywhere() {
-    for site in SITES.map(|s| s()) {
-        for code in [Code::Unavailable, Code::Internal, Code::DeadlineExceeded] {
-            let got = after_start(Err(err(code)), &site);
-            assert_eq!(got, AfterStart::Retry(err(code)), "{site:?} {code:?}");
-        }
-        for code in [
-            Code::NotFound,
-            Code::PermissionDenied,
-            Code::InvalidArgument,
-        ] {
-            let got = after_start(Err(err(code)), &site);
-            assert_eq!(got, AfterStart::Fail(err(code)), "{site:?} {code:?}");
-        }
+    for code in [
+        Code::NotFound,
+        Code::PermissionDenied,
+        Code::InvalidArgument,
+    ] {
+        assert_eq!(after_start(Err(err(code))), AfterStart::Fail(err(code)));
     }
 }
 
@@ -96,7 +54,7 @@ fn a_read_of_the_destination_decides_ours_theirs_or_later() {
         after_read(Ok(Existing::Ours(copied()))),
         AfterRead::Ours(copied())
     );
-    assert_eq!(after_read(Ok(Existing::NotYet)), AfterRead::NotYet);
+    assert_eq!(after_read(Ok(Existing::NotYet)), AfterRead::StartLater);
     let theirs = after_read(Ok(Existing::Conflict("someone else's".into())));
     assert_eq!(
         theirs,
@@ -104,7 +62,7 @@ fn a_read_of_the_destination_decides_ours_theirs_or_later() {
     );
     assert_eq!(
         after_read(Err(err(Code::ResourceExhausted))),
-        AfterRead::NotYet
+        AfterRead::StartLater
     );
     assert_eq!(
         after_read(Err(err(Code::Unavailable))),
@@ -117,24 +75,35 @@ fn a_read_of_the_destination_decides_ours_theirs_or_later() {
 }
 
 #[test]
-fn a_poll_keeps_waiting_through_the_read_quota_and_ends_on_the_operations_answer() {
-    assert_eq!(after_poll(Ok(OperationState::Running)), AfterPoll::Running);
-    assert_eq!(
-        after_poll(Err(err(Code::ResourceExhausted))),
-        AfterPoll::Running
-    );
-    let done = after_poll(Ok(OperationState::Succeeded(copied())));
+fn a_poll_answers_every_vertex_error_with_a_later_poll_and_ends_on_the_operations_answer() {
+    assert_eq!(after_poll(Ok(OperationState::Running), None), AfterPoll::Next);
+    for code in [Code::ResourceExhausted, Code::Unavailable, Code::Internal] {
+        assert_eq!(
+            after_poll(Err(err(code)), None),
+            AfterPoll::Backoff(err(code)),
+            "{code:?}"
+        );
+    }
+    let done = after_poll(Ok(OperationState::Succeeded(copied())), None);
     assert_eq!(done, AfterPoll::Succeeded(copied()));
-    let failed = after_poll(Ok(OperationState::Failed(err(Code::Internal))));
+    let failed = after_poll(Ok(OperationState::Failed(err(Code::Internal))), None);
     assert_eq!(failed, AfterPoll::OperationFailed(err(Code::Internal)));
     assert_eq!(
-        after_poll(Err(err(Code::Unavailable))),
-        AfterPoll::Retry(err(Code::Unavailable))
-    );
-    assert_eq!(
-        after_poll(Err(err(Code::PermissionDenied))),
+        after_poll(Err(err(Code::PermissionDenied)), None),
         AfterPoll::Fail(err(Code::PermissionDenied))
     );
+}
+
+#[test]
+fn copy_max_duration_is_weighed_after_the_poll_so_a_late_success_stands() {
+    let late = err(Code::DeadlineExceeded);
+    let done = after_poll(Ok(OperationState::Succeeded(copied())), Some(late.clone()));
+    assert_eq!(done, AfterPoll::Succeeded(copied()));
+    let failed = after_poll(Ok(OperationState::Failed(err(Code::Internal))), Some(late.clone()));
+    assert_eq!(failed, AfterPoll::OperationFailed(err(Code::Internal)));
+    for polled in [Ok(OperationState::Running), Err(err(Code::Unavailable))] {
+        assert_eq!(after_poll(polled, Some(late.clone())), AfterPoll::Fail(late.clone()));
+    }
 }
 
 #[test]
@@ -159,12 +128,18 @@ fn a_failed_operation_restarts_while_attempts_last() {
 }
 
 #[test]
-fn the_queue_refusing_for_good_fails_the_copy_and_anything_else_is_retried() {
+fn a_refused_task_fails_the_copy_and_a_deployment_fault_is_retried() {
     assert_eq!(after_queue(Ok(())), AfterQueue::Queued);
+    assert_eq!(after_queue(Err(err(Code::AlreadyExists))), AfterQueue::Queued);
     for code in [
         Code::Unavailable,
         Code::ResourceExhausted,
         Code::DeadlineExceeded,
+        // The queue is missing or the worker may not use it: a deployment fault, not the
+        // copy's. Answer 503 and let the dead-letter policy or the queue keep the work.
+        Code::NotFound,
+        Code::PermissionDenied,
+        Code::FailedPrecondition,
     ] {
         assert_eq!(
             after_queue(Err(err(code))),
@@ -172,15 +147,8 @@ fn the_queue_refusing_for_good_fails_the_copy_and_anything_else_is_retried() {
             "{code:?}"
         );
     }
-    for code in [
-        Code::NotFound,
-        Code::PermissionDenied,
-        Code::InvalidArgument,
-    ] {
-        assert_eq!(
-            after_queue(Err(err(code))),
-            AfterQueue::Fail(err(code)),
-            "{code:?}"
-        );
-    }
+    assert_eq!(
+        after_queue(Err(err(Code::InvalidArgument))),
+        AfterQueue::Fail(err(Code::InvalidArgument))
+    );
 }

@@ -1,6 +1,5 @@
 //! A push subscription's dead-letter policy (docs/DESIGN.md §2): to the dead-letter topic after
-//! enough attempts on `copy-requests-push` and `copy-callbacks-push`, none on
-//! `copy-operations-push`, where a long copy is delivered hundreds of times.
+//! enough attempts, on `copy-requests-push` and `copy-callbacks-push` alike.
 
 use google_cloud_pubsub::model::{DeadLetterPolicy, Subscription};
 
@@ -14,20 +13,6 @@ pub(super) fn check(e: &PushExpect, sub: &Subscription) -> Check {
         .as_ref()
         .filter(|d| !d.dead_letter_topic.is_empty());
     match (&e.dead_letter, has) {
-        (DeadLetterExpect::None, None) => Check::ok(
-            e.subject(),
-            "dead-letter policy",
-            "none, as intended (COPY_MAX_DURATION ends a watch)",
-        ),
-        (DeadLetterExpect::None, Some(d)) => Check::warn(
-            e.subject(),
-            "dead-letter policy",
-            format!(
-                "dead-letters to {} after {} deliveries: a copy that runs longer than that many holds is dead-lettered while it still runs",
-                d.dead_letter_topic, d.max_delivery_attempts
-            ),
-        )
-        .fix(e.update("--clear-dead-letter-policy")),
         (DeadLetterExpect::To { topic, .. }, None) => Check::fail(
             e.subject(),
             "dead-letter policy",
