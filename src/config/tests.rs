@@ -3,14 +3,36 @@
 use super::*;
 use clap::Parser;
 
+/// `args_override_self`: a test's own flags override the queue defaults of [`config`].
 #[derive(Parser)]
+#[command(args_override_self = true)]
 struct Cli {
     #[command(flatten)]
     serve: ServeArgs,
 }
 
+/// A full copy-start queue name.
+const QUEUE: &str = "projects/p/locations/us-central1/queues/copy-starts";
+/// A full poll queue name.
+const POLLS: &str = "projects/p/locations/us-central1/queues/copy-polls";
+/// The tasks' account.
+const TASKS_ACCOUNT: &str = "tasks@p.iam.gserviceaccount.com";
+
+/// `args` after the queues every configuration needs.
 fn config(args: &[&str]) -> Result<Config, ConfigError> {
-    let mut argv = vec!["t", "--project", "my-proj"];
+    let mut argv = vec![
+        "t",
+        "--project",
+        "my-proj",
+        "--copy-start-queue",
+        QUEUE,
+        "--copy-poll-queue",
+        POLLS,
+        "--tasks-url",
+        "https://svc",
+        "--tasks-service-account",
+        TASKS_ACCOUNT,
+    ];
     argv.extend_from_slice(args);
     Config::from_args(&Cli::try_parse_from(argv).expect("flags parse").serve)
 }
@@ -84,9 +106,6 @@ fn push_auth_cloud_run_is_refused_off_cloud_run_and_needs_the_same_lists_as_oidc
     );
 }
 
-/// A full copy-start queue name.
-const QUEUE: &str = "projects/p/locations/us-central1/queues/copy-starts";
-
 /// The configuration with OIDC push auth for `https://svc` and one push account, plus `extra`.
 fn with_push_auth(extra: &[&str]) -> Result<Config, ConfigError> {
     let mut args = vec![
@@ -110,87 +129,45 @@ fn refused(cases: &[(&[&str], &str)]) {
 }
 
 #[test]
-fn a_copy_start_queue_must_be_a_full_queue_name() {
+fn both_queues_must_be_full_queue_names() {
     refused(&[
         (&["--copy-start-queue", "copy-starts"], "COPY_START_QUEUE"),
         (
             &["--copy-start-queue", "projects/p/queues/q"],
             "COPY_START_QUEUE",
         ),
+        (&["--copy-start-queue", ""], "COPY_START_QUEUE"),
+        (&["--copy-poll-queue", "copy-polls"], "COPY_POLL_QUEUE"),
+        (&["--copy-poll-queue", ""], "COPY_POLL_QUEUE"),
     ]);
 }
 
 #[test]
-fn a_copy_start_queue_needs_an_http_url() {
+fn the_tasks_need_an_http_url_and_an_account_that_is_an_email() {
     refused(&[
-        (&["--copy-start-queue", QUEUE], "COPY_START_URL"),
-        (
-            &[
-                "--copy-start-queue",
-                QUEUE,
-                "--copy-start-url",
-                "svc.run.app",
-            ],
-            "COPY_START_URL",
-        ),
+        (&["--tasks-url", "svc.run.app"], "TASKS_URL"),
+        (&["--tasks-service-account", "push"], "TASKS_SERVICE_ACCOUNT"),
+        (&["--tasks-service-account", ""], "TASKS_SERVICE_ACCOUNT"),
     ]);
+    // Without push authentication the tasks carry no token, so no account is needed.
+    let c = config(&["--push-auth", "none", "--tasks-service-account", ""]).unwrap();
+    assert_eq!(c.queues.service_account, None);
 }
 
 #[test]
-fn a_copy_start_queue_needs_an_account_that_is_an_email() {
-    refused(&[(
-        &[
-            "--copy-start-queue",
-            QUEUE,
-            "--copy-start-url",
-            "https://svc",
-            "--copy-start-service-account",
-            "push",
-        ],
-        "COPY_START_SERVICE_ACCOUNT",
-    )]);
-}
-
-#[test]
-fn a_copy_start_queue_s_url_and_account_must_be_a_push_audience_and_a_push_account() {
-    for (extra, var) in [
-        (vec!["--copy-start-url", "https://other"], "COPY_START_URL"),
-        (
-            vec![
-                "--copy-start-url",
-                "https://svc",
-                "--copy-start-service-account",
-                "x@p.iam.gserviceaccount.com",
-            ],
-            "COPY_START_SERVICE_ACCOUNT",
-        ),
-    ] {
-        let mut args = vec!["--copy-start-queue", QUEUE];
-        args.extend(extra);
-        let e = with_push_auth(&args).unwrap_err().to_string();
-        assert!(e.contains(var) && e.contains("must be one of"), "{e}");
-    }
-}
-
-#[test]
-fn a_copy_start_queue_s_account_defaults_to_the_first_push_account_and_none_is_set_by_default() {
-    let c = with_push_auth(&[
-        "--copy-start-queue",
-        QUEUE,
-        "--copy-start-url",
-        "https://svc",
-    ])
-    .unwrap();
-    let opts = c.start_queue.expect("a queue");
-    assert_eq!(opts.queue, QUEUE);
+fn the_queues_and_their_account_are_what_was_set() {
+    let c = with_push_auth(&[]).unwrap();
+    assert_eq!(c.queues.starts, QUEUE);
+    assert_eq!(c.queues.polls, POLLS);
+    assert_eq!(c.queues.target_url, "https://svc");
     assert_eq!(
-        opts.service_account, "push@p.iam.gserviceaccount.com",
-        "the first push account"
+        c.queues.service_account.as_deref(),
+        Some(TASKS_ACCOUNT),
+        "the tasks' own account, not a push account"
     );
-    assert!(
-        with_push_auth(&[]).unwrap().start_queue.is_none(),
-        "no queue unless set"
-    );
+    assert!(!c.operations_drain, "the upgrade route is off unless set");
+    let drain = with_push_auth(&["--copy-operations-drain", "true"]).unwrap();
+    assert!(drain.operations_drain);
 }
 
 #[test]

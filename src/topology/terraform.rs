@@ -183,7 +183,6 @@ fn dead_letter_policy_matches(m: &Module, tf: &Hcl, s: PushSubscription) {
         .into_iter()
         .find(|(h, _)| h == "dead_letter_policy");
     match (s.dead_letter, policy) {
-        (DeadLetter::None, None) => {}
         (DeadLetter::ToDeadLetterTopic { floor }, Some((_, p))) => {
             let topic = m.resolve_topic(&p.attr("dead_letter_topic").expect("dead_letter_topic"));
             assert_eq!(topic, DEAD_LETTER_TOPIC, "{}: dead-letter topic", s.name);

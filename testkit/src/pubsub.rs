@@ -25,8 +25,7 @@ pub use inbox::{Inbox, Received};
 
 use anyhow::Context;
 use copy_worker::topology::{
-    self, CALLBACKS_PUSH, DEAD_LETTER_REPLAY, DeadLetter, OPERATIONS_PUSH, PushSubscription,
-    REQUESTS_PUSH,
+    self, CALLBACKS_PUSH, DEAD_LETTER_REPLAY, DeadLetter, PushSubscription, REQUESTS_PUSH,
 };
 use google_cloud_gax::error::rpc::Code;
 use google_cloud_pubsub::client::{Publisher, SubscriptionAdmin, TopicAdmin};
@@ -37,16 +36,16 @@ use std::time::Duration;
 
 /// Topic names of DESIGN.md §2, from `copy_worker::topology`.
 pub const COPY_REQUESTS: &str = topology::REQUESTS_TOPIC;
-/// Internal topic of watch messages.
-pub const COPY_OPERATIONS: &str = topology::OPERATIONS_TOPIC;
+/// The previous release's topic of watch messages (upgrade tests only).
+pub const COPY_OPERATIONS: &str = topology::legacy::OPERATIONS_TOPIC;
 /// Topic of completion events.
 pub const COPY_COMPLETIONS: &str = topology::COMPLETIONS_TOPIC;
 /// Dead-letter topic.
 pub const COPY_DEAD_LETTER: &str = topology::DEAD_LETTER_TOPIC;
 /// Push subscription of the request stage.
 pub const COPY_REQUESTS_PUSH: &str = REQUESTS_PUSH.name;
-/// Push subscription of the watch stage.
-pub const COPY_OPERATIONS_PUSH: &str = OPERATIONS_PUSH.name;
+/// The previous release's push subscription of watch messages (upgrade tests only).
+pub const COPY_OPERATIONS_PUSH: &str = topology::legacy::OPERATIONS_SUBSCRIPTION;
 /// Internal topic of webhook callbacks (DESIGN.md §7).
 pub const COPY_CALLBACKS: &str = topology::CALLBACKS_TOPIC;
 /// Its push subscription, to `/pubsub/copy-callbacks`, dead-lettering like `copy-requests-push`.
@@ -60,7 +59,7 @@ pub const COPY_COMPLETIONS_ALL: &str = "copy-completions-all";
 #[derive(Clone, Debug)]
 pub struct TopologyOptions {
     /// Base URL of the worker; push endpoints are `{base}/pubsub/copy-requests` and
-    /// `{base}/pubsub/copy-operations`.
+    /// `{base}/pubsub/copy-callbacks`.
     pub push_base_url: String,
     /// Ack deadline of `copy-requests-push`.
     pub request_ack_deadline: Duration,
@@ -68,10 +67,9 @@ pub struct TopologyOptions {
     pub request_backoff: (Duration, Duration),
     /// Deliveries of a request before Pub/Sub dead-letters it (5 to 100, also on the emulator).
     pub max_delivery_attempts: i32,
-    /// Ack deadline of `copy-operations-push`.
-    pub operations_ack_deadline: Duration,
-    /// Minimum and maximum retry backoff of `copy-operations-push`: the polling clock.
-    pub operations_backoff: (Duration, Duration),
+    /// Also create the previous release's `copy-operations` and `copy-operations-push`
+    /// (pushing to `/pubsub/copy-operations`, no dead-letter policy): an upgrade in progress.
+    pub legacy_operations: bool,
     /// `false` leaves out `copy-completions` (and `copy-completions-all`) so that a test can
     /// simulate a missing topic and create both later with [`Topology::create_topic`] and
     /// [`Topology::create_pull_subscription`].
@@ -81,9 +79,6 @@ pub struct TopologyOptions {
     /// token with its pushes (DESIGN.md §8), so a worker under test runs with PUSH_AUTH=none;
     /// `copy-worker doctor` reads it.
     pub push_oidc: Option<PushOidc>,
-    /// Base URL for `copy-operations-push` only, when it differs from `push_base_url` (a push
-    /// front per subscription, as Pub/Sub keeps a push window per subscription).
-    pub operations_push_base_url: Option<String>,
 }
 
 /// `pushConfig.oidcToken` of a push subscription.
@@ -101,11 +96,9 @@ impl Default for TopologyOptions {
             request_ack_deadline: REQUESTS_PUSH.ack_deadline,
             request_backoff: REQUESTS_PUSH.backoff,
             max_delivery_attempts: topology::MAX_DELIVERY_ATTEMPTS,
-            operations_ack_deadline: OPERATIONS_PUSH.ack_deadline,
-            operations_backoff: OPERATIONS_PUSH.backoff,
+            legacy_operations: false,
             create_completions_topic: true,
             push_oidc: None,
-            operations_push_base_url: None,
         }
     }
 }
@@ -134,16 +127,14 @@ impl Topology {
         opts: &TopologyOptions,
     ) -> anyhow::Result<Topology> {
         let topology = Self::connect(emulator_endpoint, project).await?;
-        for topic in [
-            COPY_REQUESTS,
-            COPY_OPERATIONS,
-            COPY_DEAD_LETTER,
-            COPY_CALLBACKS,
-        ] {
+        for topic in [COPY_REQUESTS, COPY_DEAD_LETTER, COPY_CALLBACKS] {
             topology.create_topic(topic).await?;
         }
-        for spec in [REQUESTS_PUSH, CALLBACKS_PUSH, OPERATIONS_PUSH] {
+        for spec in [REQUESTS_PUSH, CALLBACKS_PUSH] {
             topology.create_push(&spec, opts).await?;
+        }
+        if opts.legacy_operations {
+            topology.create_legacy_operations(opts).await?;
         }
         let replay = topology
             .subscriptions
@@ -355,33 +346,42 @@ impl Topology {
         Ok(publisher)
     }
 
+    /// The previous release's watch topic and its push subscription, as that release's
+    /// Terraform made them (ack deadline 300 s, retry 10–60 s, no dead-letter policy), with
+    /// `opts`' backoff so that a test sees its redeliveries in seconds.
+    async fn create_legacy_operations(&self, opts: &TopologyOptions) -> anyhow::Result<()> {
+        self.create_topic(COPY_OPERATIONS).await?;
+        let base = opts.push_base_url.trim_end_matches('/');
+        let create = self.push_subscription(
+            COPY_OPERATIONS_PUSH,
+            COPY_OPERATIONS,
+            &format!("{base}{}", topology::legacy::OPERATIONS_ROUTE),
+            Duration::from_secs(300),
+            opts.request_backoff,
+            opts.push_oidc.as_ref(),
+        );
+        ignore_already_exists(create.send().await)
+            .with_context(|| format!("creating {COPY_OPERATIONS_PUSH}"))
+    }
+
     /// One of the worker's push subscriptions, as `spec` describes it, with `opts`' deadlines
-    /// and backoffs: the request ones for the subscriptions that dead-letter (as Terraform
-    /// sets them), the operations ones for `copy-operations-push`.
+    /// and backoffs (as Terraform sets them).
     async fn create_push(
         &self,
         spec: &PushSubscription,
         opts: &TopologyOptions,
     ) -> anyhow::Result<()> {
         let base = opts.push_base_url.trim_end_matches('/');
-        let (base, ack_deadline, backoff) = if *spec == OPERATIONS_PUSH {
-            let base = opts
-                .operations_push_base_url
-                .as_deref()
-                .map_or(base, |b| b.trim_end_matches('/'));
-            (base, opts.operations_ack_deadline, opts.operations_backoff)
-        } else {
-            (base, opts.request_ack_deadline, opts.request_backoff)
-        };
         let mut create = self.push_subscription(
             spec.name,
             spec.topic,
             &format!("{base}{}", spec.route),
-            ack_deadline,
-            backoff,
+            opts.request_ack_deadline,
+            opts.request_backoff,
             opts.push_oidc.as_ref(),
         );
-        if let DeadLetter::ToDeadLetterTopic { .. } = spec.dead_letter {
+        {
+            let DeadLetter::ToDeadLetterTopic { .. } = spec.dead_letter;
             create = create.set_dead_letter_policy(
                 DeadLetterPolicy::new()
                     .set_dead_letter_topic(self.topic(COPY_DEAD_LETTER))

@@ -214,7 +214,6 @@ mod tests {
         let cmd = DoctorArgs::augment_args(clap::Command::new("doctor"));
         for (id, want) in [
             ("requests_subscription", topology::REQUESTS_PUSH.name),
-            ("operations_subscription", topology::OPERATIONS_PUSH.name),
             ("callbacks_subscription", topology::CALLBACKS_PUSH.name),
             (
                 "dead_letter_subscription",

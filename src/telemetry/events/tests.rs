@@ -28,7 +28,7 @@ fn lines(json: bool) -> Vec<String> {
         let span = tracing::info_span!("delivery", stage = "request");
         let _g = span.enter();
         CopyStarted {
-            watch_message_id: "17",
+            poll_task: "poll-17",
             attempt: 2,
         }
         .emit();
@@ -68,11 +68,11 @@ fn each_event_writes_the_json_line_it_wrote_before() {
     let announce = "copy_worker::pipeline::announce";
     let want = [
         json!({"severity": "INFO", "message": CopyStarted::MESSAGE, "target": announce,
-               "stage": "request", "watch_message_id": "17", "attempt": 2}),
+               "stage": "request", "poll_task": "poll-17", "attempt": 2}),
         json!({"severity": "INFO", "message": CompletionPublished::MESSAGE, "target": announce,
                "stage": "request", "status": "failed", "ce_id": "ce-1"}),
         json!({"severity": "WARNING", "message": VertexQuotaExhausted::MESSAGE,
-               "target": "copy_worker::pipeline::budget", "stage": "request",
+               "target": "copy_worker::pipeline::quota", "stage": "request",
                "project": "123", "region": "us-central1", "kind": "Copy", "hold_s": 30,
                "error.message": "RESOURCE_EXHAUSTED: quota"}),
     ];
@@ -87,9 +87,9 @@ fn each_event_writes_the_json_line_it_wrote_before() {
 fn each_event_writes_the_text_line_it_wrote_before() {
     let lines = lines(false);
     let tails = [
-        "copy_worker::pipeline::announce: copy started; watch published watch_message_id=17 attempt=2",
+        "copy_worker::pipeline::announce: copy started; first poll scheduled poll_task=poll-17 attempt=2",
         "copy_worker::pipeline::announce: completion published status=\"failed\" ce_id=ce-1",
-        "copy_worker::pipeline::budget: Vertex AI quota exhausted; slowing down project=\"123\" region=\"us-central1\" kind=Copy hold_s=30 error.message=RESOURCE_EXHAUSTED: quota",
+        "copy_worker::pipeline::quota: Vertex AI quota exhausted; slowing down project=\"123\" region=\"us-central1\" kind=Copy hold_s=30 error.message=RESOURCE_EXHAUSTED: quota",
     ];
     assert_eq!(lines.len(), tails.len(), "{lines:#?}");
     for (line, tail) in lines.iter().zip(tails) {
