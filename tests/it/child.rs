@@ -7,13 +7,15 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 use tokio::process::{Child, Command};
 
-use crate::helpers::emulator;
+use crate::helpers::{POLL_QUEUE, START_QUEUE, emulator, fast_queue};
 
-/// A `copy-worker serve` process behind a fixed front port (so push endpoints survive
-/// restarts).
+/// A `copy-worker serve` process behind a fixed front port (so push endpoints and the queues'
+/// target survive restarts), with a Cloud Tasks fake of its own for both queues.
 pub struct ChildWorker {
     /// The port push endpoints use: a front that forwards to `port`.
     pub front: u16,
+    /// The queues' fake; its tasks call the front.
+    pub tasks: testkit::TasksFake,
     pub child: Option<Child>,
     env: Vec<(String, String)>,
     pub log: PathBuf,
@@ -32,6 +34,9 @@ impl ChildWorker {
     pub async fn start(project: &str, vertex: &str, extra: &[(&str, &str)]) -> ChildWorker {
         let port = free_port();
         let front = start_front(port).await;
+        let tasks = testkit::TasksFake::start(None).await.expect("cloud tasks fake");
+        tasks.create_queue(START_QUEUE, fast_queue());
+        tasks.create_queue(POLL_QUEUE, fast_queue());
         let mut env: Vec<(String, String)> = [
             ("PORT", port.to_string()),
             ("GOOGLE_CLOUD_PROJECT", project.to_owned()),
@@ -39,10 +44,10 @@ impl ChildWorker {
             ("PUBSUB_EMULATOR_HOST", emulator().host()),
             ("VERTEX_ENDPOINT", vertex.to_owned()),
             ("LOG_FORMAT", "json".into()),
-            // Tests that are not about the Vertex AI budget run without one (the tests of
-            // DESIGN.md §10, "Quotas", set their own rates).
-            ("VERTEX_COPY_RATE", "60000".into()),
-            ("VERTEX_READ_RATE", "600000".into()),
+            ("COPY_START_QUEUE", START_QUEUE.into()),
+            ("COPY_POLL_QUEUE", POLL_QUEUE.into()),
+            ("CLOUD_TASKS_ENDPOINT", tasks.endpoint()),
+            ("TASKS_URL", format!("http://127.0.0.1:{front}")),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v))
@@ -55,6 +60,7 @@ impl ChildWorker {
         let log = std::env::temp_dir().join(format!("copy-worker-it-{project}.log"));
         let mut w = ChildWorker {
             front,
+            tasks,
             child: None,
             env,
             log,

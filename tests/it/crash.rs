@@ -8,7 +8,7 @@ use testkit::vertex::CopyScript;
 use testkit::{Inbox, Received, Topology, TopologyOptions, VertexFake};
 
 use crate::child::ChildWorker;
-use crate::helpers::{Knobs, SRC, emulator, request, spawn_app};
+use crate::helpers::{Knobs, POLL_QUEUE, SRC, emulator, request, spawn_app};
 
 /// Events per request id, de-duplicated by `ce-id`.
 fn outcomes(events: &[Received]) -> BTreeMap<String, BTreeSet<String>> {
@@ -59,24 +59,36 @@ async fn publish_all(t: &Topology, prefix: &str, n: usize) {
     assert!(results.iter().all(Result::is_ok), "every publish confirmed");
 }
 
+/// The poll tasks waiting in the queue, counted per operation: a chain that forked would
+/// show an operation twice.
+fn pending_polls_per_operation(tasks: &testkit::TasksFake) -> BTreeMap<String, usize> {
+    let mut per_op: BTreeMap<String, usize> = BTreeMap::new();
+    for t in tasks.tasks(POLL_QUEUE) {
+        let body: serde_json::Value = serde_json::from_slice(&t.body).expect("a task body");
+        let op = body["operation"].as_str().unwrap_or("?").to_owned();
+        *per_op.entry(op).or_default() += 1;
+    }
+    per_op
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn fifty_requests_survive_two_sigkills_with_exactly_one_copy_each() {
+async fn thirty_poll_chains_survive_two_sigkills_without_loss_or_a_forked_chain() {
     let project = format!("crash-{}", std::process::id());
     let vertex = VertexFake::start().await.unwrap();
     vertex.add_model(SRC);
     vertex.script(
         SRC,
         CopyScript {
-            duration: Duration::from_secs(4),
+            duration: Duration::from_secs(6),
             ..Default::default()
         },
     );
-    // The worker keeps its port across restarts, so the push endpoints stay valid.
-    let mut w = ChildWorker::start(&project, &vertex.endpoint(), &[("WATCH_HOLD", "20s")]).await;
+    // The worker keeps its front port across restarts, so push endpoints and the queues'
+    // target stay valid; its Cloud Tasks fake outlives it, as the real queues do.
+    let mut w = ChildWorker::start(&project, &vertex.endpoint(), &[]).await;
     let opts = TopologyOptions {
         push_base_url: w.base_url(),
         request_backoff: (Duration::from_secs(1), Duration::from_secs(3)),
-        operations_backoff: (Duration::from_secs(1), Duration::from_secs(2)),
         ..Knobs::default().topology
     };
     let t = Topology::create(&emulator().endpoint(), &project, &opts)
@@ -89,34 +101,53 @@ async fn fifty_requests_survive_two_sigkills_with_exactly_one_copy_each() {
     let dead = Inbox::open(&t, "dl-all").await.unwrap();
     let t0 = Instant::now();
 
-    publish_all(&t, "crash", 50).await;
-    // Kill 1: while request-stage deliveries are arriving.
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Watch the poll queue for the whole run: never two pending polls of one operation.
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut worst = 0;
+    publish_all(&t, "crash", 30).await;
+    // Kill 1: while requests and copy starts are arriving.
+    tokio::time::sleep(Duration::from_millis(500)).await;
     let started_before_kill1 = vertex.copies_started();
-    // Pushes that arrive while no instance runs get 503 from the front, as on Cloud Run.
     w.kill().await;
     w.restart().await;
-    // Kill 2: during watch holds (copies take 4 s).
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // Kill 2: in the middle of the poll chains (copies take 6 s).
+    for _ in 0..15 {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        worst = worst.max(pending_polls_per_operation(&w.tasks).values().copied().max().unwrap_or(0));
+    }
+    let polls_before_kill2 = pending_polls_per_operation(&w.tasks).len();
     w.kill().await;
     w.restart().await;
-
-    let events = wait_for_outcomes(&completions, 50, Duration::from_secs(150))
-        .await
-        .unwrap();
+    let watch = async {
+        while !done.load(std::sync::atomic::Ordering::SeqCst) {
+            let now = pending_polls_per_operation(&w.tasks).values().copied().max().unwrap_or(0);
+            worst = worst.max(now);
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    };
+    let wait = async {
+        let events = wait_for_outcomes(&completions, 30, Duration::from_secs(150)).await;
+        done.store(true, std::sync::atomic::Ordering::SeqCst);
+        events
+    };
+    let (events, ()) = tokio::join!(wait, watch);
+    let events = events.unwrap();
     let by_id = outcomes(&events);
-    assert_eq!(by_id.len(), 50, "every request has an outcome");
+    assert_eq!(by_id.len(), 30, "every request has an outcome");
     for (id, ce_ids) in &by_id {
         assert_eq!(ce_ids, &BTreeSet::from([format!("{id}:succeeded")]), "{id}");
     }
-    assert_eq!(vertex.copies_started(), 50, "exactly one copy per request");
+    assert_eq!(vertex.copies_started(), 30, "exactly one copy per request");
+    assert!(worst <= 1, "an operation had {worst} pending poll tasks at once");
+    assert!(polls_before_kill2 > 0, "the second kill came while chains ran");
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert!(dead.snapshot().is_empty(), "nothing dead-lettered");
     println!(
-        "crash test: 50 requests, kills after {started_before_kill1} copies started and during holds; \
-         {} events ({} duplicates by ce-id), all succeeded in {:.1} s",
+        "crash test: 30 requests, kill 1 after {started_before_kill1} copies started, kill 2 with \
+         {polls_before_kill2} chains pending; {} events ({} duplicates by ce-id), all succeeded \
+         in {:.1} s",
         events.len(),
-        events.len() - 50,
+        events.len() - 30,
         t0.elapsed().as_secs_f64()
     );
 }

@@ -1,4 +1,5 @@
-//! `spawn_app()`: a worker on a free port, wired to the shared emulator and a Vertex fake.
+//! `spawn_app()`: a worker on a free port, wired to the shared emulator, a Vertex fake and a
+//! Cloud Tasks fake with both queues (copy starts and polls).
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
@@ -30,13 +31,30 @@ pub struct Knobs {
     /// Deploy as on Cloud Run: a [`CloudRunFront`] (IAM invoker check, signature removed)
     /// between the emulator's pushes and a worker with `PUSH_AUTH=cloud-run`.
     pub cloud_run: bool,
-    /// With `cloud_run`: copy starts through a copy-start queue of testkit's Cloud Tasks fake
-    /// ([`START_QUEUE`]) with this configuration.
-    pub start_queue: Option<QueueConfig>,
+    /// The copy-start queue ([`START_QUEUE`]) of testkit's Cloud Tasks fake.
+    pub start_queue: QueueConfig,
+    /// The poll queue ([`POLL_QUEUE`]).
+    pub poll_queue: QueueConfig,
 }
 
-/// The copy-start queue of [`Knobs::start_queue`] deployments.
+/// The copy-start queue of every test deployment.
 pub const START_QUEUE: &str = "projects/it-project/locations/us-central1/queues/copy-starts";
+/// The poll queue of every test deployment.
+pub const POLL_QUEUE: &str = "projects/it-project/locations/us-central1/queues/copy-polls";
+/// The account whose OIDC token the queues' tasks carry in a [`Knobs::cloud_run`] deployment.
+pub const TASKS_ACCOUNT: &str = "copy-worker-tasks@it-project.iam.gserviceaccount.com";
+
+/// A queue that dispatches at once and retries after a second: tests see in seconds what
+/// the real queues do in minutes.
+pub fn fast_queue() -> QueueConfig {
+    QueueConfig {
+        max_dispatches_per_second: 500.0,
+        min_backoff: Duration::from_millis(200),
+        max_backoff: Duration::from_secs(2),
+        max_attempts: -1,
+        ..QueueConfig::default()
+    }
+}
 
 impl Knobs {
     /// The defaults, deployed behind a Cloud Run front.
@@ -56,21 +74,18 @@ pub const INVOKER: &str = "ec2-pipeline@it-project.iam.gserviceaccount.com";
 pub struct CloudRun {
     pub front: CloudRunFront,
     pub issuer: OidcIssuer,
-    /// The Cloud Tasks fake of a [`Knobs::start_queue`] deployment.
-    pub tasks: Option<TasksFake>,
 }
 
 impl CloudRun {
-    /// An issuer and a front before the worker at `worker_url` (and a copy-start queue with
-    /// `queue`), and the worker's flags.
-    async fn start(worker_url: &str, queue: Option<QueueConfig>) -> (CloudRun, Vec<String>) {
+    /// An issuer and a front before the worker at `worker_url`, and the worker's flags.
+    async fn start(worker_url: &str) -> (CloudRun, Vec<String>) {
         let issuer = OidcIssuer::start("set-per-token", DEFAULT_EMAIL)
             .await
             .expect("issuer");
         let iam = CloudRunIam {
             keys: issuer.keys(),
             custom_audiences: vec![],
-            invokers: vec![DEFAULT_EMAIL.into(), INVOKER.into()],
+            invokers: vec![DEFAULT_EMAIL.into(), INVOKER.into(), TASKS_ACCOUNT.into()],
             push_account: DEFAULT_EMAIL.into(),
             push_audience: None,
         };
@@ -91,37 +106,39 @@ impl CloudRun {
             "--push-jwks-url",
             &issuer.jwks_url(),
         ];
-        let mut args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-        let tasks = match queue {
-            Some(config) => {
-                let tasks = TasksFake::start(Some(issuer.keys()))
-                    .await
-                    .expect("cloud tasks fake");
-                tasks.create_queue(START_QUEUE, config);
-                let url = front.url();
-                for a in [
-                    "--copy-start-queue",
-                    START_QUEUE,
-                    "--cloud-tasks-endpoint",
-                    &tasks.endpoint(),
-                    "--copy-start-url",
-                    &url,
-                ] {
-                    args.push(a.to_string());
-                }
-                Some(tasks)
-            }
-            None => None,
-        };
-        (
-            CloudRun {
-                front,
-                issuer,
-                tasks,
-            },
-            args,
-        )
+        let args = args.iter().map(|s| s.to_string()).collect();
+        (CloudRun { front, issuer }, args)
     }
+}
+
+/// Testkit's Cloud Tasks fake with both queues, and the worker's flags for it: the tasks call
+/// `url`, and carry a token of [`TASKS_ACCOUNT`] when `keys` can mint one.
+pub async fn start_tasks(
+    url: &str,
+    keys: Option<testkit::oidc::IssuerKeys>,
+    knobs: &Knobs,
+) -> (TasksFake, Vec<String>) {
+    let signed = keys.is_some();
+    let tasks = TasksFake::start(keys).await.expect("cloud tasks fake");
+    tasks.create_queue(START_QUEUE, knobs.start_queue.clone());
+    tasks.create_queue(POLL_QUEUE, knobs.poll_queue.clone());
+    let mut args: Vec<String> = [
+        "--copy-start-queue",
+        START_QUEUE,
+        "--copy-poll-queue",
+        POLL_QUEUE,
+        "--cloud-tasks-endpoint",
+        &tasks.endpoint(),
+        "--tasks-url",
+        url,
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    if signed {
+        args.extend(["--tasks-service-account".to_owned(), TASKS_ACCOUNT.to_owned()]);
+    }
+    (tasks, args)
 }
 
 impl Default for Knobs {
@@ -129,12 +146,11 @@ impl Default for Knobs {
         Self {
             extra_args: vec![],
             cloud_run: false,
-            start_queue: None,
+            start_queue: fast_queue(),
+            poll_queue: fast_queue(),
             topology: TopologyOptions {
                 request_backoff: (Duration::from_secs(1), Duration::from_secs(3)),
-                operations_backoff: (Duration::from_secs(1), Duration::from_secs(2)),
                 request_ack_deadline: Duration::from_secs(60),
-                operations_ack_deadline: Duration::from_secs(60),
                 ..TopologyOptions::default()
             },
         }
@@ -148,11 +164,12 @@ pub struct TestApp {
     extra_args: Vec<String>,
     pub topology: Topology,
     pub vertex: VertexFake,
+    /// The Cloud Tasks fake with [`START_QUEUE`] and [`POLL_QUEUE`].
+    pub tasks: TasksFake,
     /// Google's side of a [`Knobs::cloud_run`] deployment.
     pub cloud_run: Option<CloudRun>,
     pub completions: Option<Inbox>,
     pub dead_letters: Inbox,
-    _stop: tokio::sync::watch::Sender<bool>,
 }
 
 pub const SRC: &str = "projects/src-proj/locations/us-central1/models/1001";
@@ -192,13 +209,16 @@ pub fn test_config(project: &str, vertex: &str, extra_args: Vec<String>) -> Conf
         "dst-proj",
         "--location",
         "us-central1",
-        "--watch-hold",
-        "3s",
-        // No Vertex AI budget unless a test sets one (a later flag wins).
-        "--vertex-copy-rate",
-        "60000",
-        "--vertex-read-rate",
-        "600000",
+        // Queues no test uses unless it starts a Cloud Tasks fake (`start_tasks`), whose
+        // flags come later and win.
+        "--copy-start-queue",
+        START_QUEUE,
+        "--copy-poll-queue",
+        POLL_QUEUE,
+        "--tasks-url",
+        "http://127.0.0.1:9",
+        "--cloud-tasks-endpoint",
+        "http://127.0.0.1:9",
     ]
     .iter()
     .map(|s| s.to_string())
@@ -216,17 +236,21 @@ pub async fn spawn_app(name: &str, knobs: Knobs) -> TestApp {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base_url = format!("http://{}", listener.local_addr().unwrap());
     let (cloud_run, mut extra_args) = if knobs.cloud_run {
-        let (cloud_run, args) = CloudRun::start(&base_url, knobs.start_queue).await;
+        let (cloud_run, args) = CloudRun::start(&base_url).await;
         (Some(cloud_run), args)
     } else {
         (None, vec![])
     };
+    let (tasks, task_args) = match &cloud_run {
+        Some(c) => start_tasks(&c.front.url(), Some(c.issuer.keys()), &knobs).await,
+        None => start_tasks(&base_url, None, &knobs).await,
+    };
+    extra_args.extend(task_args);
     // The test's own flags come last, so they win.
     extra_args.extend(knobs.extra_args);
 
     let cfg = test_config(&project, &vertex.endpoint(), extra_args.clone());
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let (state, _topics) = build_state(&cfg, stop_rx).await.expect("app state");
+    let (state, _topics) = build_state(&cfg).await.expect("app state");
     tokio::spawn(async move { axum::serve(listener, app(state)).await });
 
     let mut opts = knobs.topology;
@@ -257,10 +281,10 @@ pub async fn spawn_app(name: &str, knobs: Knobs) -> TestApp {
         extra_args,
         topology,
         vertex,
+        tasks,
         cloud_run,
         completions,
         dead_letters,
-        _stop: stop_tx,
     }
 }
 
@@ -294,8 +318,8 @@ impl TestApp {
         );
     }
 
-    /// Another worker instance of the same deployment (same topics, same Vertex fake),
-    /// which no push subscription targets: tests hand it deliveries directly, as Cloud Run
+    /// Another worker instance of the same deployment (same topics, same fakes), which no
+    /// push subscription or queue targets: tests hand it deliveries directly, as Cloud Run
     /// would route some pushes to a second instance.
     pub async fn second_instance(&self) -> AppState {
         let cfg = test_config(
@@ -303,9 +327,7 @@ impl TestApp {
             &self.vertex.endpoint(),
             self.extra_args.clone(),
         );
-        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-        std::mem::forget(stop_tx); // never shut down within the test
-        build_state(&cfg, stop_rx).await.expect("app state").0
+        build_state(&cfg).await.expect("app state").0
     }
 
     pub async fn publish(&self, data: &str) -> String {

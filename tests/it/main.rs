@@ -9,7 +9,6 @@ mod callbacks;
 mod child;
 mod cloud_run;
 mod crash;
-mod deadline;
 mod doctor;
 mod enqueue;
 mod envelope_props;

@@ -1,4 +1,4 @@
-//! SIGTERM (DESIGN.md §4): held watches answer 429 at once, in-flight requests finish,
+//! SIGTERM (DESIGN.md §4): in-flight requests finish (none is held while a copy runs),
 //! publishers are flushed, and the process exits 0 within 8 s.
 
 use std::time::Duration;
@@ -6,27 +6,41 @@ use std::time::Duration;
 use testkit::vertex::{CopyScript, Fault};
 use testkit::{Inbox, Topology, VertexFake};
 
-use crate::child::{ChildWorker, envelope};
+use crate::child::ChildWorker;
 use crate::helpers::{SRC, emulator, request};
 
-/// Topics only (no push subscriptions): these tests post envelopes themselves.
+/// Topics only (no push subscriptions): these tests post envelopes and tasks themselves.
+/// Returns an inbox of every completion event.
 pub(crate) async fn topics(project: &str) -> (Topology, Inbox) {
     let t = Topology::connect(&emulator().endpoint(), project)
         .await
         .unwrap();
     for topic in [
         "copy-requests",
-        "copy-operations",
         "copy-completions",
         "copy-dead-letter",
+        "copy-callbacks",
     ] {
         t.create_topic(topic).await.unwrap();
     }
-    t.create_pull_subscription("watch-all", "copy-operations")
+    t.create_pull_subscription("events-all", "copy-completions")
         .await
         .unwrap();
-    let watches = Inbox::open(&t, "watch-all").await.unwrap();
-    (t, watches)
+    let events = Inbox::open(&t, "events-all").await.unwrap();
+    (t, events)
+}
+
+/// The body of a copy-start task for `request` (docs/DESIGN.md §3, "Copy tasks"), as the
+/// request stage queues it.
+pub(crate) fn start_task(request: &str, origin: &str) -> String {
+    serde_json::json!({
+        "request": serde_json::from_str::<serde_json::Value>(request).unwrap(),
+        "attempt": 1,
+        "accepted_at": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        "origin": origin,
+        "seq": 0,
+    })
+    .to_string()
 }
 
 pub(crate) async fn post(url: String, body: String) -> u16 {
@@ -57,9 +71,9 @@ async fn an_idle_worker_exits_0_promptly_on_sigterm() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_in_flight_request_stage_finishes_and_hands_on_its_watch_before_exit() {
+async fn an_in_flight_copy_start_finishes_and_schedules_its_first_poll_before_exit() {
     let project = format!("sd-busy-{}", std::process::id());
-    let (_t, watches) = topics(&project).await;
+    let _t = topics(&project).await;
     let vertex = VertexFake::start().await.unwrap();
     vertex.add_model(SRC);
     vertex.script(
@@ -71,71 +85,24 @@ async fn an_in_flight_request_stage_finishes_and_hands_on_its_watch_before_exit(
         },
     );
     let mut w = ChildWorker::start(&project, &vertex.endpoint(), &[]).await;
-    let body = envelope("1", request("busy-1", "busy-target").as_bytes(), &[]);
-    let pending = tokio::spawn(post(format!("{}/pubsub/copy-requests", w.base_url()), body));
+    let body = start_task(&request("busy-1", "busy-target"), "m-busy-1");
+    let pending = tokio::spawn(post(format!("{}/tasks/copy-starts", w.base_url()), body));
     tokio::time::sleep(Duration::from_secs(1)).await;
     w.signal("TERM");
     assert_eq!(
         pending.await.unwrap(),
         204,
-        "the in-flight delivery completes"
+        "the in-flight start completes"
     );
     let (code, took) = w.wait_exit(Duration::from_secs(10)).await;
     assert_eq!(code, Some(0));
     assert!(took < Duration::from_secs(8), "took {took:?}");
-    let got = watches
-        .wait_for(1, Duration::from_secs(10), |m| {
-            m.attribute("request_id") == Some("busy-1")
-        })
-        .await
-        .unwrap();
-    assert_eq!(got[0].attribute("attempt"), Some("1"));
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_held_watch_answers_429_at_once_on_sigterm() {
-    let project = format!("sd-hold-{}", std::process::id());
-    let (_t, watches) = topics(&project).await;
-    let vertex = VertexFake::start().await.unwrap();
-    vertex.add_model(SRC);
-    vertex.script(
-        SRC,
-        CopyScript {
-            duration: Duration::from_secs(600),
-            ..Default::default()
-        },
-    );
-    let mut w = ChildWorker::start(&project, &vertex.endpoint(), &[("WATCH_HOLD", "60s")]).await;
-    let body = envelope("1", request("hold-1", "hold-target").as_bytes(), &[]);
-    assert_eq!(
-        post(format!("{}/pubsub/copy-requests", w.base_url()), body).await,
-        204
-    );
-    let watch = watches
-        .wait_for(1, Duration::from_secs(10), |_| true)
-        .await
-        .unwrap()
-        .remove(0);
-    let attrs: Vec<(&str, &str)> = watch
-        .attributes
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_str()))
+    let polls: Vec<String> = w
+        .tasks
+        .created()
+        .into_iter()
+        .filter(|n| n.contains("/queues/copy-polls/tasks/poll-"))
         .collect();
-    let held = tokio::spawn(post(
-        format!("{}/pubsub/copy-operations", w.base_url()),
-        envelope("2", &watch.data, &attrs),
-    ));
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    assert!(!held.is_finished(), "the watch is held while the copy runs");
-    let t0 = std::time::Instant::now();
-    w.signal("TERM");
-    assert_eq!(held.await.unwrap(), 429);
-    assert!(
-        t0.elapsed() < Duration::from_secs(2),
-        "answered in {:?}",
-        t0.elapsed()
-    );
-    let (code, took) = w.wait_exit(Duration::from_secs(10)).await;
-    assert_eq!(code, Some(0));
-    assert!(took < Duration::from_secs(8));
+    assert_eq!(polls.len(), 1, "the first poll was scheduled: {polls:?}");
+    assert_eq!(vertex.copies_started(), 1);
 }

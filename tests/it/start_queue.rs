@@ -1,4 +1,4 @@
-//! Copy starts paced by a copy-start queue (`COPY_START_QUEUE`, docs/DESIGN.md §10): the
+//! Copy starts paced by the copy-start queue (`COPY_START_QUEUE`, docs/DESIGN.md §10): the
 //! request stage queues a task in testkit's Cloud Tasks fake, which posts it back through the
 //! Cloud Run front at the queue's rate. The rate holds for the deployment, whichever instance
 //! queued the start, and redeliveries, quota refusals and restarts go through the queue.
@@ -23,15 +23,20 @@ fn queue() -> QueueConfig {
 
 async fn app(name: &str) -> TestApp {
     let knobs = Knobs {
-        start_queue: Some(queue()),
+        start_queue: queue(),
         ..Knobs::cloud_run()
     };
     spawn_app(name, knobs).await
 }
 
-fn tasks(app: &TestApp) -> &testkit::TasksFake {
-    let cr = app.cloud_run.as_ref().expect("cloud run");
-    cr.tasks.as_ref().expect("a copy-start queue")
+/// The distinct copy-start tasks the queue dispatched.
+fn start_tasks(app: &TestApp) -> std::collections::BTreeSet<String> {
+    app.tasks
+        .dispatches()
+        .into_iter()
+        .map(|d| d.task)
+        .filter(|t| t.contains("/queues/copy-starts/"))
+        .collect()
 }
 
 /// When each CopyModel call reached the Vertex fake, in order.
@@ -96,11 +101,7 @@ async fn a_redelivered_request_queues_one_start() {
     }
     let ev = app.completion_of("sq-redeliver", 1, 60).await;
     assert_eq!(ev[0].attribute("status"), Some("succeeded"));
-    let distinct: std::collections::BTreeSet<_> = tasks(&app)
-        .dispatches()
-        .into_iter()
-        .map(|d| d.task)
-        .collect();
+    let distinct = start_tasks(&app);
     assert_eq!(distinct.len(), 1, "{distinct:?}");
     assert_eq!(app.vertex.copies_started(), 1);
 }
@@ -119,7 +120,13 @@ async fn a_quota_refusal_is_retried_by_the_queue_and_the_copy_succeeds() {
     app.publish(&request("sq-429", "sq-429-t")).await;
     let ev = app.completion_of("sq-429", 1, 60).await;
     assert_eq!(ev[0].attribute("status"), Some("succeeded"));
-    let statuses: Vec<u16> = tasks(&app).dispatches().iter().map(|d| d.status).collect();
+    let statuses: Vec<u16> = app
+        .tasks
+        .dispatches()
+        .iter()
+        .filter(|d| d.task.contains("/queues/copy-starts/"))
+        .map(|d| d.status)
+        .collect();
     assert_eq!(
         statuses.first(),
         Some(&503),
@@ -144,32 +151,36 @@ async fn a_transient_operation_failure_restarts_through_the_queue() {
     let ev = app.completion_of("sq-restart", 1, 90).await;
     assert_eq!(ev[0].attribute("status"), Some("succeeded"));
     assert_eq!(ev[0].json()["attempts"], 2);
-    let distinct: std::collections::BTreeSet<_> = tasks(&app)
-        .dispatches()
-        .into_iter()
-        .map(|d| d.task)
-        .collect();
+    let distinct = start_tasks(&app);
     assert_eq!(distinct.len(), 2, "attempt 1 and attempt 2: {distinct:?}");
 }
 
+/// A queue that does not exist (NOT_FOUND) is a deployment fault, not the copy's: the
+/// request is answered 503 and kept by Pub/Sub, whose dead-letter policy is the backstop; no
+/// `failed` event is announced for a copy that never had a chance.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_queue_that_refuses_for_good_fails_the_copy_with_a_dead_letter_instead_of_looping() {
-    let knobs = Knobs {
-        start_queue: Some(queue()),
-        // A later flag wins: a queue the fake does not have (NOT_FOUND, permanent).
+async fn a_missing_queue_is_answered_503_and_left_to_the_dead_letter_policy() {
+    let mut knobs = Knobs {
+        start_queue: queue(),
+        // A later flag wins: a queue the fake does not have.
         extra_args: vec![
             "--copy-start-queue".into(),
             "projects/it-project/locations/us-central1/queues/deleted".into(),
         ],
         ..Knobs::cloud_run()
     };
+    knobs.topology.max_delivery_attempts = 5;
     let app = spawn_app("sq-gone", knobs).await;
     app.publish(&request("sq-gone", "sq-gone-t")).await;
-    let ev = app.completion_of("sq-gone", 1, 60).await;
-    let data = ev[0].json();
-    assert_eq!(data["status"], "failed", "{data}");
-    assert_eq!(data["error"]["code"], "NOT_FOUND", "{data}");
-    let dl = app.dead_letter_of("sq-gone", 30).await;
-    assert_eq!(dl.attribute("error_code"), Some("NOT_FOUND"));
+    let dl = app.dead_letter_of("sq-gone", 90).await;
+    assert!(
+        dl.attribute("CloudPubSubDeadLetterSourceDeliveryCount").is_some(),
+        "dead-lettered by Pub/Sub's policy, not by the worker: {:?}",
+        dl.attributes
+    );
+    assert!(
+        app.completions().snapshot().is_empty(),
+        "no event for a deployment fault"
+    );
     assert_eq!(app.vertex.copies_started(), 0);
 }
