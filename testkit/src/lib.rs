@@ -29,5 +29,5 @@ pub use emulator::Emulator;
 pub use front::{PushFront, PushWindow, PushWindowStats};
 pub use oidc::{IssuerKeys, JwksMode, OidcIssuer};
 pub use pubsub::{Inbox, Received, Topology, TopologyOptions};
-pub use tasks::{Dispatch, QueueConfig, TasksFake};
+pub use tasks::{Dispatch, QueueConfig, TaskView, TasksFake};
 pub use vertex::{Call, CopyScript, Fault, Quotas, Rpc, RpcCount, VertexFake};

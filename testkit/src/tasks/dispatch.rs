@@ -7,11 +7,11 @@
 //! 3. the earliest `scheduleTime` or the next token of a bucket comes due.
 
 use super::Shared;
-use super::state::{Answer, Attempt};
+use super::schedule::{Answer, Attempt};
 use crate::oidc::IssuerKeys;
 use hyper_util::rt::TokioIo;
 use std::sync::Arc;
-use std::time::{Duration, Instant, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::net::TcpStream;
 use tokio::sync::Notify;
 use tokio::task::JoinSet;
@@ -44,19 +44,15 @@ pub(crate) async fn run(shared: Shared, wake: Arc<Notify>, keys: Option<IssuerKe
 /// (Task.dispatch_deadline: "If the worker does not respond by this deadline then the request
 /// is cancelled and the attempt is marked as a DEADLINE_EXCEEDED failure").
 async fn send(attempt: &Attempt, keys: Option<&IssuerKeys>) -> Answer {
-    let no_answer = Answer {
-        status: None,
-        retry_after: None,
-    };
     let Some((authority, path)) = split_url(&attempt.spec.url) else {
         tracing::warn!(url = %attempt.spec.url, "the Cloud Tasks fake sends to http:// URLs only");
-        return no_answer;
+        return Answer::Unreachable;
     };
     let request = match build(attempt, authority, path, keys) {
         Ok(request) => request,
         Err(e) => {
             tracing::warn!(error.message = %e, "the Cloud Tasks fake could not build a request");
-            return no_answer;
+            return Answer::Unreachable;
         }
     };
     let exchange = async {
@@ -74,18 +70,28 @@ async fn send(attempt: &Attempt, keys: Option<&IssuerKeys>) -> Answer {
             .headers()
             .get("retry-after")
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .map(Duration::from_secs);
-        Some(Answer {
-            status: Some(response.status().as_u16()),
+            .and_then(|v| retry_after(v, SystemTime::now()));
+        Some(Answer::Status {
+            status: response.status().as_u16(),
             retry_after,
         })
     };
-    tokio::time::timeout(attempt.spec.dispatch_deadline, exchange)
-        .await
-        .ok()
-        .flatten()
-        .unwrap_or(no_answer)
+    match tokio::time::timeout(attempt.spec.dispatch_deadline, exchange).await {
+        Ok(Some(answer)) => answer,
+        Ok(None) => Answer::Unreachable,
+        Err(_) => Answer::DeadlineExceeded,
+    }
+}
+
+/// A `Retry-After` value: delay-seconds or an HTTP-date (RFC 9110 section 10.2.3), as the wait
+/// from `now`. Anything else is ignored, as an unparsable header would be.
+fn retry_after(value: &str, now: SystemTime) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(secs) = value.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let at = chrono::DateTime::parse_from_rfc2822(value).ok()?;
+    Some(SystemTime::from(at).duration_since(now).unwrap_or_default())
 }
 
 /// The request of one attempt: the task's method, headers and body, with the headers Cloud
@@ -144,6 +150,9 @@ fn build(
 ///   as App Engine's `X-AppEngine-TaskETA`);
 /// - `X-CloudTasks-TaskPreviousResponse`: "the HTTP response code from the previous retry",
 ///   sent only once there was one;
+/// - `X-CloudTasks-TaskRetryReason`: "the reason for retrying the task", on retries only
+///   (both listed in cloud.google.com/tasks/docs/creating-http-target-tasks, "Reading request
+///   headers", as sent only on some requests);
 /// - `User-Agent: Google-Cloud-Tasks` (HttpRequest.headers, target.proto).
 fn service_headers(attempt: &Attempt) -> Vec<(&'static str, String)> {
     let short = |name: &str| name.rsplit('/').next().unwrap_or_default().to_string();
@@ -170,6 +179,9 @@ fn service_headers(attempt: &Attempt) -> Vec<(&'static str, String)> {
     ];
     if let Some(status) = attempt.previous_status {
         headers.push(("x-cloudtasks-taskpreviousresponse", status.to_string()));
+    }
+    if let Some(reason) = &attempt.retry_reason {
+        headers.push(("x-cloudtasks-taskretryreason", reason.clone()));
     }
     headers
 }
@@ -210,7 +222,9 @@ mod tests {
             retry_count: 2,
             executions: 1,
             previous_status: None,
+            retry_reason: None,
             schedule_time: UNIX_EPOCH + Duration::from_micros(1_700_000_000_000_042),
+            duplicate: false,
         }
     }
 
@@ -228,7 +242,7 @@ mod tests {
         });
         let started = Instant::now();
         let answer = send(&attempt(&url, Duration::from_millis(200)), None).await;
-        assert_eq!(answer.status, None);
+        assert_eq!(answer, Answer::DeadlineExceeded);
         let waited = started.elapsed();
         assert!(waited >= Duration::from_millis(200) && waited < Duration::from_secs(2));
     }
@@ -239,7 +253,9 @@ mod tests {
         let names = |a: &Attempt| service_headers(a).into_iter().map(|(n, _)| n).collect();
         let without: Vec<&str> = names(&a);
         assert!(!without.contains(&"x-cloudtasks-taskpreviousresponse"));
+        assert!(!without.contains(&"x-cloudtasks-taskretryreason"));
         a.previous_status = Some(500);
+        a.retry_reason = Some("HTTP status 500".into());
         let headers = service_headers(&a);
         let get = |name: &str| headers.iter().find(|(n, _)| *n == name).unwrap().1.clone();
         assert_eq!(get("x-cloudtasks-queuename"), "q");
@@ -248,5 +264,23 @@ mod tests {
         assert_eq!(get("x-cloudtasks-taskexecutioncount"), "1");
         assert_eq!(get("x-cloudtasks-tasketa"), "1700000000.000042");
         assert_eq!(get("x-cloudtasks-taskpreviousresponse"), "500");
+        assert_eq!(get("x-cloudtasks-taskretryreason"), "HTTP status 500");
+    }
+
+    #[test]
+    fn retry_after_reads_seconds_and_http_dates() {
+        let now = UNIX_EPOCH + Duration::from_secs(784_111_777);
+        assert_eq!(retry_after(" 120 ", now), Some(Duration::from_secs(120)));
+        // RFC 9110's own example date is 784111777 s after the epoch.
+        let date = "Sun, 06 Nov 1994 08:49:37 GMT";
+        assert_eq!(
+            retry_after(date, now - Duration::from_secs(30)),
+            Some(Duration::from_secs(30))
+        );
+        assert_eq!(
+            retry_after(date, now + Duration::from_secs(5)),
+            Some(Duration::ZERO)
+        );
+        assert_eq!(retry_after("soon", now), None);
     }
 }

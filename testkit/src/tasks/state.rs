@@ -1,12 +1,14 @@
-//! The queues of the Cloud Tasks fake: tasks, token buckets, concurrency, retries and the names
-//! kept for de-duplication. Pure bookkeeping, no I/O: [`super::dispatch`] asks it what to send
-//! ([`State::take_ready`]) and tells it how each attempt ended ([`State::finish`]).
+//! The queues of the Cloud Tasks fake: tasks, queue states and the names kept for
+//! de-duplication. Pure bookkeeping, no I/O; [`super::schedule`] holds the dispatch side of the
+//! same state (what to send next, how an attempt ended).
 
-use super::limits::{Bucket, backoff};
+use super::limits::Bucket;
+use super::random::{DEFAULT_SEED, Rng};
 use super::request::TaskSpec;
 use super::wire::Failure;
-use super::{Dispatch, QueueConfig};
+use super::{Dispatch, QueueConfig, TaskView};
 use std::collections::{BTreeMap, HashMap};
+use std::ops::Bound;
 use std::time::{Duration, Instant, SystemTime};
 
 /// A task in a queue: what to send and what happened so far.
@@ -19,7 +21,8 @@ pub(crate) struct Task {
     pub due: Instant,
     pub schedule_time: SystemTime,
     pub create_time: SystemTime,
-    /// Attempts dispatched (`dispatchCount`), including one in flight.
+    /// Attempts dispatched (`dispatchCount`), including one in flight; duplicate deliveries
+    /// are not attempts.
     pub dispatch_count: u32,
     /// Attempts that got an HTTP answer (`responseCount`).
     pub response_count: u32,
@@ -27,61 +30,42 @@ pub(crate) struct Task {
     /// reached the handler's execution phase.
     pub executions: u32,
     pub previous_status: Option<u16>,
+    /// Why the last attempt failed (`X-CloudTasks-TaskRetryReason` of the next one).
+    pub retry_reason: Option<String>,
     pub first_dispatch: Option<(Instant, SystemTime)>,
     pub last_dispatch: Option<SystemTime>,
     pub last_response: Option<SystemTime>,
     pub in_flight: bool,
-    /// Creation order, to dispatch due tasks oldest first (Cloud Tasks promises no order; the
-    /// fake picks one so that tests are repeatable).
-    seq: u64,
 }
 
-/// One attempt handed to the dispatcher.
-#[derive(Clone, Debug)]
-pub(crate) struct Attempt {
-    pub queue: String,
-    pub task: String,
-    /// Index of its row in [`State::dispatches`].
-    pub row: usize,
-    pub spec: TaskSpec,
-    /// Retries before this attempt (`X-CloudTasks-TaskRetryCount`).
-    pub retry_count: u32,
-    pub executions: u32,
-    pub previous_status: Option<u16>,
-    pub schedule_time: SystemTime,
-}
-
-/// How an attempt ended.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct Answer {
-    /// `None`: no answer before the dispatch deadline, or no connection.
-    pub status: Option<u16>,
-    /// The `Retry-After` header of the answer, in seconds.
-    pub retry_after: Option<Duration>,
-}
-
+/// A queue: its settings, whether it is paused, and its tasks by name.
 #[derive(Debug)]
-struct Queue {
-    config: QueueConfig,
-    bucket: Bucket,
-    in_flight: u32,
-    tasks: BTreeMap<String, Task>,
+pub(crate) struct Queue {
+    pub config: QueueConfig,
+    pub bucket: Bucket,
+    /// Queue.state PAUSED (true) or RUNNING.
+    pub paused: bool,
+    pub in_flight: u32,
+    pub tasks: BTreeMap<String, Task>,
 }
 
 /// Everything the fake knows, behind one lock.
 #[derive(Debug)]
 pub(crate) struct State {
-    queues: BTreeMap<String, Queue>,
+    pub queues: BTreeMap<String, Queue>,
     /// Names of tasks that succeeded, were deleted or gave up, and when: they answer
     /// ALREADY_EXISTS until the window has passed.
-    tombstones: HashMap<String, Instant>,
+    pub tombstones: HashMap<String, Instant>,
     pub dedup_window: Duration,
     pub dispatches: Vec<Dispatch>,
     /// Tasks deleted after their last allowed attempt failed.
     pub given_up: Vec<String>,
     /// Every task CreateTask accepted, in order.
     pub created: Vec<String>,
-    next_seq: u64,
+    /// Picks among ready tasks and draws duplicate deliveries.
+    pub rng: Rng,
+    /// The chance that an attempt is delivered twice ([`super::TasksFake::set_duplicate_rate`]).
+    pub duplicate_rate: f64,
 }
 
 impl Default for State {
@@ -97,13 +81,14 @@ impl Default for State {
             dispatches: Vec::new(),
             given_up: Vec::new(),
             created: Vec::new(),
-            next_seq: 0,
+            rng: Rng::new(DEFAULT_SEED),
+            duplicate_rate: 0.0,
         }
     }
 }
 
 impl State {
-    /// Creates the queue, or changes its limits (tasks stay), like UpdateQueue.
+    /// Creates the queue, or changes its limits (tasks and state stay), like UpdateQueue.
     pub fn put_queue(&mut self, name: &str, config: QueueConfig, now: Instant) {
         let bucket = Bucket::new(&config, now);
         match self.queues.get_mut(name) {
@@ -115,12 +100,27 @@ impl State {
                 let queue = Queue {
                     config,
                     bucket,
+                    paused: false,
                     in_flight: 0,
                     tasks: BTreeMap::new(),
                 };
                 self.queues.insert(name.to_string(), queue);
             }
         }
+    }
+
+    pub fn queue(&self, name: &str) -> Result<&Queue, Failure> {
+        self.queues.get(name).ok_or_else(queue_missing)
+    }
+
+    /// PauseQueue (`paused`) or ResumeQueue. PauseQueue: "If a queue is paused then the system
+    /// will stop dispatching tasks until the queue is resumed via ResumeQueue. Tasks can still
+    /// be added when the queue is paused" (cloudtasks.proto). Resuming refills nothing: the
+    /// bucket kept filling while the queue was paused, up to its size.
+    pub fn set_paused(&mut self, name: &str, paused: bool) -> Result<&Queue, Failure> {
+        let queue = self.queues.get_mut(name).ok_or_else(queue_missing)?;
+        queue.paused = paused;
+        Ok(queue)
     }
 
     /// CreateTask after parsing: the name must be free of live tasks and tombstones.
@@ -153,7 +153,6 @@ impl State {
         // current time" (CreateTaskRequest.task).
         let schedule_time = spec.schedule_time.filter(|t| *t > wall).unwrap_or(wall);
         let ahead = schedule_time.duration_since(wall).unwrap_or_default();
-        self.next_seq += 1;
         let task = Task {
             name: name.clone(),
             spec,
@@ -164,11 +163,11 @@ impl State {
             response_count: 0,
             executions: 0,
             previous_status: None,
+            retry_reason: None,
             first_dispatch: None,
             last_dispatch: None,
             last_response: None,
             in_flight: false,
-            seq: self.next_seq,
         };
         queue.tasks.insert(name.clone(), task.clone());
         self.created.push(name);
@@ -176,7 +175,7 @@ impl State {
     }
 
     pub fn get(&self, queue: &str, name: &str) -> Result<Task, Failure> {
-        let queue = self.queues.get(queue).ok_or_else(queue_missing)?;
+        let queue = self.queue(queue)?;
         queue.tasks.get(name).cloned().ok_or_else(task_missing)
     }
 
@@ -188,136 +187,44 @@ impl State {
         Ok(())
     }
 
+    /// One page of ListTasks: up to `size` tasks whose names sort after `after`, and whether
+    /// more follow. Name order keeps pages stable while tasks come and go ("The tasks may be
+    /// returned in any order", ListTasks).
+    pub fn list(
+        &self,
+        queue: &str,
+        after: Option<&str>,
+        size: usize,
+    ) -> Result<(Vec<Task>, bool), Failure> {
+        let queue = self.queue(queue)?;
+        let start = after.map_or(Bound::Unbounded, |a| Bound::Excluded(a.to_string()));
+        let mut rest = queue.tasks.range((start, Bound::Unbounded));
+        let page: Vec<Task> = rest.by_ref().take(size).map(|(_, t)| t.clone()).collect();
+        Ok((page, rest.next().is_some()))
+    }
+
     /// Tasks of `queue` not done yet, in flight or waiting.
     pub fn pending(&self, queue: &str) -> usize {
         self.queues.get(queue).map_or(0, |q| q.tasks.len())
     }
 
-    /// Starts every attempt the limits allow now, and says when to look again (`None`: only
-    /// when an attempt ends or something is created).
-    pub fn take_ready(&mut self, now: Instant) -> (Vec<Attempt>, Option<Instant>) {
-        let mut ready = Vec::new();
-        let mut next: Option<Instant> = None;
-        let mut earliest = |at: Instant| next = Some(next.map_or(at, |n| n.min(at)));
-        for (queue_name, queue) in &mut self.queues {
-            queue.bucket.refill(now);
-            loop {
-                let due = queue
-                    .tasks
-                    .values()
-                    .filter(|t| !t.in_flight)
-                    .min_by_key(|t| (t.due, t.seq));
-                let Some(task) = due else { break };
-                if task.due > now {
-                    earliest(task.due);
-                    break;
-                }
-                // RateLimits.max_concurrent_dispatches: "After this threshold has been
-                // reached, Cloud Tasks stops dispatching tasks until the number of concurrent
-                // requests decreases."
-                if queue.in_flight >= queue.config.max_concurrent_dispatches {
-                    break;
-                }
-                if !queue.bucket.take() {
-                    earliest(queue.bucket.next_token());
-                    break;
-                }
-                let name = task.name.clone();
-                let task = queue.tasks.get_mut(&name).expect("task just found");
-                ready.push(start_attempt(queue_name, task, self.dispatches.len(), now));
-                self.dispatches.push(Dispatch {
-                    task: name,
-                    at: now,
-                    attempt: task.dispatch_count,
-                    status: 0,
-                });
-                queue.in_flight += 1;
-            }
-        }
-        (ready, next)
-    }
-
-    /// Applies the end of an attempt: success removes the task, failure schedules a retry or,
-    /// past the RetryConfig limits, deletes it.
-    pub fn finish(&mut self, attempt: &Attempt, answer: Answer, now: Instant) {
-        self.dispatches[attempt.row].status = answer.status.unwrap_or(0);
-        let Some(queue) = self.queues.get_mut(&attempt.queue) else {
-            return;
+    /// What [`super::TasksFake::tasks`] shows of each pending task, by name.
+    pub fn views(&self, queue: &str) -> Vec<TaskView> {
+        let Some(queue) = self.queues.get(queue) else {
+            return Vec::new();
         };
-        queue.in_flight = queue.in_flight.saturating_sub(1);
-        let config = queue.config.clone();
-        // Deleted while in flight: nothing left to update.
-        let Some(task) = queue.tasks.get_mut(&attempt.task) else {
-            return;
+        let view = |t: &Task| TaskView {
+            name: t.name.clone(),
+            url: t.spec.url.clone(),
+            schedule_time: t.schedule_time,
+            body: t.spec.body.clone(),
+            dispatch_count: t.dispatch_count,
         };
-        task.in_flight = false;
-        task.previous_status = answer.status;
-        if let Some(status) = answer.status {
-            task.response_count += 1;
-            task.last_response = Some(SystemTime::now());
-            if status < 500 {
-                task.executions += 1;
-            }
-        }
-        // HttpRequest: "If the worker ... acknowledges the task by returning a successful HTTP
-        // response code ([`200` - `299`]), the task will be removed from the queue. If any
-        // other HTTP response code is returned or no response is received, the task will be
-        // retried" (google/cloud/tasks/v2/target.proto).
-        let succeeded = answer.status.is_some_and(|s| (200..300).contains(&s));
-        if succeeded || gives_up(&config, task, now) {
-            if !succeeded {
-                self.given_up.push(attempt.task.clone());
-            }
-            queue.tasks.remove(&attempt.task);
-            self.tombstones.insert(attempt.task.clone(), now);
-            return;
-        }
-        let mut delay = backoff(&config, task.dispatch_count);
-        // HttpRequest: on 429 or 503 "Cloud Tasks will use a higher backoff rate. The retry
-        // specified in the Retry-After HTTP response header is considered." The higher rate is
-        // not quantified anywhere, so the fake honours only Retry-After.
-        if matches!(answer.status, Some(429 | 503))
-            && let Some(after) = answer.retry_after
-        {
-            delay = delay.max(after);
-        }
-        task.due = now + delay;
-        task.schedule_time = SystemTime::now() + delay;
+        queue.tasks.values().map(view).collect()
     }
 }
 
-fn start_attempt(queue: &str, task: &mut Task, row: usize, now: Instant) -> Attempt {
-    let retry_count = task.dispatch_count;
-    task.dispatch_count += 1;
-    task.in_flight = true;
-    let wall = SystemTime::now();
-    task.first_dispatch.get_or_insert((now, wall));
-    task.last_dispatch = Some(wall);
-    Attempt {
-        queue: queue.to_string(),
-        task: task.name.clone(),
-        row,
-        spec: task.spec.clone(),
-        retry_count,
-        executions: task.executions,
-        previous_status: task.previous_status,
-        schedule_time: task.schedule_time,
-    }
-}
-
-/// RetryConfig.max_attempts: "Cloud Tasks stops retrying only when max_attempts and
-/// max_retry_duration are both satisfied" (-1: unlimited attempts; a zero duration sets no
-/// time limit).
-fn gives_up(config: &QueueConfig, task: &Task, now: Instant) -> bool {
-    let attempts_done = config.max_attempts >= 0
-        && i64::from(task.dispatch_count) >= i64::from(config.max_attempts);
-    let first = task.first_dispatch.map_or(now, |(at, _)| at);
-    let time_done = config.max_retry_duration.is_zero()
-        || now.duration_since(first) >= config.max_retry_duration;
-    attempts_done && time_done
-}
-
-fn queue_missing() -> Failure {
+pub(crate) fn queue_missing() -> Failure {
     Failure::NotFound("Queue does not exist.".into())
 }
 
@@ -330,25 +237,30 @@ mod tests {
     use super::*;
 
     #[test]
-    fn give_up_needs_both_attempts_and_duration() {
+    fn list_pages_by_name_and_says_when_more_follow() {
         let now = Instant::now();
-        let mut c = QueueConfig {
-            max_attempts: 2,
-            ..QueueConfig::default()
-        };
-        let spec = TaskSpec::for_tests("http://127.0.0.1:1/");
         let mut state = State::default();
-        state.put_queue("q", c.clone(), now);
-        let mut task = state.create("q", "q/tasks/t".into(), spec, now).unwrap();
-        task.dispatch_count = 1;
-        assert!(!gives_up(&c, &task, now));
-        task.dispatch_count = 2;
-        task.first_dispatch = Some((now, SystemTime::now()));
-        assert!(gives_up(&c, &task, now));
-        c.max_retry_duration = Duration::from_secs(60);
-        assert!(!gives_up(&c, &task, now + Duration::from_secs(1)));
-        assert!(gives_up(&c, &task, now + Duration::from_secs(60)));
-        c.max_attempts = -1;
-        assert!(!gives_up(&c, &task, now + Duration::from_secs(600)));
+        state.put_queue("q", QueueConfig::default(), now);
+        for id in ["c", "a", "b"] {
+            let spec = TaskSpec::for_tests("http://127.0.0.1:1/");
+            state
+                .create("q", format!("q/tasks/{id}"), spec, now)
+                .unwrap();
+        }
+        let names = |page: &[Task]| page.iter().map(|t| t.name.clone()).collect::<Vec<_>>();
+        let (first, more) = state.list("q", None, 2).unwrap();
+        assert_eq!(
+            (names(&first), more),
+            (vec!["q/tasks/a".into(), "q/tasks/b".into()], true)
+        );
+        let (second, more) = state.list("q", Some("q/tasks/b"), 2).unwrap();
+        assert_eq!(
+            (names(&second), more),
+            (vec!["q/tasks/c".to_string()], false)
+        );
+        assert!(matches!(
+            state.list("nope", None, 2),
+            Err(Failure::NotFound(_))
+        ));
     }
 }

@@ -1,14 +1,10 @@
 //! The Cloud Tasks v2 REST wire format as the official `google-cloud-tasks-v2` client speaks
-//! it: paths, google.rpc error bodies, enums, and the Task JSON it expects back.
+//! it: paths, query strings, google.rpc error bodies and enums ([`super::json`] holds the
+//! resources' JSON).
 
-use super::state::Task;
 use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD;
-use chrono::{DateTime, SecondsFormat, Utc};
-use serde_json::{Map, Value, json};
-use std::time::SystemTime;
+use serde_json::{Value, json};
 
 /// Why a request fails; each variant is one google.rpc code.
 #[derive(Debug, PartialEq)]
@@ -39,10 +35,16 @@ impl IntoResponse for Failure {
 pub(crate) enum Route {
     /// `POST /v2/{parent=projects/*/locations/*/queues/*}/tasks`
     Create { parent: String },
+    /// `GET /v2/{parent=projects/*/locations/*/queues/*}/tasks`
+    List { parent: String },
     /// `GET /v2/{name=projects/*/locations/*/queues/*/tasks/*}`
     Get { queue: String, name: String },
     /// `DELETE /v2/{name=projects/*/locations/*/queues/*/tasks/*}`
     Delete { queue: String, name: String },
+    /// `GET /v2/{name=projects/*/locations/*/queues/*}`
+    GetQueue { name: String },
+    /// `POST /v2/{name=projects/*/locations/*/queues/*}:pause` (`paused`) or `:resume`.
+    SetPaused { name: String, paused: bool },
 }
 
 impl Route {
@@ -54,20 +56,41 @@ impl Route {
             return Err(unknown());
         }
         let queue = |p: &str, l: &str, q: &str| format!("projects/{p}/locations/{l}/queues/{q}");
-        match (method.as_str(), segments.as_slice()) {
-            ("POST", ["projects", p, "locations", l, "queues", q, "tasks"]) => Ok(Route::Create {
+        let route = match (method.as_str(), segments.as_slice()) {
+            ("POST", ["projects", p, "locations", l, "queues", q, "tasks"]) => Route::Create {
                 parent: queue(p, l, q),
-            }),
-            ("GET" | "DELETE", ["projects", p, "locations", l, "queues", q, "tasks", _]) => {
-                let (queue, name) = (queue(p, l, q), rest.to_string());
-                Ok(if method == Method::GET {
-                    Route::Get { queue, name }
-                } else {
-                    Route::Delete { queue, name }
-                })
+            },
+            ("GET", ["projects", p, "locations", l, "queues", q, "tasks"]) => Route::List {
+                parent: queue(p, l, q),
+            },
+            ("GET", ["projects", p, "locations", l, "queues", q, "tasks", _]) => Route::Get {
+                queue: queue(p, l, q),
+                name: rest.to_string(),
+            },
+            ("DELETE", ["projects", p, "locations", l, "queues", q, "tasks", _]) => Route::Delete {
+                queue: queue(p, l, q),
+                name: rest.to_string(),
+            },
+            ("GET", ["projects", p, "locations", l, "queues", q]) if !q.contains(':') => {
+                Route::GetQueue {
+                    name: queue(p, l, q),
+                }
             }
-            _ => Err(unknown()),
-        }
+            ("POST", ["projects", p, "locations", l, "queues", q]) => {
+                let (q, verb) = q.split_once(':').ok_or_else(unknown)?;
+                let paused = match verb {
+                    "pause" => true,
+                    "resume" => false,
+                    _ => return Err(unknown()),
+                };
+                Route::SetPaused {
+                    name: queue(p, l, q),
+                    paused,
+                }
+            }
+            _ => return Err(unknown()),
+        };
+        Ok(route)
     }
 }
 
@@ -101,7 +124,7 @@ impl Encoding {
         }
     }
 
-    fn enumeration(self, names: &[&str], index: usize) -> Value {
+    pub fn enumeration(self, names: &[&str], index: usize) -> Value {
         if self.int_enums {
             json!(index)
         } else {
@@ -110,85 +133,20 @@ impl Encoding {
     }
 }
 
-/// `responseView` from a GetTask query string (`responseView=1` or `responseView=FULL`).
-pub(crate) fn view_from_query(query: Option<&str>) -> usize {
-    let value = query.unwrap_or_default().split('&').find_map(|pair| {
+/// The value of `key` in a query string, if present and not empty.
+pub(crate) fn query_param<'q>(query: Option<&'q str>, key: &str) -> Option<&'q str> {
+    query.unwrap_or_default().split('&').find_map(|pair| {
         let (k, v) = pair.split_once('=')?;
-        (k == "responseView").then(|| v.to_string())
-    });
-    value
-        .and_then(|v| enum_index(&Value::String(v), &VIEWS, "responseView").ok())
+        (k == key && !v.is_empty()).then_some(v)
+    })
+}
+
+/// `responseView` from a GetTask or ListTasks query string (`responseView=1` or
+/// `responseView=FULL`).
+pub(crate) fn view_from_query(query: Option<&str>) -> usize {
+    query_param(query, "responseView")
+        .and_then(|v| enum_index(&Value::String(v.to_string()), &VIEWS, "responseView").ok())
         .unwrap_or(0)
-}
-
-/// The Task JSON of `task`. "Unspecified. Defaults to BASIC" (Task.View); BASIC leaves out
-/// only the App Engine body, which the fake does not serve, so both views carry the same
-/// fields.
-pub(crate) fn task_json(task: &Task, view: usize, encoding: Encoding) -> Value {
-    let spec = &task.spec;
-    let mut http = Map::new();
-    http.insert("url".into(), json!(spec.url));
-    http.insert(
-        "httpMethod".into(),
-        encoding.enumeration(&HTTP_METHODS, spec.method),
-    );
-    if !spec.headers.is_empty() {
-        http.insert("headers".into(), json!(spec.headers));
-    }
-    if !spec.body.is_empty() {
-        http.insert("body".into(), json!(STANDARD.encode(&spec.body)));
-    }
-    if let Some((email, audience)) = &spec.oidc {
-        let token = json!({"serviceAccountEmail": email, "audience": audience});
-        http.insert("oidcToken".into(), token);
-    }
-    if let Some(oauth) = &spec.oauth {
-        http.insert("oauthToken".into(), oauth.clone());
-    }
-    let mut out = Map::new();
-    out.insert("name".into(), json!(task.name));
-    out.insert("httpRequest".into(), Value::Object(http));
-    // "schedule_time will be truncated to the nearest microsecond"; "create_time will be
-    // truncated to the nearest second" (Task).
-    out.insert(
-        "scheduleTime".into(),
-        json!(rfc3339(task.schedule_time, true)),
-    );
-    out.insert("createTime".into(), json!(rfc3339(task.create_time, false)));
-    let deadline = spec.dispatch_deadline.as_secs_f64();
-    out.insert("dispatchDeadline".into(), json!(format!("{deadline}s")));
-    // proto3 JSON leaves out zero counts.
-    if task.dispatch_count > 0 {
-        out.insert("dispatchCount".into(), json!(task.dispatch_count));
-    }
-    if task.response_count > 0 {
-        out.insert("responseCount".into(), json!(task.response_count));
-    }
-    if let Some((_, first)) = task.first_dispatch {
-        out.insert(
-            "firstAttempt".into(),
-            json!({"dispatchTime": rfc3339(first, true)}),
-        );
-    }
-    if let Some(last) = task.last_dispatch {
-        let mut attempt = json!({"dispatchTime": rfc3339(last, true)});
-        if let Some(response) = task.last_response.filter(|r| *r >= last) {
-            attempt["responseTime"] = json!(rfc3339(response, true));
-        }
-        out.insert("lastAttempt".into(), attempt);
-    }
-    let view = if view == 0 { 1 } else { view };
-    out.insert("view".into(), encoding.enumeration(&VIEWS, view));
-    Value::Object(out)
-}
-
-fn rfc3339(t: SystemTime, micros: bool) -> String {
-    let t: DateTime<Utc> = t.into();
-    if micros {
-        t.to_rfc3339_opts(SecondsFormat::Micros, true)
-    } else {
-        t.to_rfc3339_opts(SecondsFormat::Secs, true)
-    }
 }
 
 /// An enum given as its number or its name.
@@ -217,39 +175,73 @@ mod tests {
     const QUEUE: &str = "projects/p/locations/l/queues/q";
 
     #[test]
-    fn paths_route_to_the_task_methods() {
+    fn paths_route_to_the_task_and_queue_methods() {
         let task = format!("{QUEUE}/tasks/t");
+        let (queue, name) = (QUEUE.to_string(), task.clone());
         let cases = [
             (
                 Method::POST,
                 format!("/v2/{QUEUE}/tasks"),
-                Ok(Route::Create {
-                    parent: QUEUE.into(),
-                }),
+                Route::Create {
+                    parent: queue.clone(),
+                },
+            ),
+            (
+                Method::GET,
+                format!("/v2/{QUEUE}/tasks"),
+                Route::List {
+                    parent: queue.clone(),
+                },
             ),
             (
                 Method::GET,
                 format!("/v2/{task}"),
-                Ok(Route::Get {
-                    queue: QUEUE.into(),
-                    name: task.clone(),
-                }),
+                Route::Get {
+                    queue: queue.clone(),
+                    name: name.clone(),
+                },
             ),
             (
                 Method::DELETE,
                 format!("/v2/{task}"),
-                Ok(Route::Delete {
-                    queue: QUEUE.into(),
-                    name: task.clone(),
-                }),
+                Route::Delete {
+                    queue: queue.clone(),
+                    name,
+                },
+            ),
+            (
+                Method::GET,
+                format!("/v2/{QUEUE}"),
+                Route::GetQueue {
+                    name: queue.clone(),
+                },
+            ),
+            (
+                Method::POST,
+                format!("/v2/{QUEUE}:pause"),
+                Route::SetPaused {
+                    name: queue.clone(),
+                    paused: true,
+                },
+            ),
+            (
+                Method::POST,
+                format!("/v2/{QUEUE}:resume"),
+                Route::SetPaused {
+                    name: queue,
+                    paused: false,
+                },
             ),
         ];
         for (method, path, want) in cases {
-            assert_eq!(Route::parse(&method, &path), want, "{method} {path}");
+            assert_eq!(Route::parse(&method, &path), Ok(want), "{method} {path}");
         }
         for (method, path) in [
-            (Method::GET, format!("/v2/{QUEUE}/tasks")),
             (Method::POST, format!("/v1/{QUEUE}/tasks")),
+            (Method::POST, format!("/v2/{QUEUE}:purge")),
+            (Method::POST, format!("/v2/{QUEUE}")),
+            (Method::GET, format!("/v2/{QUEUE}:pause")),
+            (Method::DELETE, format!("/v2/{QUEUE}")),
             (
                 Method::GET,
                 "/v2/projects//locations/l/queues/q/tasks/t".into(),
@@ -266,5 +258,13 @@ mod tests {
         assert!(enum_index(&json!(9), &HTTP_METHODS, "m").is_err());
         assert_eq!(view_from_query(Some("responseView=2&%24alt=json")), 2);
         assert_eq!(view_from_query(Some("responseView=FULL")), 2);
+        assert_eq!(
+            query_param(Some("pageSize=5&pageToken="), "pageSize"),
+            Some("5")
+        );
+        assert_eq!(
+            query_param(Some("pageSize=5&pageToken="), "pageToken"),
+            None
+        );
     }
 }
