@@ -38,6 +38,7 @@ async fn spawn_oidc_app(name: &str) -> (TestApp, OidcIssuer) {
         name,
         Knobs {
             extra_args,
+            tasks_keys: Some(issuer.keys()),
             ..Knobs::default()
         },
     )
@@ -237,23 +238,41 @@ async fn the_health_check_answers_without_a_token_under_both_paths() {
     assert_eq!(status, 401, "a push without a token is still refused");
 }
 
+/// One allow-list per route (docs/DESIGN.md §11): the push account's token opens the
+/// `/pubsub/*` routes only, the queues' account's token the `/tasks/*` routes only, and the
+/// upgrade route is not served at all unless an upgrade is draining.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_watch_endpoint_requires_a_token_too() {
-    let (app, iss) = spawn_oidc_app("authwatch").await;
-    let url = format!("{}/pubsub/copy-operations", app.base_url);
-    let body = envelope(b"{}");
+async fn each_route_accepts_only_its_own_account() {
+    let (app, iss) = spawn_oidc_app("authroutes").await;
     let c = reqwest::Client::new();
-    let none = c.post(&url).body(body.clone()).send().await.unwrap();
-    assert_eq!(none.status().as_u16(), 401);
-    let bad = iss.mint(json!({"aud": "https://elsewhere"}));
-    let r = c
-        .post(&url)
-        .bearer_auth(bad)
-        .body(body)
+    let task = crate::shutdown::start_task(&request("auth-route", "auth-route-t"), "m-route");
+    // The push account, with an audience the task routes would accept: 403 (not its route).
+    let push_token = iss.mint(json!({"aud": app.base_url}));
+    for route in ["/tasks/copy-starts", "/tasks/copy-polls"] {
+        let url = format!("{}{route}", app.base_url);
+        let none = c.post(&url).body(task.clone()).send().await.unwrap();
+        assert_eq!(none.status().as_u16(), 401, "{route} without a token");
+        let r = c
+            .post(&url)
+            .bearer_auth(&push_token)
+            .body(task.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 403, "{route} with the push account's token");
+    }
+    // The queues' account on a push route: refused too.
+    let tasks_token = iss.mint(json!({"email": crate::helpers::TASKS_ACCOUNT}));
+    let (status, _) = post(&app, Some(&bearer(&tasks_token)), envelope(b"{}")).await;
+    assert_eq!(status, 403, "the queues' account on /pubsub/copy-requests");
+    let old = c
+        .post(format!("{}/pubsub/copy-operations", app.base_url))
+        .bearer_auth(iss.mint(json!({})))
+        .body(envelope(b"{}"))
         .send()
         .await
         .unwrap();
-    assert_eq!(r.status().as_u16(), 401);
+    assert_eq!(old.status().as_u16(), 404, "the upgrade route is off");
     assert_no_side_effects(&app).await;
 }
 

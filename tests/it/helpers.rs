@@ -35,6 +35,9 @@ pub struct Knobs {
     pub start_queue: QueueConfig,
     /// The poll queue ([`POLL_QUEUE`]).
     pub poll_queue: QueueConfig,
+    /// With push authentication on outside Cloud Run: the issuer whose keys sign the tasks'
+    /// tokens (for [`TASKS_ACCOUNT`], audience the worker's URL).
+    pub tasks_keys: Option<testkit::oidc::IssuerKeys>,
 }
 
 /// The copy-start queue of every test deployment.
@@ -148,6 +151,7 @@ impl Default for Knobs {
             cloud_run: false,
             start_queue: fast_queue(),
             poll_queue: fast_queue(),
+            tasks_keys: None,
             topology: TopologyOptions {
                 request_backoff: (Duration::from_secs(1), Duration::from_secs(3)),
                 request_ack_deadline: Duration::from_secs(60),
@@ -243,7 +247,7 @@ pub async fn spawn_app(name: &str, knobs: Knobs) -> TestApp {
     };
     let (tasks, task_args) = match &cloud_run {
         Some(c) => start_tasks(&c.front.url(), Some(c.issuer.keys()), &knobs).await,
-        None => start_tasks(&base_url, None, &knobs).await,
+        None => start_tasks(&base_url, knobs.tasks_keys.clone(), &knobs).await,
     };
     extra_args.extend(task_args);
     // The test's own flags come last, so they win.
