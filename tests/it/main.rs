@@ -6,6 +6,7 @@
 mod auth;
 mod bodies;
 mod callbacks;
+mod chain;
 mod child;
 mod cloud_run;
 mod crash;
@@ -25,5 +26,6 @@ mod receiver;
 mod replay;
 mod shutdown;
 mod start_queue;
+mod upgrade;
 mod upstream_verifier;
 mod waiter;

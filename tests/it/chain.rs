@@ -1,0 +1,112 @@
+//! The poll chain against testkit's Cloud Tasks fake (docs/DESIGN.md §1, §10): duplicated
+//! dispatches, a paused queue, and the largest request the contract accepts.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use crate::helpers::{Knobs, POLL_QUEUE, SRC, request, spawn_app};
+
+/// Cloud Tasks delivers at least once: with every task dispatched twice, each copy still
+/// starts once, its chain does not fork, and its event has one `ce-id`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_duplicated_dispatch_yields_one_copy_and_one_event_id() {
+    let app = spawn_app("chain-dup", Knobs::default()).await;
+    app.copies_take(Duration::from_secs(3));
+    app.tasks.set_duplicate_rate(1.0);
+    for i in 0..3 {
+        app.publish(&request(&format!("dup-{i}"), &format!("dup-t-{i}")))
+            .await;
+    }
+    for i in 0..3 {
+        let id = format!("dup-{i}");
+        app.completion_of(&id, 1, 60).await;
+    }
+    // Late duplicates of the last poll may still announce: wait for them, then count.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let ce_ids: BTreeSet<String> = app
+        .completions()
+        .snapshot()
+        .iter()
+        .map(|m| m.attribute("ce-id").unwrap_or("?").to_owned())
+        .collect();
+    assert_eq!(
+        ce_ids,
+        (0..3).map(|i| format!("dup-{i}:succeeded")).collect(),
+        "one event id per request"
+    );
+    assert_eq!(app.vertex.copies_started(), 3, "one copy per request");
+    let duplicated = app.tasks.dispatches().iter().filter(|d| d.duplicate).count();
+    assert!(duplicated > 0, "the fake did dispatch duplicates");
+    assert!(app.dead_letters.snapshot().is_empty());
+}
+
+/// `gcloud tasks queues pause copy-polls`: the polls wait in the queue, nothing is lost, and
+/// every copy is announced once the queue resumes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_poll_queue_resumes_with_nothing_lost() {
+    let app = spawn_app("chain-pause", Knobs::default()).await;
+    app.copies_take(Duration::from_millis(500));
+    app.tasks.pause(POLL_QUEUE);
+    for i in 0..3 {
+        app.publish(&request(&format!("pause-{i}"), &format!("pause-t-{i}")))
+            .await;
+    }
+    let t0 = std::time::Instant::now();
+    while app.tasks.tasks(POLL_QUEUE).len() < 3 {
+        assert!(
+            t0.elapsed() < Duration::from_secs(30),
+            "three first polls queued: {:?}",
+            app.tasks.tasks(POLL_QUEUE)
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(
+        app.completions().snapshot().is_empty(),
+        "no poll ran while the queue was paused"
+    );
+    app.tasks.resume(POLL_QUEUE);
+    for i in 0..3 {
+        let ev = app.completion_of(&format!("pause-{i}"), 1, 30).await;
+        assert_eq!(ev[0].attribute("status"), Some("succeeded"));
+    }
+    assert_eq!(app.vertex.copies_started(), 3);
+}
+
+/// A request of 64 KiB (the contract's limit) with 100 caller attributes of Pub/Sub's largest
+/// sizes goes through both queues (each task under Cloud Tasks' 100 KB) and ends `succeeded`;
+/// the waiter's tag still reaches the event.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_largest_valid_request_goes_through_the_queues() {
+    let app = spawn_app("chain-big", Knobs::default()).await;
+    app.copies_take(Duration::from_secs(1));
+    let mut req: serde_json::Value = serde_json::from_str(&request("big-1", "big-t")).unwrap();
+    let mut context = serde_json::Map::new();
+    for i in 0..16 {
+        context.insert(format!("k{i:02}"), "v".repeat(4000).into());
+    }
+    req["context"] = context.into();
+    let mut data = serde_json::to_string(&req).unwrap();
+    // Fill up to the limit with the last value.
+    let room = 64 * 1024 - data.len();
+    req["context"]["k15"] = "v".repeat(4000 + room).into();
+    data = serde_json::to_string(&req).unwrap();
+    assert_eq!(data.len(), 64 * 1024);
+    let keys: Vec<String> = (0..98).map(|i| format!("{i:0>256}")).collect();
+    let value = "x".repeat(1024);
+    let mut attrs: Vec<(&str, &str)> = keys.iter().map(|k| (k.as_str(), value.as_str())).collect();
+    attrs.push(("waiter", "3f2a9c1e0b7d4a58"));
+    attrs.push(("request_id", "big-1"));
+    assert_eq!(attrs.len(), 100);
+    app.topology
+        .publish("copy-requests", data.as_bytes(), &attrs)
+        .await
+        .unwrap();
+    let ev = app.completion_of("big-1", 1, 60).await;
+    assert_eq!(ev[0].attribute("status"), Some("succeeded"), "{:?}", ev[0].json());
+    assert_eq!(ev[0].attribute("waiter"), Some("3f2a9c1e0b7d4a58"));
+    assert_eq!(ev[0].json()["context"]["k00"], "v".repeat(4000));
+    assert!(app.dead_letters.snapshot().is_empty());
+    assert!(app.tasks.given_up().is_empty());
+    let _ = SRC;
+}

@@ -1,0 +1,72 @@
+//! The upgrade from the watch-message release (docs/DESIGN.md, "Upgrading"): watches the old
+//! release left on `copy-operations`, of running and of pending copies, are drained into tasks
+//! by `POST /pubsub/copy-operations` (`COPY_OPERATIONS_DRAIN=true`) and no copy is lost.
+
+use std::time::Duration;
+
+use copy_worker::clients::{GoogleVertex, Vertex as _, VertexOptions};
+use copy_worker::domain::{CopyRequest, Defaults};
+use testkit::TopologyOptions;
+
+use crate::helpers::{Knobs, request, spawn_app};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watches_left_by_the_previous_release_all_end_succeeded() {
+    let knobs = Knobs {
+        extra_args: vec!["--copy-operations-drain".into(), "true".into()],
+        topology: TopologyOptions {
+            legacy_operations: true,
+            ..Knobs::default().topology
+        },
+        ..Knobs::default()
+    };
+    let app = spawn_app("upgrade", knobs).await;
+    app.copies_take(Duration::from_secs(2));
+    // A copy the old release had started: its operation runs in Vertex AI.
+    let vertex = GoogleVertex::new(VertexOptions {
+        endpoint: Some(app.vertex.endpoint()),
+        ..Default::default()
+    });
+    let req = CopyRequest::parse(
+        request("up-running", "up-running-t").as_bytes(),
+        &Defaults::default(),
+    )
+    .unwrap();
+    let running = vertex.start_copy(&req).await.unwrap().to_string();
+    let accepted = "2026-12-06T10:00:00Z";
+    let old = |id: &str, op: Option<&str>| {
+        let mut attrs = vec![
+            ("request_id".to_owned(), id.to_owned()),
+            ("attempt".to_owned(), "1".to_owned()),
+            ("accepted_at".to_owned(), accepted.to_owned()),
+        ];
+        if let Some(op) = op {
+            attrs.push(("operation".to_owned(), op.to_owned()));
+        }
+        attrs
+    };
+    let publish = |data: String, attrs: Vec<(String, String)>| {
+        let t = &app.topology;
+        async move {
+            let a: Vec<(&str, &str)> = attrs.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+            t.publish("copy-operations", data.as_bytes(), &a).await.unwrap()
+        }
+    };
+    publish(
+        request("up-running", "up-running-t"),
+        old("up-running", Some(&running)),
+    )
+    .await;
+    // A pending watch: the old release had not started the copy yet.
+    publish(request("up-pending", "up-pending-t"), old("up-pending", None)).await;
+    for id in ["up-running", "up-pending"] {
+        let ev = app.completion_of(id, 1, 60).await;
+        assert_eq!(ev[0].attribute("status"), Some("succeeded"), "{id}");
+    }
+    assert_eq!(
+        app.vertex.copies_started(),
+        2,
+        "the running copy is followed, not started again"
+    );
+    assert!(app.dead_letters.snapshot().is_empty());
+}
