@@ -11,9 +11,10 @@
 //!   between the emulator's push subscriptions and the worker.
 //! - [`cloud_run`]: a Cloud Run front: the IAM invoker check that verifies ID tokens and
 //!   forwards them with the signature removed, and the token Pub/Sub attaches to a push.
-//! - [`tasks`]: an HTTP fake of Cloud Tasks v2 for HTTP targets: CreateTask/GetTask/DeleteTask
-//!   for the official `google-cloud-tasks-v2` client, and queues that dispatch with documented
-//!   rate limits, concurrency caps, retries, `X-CloudTasks-*` headers and OIDC tokens.
+//! - [`tasks`]: an HTTP fake of Cloud Tasks v2 for HTTP targets: tasks (create, get, delete,
+//!   list) and queues (get, pause, resume) for the official `google-cloud-tasks-v2` client,
+//!   dispatched as documented: schedule times, rate limits, concurrency caps, no order,
+//!   duplicate deliveries on request, retries, `X-CloudTasks-*` headers and OIDC tokens.
 //! - [`oidc`]: a local OIDC issuer: a JWKS over HTTP, RS256 ID tokens and hostile tokens.
 
 pub mod cloud_run;

@@ -116,6 +116,11 @@ async fn jwks(State(inner): State<Arc<Inner>>) -> Response {
 impl OidcIssuer {
     /// Starts an issuer whose default tokens carry `aud = audience` and `email = email`.
     pub async fn start(audience: &str, email: &str) -> anyhow::Result<Self> {
+        Self::start_on(0, audience, email).await
+    }
+
+    /// As [`OidcIssuer::start`], with the JWKS on `port` of 127.0.0.1 (0: a free one).
+    pub async fn start_on(port: u16, audience: &str, email: &str) -> anyhow::Result<Self> {
         let first = new_key("it-key-0".into())?;
         let inner = Arc::new(Inner {
             keys: Mutex::new(Keys {
@@ -126,9 +131,9 @@ impl OidcIssuer {
             fetches: AtomicUsize::new(0),
             next_kid: AtomicUsize::new(1),
         });
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
             .await
-            .context("binding the JWKS server")?;
+            .with_context(|| format!("binding the JWKS server to 127.0.0.1:{port}"))?;
         let addr = listener.local_addr()?;
         let router = axum::Router::new()
             .route("/oauth2/v3/certs", axum::routing::get(jwks))

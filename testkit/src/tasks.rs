@@ -95,7 +95,7 @@ mod schedule;
 mod state;
 mod wire;
 
-pub use config::QueueConfig;
+pub use config::{QueueConfig, check_queue_name};
 
 use crate::oidc::IssuerKeys;
 use anyhow::Context as _;

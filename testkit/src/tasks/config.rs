@@ -96,7 +96,7 @@ impl QueueConfig {
 }
 
 /// Checks `name` is `projects/P/locations/L/queues/Q`, saying what is wrong otherwise.
-pub(crate) fn check_queue_name(name: &str) -> Result<(), String> {
+pub fn check_queue_name(name: &str) -> Result<(), String> {
     let segments: Vec<&str> = name.split('/').collect();
     let shaped = matches!(segments.as_slice(), ["projects", p, "locations", l, "queues", q]
         if !p.is_empty() && !l.is_empty() && !q.is_empty() && !q.contains(':'));

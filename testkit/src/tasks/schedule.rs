@@ -166,8 +166,9 @@ impl State {
     }
 }
 
-/// `None` when `task` may start now; otherwise when to look again. Both clocks must have
-/// reached its schedule, so that no handler ever sees an attempt before its `scheduleTime`.
+/// `None` when `task` may start now; otherwise when to look again. Task.schedule_time: "The
+/// time when the task is scheduled to be attempted or retried" (task.proto). Both clocks must
+/// have reached it, so that no handler ever sees an attempt before its `scheduleTime`.
 fn ready_at(task: &Task, now: Instant, wall: SystemTime) -> Option<Instant> {
     let wall_ahead = task.schedule_time.duration_since(wall).unwrap_or_default();
     let at = task.due.max(now + wall_ahead);

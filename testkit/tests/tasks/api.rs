@@ -4,6 +4,7 @@
 use crate::support::*;
 use google_cloud_gax::error::rpc::Code;
 use google_cloud_gax::paginator::ItemPaginator as _;
+use google_cloud_tasks_v2::client::CloudTasks;
 use google_cloud_tasks_v2::model::queue::State;
 use google_cloud_tasks_v2::model::{HttpMethod, HttpRequest, OidcToken, Task};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -148,9 +149,8 @@ async fn get_task_shows_the_attempts_so_far() {
     assert_eq!(fake.pending(QUEUE), 1);
 }
 
-#[tokio::test]
-async fn list_tasks_pages_through_every_pending_task_and_the_fake_shows_the_same() {
-    let (fake, client) = start(QueueConfig::default()).await;
+/// Creates five tasks `listed0..4` an hour ahead, each with body `body N`; returns that hour.
+async fn five_waiting(client: &CloudTasks) -> SystemTime {
     let later = SystemTime::now() + Duration::from_secs(3600);
     for i in 0..5 {
         let request = HttpRequest::new()
@@ -160,8 +160,19 @@ async fn list_tasks_pages_through_every_pending_task_and_the_fake_shows_the_same
             .set_name(task_name(&format!("listed{i}")))
             .set_http_request(request)
             .set_schedule_time(timestamp(later));
-        create(&client, QUEUE, task).await.expect("create");
+        create(client, QUEUE, task).await.expect("create");
     }
+    later
+}
+
+fn listed_names() -> Vec<String> {
+    (0..5).map(|i| task_name(&format!("listed{i}"))).collect()
+}
+
+#[tokio::test]
+async fn list_tasks_pages_through_every_pending_task() {
+    let (fake, client) = start(QueueConfig::default()).await;
+    five_waiting(&client).await;
     let first = client
         .list_tasks()
         .set_parent(QUEUE)
@@ -180,24 +191,7 @@ async fn list_tasks_pages_through_every_pending_task_and_the_fake_shows_the_same
     while let Some(task) = items.next().await {
         listed.push(task.expect("a listed task").name);
     }
-    let want: Vec<String> = (0..5).map(|i| task_name(&format!("listed{i}"))).collect();
-    assert_eq!(listed, want);
-    let views = fake.tasks(QUEUE);
-    assert_eq!(
-        views.iter().map(|v| v.name.clone()).collect::<Vec<_>>(),
-        want
-    );
-    assert_eq!(views[3].body, b"body 3");
-    assert_eq!(views[3].url, "http://127.0.0.1:9/run");
-    assert_eq!(views[3].dispatch_count, 0);
-    let off = views[3]
-        .schedule_time
-        .duration_since(later)
-        .unwrap_or_default();
-    assert!(
-        off < Duration::from_millis(1),
-        "scheduleTime moved by {off:?}"
-    );
+    assert_eq!(listed, listed_names());
     let bad = client
         .list_tasks()
         .set_parent(QUEUE)
@@ -214,6 +208,32 @@ async fn list_tasks_pages_through_every_pending_task_and_the_fake_shows_the_same
         .await
         .expect("list empty");
     assert!(none.tasks.is_empty() && none.next_page_token.is_empty());
+}
+
+#[tokio::test]
+async fn the_fake_shows_each_pending_task_with_its_schedule_body_and_attempts() {
+    let (fake, client) = start(QueueConfig::default()).await;
+    let later = five_waiting(&client).await;
+    let views = fake.tasks(QUEUE);
+    assert_eq!(
+        views.iter().map(|v| v.name.clone()).collect::<Vec<_>>(),
+        listed_names()
+    );
+    assert_eq!(views[3].body, b"body 3");
+    assert_eq!(views[3].url, "http://127.0.0.1:9/run");
+    assert_eq!(views[3].dispatch_count, 0);
+    let off = views[3]
+        .schedule_time
+        .duration_since(later)
+        .unwrap_or_default();
+    assert!(
+        off < Duration::from_millis(1),
+        "scheduleTime moved by {off:?}"
+    );
+    assert!(
+        fake.tasks("projects/p/locations/l/queues/unknown")
+            .is_empty()
+    );
 }
 
 #[tokio::test]
