@@ -12,6 +12,7 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 
 use super::push::PushMessage;
 use super::{Rejection, attr, rfc3339};
@@ -28,11 +29,12 @@ pub const MAX_BODY_BYTES: usize = MAX_TASK_BYTES - 2 * 1024;
 const FIRST: [&str; 3] = [attr::WAITER, attr::TRACEPARENT, attr::REPLAY_COUNT];
 
 /// One copy task: a copy start (no `operation`) or a poll of a running copy.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CopyTask {
-    /// The normalised copy request (DESIGN.md §3), as a JSON object.
-    pub request: serde_json::Value,
+    /// The copy request exactly as the request stage received it (DESIGN.md §3), as a JSON
+    /// object: its bytes are what a dead letter carries and what `replay` puts back.
+    pub request: Box<RawValue>,
     /// The copy attempt, from 1 (`COPY_MAX_ATTEMPTS`).
     pub attempt: u32,
     /// When the request stage accepted the request; `COPY_MAX_DURATION` counts from here.
@@ -107,23 +109,34 @@ impl CopyTask {
         if task.attempt == 0 {
             return Err(Rejection::new("attempt", "must be at least 1"));
         }
-        if !task.request.is_object() {
+        if !task.request.get().starts_with('{') {
             return Err(Rejection::new("request", "must be a JSON object"));
         }
         Ok(task)
     }
 
-    /// The request's bytes, as the stages parse a request.
+    /// The request's bytes, as received and as the stages parse a request.
     pub fn request_bytes(&self) -> Vec<u8> {
-        serde_json::to_vec(&self.request).expect("a JSON value serialises")
+        self.request.get().as_bytes().to_vec()
+    }
+
+    /// The `request_id` field of the request, when it has one.
+    fn request_id(&self) -> Option<String> {
+        #[derive(Deserialize)]
+        struct Id {
+            request_id: Option<String>,
+        }
+        serde_json::from_str::<Id>(self.request.get())
+            .ok()
+            .and_then(|i| i.request_id)
     }
 
     /// The task as the stages read a delivery: the request as data, the carried attributes
     /// with `request_id`, and the task's name as the message id (for the logs).
     pub fn to_delivery(&self, task_name: &str) -> PushMessage {
         let mut attributes = self.attributes.clone();
-        if let Some(id) = self.request.get(attr::REQUEST_ID).and_then(|v| v.as_str()) {
-            attributes.insert(attr::REQUEST_ID.into(), id.to_owned());
+        if let Some(id) = self.request_id() {
+            attributes.insert(attr::REQUEST_ID.into(), id);
         }
         PushMessage {
             message_id: task_name.to_owned(),
@@ -135,6 +148,25 @@ impl CopyTask {
             delivery_attempt: None,
         }
     }
+}
+
+impl PartialEq for CopyTask {
+    fn eq(&self, other: &Self) -> bool {
+        self.request.get() == other.request.get()
+            && (self.attempt, self.accepted_at, &self.operation, self.started_at)
+                == (other.attempt, other.accepted_at, &other.operation, other.started_at)
+            && (&self.previous_operation, &self.origin, self.seq, &self.attributes)
+                == (&other.previous_operation, &other.origin, other.seq, &other.attributes)
+    }
+}
+
+/// The request bytes a task carries: the request as received, which the request stage has
+/// parsed as a JSON object already.
+pub fn raw_request(data: &[u8]) -> Result<Box<RawValue>, Rejection> {
+    let text = std::str::from_utf8(data)
+        .map_err(|_| Rejection::new("request", "must be UTF-8 JSON"))?;
+    RawValue::from_string(text.trim().to_owned())
+        .map_err(|e| Rejection::new("request", format!("must be JSON: {e}")))
 }
 
 /// The caller's attributes a task carries: all but the stage-only and `request_id` ones.

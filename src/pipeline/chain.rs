@@ -11,7 +11,7 @@ use super::announce::log_dropped;
 use super::decide::{self, AfterQueue};
 use super::{Job, Pipeline, RetryReason, StepOutcome};
 use crate::clients::tasks::{NewTask, Queue, poll_task_id, start_task_id};
-use crate::contract::task::{CopyTask, carried};
+use crate::contract::task::{CopyTask, carried, raw_request};
 use crate::domain::OperationName;
 use crate::retry::Failure;
 
@@ -162,9 +162,12 @@ impl Pipeline {
     }
 }
 
-/// The normalised request as the task carries it.
-fn request_json(job: Job<'_>) -> serde_json::Value {
-    serde_json::from_slice(&job.req.to_bytes()).expect("a normalised request is JSON")
+/// The request as the task carries it: the bytes the request stage received (the stages
+/// parse them again; a dead letter carries them as received).
+fn request_json(job: Job<'_>) -> Box<serde_json::value::RawValue> {
+    raw_request(&job.d.msg.data)
+        .or_else(|_| raw_request(&job.req.to_bytes()))
+        .expect("a parsed request is JSON")
 }
 
 /// Which poll of which copy.

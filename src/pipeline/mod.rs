@@ -31,6 +31,8 @@ pub(crate) mod request_stage;
 pub(crate) mod start;
 pub(crate) mod start_stage;
 
+pub use start_stage::Dispatch;
+
 use std::sync::Arc;
 use std::time::Duration;
 

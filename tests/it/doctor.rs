@@ -9,7 +9,7 @@ use testkit::pubsub::{PushOidc, Topology, TopologyOptions};
 use testkit::{Rpc, VertexFake};
 use tokio::process::Command;
 
-use crate::helpers::{emulator, fresh_project};
+use crate::helpers::{POLL_QUEUE, START_QUEUE, emulator, fresh_project};
 
 const PUSH_SA: &str = "copy-worker-push@doctor.iam.gserviceaccount.com";
 const SERVICE: &str = "https://copy-worker-abc-ew.a.run.app";
@@ -29,8 +29,24 @@ async fn topology(name: &str) -> Topology {
         .expect("topology")
 }
 
+const TASKS_SA: &str = "copy-worker-tasks@doctor.iam.gserviceaccount.com";
+
 /// Runs `copy-worker doctor --json` with the worker's configuration; (exit code, report).
+/// The queues are Terraform's defaults: 0.5 starts and 3.5 polls a second.
 async fn doctor(topology: &Topology, vertex: &str, extra: &[&str]) -> (i32, Value) {
+    doctor_with_rates(topology, vertex, extra, (0.5, 3.5)).await
+}
+
+/// [`doctor`] with the two queues' rates (dispatches a second) in testkit's Cloud Tasks fake.
+async fn doctor_with_rates(
+    topology: &Topology,
+    vertex: &str,
+    extra: &[&str],
+    (starts, polls): (f64, f64),
+) -> (i32, Value) {
+    let tasks = testkit::TasksFake::start(None).await.unwrap();
+    tasks.create_queue(START_QUEUE, testkit::QueueConfig::with_rate(starts));
+    tasks.create_queue(POLL_QUEUE, testkit::QueueConfig::with_rate(polls));
     let out = Command::new(env!("CARGO_BIN_EXE_copy-worker"))
         .arg("doctor")
         .arg("--json")
@@ -46,6 +62,11 @@ async fn doctor(topology: &Topology, vertex: &str, extra: &[&str]) -> (i32, Valu
         .env("SOURCE_PROJECT", "src-proj")
         .env("TARGET_PROJECT", "dst-proj")
         .env("LOCATION", "us-central1")
+        .env("COPY_START_QUEUE", START_QUEUE)
+        .env("COPY_POLL_QUEUE", POLL_QUEUE)
+        .env("TASKS_URL", SERVICE)
+        .env("TASKS_SERVICE_ACCOUNT", TASKS_SA)
+        .env("CLOUD_TASKS_ENDPOINT", tasks.endpoint())
         .kill_on_drop(true)
         .output();
     let out = tokio::time::timeout(Duration::from_secs(90), out)
@@ -96,7 +117,6 @@ async fn doctor_passes_the_terraform_shape_and_says_unknown_for_what_the_emulato
     let unknown = with_status(&report, "unknown");
     for topic in [
         "copy-requests",
-        "copy-operations",
         "copy-completions",
         "copy-dead-letter",
         "copy-callbacks",
@@ -150,14 +170,13 @@ async fn doctor_passes_the_terraform_shape_and_says_unknown_for_what_the_emulato
     for (s, c) in [
         ("subscription copy-requests-push", "push audience"),
         ("subscription copy-requests-push", "dead-letter policy"),
-        ("subscription copy-operations-push", "ack deadline"),
-        ("subscription copy-operations-push", "dead-letter policy"),
+        ("subscription copy-requests-push", "ack deadline"),
         ("subscription copy-callbacks-push", "push service account"),
         ("subscription copy-dead-letter-replay", "dead letters kept"),
         ("vertex source src-proj in us-central1", "reachable"),
         ("vertex destination dst-proj in europe-west4", "reachable"),
-        ("quota VERTEX_COPY_RATE", "headroom"),
-        ("quota VERTEX_READ_RATE", "headroom"),
+        ("quota copy-starts", "headroom"),
+        ("quota copy-polls", "headroom"),
     ] {
         assert!(ok.contains(&pair(s, c)), "{s}: {c} not ok in {report:#}");
     }
@@ -224,12 +243,8 @@ async fn doctor_fails_each_misconfiguration_and_names_the_fix() {
         s
     })
     .await;
-    // copy-operations-push's ack deadline shorter than the watch stage's budget + margin (the
-    // usable share of COPY_OPERATIONS_ACK_DEADLINE's default 300 s: 270 s).
-    recreate(&t, "copy-operations-push", |s| {
-        s.set_ack_deadline_seconds(60)
-    })
-    .await;
+    // copy-requests-push's ack deadline shorter than the request stage's budget + margin.
+    recreate(&t, "copy-callbacks-push", |s| s.set_ack_deadline_seconds(30)).await;
     t.delete_topic("copy-completions").await.unwrap();
     let vertex = VertexFake::start().await.unwrap();
     let (code, report) = doctor(&t, &vertex.endpoint(), &[]).await;
@@ -240,8 +255,8 @@ async fn doctor_fails_each_misconfiguration_and_names_the_fix() {
     assert_eq!(
         fails,
         vec![
+            pair("subscription copy-callbacks-push", "ack deadline"),
             pair("subscription copy-callbacks-push", "dead-letter policy"),
-            pair("subscription copy-operations-push", "ack deadline"),
             pair("subscription copy-requests-push", "push audience"),
             pair("topic copy-completions", "exists"),
         ],
@@ -266,19 +281,20 @@ async fn doctor_fails_each_misconfiguration_and_names_the_fix() {
         audience["fix"].as_str().unwrap().contains("PUSH_AUDIENCE"),
         "{audience}"
     );
-    let ack = find("subscription copy-operations-push", "ack deadline");
+    let ack = find("subscription copy-callbacks-push", "ack deadline");
     assert!(
-        ack["detail"].as_str().unwrap().starts_with(
-            "60 s is below the watch stage's budget (COPY_OPERATIONS_ACK_DEADLINE) (270 s)"
-        ),
+        ack["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("30 s is below the callback stage's budget (45 s)"),
         "{ack}"
     );
     assert!(
-        ack["fix"].as_str().unwrap().contains("--ack-deadline=285")
+        ack["fix"].as_str().unwrap().contains("--ack-deadline=60")
             && ack["fix"]
                 .as_str()
                 .unwrap()
-                .contains("operations_ack_deadline_seconds"),
+                .contains("requests_ack_deadline_seconds"),
         "{ack}"
     );
     let dl = find("subscription copy-callbacks-push", "dead-letter policy");
@@ -305,13 +321,13 @@ async fn doctor_fails_an_unreachable_vertex_endpoint_and_a_bad_config_stops_it_e
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         format!("http://{}", l.local_addr().unwrap())
     };
-    // Also: a copy rate that leaves the project's other jobs less than half of the default
-    // quota is a warning naming the variable and its Terraform name.
-    let (code, report) = doctor(&t, &closed, &["--vertex-copy-rate", "45"]).await;
+    // Also: a copy-start queue whose rate leaves the project's other jobs less than half of
+    // the default quota is a warning naming the Terraform variable that sets it.
+    let (code, report) = doctor_with_rates(&t, &closed, &[], (0.75, 3.5)).await;
     assert_eq!(code, 1);
     assert_eq!(
         with_status(&report, "warn"),
-        vec![pair("quota VERTEX_COPY_RATE", "headroom")],
+        vec![pair("quota copy-starts", "headroom")],
         "{report:#}"
     );
     let warn = checks(&report)
@@ -336,13 +352,13 @@ async fn doctor_fails_an_unreachable_vertex_endpoint_and_a_bad_config_stops_it_e
         "{report:#}"
     );
     // A configuration serve would refuse: one failed check naming the variable, nothing else.
-    let (code, report) = doctor(&t, &closed, &["--watch-hold", "400s"]).await;
+    let (code, report) = doctor(&t, &closed, &["--copy-poll-queue", "copy-polls"]).await;
     assert_eq!(code, 1);
     let c = checks(&report);
     assert_eq!(c.len(), 1, "{report:#}");
     assert_eq!(c[0]["check"], "parses");
     assert!(
-        c[0]["detail"].as_str().unwrap().contains("WATCH_HOLD"),
+        c[0]["detail"].as_str().unwrap().contains("COPY_POLL_QUEUE"),
         "{report:#}"
     );
 }

@@ -5,11 +5,12 @@
 
 use std::time::Duration;
 
-use copy_worker::pipeline::StepOutcome;
+use copy_worker::pipeline::{Dispatch, StepOutcome};
 use testkit::Received;
 use testkit::vertex::numbered;
 
 use crate::helpers::{Knobs, SRC, TestApp, push_message, request, spawn_app};
+use crate::shutdown::start_task;
 
 /// The parent model of the `parent_model` tests (its version 1 is there from the start).
 const PARENT: &str = "projects/dst-proj/locations/us-central1/models/55";
@@ -68,64 +69,70 @@ async fn a_parent_model_request_published_three_times_while_copying_adds_one_ver
     for _ in 0..3 {
         app.publish(&parent_request("pdup-1")).await;
     }
-    let events = app.completion_of("pdup-1", 3, 90).await;
+    // The second and third starts find this instance's copy running and its chain already
+    // there (the first poll's name): one chain, one event.
+    let events = app.completion_of("pdup-1", 1, 90).await;
     assert_all_succeeded(&events, &numbered(PARENT), "2");
     assert_eq!(app.vertex.copies_started(), 1, "one new version");
 
     // And once more after the copy ended: the pre-check finds version 2.
     app.publish(&parent_request("pdup-1")).await;
-    let events = app.completion_of("pdup-1", 4, 60).await;
+    let events = app.completion_of("pdup-1", 2, 60).await;
     assert_all_succeeded(&events, &numbered(PARENT), "2");
     assert_eq!(app.vertex.copies_started(), 1);
     assert!(app.dead_letters.snapshot().is_empty(), "no dead letter");
 }
 
-/// The window the API leaves (README, Outcomes): a running `parent_model` copy is invisible
-/// to ListModelVersions and to the operation's metadata, so a delivery that reaches a
-/// *second* instance while the first instance's copy runs starts one more version. Each
-/// instance still starts at most one, and once a copy has ended no instance starts another.
+/// The window the API leaves (DESIGN.md §1): a running `parent_model` copy is invisible to
+/// ListModelVersions and to the operation's metadata, so a start that reaches a *second*
+/// instance while the first instance's copy runs starts one more version. Each instance still
+/// starts at most one, and once a copy has ended no instance starts another.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_cross_instance_window_for_parent_model_is_one_version_per_instance_while_copying() {
     let app = parent_app("pwin", Duration::from_secs(4)).await;
     let other = app.second_instance().await;
     let data = parent_request("pwin-1");
+    let start_on_other = |origin: &str| {
+        let body = start_task(&data, origin);
+        let other = &other;
+        async move {
+            other
+                .pipeline
+                .start_stage(Dispatch {
+                    task_name: "start-by-hand",
+                    body: body.as_bytes(),
+                })
+                .await
+        }
+    };
 
     app.publish(&data).await;
     wait_until(|| app.vertex.copies_started() == 1, "the first copy starts").await;
 
-    // The same request reaches the second instance while the first copy runs: the window.
-    let first = other
-        .pipeline
-        .request_stage(&push_message("b-1", &data, &[]))
-        .await;
+    // A start of the same request reaches the second instance while the first copy runs.
+    let first = start_on_other("b-1").await;
     assert!(matches!(first, StepOutcome::Acked), "{first:?}");
     assert_eq!(
         app.vertex.copies_started(),
         2,
         "one more version, from instance 2"
     );
-    // Again on the second instance while copying: it watches its own copy.
-    let again = other
-        .pipeline
-        .request_stage(&push_message("b-2", &data, &[]))
-        .await;
+    // Again on the second instance while copying: it polls its own copy.
+    let again = start_on_other("b-2").await;
     assert!(matches!(again, StepOutcome::Acked), "{again:?}");
     assert_eq!(app.vertex.copies_started(), 2, "no third version");
 
-    // Both copies end (the watch messages reach the first instance's push endpoint).
-    let events = app.completion_of("pwin-1", 3, 90).await;
+    // Both chains end (their polls reach the first instance through the poll queue).
+    let events = app.completion_of("pwin-1", 2, 90).await;
     for e in &events {
         assert_eq!(e.json()["status"], "succeeded");
         assert_eq!(e.json()["destination_model"], numbered(PARENT));
     }
     // After the window: neither instance adds a version.
-    let after = other
-        .pipeline
-        .request_stage(&push_message("b-3", &data, &[]))
-        .await;
+    let after = start_on_other("b-3").await;
     assert!(matches!(after, StepOutcome::Acked), "{after:?}");
     app.publish(&data).await;
-    app.completion_of("pwin-1", 5, 60).await;
+    app.completion_of("pwin-1", 4, 60).await;
     assert_eq!(app.vertex.copies_started(), 2);
     assert!(app.dead_letters.snapshot().is_empty(), "no dead letter");
 }
@@ -174,11 +181,11 @@ async fn wait_until(cond: impl Fn() -> bool, what: &str) {
 }
 
 /// The crash window of DESIGN.md §1: CopyModel started, then the process died before the
-/// watch message was published. The redelivery gets ALREADY_EXISTS while the copy still runs;
-/// instead of answering 503 until the copy is readable, it hands on a *pending* watch (acked,
-/// 2xx), and the watch stage reads the destination until it is ours.
+/// first poll was created. The retried start gets ALREADY_EXISTS while the copy still runs;
+/// instead of answering 503 until the copy is readable, it queues its next start for later
+/// (2xx), which reads the destination again until it is ours.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_redelivery_during_the_first_copy_is_acked_with_a_pending_watch_and_succeeds() {
+async fn a_start_during_the_first_copy_asks_again_later_and_succeeds() {
     let app = spawn_app("pending", Knobs::default()).await;
     app.copies_take(Duration::from_secs(4));
     let data = request("pending-1", "target-pending");
@@ -203,7 +210,8 @@ async fn a_redelivery_during_the_first_copy_is_acked_with_a_pending_watch_and_su
     );
     assert!(t0.elapsed() < Duration::from_secs(3), "answered at once");
 
-    // The pending watch reaches the watch stage through copy-operations-push.
+    // The start reaches the first instance through the copy-start queue, finds the copy
+    // running (ALREADY_EXISTS, not readable), and asks again after at least 10 s.
     let events = app.completion_of("pending-1", 1, 60).await;
     assert_all_succeeded(
         &events,

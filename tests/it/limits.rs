@@ -1,22 +1,22 @@
-//! The request stage's time budget and Pub/Sub's message limits (DESIGN.md §4 and §10, "Limits").
+//! The stages' time budget and Pub/Sub's message limits (DESIGN.md §4 and §10, "Limits").
 
 use std::time::{Duration, Instant};
 
-use copy_worker::pipeline::{REQUEST_STAGE_BUDGET, RetryReason, StepOutcome};
-use testkit::pubsub::Inbox;
+use copy_worker::pipeline::{Dispatch, REQUEST_STAGE_BUDGET, RetryReason, StepOutcome};
 use testkit::{CopyScript, Fault};
 
-use crate::helpers::{Knobs, SRC, push_message, request, spawn_app};
+use crate::helpers::{Knobs, SRC, request, spawn_app};
+use crate::shutdown::start_task;
 
-/// The ack deadline of `copy-requests-push` (DESIGN.md §10, terraform/pubsub.tf).
+/// The tasks' dispatch deadline and the ack deadline of `copy-requests-push` (DESIGN.md §10).
 const REQUEST_ACK_DEADLINE: Duration = Duration::from_secs(60);
 
 /// Worst case: every CopyModel call hangs until the 40 s call timeout, and timeouts are
 /// transient, so the in-request retries alone would run for minutes (their 15 s limit counts
-/// only the waits between calls). The stage still answers at its budget, before the ack
-/// deadline, so Pub/Sub never delivers the same request twice at once.
+/// only the waits between calls). The start stage still answers at its budget, before the
+/// tasks' 60 s dispatch deadline, so Cloud Tasks never runs the same start twice at once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_request_stage_delivery_answers_within_its_45_s_budget_when_vertex_hangs() {
+async fn a_start_answers_within_its_45_s_budget_when_vertex_hangs() {
     assert_eq!(REQUEST_STAGE_BUDGET, Duration::from_secs(45));
     assert!(REQUEST_STAGE_BUDGET + Duration::from_secs(10) <= REQUEST_ACK_DEADLINE);
 
@@ -35,10 +35,16 @@ async fn a_request_stage_delivery_answers_within_its_45_s_budget_when_vertex_han
         },
     );
     let instance = app.second_instance().await;
-    let msg = push_message("m-1", &request("budget-1", "target-budget"), &[]);
+    let body = start_task(&request("budget-1", "target-budget"), "m-1");
 
     let t0 = Instant::now();
-    let outcome = instance.pipeline.request_stage(&msg).await;
+    let outcome = instance
+        .pipeline
+        .start_stage(Dispatch {
+            task_name: "start-budget-1",
+            body: body.as_bytes(),
+        })
+        .await;
     let took = t0.elapsed();
 
     assert!(
@@ -52,18 +58,13 @@ async fn a_request_stage_delivery_answers_within_its_45_s_budget_when_vertex_han
     );
 }
 
-/// A caller message already at Pub/Sub's 100-attribute limit: the worker's own attributes
-/// (operation, attempt, accepted_at; the dead-letter fields) must still fit, so the
-/// caller's extras give way, and the copy neither loops on 503 nor loses its data.
+/// A caller message already at Pub/Sub's 100-attribute limit: the tasks carry what fits,
+/// the dead letter's own fields must still fit, so the caller's extras give way, and the copy
+/// neither loops on 503 nor loses its data.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_caller_message_with_100_attributes_is_handed_on_within_pubsubs_limits() {
+async fn a_caller_message_with_100_attributes_is_handed_on_within_the_limits() {
     let app = spawn_app("attrs", Knobs::default()).await;
     app.copies_take(Duration::from_secs(1));
-    app.topology
-        .create_pull_subscription("ops-tap", "copy-operations")
-        .await
-        .unwrap();
-    let watches = Inbox::open(&app.topology, "ops-tap").await.unwrap();
 
     let long = "v".repeat(1024);
     let owned: Vec<(String, String)> = (0..99)
@@ -76,7 +77,7 @@ async fn a_caller_message_with_100_attributes_is_handed_on_within_pubsubs_limits
         .collect();
     assert_eq!(attrs.len(), 100);
 
-    // A valid request: the watch message carries the worker's attributes and ≤ 100 in all.
+    // A valid request: every task fits, and the copy goes through.
     app.topology
         .publish(
             "copy-requests",
@@ -87,20 +88,11 @@ async fn a_caller_message_with_100_attributes_is_handed_on_within_pubsubs_limits
         .expect("the emulator accepts 100 attributes");
     let ev = app.completion_of("attrs-ok", 1, 60).await.remove(0).json();
     assert_eq!(ev["status"], "succeeded");
-    let w = watches
-        .wait_for(1, Duration::from_secs(30), |_| true)
-        .await
-        .unwrap()
-        .remove(0);
-    assert!(w.attributes.len() <= 100, "{}", w.attributes.len());
-    for key in ["operation", "attempt", "accepted_at"] {
-        assert!(w.attribute(key).is_some(), "watch lacks {key}");
-    }
-    assert_eq!(w.attribute("request_id"), Some("attrs-ok"), "ours wins");
-    assert_eq!(
-        w.attribute("caller-00"),
-        Some(long.as_str()),
-        "extras kept first"
+    assert!(app.tasks.given_up().is_empty());
+    assert!(
+        app.tasks.dispatches().iter().all(|d| d.status == 204),
+        "no task was refused or retried: {:?}",
+        app.tasks.dispatches()
     );
 
     // An invalid request: the dead letter keeps its own fields and ≤ 100 in all.

@@ -172,7 +172,14 @@ async fn a_missing_queue_is_answered_503_and_left_to_the_dead_letter_policy() {
     knobs.topology.max_delivery_attempts = 5;
     let app = spawn_app("sq-gone", knobs).await;
     app.publish(&request("sq-gone", "sq-gone-t")).await;
-    let dl = app.dead_letter_of("sq-gone", 90).await;
+    let dl = app
+        .dead_letters
+        .wait_for(1, Duration::from_secs(90), |m| {
+            m.attribute("CloudPubSubDeadLetterSourceSubscription") == Some("copy-requests-push")
+        })
+        .await
+        .unwrap()
+        .remove(0);
     assert!(
         dl.attribute("CloudPubSubDeadLetterSourceDeliveryCount").is_some(),
         "dead-lettered by Pub/Sub's policy, not by the worker: {:?}",

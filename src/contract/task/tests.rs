@@ -2,7 +2,7 @@ use super::*;
 
 fn task(request: serde_json::Value, attributes: BTreeMap<String, String>) -> CopyTask {
     CopyTask {
-        request,
+        request: raw_request(request.to_string().as_bytes()).unwrap(),
         attempt: 1,
         accepted_at: DateTime::parse_from_rfc3339("2026-11-22T10:00:00Z")
             .unwrap()
@@ -27,6 +27,17 @@ fn a_task_round_trips_through_its_body() {
     let d = t.to_delivery("poll-1");
     assert_eq!(d.attribute("request_id"), Some("r1"));
     assert_eq!(d.attribute("traceparent"), Some("00-ab-cd-01"));
+}
+
+/// A dead letter carries the request's bytes exactly as received, so the task does too.
+#[test]
+fn a_task_keeps_the_request_bytes_as_received() {
+    let received = br#"{ "source_model" : "m",  "request_id":"r2" }"#;
+    let mut t = task(serde_json::json!({}), BTreeMap::new());
+    t.request = raw_request(received).unwrap();
+    let back = CopyTask::parse(&t.to_body().0).unwrap();
+    assert_eq!(back.request_bytes(), received.to_vec());
+    assert_eq!(back.to_delivery("t").attribute("request_id"), Some("r2"));
 }
 
 /// The largest request the contract accepts (64 KiB) with 100 caller attributes of the
