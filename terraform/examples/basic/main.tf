@@ -121,13 +121,23 @@ module "copy_worker" {
   notification_channels = var.notification_channels
 
   # Tuning: the defaults are DESIGN.md §2; shown here to make them visible.
-  requests_ack_deadline_seconds   = 60
-  operations_ack_deadline_seconds = 300
-  max_delivery_attempts           = 10
-  watch_hold_seconds              = 240
-  request_timeout_seconds         = 360
-  concurrency                     = 80
-  max_instances                   = 10
+  requests_ack_deadline_seconds = 60
+  max_delivery_attempts         = 10
+  request_timeout_seconds       = 120
+  concurrency                   = 80
+  max_instances                 = 10
+
+  # Vertex AI calls a minute for the whole deployment, half of the default
+  # quotas: the copy-start queue runs at vertex_copy_rate, the copy-poll
+  # queue at what the starts' reads leave of vertex_read_rate (300 - 3 x 30
+  # = 210). See ../../tasks.tf.
+  vertex_copy_rate = 30
+  vertex_read_rate = 300
+
+  # Only for the upgrade from the watch-message release (../../README.md,
+  # "Upgrading from the watch-message release"): true while the watches still
+  # in flight are drained, false again afterwards.
+  drain_copy_operations = false
 
   aws_wif = {
     enabled    = var.aws_account_id != ""
@@ -164,6 +174,22 @@ output "service_url" {
 
 output "topics" {
   value = module.copy_worker.topics
+}
+
+output "copy_start_queue" {
+  value = module.copy_worker.copy_start_queue
+}
+
+output "copy_poll_queue" {
+  value = module.copy_worker.copy_poll_queue
+}
+
+output "queue_rates_per_minute" {
+  value = module.copy_worker.queue_rates_per_minute
+}
+
+output "copy_operations_drain" {
+  value = module.copy_worker.copy_operations_drain
 }
 
 output "publisher_service_account" {
