@@ -16,18 +16,25 @@ checked without them:
 3. Module calls with a local source: every argument is a variable of the
    called module, every variable without a default is passed, and every
    module.X.OUTPUT exists in the called module.
-4. Contract checks of the module against DESIGN.md §2 and §5 and the classic
-   Pub/Sub misconfigurations (the README's pre-flight checklist, statically);
+4. Contract checks of the module against DESIGN.md §2 and §5 (every variable the
+   worker gets is in DESIGN.md §5's table and read by src/config/, none of the
+   removed ones is) and the classic Pub/Sub misconfigurations (the README's
+   pre-flight checklist, statically);
    the Vertex AI grants copies need (service agent on source projects, on by
    default; KMS keys; the worker's aiplatform.models.get on sources; the
    plan-time preconditions); the monitoring (alerts on the dead-letter
-   backlog, the oldest unacked message of both push subscriptions and failed
-   completions; a dashboard), including that every log message and field the
-   log-based metrics filter on is still written by a tracing call in src/;
+   backlog, the oldest unacked message of both push subscriptions, each
+   queue's failing dispatches within 15 minutes, and failed completions; a
+   dashboard), including that every log message and field the log-based
+   metrics filter on is still written by a tracing call in src/;
    and that docs/ec2.md and the README's EC2 section name the same pool,
-   provider, attribute mapping and impersonation as wif.tf; and issue #23:
-   the copy-start queue and the COPY_START_* variables that name it, the ack
-   deadline passed as COPY_OPERATIONS_ACK_DEADLINE, the ingress rule, the
+   provider, attribute mapping and impersonation as wif.tf; issue #27: the two
+   queues (copy-starts at vertex_copy_rate, copy-polls at what the starts'
+   READS_PER_START reads leave of vertex_read_rate, a precondition when nothing
+   is left), the variables that name them, the tasks account (its invoker
+   role, the worker's actAs on it and on no other account), and the upgrade
+   (copy-operations only while drained, moved blocks, no removed setting
+   outside the README's upgrade section); and issue #23: the ingress rule, the
    replay account's grants, and the waiter role (permissions, no condition
    Pub/Sub would ignore, docs that agree).
 
@@ -1134,13 +1141,12 @@ class Checker:
         self.contract(not any("cloudtasks" in unquote(str(b.get("role"))) for b in self.bodies(d, "google_project_iam_member").values()
                               if "google_project_service_identity" not in self.expand(d, b)),
                       "no project-level roles/cloudtasks.* grant: the worker queues in its two queues only")
-        acts_as = [str(b.get("service_account_id", "")).strip("${}")
-                   for b in self.bodies(d, "google_service_account_iam_member").values()
-                   if unquote(str(b.get("role"))) in ("roles/iam.serviceAccountUser", "roles/iam.serviceAccountTokenCreator")
-                   and worker in str(b.get("member"))]
-        self.contract(acts_as == ["google_service_account.tasks.name"],
+        # The worker's roles on service accounts: (account, role).
+        on_accounts = [(str(b.get("service_account_id", "")).strip("${}"), unquote(str(b.get("role"))))
+                       for b in self.bodies(d, "google_service_account_iam_member").values() if worker in str(b.get("member"))]
+        self.contract(on_accounts == [("google_service_account.tasks.name", "roles/iam.serviceAccountUser")],
                       "the worker needs roles/iam.serviceAccountUser (iam.serviceAccounts.actAs) on the tasks account, whose "
-                      f"OIDC token its tasks carry, and on no other account (found {acts_as})")
+                      f"OIDC token its tasks carry, and no role on any other account (found {on_accounts})")
         self.contract(any(unquote(str(b.get("role"))) == "roles/run.invoker" and "google_service_account.tasks.member" in str(b.get("member"))
                           for b in self.bodies(d, "google_cloud_run_v2_service_iam_member").values()),
                       "the tasks account (the tasks' identity) needs roles/run.invoker on the service")
@@ -1326,7 +1332,7 @@ class Checker:
 # checker is not vacuous (a checker that finds nothing also "passes").
 MUTATIONS = [
     ("undeclared variable", "run.tf", "var.concurrency", "var.concurency"),
-    ("undeclared local", "run.tf", "local.longest_ack_deadline", "local.longest_ack"),
+    ("undeclared local", "run.tf", "local.longest_delivery_deadline", "local.longest_delivery"),
     ("for_each resource read without index", "pubsub.tf",
      'topic   = google_pubsub_topic.topic["requests"].id', "topic   = google_pubsub_topic.topic.id"),
     ("single resource indexed", "run.tf", "google_service_account.worker.email", "google_service_account.worker[0].email"),
@@ -1341,9 +1347,11 @@ MUTATIONS = [
      'topic   = google_pubsub_topic.topic["completions"].id\n  labels'),
     ("service agent not subscriber on the request subscription", "iam.tf",
      "subscription = google_pubsub_subscription.requests_push.name",
-     "subscription = google_pubsub_subscription.operations_push.name"),
+     "subscription = google_pubsub_subscription.callbacks_push.name"),
     ("push without explicit audience", "pubsub.tf", "audience              = local.push_audience", "audience = null"),
-    ("ack deadline off the design", "variables.tf", "default     = 300", "default     = 200"),
+    ("ack deadline off the design", "variables.tf",
+     'a request whose worker died."\n  type        = number\n  default     = 60',
+     'a request whose worker died."\n  type        = number\n  default     = 30'),
     ("env name not in DESIGN.md", "run.tf", "LOG_FORMAT ", "LOG_FORMATS"),
     ("public invoker", "run.tf", "member   = google_service_account.push.member", 'member   = "allUsers"'),
     # Issue #14: Vertex AI grants.
@@ -1405,7 +1413,7 @@ MUTATIONS = [
      'service_account_id = "projects/-/serviceAccounts/${each.value}"',
      'service_account_id = "projects/${var.project_id}/serviceAccounts/${each.value}"'),
     ("7: retention comment", "pubsub.tf", "# 7 days (Pub/Sub allows up to 31)", "# 7 days, the Pub/Sub maximum"),
-    ("7: topic count", "outputs.tf", "the five topics", "the four topics"),
+    ("7: topic count", "main.tf", "the four topics", "the five topics"),
     ("3: the README's manual service-agent step", "README.md", "No manual step is needed.",
      "In a fresh project first run `gcloud beta services identity create --service=aiplatform.googleapis.com --project=DST`."),
     # Issue #16: monitoring.
@@ -1416,42 +1424,94 @@ MUTATIONS = [
      "subscription = local.subscription_ids.dead_letter", "subscription = local.subscription_ids.requests"),
     ("metric on a log line the worker does not write", "monitoring.tf",
      'jsonPayload.message=\\"completion published\\"', 'jsonPayload.message=\\"completion sent\\"'),
-    ("operations age alert on the wrong metric", "monitoring.tf",
-     'subscription = local.subscription_ids.operations\n      metric       = "oldest_unacked_message_age"',
-     'subscription = local.subscription_ids.operations\n      metric       = "num_undelivered_messages"'),
     ("no alert on failed completions", "monitoring.tf",
      'AND metric.labels.status=\\"failed\\"', 'AND metric.labels.status=\\"rejected\\"'),
     ("metric on a log field the worker does not set", "monitoring.tf",
      "EXTRACT(jsonPayload.stage)", "EXTRACT(jsonPayload.phase)"),
-    # Issue #23, item 2: the copy-start queue paces CopyModel for the whole deployment.
-    ("2: queue rate split per instance", "tasks.tf", "max_dispatches_per_second = var.vertex_copy_rate / 60",
-     "max_dispatches_per_second = var.vertex_copy_rate / 60 / var.max_instances"),
-    ("2: queue gives up on a start", "tasks.tf", "max_attempts = -1", "max_attempts = 10"),
-    ("2: COPY_START_QUEUE is not the queue's full name", "run.tf",
-     "COPY_START_QUEUE           = local.copy_start_queue_name", 'COPY_START_QUEUE           = "copy-starts"'),
-    ("2: COPY_START_URL is not the service URL", "tasks.tf",
-     "copy_start_url = coalesce(var.copy_start_url, local.deterministic_url)",
-     'copy_start_url = coalesce(var.copy_start_url, "https://copy-worker.internal")'),
-    ("2: the tasks' audience is not accepted", "run.tf",
-     '"${local.deterministic_url}/v1/models/copy", local.copy_start_url]', '"${local.deterministic_url}/v1/models/copy"]'),
-    ("2: tasks carry the worker's token", "run.tf",
-     "COPY_START_SERVICE_ACCOUNT = google_service_account.push.email",
-     "COPY_START_SERVICE_ACCOUNT = google_service_account.worker.email"),
-    ("2: the worker may not queue", "tasks.tf", 'role     = "roles/cloudtasks.enqueuer"', 'role     = "roles/cloudtasks.viewer"'),
-    ("2: the worker may not attach the push account's token", "tasks.tf",
+    # Issue #27, items 2, 3 and 6: two queues pace every Vertex AI call of the deployment.
+    ("27: start rate split per instance", "tasks.tf", "copy_start_rate_per_minute = var.vertex_copy_rate",
+     "copy_start_rate_per_minute = var.vertex_copy_rate / var.max_instances"),
+    ("27: poll rate ignores the starts' reads", "tasks.tf",
+     "max_dispatches_per_second = local.copy_poll_rate_per_minute / 60", "max_dispatches_per_second = var.vertex_read_rate / 60"),
+    ("27: reads per start off src/topology.rs", "tasks.tf", "reads_per_start = 3", "reads_per_start = 2"),
+    ("27: no plan-time check of a poll rate <= 0", "tasks.tf",
+     "condition     = local.copy_poll_rate_per_minute > 0", "condition     = true"),
+    ("27: poll rate check names neither rate", "tasks.tf",
+     'error_message = "vertex_read_rate (${var.vertex_read_rate} a minute) leaves no reads for the copy-poll queue: each copy start '
+     'may take ${local.reads_per_start} reads, so vertex_copy_rate (${var.vertex_copy_rate} a minute) uses '
+     '${local.reads_per_start * var.vertex_copy_rate} of them. Raise vertex_read_rate above ${local.reads_per_start} x '
+     'vertex_copy_rate, or lower vertex_copy_rate; otherwise copies start but are never followed to their end."',
+     'error_message = "No reads are left for polls."'),
+    ("27: poll queue gives up", "tasks.tf",
+     'max_attempts = -1\n    min_backoff  = "${var.copy_poll_queue.min_backoff_seconds}s"',
+     'max_attempts = 100\n    min_backoff  = "${var.copy_poll_queue.min_backoff_seconds}s"'),
+    ("27: start queue gives up", "tasks.tf", "max_attempts = -1", "max_attempts = 10"),
+    ("27: rate derivation without Google's quotas", "tasks.tf", "(cloud.google.com/vertex-ai/docs/quotas", "(Vertex AI docs"),
+    ("27: COPY_POLL_QUEUE is not the queue's full name", "run.tf",
+     'COPY_POLL_QUEUE       = local.task_queue_names["polls"]', 'COPY_POLL_QUEUE       = "copy-polls"'),
+    ("27: queues swapped in the environment", "run.tf",
+     'COPY_START_QUEUE      = local.task_queue_names["starts"]', 'COPY_START_QUEUE      = local.task_queue_names["polls"]'),
+    ("27: TASKS_URL is not the service URL", "tasks.tf",
+     "tasks_url = coalesce(var.tasks_url, local.deterministic_url)", 'tasks_url = coalesce(var.tasks_url, "https://copy-worker.internal")'),
+    ("27: tasks carry the push account's token", "run.tf",
+     "TASKS_SERVICE_ACCOUNT = google_service_account.tasks.email", "TASKS_SERVICE_ACCOUNT = google_service_account.push.email"),
+    ("27: pushes accepted from the tasks account too", "run.tf",
+     "PUSH_SERVICE_ACCOUNTS = google_service_account.push.email",
+     'PUSH_SERVICE_ACCOUNTS = "${google_service_account.push.email},${google_service_account.tasks.email}"'),
+    ("27: the worker may not queue polls", "tasks.tf", "  for_each = local.task_queues\n",
+     "  for_each = { starts = google_cloud_tasks_queue.copy_starts }\n"),
+    ("27: the worker may not queue", "tasks.tf", 'role     = "roles/cloudtasks.enqueuer"', 'role     = "roles/cloudtasks.viewer"'),
+    ("27: the worker acts as the push account", "tasks.tf",
+     "service_account_id = google_service_account.tasks.name", "service_account_id = google_service_account.push.name"),
+    ("27: the worker may not attach the tasks account's token", "tasks.tf",
      'role               = "roles/iam.serviceAccountUser"', 'role               = "roles/iam.serviceAccountTokenCreator"'),
-    ("2: Cloud Tasks agent not created", "iam.tf", '    "cloudtasks.googleapis.com" = "roles/cloudtasks.serviceAgent"\n', ""),
-    ("2: WORKER_INSTANCES dropped", "run.tf", "      WORKER_INSTANCES = tostring(var.max_instances)\n", ""),
-    # Items 3 and 8: one deadline per delivery.
-    ("3: ack deadline not passed to the worker", "run.tf",
-     '      COPY_OPERATIONS_ACK_DEADLINE = "${var.operations_ack_deadline_seconds}s"\n', ""),
-    ("3: ack deadline passed as a fixed value", "run.tf",
-     'COPY_OPERATIONS_ACK_DEADLINE = "${var.operations_ack_deadline_seconds}s"', 'COPY_OPERATIONS_ACK_DEADLINE = "300s"'),
-    ("8: WATCH_HOLD capped at a fixed 300 s", "variables.tf",
-     "var.watch_hold_seconds >= 0 && var.watch_hold_seconds < 600", "var.watch_hold_seconds >= 0 && var.watch_hold_seconds < 300"),
-    ("8: WATCH_HOLD no longer below the ack deadline", "run.tf",
-     "condition     = var.watch_hold_seconds < var.operations_ack_deadline_seconds",
-     "condition     = var.watch_hold_seconds <= 600"),
+    ("27: the tasks account may not invoke", "run.tf", "member   = google_service_account.tasks.member",
+     "member   = google_service_account.publisher.member"),
+    ("27: Cloud Tasks agent not created", "iam.tf", '    "cloudtasks.googleapis.com" = "roles/cloudtasks.serviceAgent"\n', ""),
+    ("27: WORKER_INSTANCES back", "run.tf", '      LOG_FORMAT            = "json"\n',
+     '      LOG_FORMAT            = "json"\n      WORKER_INSTANCES      = tostring(var.max_instances)\n'),
+    ("27: request timeout below the dispatch deadline", "run.tf", "  task_dispatch_deadline_seconds = 60",
+     "  task_dispatch_deadline_seconds = 30"),
+    # Issue #27, items 1 and 6: the upgrade drains copy-operations and keeps its objects.
+    ("27: copy-operations kept after the drain", "pubsub.tf",
+     "  count = var.drain_copy_operations ? 1 : 0\n\n  project = var.project_id\n  name    = local.drained.subscription",
+     "  count = 1\n\n  project = var.project_id\n  name    = local.drained.subscription"),
+    ("27: the upgrade recreates copy-operations-push", "pubsub.tf",
+     "moved {\n  from = google_pubsub_subscription.operations_push\n  to   = google_pubsub_subscription.operations_drain[0]\n}\n", ""),
+    ("27: the upgrade re-adds the enqueuer grant", "tasks.tf",
+     'moved {\n  from = google_cloud_tasks_queue_iam_member.worker_enqueuer\n  to   = google_cloud_tasks_queue_iam_member.worker_enqueuer["starts"]\n}\n', ""),
+    ("27: drained subscription renamed", "pubsub.tf", "subscription = local.names.operations_subscription",
+     'subscription = "copy-operations-push"'),
+    ("27: drained subscription dead-letters a watch", "pubsub.tf",
+     '  push_config {\n    push_endpoint = "${google_cloud_run_v2_service.worker.uri}/pubsub/copy-operations"',
+     '  dead_letter_policy {\n    dead_letter_topic     = google_pubsub_topic.topic["dead_letter"].id\n    max_delivery_attempts = 5\n  }\n\n'
+     '  push_config {\n    push_endpoint = "${google_cloud_run_v2_service.worker.uri}/pubsub/copy-operations"'),
+    ("27: the drain is always on", "run.tf", 'var.drain_copy_operations ? { COPY_OPERATIONS_DRAIN = "true" } : {}',
+     '{ COPY_OPERATIONS_DRAIN = "true" }'),
+    ("27: the previous release's names dropped", "variables.tf",
+     '    operations_topic          = optional(string, "copy-operations")\n', '    operations_topic          = optional(string, "copy-watches")\n'),
+    ("27: a removed variable in the README's tuning table", "README.md",
+     "| `requests_ack_deadline_seconds` | 60 | 10-600 |", "| `requests_ack_deadline_seconds` | 60 | 10-600 |\n| `watch_hold_seconds` | 240 | |"),
+    ("27: no upgrade section", "README.md", "## 11. Upgrading from the watch-message release", "## 11. Upgrading"),
+    ("27: DESIGN.md lists a removed variable", "../docs/DESIGN.md", "| `COPY_START_QUEUE` |",
+     "| `WORKER_INSTANCES` | removed | `1` |\n| `COPY_START_QUEUE` |"),
+    ("27: DESIGN.md does not list COPY_POLL_QUEUE", "../docs/DESIGN.md", "| `COPY_POLL_QUEUE` |", "| `COPY_POLL_QUEUES` |"),
+    ("27: alert still on copy-operations-push", "monitoring.tf", "  subscription_alerts = {\n",
+     '  subscription_alerts = {\n    drain_oldest_unacked = {\n      subscription = local.charted_subscription_ids.operations_drain\n'
+     '      metric       = "oldest_unacked_message_age"\n      threshold    = 3600\n      duration     = "300s"\n'
+     '      severity     = "WARNING"\n      what         = "watches"\n      todo         = "drain"\n    }\n'),
+    ("27: no alert on failing polls", "monitoring.tf", 'AND resource.labels.queue_id=\\"${local.queue_ids.polls}\\""',
+     'AND resource.labels.queue_id=\\"${local.queue_ids.starts}\\""'),
+    ("27: failing dispatches alerted after 30 minutes", "monitoring.tf", 'duration  = "300s"\n    period    = "600s"',
+     'duration  = "1800s"\n    period    = "600s"'),
+    ("27: failing-dispatch window shorter than the backoff", "monitoring.tf", 'duration  = "300s"\n    period    = "600s"',
+     'duration  = "300s"\n    period    = "300s"'),
+    ("27: OK dispatches counted as failing", "monitoring.tf",
+     ' AND metric.labels.response_code!=\\"ok\\" AND metric.labels.response_code!=\\"OK\\"', ""),
+    ("27: poll backoff beyond the alert's window", "variables.tf",
+     "var.copy_poll_queue.max_backoff_seconds <= 300", "var.copy_poll_queue.max_backoff_seconds <= 3600"),
+    ("27: metric on the old log line", "monitoring.tf", 'jsonPayload.message=\\"copy started; first poll scheduled\\"',
+     'jsonPayload.message=\\"copy started; watch published\\"'),
     # Items 4 and 8: ingress.
     ("8: ingress open to the internet by default", "run.tf",
      'ingress = coalesce(var.ingress, length(local.http_invokers) == 0 ? "INGRESS_TRAFFIC_INTERNAL_ONLY" : "INGRESS_TRAFFIC_ALL")',
@@ -1485,13 +1545,13 @@ MUTATIONS = [
 
 def fresh_copy(root: Path, tmp: Path) -> Path:
     """Copies the module, plus what its contract checks read beside it (the
-    EC2 documentation, the README and the worker's source), into tmp."""
+    EC2 documentation, DESIGN.md, the README and the worker's source), into tmp."""
     repo = root.resolve().parent
     for p in tmp.iterdir():
         shutil.rmtree(p) if p.is_dir() else p.unlink()
     copy = tmp / "terraform"
     shutil.copytree(root, copy, ignore=shutil.ignore_patterns(".terraform", "__pycache__"))
-    for extra in ("docs/ec2.md", "README.md"):
+    for extra in ("docs/ec2.md", "docs/DESIGN.md", "README.md"):
         if (repo / extra).is_file():
             (tmp / extra).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy(repo / extra, tmp / extra)
