@@ -66,12 +66,14 @@
 #     cloud.google.com/tasks/docs/reference/rest/v2/OidcToken). actAs is in
 #     roles/iam.serviceAccountUser, granted on the tasks account only (below):
 #     the worker can attach no other identity, the push account included.
-#   * Why not the queue-level token. google_cloud_tasks_queue has had an
-#     http_target block with oidc_token (queue-level routing) since before
-#     6.12, the lower bound of versions.tf (GoogleCloudPlatform/magic-modules
-#     #11544). A queue-level token would make the worker's actAs unnecessary
-#     only if the worker stopped attaching a token to each task, and it does
-#     not: it creates its tasks with CreateTask and task-level routing
+#   * Why not the queue-level token. google_cloud_tasks_queue has an
+#     http_target block with oidc_token (queue-level routing): it is in the
+#     6.50.0 schema verify.sh checks against, and was added by
+#     GoogleCloudPlatform/magic-modules#11544, merged 2024-08-25, months
+#     before 6.12, the lower bound of versions.tf. A queue-level token would
+#     make the worker's actAs unnecessary only if the worker stopped
+#     attaching a token to each task, and it does not: it creates its tasks
+#     with CreateTask and task-level routing
 #     (URL, token, dispatch deadline per task), which Cloud Tasks documents
 #     as the alternative to queue-level routing ("you specify routing at the
 #     task level and cannot use queue-level routing",
