@@ -1209,8 +1209,10 @@ class Checker:
             m = re.search(rf"^## [^\n]*{re.escape(UPGRADE_SECTION)}.*?(?=^## |\Z)", text, re.M | re.S)
             self.contract(m is not None, f"terraform/README.md needs a section \"{UPGRADE_SECTION}\"")
             if m:
-                for w in ("drain_copy_operations = true", "drain_copy_operations = false", "num_undelivered_messages"):
-                    self.contract(w in m.group(0), f"terraform/README.md, \"{UPGRADE_SECTION}\": must say {w!r}")
+                for w in (r"drain_copy_operations\s*=\s*true", r"drain_copy_operations\s*=\s*false", r"num_undelivered_messages",
+                          r"has moved to"):
+                    self.contract(re.search(w, m.group(0)) is not None,
+                                  f"terraform/README.md, \"{UPGRADE_SECTION}\": must say {w!r}")
             rest = text[:m.start()] + text[m.end():] if m else text
             for name in REMOVED_ENV + REMOVED_VARIABLES:
                 self.contract(re.search(rf"\b{name}\b", rest) is None,

@@ -81,6 +81,15 @@ variable "registry_sync_service_account" {
   default     = null
 }
 
+# Only for the upgrade from the watch-message release (../../README.md,
+# section 11): true while the watches still in flight are drained, false
+# again afterwards.
+variable "drain_copy_operations" {
+  description = "Drain the previous release's copy-operations (upgrade only; README section 11)."
+  type        = bool
+  default     = false
+}
+
 variable "notification_channels" {
   description = "Cloud Monitoring notification channels (projects/P/notificationChannels/ID) for the module's alerts."
   type        = list(string)
@@ -134,10 +143,8 @@ module "copy_worker" {
   vertex_copy_rate = 30
   vertex_read_rate = 300
 
-  # Only for the upgrade from the watch-message release (../../README.md,
-  # "Upgrading from the watch-message release"): true while the watches still
-  # in flight are drained, false again afterwards.
-  drain_copy_operations = false
+  # Upgrade only (README section 11): -var drain_copy_operations=true.
+  drain_copy_operations = var.drain_copy_operations
 
   aws_wif = {
     enabled    = var.aws_account_id != ""
