@@ -37,8 +37,8 @@
 #                queue's full rate the starts use 3 x 30 = 90 reads a minute,
 #                and the polls get the 210 that are left: 3.5 a second.
 #
-# Both queues run at their rates at once only in a burst, so together they
-# never exceed vertex_read_rate reads and vertex_copy_rate copies a minute.
+# So even with both queues at their full rates, the deployment makes at most
+# vertex_copy_rate CopyModel calls and vertex_read_rate reads a minute.
 # The rates are one for all destination projects and regions together, so
 # each project and region stays inside them too (safe, slower across several
 # regions). A plan where the starts would use the whole read rate fails (the
