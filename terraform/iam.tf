@@ -1,10 +1,12 @@
 # Identities and every IAM grant of the topology. All grants are additive
 # (_iam_member), so the module never removes bindings it does not own.
 #
-#   worker     runs the Cloud Run service: Vertex AI copies, publishes the
-#              next message of every step
+#   worker     runs the Cloud Run service: Vertex AI copies, queues the
+#              copy-start and poll tasks, publishes completions and dead letters
 #   push       only signs Pub/Sub's push tokens; its sole power is invoking
-#              the worker service
+#              the worker service, whose /pubsub/* routes accept it
+#   tasks      only signs the two queues' task tokens; its sole power is
+#              invoking the worker service, whose /tasks/* routes accept it
 #   publisher  what callers (EC2 via WIF, Airflow) use: publish to
 #              copy-requests, nothing else
 #   replay     what operators run `copy-worker replay` as: read
@@ -36,7 +38,7 @@ locals {
   service_agent_roles = {
     "pubsub.googleapis.com"           = "roles/pubsub.serviceAgent"
     "artifactregistry.googleapis.com" = "roles/artifactregistry.serviceAgent"
-    # Mints the OIDC tokens of the copy-start tasks (tasks.tf).
+    # Mints the OIDC tokens of the copy-start and poll tasks (tasks.tf).
     "cloudtasks.googleapis.com" = "roles/cloudtasks.serviceAgent"
   }
 }
@@ -80,7 +82,7 @@ resource "google_service_account" "worker" {
   project      = var.project_id
   account_id   = local.names.worker_service_account
   display_name = "copy-worker service (Cloud Run)"
-  description  = "Runs copy-worker: starts Vertex AI model copies and publishes watch, completion and dead-letter messages."
+  description  = "Runs copy-worker: starts Vertex AI model copies, queues copy-start and poll tasks, publishes completion and dead-letter messages."
   depends_on   = [google_project_service.enabled]
 }
 
@@ -89,6 +91,14 @@ resource "google_service_account" "push" {
   account_id   = local.names.push_service_account
   display_name = "copy-worker push invoker"
   description  = "Identity of Pub/Sub push deliveries to copy-worker (OIDC). Holds only roles/run.invoker on the worker service."
+  depends_on   = [google_project_service.enabled]
+}
+
+resource "google_service_account" "tasks" {
+  project      = var.project_id
+  account_id   = local.names.tasks_service_account
+  display_name = "copy-worker task invoker"
+  description  = "Identity of the copy-start and copy-poll queues' tasks to copy-worker (OIDC). Holds only roles/run.invoker on the worker service; the worker accepts it on /tasks/* only."
   depends_on   = [google_project_service.enabled]
 }
 
@@ -184,17 +194,28 @@ resource "google_pubsub_subscription_iam_member" "pubsub_agent_completions_subsc
 
 # --- Worker: Pub/Sub ---------------------------------------------------------------------
 # Topic-level grants only, never project-wide roles/pubsub.*:
-#   operations   watch messages (request stage, restarts)
 #   completions  completion events
 #   dead_letter  dead-letter messages of rejected and failed requests
 #   requests     POST /v1/models/copy publishes requests
 #   callbacks    webhook callbacks (posted by their own push stage)
+#   operations   only while an upgrade drains copy-operations
+#                (var.drain_copy_operations): a revision of the previous
+#                release still holding a watch hands it on there before it
+#                stops. The key is the previous release's, so the grant is
+#                kept, not removed and re-added, by the upgrade's first apply.
+
+locals {
+  worker_publishes_to = merge(
+    { for k in ["completions", "dead_letter", "requests", "callbacks"] : k => google_pubsub_topic.topic[k].name },
+    { for t in google_pubsub_topic.operations_drain : "operations" => t.name },
+  )
+}
 
 resource "google_pubsub_topic_iam_member" "worker_publisher" {
-  for_each = toset(["operations", "completions", "dead_letter", "requests", "callbacks"])
+  for_each = local.worker_publishes_to
 
   project = var.project_id
-  topic   = google_pubsub_topic.topic[each.key].name
+  topic   = each.value
   role    = "roles/pubsub.publisher"
   member  = google_service_account.worker.member
 }
@@ -239,7 +260,7 @@ resource "google_service_account_iam_member" "replay_impersonators" {
 #   destination: aiplatform.models.upload (the copy creates a model or a
 #                version), aiplatform.models.get / .list (ALREADY_EXISTS
 #                resolution, listVersions for parent_model) and
-#                aiplatform.operations.get (watch stage);
+#                aiplatform.operations.get (poll stage);
 #   source:      aiplatform.models.get on the source model.
 # There is no predefined role narrower than roles/aiplatform.user that holds
 # models.upload, so the destination needs it. On the source side,
@@ -443,7 +464,7 @@ resource "google_pubsub_topic_iam_member" "publisher_requests" {
 # would therefore not confine this role (and list and create are checked on
 # the project, never on a subscription name). So the role is unconditioned,
 # and it reaches every subscription in the project, the worker's pipeline
-# subscriptions included: a caller holding it can delete copy-operations-push
+# subscriptions included: a caller holding it can delete copy-requests-push
 # or read copy-dead-letter-replay. Where the publisher's callers are not
 # trusted that far, either set waiter_project: the waiters' subscriptions
 # then live in that project (a subscription may be in another project than its

@@ -2,10 +2,13 @@
 #
 #   apis.tf     APIs the module needs
 #   main.tf     shared locals, the project lookup, the Artifact Registry repository
-#   pubsub.tf   the five topics, the worker's subscriptions, completion fan-out
+#   pubsub.tf   the four topics, the worker's subscriptions, completion fan-out
+#               (and, during an upgrade only, the drained copy-operations)
 #   run.tf      the Cloud Run v2 service and who may invoke it
-#   tasks.tf    the copy-start queue (Cloud Tasks) and who may queue in it
-#   iam.tf      service accounts and every IAM grant (worker, push, Pub/Sub agent, Vertex AI)
+#   tasks.tf    the copy-start and copy-poll queues (Cloud Tasks), how their
+#               rates are derived, and who may queue in them
+#   iam.tf      service accounts and every IAM grant (worker, push, tasks,
+#               Pub/Sub agent, Vertex AI)
 #   wif.tf      optional AWS workload identity federation for publishers
 #   monitoring.tf  log-based metrics, alert policies, dashboard (on by default)
 #   outputs.tf  service URL, topic names, service accounts, WIF provider

@@ -9,16 +9,21 @@
 # jsonPayload. The lines used here (the strings are the worker's;
 # verify_refs.py checks that a tracing call in src/ still writes them):
 #
-#   "copy started; watch published"   a CopyModel operation was started (first
-#                                     attempt or a restart); field `attempt`
+#   "copy started; first poll scheduled"
+#                                     a CopyModel operation was started (first
+#                                     attempt or a restart) and the first poll
+#                                     task of its chain created; fields
+#                                     `attempt`, `poll_task`
 #   "completion published"            a copy ended; field `status` =
 #                                     succeeded | failed | rejected
 #   "Vertex AI quota exhausted; slowing down"
 #                                     one per RESOURCE_EXHAUSTED (429) answer
-#                                     from Vertex AI; fields `region`, `kind`
-#                                     (Copy | Read), `error.message`
+#                                     from Vertex AI; fields `project`,
+#                                     `region`, `kind` (Copy | Read), `hold_s`,
+#                                     `error.message`
 #
-# Every line also carries the span field `stage` (request | operation).
+# Every line also carries the span field `stage`, the stage that wrote it
+# (request, start, poll, callback).
 
 locals {
   monitoring = var.monitoring_enabled
@@ -29,7 +34,7 @@ locals {
   log_metrics = {
     copies_started = {
       description = "CopyModel operations started by copy-worker (first attempts and restarts), by attempt."
-      filter      = "jsonPayload.message=\"copy started; watch published\""
+      filter      = "jsonPayload.message=\"copy started; first poll scheduled\""
       label       = "attempt"
       extractor   = "EXTRACT(jsonPayload.attempt)"
     }
@@ -54,9 +59,45 @@ locals {
 
   subscription_ids = {
     requests    = google_pubsub_subscription.requests_push.name
-    operations  = google_pubsub_subscription.operations_push.name
     dead_letter = google_pubsub_subscription.dead_letter_replay.name
     callbacks   = google_pubsub_subscription.callbacks_push.name
+  }
+
+  # The subscriptions the dashboard charts: the worker's, and while an upgrade
+  # drains it the previous release's copy-operations-push (pubsub.tf), whose
+  # backlog shows when the drain is over (at zero). No alert watches it.
+  charted_subscription_ids = merge(
+    local.subscription_ids,
+    { for sub in google_pubsub_subscription.operations_drain : "operations_drain" => sub.name },
+  )
+
+  # The two queues (tasks.tf), by the ids their Cloud Tasks metrics carry
+  # (resource.labels.queue_id).
+  queue_ids = {
+    starts = local.names.copy_start_queue
+    polls  = local.names.copy_poll_queue
+  }
+
+  # "A queue's dispatches keep failing", for both queues: more than one
+  # dispatch attempt answered other than OK (a non-2xx status, or no answer
+  # within the dispatch deadline) in each 10-minute window, for 5 minutes.
+  #   * The window is longer than the queues' longest retry backoff (at most
+  #     300 s, variables.tf), so a single task that keeps failing shows at
+  #     least two failing attempts in every window.
+  #   * One failing attempt alone (a transient 503) never fires it.
+  #   * It fires 5 to 8 minutes after a task starts failing for good (Cloud
+  #     Tasks' metrics are sampled every minute and shown up to a few
+  #     minutes later), well within 15 minutes.
+  # The label is response_code, "the response code for a task attempt"
+  # (Google Cloud metrics, cloudtasks.googleapis.com/queue/task_attempt_count);
+  # the list does not say how its values are spelt, so both spellings of the
+  # success code are excluded.
+  failing_dispatches = {
+    condition = "more than one dispatch answered other than OK in each 10 minutes, for 5 minutes"
+    filter    = "resource.type=\"cloud_tasks_queue\" AND metric.type=\"cloudtasks.googleapis.com/queue/task_attempt_count\" AND metric.labels.response_code!=\"ok\" AND metric.labels.response_code!=\"OK\""
+    threshold = 1
+    duration  = "300s"
+    period    = "600s"
   }
 }
 
@@ -108,10 +149,10 @@ resource "time_sleep" "log_metrics_visible" {
 }
 
 # --- Alert policies -----------------------------------------------------------------------
-# One policy per entry. Four watch a Pub/Sub subscription metric, two the
-# copy-start queue (Cloud Tasks metrics), one the failed completions
-# (log-based metric). Each carries what to do in its
-# documentation, shown in the incident and the notification.
+# One policy per entry. Three watch a Pub/Sub subscription metric, three the
+# queues (Cloud Tasks metrics), one the failed completions (log-based
+# metric). Each carries what to do in its documentation, shown in the
+# incident and the notification.
 
 locals {
   subscription_alerts = {
@@ -133,15 +174,6 @@ locals {
       what         = "copy requests are not being started"
       todo         = "Check the worker's logs for \"push refused\" (401/403: push audience or push service account, terraform/README.md pre-flight 1 and 4) and \"step not finished\" (Vertex AI errors, quota). Requests that keep failing are dead-lettered after max_delivery_attempts."
     }
-    operations_oldest_unacked = {
-      subscription = local.subscription_ids.operations
-      metric       = "oldest_unacked_message_age"
-      threshold    = var.alert_operations_oldest_unacked_seconds
-      duration     = "300s"
-      severity     = "WARNING"
-      what         = "a running copy is not being followed to its end"
-      todo         = "Check the worker's logs for \"step not finished\" on stage=operation (operation reads failing, completion publish failing). A copy that runs past COPY_MAX_DURATION ends as failed on its own."
-    }
     callbacks_oldest_unacked = {
       subscription = local.subscription_ids.callbacks
       metric       = "oldest_unacked_message_age"
@@ -150,6 +182,48 @@ locals {
       severity     = "WARNING"
       what         = "webhook callbacks are not being delivered"
       todo         = "Check the worker's logs on the callback stage: a receiver that answers 5xx or times out is retried with backoff, a refusal is dead-lettered. Callbacks that keep failing are dead-lettered after max_delivery_attempts (`copy-worker replay --dry-run`)."
+    }
+  }
+
+  queue_alerts = {
+    # The queues (tasks.tf). Built-in Cloud Tasks metrics on the
+    # cloud_tasks_queue resource: queue/depth (tasks in the queue) and
+    # queue/task_attempt_count (dispatch attempts, by response_code).
+    copy_start_queue_depth = {
+      what      = "copies are waiting long to start"
+      severity  = "WARNING"
+      condition = "more than ${var.alert_copy_start_queue_depth} tasks in ${local.queue_ids.starts} for 15 minutes"
+      filter    = "resource.type=\"cloud_tasks_queue\" AND resource.labels.queue_id=\"${local.queue_ids.starts}\" AND metric.type=\"cloudtasks.googleapis.com/queue/depth\""
+      threshold = var.alert_copy_start_queue_depth
+      duration  = "900s"
+      period    = "60s"
+      aligner   = "ALIGN_MAX"
+      reducer   = null
+      todo      = "More copy starts are queued than the queue starts in the time you planned for (it starts vertex_copy_rate a minute). A burst larger than that is expected to wait; otherwise check whether the queue is paused (`gcloud tasks queues describe`), and whether its dispatches fail (the alert on failing copy starts, the queue's logs)."
+    }
+    copy_start_attempts_failing = {
+      what      = "copy starts are failing"
+      severity  = "WARNING"
+      condition = local.failing_dispatches.condition
+      filter    = "${local.failing_dispatches.filter} AND resource.labels.queue_id=\"${local.queue_ids.starts}\""
+      threshold = local.failing_dispatches.threshold
+      duration  = local.failing_dispatches.duration
+      period    = local.failing_dispatches.period
+      aligner   = "ALIGN_SUM"
+      reducer   = "REDUCE_SUM"
+      todo      = "The queue's dispatches to POST /tasks/copy-starts keep failing, and no copy starts while they do. 503 while Vertex AI refuses CopyModel for quota (the worker logs \"Vertex AI quota exhausted; slowing down\"): the project's other jobs use more of the quota than vertex_copy_rate leaves them; lower vertex_copy_rate or raise the quota. 401/403: the task token is refused (the tasks account's roles/run.invoker, TASKS_SERVICE_ACCOUNT, TASKS_URL among the service's URLs: terraform/README.md pre-flight 4 and 7); 404 or no answer: TASKS_URL is not the service's URL, or ingress blocks the queue. 503 with CreateTask refused in the worker's logs: the enqueuer or actAs grant on the copy-poll queue or the tasks account. The queue retries every task until the cause is fixed; the worker's logs of POST /tasks/copy-starts say more."
+    }
+    copy_poll_attempts_failing = {
+      what      = "running copies are not being followed"
+      severity  = "ERROR"
+      condition = local.failing_dispatches.condition
+      filter    = "${local.failing_dispatches.filter} AND resource.labels.queue_id=\"${local.queue_ids.polls}\""
+      threshold = local.failing_dispatches.threshold
+      duration  = local.failing_dispatches.duration
+      period    = local.failing_dispatches.period
+      aligner   = "ALIGN_SUM"
+      reducer   = "REDUCE_SUM"
+      todo      = "The queue's dispatches to POST /tasks/copy-polls keep failing. A poll that reaches the worker answers 2xx whatever Vertex AI said, so these polls do not reach it or are refused: 401/403, the task token (the tasks account's roles/run.invoker, TASKS_SERVICE_ACCOUNT: terraform/README.md pre-flight 4 and 7); 404 or no answer, TASKS_URL or ingress; 503 with CreateTask refused in the worker's logs, the enqueuer grant on the copy-poll queue or actAs on the tasks account. Nothing is lost meanwhile: the queue retries every poll until the cause is fixed, and the copies' completion events follow then; a copy past COPY_MAX_DURATION by then ends failed only if it had not succeeded."
     }
   }
 
@@ -168,34 +242,8 @@ locals {
         todo      = a.todo
       }
     },
+    local.queue_alerts,
     {
-      # The copy-start queue (tasks.tf). Built-in Cloud Tasks metrics on the
-      # cloud_tasks_queue resource: queue/depth (tasks in the queue) and
-      # queue/task_attempt_count (dispatch attempts, by response_code).
-      copy_start_queue_depth = {
-        what      = "copies are waiting long to start"
-        severity  = "WARNING"
-        condition = "more than ${var.alert_copy_start_queue_depth} tasks in ${local.names.copy_start_queue} for 15 minutes"
-        filter    = "resource.type=\"cloud_tasks_queue\" AND resource.labels.queue_id=\"${local.names.copy_start_queue}\" AND metric.type=\"cloudtasks.googleapis.com/queue/depth\""
-        threshold = var.alert_copy_start_queue_depth
-        duration  = "900s"
-        period    = "60s"
-        aligner   = "ALIGN_MAX"
-        reducer   = null
-        todo      = "More copy starts are queued than the queue starts in the time you planned for (it starts vertex_copy_rate a minute). A burst larger than that is expected to wait; otherwise check whether the queue is paused (`gcloud tasks queues describe`), and whether its dispatches fail (the alert on failing copy starts, the queue's logs)."
-      }
-      copy_start_attempts_failing = {
-        what      = "copy starts are failing"
-        severity  = "WARNING"
-        condition = "copy-start dispatches answered other than 2xx, in every 5 minutes for 30 minutes"
-        filter    = "resource.type=\"cloud_tasks_queue\" AND resource.labels.queue_id=\"${local.names.copy_start_queue}\" AND metric.type=\"cloudtasks.googleapis.com/queue/task_attempt_count\" AND metric.labels.response_code!=\"ok\""
-        threshold = 0
-        duration  = "1800s"
-        period    = "300s"
-        aligner   = "ALIGN_SUM"
-        reducer   = "REDUCE_SUM"
-        todo      = "The queue's dispatches to POST /tasks/copy-starts keep failing. A few 503s are normal (Vertex AI's quota; the queue retries after its backoff). 401/403: the task token is refused (the push account's roles/run.invoker, COPY_START_URL among PUSH_AUDIENCE, terraform/README.md pre-flight 1, 4 and 7); 404 or a connection error: COPY_START_URL is not the service's URL, or ingress blocks the queue. The worker's logs of POST /tasks/copy-starts say more."
-      }
       failed_completions = {
         what      = "failed copies"
         severity  = "ERROR"
@@ -263,8 +311,12 @@ locals {
       sets  = [{ legend = "$${metric.labels.status}", filter = "metric.type=\"${try(local.log_metric_types["completions"], "")}\"", aligner = "ALIGN_SUM", group_by = ["metric.label.status"] }]
     },
     {
-      title = "In-flight watches (unacked on ${local.subscription_ids.operations})"
-      sets  = [{ legend = "in flight", filter = "metric.type=\"pubsub.googleapis.com/subscription/num_undelivered_messages\" AND resource.labels.subscription_id=\"${local.subscription_ids.operations}\"", aligner = "ALIGN_MAX", group_by = [] }]
+      # A running copy has exactly one pending poll task, so the poll queue's
+      # depth is about the number of copies being followed.
+      title = "Tasks waiting: copies to start, copies being followed"
+      sets = [for k, id in local.queue_ids : {
+        legend = "tasks in ${id}", filter = "metric.type=\"cloudtasks.googleapis.com/queue/depth\" AND resource.labels.queue_id=\"${id}\"", aligner = "ALIGN_MAX", group_by = []
+      }]
     },
     {
       title = "Vertex AI 429s (RESOURCE_EXHAUSTED, by stage)"
@@ -272,20 +324,19 @@ locals {
     },
     {
       title = "Backlog (undelivered messages per subscription)"
-      sets = [for id in values(local.subscription_ids) : {
+      sets = [for id in values(local.charted_subscription_ids) : {
         legend = id, filter = "metric.type=\"pubsub.googleapis.com/subscription/num_undelivered_messages\" AND resource.labels.subscription_id=\"${id}\"", aligner = "ALIGN_MAX", group_by = []
       }]
     },
     {
-      title = "Copy-start queue: tasks waiting, and dispatches by answer"
-      sets = [
-        { legend = "tasks in ${local.names.copy_start_queue}", filter = "metric.type=\"cloudtasks.googleapis.com/queue/depth\" AND resource.labels.queue_id=\"${local.names.copy_start_queue}\"", aligner = "ALIGN_MAX", group_by = [] },
-        { legend = "dispatches $${metric.labels.response_code}", filter = "metric.type=\"cloudtasks.googleapis.com/queue/task_attempt_count\" AND resource.labels.queue_id=\"${local.names.copy_start_queue}\"", aligner = "ALIGN_SUM", group_by = ["metric.label.response_code"] },
-      ]
+      title = "Dispatches of both queues, by answer"
+      sets = [for k, id in local.queue_ids : {
+        legend = "${id} $${metric.labels.response_code}", filter = "metric.type=\"cloudtasks.googleapis.com/queue/task_attempt_count\" AND resource.labels.queue_id=\"${id}\"", aligner = "ALIGN_SUM", group_by = ["metric.label.response_code"]
+      }]
     },
     {
       title = "Oldest unacked message age (seconds)"
-      sets = [for id in values(local.subscription_ids) : {
+      sets = [for id in values(local.charted_subscription_ids) : {
         legend = id, filter = "metric.type=\"pubsub.googleapis.com/subscription/oldest_unacked_message_age\" AND resource.labels.subscription_id=\"${id}\"", aligner = "ALIGN_MAX", group_by = []
       }]
     },
@@ -297,7 +348,7 @@ resource "google_monitoring_dashboard" "worker" {
 
   project = var.project_id
   dashboard_json = jsonencode({
-    displayName = "${local.names.service}: copies, watches, quota, backlog"
+    displayName = "${local.names.service}: copies, queues, quota, backlog"
     mosaicLayout = {
       columns = 48
       tiles = [

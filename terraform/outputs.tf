@@ -1,5 +1,5 @@
 output "service_url" {
-  description = "URL of the worker service as Cloud Run reports it (the push endpoints are this + /pubsub/copy-requests and /pubsub/copy-operations)."
+  description = "URL of the worker service as Cloud Run reports it (the push endpoints are this + /pubsub/copy-requests and /pubsub/copy-callbacks)."
   value       = google_cloud_run_v2_service.worker.uri
 }
 
@@ -9,17 +9,17 @@ output "service_name" {
 }
 
 output "push_audience" {
-  description = "Audience of the push OIDC tokens (oidc_token.audience of the three push subscriptions)."
+  description = "Audience of the push OIDC tokens (oidc_token.audience of the push subscriptions)."
   value       = local.push_audience
 }
 
 output "accepted_audiences" {
-  description = "PUSH_AUDIENCE of the worker: every audience it accepts."
+  description = "PUSH_AUDIENCE of the worker: every audience it accepts from Pub/Sub's pushes and direct callers (the tasks' audience is tasks_url)."
   value       = local.accepted_audiences
 }
 
 output "topics" {
-  description = "Full resource names of the five topics, keyed requests, operations, completions, dead_letter, callbacks."
+  description = "Full resource names of the topology's topics, keyed requests, completions, dead_letter, callbacks."
   value       = { for k, t in google_pubsub_topic.topic : k => t.id }
 }
 
@@ -42,7 +42,6 @@ output "subscriptions" {
   description = "Full resource names of the worker's subscriptions."
   value = {
     requests_push      = google_pubsub_subscription.requests_push.id
-    operations_push    = google_pubsub_subscription.operations_push.id
     dead_letter_replay = google_pubsub_subscription.dead_letter_replay.id
     callbacks_push     = google_pubsub_subscription.callbacks_push.id
   }
@@ -60,12 +59,30 @@ output "completion_dead_letter_subscriptions" {
 
 output "copy_start_queue" {
   description = "Full name of the copy-start queue (COPY_START_QUEUE): projects/P/locations/L/queues/Q. Inspect with `gcloud tasks queues describe`; pause with `gcloud tasks queues pause` to hold every copy start."
-  value       = local.copy_start_queue_name
+  value       = local.task_queue_names["starts"]
 }
 
-output "copy_start_url" {
-  description = "URL the copy-start tasks call (COPY_START_URL, + /tasks/copy-starts), also their tokens' audience."
-  value       = local.copy_start_url
+output "copy_poll_queue" {
+  description = "Full name of the copy-poll queue (COPY_POLL_QUEUE): projects/P/locations/L/queues/Q. Its tasks are the running copies' next polls; pausing it holds them (nothing is lost, the copies are followed again on resume)."
+  value       = local.task_queue_names["polls"]
+}
+
+output "queue_rates_per_minute" {
+  description = "The dispatch rates the module derived for the two queues, a minute: starts = vertex_copy_rate, polls = vertex_read_rate - 3 x vertex_copy_rate (tasks.tf)."
+  value = {
+    starts = local.copy_start_rate_per_minute
+    polls  = local.copy_poll_rate_per_minute
+  }
+}
+
+output "tasks_url" {
+  description = "URL both queues' tasks call (TASKS_URL, + /tasks/copy-starts or /tasks/copy-polls), also their tokens' audience."
+  value       = local.tasks_url
+}
+
+output "copy_operations_drain" {
+  description = "While drain_copy_operations is true: the full name of the previous release's copy-operations-push subscription, which must hold no undelivered message before drain_copy_operations goes back to false. null otherwise."
+  value       = var.drain_copy_operations ? google_pubsub_subscription.operations_drain[0].id : null
 }
 
 output "ingress" {
@@ -79,8 +96,13 @@ output "worker_service_account" {
 }
 
 output "push_service_account" {
-  description = "Email of the push invoker service account (PUSH_SERVICE_ACCOUNTS, COPY_START_SERVICE_ACCOUNT): the identity of Pub/Sub's pushes and of the copy-start tasks."
+  description = "Email of the push invoker service account (PUSH_SERVICE_ACCOUNTS): the identity of Pub/Sub's pushes, accepted on the /pubsub/* routes only."
   value       = google_service_account.push.email
+}
+
+output "tasks_service_account" {
+  description = "Email of the tasks invoker service account (TASKS_SERVICE_ACCOUNT): the identity of both queues' tasks, accepted on the /tasks/* routes only."
+  value       = google_service_account.tasks.email
 }
 
 output "replay_service_account" {

@@ -3,15 +3,17 @@
 #   copy-requests    --> copy-requests-push      push POST /pubsub/copy-requests
 #                                                ack 60 s, retry 10-600 s,
 #                                                dead-letter after 10 attempts
-#   copy-operations  --> copy-operations-push    push POST /pubsub/copy-operations
-#                                                ack 300 s, retry 10-60 s (the polling
-#                                                clock), no dead-letter policy
 #   copy-completions --> one subscription per downstream consumer (fan-out)
 #   copy-callbacks   --> copy-callbacks-push     push POST /pubsub/copy-callbacks
 #                                                (DESIGN.md §7: one webhook POST per
 #                                                delivery), ack 60 s, retry 10-600 s,
 #                                                dead-letter after 10 attempts
 #   copy-dead-letter --> copy-dead-letter-replay pull, 7 days, read by `copy-worker replay`
+#
+# Running copies are followed by the copy-poll queue (tasks.tf), not by
+# Pub/Sub. The previous release's copy-operations topic and subscription
+# exist only while an upgrade drains them (var.drain_copy_operations, at the
+# end of this file).
 #
 # Every subscription here has expiration_policy { ttl = "" }: the default
 # expires a subscription after 31 days without activity, and a quiet
@@ -21,7 +23,6 @@
 locals {
   topics = {
     requests    = local.names.requests_topic
-    operations  = local.names.operations_topic
     completions = local.names.completions_topic
     dead_letter = local.names.dead_letter_topic
     callbacks   = local.names.callbacks_topic
@@ -155,55 +156,6 @@ resource "google_pubsub_subscription" "callbacks_push" {
   ]
 }
 
-# --- copy-operations-push --------------------------------------------------------
-
-resource "google_pubsub_subscription" "operations_push" {
-  project = var.project_id
-  name    = local.names.operations_subscription
-  topic   = google_pubsub_topic.topic["operations"].id
-  labels  = local.labels
-
-  # Above WATCH_HOLD (run.tf checks it): a watch delivery may poll in-request
-  # for WATCH_HOLD before it hands the watch on as a new message and acks.
-  ack_deadline_seconds = var.operations_ack_deadline_seconds
-  # Above COPY_MAX_DURATION: the handler gives up on an operation after that
-  # long, so the watch message must live at least as long.
-  message_retention_duration = var.message_retention_duration
-  retain_acked_messages      = false
-
-  expiration_policy {
-    ttl = ""
-  }
-
-  # In the steady state every delivery is acked (204): at the end of a hold the
-  # worker publishes the same watch again ("continue as new"), because Pub/Sub
-  # shrinks the push window of an endpoint that answers non-2xx. The retry
-  # policy spaces what is still refused: a 503 (transient failure) and the 429
-  # of an instance shutting down, after 10 s growing to at most 60 s.
-  retry_policy {
-    minimum_backoff = "${var.operations_min_backoff_seconds}s"
-    maximum_backoff = "${var.operations_max_backoff_seconds}s"
-  }
-
-  # Deliberately no dead_letter_policy: a copy that runs for hours is polled
-  # hundreds of times, and any attempt limit would dead-letter healthy copies.
-  # The handler enforces COPY_MAX_DURATION and dead-letters itself.
-
-  push_config {
-    push_endpoint = "${google_cloud_run_v2_service.worker.uri}/pubsub/copy-operations"
-
-    oidc_token {
-      service_account_email = google_service_account.push.email
-      audience              = local.push_audience
-    }
-  }
-
-  depends_on = [
-    google_service_account_iam_member.pubsub_agent_token_creator,
-    google_cloud_run_v2_service_iam_member.push_invoker,
-  ]
-}
-
 # --- copy-dead-letter-replay -------------------------------------------------------
 
 resource "google_pubsub_subscription" "dead_letter_replay" {
@@ -329,4 +281,107 @@ resource "google_pubsub_subscription" "completions_dead_letter" {
   expiration_policy {
     ttl = ""
   }
+}
+
+# --- Upgrade from the watch-message release: copy-operations, drained ----------------
+#
+# The previous release followed each running copy with watch messages on
+# copy-operations. With var.drain_copy_operations = true the module keeps that
+# topic and its push subscription, and the worker (COPY_OPERATIONS_DRAIN, run.tf)
+# answers each watch still in flight on POST /pubsub/copy-operations by
+# creating its poll task (or, for a watch that was waiting to start its copy,
+# a copy-start task) and acking it. Once copy-operations-push holds no
+# undelivered message, drain_copy_operations = false deletes both
+# (README, "Upgrading from the watch-message release").
+#
+# The moved blocks give the objects the previous release created the
+# addresses below, so the first apply of this release neither destroys nor
+# recreates them while watches are in flight (a deleted subscription loses
+# its unacked messages). Their names come from names.operations_topic and
+# names.operations_subscription, unchanged, so an override given to the
+# previous release still names the same objects.
+
+locals {
+  # The previous release's watch topic and subscription (topology::legacy in
+  # src/topology.rs); not among local.topics, the topics of the topology.
+  drained = {
+    topic        = local.names.operations_topic
+    subscription = local.names.operations_subscription
+  }
+}
+
+moved {
+  from = google_pubsub_topic.topic["operations"]
+  to   = google_pubsub_topic.operations_drain[0]
+}
+
+moved {
+  from = google_pubsub_subscription.operations_push
+  to   = google_pubsub_subscription.operations_drain[0]
+}
+
+resource "google_pubsub_topic" "operations_drain" {
+  #checkov:skip=CKV_GCP_83:CMEK is opt-in through var.pubsub_kms_key_name, as for the other topics.
+  count = var.drain_copy_operations ? 1 : 0
+
+  project      = var.project_id
+  name         = local.drained.topic
+  labels       = local.labels
+  kms_key_name = var.pubsub_kms_key_name
+
+  dynamic "message_storage_policy" {
+    for_each = length(var.pubsub_allowed_persistence_regions) > 0 ? [var.pubsub_allowed_persistence_regions] : []
+    content {
+      allowed_persistence_regions = message_storage_policy.value
+    }
+  }
+
+  depends_on = [
+    google_project_service.enabled,
+    google_kms_crypto_key_iam_member.pubsub_cmek,
+  ]
+}
+
+resource "google_pubsub_subscription" "operations_drain" {
+  count = var.drain_copy_operations ? 1 : 0
+
+  project = var.project_id
+  name    = local.drained.subscription
+  topic   = google_pubsub_topic.operations_drain[0].id
+  labels  = local.labels
+
+  # The previous release's settings, unchanged, so the upgrade's first apply
+  # changes nothing about how the watches in flight are delivered: an ack
+  # deadline of 300 s (a shorter one would redeliver a watch that a revision
+  # of the previous release still holds), retries after 10-60 s, and
+  # deliberately no dead-letter policy, which could dead-letter a running
+  # copy's only watch. The drain answers each delivery within 45 s.
+  ack_deadline_seconds       = 300
+  message_retention_duration = var.message_retention_duration
+  retain_acked_messages      = false
+
+  expiration_policy {
+    ttl = ""
+  }
+
+  retry_policy {
+    minimum_backoff = "10s"
+    maximum_backoff = "60s"
+  }
+
+  push_config {
+    push_endpoint = "${google_cloud_run_v2_service.worker.uri}/pubsub/copy-operations"
+
+    # The push account, as for the other push subscriptions: the worker
+    # accepts it on the /pubsub/* routes.
+    oidc_token {
+      service_account_email = google_service_account.push.email
+      audience              = local.push_audience
+    }
+  }
+
+  depends_on = [
+    google_service_account_iam_member.pubsub_agent_token_creator,
+    google_cloud_run_v2_service_iam_member.push_invoker,
+  ]
 }

@@ -26,19 +26,21 @@ locals {
 
   push_audience = coalesce(var.push_audience, local.deterministic_url)
 
-  # Audiences the worker accepts. Besides the push audience: the service URL
+  # Audiences the worker accepts on the /pubsub/* routes and from direct
+  # callers (PUSH_AUDIENCE). Besides the push audience: the service URL
   # itself, and the full endpoint URL that the existing EC2 Python clients use
-  # as audience for POST /v1/models/copy (DESIGN.md §7).
-  # The copy-start tasks' tokens carry COPY_START_URL (tasks.tf) as audience.
+  # as audience for POST /v1/models/copy (DESIGN.md §7). The tasks' tokens
+  # carry TASKS_URL (tasks.tf) as their audience, which the worker checks on
+  # the /tasks/* routes.
   accepted_audiences = distinct(concat(
-    [local.push_audience, local.deterministic_url, "${local.deterministic_url}/v1/models/copy", local.copy_start_url],
+    [local.push_audience, local.deterministic_url, "${local.deterministic_url}/v1/models/copy"],
     var.extra_accepted_audiences,
   ))
 
   # A push_audience that is not one of the service's run.app URLs must be
   # registered with Cloud Run as a custom audience, or Cloud Run rejects the
-  # tokens with 401 before the worker sees them. (A copy_start_url, when set,
-  # is the service URL Cloud Run reports, which it accepts by itself.)
+  # tokens with 401 before the worker sees them. (A tasks_url, when set, is
+  # the service URL Cloud Run reports, which it accepts by itself.)
   custom_audiences = var.push_audience == null ? [] : (
     startswith(var.push_audience, local.deterministic_url) ? [] : [var.push_audience]
   )
@@ -53,14 +55,23 @@ locals {
   # Ingress as narrow as the callers allow (cloud.google.com/run/docs/securing/ingress):
   # "Internal" admits Pub/Sub and Cloud Tasks of the same project when they
   # call the default run.app URL, which every push endpoint
-  # (google_cloud_run_v2_service.uri) and COPY_START_URL are by default. So
+  # (google_cloud_run_v2_service.uri) and TASKS_URL are by default. So
   # with no direct callers nothing needs more. Direct callers of
   # POST /v1/models/copy (EC2 through workload identity federation, outside
   # Google Cloud) are internet traffic and need "All"; Cloud Run's IAM invoker
   # check still refuses everyone without roles/run.invoker.
   ingress = coalesce(var.ingress, length(local.http_invokers) == 0 ? "INGRESS_TRAFFIC_INTERNAL_ONLY" : "INGRESS_TRAFFIC_ALL")
 
-  longest_ack_deadline = max(var.requests_ack_deadline_seconds, var.operations_ack_deadline_seconds)
+  # How long Cloud Tasks waits for the answer to one dispatch: the worker sets
+  # it on every task (DISPATCH_DEADLINE in src/topology.rs).
+  task_dispatch_deadline_seconds = 60
+
+  # The longest any sender waits for the worker's answer: Pub/Sub the
+  # requests' ack deadline (copy-callbacks-push has the same), Cloud Tasks the
+  # dispatch deadline. While an upgrade drains copy-operations, its
+  # subscription keeps the previous release's 300 s, but the drain answers
+  # each delivery within 45 s like every other stage, so it sets no bound.
+  longest_delivery_deadline = max(var.requests_ack_deadline_seconds, local.task_dispatch_deadline_seconds)
 
   # Environment of DESIGN.md §5. Topic names are full resource names, so the
   # worker never has to guess the project. PORT is set by Cloud Run from the
@@ -71,7 +82,6 @@ locals {
     {
       GOOGLE_CLOUD_PROJECT   = var.project_id
       COPY_REQUESTS_TOPIC    = google_pubsub_topic.topic["requests"].id
-      COPY_OPERATIONS_TOPIC  = google_pubsub_topic.topic["operations"].id
       COPY_COMPLETIONS_TOPIC = google_pubsub_topic.topic["completions"].id
       COPY_DEAD_LETTER_TOPIC = google_pubsub_topic.topic["dead_letter"].id
       COPY_CALLBACKS_TOPIC   = google_pubsub_topic.topic["callbacks"].id
@@ -87,24 +97,16 @@ locals {
       PUSH_SERVICE_ACCOUNTS = google_service_account.push.email
       COPY_MAX_ATTEMPTS     = tostring(var.copy_max_attempts)
       COPY_MAX_DURATION     = var.copy_max_duration
-      WATCH_HOLD            = "${var.watch_hold_seconds}s"
-      # One deadline per watch delivery (DESIGN.md §4): the ack deadline of
-      # copy-operations-push itself (pubsub.tf reads the same variable).
-      COPY_OPERATIONS_ACK_DEADLINE = "${var.operations_ack_deadline_seconds}s"
-      LOG_FORMAT                   = "json"
-      # Vertex AI's quotas are per project and region, shared with the project's other
-      # jobs. Copy starts go through the copy-start queue (tasks.tf), whose
-      # rate is VERTEX_COPY_RATE for the whole deployment. Reads (and the
-      # copies a pending watch restarts itself) are paced in each instance at
-      # rate / WORKER_INSTANCES (the most instances Cloud Run may run at once).
-      VERTEX_COPY_RATE = tostring(var.vertex_copy_rate)
-      VERTEX_READ_RATE = tostring(var.vertex_read_rate)
-      WORKER_INSTANCES = tostring(var.max_instances)
-      # The copy-start queue, the URL its tasks call (+ /tasks/copy-starts,
-      # also their tokens' audience) and the account whose token they carry.
-      COPY_START_QUEUE           = local.copy_start_queue_name
-      COPY_START_URL             = local.copy_start_url
-      COPY_START_SERVICE_ACCOUNT = google_service_account.push.email
+      LOG_FORMAT            = "json"
+      # The two queues (tasks.tf): their rates are the only pacers of Vertex
+      # AI calls, for the whole deployment. TASKS_URL is what their tasks
+      # call (+ /tasks/copy-starts or /tasks/copy-polls) and their tokens'
+      # audience; TASKS_SERVICE_ACCOUNT the account of those tokens, the only
+      # one the /tasks/* routes accept.
+      COPY_START_QUEUE      = local.task_queue_names["starts"]
+      COPY_POLL_QUEUE       = local.task_queue_names["polls"]
+      TASKS_URL             = local.tasks_url
+      TASKS_SERVICE_ACCOUNT = google_service_account.tasks.email
     },
     # Optional settings are set only when given; otherwise the worker's own
     # defaults (DESIGN.md §5) apply.
@@ -117,6 +119,10 @@ locals {
       } : k => v if v != null && v != ""
     },
     length(local.http_invokers) > 0 ? { INVOKER_SERVICE_ACCOUNTS = join(",", local.http_invokers) } : {},
+    # Only while an upgrade drains copy-operations (pubsub.tf): the worker
+    # then serves POST /pubsub/copy-operations, turning each watch of the
+    # previous release into a poll task.
+    var.drain_copy_operations ? { COPY_OPERATIONS_DRAIN = "true" } : {},
     var.extra_env,
   )
 
@@ -140,28 +146,29 @@ resource "google_cloud_run_v2_service" "worker" {
     service_account = google_service_account.worker.email
     labels          = local.labels
 
-    # Request timeout above the longest ack deadline: Pub/Sub, not Cloud Run,
-    # decides when a delivery has failed. A handler still running after the
-    # ack deadline is redelivered anyway; the timeout is only a backstop.
+    # Request timeout above the longest delivery deadline (the requests' ack
+    # deadline, the tasks' 60 s dispatch deadline): Pub/Sub and Cloud Tasks,
+    # not Cloud Run, decide when a delivery has failed. No request is held;
+    # every stage answers within 45 s, so the timeout is only a backstop that
+    # ends a request that hangs.
     timeout = "${var.request_timeout_seconds}s"
 
-    # Concurrency: the handlers are I/O-bound (Vertex AI and Pub/Sub calls);
-    # a held watch request mostly sleeps between polls for up to WATCH_HOLD.
-    # Many requests per instance therefore cost little CPU, and a low value
-    # would make every running copy pin a whole instance. concurrency x
-    # max_instances bounds the copies watched at once; beyond that Cloud Run
-    # answers 429 and Pub/Sub redelivers later, which is harmless. A held watch
-    # costs about 35 KiB (measured with 1,000 held watches on a release build:
-    # 13.2 -> 47.5 MiB VmRSS), so memory does not bound the default of 250; the
-    # Vertex AI read budget does, by stretching each watch's poll interval.
+    # Concurrency: every request is short and I/O-bound (one or two Vertex AI
+    # calls, a CreateTask or a publish), so many requests per instance cost
+    # little CPU and memory, and a burst is served by few instances. Cloud
+    # Run starts another instance before one is full; beyond concurrency x
+    # max_instances it refuses requests, and Pub/Sub and Cloud Tasks deliver
+    # them again later, which is harmless. The number of instances never
+    # changes how fast Vertex AI is called: the queues' rates do.
     max_instance_request_concurrency = var.concurrency
 
     # gen2: faster CPU and network, full Linux compatibility.
     execution_environment = "EXECUTION_ENVIRONMENT_GEN2"
 
     scaling {
-      # 0: scale to zero between polls. Nothing runs outside requests, so no
-      # instance needs to stay warm (DESIGN.md §1).
+      # 0: scale to zero between polls. Nothing runs outside requests, and a
+      # running copy is followed by tasks scheduled in the copy-poll queue,
+      # so no instance needs to stay warm (DESIGN.md §1).
       min_instance_count = var.min_instances
       max_instance_count = var.max_instances
     }
@@ -182,9 +189,12 @@ resource "google_cloud_run_v2_service" "worker" {
           memory = var.memory
         }
         # cpu_idle = true is request-based billing: CPU is throttled outside
-        # requests. That is safe only because every step runs inside its push
-        # request and nothing runs in the background (DESIGN.md §1). The
-        # SIGTERM drain (at most 8 s) runs with CPU either way.
+        # requests, and an instance is billed only while it serves one. That
+        # is safe only because every step runs inside its push or task
+        # request and nothing runs in the background (DESIGN.md §1); and it is
+        # cheap because no request waits for a copy: between two polls no
+        # instance is busy with it. The SIGTERM drain (at most 8 s) runs with
+        # CPU either way.
         cpu_idle = true
         # Extra CPU while the instance starts: bursts of pushes after scale
         # to zero are served sooner.
@@ -242,48 +252,54 @@ resource "google_cloud_run_v2_service" "worker" {
 
   lifecycle {
     precondition {
-      condition     = var.request_timeout_seconds > local.longest_ack_deadline
-      error_message = "request_timeout_seconds must exceed the longest ack deadline (requests_ack_deadline_seconds, operations_ack_deadline_seconds)."
+      condition     = var.request_timeout_seconds > local.longest_delivery_deadline
+      error_message = "request_timeout_seconds must exceed requests_ack_deadline_seconds and the tasks' ${local.task_dispatch_deadline_seconds} s dispatch deadline, so that Pub/Sub and Cloud Tasks, not Cloud Run, decide when a delivery has failed."
     }
     precondition {
-      condition     = var.watch_hold_seconds < var.operations_ack_deadline_seconds
-      error_message = "watch_hold_seconds (WATCH_HOLD) must be below operations_ack_deadline_seconds, or held watch deliveries outlive their ack deadline and are delivered twice."
-    }
-    precondition {
-      condition     = var.requests_min_backoff_seconds <= var.requests_max_backoff_seconds && var.operations_min_backoff_seconds <= var.operations_max_backoff_seconds
-      error_message = "Each minimum backoff must not exceed its maximum backoff."
+      condition     = var.requests_min_backoff_seconds <= var.requests_max_backoff_seconds
+      error_message = "requests_min_backoff_seconds must not exceed requests_max_backoff_seconds."
     }
     precondition {
       condition = length(setintersection(keys(var.extra_env), [
         "PORT", "PUSH_AUTH", "PUSH_AUDIENCE", "PUSH_SERVICE_ACCOUNTS", "GOOGLE_CLOUD_PROJECT",
-        "COPY_START_QUEUE", "COPY_START_URL", "COPY_START_SERVICE_ACCOUNT", "COPY_OPERATIONS_ACK_DEADLINE",
+        "COPY_START_QUEUE", "COPY_POLL_QUEUE", "TASKS_URL", "TASKS_SERVICE_ACCOUNT", "COPY_OPERATIONS_DRAIN",
       ])) == 0
-      error_message = "extra_env must not set PORT, the authentication variables, the copy-start queue's variables or COPY_OPERATIONS_ACK_DEADLINE: the module sets them from the resources they must match."
+      error_message = "extra_env must not set PORT, the authentication variables, the queues' variables (COPY_START_QUEUE, COPY_POLL_QUEUE, TASKS_URL, TASKS_SERVICE_ACCOUNT) or COPY_OPERATIONS_DRAIN: the module sets them from the resources they must match."
     }
   }
 
   depends_on = [
     google_project_service.enabled,
-    # The first revision must be able to publish, queue copy starts and read
-    # its secret.
+    # The first revision must be able to publish, queue copy starts and
+    # polls, and read its secret.
     google_pubsub_topic_iam_member.worker_publisher,
     google_cloud_tasks_queue_iam_member.worker_enqueuer,
-    google_service_account_iam_member.worker_acts_as_push,
+    google_service_account_iam_member.worker_acts_as_tasks,
     google_secret_manager_secret_iam_member.worker_callback_secret,
   ]
 }
 
-# Only the push service account (the identity of Pub/Sub's pushes and of the
-# copy-start tasks) and the optional direct HTTP callers may invoke the
-# service. No allUsers and no invoker_iam_disabled: Cloud Run's
-# invoker check is what verifies the tokens' signatures (PUSH_AUTH=cloud-run);
-# unauthenticated requests never reach the worker, Cloud Run answers 403.
+# Only the push service account (the identity of Pub/Sub's pushes), the tasks
+# service account (the identity of the queues' tasks) and the optional direct
+# HTTP callers may invoke the service; the worker then accepts each on its own
+# routes only (/pubsub/*, /tasks/*, /v1/models/copy). No allUsers and no
+# invoker_iam_disabled: Cloud Run's invoker check is what verifies the tokens'
+# signatures (PUSH_AUTH=cloud-run); unauthenticated requests never reach the
+# worker, Cloud Run answers 403.
 resource "google_cloud_run_v2_service_iam_member" "push_invoker" {
   project  = google_cloud_run_v2_service.worker.project
   location = google_cloud_run_v2_service.worker.location
   name     = google_cloud_run_v2_service.worker.name
   role     = "roles/run.invoker"
   member   = google_service_account.push.member
+}
+
+resource "google_cloud_run_v2_service_iam_member" "tasks_invoker" {
+  project  = google_cloud_run_v2_service.worker.project
+  location = google_cloud_run_v2_service.worker.location
+  name     = google_cloud_run_v2_service.worker.name
+  role     = "roles/run.invoker"
+  member   = google_service_account.tasks.member
 }
 
 resource "google_cloud_run_v2_service_iam_member" "http_invokers" {
@@ -307,9 +323,10 @@ resource "google_cloud_run_v2_service_iam_member" "publisher_invoker" {
 }
 
 # After apply: warn if the URL the audiences were derived from is not one of
-# the service's URLs (then pushes would fail with 401), and if the copy-start
-# tasks would call a URL the service does not have (then every copy waits in
-# the queue).
+# the service's URLs (then pushes would fail with 401), and if the tasks would
+# call a URL the service does not have (then every copy waits in the
+# copy-start queue, and every running copy's next poll in the copy-poll
+# queue).
 check "push_audience_matches_service" {
   assert {
     condition     = var.push_audience != null || contains(google_cloud_run_v2_service.worker.urls, local.deterministic_url)
@@ -317,7 +334,7 @@ check "push_audience_matches_service" {
   }
 
   assert {
-    condition     = contains(google_cloud_run_v2_service.worker.urls, local.copy_start_url)
-    error_message = "COPY_START_URL ${local.copy_start_url} is not one of the service's URLs (${join(", ", google_cloud_run_v2_service.worker.urls)}): the copy-start tasks cannot reach the worker. Set var.copy_start_url to the service URL."
+    condition     = contains(google_cloud_run_v2_service.worker.urls, local.tasks_url)
+    error_message = "TASKS_URL ${local.tasks_url} is not one of the service's URLs (${join(", ", google_cloud_run_v2_service.worker.urls)}): the copy-start and poll tasks cannot reach the worker. Set var.tasks_url to the service URL."
   }
 }

@@ -30,12 +30,13 @@ variable "image" {
 }
 
 variable "names" {
-  description = "Names of everything the module creates. The topic and subscription defaults are the contract of DESIGN.md §2; override only to run several copies of the topology in one project."
+  description = "Names of everything the module creates. The topic, subscription and queue defaults are the contract of DESIGN.md §2; override only to run several copies of the topology in one project. operations_topic and operations_subscription name the previous release's watch topic and its subscription, which exist only while drain_copy_operations is true: keep any override you gave them, or the upgrade replaces them with watches still in flight (README, \"Upgrading from the watch-message release\")."
   type = object({
     service                   = optional(string, "copy-worker")
     artifact_repository       = optional(string, "copy-worker")
     worker_service_account    = optional(string, "copy-worker")
     push_service_account      = optional(string, "copy-worker-push")
+    tasks_service_account     = optional(string, "copy-worker-tasks")
     publisher_service_account = optional(string, "copy-worker-publisher")
     replay_service_account    = optional(string, "copy-worker-replay")
     requests_topic            = optional(string, "copy-requests")
@@ -49,6 +50,7 @@ variable "names" {
     callbacks_subscription    = optional(string, "copy-callbacks-push")
     waiter_role_id            = optional(string, "copyWorkerCompletionsWaiter")
     copy_start_queue          = optional(string, "copy-starts")
+    copy_poll_queue           = optional(string, "copy-polls")
   })
   default = {}
 
@@ -62,7 +64,7 @@ variable "names" {
 
   validation {
     condition = alltrue([
-      for n in [var.names.worker_service_account, var.names.push_service_account, var.names.publisher_service_account, var.names.replay_service_account] :
+      for n in [var.names.worker_service_account, var.names.push_service_account, var.names.tasks_service_account, var.names.publisher_service_account, var.names.replay_service_account] :
       can(regex("^[a-z]([a-z0-9-]{4,28}[a-z0-9])$", n))
     ])
     error_message = "Service account IDs must be 6-30 characters of lowercase letters, digits and hyphens, starting with a letter."
@@ -70,8 +72,13 @@ variable "names" {
 
   validation {
     # Cloud Tasks queue IDs: letters, digits and hyphens, at most 100 characters.
-    condition     = can(regex("^[A-Za-z0-9-]{1,100}$", var.names.copy_start_queue))
-    error_message = "names.copy_start_queue must be 1-100 letters, digits or hyphens (a Cloud Tasks queue ID)."
+    condition     = alltrue([for q in [var.names.copy_start_queue, var.names.copy_poll_queue] : can(regex("^[A-Za-z0-9-]{1,100}$", q))])
+    error_message = "names.copy_start_queue and names.copy_poll_queue must be 1-100 letters, digits or hyphens (Cloud Tasks queue IDs)."
+  }
+
+  validation {
+    condition     = var.names.copy_start_queue != var.names.copy_poll_queue
+    error_message = "names.copy_start_queue and names.copy_poll_queue must differ: each queue has its own rate."
   }
 }
 
@@ -90,7 +97,7 @@ variable "enable_apis" {
 # --- Pub/Sub delivery tuning (DESIGN.md §2) -------------------------------------
 
 variable "requests_ack_deadline_seconds" {
-  description = "Ack deadline of copy-requests-push. The request stage only starts a copy and publishes a watch message."
+  description = "Ack deadline of copy-requests-push (and copy-callbacks-push). The request stage only validates a request and queues its copy-start task, within 45 s; a longer deadline only delays the redelivery of a request whose worker died."
   type        = number
   default     = 60
 
@@ -133,41 +140,8 @@ variable "max_delivery_attempts" {
   }
 }
 
-variable "operations_ack_deadline_seconds" {
-  description = "Ack deadline of copy-operations-push, also passed to the worker as COPY_OPERATIONS_ACK_DEADLINE: every watch delivery answers within it, counted from its arrival (DESIGN.md §4). Must exceed watch_hold_seconds (a precondition checks it)."
-  type        = number
-  default     = 300
-
-  validation {
-    condition     = var.operations_ack_deadline_seconds >= 10 && var.operations_ack_deadline_seconds <= 600
-    error_message = "Pub/Sub ack deadlines are 10-600 seconds."
-  }
-}
-
-variable "operations_min_backoff_seconds" {
-  description = "Minimum redelivery backoff of copy-operations-push. It spaces only refused watch deliveries (503, or 429 at shutdown); in the steady state a watch continues as new with 204 and the worker's own polling is the clock."
-  type        = number
-  default     = 10
-
-  validation {
-    condition     = var.operations_min_backoff_seconds >= 0 && var.operations_min_backoff_seconds <= 600
-    error_message = "Pub/Sub retry backoffs are 0-600 seconds."
-  }
-}
-
-variable "operations_max_backoff_seconds" {
-  description = "Maximum redelivery backoff of copy-operations-push."
-  type        = number
-  default     = 60
-
-  validation {
-    condition     = var.operations_max_backoff_seconds >= 0 && var.operations_max_backoff_seconds <= 600
-    error_message = "Pub/Sub retry backoffs are 0-600 seconds."
-  }
-}
-
 variable "message_retention_duration" {
-  description = "How long the worker's subscriptions keep unacked messages (seconds with an 's' suffix). Must stay above COPY_MAX_DURATION, or a long copy's watch message expires before the worker gives up on it."
+  description = "How long copy-requests-push and copy-callbacks-push keep a message the worker has not acked (seconds with an 's' suffix): how long an outage of the worker (or of its push authentication) may last before Pub/Sub drops requests and callbacks. Running copies do not depend on it: they are followed by poll tasks."
   type        = string
   default     = "604800s"
 
@@ -178,20 +152,6 @@ variable "message_retention_duration" {
 }
 
 # --- Worker behaviour (DESIGN.md §5) ---------------------------------------------
-
-variable "watch_hold_seconds" {
-  description = "WATCH_HOLD: how long one watch delivery may poll the operation in-request before handing the watch on as a new message (continue-as-new) and acking. Must stay below operations_ack_deadline_seconds (COPY_OPERATIONS_ACK_DEADLINE): a precondition in run.tf fails the plan otherwise, and the worker refuses to start."
-  type        = number
-  default     = 240
-
-  validation {
-    # The upper bound that matters is the ack deadline (run.tf precondition;
-    # a variable's validation may not read another variable before Terraform
-    # 1.9). 600 s is the longest ack deadline Pub/Sub allows.
-    condition     = var.watch_hold_seconds >= 0 && var.watch_hold_seconds < 600
-    error_message = "watch_hold_seconds must be 0-599, and below operations_ack_deadline_seconds."
-  }
-}
 
 variable "copy_max_attempts" {
   description = "COPY_MAX_ATTEMPTS: copy attempts for operations that fail transiently."
@@ -205,13 +165,20 @@ variable "copy_max_attempts" {
 }
 
 variable "copy_max_duration" {
-  description = "COPY_MAX_DURATION: give up on an operation after this long (e.g. 24h, 90m). Keep it below message_retention_duration."
+  description = "COPY_MAX_DURATION: how long after its request was accepted a copy may take before the worker ends it as failed (DEADLINE_EXCEEDED), e.g. 24h, 90m. It also ends a copy start that Vertex AI keeps refusing, so it must stay below the 31 days after which Cloud Tasks deletes a task it is still retrying."
   type        = string
   default     = "24h"
 
   validation {
-    condition     = can(regex("^[0-9]+(s|m|h|d)$", var.copy_max_duration))
-    error_message = "copy_max_duration must be a number followed by s, m, h or d, e.g. 24h."
+    # A copy-start task retried for quota lives until the worker ends it at
+    # COPY_MAX_DURATION; Cloud Tasks deletes any task 31 days old, dispatched
+    # or not (CreateQueue, Cloud Tasks API reference), which would lose the
+    # request silently. 30 days leaves a day to spare.
+    condition = can(regex("^[0-9]+(s|m|h|d)$", var.copy_max_duration)) && try(
+      tonumber(regex("^[0-9]+", var.copy_max_duration)) * lookup({ s = 1, m = 60, h = 3600, d = 86400 }, regex("[smhd]$", var.copy_max_duration)) <= 30 * 86400,
+      false,
+    )
+    error_message = "copy_max_duration must be a number followed by s, m, h or d (e.g. 24h), at most 30 days: Cloud Tasks deletes a task 31 days old."
   }
 }
 
@@ -242,9 +209,9 @@ variable "extra_env" {
 # --- Cloud Run (scaling, CPU, timeouts) -----------------------------------------
 
 variable "request_timeout_seconds" {
-  description = "Cloud Run request timeout. Must exceed the longest ack deadline, so that Pub/Sub's deadline, not Cloud Run, decides when a delivery has failed."
+  description = "Cloud Run request timeout: a backstop that cuts a request that hangs. No request is held (every stage answers within 45 s), so it only has to exceed requests_ack_deadline_seconds and the queues' 60 s dispatch deadline, so that Pub/Sub and Cloud Tasks, not Cloud Run, decide when a delivery has failed (a precondition checks it)."
   type        = number
-  default     = 360
+  default     = 120
 
   validation {
     condition     = var.request_timeout_seconds >= 1 && var.request_timeout_seconds <= 3600
@@ -253,7 +220,7 @@ variable "request_timeout_seconds" {
 }
 
 variable "concurrency" {
-  description = "Maximum concurrent requests per instance (max_instance_request_concurrency). Sized for held watches: about 35 KiB each (measured: 1,000 held watches took a release worker from 13.2 to 47.5 MiB VmRSS), so 250 add about 9 MiB to a 512Mi instance. See run.tf."
+  description = "Maximum concurrent requests per instance (max_instance_request_concurrency). The handlers mostly wait on Vertex AI, Pub/Sub and Cloud Tasks, so a high value lets one instance serve a burst instead of starting more; a low one makes Cloud Run start an instance sooner. See run.tf."
   type        = number
   default     = 250
 
@@ -264,7 +231,7 @@ variable "concurrency" {
 }
 
 variable "vertex_copy_rate" {
-  description = "CopyModel calls a minute for the whole deployment (VERTEX_COPY_RATE). The copy-start queue dispatches at this rate / 60 a second, whatever the number of instances; the queue has one rate, so it holds for all destination projects and regions together, which keeps each project and region inside it too. Vertex AI's default quota is 60 long-running-operation submissions a minute per project and region, shared with training and batch jobs; the default leaves half to them."
+  description = "CopyModel calls a minute for the whole deployment: the rate of the copy-start queue, whatever the number of instances. It is one rate for all destination projects and regions together, so each project and region stays inside it too. Keep it inside the share of Vertex AI's long-running-operation quota the project's training and batch jobs leave (tasks.tf says how the default is derived): above it, starts are refused with 429 and wait for the queue's retries. Each start also takes reads out of vertex_read_rate."
   type        = number
   default     = 30
 
@@ -277,18 +244,20 @@ variable "vertex_copy_rate" {
 }
 
 variable "vertex_read_rate" {
-  description = "Vertex AI reads (GetOperation, GetModel, ListModelVersions) a minute per region for the whole deployment (VERTEX_READ_RATE). The default quota is 600 resource-management requests a minute per project and region; the default leaves half to the rest of the project."
+  description = "Vertex AI reads (GetModel, ListModelVersions, GetOperation) a minute for the whole deployment. The copy starts' own reads come out of it first; the copy-poll queue gets what they leave, which sets how soon a running copy is seen to end when many run at once (tasks.tf says how both rates are derived). The plan fails when the starts would leave nothing for polls."
   type        = number
   default     = 300
 
   validation {
-    condition     = var.vertex_read_rate > 0
-    error_message = "vertex_read_rate must be above zero."
+    # The copy-poll queue dispatches at most 500 a second (Cloud Tasks'
+    # limit per queue), and it gets part of this rate.
+    condition     = var.vertex_read_rate > 0 && var.vertex_read_rate <= 30000
+    error_message = "vertex_read_rate must be above zero and at most 30000 a minute (the copy-poll queue's 500 dispatches a second)."
   }
 }
 
 variable "max_instances" {
-  description = "Upper bound of Cloud Run instances. Also passed to the worker as WORKER_INSTANCES: each instance takes 1/max_instances of vertex_read_rate (and of vertex_copy_rate for the copies it restarts from its own budget), so reads stay inside the rate with no shared state. Copy starts are paced by the copy-start queue, whatever the number of instances. Pub/Sub backs off when all instances are busy."
+  description = "Upper bound of Cloud Run instances: bounds what a burst can cost. It does not pace Vertex AI (the two queues do, whatever the number of instances); when every instance is busy, Cloud Run refuses requests and Pub/Sub and Cloud Tasks deliver them again later."
   type        = number
   default     = 10
 
@@ -332,10 +301,10 @@ variable "ingress" {
   }
 }
 
-# --- The copy-start queue (Cloud Tasks, DESIGN.md §10) ---------------------------
+# --- The two Cloud Tasks queues (DESIGN.md §10) ------------------------------------
 
 variable "copy_start_queue" {
-  description = "Tuning of the Cloud Tasks queue that starts copies for the whole deployment (its name is names.copy_start_queue; its rate is vertex_copy_rate / 60 a second). max_concurrent_dispatches: start-stage requests in flight at once (each answers within 45 s). min/max_backoff_seconds: spacing of retries after a refused start (503: Vertex AI quota or a transient error). Attempts are unlimited: the worker ends a start older than COPY_MAX_DURATION as failed. log_sampling_ratio: the share of dispatch attempts Cloud Tasks logs (0-1)."
+  description = "Tuning of the Cloud Tasks queue that starts copies for the whole deployment (its name is names.copy_start_queue; its rate comes from vertex_copy_rate, tasks.tf). max_concurrent_dispatches: start-stage requests in flight at once; each answers within 45 s, so this bounds the pile-up when Vertex AI is slow without limiting the rate otherwise. min/max_backoff_seconds: spacing of retries after a refused start (503: Vertex AI's quota, a transient error, a worker that cannot be reached). Attempts are unlimited: the worker ends a start older than COPY_MAX_DURATION as failed. log_sampling_ratio: the share of dispatch attempts Cloud Tasks logs (0-1)."
   type = object({
     max_concurrent_dispatches = optional(number, 20)
     min_backoff_seconds       = optional(number, 10)
@@ -350,8 +319,10 @@ variable "copy_start_queue" {
   }
 
   validation {
-    condition     = var.copy_start_queue.min_backoff_seconds >= 1 && var.copy_start_queue.min_backoff_seconds <= var.copy_start_queue.max_backoff_seconds
-    error_message = "copy_start_queue: min_backoff_seconds must be at least 1 and not above max_backoff_seconds."
+    # At most 300 s: the alert on failing dispatches (monitoring.tf) counts on
+    # a task that keeps failing being tried at least twice in 10 minutes.
+    condition     = var.copy_start_queue.min_backoff_seconds >= 1 && var.copy_start_queue.min_backoff_seconds <= var.copy_start_queue.max_backoff_seconds && var.copy_start_queue.max_backoff_seconds <= 300
+    error_message = "copy_start_queue: min_backoff_seconds must be at least 1 and not above max_backoff_seconds, and max_backoff_seconds at most 300 (or the alert on failing dispatches could miss a task that keeps failing)."
   }
 
   validation {
@@ -360,15 +331,51 @@ variable "copy_start_queue" {
   }
 }
 
-variable "copy_start_url" {
-  description = "URL the copy-start tasks call (COPY_START_URL + /tasks/copy-starts; also their tokens' audience). null (the default) uses the service's deterministic URL, as PUSH_AUDIENCE does (run.tf). Set it only when Cloud Run does not assign that URL (the push_audience_matches_service check warns): then use the service URL Cloud Run reports."
+variable "copy_poll_queue" {
+  description = "Tuning of the Cloud Tasks queue that follows running copies (its name is names.copy_poll_queue; its rate is what vertex_read_rate leaves after the starts' reads, tasks.tf). Each dispatch is one poll: one GetOperation, then the next poll task or the completion event, within 45 s. max_concurrent_dispatches: polls in flight at once, which bounds the pile-up when Vertex AI is slow without limiting the rate otherwise. min/max_backoff_seconds: spacing of retries of a poll that could not reach the worker or was refused; a poll that reached it answers 2xx and schedules its own next poll. Attempts are unlimited. log_sampling_ratio: the share of dispatch attempts Cloud Tasks logs (0-1); polls are frequent, so the default logs one in ten, and the alert on failing dispatches reads metrics, not logs."
+  type = object({
+    max_concurrent_dispatches = optional(number, 50)
+    min_backoff_seconds       = optional(number, 10)
+    max_backoff_seconds       = optional(number, 300)
+    log_sampling_ratio        = optional(number, 0.1)
+  })
+  default = {}
+
+  validation {
+    condition     = var.copy_poll_queue.max_concurrent_dispatches >= 1 && var.copy_poll_queue.max_concurrent_dispatches <= 5000
+    error_message = "copy_poll_queue.max_concurrent_dispatches must be 1-5000 (Cloud Tasks' limit)."
+  }
+
+  validation {
+    # At most 300 s: the alert on failing dispatches (monitoring.tf) counts on
+    # a task that keeps failing being tried at least twice in 10 minutes.
+    condition     = var.copy_poll_queue.min_backoff_seconds >= 1 && var.copy_poll_queue.min_backoff_seconds <= var.copy_poll_queue.max_backoff_seconds && var.copy_poll_queue.max_backoff_seconds <= 300
+    error_message = "copy_poll_queue: min_backoff_seconds must be at least 1 and not above max_backoff_seconds, and max_backoff_seconds at most 300 (or the alert on failing dispatches could miss a task that keeps failing)."
+  }
+
+  validation {
+    condition     = var.copy_poll_queue.log_sampling_ratio >= 0 && var.copy_poll_queue.log_sampling_ratio <= 1
+    error_message = "copy_poll_queue.log_sampling_ratio must be 0-1."
+  }
+}
+
+variable "tasks_url" {
+  description = "URL both queues' tasks call (TASKS_URL + /tasks/copy-starts or /tasks/copy-polls; also their tokens' audience). null (the default) uses the service's deterministic URL, as PUSH_AUDIENCE does (run.tf). Set it only when Cloud Run does not assign that URL (the push_audience_matches_service check warns): then use the service URL Cloud Run reports."
   type        = string
   default     = null
 
   validation {
-    condition     = var.copy_start_url == null || can(regex("^https://[^/]+$", coalesce(var.copy_start_url, "x")))
-    error_message = "copy_start_url must be https://HOST, with no path and no trailing slash."
+    condition     = var.tasks_url == null || can(regex("^https://[^/]+$", coalesce(var.tasks_url, "x")))
+    error_message = "tasks_url must be https://HOST, with no path and no trailing slash."
   }
+}
+
+# --- Upgrade from the watch-message release ------------------------------------------
+
+variable "drain_copy_operations" {
+  description = "Only for the upgrade from the release that followed copies with watch messages (README, \"Upgrading from the watch-message release\"). true keeps that release's copy-operations topic and copy-operations-push subscription and has the worker turn every watch still in flight into a poll task (COPY_OPERATIONS_DRAIN), so no running copy is lost. Set it back to false once copy-operations-push holds no undelivered message: the next apply deletes both."
+  type        = bool
+  default     = false
 }
 
 variable "deletion_protection" {
@@ -426,7 +433,7 @@ variable "replay_impersonators" {
 }
 
 variable "http_invoker_service_accounts" {
-  description = "Service account emails allowed to call POST /v1/models/copy directly (DESIGN.md §7). Each gets roles/run.invoker and is listed in INVOKER_SERVICE_ACCOUNTS. Empty: only the push service account can invoke the service."
+  description = "Service account emails allowed to call POST /v1/models/copy directly (DESIGN.md §7). Each gets roles/run.invoker and is listed in INVOKER_SERVICE_ACCOUNTS. Empty: only the push and tasks service accounts can invoke the service."
   type        = list(string)
   default     = []
 }
@@ -578,13 +585,13 @@ variable "callback_signing_secret_id" {
 }
 
 variable "pubsub_kms_key_name" {
-  description = "Cloud KMS key (projects/P/locations/L/keyRings/R/cryptoKeys/K) for the five topics. null: Google-managed encryption. The module grants the Pub/Sub service agent encrypt/decrypt on it."
+  description = "Cloud KMS key (projects/P/locations/L/keyRings/R/cryptoKeys/K) for the worker's topics. null: Google-managed encryption. The module grants the Pub/Sub service agent encrypt/decrypt on it."
   type        = string
   default     = null
 }
 
 variable "pubsub_allowed_persistence_regions" {
-  description = "Regions where Pub/Sub may store messages of the five topics (message storage policy). Empty: no restriction."
+  description = "Regions where Pub/Sub may store messages of the worker's topics (message storage policy). Empty: no restriction."
   type        = list(string)
   default     = []
 }
@@ -636,17 +643,6 @@ variable "alert_requests_oldest_unacked_seconds" {
   }
 }
 
-variable "alert_operations_oldest_unacked_seconds" {
-  description = "Alert when the oldest unacked watch message on copy-operations-push is older than this: a copy is not being followed, or runs longer than expected."
-  type        = number
-  default     = 3600
-
-  validation {
-    condition     = var.alert_operations_oldest_unacked_seconds >= 60
-    error_message = "alert_operations_oldest_unacked_seconds must be at least 60."
-  }
-}
-
 variable "alert_callbacks_oldest_unacked_seconds" {
   description = "Alert when the oldest unacked message on copy-callbacks-push is older than this: webhook callbacks are not being delivered (receiver down or slow, 401/403 on push)."
   type        = number
@@ -670,7 +666,7 @@ variable "log_metric_propagation_seconds" {
 }
 
 variable "alert_copy_start_queue_depth" {
-  description = "Alert when the copy-start queue holds more than this many tasks for 15 minutes: copies are waiting longer than planned to start. Default: an hour of starts at the default vertex_copy_rate (30 a minute)."
+  description = "Alert when the copy-start queue holds more than this many tasks for 15 minutes: copies wait longer to start than you planned for. The default is an hour of starts at the default vertex_copy_rate."
   type        = number
   default     = 1800
 

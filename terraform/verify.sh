@@ -17,11 +17,15 @@
 #      which downloads the google provider from the Terraform registry.
 #   2. verify_refs.py: every .tf file parses (python-hcl2); every var., local.,
 #      module., data. and resource reference resolves; module calls match the
-#      module's variables and outputs; contract checks against DESIGN.md, the
-#      Vertex AI grants, the monitoring (and the worker's log lines in src/ it
-#      relies on), the EC2 documentation (docs/ec2.md, README.md) and issue
-#      #23 (copy-start queue, ack deadline, ingress, replay account, waiter
-#      role); then a self-test proving that seeded mistakes are caught.
+#      module's variables and outputs; contract checks against DESIGN.md (§2
+#      defaults, §5's table of variables) and src/ (the flags of src/config/,
+#      READS_PER_START and DISPATCH_DEADLINE of src/topology.rs, the log lines
+#      the monitoring relies on), the Vertex AI grants, the monitoring, the EC2
+#      documentation (docs/ec2.md, README.md), issue #27 (the two queues and
+#      how their rates are derived, the tasks account, the upgrade's drain of
+#      copy-operations, no removed setting outside the README's upgrade
+#      section) and issue #23 (ingress, replay account, waiter role); then a
+#      self-test proving that seeded mistakes are caught.
 #   3. verify_schema.py: every resource, data source and provider block of the
 #      module and its examples against the providers' own schema, offline:
 #      @cdktf/provider-google and @cdktf/provider-google-beta (npm) are

@@ -16,18 +16,25 @@ checked without them:
 3. Module calls with a local source: every argument is a variable of the
    called module, every variable without a default is passed, and every
    module.X.OUTPUT exists in the called module.
-4. Contract checks of the module against DESIGN.md §2 and §5 and the classic
-   Pub/Sub misconfigurations (the README's pre-flight checklist, statically);
+4. Contract checks of the module against DESIGN.md §2 and §5 (every variable the
+   worker gets is in DESIGN.md §5's table and read by src/config/, none of the
+   removed ones is) and the classic Pub/Sub misconfigurations (the README's
+   pre-flight checklist, statically);
    the Vertex AI grants copies need (service agent on source projects, on by
    default; KMS keys; the worker's aiplatform.models.get on sources; the
    plan-time preconditions); the monitoring (alerts on the dead-letter
-   backlog, the oldest unacked message of both push subscriptions and failed
-   completions; a dashboard), including that every log message and field the
-   log-based metrics filter on is still written by a tracing call in src/;
+   backlog, the oldest unacked message of both push subscriptions, each
+   queue's failing dispatches within 15 minutes, and failed completions; a
+   dashboard), including that every log message and field the log-based
+   metrics filter on is still written by a tracing call in src/;
    and that docs/ec2.md and the README's EC2 section name the same pool,
-   provider, attribute mapping and impersonation as wif.tf; and issue #23:
-   the copy-start queue and the COPY_START_* variables that name it, the ack
-   deadline passed as COPY_OPERATIONS_ACK_DEADLINE, the ingress rule, the
+   provider, attribute mapping and impersonation as wif.tf; issue #27: the two
+   queues (copy-starts at vertex_copy_rate, copy-polls at what the starts'
+   READS_PER_START reads leave of vertex_read_rate, a precondition when nothing
+   is left), the variables that name them, the tasks account (its invoker
+   role, the worker's actAs on it and on no other account), and the upgrade
+   (copy-operations only while drained, moved blocks, no removed setting
+   outside the README's upgrade section); and issue #23: the ingress rule, the
    replay account's grants, and the waiter role (permissions, no condition
    Pub/Sub would ignore, docs that agree).
 
@@ -56,24 +63,17 @@ BUILTIN_PROVIDERS = {"terraform"}
 # Module call arguments that are meta-arguments, not variables.
 MODULE_META_ARGS = {"source", "version", "count", "for_each", "providers", "depends_on"}
 
-# DESIGN.md §5: the environment the worker understands.
-DESIGN_ENV = {
-    "PORT", "GOOGLE_CLOUD_PROJECT", "COPY_OPERATIONS_TOPIC", "COPY_COMPLETIONS_TOPIC",
-    "COPY_DEAD_LETTER_TOPIC", "SOURCE_PROJECT", "TARGET_PROJECT", "LOCATION", "PUSH_AUTH",
-    "PUSH_AUDIENCE", "PUSH_SERVICE_ACCOUNTS", "PUSH_JWKS_URL", "VERTEX_ENDPOINT",
-    "PUBSUB_EMULATOR_HOST", "COPY_MAX_ATTEMPTS", "COPY_MAX_DURATION", "WATCH_HOLD",
-    "COPY_REQUESTS_TOPIC", "INVOKER_SERVICE_ACCOUNTS", "CALLBACK_ALLOWED_HOSTS",
-    "CALLBACK_SIGNING_SECRET", "CALLBACK_ALLOW_HTTP_LOOPBACK", "LOG_FORMAT",
-}
+# The worker's environment is read from docs/DESIGN.md §5 (its table) and from the flags
+# of src/config/ (`env = "NAME"`): the module may set a variable only when both name it.
 
-# Worker variables added after DESIGN.md §5 (issue #14: callbacks as a push stage). The
-# module may set them only while `copy-worker serve` still reads them (src/config/).
-WORKER_ENV_ADDITIONS = {"COPY_CALLBACKS_TOPIC", "CALLBACK_MAX_ATTEMPTS",
-                        # DESIGN.md §10 (issue #15): the Vertex AI budget and its share.
-                        "VERTEX_COPY_RATE", "VERTEX_READ_RATE", "WORKER_INSTANCES",
-                        # Issue #23: one deadline per watch delivery; the copy-start queue.
-                        "COPY_OPERATIONS_ACK_DEADLINE", "COPY_START_QUEUE", "COPY_START_URL",
-                        "COPY_START_SERVICE_ACCOUNT"}
+# Issue #27: settings of the watch-message release that are gone. No variable, output,
+# environment variable or text of the module names them, except the README's section
+# "Upgrading from the watch-message release"; DESIGN.md §5 no longer lists them.
+REMOVED_ENV = ("COPY_OPERATIONS_TOPIC", "WATCH_HOLD", "COPY_OPERATIONS_ACK_DEADLINE", "WORKER_INSTANCES",
+               "VERTEX_COPY_RATE", "VERTEX_READ_RATE", "COPY_START_URL", "COPY_START_SERVICE_ACCOUNT")
+REMOVED_VARIABLES = ("watch_hold_seconds", "operations_ack_deadline_seconds", "operations_min_backoff_seconds",
+                     "operations_max_backoff_seconds", "alert_operations_oldest_unacked_seconds", "copy_start_url")
+UPGRADE_SECTION = "Upgrading from the watch-message release"
 
 # The waiter's custom role (DESIGN.md §6): its own subscriptions, and the sweep of
 # abandoned ones (list, and update to move their `expires` label).
@@ -86,20 +86,30 @@ DESIGN_DEFAULTS = {
     "requests_min_backoff_seconds": 10,
     "requests_max_backoff_seconds": 600,
     "max_delivery_attempts": 10,
-    "operations_ack_deadline_seconds": 300,
-    "operations_min_backoff_seconds": 10,
-    "operations_max_backoff_seconds": 60,
-    "watch_hold_seconds": 240,
+    "vertex_copy_rate": 30,
+    "vertex_read_rate": 300,
+    "drain_copy_operations": False,
 }
 DESIGN_NAMES = {
     "requests_topic": "copy-requests",
-    "operations_topic": "copy-operations",
     "completions_topic": "copy-completions",
     "dead_letter_topic": "copy-dead-letter",
+    "callbacks_topic": "copy-callbacks",
     "requests_subscription": "copy-requests-push",
-    "operations_subscription": "copy-operations-push",
     "dead_letter_subscription": "copy-dead-letter-replay",
+    "callbacks_subscription": "copy-callbacks-push",
+    "copy_start_queue": "copy-starts",
+    "copy_poll_queue": "copy-polls",
+    "tasks_service_account": "copy-worker-tasks",
+    # The previous release's names, which the upgrade's drain must keep naming
+    # (topology::legacy in src/topology.rs).
+    "operations_topic": "copy-operations",
+    "operations_subscription": "copy-operations-push",
 }
+# Cloud Tasks' dispatch deadline the worker sets on every task (src/topology.rs).
+DISPATCH_DEADLINE_SECONDS = 60
+# The queues' longest retry backoff the failing-dispatch alert allows for (variables.tf).
+MAX_TASK_BACKOFF_SECONDS = 300
 
 NAME = r"[A-Za-z_][A-Za-z0-9_-]*"
 # Identifiers may contain '-', so a reference is not preceded by a word
@@ -338,6 +348,10 @@ class Checker:
         for fname, doc in d.files.items():
             for top, blocks in doc.items():
                 for block in blocks if isinstance(blocks, list) else [blocks]:
+                    if top == "moved" and isinstance(block, dict):
+                        # `from` names an address of an earlier configuration, which is
+                        # gone by definition; `to` must resolve like any reference.
+                        block = {k: v for k, v in block.items() if k != "from"}
                     self.walk(d, fname, top, block, skip_type=(top == "variable"))
 
     def walk(self, d: ModuleDir, fname: str, where: str, node, skip_type: bool = False) -> None:
@@ -498,10 +512,16 @@ class Checker:
         dflt = d.variable_defaults
         self.contract(isinstance(dflt.get("request_timeout_seconds"), (int, float)) and
                       dflt["request_timeout_seconds"] > max(dflt.get("requests_ack_deadline_seconds", 0),
-                                                            dflt.get("operations_ack_deadline_seconds", 0)),
-                      "default request_timeout_seconds must exceed the longest default ack deadline")
-        self.contract(dflt.get("watch_hold_seconds", 0) < dflt.get("operations_ack_deadline_seconds", 0),
-                      "default WATCH_HOLD must be below the operations ack deadline")
+                                                            DISPATCH_DEADLINE_SECONDS),
+                      "default request_timeout_seconds must exceed the requests' default ack deadline and the "
+                      f"tasks' {DISPATCH_DEADLINE_SECONDS} s dispatch deadline")
+        self.contract(any(re.search(r"var\.request_timeout_seconds\s*>", c) and "var.requests_ack_deadline_seconds" in c
+                          and re.search(rf"\(\s*{DISPATCH_DEADLINE_SECONDS}\s*\)", c) for c in self.preconditions(d)),
+                      "a precondition must keep request_timeout_seconds above requests_ack_deadline_seconds and the "
+                      "tasks' dispatch deadline (local.task_dispatch_deadline_seconds)")
+        self.contract(str(d.local_values.get("task_dispatch_deadline_seconds")) == str(DISPATCH_DEADLINE_SECONDS),
+                      f"local.task_dispatch_deadline_seconds must be {DISPATCH_DEADLINE_SECONDS}, the dispatch deadline the "
+                      "worker sets on every task")
 
         endpoints = []
         for key, body in subs.items():
@@ -542,26 +562,26 @@ class Checker:
                                   and "pubsub.subscriber" in str(b.get("role")) and agent in refs_in(b.get("member"))
                                   for k, b in iam.items()),
                               f"{key}: the Pub/Sub service agent needs subscriber on it")
-        for path in ("/pubsub/copy-requests", "/pubsub/copy-operations"):
+        for path in ("/pubsub/copy-requests", "/pubsub/copy-callbacks"):
             self.contract(any(str(e).endswith(f'{path}"') for e in endpoints),
                           f"no push subscription delivers to {path} (DESIGN.md §2)")
 
-        # Only the push account (and explicit direct callers) may invoke; nothing public,
-        # and Cloud Run's invoker check stays on: with PUSH_AUTH=cloud-run it is what
-        # verifies the push tokens' signatures (issue #23).
+        # Only the push and tasks accounts (and explicit direct callers) may invoke;
+        # nothing public, and Cloud Run's invoker check stays on: with PUSH_AUTH=cloud-run
+        # it is what verifies the tokens' signatures (issue #23).
         for fname, doc in d.files.items():
             self.contract("allUsers" not in json.dumps(doc) and "allAuthenticatedUsers" not in json.dumps(doc),
                           f"{fname}: grants to allUsers/allAuthenticatedUsers are not allowed")
         for key, body in self.bodies(d, "google_cloud_run_v2_service").items():
             self.contract(str(body.get("invoker_iam_disabled", "false")).strip('"${} ') in ("false", "False"),
                           f"{key}: invoker_iam_disabled must stay false (Cloud Run's invoker check verifies the push tokens)")
-        allowed_invokers = {"${google_service_account.push.member}", "${google_service_account.publisher.member}",
-                            '"serviceAccount:${each.value}"'}
+        allowed_invokers = {"${google_service_account.push.member}", "${google_service_account.tasks.member}",
+                            "${google_service_account.publisher.member}", '"serviceAccount:${each.value}"'}
         for key, body in self.bodies(d, "google_cloud_run_v2_service_iam_member").items():
             member = str(body.get("member"))
             self.contract(member in allowed_invokers and
                           (member != '"serviceAccount:${each.value}"' or "var.http_invoker_service_accounts" in flatten(body.get("for_each", ""))),
-                          f"{key}: roles/run.invoker only for the push account, the publisher and "
+                          f"{key}: roles/run.invoker only for the push and tasks accounts, the publisher and "
                           f"var.http_invoker_service_accounts, not {member}")
 
         # Environment names are those of DESIGN.md §5, and PORT is left to Cloud Run.
@@ -572,14 +592,19 @@ class Checker:
                 if isinstance(env, str):
                     env_keys |= set(re.findall(r"\b([A-Z][A-Z0-9_]+)\s*=", expression_text(env)))
         self.contract(bool(env_keys), "local.worker_env (the worker's environment) not found")
-        unknown = env_keys - DESIGN_ENV - WORKER_ENV_ADDITIONS
-        self.contract(not unknown, f"worker env sets names not in DESIGN.md §5: {sorted(unknown)}")
+        design_env = self.design_env()
+        self.contract(bool(design_env), "docs/DESIGN.md §5 (\"## 5. Configuration\") has no table of variables")
+        unknown = env_keys - design_env
+        self.contract(not unknown, f"worker env sets names that docs/DESIGN.md §5 does not list: {sorted(unknown)}")
         config = self.root.parent / "src" / "config"
         config_rs = "".join(f.read_text(encoding="utf-8") for f in sorted(config.glob("*.rs")))
-        for name in sorted(env_keys & WORKER_ENV_ADDITIONS):
+        for name in sorted(env_keys):
             self.contract(f'env = "{name}"' in config_rs,
-                          f"worker env sets {name}, which `copy-worker serve` does not read ({config})")
+                          f"worker env sets {name}, which `copy-worker serve` does not read (no env = \"{name}\" in {config})")
         self.contract("PORT" not in env_keys, "worker env must not set PORT (Cloud Run sets it)")
+        for name in REMOVED_ENV:
+            self.contract(name not in env_keys, f"worker env sets {name}, which issue #27 removed")
+            self.contract(name not in design_env, f"docs/DESIGN.md §5 still lists {name}, which issue #27 removed")
 
         push_auth = re.findall(r'\bPUSH_AUTH\s*=\s*"([^"]*)"', flatten(d.local_values.get("worker_env", "")))
         self.contract(push_auth == ["cloud-run"],
@@ -589,13 +614,44 @@ class Checker:
         self.check_first_apply(d)
         self.check_monitoring(d)
         self.check_ec2_docs(d)
-        self.check_copy_start_queue(d)
-        self.check_ack_deadline(d)
+        self.check_task_queues(d)
+        self.check_drain(d)
         self.check_ingress(d)
         self.check_replay(d)
         self.check_waiter(d)
 
     # --- helpers for the checks below ------------------------------------------------------
+
+    def design_env(self) -> set[str]:
+        """Every variable docs/DESIGN.md §5 lists: the backticked names in the first
+        column of its table ("| `SOURCE_PROJECT`, `TARGET_PROJECT`, `LOCATION` | ...")."""
+        design = self.root.parent / "docs" / "DESIGN.md"
+        text = design.read_text(encoding="utf-8") if design.is_file() else ""
+        m = re.search(r"^## 5\. Configuration.*?(?=^## )", text, re.M | re.S)
+        names: set[str] = set()
+        for line in (m.group(0) if m else "").splitlines():
+            cells = line.split("|")
+            if line.startswith("|") and len(cells) > 2:
+                names |= set(re.findall(r"`([A-Z][A-Z0-9_]+)`", cells[1]))
+        return names
+
+    def alert_entries(self, d: ModuleDir) -> list[dict]:
+        """The entries of the alert tables (locals) that an alert policy's for_each reads."""
+        out = []
+        for body in self.bodies(d, "google_monitoring_alert_policy").values():
+            names = set(re.findall(r"local\.(\w+)", flatten(body.get("for_each", ""))))
+            for n in list(names):
+                names |= set(re.findall(r"local\.(\w+)", flatten(d.local_values.get(n, ""))))
+            for n in sorted(names):
+                table = d.local_values.get(n)
+                if isinstance(table, dict):
+                    out += [e for e in table.values() if isinstance(e, dict)]
+        return out
+
+    def seconds(self, d: ModuleDir, value) -> int | None:
+        """A duration such as "600s", written out or through a local."""
+        m = re.search(r'"(\d+)s"', self.expand(d, value if value is not None else ""))
+        return int(m.group(1)) if m else None
 
     def env_values(self, d: ModuleDir) -> dict[str, str]:
         """KEY -> the expression text of each variable set in the first object of
@@ -744,9 +800,37 @@ class Checker:
 
         self.contract(alert_on("num_undelivered_messages", "dead_letter_replay"),
                       "no alert policy on num_undelivered_messages of the dead-letter subscription")
-        for sub in ("requests_push", "operations_push", "callbacks_push"):
+        for sub in ("requests_push", "callbacks_push"):
             self.contract(alert_on("oldest_unacked_message_age", sub),
                           f"no alert policy on oldest_unacked_message_age of {sub}")
+        # Issue #27: no alert on the previous release's copy-operations-push (it exists only
+        # while an upgrade drains it); an alert on each queue's failing dispatches that fires
+        # within 15 minutes, and keeps firing for a single task that keeps failing.
+        self.contract(not any("operations_drain" in t or "operations_push" in t for t in alert_filters),
+                      "an alert policy watches copy-operations-push, which exists only while an upgrade drains it")
+        queues = {k: self.expand(d, v) for k, v in (d.local_values.get("queue_ids") or {}).items()} \
+            if isinstance(d.local_values.get("queue_ids"), dict) else {}
+        self.contract(set(queues) == {"starts", "polls"}, "monitoring.tf: local.queue_ids must name the two queues, starts and polls")
+        for key, qid in sorted(queues.items()):
+            failing = [e for e in self.alert_entries(d) if "task_attempt_count" in self.expand(d, e.get("filter", ""))
+                       and f"queue_ids.{key}" in flatten(e.get("filter", ""))
+                       and re.search(r'response_code\s*!=\s*\\"ok\\"', self.expand(d, e.get("filter", ""))) is not None]
+            self.contract(bool(failing), f"no alert policy on failing dispatches of the {key} queue ({qid}): "
+                                         "queue/task_attempt_count with response_code != \"ok\"")
+            for e in failing:
+                period, duration = self.seconds(d, e.get("period")), self.seconds(d, e.get("duration"))
+                self.contract(period is not None and duration is not None and period + duration <= 900,
+                              f"the failing-dispatch alert of the {key} queue must fire within 15 minutes "
+                              f"(alignment period + duration = {period} + {duration} s)")
+                self.contract(period is not None and period > MAX_TASK_BACKOFF_SECONDS,
+                              f"the failing-dispatch alert of the {key} queue: its window ({period} s) must be longer than the "
+                              f"queues' longest backoff ({MAX_TASK_BACKOFF_SECONDS} s), or a task that keeps failing can "
+                              "fall between two windows")
+        for q in ("copy_start_queue", "copy_poll_queue"):
+            caps = re.findall(rf"var\.{q}\.max_backoff_seconds\s*<=\s*(\d+)", json.dumps([doc.get("variable", []) for doc in d.files.values()]))
+            self.contract(any(int(c) <= MAX_TASK_BACKOFF_SECONDS for c in caps),
+                          f"variable {q} must keep max_backoff_seconds at most {MAX_TASK_BACKOFF_SECONDS} "
+                          "(the failing-dispatch alert's window counts on it)")
         completion_metric = [k for k, t in metrics.items()
                              if 'jsonPayload.message=\\"completion published\\"' in t and "jsonPayload.status" in t]
         self.contract(bool(completion_metric),
@@ -754,10 +838,13 @@ class Checker:
         self.contract(any('status=\\"failed\\"' in t and "google_logging_metric." in t for t in alerts.values()),
                       "no alert policy on failed completions (log-based metric, status=failed)")
         self.contract(any(all(w in t for w in ("copies_started", "completions", "vertex_resource_exhausted",
-                                               "num_undelivered_messages", "operations_push", "dead_letter_replay",
-                                               "callbacks_push"))
+                                               "num_undelivered_messages", "requests_push", "dead_letter_replay",
+                                               "callbacks_push", "cloudtasks.googleapis.com/queue/depth",
+                                               "cloudtasks.googleapis.com/queue/task_attempt_count",
+                                               "copy_start_queue", "copy_poll_queue"))
                           for t in dashboards.values()),
-                      "the dashboard must show copies started/ended, 429s, in-flight watches and every backlog")
+                      "the dashboard must show copies started/ended, 429s, every backlog, and both queues' depth "
+                      "(copy-polls: the copies being followed) and dispatches")
 
         # The log lines and fields the filters rely on must exist in the worker's source.
         src = self.root.parent / "src"
@@ -868,7 +955,7 @@ class Checker:
         for f in sorted(d.files):
             raw = (self.root.parent / f).read_text(encoding="utf-8")
             for phrase, why in (("the Pub/Sub maximum", "Pub/Sub keeps messages up to 31 days"),
-                                ("four topics", "the module has five topics"),
+                                ("five topics", "the topology has four topics (copy-operations only while an upgrade drains it)"),
                                 ("# data.google_project, project IAM grants",
                                  "enabling cloudresourcemanager cannot help the first plan's data.google_project read")):
                 self.contract(phrase not in raw, f"{f}: {phrase!r} is wrong: {why}")
@@ -963,94 +1050,173 @@ class Checker:
 
     # --- Issue #23: the copy-start queue, one deadline per delivery, least privilege ----------
 
-    def check_copy_start_queue(self, d: ModuleDir) -> None:
-        """Item 2: a Cloud Tasks queue paces CopyModel for the whole deployment, and the
-        worker's COPY_START_* variables name that queue, a URL of the service and the push
-        account, which may invoke the service and whose token the worker may attach."""
+    def check_task_queues(self, d: ModuleDir) -> None:
+        """Issue #27, items 2, 3 and 6: two Cloud Tasks queues pace every Vertex AI call of the
+        deployment. copy-starts runs at vertex_copy_rate, copy-polls at what the starts' reads
+        leave of vertex_read_rate, and a plan where nothing is left fails naming both rates.
+        The worker may queue in both and attach the tasks account's token, and no other; the
+        tasks account may invoke the service, and the worker's environment names all of it."""
         queues = self.bodies(d, "google_cloud_tasks_queue")
-        self.contract(len(queues) == 1, f"exactly one google_cloud_tasks_queue (the copy-start queue), found {sorted(queues)}")
-        if len(queues) != 1:
-            return
-        qkey, q = next(iter(queues.items()))
-        rate = (q.get("rate_limits") or [{}])[0]
-        self.contract(re.fullmatch(r"\$\{var\.vertex_copy_rate\s*/\s*60\}", str(rate.get("max_dispatches_per_second", ""))) is not None,
-                      f"{qkey}: rate_limits.max_dispatches_per_second must be var.vertex_copy_rate / 60 (VERTEX_COPY_RATE is a minute, "
-                      f"the queue's rate a second), not {rate.get('max_dispatches_per_second')!r}")
-        self.contract(bool(str(rate.get("max_concurrent_dispatches", "")).strip()),
-                      f"{qkey}: rate_limits.max_concurrent_dispatches must be set")
-        retry = (q.get("retry_config") or [{}])[0]
-        self.contract(retry.get("max_attempts") == -1,
-                      f"{qkey}: retry_config.max_attempts must be -1 (unlimited; the worker bounds a start by COPY_MAX_DURATION)")
-        self.contract(bool(retry.get("min_backoff")) and bool(retry.get("max_backoff")),
-                      f"{qkey}: retry_config needs min_backoff and max_backoff")
+        want = {"google_cloud_tasks_queue.copy_starts", "google_cloud_tasks_queue.copy_polls"}
+        self.contract(set(queues) == want, f"exactly the two queues {sorted(want)}, found {sorted(queues)}")
         service = d.resource_bodies.get("google_cloud_run_v2_service.worker", {})
-        self.contract(str(q.get("location")) == str(service.get("location")) == "${var.region}",
-                      f"{qkey}: the queue lives in the worker's region (location = var.region, as the service)")
+        for qkey, q in sorted(queues.items()):
+            rate = (q.get("rate_limits") or [{}])[0]
+            self.contract(bool(str(rate.get("max_concurrent_dispatches", "")).strip()),
+                          f"{qkey}: rate_limits.max_concurrent_dispatches must be set")
+            retry = (q.get("retry_config") or [{}])[0]
+            self.contract(retry.get("max_attempts") == -1,
+                          f"{qkey}: retry_config.max_attempts must be -1 (unlimited: a task that cannot reach the worker is "
+                          "retried until the cause is fixed; the worker bounds a copy by COPY_MAX_DURATION)")
+            self.contract(bool(retry.get("min_backoff")) and bool(retry.get("max_backoff")),
+                          f"{qkey}: retry_config needs min_backoff and max_backoff")
+            self.contract(str(q.get("location")) == str(service.get("location")) == "${var.region}",
+                          f"{qkey}: the queue lives in the worker's region (location = var.region, as the service)")
+
+        def rate_of(qkey: str) -> str:
+            rate = ((queues.get(qkey) or {}).get("rate_limits") or [{}])[0]
+            return re.sub(r"\s+", " ", re.sub(r"[${}]", " ", self.expand(d, rate.get("max_dispatches_per_second", ""))))
+
+        starts = rate_of("google_cloud_tasks_queue.copy_starts")
+        self.contract(re.fullmatch(r"\s*\(\s*var\.vertex_copy_rate\s*\)\s*/\s*60\s*", starts) is not None,
+                      f"copy_starts: max_dispatches_per_second must be vertex_copy_rate / 60 (a minute's rate, a "
+                      f"second), not {starts.strip()!r}")
+        polls = rate_of("google_cloud_tasks_queue.copy_polls")
+        self.contract(re.fullmatch(r"\s*\(\s*var\.vertex_read_rate\s*-\s*\(\s*(\d+)\s*\)\s*\*\s*var\.vertex_copy_rate\s*\)\s*/\s*60\s*",
+                                   polls) is not None,
+                      "copy_polls: max_dispatches_per_second must be (vertex_read_rate - READS_PER_START x vertex_copy_rate) "
+                      f"/ 60, the reads the starts leave, not {polls.strip()!r}")
+        reads = str(d.local_values.get("reads_per_start"))
+        topology = self.root.parent / "src" / "topology.rs"
+        rs = topology.read_text(encoding="utf-8") if topology.is_file() else ""
+        m = re.search(r"pub const READS_PER_START: f64 = (\d+)(?:\.0)?;", rs)
+        self.contract(m is not None and m.group(1) == reads,
+                      f"local.reads_per_start ({reads}) must equal READS_PER_START of src/topology.rs "
+                      f"({m.group(1) if m else 'not found'}): the poll queue's rate counts on it")
+        m = re.search(r"pub const DISPATCH_DEADLINE: Duration = Duration::from_secs\((\d+)\);", rs)
+        self.contract(m is not None and int(m.group(1)) == DISPATCH_DEADLINE_SECONDS,
+                      f"DISPATCH_DEADLINE of src/topology.rs ({m.group(1) if m else 'not found'} s) must be the "
+                      f"{DISPATCH_DEADLINE_SECONDS} s the request timeout is checked against")
+        polls_body = queues.get("google_cloud_tasks_queue.copy_polls", {})
+        pcs = [pc for lc in polls_body.get("lifecycle", []) or [] for pc in (lc.get("precondition", []) if isinstance(lc, dict) else [])]
+        self.contract(any(re.search(r"var\.vertex_read_rate\s*-.*var\.vertex_copy_rate.*>\s*0", self.expand(d, pc.get("condition", "")), re.S)
+                          and "vertex_read_rate" in str(pc.get("error_message")) and "vertex_copy_rate" in str(pc.get("error_message"))
+                          for pc in pcs),
+                      "copy_polls needs a precondition that fails the plan when vertex_read_rate - READS_PER_START x "
+                      "vertex_copy_rate <= 0, with a message naming vertex_read_rate and vertex_copy_rate")
+        tasks_tf = (d.path / "tasks.tf").read_text(encoding="utf-8") if (d.path / "tasks.tf").is_file() else ""
+        for cite in ("cloud.google.com/vertex-ai/docs/quotas", "Job or long-running operation (LRO) submission requests",
+                     "Resource management (CRUD) requests"):
+            self.contract(cite in tasks_tf, f"tasks.tf must say how the rates are derived, citing {cite!r}")
 
         env = self.env_values(d)
         self.contract(bool(env), "cannot read the variables of local.worker_env")
-        queue_ref = qkey  # google_cloud_tasks_queue.NAME
-        queue_env = self.expand(d, env.get("COPY_START_QUEUE", ""))
-        self.contract(queue_ref in queue_env and re.search(r"projects/.*/locations/.*/queues/", queue_env) is not None,
-                      f"COPY_START_QUEUE must be the full name projects/P/locations/L/queues/Q of {queue_ref}, not {env.get('COPY_START_QUEUE')!r}")
-        url_env = self.expand(d, env.get("COPY_START_URL", ""), depth=1)
+        task_queues = d.local_values.get("task_queues")
+        self.contract(isinstance(task_queues, dict) and
+                      flatten(task_queues.get("starts", "")) == "${google_cloud_tasks_queue.copy_starts}" and
+                      flatten(task_queues.get("polls", "")) == "${google_cloud_tasks_queue.copy_polls}",
+                      "local.task_queues must map starts and polls to their queues")
+        names = self.expand(d, "${local.task_queue_names}")
+        self.contract(re.search(r"projects/.*/locations/.*/queues/", names) is not None,
+                      "local.task_queue_names must spell each queue's full name, projects/P/locations/L/queues/Q")
+        for var, key in (("COPY_START_QUEUE", "starts"), ("COPY_POLL_QUEUE", "polls")):
+            self.contract(env.get(var) == f'local.task_queue_names["{key}"]',
+                          f"{var} must be the full name of the {key} queue (local.task_queue_names[\"{key}\"]), not {env.get(var)!r}")
+        url_env = self.expand(d, env.get("TASKS_URL", ""), depth=1)
         self.contract("local.deterministic_url" in url_env,
-                      f"COPY_START_URL must be the service URL the module derives (local.deterministic_url), not {env.get('COPY_START_URL')!r}")
-        accepted = flatten(d.local_values.get("accepted_audiences", ""))
-        self.contract(bool(env.get("COPY_START_URL")) and env.get("COPY_START_URL", "") in accepted,
-                      "COPY_START_URL (the tasks' token audience) must be among PUSH_AUDIENCE (local.accepted_audiences)")
-        push_sa = "google_service_account.push"
-        self.contract(env.get("COPY_START_SERVICE_ACCOUNT") == env.get("PUSH_SERVICE_ACCOUNTS") == f"{push_sa}.email",
-                      "COPY_START_SERVICE_ACCOUNT must be the push account, which is PUSH_SERVICE_ACCOUNTS")
-        self.contract(env.get("WORKER_INSTANCES") == "tostring(var.max_instances)",
-                      "WORKER_INSTANCES must stay max_instances (it still splits the read rate)")
+                      f"TASKS_URL must be the service URL the module derives (local.deterministic_url), not {env.get('TASKS_URL')!r}")
+        self.contract(env.get("TASKS_SERVICE_ACCOUNT") == "google_service_account.tasks.email",
+                      f"TASKS_SERVICE_ACCOUNT must be the tasks account (google_service_account.tasks.email), not "
+                      f"{env.get('TASKS_SERVICE_ACCOUNT')!r}")
+        self.contract(env.get("PUSH_SERVICE_ACCOUNTS") == "google_service_account.push.email",
+                      "PUSH_SERVICE_ACCOUNTS must be the push account alone: one allow-list per route")
 
-        iam = self.bodies(d, "google_cloud_tasks_queue_iam_member")
         worker = "google_service_account.worker.member"
-        self.contract(any(unquote(str(b.get("role"))) == "roles/cloudtasks.enqueuer" and worker in str(b.get("member"))
-                          and queue_ref in str(b.get("name")) for b in iam.values()),
-                      f"the worker needs roles/cloudtasks.enqueuer on {queue_ref} (queue-level IAM)")
+        enqueuers = [b for b in self.bodies(d, "google_cloud_tasks_queue_iam_member").values()
+                     if unquote(str(b.get("role"))) == "roles/cloudtasks.enqueuer" and worker in str(b.get("member"))]
+        for qkey in sorted(want):
+            self.contract(any(qkey in self.expand(d, b.get("for_each", "")) + self.expand(d, b.get("name", ""))
+                              for b in enqueuers),
+                          f"the worker needs roles/cloudtasks.enqueuer on {qkey} (queue-level IAM)")
         self.contract(not any("cloudtasks" in unquote(str(b.get("role"))) for b in self.bodies(d, "google_project_iam_member").values()
                               if "google_project_service_identity" not in self.expand(d, b)),
-                      "no project-level roles/cloudtasks.* grant: the worker queues in one queue only")
-        self.contract(any(base_sa == f"{push_sa}.name" and unquote(str(b.get("role"))) == "roles/iam.serviceAccountUser"
-                          and worker in str(b.get("member"))
-                          for b in self.bodies(d, "google_service_account_iam_member").values()
-                          for base_sa in [str(b.get("service_account_id", "")).strip("${}")]),
-                      "the worker needs roles/iam.serviceAccountUser (iam.serviceAccounts.actAs) on the push account, "
-                      "whose OIDC token its tasks carry")
-        self.contract(any(unquote(str(b.get("role"))) == "roles/run.invoker" and f"{push_sa}.member" in str(b.get("member"))
+                      "no project-level roles/cloudtasks.* grant: the worker queues in its two queues only")
+        # The worker's roles on service accounts: (account, role).
+        on_accounts = [(str(b.get("service_account_id", "")).strip("${}"), unquote(str(b.get("role"))))
+                       for b in self.bodies(d, "google_service_account_iam_member").values() if worker in str(b.get("member"))]
+        self.contract(on_accounts == [("google_service_account.tasks.name", "roles/iam.serviceAccountUser")],
+                      "the worker needs roles/iam.serviceAccountUser (iam.serviceAccounts.actAs) on the tasks account, whose "
+                      f"OIDC token its tasks carry, and no role on any other account (found {on_accounts})")
+        self.contract(any(unquote(str(b.get("role"))) == "roles/run.invoker" and "google_service_account.tasks.member" in str(b.get("member"))
                           for b in self.bodies(d, "google_cloud_run_v2_service_iam_member").values()),
-                      "the push account (the tasks' identity) needs roles/run.invoker on the service")
+                      "the tasks account (the tasks' identity) needs roles/run.invoker on the service")
         apis = flatten(d.local_values.get("required_apis", ""))
         self.contract("cloudtasks.googleapis.com" in apis, "cloudtasks.googleapis.com must be among the required APIs")
         agents = flatten(d.local_values.get("service_agent_roles", ""))
         self.contract(re.search(r"cloudtasks\.googleapis\.com\"?\s*=\s*\"?roles/cloudtasks\.serviceAgent", agents) is not None,
                       "the Cloud Tasks service agent (mints the tasks' tokens) must be created and granted roles/cloudtasks.serviceAgent")
-        outputs = json.dumps([doc.get("output", []) for doc in d.files.values()])
-        self.contract("copy_start_queue" in outputs, "an output must name the copy-start queue")
+        for o in ("copy_start_queue", "copy_poll_queue", "tasks_url", "tasks_service_account"):
+            self.contract(o in d.outputs, f"an output must give {o}")
 
-    def check_ack_deadline(self, d: ModuleDir) -> None:
-        """Items 3 and 8: the worker gets the ack deadline of copy-operations-push, and
-        WATCH_HOLD is bounded by that deadline, not by a fixed number."""
-        env = self.env_values(d)
-        ops = d.resource_bodies.get("google_pubsub_subscription.operations_push", {})
-        deadline = str(ops.get("ack_deadline_seconds", ""))
-        m = re.fullmatch(r"\$\{(var\.\w+)\}", deadline)
-        self.contract(m is not None, f"copy-operations-push's ack_deadline_seconds must be a variable, not {deadline!r}")
-        if m:
-            self.contract(env.get("COPY_OPERATIONS_ACK_DEADLINE") == f'"${{{m.group(1)}}}s"',
-                          f"COPY_OPERATIONS_ACK_DEADLINE must be \"${{{m.group(1)}}}s\", the ack deadline of copy-operations-push, "
-                          f"not {env.get('COPY_OPERATIONS_ACK_DEADLINE')!r}")
-            self.contract(any(re.search(rf"var\.watch_hold_seconds\s*<\s*{re.escape(m.group(1))}\b", c) for c in self.preconditions(d)),
-                          f"a precondition must keep watch_hold_seconds below {m.group(1)}")
-        texts = self.preconditions(d) + [flatten(v) for doc in d.files.values() for block in doc.get("variable", [])
-                                         for k, v in block.items() if unquote(k) == "watch_hold_seconds"]
-        for t in texts:
-            for cap in re.findall(r"var\.watch_hold_seconds\s*<=?\s*(\d+)", t):
-                self.contract(int(cap) >= 600,
-                              f"watch_hold_seconds is capped at a fixed {cap} s; bound it by the ack deadline "
-                              "(operations_ack_deadline_seconds) instead")
+    def check_drain(self, d: ModuleDir) -> None:
+        """Issue #27, items 1 and 6: copy-operations and its subscription exist only while
+        var.drain_copy_operations is true, keep the previous release's objects (moved blocks,
+        the same names), and the worker drains them (COPY_OPERATIONS_DRAIN); no variable,
+        output or text of the module names a removed setting except the upgrade section."""
+        topic = d.resource_bodies.get("google_pubsub_topic.operations_drain", {})
+        sub = d.resource_bodies.get("google_pubsub_subscription.operations_drain", {})
+        for key, body in (("google_pubsub_topic.operations_drain", topic), ("google_pubsub_subscription.operations_drain", sub)):
+            self.contract(re.fullmatch(r"\$\{var\.drain_copy_operations \? 1 : 0\}", str(body.get("count", ""))) is not None,
+                          f"{key} must exist only while var.drain_copy_operations is true (count), not {body.get('count')!r}")
+        self.contract(self.expand(d, topic.get("name", ""), depth=1).strip(" ()${}") == "local.names.operations_topic" and
+                      self.expand(d, sub.get("name", ""), depth=1).strip(" ()${}") == "local.names.operations_subscription",
+                      "the drained topic and subscription must keep the previous release's names "
+                      "(names.operations_topic, names.operations_subscription)")
+        self.contract("google_pubsub_topic.operations_drain" in str(sub.get("topic")),
+                      "the drained subscription must stay on the drained topic")
+        self.contract(not sub.get("dead_letter_policy"),
+                      "the drained subscription must have no dead-letter policy (it could dead-letter a running copy's only watch)")
+        push = (sub.get("push_config") or [{}])[0]
+        self.contract(str(push.get("push_endpoint", "")).endswith('/pubsub/copy-operations"'),
+                      "the drained subscription must push to /pubsub/copy-operations, the route that drains it")
+        self.contract("google_service_account.push." in str(((push.get("oidc_token") or [{}])[0]).get("service_account_email")),
+                      "the drained subscription's pushes carry the push account's token (accepted on /pubsub/*)")
+        moved = [{k: str(v).strip().removeprefix("${").removesuffix("}") for k, v in b.items()}
+                 for doc in d.files.values() for b in doc.get("moved", [])]
+        for frm, to in (('google_pubsub_topic.topic["operations"]', "google_pubsub_topic.operations_drain[0]"),
+                        ("google_pubsub_subscription.operations_push", "google_pubsub_subscription.operations_drain[0]"),
+                        ("google_cloud_tasks_queue_iam_member.worker_enqueuer", 'google_cloud_tasks_queue_iam_member.worker_enqueuer["starts"]')):
+            self.contract(any(m.get("from") == frm and m.get("to") == to for m in moved),
+                          f"a moved block must keep the previous release's {frm} as {to}, or the upgrade destroys and "
+                          "recreates it")
+        worker_env = flatten(d.local_values.get("worker_env", ""))
+        self.contract(re.search(r'var\.drain_copy_operations \? \{\s*COPY_OPERATIONS_DRAIN = "true"\s*\} : \{\}', worker_env) is not None,
+                      "COPY_OPERATIONS_DRAIN = \"true\" must be set exactly while var.drain_copy_operations is true")
+        publisher = flatten(d.local_values.get("worker_publishes_to", ""))
+        self.contract("google_pubsub_topic.operations_drain" in publisher and 'topic[k]' in publisher
+                      and '"operations"' not in re.sub(r'"operations" =>', "", publisher),
+                      "the worker may publish to copy-operations only while it is drained (local.worker_publishes_to)")
+
+        # No variable, output, environment variable or text names a removed setting, except
+        # the README's upgrade section.
+        for fname in sorted(d.files):
+            raw = (self.root.parent / fname).read_text(encoding="utf-8")
+            for name in REMOVED_ENV + REMOVED_VARIABLES:
+                self.contract(re.search(rf"\b{name}\b", raw) is None,
+                              f"{fname} names {name}, which issue #27 removed (only the README's upgrade section may)")
+        for path in (self.root / "README.md",):
+            text = path.read_text(encoding="utf-8") if path.is_file() else ""
+            m = re.search(rf"^## [^\n]*{re.escape(UPGRADE_SECTION)}.*?(?=^## |\Z)", text, re.M | re.S)
+            self.contract(m is not None, f"terraform/README.md needs a section \"{UPGRADE_SECTION}\"")
+            if m:
+                for w in (r"drain_copy_operations\s*=\s*true", r"drain_copy_operations\s*=\s*false", r"num_undelivered_messages",
+                          r"has moved to"):
+                    self.contract(re.search(w, m.group(0)) is not None,
+                                  f"terraform/README.md, \"{UPGRADE_SECTION}\": must say {w!r}")
+            rest = text[:m.start()] + text[m.end():] if m else text
+            for name in REMOVED_ENV + REMOVED_VARIABLES:
+                self.contract(re.search(rf"\b{name}\b", rest) is None,
+                              f"terraform/README.md names {name} outside \"{UPGRADE_SECTION}\"")
 
     def check_ingress(self, d: ModuleDir) -> None:
         """Items 4 and 8: ingress internal-only unless there are direct callers."""
@@ -1168,7 +1334,7 @@ class Checker:
 # checker is not vacuous (a checker that finds nothing also "passes").
 MUTATIONS = [
     ("undeclared variable", "run.tf", "var.concurrency", "var.concurency"),
-    ("undeclared local", "run.tf", "local.longest_ack_deadline", "local.longest_ack"),
+    ("undeclared local", "run.tf", "local.longest_delivery_deadline", "local.longest_delivery"),
     ("for_each resource read without index", "pubsub.tf",
      'topic   = google_pubsub_topic.topic["requests"].id', "topic   = google_pubsub_topic.topic.id"),
     ("single resource indexed", "run.tf", "google_service_account.worker.email", "google_service_account.worker[0].email"),
@@ -1183,9 +1349,11 @@ MUTATIONS = [
      'topic   = google_pubsub_topic.topic["completions"].id\n  labels'),
     ("service agent not subscriber on the request subscription", "iam.tf",
      "subscription = google_pubsub_subscription.requests_push.name",
-     "subscription = google_pubsub_subscription.operations_push.name"),
+     "subscription = google_pubsub_subscription.callbacks_push.name"),
     ("push without explicit audience", "pubsub.tf", "audience              = local.push_audience", "audience = null"),
-    ("ack deadline off the design", "variables.tf", "default     = 300", "default     = 200"),
+    ("ack deadline off the design", "variables.tf",
+     'a request whose worker died."\n  type        = number\n  default     = 60',
+     'a request whose worker died."\n  type        = number\n  default     = 30'),
     ("env name not in DESIGN.md", "run.tf", "LOG_FORMAT ", "LOG_FORMATS"),
     ("public invoker", "run.tf", "member   = google_service_account.push.member", 'member   = "allUsers"'),
     # Issue #14: Vertex AI grants.
@@ -1247,7 +1415,7 @@ MUTATIONS = [
      'service_account_id = "projects/-/serviceAccounts/${each.value}"',
      'service_account_id = "projects/${var.project_id}/serviceAccounts/${each.value}"'),
     ("7: retention comment", "pubsub.tf", "# 7 days (Pub/Sub allows up to 31)", "# 7 days, the Pub/Sub maximum"),
-    ("7: topic count", "outputs.tf", "the five topics", "the four topics"),
+    ("7: topic count", "main.tf", "the four topics", "the five topics"),
     ("3: the README's manual service-agent step", "README.md", "No manual step is needed.",
      "In a fresh project first run `gcloud beta services identity create --service=aiplatform.googleapis.com --project=DST`."),
     # Issue #16: monitoring.
@@ -1258,42 +1426,94 @@ MUTATIONS = [
      "subscription = local.subscription_ids.dead_letter", "subscription = local.subscription_ids.requests"),
     ("metric on a log line the worker does not write", "monitoring.tf",
      'jsonPayload.message=\\"completion published\\"', 'jsonPayload.message=\\"completion sent\\"'),
-    ("operations age alert on the wrong metric", "monitoring.tf",
-     'subscription = local.subscription_ids.operations\n      metric       = "oldest_unacked_message_age"',
-     'subscription = local.subscription_ids.operations\n      metric       = "num_undelivered_messages"'),
     ("no alert on failed completions", "monitoring.tf",
      'AND metric.labels.status=\\"failed\\"', 'AND metric.labels.status=\\"rejected\\"'),
     ("metric on a log field the worker does not set", "monitoring.tf",
      "EXTRACT(jsonPayload.stage)", "EXTRACT(jsonPayload.phase)"),
-    # Issue #23, item 2: the copy-start queue paces CopyModel for the whole deployment.
-    ("2: queue rate split per instance", "tasks.tf", "max_dispatches_per_second = var.vertex_copy_rate / 60",
-     "max_dispatches_per_second = var.vertex_copy_rate / 60 / var.max_instances"),
-    ("2: queue gives up on a start", "tasks.tf", "max_attempts = -1", "max_attempts = 10"),
-    ("2: COPY_START_QUEUE is not the queue's full name", "run.tf",
-     "COPY_START_QUEUE           = local.copy_start_queue_name", 'COPY_START_QUEUE           = "copy-starts"'),
-    ("2: COPY_START_URL is not the service URL", "tasks.tf",
-     "copy_start_url = coalesce(var.copy_start_url, local.deterministic_url)",
-     'copy_start_url = coalesce(var.copy_start_url, "https://copy-worker.internal")'),
-    ("2: the tasks' audience is not accepted", "run.tf",
-     '"${local.deterministic_url}/v1/models/copy", local.copy_start_url]', '"${local.deterministic_url}/v1/models/copy"]'),
-    ("2: tasks carry the worker's token", "run.tf",
-     "COPY_START_SERVICE_ACCOUNT = google_service_account.push.email",
-     "COPY_START_SERVICE_ACCOUNT = google_service_account.worker.email"),
-    ("2: the worker may not queue", "tasks.tf", 'role     = "roles/cloudtasks.enqueuer"', 'role     = "roles/cloudtasks.viewer"'),
-    ("2: the worker may not attach the push account's token", "tasks.tf",
+    # Issue #27, items 2, 3 and 6: two queues pace every Vertex AI call of the deployment.
+    ("27: start rate split per instance", "tasks.tf", "copy_start_rate_per_minute = var.vertex_copy_rate",
+     "copy_start_rate_per_minute = var.vertex_copy_rate / var.max_instances"),
+    ("27: poll rate ignores the starts' reads", "tasks.tf",
+     "max_dispatches_per_second = local.copy_poll_rate_per_minute / 60", "max_dispatches_per_second = var.vertex_read_rate / 60"),
+    ("27: reads per start off src/topology.rs", "tasks.tf", "reads_per_start = 3", "reads_per_start = 2"),
+    ("27: no plan-time check of a poll rate <= 0", "tasks.tf",
+     "condition     = local.copy_poll_rate_per_minute > 0", "condition     = true"),
+    ("27: poll rate check names neither rate", "tasks.tf",
+     'error_message = "vertex_read_rate (${var.vertex_read_rate} a minute) leaves no reads for the copy-poll queue: each copy start '
+     'may take ${local.reads_per_start} reads, so vertex_copy_rate (${var.vertex_copy_rate} a minute) uses '
+     '${local.reads_per_start * var.vertex_copy_rate} of them. Raise vertex_read_rate above ${local.reads_per_start} x '
+     'vertex_copy_rate, or lower vertex_copy_rate; otherwise copies start but are never followed to their end."',
+     'error_message = "No reads are left for polls."'),
+    ("27: poll queue gives up", "tasks.tf",
+     'max_attempts = -1\n    min_backoff  = "${var.copy_poll_queue.min_backoff_seconds}s"',
+     'max_attempts = 100\n    min_backoff  = "${var.copy_poll_queue.min_backoff_seconds}s"'),
+    ("27: start queue gives up", "tasks.tf", "max_attempts = -1", "max_attempts = 10"),
+    ("27: rate derivation without Google's quotas", "tasks.tf", "(cloud.google.com/vertex-ai/docs/quotas", "(Vertex AI docs"),
+    ("27: COPY_POLL_QUEUE is not the queue's full name", "run.tf",
+     'COPY_POLL_QUEUE       = local.task_queue_names["polls"]', 'COPY_POLL_QUEUE       = "copy-polls"'),
+    ("27: queues swapped in the environment", "run.tf",
+     'COPY_START_QUEUE      = local.task_queue_names["starts"]', 'COPY_START_QUEUE      = local.task_queue_names["polls"]'),
+    ("27: TASKS_URL is not the service URL", "tasks.tf",
+     "tasks_url = coalesce(var.tasks_url, local.deterministic_url)", 'tasks_url = coalesce(var.tasks_url, "https://copy-worker.internal")'),
+    ("27: tasks carry the push account's token", "run.tf",
+     "TASKS_SERVICE_ACCOUNT = google_service_account.tasks.email", "TASKS_SERVICE_ACCOUNT = google_service_account.push.email"),
+    ("27: pushes accepted from the tasks account too", "run.tf",
+     "PUSH_SERVICE_ACCOUNTS = google_service_account.push.email",
+     'PUSH_SERVICE_ACCOUNTS = "${google_service_account.push.email},${google_service_account.tasks.email}"'),
+    ("27: the worker may not queue polls", "tasks.tf", "  for_each = local.task_queues\n",
+     "  for_each = { starts = google_cloud_tasks_queue.copy_starts }\n"),
+    ("27: the worker may not queue", "tasks.tf", 'role     = "roles/cloudtasks.enqueuer"', 'role     = "roles/cloudtasks.viewer"'),
+    ("27: the worker acts as the push account", "tasks.tf",
+     "service_account_id = google_service_account.tasks.name", "service_account_id = google_service_account.push.name"),
+    ("27: the worker may not attach the tasks account's token", "tasks.tf",
      'role               = "roles/iam.serviceAccountUser"', 'role               = "roles/iam.serviceAccountTokenCreator"'),
-    ("2: Cloud Tasks agent not created", "iam.tf", '    "cloudtasks.googleapis.com" = "roles/cloudtasks.serviceAgent"\n', ""),
-    ("2: WORKER_INSTANCES dropped", "run.tf", "      WORKER_INSTANCES = tostring(var.max_instances)\n", ""),
-    # Items 3 and 8: one deadline per delivery.
-    ("3: ack deadline not passed to the worker", "run.tf",
-     '      COPY_OPERATIONS_ACK_DEADLINE = "${var.operations_ack_deadline_seconds}s"\n', ""),
-    ("3: ack deadline passed as a fixed value", "run.tf",
-     'COPY_OPERATIONS_ACK_DEADLINE = "${var.operations_ack_deadline_seconds}s"', 'COPY_OPERATIONS_ACK_DEADLINE = "300s"'),
-    ("8: WATCH_HOLD capped at a fixed 300 s", "variables.tf",
-     "var.watch_hold_seconds >= 0 && var.watch_hold_seconds < 600", "var.watch_hold_seconds >= 0 && var.watch_hold_seconds < 300"),
-    ("8: WATCH_HOLD no longer below the ack deadline", "run.tf",
-     "condition     = var.watch_hold_seconds < var.operations_ack_deadline_seconds",
-     "condition     = var.watch_hold_seconds <= 600"),
+    ("27: the tasks account may not invoke", "run.tf", "member   = google_service_account.tasks.member",
+     "member   = google_service_account.publisher.member"),
+    ("27: Cloud Tasks agent not created", "iam.tf", '    "cloudtasks.googleapis.com" = "roles/cloudtasks.serviceAgent"\n', ""),
+    ("27: WORKER_INSTANCES back", "run.tf", '      LOG_FORMAT            = "json"\n',
+     '      LOG_FORMAT            = "json"\n      WORKER_INSTANCES      = tostring(var.max_instances)\n'),
+    ("27: request timeout below the dispatch deadline", "run.tf", "  task_dispatch_deadline_seconds = 60",
+     "  task_dispatch_deadline_seconds = 30"),
+    # Issue #27, items 1 and 6: the upgrade drains copy-operations and keeps its objects.
+    ("27: copy-operations kept after the drain", "pubsub.tf",
+     "  count = var.drain_copy_operations ? 1 : 0\n\n  project = var.project_id\n  name    = local.drained.subscription",
+     "  count = 1\n\n  project = var.project_id\n  name    = local.drained.subscription"),
+    ("27: the upgrade recreates copy-operations-push", "pubsub.tf",
+     "moved {\n  from = google_pubsub_subscription.operations_push\n  to   = google_pubsub_subscription.operations_drain[0]\n}\n", ""),
+    ("27: the upgrade re-adds the enqueuer grant", "tasks.tf",
+     'moved {\n  from = google_cloud_tasks_queue_iam_member.worker_enqueuer\n  to   = google_cloud_tasks_queue_iam_member.worker_enqueuer["starts"]\n}\n', ""),
+    ("27: drained subscription renamed", "pubsub.tf", "subscription = local.names.operations_subscription",
+     'subscription = "copy-operations-push"'),
+    ("27: drained subscription dead-letters a watch", "pubsub.tf",
+     '  push_config {\n    push_endpoint = "${google_cloud_run_v2_service.worker.uri}/pubsub/copy-operations"',
+     '  dead_letter_policy {\n    dead_letter_topic     = google_pubsub_topic.topic["dead_letter"].id\n    max_delivery_attempts = 5\n  }\n\n'
+     '  push_config {\n    push_endpoint = "${google_cloud_run_v2_service.worker.uri}/pubsub/copy-operations"'),
+    ("27: the drain is always on", "run.tf", 'var.drain_copy_operations ? { COPY_OPERATIONS_DRAIN = "true" } : {}',
+     '{ COPY_OPERATIONS_DRAIN = "true" }'),
+    ("27: the previous release's names dropped", "variables.tf",
+     '    operations_topic          = optional(string, "copy-operations")\n', '    operations_topic          = optional(string, "copy-watches")\n'),
+    ("27: a removed variable in the README's tuning table", "README.md",
+     "| `requests_ack_deadline_seconds` | 60 | 10-600 |", "| `requests_ack_deadline_seconds` | 60 | 10-600 |\n| `watch_hold_seconds` | 240 | |"),
+    ("27: no upgrade section", "README.md", "## 11. Upgrading from the watch-message release", "## 11. Upgrading"),
+    ("27: DESIGN.md lists a removed variable", "../docs/DESIGN.md", "| `COPY_START_QUEUE` |",
+     "| `WORKER_INSTANCES` | removed | `1` |\n| `COPY_START_QUEUE` |"),
+    ("27: DESIGN.md does not list COPY_POLL_QUEUE", "../docs/DESIGN.md", "| `COPY_POLL_QUEUE` |", "| `COPY_POLL_QUEUES` |"),
+    ("27: alert still on copy-operations-push", "monitoring.tf", "  subscription_alerts = {\n",
+     '  subscription_alerts = {\n    drain_oldest_unacked = {\n      subscription = local.charted_subscription_ids.operations_drain\n'
+     '      metric       = "oldest_unacked_message_age"\n      threshold    = 3600\n      duration     = "300s"\n'
+     '      severity     = "WARNING"\n      what         = "watches"\n      todo         = "drain"\n    }\n'),
+    ("27: no alert on failing polls", "monitoring.tf", 'AND resource.labels.queue_id=\\"${local.queue_ids.polls}\\""',
+     'AND resource.labels.queue_id=\\"${local.queue_ids.starts}\\""'),
+    ("27: failing dispatches alerted after 30 minutes", "monitoring.tf", 'duration  = "300s"\n    period    = "600s"',
+     'duration  = "1800s"\n    period    = "600s"'),
+    ("27: failing-dispatch window shorter than the backoff", "monitoring.tf", 'duration  = "300s"\n    period    = "600s"',
+     'duration  = "300s"\n    period    = "300s"'),
+    ("27: OK dispatches counted as failing", "monitoring.tf",
+     ' AND metric.labels.response_code!=\\"ok\\" AND metric.labels.response_code!=\\"OK\\"', ""),
+    ("27: poll backoff beyond the alert's window", "variables.tf",
+     "var.copy_poll_queue.max_backoff_seconds <= 300", "var.copy_poll_queue.max_backoff_seconds <= 3600"),
+    ("27: metric on the old log line", "monitoring.tf", 'jsonPayload.message=\\"copy started; first poll scheduled\\"',
+     'jsonPayload.message=\\"copy started; watch published\\"'),
     # Items 4 and 8: ingress.
     ("8: ingress open to the internet by default", "run.tf",
      'ingress = coalesce(var.ingress, length(local.http_invokers) == 0 ? "INGRESS_TRAFFIC_INTERNAL_ONLY" : "INGRESS_TRAFFIC_ALL")',
@@ -1327,13 +1547,13 @@ MUTATIONS = [
 
 def fresh_copy(root: Path, tmp: Path) -> Path:
     """Copies the module, plus what its contract checks read beside it (the
-    EC2 documentation, the README and the worker's source), into tmp."""
+    EC2 documentation, DESIGN.md, the README and the worker's source), into tmp."""
     repo = root.resolve().parent
     for p in tmp.iterdir():
         shutil.rmtree(p) if p.is_dir() else p.unlink()
     copy = tmp / "terraform"
     shutil.copytree(root, copy, ignore=shutil.ignore_patterns(".terraform", "__pycache__"))
-    for extra in ("docs/ec2.md", "README.md"):
+    for extra in ("docs/ec2.md", "docs/DESIGN.md", "README.md"):
         if (repo / extra).is_file():
             (tmp / extra).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy(repo / extra, tmp / extra)

@@ -81,6 +81,15 @@ variable "registry_sync_service_account" {
   default     = null
 }
 
+# Only for the upgrade from the watch-message release (../../README.md,
+# section 11): true while the watches still in flight are drained, false
+# again afterwards.
+variable "drain_copy_operations" {
+  description = "Drain the previous release's copy-operations (upgrade only; README section 11)."
+  type        = bool
+  default     = false
+}
+
 variable "notification_channels" {
   description = "Cloud Monitoring notification channels (projects/P/notificationChannels/ID) for the module's alerts."
   type        = list(string)
@@ -121,13 +130,21 @@ module "copy_worker" {
   notification_channels = var.notification_channels
 
   # Tuning: the defaults are DESIGN.md §2; shown here to make them visible.
-  requests_ack_deadline_seconds   = 60
-  operations_ack_deadline_seconds = 300
-  max_delivery_attempts           = 10
-  watch_hold_seconds              = 240
-  request_timeout_seconds         = 360
-  concurrency                     = 80
-  max_instances                   = 10
+  requests_ack_deadline_seconds = 60
+  max_delivery_attempts         = 10
+  request_timeout_seconds       = 120
+  concurrency                   = 80
+  max_instances                 = 10
+
+  # Vertex AI calls a minute for the whole deployment, half of the default
+  # quotas: the copy-start queue runs at vertex_copy_rate, the copy-poll
+  # queue at what the starts' reads leave of vertex_read_rate (300 - 3 x 30
+  # = 210). See ../../tasks.tf.
+  vertex_copy_rate = 30
+  vertex_read_rate = 300
+
+  # Upgrade only (README section 11): -var drain_copy_operations=true.
+  drain_copy_operations = var.drain_copy_operations
 
   aws_wif = {
     enabled    = var.aws_account_id != ""
@@ -164,6 +181,22 @@ output "service_url" {
 
 output "topics" {
   value = module.copy_worker.topics
+}
+
+output "copy_start_queue" {
+  value = module.copy_worker.copy_start_queue
+}
+
+output "copy_poll_queue" {
+  value = module.copy_worker.copy_poll_queue
+}
+
+output "queue_rates_per_minute" {
+  value = module.copy_worker.queue_rates_per_minute
+}
+
+output "copy_operations_drain" {
+  value = module.copy_worker.copy_operations_drain
 }
 
 output "publisher_service_account" {
