@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::clients::pubsub::{Connection, PubSubTopics, Topics};
+use crate::clients::tasks::CloudTasksQueues;
 use crate::clients::vertex::{GoogleVertex, VertexOptions};
 use crate::clients::webhook::{Callbacks, SecretError};
 use crate::config::{Config, PushAuthMode, startup_warnings};
@@ -16,7 +17,6 @@ use crate::http::auth::{NoAuth, PushAuth};
 use crate::http::enqueue::invoker_audiences;
 use crate::http::oidc::OidcAuth;
 use crate::http::{AppState, app, shutdown_signal};
-use crate::clients::tasks::CloudTasksQueues;
 use crate::pipeline::Pipeline;
 use crate::pipeline::existing::ProjectNumbers;
 
@@ -64,14 +64,12 @@ pub async fn build_state(cfg: &Config) -> Result<(AppState, Arc<dyn Topics>), Se
     // queues' own account on /tasks/*, the direct callers on /v1/models/copy. A token that is
     // good on one route is refused (403) on the others.
     let none = || Arc::new(NoAuth) as Arc<dyn PushAuth>;
+    let (tasks_audiences, tasks_accounts) = tasks_identities(cfg);
     let (push_auth, tasks_auth, invoker_auth) = match cfg.push_auth {
         PushAuthMode::None => (none(), none(), none()),
         PushAuthMode::Oidc | PushAuthMode::CloudRun => (
             verifier(&cfg.push_audiences, &cfg.push_service_accounts),
-            verifier(
-                std::slice::from_ref(&cfg.queues.target_url),
-                &cfg.queues.service_account.iter().cloned().collect::<Vec<_>>(),
-            ),
+            verifier(&tasks_audiences, &tasks_accounts),
             // With no INVOKER_SERVICE_ACCOUNTS every direct caller gets 403.
             verifier(
                 &invoker_audiences(&cfg.push_audiences),
@@ -98,6 +96,20 @@ pub async fn build_state(cfg: &Config) -> Result<(AppState, Arc<dyn Topics>), Se
         },
         topics,
     ))
+}
+
+/// Who may call the `/tasks/*` routes: the queues' own account, for `TASKS_URL`. While an
+/// upgrade drains (`COPY_OPERATIONS_DRAIN`), also the push account for the push audiences:
+/// the previous release's copy-start tasks, still in the queue, carry the push account's token
+/// (docs/DESIGN.md, "Upgrading").
+fn tasks_identities(cfg: &Config) -> (Vec<String>, Vec<String>) {
+    let mut audiences = vec![cfg.queues.target_url.clone()];
+    let mut accounts: Vec<String> = cfg.queues.service_account.iter().cloned().collect();
+    if cfg.operations_drain {
+        audiences.extend(cfg.push_audiences.iter().cloned());
+        accounts.extend(cfg.push_service_accounts.iter().cloned());
+    }
+    (audiences, accounts)
 }
 
 /// Runs the worker until SIGTERM or Ctrl-C.

@@ -195,7 +195,9 @@ impl CloudTasksQueues {
                 .send()
                 .await
                 .map_err(|e| classify(&e))?;
-            let rate = queue.rate_limits.map_or(0.0, |r| r.max_dispatches_per_second);
+            let rate = queue
+                .rate_limits
+                .map_or(0.0, |r| r.max_dispatches_per_second);
             per_minute[i] = rate * 60.0;
         }
         Ok(QueueRates {
@@ -221,7 +223,10 @@ impl TaskQueues for CloudTasksQueues {
         match sent.map_err(|e| classify(&e)) {
             Ok(_) => Ok(()),
             Err(f) if f.code == Code::AlreadyExists => {
-                tracing::info!(task = task_id, "the task was created before; not created again");
+                tracing::info!(
+                    task = task_id,
+                    "the task was created before; not created again"
+                );
                 Ok(())
             }
             Err(f) => Err(f),

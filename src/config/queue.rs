@@ -91,7 +91,9 @@ fn queue_name(
     let Some(queue) = v.clone().filter(|q| !q.is_empty()) else {
         return Err(err(
             var,
-            format!("is required: the full name of the {default_id} queue, projects/P/locations/L/queues/{default_id} (Terraform creates it)"),
+            format!(
+                "is required: the full name of the {default_id} queue, projects/P/locations/L/queues/{default_id} (Terraform creates it)"
+            ),
         ));
     };
     let parts: Vec<&str> = queue.split('/').collect();

@@ -146,7 +146,10 @@ fn both_queues_must_be_full_queue_names() {
 fn the_tasks_need_an_http_url_and_an_account_that_is_an_email() {
     refused(&[
         (&["--tasks-url", "svc.run.app"], "TASKS_URL"),
-        (&["--tasks-service-account", "push"], "TASKS_SERVICE_ACCOUNT"),
+        (
+            &["--tasks-service-account", "push"],
+            "TASKS_SERVICE_ACCOUNT",
+        ),
         (&["--tasks-service-account", ""], "TASKS_SERVICE_ACCOUNT"),
     ]);
     // Without push authentication the tasks carry no token, so no account is needed.

@@ -92,7 +92,10 @@ impl CopyTask {
                 dropped.push(k.clone());
             }
         }
-        (serde_json::to_vec(&bare).expect("a task serialises"), dropped)
+        (
+            serde_json::to_vec(&bare).expect("a task serialises"),
+            dropped,
+        )
     }
 
     /// Reads a task body. A body that is not one names the field and the rule.
@@ -101,10 +104,7 @@ impl CopyTask {
         let task: CopyTask = serde_path_to_error::deserialize(de).map_err(|e| {
             let path = e.path().to_string();
             let field = if path == "." { "task" } else { "task field" };
-            Rejection::new(
-                field,
-                format!("not a copy task at {path}: {}", e.inner()),
-            )
+            Rejection::new(field, format!("not a copy task at {path}: {}", e.inner()))
         })?;
         if task.attempt == 0 {
             return Err(Rejection::new("attempt", "must be at least 1"));
@@ -153,18 +153,36 @@ impl CopyTask {
 impl PartialEq for CopyTask {
     fn eq(&self, other: &Self) -> bool {
         self.request.get() == other.request.get()
-            && (self.attempt, self.accepted_at, &self.operation, self.started_at)
-                == (other.attempt, other.accepted_at, &other.operation, other.started_at)
-            && (&self.previous_operation, &self.origin, self.seq, &self.attributes)
-                == (&other.previous_operation, &other.origin, other.seq, &other.attributes)
+            && (
+                self.attempt,
+                self.accepted_at,
+                &self.operation,
+                self.started_at,
+            ) == (
+                other.attempt,
+                other.accepted_at,
+                &other.operation,
+                other.started_at,
+            )
+            && (
+                &self.previous_operation,
+                &self.origin,
+                self.seq,
+                &self.attributes,
+            ) == (
+                &other.previous_operation,
+                &other.origin,
+                other.seq,
+                &other.attributes,
+            )
     }
 }
 
 /// The request bytes a task carries: the request as received, which the request stage has
 /// parsed as a JSON object already.
 pub fn raw_request(data: &[u8]) -> Result<Box<RawValue>, Rejection> {
-    let text = std::str::from_utf8(data)
-        .map_err(|_| Rejection::new("request", "must be UTF-8 JSON"))?;
+    let text =
+        std::str::from_utf8(data).map_err(|_| Rejection::new("request", "must be UTF-8 JSON"))?;
     RawValue::from_string(text.trim().to_owned())
         .map_err(|e| Rejection::new("request", format!("must be JSON: {e}")))
 }
@@ -205,9 +223,7 @@ mod opt_time {
         }
     }
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(
-        d: D,
-    ) -> Result<Option<DateTime<Utc>>, D::Error> {
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<DateTime<Utc>>, D::Error> {
         #[derive(Deserialize)]
         struct Wrap(#[serde(with = "super::time")] DateTime<Utc>);
         Ok(Option::<Wrap>::deserialize(d)?.map(|w| w.0))

@@ -65,12 +65,18 @@ mod tests {
     #[test]
     fn an_old_watch_message_is_read_with_or_without_its_operation() {
         let attrs = BTreeMap::from([
-            ("operation".to_owned(), "projects/1/locations/l/operations/2".to_owned()),
+            (
+                "operation".to_owned(),
+                "projects/1/locations/l/operations/2".to_owned(),
+            ),
             ("attempt".to_owned(), "2".to_owned()),
             ("accepted_at".to_owned(), "2026-11-22T10:00:00Z".to_owned()),
         ]);
         let w = Watch::parse(&attrs, None).unwrap();
-        assert_eq!(w.operation.as_deref(), Some("projects/1/locations/l/operations/2"));
+        assert_eq!(
+            w.operation.as_deref(),
+            Some("projects/1/locations/l/operations/2")
+        );
         assert_eq!(w.attempt, 2);
         let pending = BTreeMap::from([("attempt".to_owned(), "1".to_owned())]);
         let w = Watch::parse(&pending, Some("2026-11-22T10:00:00Z")).unwrap();

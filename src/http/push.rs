@@ -131,6 +131,14 @@ async fn dispatch(s: &AppState, req: Request, stage: Stage) -> Response {
         Ok(b) => b,
         Err(e) => return e.into_response(),
     };
+    // The previous release queued copy starts as push envelopes; while an upgrade drains,
+    // such a task is handed on in the new form (docs/DESIGN.md, "Upgrading").
+    if s.drain
+        && matches!(stage, Stage::Start)
+        && let Ok(msg) = parse_envelope(&body)
+    {
+        return s.pipeline.drain_stage(&msg).await.into_response();
+    }
     let d = Dispatch {
         task_name: &name,
         body: &body,

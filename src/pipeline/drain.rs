@@ -22,7 +22,11 @@ impl Pipeline {
         };
         let parsed = Watch::parse(&msg.attributes, msg.publish_time.as_deref()).and_then(|w| {
             let req = CopyRequest::parse(&msg.data, &self.settings.defaults)?;
-            let op = w.operation.as_deref().map(OperationName::parse).transpose()?;
+            let op = w
+                .operation
+                .as_deref()
+                .map(OperationName::parse)
+                .transpose()?;
             Ok((w, req, op))
         });
         let (watch, req, op) = match parsed {

@@ -93,7 +93,9 @@ impl Pipeline {
         polled: &Polled,
         error: Option<Failure>,
     ) -> StepOutcome {
-        let age = (Utc::now() - polled.started_at).to_std().unwrap_or_default();
+        let age = (Utc::now() - polled.started_at)
+            .to_std()
+            .unwrap_or_default();
         let mut after = self.next_poll_after(age);
         if let Some(f) = &error {
             after = after.max(self.settings.quota_backoff);

@@ -259,7 +259,11 @@ async fn each_route_accepts_only_its_own_account() {
             .send()
             .await
             .unwrap();
-        assert_eq!(r.status().as_u16(), 403, "{route} with the push account's token");
+        assert_eq!(
+            r.status().as_u16(),
+            403,
+            "{route} with the push account's token"
+        );
     }
     // The queues' account on a push route: refused too.
     let tasks_token = iss.mint(json!({"email": crate::helpers::TASKS_ACCOUNT}));

@@ -35,7 +35,12 @@ async fn a_duplicated_dispatch_yields_one_copy_and_one_event_id() {
         "one event id per request"
     );
     assert_eq!(app.vertex.copies_started(), 3, "one copy per request");
-    let duplicated = app.tasks.dispatches().iter().filter(|d| d.duplicate).count();
+    let duplicated = app
+        .tasks
+        .dispatches()
+        .iter()
+        .filter(|d| d.duplicate)
+        .count();
     assert!(duplicated > 0, "the fake did dispatch duplicates");
     assert!(app.dead_letters.snapshot().is_empty());
 }
@@ -103,7 +108,12 @@ async fn the_largest_valid_request_goes_through_the_queues() {
         .await
         .unwrap();
     let ev = app.completion_of("big-1", 1, 60).await;
-    assert_eq!(ev[0].attribute("status"), Some("succeeded"), "{:?}", ev[0].json());
+    assert_eq!(
+        ev[0].attribute("status"),
+        Some("succeeded"),
+        "{:?}",
+        ev[0].json()
+    );
     assert_eq!(ev[0].attribute("waiter"), Some("3f2a9c1e0b7d4a58"));
     assert_eq!(ev[0].json()["context"]["k00"], "v".repeat(4000));
     assert!(app.dead_letters.snapshot().is_empty());

@@ -34,7 +34,9 @@ impl ChildWorker {
     pub async fn start(project: &str, vertex: &str, extra: &[(&str, &str)]) -> ChildWorker {
         let port = free_port();
         let front = start_front(port).await;
-        let tasks = testkit::TasksFake::start(None).await.expect("cloud tasks fake");
+        let tasks = testkit::TasksFake::start(None)
+            .await
+            .expect("cloud tasks fake");
         tasks.create_queue(START_QUEUE, fast_queue());
         tasks.create_queue(POLL_QUEUE, fast_queue());
         let mut env: Vec<(String, String)> = [

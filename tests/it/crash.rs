@@ -113,14 +113,24 @@ async fn thirty_poll_chains_survive_two_sigkills_without_loss_or_a_forked_chain(
     // Kill 2: in the middle of the poll chains (copies take 6 s).
     for _ in 0..15 {
         tokio::time::sleep(Duration::from_millis(200)).await;
-        worst = worst.max(pending_polls_per_operation(&w.tasks).values().copied().max().unwrap_or(0));
+        worst = worst.max(
+            pending_polls_per_operation(&w.tasks)
+                .values()
+                .copied()
+                .max()
+                .unwrap_or(0),
+        );
     }
     let polls_before_kill2 = pending_polls_per_operation(&w.tasks).len();
     w.kill().await;
     w.restart().await;
     let watch = async {
         while !done.load(std::sync::atomic::Ordering::SeqCst) {
-            let now = pending_polls_per_operation(&w.tasks).values().copied().max().unwrap_or(0);
+            let now = pending_polls_per_operation(&w.tasks)
+                .values()
+                .copied()
+                .max()
+                .unwrap_or(0);
             worst = worst.max(now);
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
@@ -138,8 +148,14 @@ async fn thirty_poll_chains_survive_two_sigkills_without_loss_or_a_forked_chain(
         assert_eq!(ce_ids, &BTreeSet::from([format!("{id}:succeeded")]), "{id}");
     }
     assert_eq!(vertex.copies_started(), 30, "exactly one copy per request");
-    assert!(worst <= 1, "an operation had {worst} pending poll tasks at once");
-    assert!(polls_before_kill2 > 0, "the second kill came while chains ran");
+    assert!(
+        worst <= 1,
+        "an operation had {worst} pending poll tasks at once"
+    );
+    assert!(
+        polls_before_kill2 > 0,
+        "the second kill came while chains ran"
+    );
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert!(dead.snapshot().is_empty(), "nothing dead-lettered");
     println!(

@@ -244,7 +244,10 @@ async fn doctor_fails_each_misconfiguration_and_names_the_fix() {
     })
     .await;
     // copy-requests-push's ack deadline shorter than the request stage's budget + margin.
-    recreate(&t, "copy-callbacks-push", |s| s.set_ack_deadline_seconds(30)).await;
+    recreate(&t, "copy-callbacks-push", |s| {
+        s.set_ack_deadline_seconds(30)
+    })
+    .await;
     t.delete_topic("copy-completions").await.unwrap();
     let vertex = VertexFake::start().await.unwrap();
     let (code, report) = doctor(&t, &vertex.endpoint(), &[]).await;

@@ -189,11 +189,7 @@ async fn an_emulator_restart_mid_run_gets_503s_not_acks_and_the_worker_recovers(
     let cfg = test_config(&project, &fake.endpoint(), override_host);
     let (state, _) = build_state(&cfg).await.unwrap();
     let router = app(state);
-    let topics = [
-        "copy-completions",
-        "copy-dead-letter",
-        "copy-requests",
-    ];
+    let topics = ["copy-completions", "copy-dead-letter", "copy-requests"];
     let t = Topology::connect(&emu.endpoint(), &project).await.unwrap();
     for topic in topics {
         t.create_topic(topic).await.unwrap();

@@ -139,7 +139,10 @@ pub async fn start_tasks(
     .map(|s| s.to_string())
     .collect();
     if signed {
-        args.extend(["--tasks-service-account".to_owned(), TASKS_ACCOUNT.to_owned()]);
+        args.extend([
+            "--tasks-service-account".to_owned(),
+            TASKS_ACCOUNT.to_owned(),
+        ]);
     }
     (tasks, args)
 }

@@ -89,11 +89,7 @@ async fn an_in_flight_copy_start_finishes_and_schedules_its_first_poll_before_ex
     let pending = tokio::spawn(post(format!("{}/tasks/copy-starts", w.base_url()), body));
     tokio::time::sleep(Duration::from_secs(1)).await;
     w.signal("TERM");
-    assert_eq!(
-        pending.await.unwrap(),
-        204,
-        "the in-flight start completes"
-    );
+    assert_eq!(pending.await.unwrap(), 204, "the in-flight start completes");
     let (code, took) = w.wait_exit(Duration::from_secs(10)).await;
     assert_eq!(code, Some(0));
     assert!(took < Duration::from_secs(8), "took {took:?}");

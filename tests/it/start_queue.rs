@@ -181,7 +181,8 @@ async fn a_missing_queue_is_answered_503_and_left_to_the_dead_letter_policy() {
         .unwrap()
         .remove(0);
     assert!(
-        dl.attribute("CloudPubSubDeadLetterSourceDeliveryCount").is_some(),
+        dl.attribute("CloudPubSubDeadLetterSourceDeliveryCount")
+            .is_some(),
         "dead-lettered by Pub/Sub's policy, not by the worker: {:?}",
         dl.attributes
     );

@@ -48,8 +48,13 @@ async fn watches_left_by_the_previous_release_all_end_succeeded() {
     let publish = |data: String, attrs: Vec<(String, String)>| {
         let t = &app.topology;
         async move {
-            let a: Vec<(&str, &str)> = attrs.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-            t.publish("copy-operations", data.as_bytes(), &a).await.unwrap()
+            let a: Vec<(&str, &str)> = attrs
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .collect();
+            t.publish("copy-operations", data.as_bytes(), &a)
+                .await
+                .unwrap()
         }
     };
     publish(
@@ -58,14 +63,40 @@ async fn watches_left_by_the_previous_release_all_end_succeeded() {
     )
     .await;
     // A pending watch: the old release had not started the copy yet.
-    publish(request("up-pending", "up-pending-t"), old("up-pending", None)).await;
-    for id in ["up-running", "up-pending"] {
+    publish(
+        request("up-pending", "up-pending-t"),
+        old("up-pending", None),
+    )
+    .await;
+    // A copy-start task the old release had queued: a push envelope, posted by the queue.
+    let old_start = crate::child::envelope(
+        "777",
+        request("up-oldstart", "up-oldstart-t").as_bytes(),
+        &[
+            ("attempt", "1"),
+            ("accepted_at", accepted),
+            ("request_id", "up-oldstart"),
+        ],
+    );
+    let status = reqwest::Client::new()
+        .post(format!("{}/tasks/copy-starts", app.base_url))
+        .body(old_start)
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(
+        status.as_u16(),
+        204,
+        "the old task is handed on in the new form"
+    );
+    for id in ["up-running", "up-pending", "up-oldstart"] {
         let ev = app.completion_of(id, 1, 60).await;
         assert_eq!(ev[0].attribute("status"), Some("succeeded"), "{id}");
     }
     assert_eq!(
         app.vertex.copies_started(),
-        2,
+        3,
         "the running copy is followed, not started again"
     );
     assert!(app.dead_letters.snapshot().is_empty());

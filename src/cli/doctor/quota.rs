@@ -24,7 +24,12 @@ pub fn headroom(rates: Result<QueueRates, Failure>) -> Vec<Check> {
         Err(f) => {
             let why = format!("the queues' rates cannot be read: {f}");
             return vec![
-                Check::new("quota", "headroom", Status::Unknown(why), "check COPY_START_QUEUE and COPY_POLL_QUEUE, and that this account may read them (cloudtasks.queues.get)"),
+                Check::new(
+                    "quota",
+                    "headroom",
+                    Status::Unknown(why),
+                    "check COPY_START_QUEUE and COPY_POLL_QUEUE, and that this account may read them (cloudtasks.queues.get)",
+                ),
                 unknown_quota,
             ];
         }
@@ -81,7 +86,9 @@ mod tests {
         let checks = headroom(rates(30.0, 210.0));
         assert_eq!(checks[0].status, Status::Ok);
         assert!(
-            checks[0].detail.contains("50% of Vertex AI's default quota of 60"),
+            checks[0]
+                .detail
+                .contains("50% of Vertex AI's default quota of 60"),
             "{}",
             checks[0].detail
         );
@@ -101,12 +108,19 @@ mod tests {
             checks[1].detail
         );
         let fix = checks[1].fix.as_deref().unwrap_or_default();
-        assert!(fix.contains("vertex_read_rate") && fix.contains("300"), "{fix}");
+        assert!(
+            fix.contains("vertex_read_rate") && fix.contains("300"),
+            "{fix}"
+        );
     }
 
     #[test]
     fn unreadable_queues_are_unknown_never_ok() {
         let checks = headroom(Err(Failure::new(Code::PermissionDenied, "no")));
-        assert!(checks.iter().all(|c| matches!(c.status, Status::Unknown(_))));
+        assert!(
+            checks
+                .iter()
+                .all(|c| matches!(c.status, Status::Unknown(_)))
+        );
     }
 }

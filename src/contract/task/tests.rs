@@ -76,8 +76,14 @@ fn a_body_that_is_not_a_task_names_what_is_wrong() {
             .to_string()
             .contains("unknown field")
     );
-    let zero = br#"{"request":{},"attempt":0,"accepted_at":"2026-11-22T10:00:00Z","origin":"m","seq":0}"#;
+    let zero =
+        br#"{"request":{},"attempt":0,"accepted_at":"2026-11-22T10:00:00Z","origin":"m","seq":0}"#;
     assert_eq!(CopyTask::parse(zero).unwrap_err().field, "attempt");
     let time = br#"{"request":{},"attempt":1,"accepted_at":"yesterday","origin":"m","seq":0}"#;
-    assert!(CopyTask::parse(time).unwrap_err().to_string().contains("RFC 3339"));
+    assert!(
+        CopyTask::parse(time)
+            .unwrap_err()
+            .to_string()
+            .contains("RFC 3339")
+    );
 }

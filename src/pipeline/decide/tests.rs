@@ -76,7 +76,10 @@ fn a_read_of_the_destination_decides_ours_theirs_or_later() {
 
 #[test]
 fn a_poll_answers_every_vertex_error_with_a_later_poll_and_ends_on_the_operations_answer() {
-    assert_eq!(after_poll(Ok(OperationState::Running), None), AfterPoll::Next);
+    assert_eq!(
+        after_poll(Ok(OperationState::Running), None),
+        AfterPoll::Next
+    );
     for code in [Code::ResourceExhausted, Code::Unavailable, Code::Internal] {
         assert_eq!(
             after_poll(Err(err(code)), None),
@@ -99,10 +102,16 @@ fn copy_max_duration_is_weighed_after_the_poll_so_a_late_success_stands() {
     let late = err(Code::DeadlineExceeded);
     let done = after_poll(Ok(OperationState::Succeeded(copied())), Some(late.clone()));
     assert_eq!(done, AfterPoll::Succeeded(copied()));
-    let failed = after_poll(Ok(OperationState::Failed(err(Code::Internal))), Some(late.clone()));
+    let failed = after_poll(
+        Ok(OperationState::Failed(err(Code::Internal))),
+        Some(late.clone()),
+    );
     assert_eq!(failed, AfterPoll::OperationFailed(err(Code::Internal)));
     for polled in [Ok(OperationState::Running), Err(err(Code::Unavailable))] {
-        assert_eq!(after_poll(polled, Some(late.clone())), AfterPoll::Fail(late.clone()));
+        assert_eq!(
+            after_poll(polled, Some(late.clone())),
+            AfterPoll::Fail(late.clone())
+        );
     }
 }
 
@@ -130,7 +139,10 @@ fn a_failed_operation_restarts_while_attempts_last() {
 #[test]
 fn a_refused_task_fails_the_copy_and_a_deployment_fault_is_retried() {
     assert_eq!(after_queue(Ok(())), AfterQueue::Queued);
-    assert_eq!(after_queue(Err(err(Code::AlreadyExists))), AfterQueue::Queued);
+    assert_eq!(
+        after_queue(Err(err(Code::AlreadyExists))),
+        AfterQueue::Queued
+    );
     for code in [
         Code::Unavailable,
         Code::ResourceExhausted,

@@ -21,10 +21,13 @@ pub(super) fn check(e: &PushExpect, sub: &Subscription) -> Check {
         .fix(e.update(&format!(
             "--dead-letter-topic={topic} --max-delivery-attempts={MAX_DELIVERY_ATTEMPTS}"
         ))),
-        (DeadLetterExpect::To {
-            topic,
-            min_attempts,
-        }, Some(d)) => to_topic(e, topic, *min_attempts, d),
+        (
+            DeadLetterExpect::To {
+                topic,
+                min_attempts,
+            },
+            Some(d),
+        ) => to_topic(e, topic, *min_attempts, d),
     }
 }
 
