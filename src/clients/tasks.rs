@@ -64,9 +64,10 @@ pub trait TaskQueues: Send + Sync {
     async fn create(&self, task: NewTask) -> Result<(), Failure>;
 }
 
-/// The id of the start task number `seq` of attempt `attempt` of the chain from `origin`.
-pub fn start_task_id(origin: &str, attempt: u32, seq: u32) -> String {
-    let hash = sha256_hex(format!("{origin}:{attempt}:{seq}").as_bytes());
+/// The id of the start task number `seq` of attempt `attempt` of request `request_id`'s chain
+/// from `origin` (the Pub/Sub message that carried it, or the operation a restart follows).
+pub fn start_task_id(origin: &str, request_id: &str, attempt: u32, seq: u32) -> String {
+    let hash = sha256_hex(format!("{origin}:{request_id}:{attempt}:{seq}").as_bytes());
     format!("start-{}", &hash[..32])
 }
 
@@ -240,16 +241,18 @@ mod tests {
 
     #[test]
     fn a_redelivery_names_the_same_task_and_the_next_step_another() {
-        assert_eq!(start_task_id("m-1", 1, 0), start_task_id("m-1", 1, 0));
-        assert_ne!(start_task_id("m-1", 1, 0), start_task_id("m-1", 2, 0));
-        assert_ne!(start_task_id("m-1", 1, 0), start_task_id("m-1", 1, 1));
-        assert_ne!(start_task_id("m-1", 1, 0), start_task_id("m-2", 1, 0));
+        let id = |origin, request, attempt, seq| start_task_id(origin, request, attempt, seq);
+        assert_eq!(id("m-1", "r", 1, 0), id("m-1", "r", 1, 0));
+        assert_ne!(id("m-1", "r", 1, 0), id("m-1", "r", 2, 0));
+        assert_ne!(id("m-1", "r", 1, 0), id("m-1", "r", 1, 1));
+        assert_ne!(id("m-1", "r", 1, 0), id("m-2", "r", 1, 0));
+        assert_ne!(id("m-1", "r", 1, 0), id("m-1", "s", 1, 0));
         let op = "projects/1/locations/us-central1/operations/7";
         assert_eq!(poll_task_id(op, 4), poll_task_id(op, 4));
         assert_ne!(poll_task_id(op, 4), poll_task_id(op, 5));
         // Task ids: letters, digits, hyphens and underscores, at most 500 characters
         // (Task.name, cloud.google.com/tasks/docs/reference/rest/v2/projects.locations.queues.tasks).
-        for id in [start_task_id("m-1", 1, 0), poll_task_id(op, 1)] {
+        for id in [start_task_id("m-1", "r", 1, 0), poll_task_id(op, 1)] {
             assert!(id.len() <= 500 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'));
         }
     }

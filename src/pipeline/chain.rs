@@ -58,7 +58,8 @@ impl Pipeline {
             seq: place.seq,
             attributes: carried(&job.d.msg.attributes),
         };
-        let id = start_task_id(&place.origin, place.attempt, place.seq);
+        let request_id = job.req.request_id.as_str();
+        let id = start_task_id(&place.origin, request_id, place.attempt, place.seq);
         let created = self.create(Queue::Starts, &id, &task, after).await;
         self.after_created(job, created, place.accepted_at, place.attempt, || {
             tracing::info!(task = id, attempt = place.attempt, "copy start queued");

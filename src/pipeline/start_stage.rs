@@ -9,7 +9,7 @@ use super::{Delivery, Job, Pipeline, RetryReason, StepOutcome};
 use crate::contract::dead_letter::FailedStage;
 use crate::contract::push::PushMessage;
 use crate::contract::task::CopyTask;
-use crate::domain::CopyRequest;
+use crate::domain::{CopyRequest, Defaults};
 
 /// One dispatch of a task, as the route read it: its name (`X-CloudTasks-TaskName`) and its
 /// body.
@@ -23,6 +23,26 @@ pub(super) struct Parsed {
     pub task: CopyTask,
     pub msg: PushMessage,
     pub req: CopyRequest,
+}
+
+/// The defaults a request in a task is read with: the worker's, except that the host of its
+/// `callback_url` counts as allowed. The request stage checked it when it accepted the request;
+/// a host removed from `CALLBACK_ALLOWED_HOSTS` since then must not turn a running copy into
+/// `rejected`: the event stands, and the callback stage, which checks the current list when it
+/// sends, refuses only the callback (DESIGN.md §7).
+fn accepted_defaults(defaults: &Defaults, request: &[u8]) -> Defaults {
+    #[derive(serde::Deserialize)]
+    struct Callback {
+        callback_url: Option<String>,
+    }
+    let host = serde_json::from_slice::<Callback>(request)
+        .ok()
+        .and_then(|c| c.callback_url)
+        .and_then(|u| url::Url::parse(&u).ok())
+        .and_then(|u| u.host_str().map(str::to_ascii_lowercase));
+    let mut d = defaults.clone();
+    d.callback_allowed_hosts.extend(host);
+    d
 }
 
 impl Pipeline {
@@ -103,7 +123,7 @@ impl Pipeline {
             Err(why) => return Err(self.reject(&Delivery { msg: &raw, stage }, why).await),
         };
         let msg = task.to_delivery(dispatch.task_name);
-        match CopyRequest::parse(&msg.data, &self.settings.defaults) {
+        match CopyRequest::parse(&msg.data, &accepted_defaults(&self.settings.defaults, &msg.data)) {
             Ok(req) => {
                 tracing::Span::current().record("request_id", req.request_id.as_str());
                 Ok(Parsed { task, msg, req })

@@ -120,3 +120,71 @@ async fn the_largest_valid_request_goes_through_the_queues() {
     assert!(app.tasks.given_up().is_empty());
     let _ = SRC;
 }
+
+/// A task body the worker cannot read is answered 2xx with a `rejected` event and a dead
+/// letter that keeps the bytes: a 4xx or 5xx would have the queue retry it for ever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_task_body_that_is_not_a_task_is_rejected_with_a_dead_letter_and_answered_204() {
+    let app = spawn_app("chain-bad", Knobs::default()).await;
+    let c = reqwest::Client::new();
+    for (route, body) in [
+        ("/tasks/copy-polls", r#"{"request":{"request_id":"bad-1"},"attempt":"x"}"#),
+        ("/tasks/copy-starts", "not json at all"),
+    ] {
+        let r = c
+            .post(format!("{}{route}", app.base_url))
+            .header("x-cloudtasks-taskname", "poll-by-hand")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 204, "{route}");
+    }
+    let events = app
+        .completions()
+        .wait_for(2, Duration::from_secs(30), |m| {
+            m.attribute("status") == Some("rejected")
+        })
+        .await
+        .unwrap();
+    assert_eq!(events.len(), 2);
+    let dead = app
+        .dead_letters
+        .wait_for(2, Duration::from_secs(30), |m| {
+            m.attribute("error_code") == Some("INVALID_REQUEST")
+        })
+        .await
+        .unwrap();
+    assert!(
+        dead.iter().any(|d| d.data == b"not json at all"),
+        "the dead letter keeps the bytes"
+    );
+    assert_eq!(app.vertex.copies_started(), 0);
+}
+
+/// DESIGN.md §7: a host removed from `CALLBACK_ALLOWED_HOSTS` after a request was accepted
+/// does not turn its running copy into `rejected`: the event stands (`succeeded`), and only the
+/// callback is refused, when it is sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_callback_host_removed_while_the_copy_runs_refuses_only_the_callback() {
+    // This deployment allows no callback host any more.
+    let app = spawn_app("chain-cbhost", Knobs::default()).await;
+    app.copies_take(Duration::from_secs(1));
+    let mut req: serde_json::Value =
+        serde_json::from_str(&request("cbhost-1", "cbhost-t")).unwrap();
+    req["callback_url"] = "https://hooks.example.com/done".into();
+    // Accepted earlier, while the host was allowed: its copy-start task is in the queue.
+    let body = crate::shutdown::start_task(&req.to_string(), "m-cbhost");
+    let r = reqwest::Client::new()
+        .post(format!("{}/tasks/copy-starts", app.base_url))
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 204);
+    let ev = app.completion_of("cbhost-1", 1, 60).await;
+    assert_eq!(ev[0].attribute("status"), Some("succeeded"), "the event stands");
+    let dl = app.dead_letter_of("cbhost-1", 60).await;
+    assert_eq!(dl.attribute("failed_stage"), Some("callback"));
+    assert_eq!(dl.attribute("error_code"), Some("CALLBACK_REJECTED"));
+}

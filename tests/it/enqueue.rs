@@ -219,6 +219,7 @@ async fn direct_callers_need_a_valid_token_from_an_allowed_invoker() {
     ];
     let knobs = Knobs {
         extra_args: args.iter().map(|s| s.to_string()).collect(),
+        tasks_keys: Some(iss.keys()),
         ..Knobs::default()
     };
     let app = spawn_app("enq-auth", knobs).await;

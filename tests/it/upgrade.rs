@@ -33,7 +33,8 @@ async fn watches_left_by_the_previous_release_all_end_succeeded() {
     )
     .unwrap();
     let running = vertex.start_copy(&req).await.unwrap().to_string();
-    let accepted = "2026-12-06T10:00:00Z";
+    let accepted = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let accepted = accepted.as_str();
     let old = |id: &str, op: Option<&str>| {
         let mut attrs = vec![
             ("request_id".to_owned(), id.to_owned()),
