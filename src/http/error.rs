@@ -69,17 +69,29 @@ impl HttpError {
             other => json!({"error": other.to_string()}),
         };
         tracing::warn!(status = status.as_u16(), error.message = %self, "enqueue refused");
-        (status, Json(body)).into_response()
+        with_retry_after((status, Json(body)).into_response())
     }
 }
 
-/// Push routes answer in plain text: Pub/Sub reads only the status.
+/// Push and task routes answer in plain text: Pub/Sub and Cloud Tasks read only the status
+/// (and Cloud Tasks `Retry-After`).
 impl IntoResponse for HttpError {
     fn into_response(self) -> Response {
         let status = self.status();
         tracing::warn!(status = status.as_u16(), error.message = %self, "push refused");
-        (status, self.to_string()).into_response()
+        with_retry_after((status, self.to_string()).into_response())
     }
+}
+
+/// Every 503 says when to try again.
+fn with_retry_after(mut r: Response) -> Response {
+    if r.status() == StatusCode::SERVICE_UNAVAILABLE {
+        r.headers_mut().insert(
+            axum::http::header::RETRY_AFTER,
+            axum::http::HeaderValue::from(RETRY_AFTER_SECS),
+        );
+    }
+    r
 }
 
 /// The status table of a stage's outcome: 204 ack, 503 redeliver.
@@ -103,11 +115,7 @@ impl IntoResponse for StepOutcome {
             StepOutcome::Acked => status.into_response(),
             StepOutcome::Retry(why) => {
                 tracing::warn!(error.message = %why, "step not finished; asking for redelivery");
-                let retry_after = [(
-                    axum::http::header::RETRY_AFTER,
-                    RETRY_AFTER_SECS.to_string(),
-                )];
-                (status, retry_after, why.to_string()).into_response()
+                with_retry_after((status, why.to_string()).into_response())
             }
         }
     }
@@ -175,7 +183,9 @@ mod tests {
         ];
         for (error, want) in errors {
             assert_eq!(error.status().as_u16(), want, "{error:?}");
-            assert_eq!(error.into_response().status().as_u16(), want);
+            let response = error.into_response();
+            assert_eq!(response.status().as_u16(), want);
+            assert_eq!(response.headers().contains_key("retry-after"), want == 503);
         }
     }
 }
