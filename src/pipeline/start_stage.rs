@@ -123,7 +123,10 @@ impl Pipeline {
             Err(why) => return Err(self.reject(&Delivery { msg: &raw, stage }, why).await),
         };
         let msg = task.to_delivery(dispatch.task_name);
-        match CopyRequest::parse(&msg.data, &accepted_defaults(&self.settings.defaults, &msg.data)) {
+        match CopyRequest::parse(
+            &msg.data,
+            &accepted_defaults(&self.settings.defaults, &msg.data),
+        ) {
             Ok(req) => {
                 tracing::Span::current().record("request_id", req.request_id.as_str());
                 Ok(Parsed { task, msg, req })

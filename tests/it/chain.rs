@@ -128,7 +128,10 @@ async fn a_task_body_that_is_not_a_task_is_rejected_with_a_dead_letter_and_answe
     let app = spawn_app("chain-bad", Knobs::default()).await;
     let c = reqwest::Client::new();
     for (route, body) in [
-        ("/tasks/copy-polls", r#"{"request":{"request_id":"bad-1"},"attempt":"x"}"#),
+        (
+            "/tasks/copy-polls",
+            r#"{"request":{"request_id":"bad-1"},"attempt":"x"}"#,
+        ),
         ("/tasks/copy-starts", "not json at all"),
     ] {
         let r = c
@@ -183,7 +186,11 @@ async fn a_callback_host_removed_while_the_copy_runs_refuses_only_the_callback()
         .unwrap();
     assert_eq!(r.status().as_u16(), 204);
     let ev = app.completion_of("cbhost-1", 1, 60).await;
-    assert_eq!(ev[0].attribute("status"), Some("succeeded"), "the event stands");
+    assert_eq!(
+        ev[0].attribute("status"),
+        Some("succeeded"),
+        "the event stands"
+    );
     let dl = app.dead_letter_of("cbhost-1", 60).await;
     assert_eq!(dl.attribute("failed_stage"), Some("callback"));
     assert_eq!(dl.attribute("error_code"), Some("CALLBACK_REJECTED"));

@@ -65,7 +65,11 @@ async fn publish_all(t: &Topology, prefix: &str, n: usize) {
 /// creates nothing and ends, so it is not a chain head and is not counted.)
 fn pending_polls_per_operation(tasks: &testkit::TasksFake) -> BTreeMap<String, usize> {
     let mut per_op: BTreeMap<String, usize> = BTreeMap::new();
-    for t in tasks.tasks(POLL_QUEUE).into_iter().filter(|t| t.dispatch_count == 0) {
+    for t in tasks
+        .tasks(POLL_QUEUE)
+        .into_iter()
+        .filter(|t| t.dispatch_count == 0)
+    {
         let body: serde_json::Value = serde_json::from_slice(&t.body).expect("a task body");
         let op = body["operation"].as_str().unwrap_or("?").to_owned();
         *per_op.entry(op).or_default() += 1;
