@@ -235,3 +235,45 @@ fn cloud_run_probes_the_health_route() {
         "startup and liveness probes"
     );
 }
+
+#[test]
+fn terraform_names_the_queues_and_the_drained_topic_as_the_topology_does() {
+    let m = Module::read();
+    assert_eq!(m.name("copy_start_queue"), STARTS_QUEUE.name);
+    assert_eq!(m.name("copy_poll_queue"), POLLS_QUEUE.name);
+    assert_eq!(m.name("operations_topic"), legacy::OPERATIONS_TOPIC);
+    assert_eq!(
+        m.name("operations_subscription"),
+        legacy::OPERATIONS_SUBSCRIPTION
+    );
+}
+
+/// The poll queue's rate in `tasks.tf` leaves the starts' reads, as `poll_rate_per_minute`
+/// says, and the worker's dispatch deadline is the one Terraform sizes Cloud Run's timeout by.
+#[test]
+fn terraform_derives_the_poll_rate_and_the_dispatch_deadline_as_the_topology_does() {
+    let m = Module::read();
+    let locals: Vec<Hcl> = m
+        .all
+        .blocks()
+        .into_iter()
+        .filter(|(h, _)| h == "locals")
+        .map(|(_, b)| b)
+        .collect();
+    let local = |key: &str| {
+        locals
+            .iter()
+            .find_map(|b| b.attr(key))
+            .unwrap_or_else(|| panic!("no local.{key}"))
+    };
+    let reads: f64 = local("reads_per_start").parse().expect("a number");
+    assert_eq!(reads, READS_PER_START);
+    assert_eq!(
+        local("copy_poll_rate_per_minute"),
+        "var.vertex_read_rate - local.reads_per_start * var.vertex_copy_rate"
+    );
+    let deadline: u64 = local("task_dispatch_deadline_seconds")
+        .parse()
+        .expect("a number");
+    assert_eq!(Duration::from_secs(deadline), DISPATCH_DEADLINE);
+}
