@@ -56,6 +56,9 @@ pub struct Callbacks {
     client: reqwest::Client,
     /// `CALLBACK_SIGNING_SECRET`, decoded (`whsec_` + base64, or raw bytes).
     signer: Option<Arc<Webhook>>,
+    /// A key of its own, derived from the same secret, that seals the worker's callback
+    /// messages (see [`Callbacks::seal`]).
+    sealer: Option<Arc<Webhook>>,
 }
 
 impl Callbacks {
@@ -65,11 +68,58 @@ impl Callbacks {
             .timeout(Duration::from_secs(10))
             .build()
             .expect("a reqwest client with rustls builds");
-        let signer = secret
-            .map(decode_secret)
-            .transpose()?
-            .map(|key| Arc::new(Webhook::from_bytes(key).expect("any key length is accepted")));
-        Ok(Self { client, signer })
+        let key = secret.map(decode_secret).transpose()?;
+        let webhook =
+            |k: Vec<u8>| Arc::new(Webhook::from_bytes(k).expect("any key length is accepted"));
+        let sealer = key.as_ref().map(|k| {
+            // Its own key: a seal is never a valid webhook signature, nor the reverse.
+            let mut derived = b"copy-worker callback seal\n".to_vec();
+            derived.extend_from_slice(k);
+            webhook(crate::domain::sha256_hex(&derived).into_bytes())
+        });
+        Ok(Self {
+            client,
+            signer: key.map(webhook),
+            sealer,
+        })
+    }
+
+    /// The seal of a callback message (DESIGN.md §7): an HMAC-SHA256, by the Standard Webhooks
+    /// library, over its URL, request id, webhook id and event, keyed from
+    /// `CALLBACK_SIGNING_SECRET`, which only the worker holds. Whoever may publish to
+    /// `copy-callbacks` but holds no secret cannot make the worker sign and post a body it
+    /// did not produce. `None` without a secret (callbacks are then unsigned anyway).
+    pub fn seal(
+        &self,
+        url: &str,
+        request_id: &str,
+        webhook_id: &str,
+        event: &[u8],
+    ) -> Option<String> {
+        let sealer = self.sealer.as_ref()?;
+        let mut payload = format!("{url}\n{request_id}\n").into_bytes();
+        payload.extend_from_slice(event);
+        sealer.sign(webhook_id, 0, &payload).ok()
+    }
+
+    /// Whether `seal` is this worker's seal of that callback (always, without a secret).
+    pub fn sealed_here(
+        &self,
+        seal: Option<&str>,
+        (url, request_id, webhook_id): (&str, &str, &str),
+        event: &[u8],
+    ) -> bool {
+        let Some(want) = self.seal(url, request_id, webhook_id, event) else {
+            return true;
+        };
+        let got = seal.unwrap_or_default().as_bytes();
+        // Compared in constant time: the length is public, the bytes are not.
+        got.len() == want.len()
+            && got
+                .iter()
+                .zip(want.as_bytes())
+                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+                == 0
     }
 
     /// Posts `body` to `url` once (no redirects, 10 s timeout); `Ok` is the 2xx status.
@@ -136,6 +186,32 @@ mod tests {
             .unwrap();
         assert_eq!(sig, "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=");
         assert!(decode_secret("whsec_!!!").is_err());
+    }
+
+    #[test]
+    fn a_seal_holds_for_its_own_callback_only_and_is_not_a_webhook_signature() {
+        let c = Callbacks::new(Some("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")).unwrap();
+        let cb = ("https://h.example.com/x", "r-1", "r-1:succeeded");
+        let seal = c.seal(cb.0, cb.1, cb.2, b"{}").unwrap();
+        assert!(c.sealed_here(Some(&seal), cb, b"{}"));
+        assert!(!c.sealed_here(Some(&seal), cb, b"{\"forged\":1}"));
+        assert!(!c.sealed_here(
+            Some(&seal),
+            ("https://h.example.com/y", "r-1", "r-1:succeeded"),
+            b"{}"
+        ));
+        assert!(!c.sealed_here(None, cb, b"{}"));
+        let sig = c
+            .signer
+            .as_ref()
+            .unwrap()
+            .sign(cb.2, 0, b"https://h.example.com/x\nr-1\n{}")
+            .unwrap();
+        assert_ne!(sig, seal, "its own key");
+        // Without a secret nothing is sealed, and nothing is refused.
+        let open = Callbacks::new(None).unwrap();
+        assert_eq!(open.seal(cb.0, cb.1, cb.2, b"{}"), None);
+        assert!(open.sealed_here(None, cb, b"{}"));
         assert_eq!(decode_secret("raw").unwrap(), b"raw");
     }
 }

@@ -27,6 +27,8 @@ pub const DESTINATION_PROJECT: &str = "destination_project";
 pub const CALLBACK_URL: &str = "callback_url";
 /// Callback message: the Standard Webhooks `webhook-id` (the event's `ce-id`).
 pub const WEBHOOK_ID: &str = "webhook_id";
+/// Callback message: the worker's seal over it (DESIGN.md §7), when a signing secret is set.
+pub const CALLBACK_SEAL: &str = "callback_seal";
 
 /// Dead letter: the google.rpc code name, `INVALID_REQUEST`, or for callbacks
 /// `CALLBACK_REJECTED` / `CALLBACK_UNDELIVERED`.

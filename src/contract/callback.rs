@@ -18,9 +18,18 @@ pub struct Callback {
 }
 
 impl Callback {
-    /// The message: the event JSON as data, our attributes, and `traceparent` when given.
-    pub fn to_message(&self, event_json: Vec<u8>, traceparent: Option<&str>) -> OutMessage {
+    /// The message: the event JSON as data, our attributes, the worker's seal and
+    /// `traceparent` when given.
+    pub fn to_message(
+        &self,
+        event_json: Vec<u8>,
+        seal: Option<String>,
+        traceparent: Option<&str>,
+    ) -> OutMessage {
         let mut attributes = BTreeMap::new();
+        if let Some(seal) = seal {
+            attributes.insert(attr::CALLBACK_SEAL.into(), seal);
+        }
         attributes.insert(attr::REQUEST_ID.into(), self.request_id.clone());
         attributes.insert(attr::CALLBACK_URL.into(), self.url.clone());
         attributes.insert(attr::WEBHOOK_ID.into(), self.webhook_id.clone());
@@ -61,8 +70,13 @@ mod tests {
             webhook_id: "r-1:succeeded".into(),
             request_id: "r-1".into(),
         };
-        let msg = cb.to_message(b"{}".to_vec(), Some("00-abc-def-01"));
-        assert_eq!(msg.attributes.len(), 4);
+        let msg = cb.to_message(
+            b"{}".to_vec(),
+            Some("v1,seal".into()),
+            Some("00-abc-def-01"),
+        );
+        assert_eq!(msg.attributes.len(), 5);
+        assert_eq!(msg.attributes["callback_seal"], "v1,seal");
         assert_eq!(Callback::parse(&msg.attributes).unwrap(), cb);
         let mut missing = msg.attributes.clone();
         missing.remove(attr::CALLBACK_URL);

@@ -128,7 +128,13 @@ impl Pipeline {
                 webhook_id: event.ce_id(),
                 request_id: event.request_id.clone(),
             };
-            let cb = callback.to_message(msg.data, d.msg.attribute(attr::TRACEPARENT));
+            let seal = self.callbacks.seal(
+                &callback.url,
+                &callback.request_id,
+                &callback.webhook_id,
+                &msg.data,
+            );
+            let cb = callback.to_message(msg.data, seal, d.msg.attribute(attr::TRACEPARENT));
             if let Err(e) = self.topics.publish(Topic::Callbacks, cb).await {
                 return StepOutcome::Retry(e.into());
             }

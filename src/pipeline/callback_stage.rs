@@ -12,6 +12,7 @@ use chrono::Utc;
 use super::announce::log_dropped;
 use super::{Delivery, Pipeline, RetryReason, StepOutcome};
 use crate::clients::pubsub::Topic;
+use crate::contract::attr;
 use crate::contract::callback::Callback;
 use crate::contract::dead_letter::{FailedStage, dead_letter};
 use crate::contract::event::ErrorInfo;
@@ -39,6 +40,23 @@ impl Pipeline {
             }
         };
         tracing::Span::current().record("request_id", cb.request_id.as_str());
+        // Only what this worker produced is signed and posted: a message published to the
+        // topic by anyone else (who holds no signing secret) carries no valid seal.
+        let ids = (
+            cb.url.as_str(),
+            cb.request_id.as_str(),
+            cb.webhook_id.as_str(),
+        );
+        if !self
+            .callbacks
+            .sealed_here(msg.attribute(attr::CALLBACK_SEAL), ids, &msg.data)
+        {
+            let why =
+                "the callback message is not sealed by this worker (callback_seal): not posted";
+            return self
+                .dead_letter_callback(&d, Some(&cb), CALLBACK_REJECTED, why.into())
+                .await;
+        }
         // The allow-list is the worker's current one: a host removed since the request was
         // accepted is no longer posted to.
         if let Err(why) = validate_callback_url(&cb.url, &self.settings.defaults) {

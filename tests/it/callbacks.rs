@@ -198,3 +198,47 @@ fn no_stage_route_or_client_spawns_work_that_could_outlive_its_delivery() {
     assert!(files > 20, "read {files} files");
     assert!(offenders.is_empty(), "background work in: {offenders:?}");
 }
+
+/// Issue 28's probe: "A forged callback message had arbitrary content signed and posted to an
+/// allowed host." A message published to `copy-callbacks` by anyone but the worker carries no
+/// seal of the worker's secret: it is dead-lettered, and nothing is signed or posted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_callback_message_the_worker_did_not_seal_is_never_posted() {
+    let app = spawn_app("cb-forged", callback_knobs()).await;
+    let port = free_port();
+    let (receiver, _) = Receiver::start_at(port, vec![]).await;
+    let url = format!("http://127.0.0.1:{port}/hook");
+    let forged_seal = "v1,bm90IGEgc2VhbA==";
+    for (id, seal) in [("forged-1", None), ("forged-2", Some(forged_seal))] {
+        let mut attrs = vec![
+            ("request_id", id),
+            ("callback_url", url.as_str()),
+            ("webhook_id", "forged:succeeded"),
+        ];
+        if let Some(s) = seal {
+            attrs.push(("callback_seal", s));
+        }
+        app.topology
+            .publish(
+                "copy-callbacks",
+                br#"{"status":"succeeded","forged":true}"#,
+                &attrs,
+            )
+            .await
+            .unwrap();
+        let dl = app.dead_letter_of(id, 60).await;
+        assert_eq!(
+            dl.attribute("error_code"),
+            Some("CALLBACK_REJECTED"),
+            "{id}"
+        );
+        assert!(
+            dl.attribute("error_message")
+                .unwrap_or_default()
+                .contains("not sealed by this worker"),
+            "{id}: {:?}",
+            dl.attributes
+        );
+    }
+    assert!(receiver.received().is_empty(), "nothing was posted");
+}

@@ -78,10 +78,18 @@ async fn behind_cloud_run_a_push_arrives_without_its_signature_and_starts_the_co
     let app = behind_cloud_run("cr-push", &[]).await;
     let (token, status, body) = push_as_pubsub(&app, "cr-push").await;
     assert_eq!(status, 204, "{body}");
-    let front = &app.cloud_run.as_ref().unwrap().front;
-    assert_eq!(front.forwarded_tokens(), [stripped(&token)]);
     let events = app.completion_of("cr-push", 1, 60).await;
     assert_eq!(events[0].attribute("status"), Some("succeeded"));
+    // The push's token, then the queues' tasks (start, polls) with the tasks account's: every
+    // one reached the worker with its signature removed.
+    let front = &app.cloud_run.as_ref().unwrap().front;
+    let forwarded = front.forwarded_tokens();
+    assert_eq!(forwarded[0], stripped(&token));
+    assert!(
+        forwarded.len() >= 3,
+        "the push, a start and a poll: {forwarded:?}"
+    );
+    assert!(forwarded.iter().all(|t| t.ends_with(SIGNATURE_REMOVED)));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
