@@ -21,6 +21,13 @@ pub fn headroom(rates: Result<QueueRates, Failure>) -> Vec<Check> {
     );
     let rates = match rates {
         Ok(r) => r,
+        Err(f) if f.code == google_cloud_gax::error::rpc::Code::NotFound => {
+            return vec![
+                Check::fail("queues", "exist", format!("a queue does not exist: {f}"))
+                    .fix("create both queues: terraform apply (the module's tasks.tf), or gcloud tasks queues create copy-starts / copy-polls --location=REGION, and set COPY_START_QUEUE and COPY_POLL_QUEUE to their full names"),
+                unknown_quota,
+            ];
+        }
         Err(f) => {
             let why = format!("the queues' rates cannot be read: {f}");
             return vec![
@@ -111,6 +118,19 @@ mod tests {
         assert!(
             fix.contains("vertex_read_rate") && fix.contains("300"),
             "{fix}"
+        );
+    }
+
+    #[test]
+    fn a_missing_queue_fails_and_says_how_to_create_it() {
+        let checks = headroom(Err(Failure::new(Code::NotFound, "Queue does not exist.")));
+        assert_eq!(checks[0].status, Status::Fail);
+        assert!(
+            checks[0]
+                .fix
+                .as_deref()
+                .unwrap_or_default()
+                .contains("copy-polls")
         );
     }
 
