@@ -4,6 +4,8 @@
 //!
 //! - [`vertex`]: CopyModel, operations, model reads, through the official client.
 //! - [`credentials`]: Application Default Credentials, checked before a command starts.
+//! - [`interrupt`]: Ctrl-C and SIGTERM as one stop request for the CLI's long commands.
+//! - [`lines`]: the CLI's line input (`--file`), read in bounded memory.
 //! - [`pubsub`]: topic and subscription names, the connection, confirmed publishes, and
 //!   the CLI's reader of a subscription.
 //! - [`tasks`]: the Cloud Tasks queue that paces copy starts for the whole deployment.
@@ -11,6 +13,8 @@
 //! - [`webhook`]: signed callbacks to `callback_url` (Standard Webhooks).
 
 pub(crate) mod credentials;
+pub(crate) mod interrupt;
+pub(crate) mod lines;
 pub(crate) mod pubsub;
 pub(crate) mod tasks;
 pub(crate) mod temp_subscription;

@@ -7,6 +7,7 @@ mod auth;
 mod bodies;
 mod callbacks;
 mod child;
+mod cli_input;
 mod cloud_run;
 mod crash;
 mod deadline;

@@ -8,7 +8,7 @@
 mod args;
 mod input;
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::time::Duration;
 
 use futures::future::join_all;
@@ -21,7 +21,9 @@ use super::wait::finish;
 use super::wait::own;
 use crate::clients::pubsub::{Connection, OutMessage, full_subscription, full_topic, to_message};
 use crate::clients::temp_subscription::{FilterBy, WaitSource, WaiterTag};
+use crate::clients::{interrupt, lines};
 use crate::contract::attr;
+use crate::contract::request::MAX_REQUEST_BYTES;
 use crate::domain::{CopyRequest, Defaults};
 
 /// Everything `run` needs, resolved and validated before anything is published.
@@ -42,6 +44,10 @@ const WHO: &str = "copy-worker publish";
 
 /// Runs the command; returns the process exit code.
 pub async fn run(args: PublishArgs) -> u8 {
+    if args.wait {
+        // SIGTERM (CI cancellation, `timeout`) ends the wait as Ctrl-C does.
+        interrupt::listen();
+    }
     let mut plan = match plan(&args) {
         Ok(p) => p,
         Err(problems) => {
@@ -86,16 +92,17 @@ pub async fn run(args: PublishArgs) -> u8 {
 
 /// Publishes, then (with `--wait`) reads events from `source`.
 async fn publish_and_wait(plan: &Plan, source: Option<WaitSource>) -> u8 {
+    if let Some(which) = interrupt::requested() {
+        eprintln!("{WHO}: {which} before publishing: nothing was published");
+        drop_own(source).await;
+        return exit::TIMEOUT;
+    }
     let mut stdout = std::io::stdout();
     let ids = match publish_all(plan, &mut stdout).await {
         Ok(ids) => ids,
         Err(e) => {
             eprintln!("{WHO}: {e:#}");
-            if let Some(WaitSource::Own(sub)) = source
-                && let Err(e) = sub.delete().await
-            {
-                eprintln!("{WHO}: warning: {e}");
-            }
+            drop_own(source).await;
             return exit::PUBSUB;
         }
     };
@@ -111,6 +118,15 @@ async fn publish_and_wait(plan: &Plan, source: Option<WaitSource>) -> u8 {
         &mut stdout,
     )
     .await
+}
+
+/// Deletes the waiter's own subscription when nothing will be read from it.
+async fn drop_own(source: Option<WaitSource>) {
+    if let Some(WaitSource::Own(sub)) = source
+        && let Err(e) = sub.delete().await
+    {
+        eprintln!("{WHO}: warning: {e}");
+    }
 }
 
 fn non_empty(s: &Option<String>) -> Option<String> {
@@ -164,8 +180,8 @@ fn plan(args: &PublishArgs) -> Result<Plan, Vec<String>> {
     };
     let requests = match &args.file {
         Some(path) => {
-            let text = read_input(path).map_err(|e| vec![e])?;
-            input::validate_lines(&text, &defaults)
+            let lines = lines::open(path, MAX_REQUEST_BYTES).map_err(|e| vec![e.to_string()])?;
+            input::validate_lines(lines, &defaults)
                 .map_err(|errs| errs.iter().map(ToString::to_string).collect::<Vec<_>>())?
         }
         None => {
@@ -181,18 +197,6 @@ fn plan(args: &PublishArgs) -> Result<Plan, Vec<String>> {
         traceparent: std::env::var("TRACEPARENT").ok().filter(|s| !s.is_empty()),
         tag: None,
     })
-}
-
-/// `--file PATH`, or stdin for `-`.
-pub(crate) fn read_input(path: &str) -> Result<String, String> {
-    if path == "-" {
-        let mut s = String::new();
-        std::io::stdin()
-            .read_to_string(&mut s)
-            .map_err(|e| format!("reading stdin: {e}"))?;
-        return Ok(s);
-    }
-    std::fs::read_to_string(path).map_err(|e| format!("reading --file {path}: {e}"))
 }
 
 /// The message for one request: its normalised JSON, which the worker parses to the same

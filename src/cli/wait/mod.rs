@@ -14,10 +14,12 @@ use clap::Args;
 
 use super::args::{PubSubArgs, parse_duration};
 use super::exit;
+use crate::clients::lines::{self, Lines};
 use crate::clients::pubsub::{Connection, full_subscription, full_topic};
 use crate::clients::temp_subscription::{
     ABANDON_MARGIN, FilterBy, TempSubscription, WaitSource, WaiterTag,
 };
+use crate::contract::request::MAX_REQUEST_BYTES;
 
 const EXAMPLES: &str = "\
 Examples:
@@ -38,9 +40,9 @@ its own, which sees only events published from now on: an event that was publish
 nobody waited is not seen. stdout gets each event as one JSON line, then one summary:
   {\"summary\":{\"outcome\",\"requests\",\"succeeded\",\"failed\",\"rejected\",\"pending\",\"subscription\",\"resume\"}}
 
-Exit codes: 0 every request succeeded; 1 some failed or were rejected; 2 usage; 3 timeout or
-Ctrl-C (the summary's \"resume\" carries on, and a subscription of its own is kept for it);
-4 Pub/Sub error.";
+Exit codes: 0 every request succeeded; 1 some failed or were rejected; 2 usage; 3 timeout,
+Ctrl-C or SIGTERM (the summary's \"resume\" carries on, and a subscription of its own is kept
+for it); 4 Pub/Sub error.";
 
 /// Flags of `copy-worker wait`.
 #[derive(Debug, Clone, Args)]
@@ -77,23 +79,26 @@ pub struct WaitArgs {
     pub pubsub: PubSubArgs,
 }
 
-/// The request ids of a file: `request_id` of each JSON line, or the line itself.
-pub fn ids_of(text: &str) -> Result<Vec<String>, String> {
+/// The request ids of a file (read in bounded memory): `request_id` of each JSON line, or
+/// the line itself.
+pub fn ids_of<R: std::io::BufRead>(lines: Lines<R>) -> Result<Vec<String>, String> {
     let mut ids = Vec::new();
-    for (n, line) in text.lines().enumerate() {
+    for line in lines {
+        let (n, bytes) = line.map_err(|e| e.to_string())?;
+        let line = String::from_utf8_lossy(&bytes);
         let line = line.trim();
         if line.is_empty() {
             continue;
         }
         if line.starts_with('{') {
             let v: serde_json::Value =
-                serde_json::from_str(line).map_err(|e| format!("line {}: not JSON: {e}", n + 1))?;
+                serde_json::from_str(line).map_err(|e| format!("line {n}: not JSON: {e}"))?;
             if v.get("summary").is_some() {
                 continue;
             }
             match v.get("request_id").and_then(|r| r.as_str()) {
                 Some(id) => ids.push(id.to_owned()),
-                None => return Err(format!("line {}: no \"request_id\"", n + 1)),
+                None => return Err(format!("line {n}: no \"request_id\"")),
             }
         } else {
             ids.push(line.to_owned());
@@ -106,9 +111,12 @@ const WHO: &str = "copy-worker wait";
 
 /// Runs the command; returns the process exit code.
 pub async fn run(args: WaitArgs) -> u8 {
+    // SIGTERM (CI cancellation, `timeout`) ends the wait as Ctrl-C does.
+    crate::clients::interrupt::listen();
     let mut ids: Vec<String> = args.request_ids.clone();
     if let Some(path) = &args.file {
-        match super::publish::read_input(path).and_then(|t| ids_of(&t)) {
+        let lines = lines::open(path, MAX_REQUEST_BYTES).map_err(|e| e.to_string());
+        match lines.and_then(ids_of) {
             Ok(more) => ids.extend(more),
             Err(e) => {
                 eprintln!("{WHO}: {e}");
@@ -200,12 +208,14 @@ fn usage(e: impl std::fmt::Display) -> u8 {
 #[cfg(test)]
 mod tests {
     use super::ids_of;
+    use crate::clients::lines::Lines;
 
     #[test]
     fn ids_come_from_publish_output_or_plain_lines() {
+        let lines = |t: &'static str| Lines::new(t.as_bytes(), "test", 100);
         let text = "{\"request_id\":\"a\",\"message_id\":\"1\"}\n\nb\n{\"summary\":{}}\n";
-        assert_eq!(ids_of(text).unwrap(), ["a", "b"]);
-        let e = ids_of("{\"message_id\":\"1\"}").unwrap_err();
+        assert_eq!(ids_of(lines(text)).unwrap(), ["a", "b"]);
+        let e = ids_of(lines("{\"message_id\":\"1\"}")).unwrap_err();
         assert!(e.contains("line 1") && e.contains("request_id"), "{e}");
     }
 }
