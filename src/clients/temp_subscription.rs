@@ -119,6 +119,14 @@ pub enum TempSubscriptionError {
         #[source]
         source: google_cloud_pubsub::Error,
     },
+    /// Typically the caller lacks `pubsub.subscriptions.consume`.
+    #[error("seeking subscription {name} back to {to}: {source}")]
+    Seek {
+        name: String,
+        to: String,
+        #[source]
+        source: google_cloud_pubsub::Error,
+    },
     #[error("deleting subscription {name}: {source} (it expires on its own within a day)")]
     Delete {
         name: String,

@@ -19,6 +19,7 @@ mod faults;
 mod helpers;
 mod idempotency;
 mod limits;
+mod lookup;
 mod pipeline;
 mod publish;
 mod quotas;

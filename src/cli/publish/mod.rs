@@ -223,6 +223,8 @@ fn message(req: &CopyRequest, traceparent: Option<&str>, tag: Option<&WaiterTag>
 async fn publish_all(plan: &Plan, out: &mut dyn Write) -> Result<Vec<String>, PublishAllError> {
     let base = plan.connection.base_publisher().await?;
     let publisher = base.publisher(plan.topic.clone()).build();
+    // Before the first publish: `wait --file` seeks back to it (less clock skew).
+    let published_at = humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string();
     let pending = plan.requests.iter().map(|r| {
         let msg = to_message(message(r, plan.traceparent.as_deref(), plan.tag.as_ref()));
         publisher.publish(msg)
@@ -236,6 +238,7 @@ async fn publish_all(plan: &Plan, out: &mut dyn Write) -> Result<Vec<String>, Pu
                 let line = serde_json::json!({
                     "request_id": req.request_id.as_str(),
                     "message_id": message_id,
+                    "published_at": published_at,
                 });
                 writeln!(out, "{line}")?;
                 ids.push(req.request_id.to_string());
