@@ -99,12 +99,9 @@ pub async fn run(args: EventsArgs) -> u8 {
 
 /// Runs the command, writing events to `out`; returns the exit code.
 pub async fn tail(args: EventsArgs, out: &mut (dyn Write + Send)) -> u8 {
-    let conn = match args.pubsub.connect().await {
+    let conn = match super::args::connect("copy-worker events", &args.pubsub).await {
         Ok(conn) => conn,
-        Err(e) => {
-            eprintln!("copy-worker events: {e}");
-            return exit::USAGE;
-        }
+        Err(code) => return code,
     };
     let topic = match full_topic(&args.topic, args.pubsub.project()) {
         Ok(t) => t,

@@ -62,9 +62,9 @@ pub async fn run(args: StatusArgs) -> u8 {
     ids.retain(|i| !i.is_empty());
     ids.sort();
     ids.dedup();
-    let conn = match args.pubsub.connect().await {
+    let conn = match super::args::connect(WHO, &args.pubsub).await {
         Ok(conn) => conn,
-        Err(e) => return say(e, exit::USAGE),
+        Err(code) => return code,
     };
     let topic = match full_topic(&args.completions_topic, args.pubsub.project()) {
         Ok(t) => t,

@@ -8,6 +8,7 @@
 //! - [`lines`]: the CLI's line input (`--file`), read in bounded memory.
 //! - [`pubsub`]: topic and subscription names, the connection, confirmed publishes, and
 //!   the CLI's reader of a subscription.
+//! - [`reach`]: one quick connection to an endpoint the user named, before relying on it.
 //! - [`tasks`]: the Cloud Tasks queue that paces copy starts for the whole deployment.
 //! - [`temp_subscription`]: a waiter's own filtered, expiring subscription.
 //! - [`webhook`]: signed callbacks to `callback_url` (Standard Webhooks).
@@ -16,6 +17,7 @@ pub(crate) mod credentials;
 pub(crate) mod interrupt;
 pub(crate) mod lines;
 pub(crate) mod pubsub;
+pub(crate) mod reach;
 pub(crate) mod tasks;
 pub(crate) mod temp_subscription;
 pub(crate) mod vertex;

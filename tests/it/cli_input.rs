@@ -184,3 +184,119 @@ async fn sigterm_stops_events_and_deletes_its_subscription() {
     assert_eq!(status.code(), Some(0));
     assert_eq!(app.subscriptions().await, before);
 }
+
+/// A port nothing listens on.
+fn closed_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port()
+}
+
+/// An emulator that is not there is one line, naming it and the variable or flag that set it,
+/// for every command that connects; `doctor` reports it as one failed check instead of one
+/// per topic and subscription after minutes of retries.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_endpoint_is_one_line_naming_it_and_where_its_value_came_from() {
+    let dead = format!("127.0.0.1:{}", closed_port());
+    let run = |args: Vec<String>, env: Vec<(&'static str, String)>| async move {
+        let out = Command::new(env!("CARGO_BIN_EXE_copy-worker"))
+            .args(&args)
+            .env_remove("PUBSUB_EMULATOR_HOST")
+            .env_remove("VERTEX_ENDPOINT")
+            .env("GOOGLE_CLOUD_PROJECT", "my-proj-123")
+            .envs(env)
+            .stdin(Stdio::null())
+            .output();
+        let out = tokio::time::timeout(Duration::from_secs(60), out)
+            .await
+            .expect("the command gives up")
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let by_var = vec![("PUBSUB_EMULATOR_HOST", dead.clone())];
+    let publish = [
+        "publish",
+        "--source-model",
+        SRC,
+        "--destination-project",
+        "dst-proj",
+    ];
+    for args in [
+        &publish[..],
+        &["wait", "--request-id", "r1"][..],
+        &["events", "--idle-timeout", "1s"][..],
+        &["status", "r1"][..],
+    ] {
+        let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        let (code, _, stderr) = run(args.clone(), by_var.clone()).await;
+        assert_eq!(code, Some(4), "{args:?}: {stderr}");
+        let want = format!(
+            "cannot reach the Pub/Sub emulator at {dead} (set by PUBSUB_EMULATOR_HOST): connection refused"
+        );
+        assert_eq!(stderr.lines().count(), 1, "{args:?}: {stderr}");
+        assert!(stderr.contains(&want), "{args:?}: {stderr}");
+    }
+    // Given as a flag, the flag is named.
+    let mut args: Vec<String> = publish.iter().map(|a| a.to_string()).collect();
+    args.extend(["--pubsub-emulator-host".into(), dead.clone()]);
+    let (code, _, stderr) = run(args, vec![]).await;
+    assert_eq!(code, Some(4), "{stderr}");
+    assert!(
+        stderr.contains("(set by --pubsub-emulator-host)")
+            && !stderr.contains("set PUBSUB_EMULATOR_HOST"),
+        "{stderr}"
+    );
+    // doctor: one failed Pub/Sub check and one failed Vertex AI check, naming both variables.
+    let args = ["doctor", "--push-auth", "none", "--location", "us-central1"];
+    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    let env = vec![
+        ("PUBSUB_EMULATOR_HOST", dead.clone()),
+        ("VERTEX_ENDPOINT", format!("http://{dead}")),
+    ];
+    let (code, stdout, _) = run(args, env).await;
+    assert_eq!(code, Some(1), "{stdout}");
+    let failed: Vec<&str> = stdout.lines().filter(|l| l.starts_with("fail")).collect();
+    assert_eq!(failed.len(), 2, "{stdout}");
+    assert!(
+        failed[0].contains("(set by PUBSUB_EMULATOR_HOST)"),
+        "{stdout}"
+    );
+    assert!(failed[1].contains("cannot reach Vertex AI") && failed[1].contains("VERTEX_ENDPOINT"));
+}
+
+/// `serve` on a port that is taken says so in one line that names PORT and the port.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_on_a_port_in_use_says_so_once() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port().to_string();
+    let out = Command::new(env!("CARGO_BIN_EXE_copy-worker"))
+        .arg("serve")
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("PUSH_AUTH", "none")
+        .env("GOOGLE_CLOUD_PROJECT", "copy-worker-demo")
+        .env("PUBSUB_EMULATOR_HOST", emulator().host())
+        .env("PORT", &port)
+        .env("LOG_FORMAT", "json")
+        .stdin(Stdio::null())
+        .output();
+    let out = tokio::time::timeout(Duration::from_secs(60), out)
+        .await
+        .expect("serve gives up")
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let line = stderr
+        .lines()
+        .find(|l| l.starts_with("copy-worker: "))
+        .unwrap_or_else(|| panic!("no error line: {stderr}"));
+    assert!(
+        line.contains(&format!("PORT: cannot listen on {port}")),
+        "{line}"
+    );
+    assert_eq!(line.matches("Address already in use").count(), 1, "{line}");
+    drop(taken);
+}

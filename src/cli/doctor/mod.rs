@@ -28,6 +28,7 @@ use clap::Args;
 use self::report::{Check, Report, Status};
 use super::config::{Config, PushAuthMode, ServeArgs};
 use super::exit;
+use crate::clients::reach::Endpoint;
 use crate::clients::vertex::{GoogleVertex, VertexOptions};
 
 const EXAMPLES: &str = "\
@@ -203,6 +204,13 @@ async fn vertex(args: &DoctorArgs, cfg: &Config, report: &mut Report) {
             Status::Unknown("no LOCATION and no --regions".into()),
             "Vertex AI not checked",
         ));
+        return;
+    }
+    // A VERTEX_ENDPOINT that does not answer is one line, not a timeout per location.
+    if let Some(endpoint) = cfg.vertex_endpoint.as_deref().and_then(Endpoint::vertex)
+        && let Err(e) = endpoint.check().await
+    {
+        report.push(Check::fail("vertex", "reachable", e.to_string()));
         return;
     }
     let client = GoogleVertex::new(VertexOptions {

@@ -58,13 +58,9 @@ pub async fn run(args: PublishArgs) -> u8 {
             return exit::USAGE;
         }
     };
-    match args.pubsub.connect().await {
+    match super::args::connect(WHO, &args.pubsub).await {
         Ok(conn) => plan.connection = conn,
-        Err(e) => {
-            eprintln!("{WHO}: {e}");
-            eprintln!("{WHO}: nothing was published");
-            return exit::USAGE;
-        }
+        Err(code) => return code,
     }
     // The waiter's own subscription exists before anything is published, so that it gets
     // every event, and a caller who may not create it learns so before publishing.
@@ -258,7 +254,7 @@ async fn publish_all(plan: &Plan, out: &mut dyn Write) -> Result<Vec<String>, Pu
             topic: plan.topic.clone(),
             hint: match &source {
                 google_cloud_pubsub::error::PublishError::Rpc(e) => {
-                    crate::clients::pubsub::unreachable_hint(e)
+                    crate::clients::pubsub::unreachable_hint(&plan.connection, e)
                 }
                 _ => None,
             },

@@ -116,12 +116,9 @@ pub async fn run(args: WaitArgs) -> u8 {
         eprintln!("{WHO}: no request ids: give --request-id ID or --file PATH");
         return exit::USAGE;
     }
-    let conn = match args.pubsub.connect().await {
+    let conn = match super::args::connect(WHO, &args.pubsub).await {
         Ok(conn) => conn,
-        Err(e) => {
-            eprintln!("{WHO}: {e}");
-            return exit::USAGE;
-        }
+        Err(code) => return code,
     };
     let source = match source(&args, &conn, &ids, since).await {
         Ok(source) => source,
