@@ -300,3 +300,35 @@ async fn serve_on_a_port_in_use_says_so_once() {
     assert_eq!(line.matches("Address already in use").count(), 1, "{line}");
     drop(taken);
 }
+
+/// `doctor --publisher` checks the publisher's side and publishes nothing. The emulator has no
+/// IAM API (testIamPermissions answers UNIMPLEMENTED), so the publish grant is `unknown`, never
+/// `ok`; the token and federation links need the real services (unit tests cover how a failed
+/// token is named).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn doctor_publisher_checks_the_topic_and_publishes_nothing() {
+    let app = spawn_app("in-doc-pub", Knobs::default()).await;
+    let seen = requests_inbox(&app).await;
+    let run = cli(&app, "doctor", &["--publisher", "--json"], None, &[]).await;
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    let report: Value = serde_json::from_str(&run.stdout).unwrap();
+    let checks = report["checks"].as_array().unwrap();
+    let find = |what: &str| {
+        checks
+            .iter()
+            .find(|c| c["subject"] == "topic copy-requests" && c["check"] == what)
+            .unwrap_or_else(|| panic!("no {what} check: {report}"))
+    };
+    assert_eq!(find("exists")["status"], "ok", "{report}");
+    assert_eq!(find("publish")["status"], "unknown", "{report}");
+    assert_eq!(checks.len(), 2, "only the publisher's checks: {report}");
+    only_a_sentinel_arrives(&app, &seen).await;
+    let missing = ["--publisher", "--requests-topic", "no-such-topic"];
+    let run = cli(&app, "doctor", &missing, None, &[]).await;
+    assert_eq!(run.code, 1, "{}", run.stdout);
+    assert!(
+        run.stdout.contains("no-such-topic does not exist"),
+        "{}",
+        run.stdout
+    );
+}

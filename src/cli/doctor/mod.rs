@@ -12,9 +12,11 @@
 //! - [`probe`]: the Pub/Sub and Vertex AI calls.
 //! - [`quota`]: `VERTEX_COPY_RATE` and `VERTEX_READ_RATE` against Vertex AI's default quotas.
 //! - [`deploy`]: service agents and the log-based metric (Resource Manager, Logging, Monitoring).
+//! - [`publisher`]: `--publisher`, the publisher's federation chain, publishing nothing.
 
 pub(crate) mod deploy;
 pub(crate) mod probe;
+pub(crate) mod publisher;
 pub(crate) mod pubsub;
 pub(crate) mod quota;
 pub(crate) mod report;
@@ -41,6 +43,9 @@ Examples:
 
   # The same as JSON, for a CI gate:
   copy-worker doctor --project my-proj --json | jq '.checks[] | select(.status != \"ok\")'
+
+  # On an EC2 instance: may its credentials publish? (publishes nothing)
+  copy-worker doctor --publisher --project my-proj
 
   # Against a local stack (the Pub/Sub emulator and a Vertex AI fake):
   PUBSUB_EMULATOR_HOST=127.0.0.1:8085 VERTEX_ENDPOINT=http://127.0.0.1:9090 \\
@@ -76,6 +81,10 @@ pub struct DoctorArgs {
     /// destination regions your requests name.
     #[arg(long, value_delimiter = ',')]
     pub regions: Vec<String>,
+    /// Check only the publisher's side (an EC2 instance): a token as `publish` gets it, then
+    /// whether it may publish to copy-requests (testIamPermissions). Publishes nothing.
+    #[arg(long)]
+    pub publisher: bool,
     /// Print the report as one JSON object.
     #[arg(long)]
     pub json: bool,
@@ -95,7 +104,11 @@ pub struct DoctorArgs {
 
 /// Runs every check and prints the report; the exit code is 1 when something failed.
 pub async fn run(args: DoctorArgs) -> u8 {
-    let report = diagnose(&args).await;
+    let report = if args.publisher {
+        publisher::diagnose(&args).await
+    } else {
+        diagnose(&args).await
+    };
     if args.json {
         println!("{}", report.json());
     } else {
