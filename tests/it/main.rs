@@ -15,6 +15,7 @@ mod doctor;
 mod enqueue;
 mod envelope_props;
 mod events;
+mod examples;
 mod faults;
 mod helpers;
 mod idempotency;
