@@ -1,9 +1,18 @@
 # syntax=docker/dockerfile:1
 #
-# Production image for copy-worker (Cloud Run).
+# Production image for copy-worker (Cloud Run), and the CLI for hosts without a Rust
+# toolchain (docs/ec2.md, "Install").
 #
-#   docker build -t copy-worker:dev .
-#   docker run --rm -p 8080:8080 -e PUSH_AUTH=none -e GOOGLE_CLOUD_PROJECT=p copy-worker:dev
+#   docker build --platform linux/amd64 -t copy-worker:dev .
+#   docker run --rm -p 8080:8080 -e PUSH_AUTH=none -e GOOGLE_CLOUD_PROJECT=copy-worker-demo \
+#     -e COPY_START_QUEUE=projects/copy-worker-demo/locations/us-central1/queues/copy-starts \
+#     -e COPY_POLL_QUEUE=projects/copy-worker-demo/locations/us-central1/queues/copy-polls \
+#     -e TASKS_URL=http://127.0.0.1:8080 copy-worker:dev
+#   docker run --rm --entrypoint /usr/local/bin/copy-worker copy-worker:dev publish --help
+#
+# --platform linux/amd64: Cloud Run runs linux/amd64 images; built on an ARM laptop (Apple
+# silicon, Graviton) without it, the image is arm64 and Cloud Run cannot start it.
+# tests/it/examples.rs runs the `docker run` line above through `serve`.
 #
 # Two stages:
 #   build   - rust on Debian trixie: compiles the release binary with the

@@ -4,8 +4,8 @@
 //!
 //! Each folder is one part of DESIGN.md; dependencies point down this list, never up.
 //!
-//! - [`cli`]: the command line (§6): `serve`, `publish`, `wait`, `replay`, `events`, `doctor`,
-//!   `completions`, and exit codes.
+//! - [`cli`]: the command line (§6): `serve`, `publish`, `wait`, `status`, `replay`, `events`,
+//!   `doctor`, `completions`, and exit codes.
 //! - [`app`]: the composition root: builds the worker from its configuration and serves it
 //!   until SIGTERM.
 //! - [`config`]: the worker's configuration (§5), one clap group per concern, and the flags

@@ -38,6 +38,13 @@ resource "google_pubsub_topic" "topic" {
   labels       = local.labels
   kms_key_name = var.pubsub_kms_key_name
 
+  # copy-completions keeps its events for 7 days whoever has read them, so that
+  # `copy-worker status` and `wait` find an event published before they started: they seek a
+  # new subscription back in time, which reaches messages older than the subscription only
+  # through topic retention (google.pubsub.v1.Topic.message_retention_duration). Stored
+  # messages are billed; the other topics keep none beyond their subscriptions.
+  message_retention_duration = each.key == "completions" ? "604800s" : null
+
   dynamic "message_storage_policy" {
     for_each = length(var.pubsub_allowed_persistence_regions) > 0 ? [var.pubsub_allowed_persistence_regions] : []
     content {

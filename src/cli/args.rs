@@ -1,7 +1,29 @@
 //! Flags every subcommand shares, declared once in [`crate::config::flags`] and flattened
-//! into each (`#[command(flatten)]`), and the note that blames a bad value on its variable.
+//! into each (`#[command(flatten)]`), the checked Pub/Sub connection, and the note that
+//! blames a bad value on its variable.
 
 pub use crate::config::flags::{PubSubArgs, parse_duration};
+
+use super::exit;
+use crate::clients::pubsub::Connection;
+use crate::clients::reach::Endpoint;
+
+/// The checked connection of a command that talks to Pub/Sub: credentials that yield a token
+/// (exit 2 otherwise), and an emulator that answers (exit 4 otherwise, within a few seconds).
+/// Err is the exit code; the one line that says why is already on stderr, after `who`.
+pub async fn connect(who: &str, pubsub: &PubSubArgs) -> Result<Connection, u8> {
+    let conn = pubsub.connect().await.map_err(|e| {
+        eprintln!("{who}: {e}");
+        exit::USAGE
+    })?;
+    if let Some(host) = &conn.emulator_host
+        && let Err(e) = Endpoint::emulator(host).check().await
+    {
+        eprintln!("{who}: {e}");
+        return Err(exit::PUBSUB);
+    }
+    Ok(conn)
+}
 
 /// When a flag's value came from its environment variable, a note that says so: clap's
 /// error names the flag, but the user set the variable.

@@ -35,7 +35,7 @@ consume/delete on the project and pubsub.topics.attachSubscription on the topic 
 publisher_can_wait). The local emulator does not apply subscription filters; the filters are
 also applied here, so the output is the same.
 
-Exit codes: 0 done (idle timeout, --limit reached, or Ctrl-C); 2 usage; 4 Pub/Sub error.";
+Exit codes: 0 done (idle timeout, --limit reached, Ctrl-C or SIGTERM); 2 usage; 4 Pub/Sub error.";
 
 /// Output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -70,7 +70,7 @@ pub struct EventsArgs {
     /// Output format.
     #[arg(long, value_enum, default_value = "json")]
     pub format: Format,
-    /// Keep reading until Ctrl-C.
+    /// Keep reading until Ctrl-C or SIGTERM.
     #[arg(long, conflicts_with = "idle_timeout")]
     pub follow: bool,
     /// Without --follow: exit after this long without a matching event (e.g. 30s, 5m).
@@ -92,17 +92,16 @@ fn filters(a: &EventsArgs) -> EventFilter {
 
 /// Runs the command, writing events to stdout; returns the exit code.
 pub async fn run(args: EventsArgs) -> u8 {
+    // SIGTERM stops the tail as Ctrl-C does: the subscription is deleted on the way out.
+    crate::clients::interrupt::listen();
     tail(args, &mut std::io::stdout()).await
 }
 
 /// Runs the command, writing events to `out`; returns the exit code.
 pub async fn tail(args: EventsArgs, out: &mut (dyn Write + Send)) -> u8 {
-    let conn = match args.pubsub.connect().await {
+    let conn = match super::args::connect("copy-worker events", &args.pubsub).await {
         Ok(conn) => conn,
-        Err(e) => {
-            eprintln!("copy-worker events: {e}");
-            return exit::USAGE;
-        }
+        Err(code) => return code,
     };
     let topic = match full_topic(&args.topic, args.pubsub.project()) {
         Ok(t) => t,

@@ -9,6 +9,7 @@
 //! - [`publish`]: `copy-worker publish`, submitting requests and waiting for their events.
 //! - [`replay`]: `copy-worker replay`, moving dead letters back with no loss.
 //! - [`wait`]: `copy-worker wait`, waiting for requests' events (and `publish --wait`).
+//! - [`status`]: `copy-worker status`, the events of requests published earlier.
 //! - [`events`]: `copy-worker events`, tailing completion events.
 //! - [`doctor`]: `copy-worker doctor`, the read-only pre-flight check of a deployment.
 //! - [`completions`]: `copy-worker completions SHELL`, shell completion scripts.
@@ -21,6 +22,7 @@ pub mod exit;
 pub mod publish;
 pub mod replay;
 pub mod serve;
+pub mod status;
 pub mod wait;
 
 use clap::{Parser, Subcommand};
@@ -51,6 +53,9 @@ pub enum Command {
     /// Wait for the completion events of requests published earlier (resumes a timed-out
     /// publish --wait).
     Wait(Box<wait::WaitArgs>),
+    /// Look up what happened to requests published earlier (their completion events since
+    /// --since, default 1h).
+    Status(Box<status::StatusArgs>),
     /// Move dead-lettered requests (or, with --callbacks, webhook callbacks) back.
     Replay(Box<ReplayArgs>),
     /// Tail completion events through a temporary filtered subscription.
@@ -73,6 +78,7 @@ impl Command {
             Command::Publish(args) => runtime().block_on(publish::run(*args)),
             Command::Replay(args) => runtime().block_on(replay::run(*args)),
             Command::Wait(args) => runtime().block_on(wait::run(*args)),
+            Command::Status(args) => runtime().block_on(status::run(*args)),
             Command::Events(args) => runtime().block_on(events::run(*args)),
             Command::Doctor(args) => runtime().block_on(doctor::run(*args)),
             Command::Completions(args) => {

@@ -14,9 +14,13 @@ Examples:
   # On Cloud Run (configured by environment; see README):
   copy-worker serve
 
-  # Locally against the Pub/Sub emulator and a Vertex AI fake, without push auth:
-  PUBSUB_EMULATOR_HOST=127.0.0.1:8085 GOOGLE_CLOUD_PROJECT=local PUSH_AUTH=none \\
-    VERTEX_ENDPOINT=http://127.0.0.1:9090 copy-worker serve --port 8080";
+  # Locally against the Pub/Sub emulator and the Vertex AI and Cloud Tasks fakes
+  # (cargo run --example fake-vertex / fake-tasks), without push auth:
+  PUBSUB_EMULATOR_HOST=127.0.0.1:8085 GOOGLE_CLOUD_PROJECT=copy-worker-demo PUSH_AUTH=none \\
+    VERTEX_ENDPOINT=http://127.0.0.1:9090 CLOUD_TASKS_ENDPOINT=http://127.0.0.1:9191 \\
+    COPY_START_QUEUE=projects/copy-worker-demo/locations/us-central1/queues/copy-starts \\
+    COPY_POLL_QUEUE=projects/copy-worker-demo/locations/us-central1/queues/copy-polls \\
+    TASKS_URL=http://127.0.0.1:8080 copy-worker serve --port 8080";
 
 /// The checked configuration, with the logs started; or, for a wrong value, the exit code
 /// once the message naming its variable is printed.
@@ -45,12 +49,16 @@ pub async fn run(args: &ServeArgs) -> u8 {
     }
 }
 
-/// `error: cause: cause`, as `{:#}` prints an error chain.
+/// `error: cause: cause`, as `{:#}` prints an error chain, without a cause the line already
+/// quotes (`cannot listen on 8080: Address already in use` says it once).
 fn with_causes(e: &dyn std::error::Error) -> String {
     let mut line = e.to_string();
     let mut source = e.source();
     while let Some(cause) = source {
-        line.push_str(&format!(": {cause}"));
+        let text = cause.to_string();
+        if !line.contains(&text) {
+            line.push_str(&format!(": {text}"));
+        }
         source = cause.source();
     }
     line

@@ -4,14 +4,20 @@
 //!
 //! - [`vertex`]: CopyModel, operations, model reads, through the official client.
 //! - [`credentials`]: Application Default Credentials, checked before a command starts.
+//! - [`interrupt`]: Ctrl-C and SIGTERM as one stop request for the CLI's long commands.
+//! - [`lines`]: the CLI's line input (`--file`), read in bounded memory.
 //! - [`pubsub`]: topic and subscription names, the connection, confirmed publishes, and
 //!   the CLI's reader of a subscription.
+//! - [`reach`]: one quick connection to an endpoint the user named, before relying on it.
 //! - [`tasks`]: the Cloud Tasks queue that paces copy starts for the whole deployment.
 //! - [`temp_subscription`]: a waiter's own filtered, expiring subscription.
 //! - [`webhook`]: signed callbacks to `callback_url` (Standard Webhooks).
 
 pub(crate) mod credentials;
+pub(crate) mod interrupt;
+pub(crate) mod lines;
 pub(crate) mod pubsub;
+pub(crate) mod reach;
 pub(crate) mod tasks;
 pub(crate) mod temp_subscription;
 pub(crate) mod vertex;

@@ -140,9 +140,17 @@ fn full_name(
 /// connect, TLS, timeout).
 pub const UNREACHABLE_HINT: &str = "Pub/Sub was out of reach: check the network or proxy; against the local emulator, set PUBSUB_EMULATOR_HOST";
 
-/// [`UNREACHABLE_HINT`] when `e` never reached the service.
-pub fn unreachable_hint(e: &google_cloud_pubsub::Error) -> Option<&'static str> {
-    e.status().is_none().then_some(UNREACHABLE_HINT)
+/// What to check when the emulator named by `PUBSUB_EMULATOR_HOST` did not answer: setting
+/// the variable again would not help.
+pub const EMULATOR_UNREACHABLE_HINT: &str = "the Pub/Sub emulator at PUBSUB_EMULATOR_HOST (--pubsub-emulator-host) did not answer: is it running, on that port?";
+
+/// What to check when `e` never reached the service, on connection `conn`.
+pub fn unreachable_hint(conn: &Connection, e: &google_cloud_pubsub::Error) -> Option<&'static str> {
+    let hint = match conn.emulator_host {
+        Some(_) => EMULATOR_UNREACHABLE_HINT,
+        None => UNREACHABLE_HINT,
+    };
+    e.status().is_none().then_some(hint)
 }
 
 /// How long an admin call (create, get, delete, IAM) retries transient errors.

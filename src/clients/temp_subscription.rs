@@ -119,6 +119,14 @@ pub enum TempSubscriptionError {
         #[source]
         source: google_cloud_pubsub::Error,
     },
+    /// Typically the caller lacks `pubsub.subscriptions.consume`.
+    #[error("seeking subscription {name} back to {to}: {source}")]
+    Seek {
+        name: String,
+        to: String,
+        #[source]
+        source: google_cloud_pubsub::Error,
+    },
     #[error("deleting subscription {name}: {source} (it expires on its own within a day)")]
     Delete {
         name: String,
@@ -216,7 +224,7 @@ impl TempSubscription {
             .map_err(|source| TempSubscriptionError::Create {
                 name: name.clone(),
                 topic: topic.to_owned(),
-                hint: create_hint(&source),
+                hint: create_hint(conn, &source),
                 source,
             })?;
         Ok(Self {
@@ -280,7 +288,7 @@ impl TempSubscription {
 }
 
 /// The fix for a failed create, by what failed.
-fn create_hint(e: &google_cloud_pubsub::Error) -> &'static str {
+fn create_hint(conn: &Connection, e: &google_cloud_pubsub::Error) -> &'static str {
     use google_cloud_gax::error::rpc::Code;
     match e.status().map(|s| s.code) {
         Some(Code::PermissionDenied) => {
@@ -290,7 +298,7 @@ fn create_hint(e: &google_cloud_pubsub::Error) -> &'static str {
             "the topic does not exist: create it, or name the right one with COPY_COMPLETIONS_TOPIC and the right project with GOOGLE_CLOUD_PROJECT"
         }
         Some(_) => "Pub/Sub refused the subscription; the message above says why",
-        None => super::pubsub::UNREACHABLE_HINT,
+        None => super::pubsub::unreachable_hint(conn, e).unwrap_or_default(),
     }
 }
 

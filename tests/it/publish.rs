@@ -112,7 +112,7 @@ pub(crate) fn emulator_connection() -> copy_worker::clients::Connection {
 }
 
 /// A pull subscription on copy-requests, opened before publishing: it sees every request.
-async fn requests_inbox(app: &TestApp) -> Inbox {
+pub(crate) async fn requests_inbox(app: &TestApp) -> Inbox {
     app.topology
         .create_pull_subscription("seen-requests", "copy-requests")
         .await
@@ -249,9 +249,14 @@ async fn one_invalid_line_rejects_the_whole_file_and_publishes_nothing() {
         run.stderr
     );
 
-    // A sentinel published afterwards proves the inbox works; it must be the only message.
+    only_a_sentinel_arrives(&app, &seen).await;
+}
+
+/// Publishes a sentinel request and asserts that `seen` gets it and nothing else: proof that
+/// what ran before published nothing.
+pub(crate) async fn only_a_sentinel_arrives(app: &TestApp, seen: &Inbox) {
     let sentinel = publish_cli(
-        &app,
+        app,
         &["--source-model", SRC, "--request-id", "sentinel"],
         None,
         &[],

@@ -10,11 +10,13 @@
 //! - [`pubsub`]: credentials, topics and subscriptions, in the order they are reported.
 //! - [`subscriptions`]: what a push subscription must look like (pure).
 //! - [`probe`]: the Pub/Sub and Vertex AI calls.
-//! - [`quota`]: `VERTEX_COPY_RATE` and `VERTEX_READ_RATE` against Vertex AI's default quotas.
+//! - [`quota`]: the two queues, and their rates against Vertex AI's default quotas.
 //! - [`deploy`]: service agents and the log-based metric (Resource Manager, Logging, Monitoring).
+//! - [`publisher`]: `--publisher`, the publisher's federation chain, publishing nothing.
 
 pub(crate) mod deploy;
 pub(crate) mod probe;
+pub(crate) mod publisher;
 pub(crate) mod pubsub;
 pub(crate) mod quota;
 pub(crate) mod report;
@@ -28,6 +30,7 @@ use clap::Args;
 use self::report::{Check, Report, Status};
 use super::config::{Config, PushAuthMode, ServeArgs};
 use super::exit;
+use crate::clients::reach::Endpoint;
 use crate::clients::vertex::{GoogleVertex, VertexOptions};
 
 const EXAMPLES: &str = "\
@@ -40,6 +43,9 @@ Examples:
 
   # The same as JSON, for a CI gate:
   copy-worker doctor --project my-proj --json | jq '.checks[] | select(.status != \"ok\")'
+
+  # On an EC2 instance: may its credentials publish? (publishes nothing)
+  copy-worker doctor --publisher --project my-proj
 
   # Against a local stack (the Pub/Sub emulator and a Vertex AI fake):
   PUBSUB_EMULATOR_HOST=127.0.0.1:8085 VERTEX_ENDPOINT=http://127.0.0.1:9090 \\
@@ -72,6 +78,10 @@ pub struct DoctorArgs {
     /// destination regions your requests name.
     #[arg(long, value_delimiter = ',')]
     pub regions: Vec<String>,
+    /// Check only the publisher's side (an EC2 instance): a token as `publish` gets it, then
+    /// whether it may publish to copy-requests (testIamPermissions). Publishes nothing.
+    #[arg(long)]
+    pub publisher: bool,
     /// Print the report as one JSON object.
     #[arg(long)]
     pub json: bool,
@@ -91,7 +101,11 @@ pub struct DoctorArgs {
 
 /// Runs every check and prints the report; the exit code is 1 when something failed.
 pub async fn run(args: DoctorArgs) -> u8 {
-    let report = diagnose(&args).await;
+    let report = if args.publisher {
+        publisher::diagnose(&args).await
+    } else {
+        diagnose(&args).await
+    };
     if args.json {
         println!("{}", report.json());
     } else {
@@ -202,6 +216,13 @@ async fn vertex(args: &DoctorArgs, cfg: &Config, report: &mut Report) {
             Status::Unknown("no LOCATION and no --regions".into()),
             "Vertex AI not checked",
         ));
+        return;
+    }
+    // A VERTEX_ENDPOINT that does not answer is one line, not a timeout per location.
+    if let Some(endpoint) = cfg.vertex_endpoint.as_deref().and_then(Endpoint::vertex)
+        && let Err(e) = endpoint.check().await
+    {
+        report.push(Check::fail("vertex", "reachable", e.to_string()));
         return;
     }
     let client = GoogleVertex::new(VertexOptions {

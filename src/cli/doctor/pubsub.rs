@@ -11,6 +11,7 @@ use super::report::{Check, Report};
 use super::subscriptions::{self, DeadLetterExpect, OidcExpect, PushExpect};
 use crate::cli::config::{Config, PushAuthMode};
 use crate::clients::pubsub::{Connection, full_subscription};
+use crate::clients::reach::Endpoint;
 use crate::topology::{self, AttemptFloor, DeadLetter, PushSubscription};
 
 /// Every Pub/Sub check, in order; returns the checked credentials (None against the
@@ -51,7 +52,12 @@ async fn connection(cfg: &Config, report: &mut Report) -> Option<Connection> {
         emulator_host: cfg.emulator_host.clone(),
         credentials: None,
     };
-    if conn.emulator_host.is_some() {
+    if let Some(host) = &conn.emulator_host {
+        // One line for a dead emulator, not one per check after minutes of retries.
+        if let Err(e) = Endpoint::emulator(host).check().await {
+            report.push(Check::fail("pubsub", "reachable", e.to_string()));
+            return None;
+        }
         return Some(conn);
     }
     match crate::clients::credentials::check().await {

@@ -39,7 +39,7 @@ impl Status {
 /// One check: what was looked at, what was found, and how to fix it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Check {
-    /// What was checked: `topic copy-requests`, `subscription copy-operations-push`.
+    /// What was checked: `topic copy-requests`, `subscription copy-callbacks-push`.
     pub subject: String,
     /// The property: `exists`, `ack deadline`, `push audience`.
     pub what: &'static str,

@@ -140,7 +140,7 @@ fn seconds(d: &Option<google_cloud_wkt::Duration>) -> String {
 }
 
 /// A retry policy must exist: without one Pub/Sub redelivers at once, and for
-/// `copy-operations-push` its backoff is the polling clock.
+/// the worker it would be a tight loop of refusals.
 fn retry(e: &PushExpect, sub: &Subscription) -> Check {
     let subject = e.subject();
     match &sub.retry_policy {

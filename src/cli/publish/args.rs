@@ -33,8 +33,9 @@ When stderr is a terminal, a progress bar counts the requests that ended.
 Exit codes:
   0  published; with --wait, every request succeeded
   1  --wait: at least one request ended failed or rejected
-  2  usage or validation error (the line, field and rule are named on stderr); nothing published
-  3  --wait: timeout (or Ctrl-C) before every request had a completion event; the summary
+  2  usage or validation error (the line, field and rule are named on stderr), a line over
+     64 KiB, or a request_id that repeats an earlier line's; nothing published
+  3  --wait: timeout (or Ctrl-C, SIGTERM) before every request had a completion event; the summary
      lists them in \"pending\", and \"resume\" is the `copy-worker wait` command that carries
      on (the temporary subscription is kept for it, so no event is missed)
   4  Pub/Sub error while publishing or pulling; requests printed on stdout were published

@@ -1,10 +1,12 @@
 //! What `copy-worker publish` submits: requests from flags or JSON Lines, validated with the
 //! worker's own parser ([`CopyRequest::parse`]) before anything is published.
 
-use std::collections::BTreeMap;
+use std::collections::hash_map::Entry;
+use std::collections::{BTreeMap, HashMap};
 
 use serde_json::Value;
 
+use crate::clients::lines::{LineError, Lines};
 use crate::contract::Rejection;
 use crate::contract::request::{CopyRequestWire, DestinationWire};
 use crate::domain::{CopyRequest, Defaults};
@@ -50,14 +52,35 @@ pub struct RequestFlags {
     pub callback_url: Option<String>,
 }
 
-/// One input that did not validate: where it came from, and the worker's rejection.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{origin}: {rejection}")]
-pub struct InvalidInput {
-    /// `flags`, or `line N` of a JSON Lines file.
-    pub origin: String,
-    pub rejection: Rejection,
+/// One input that did not validate.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum InvalidInput {
+    /// The worker's own validation refused it: `flags` or `line N`, and the rejection.
+    #[error("{origin}: {rejection}")]
+    Rejected {
+        origin: String,
+        rejection: Rejection,
+    },
+    /// Its `request_id` (given or derived) is an earlier line's: both would run, and their
+    /// events share `ce-id`, so a consumer that de-duplicates would keep only one.
+    #[error("line {line}: request_id {id:?} repeats line {first}")]
+    Repeated {
+        line: usize,
+        id: String,
+        first: usize,
+    },
+    /// The input could not be read, or a line is over the request limit.
+    #[error(transparent)]
+    Unreadable(#[from] LineError),
+    /// Too many invalid lines: reading stopped.
+    #[error("stopped reading at line {line} after {MAX_INVALID} invalid lines")]
+    TooMany { line: usize },
 }
+
+/// Invalid lines reported before reading stops: a file of garbage (`/dev/urandom`) ends
+/// with a short report, not an endless one.
+const MAX_INVALID: usize = 20;
 
 impl RequestFlags {
     /// The flags' ids, which `--file` conflicts with one by one: clap's error then names the
@@ -123,28 +146,52 @@ fn callback_host(bytes: &[u8]) -> Option<String> {
     Some(url.host_str()?.to_ascii_lowercase())
 }
 
-/// Validates every line of a JSON Lines text (blank lines are skipped) and returns either all
-/// the requests or every invalid line, so that nothing is published from a file with an error.
-pub fn validate_lines(
-    text: &str,
+/// Validates every line of JSON Lines input (blank lines are skipped) and returns either all
+/// the requests or every problem found, so that nothing is published from an input with an
+/// error: an invalid line, a `request_id` that repeats an earlier line's, or a line over the
+/// request limit (which also stops the reading, [`Lines`]).
+pub fn validate_lines<R: std::io::BufRead>(
+    lines: Lines<R>,
     defaults: &Defaults,
 ) -> Result<Vec<CopyRequest>, Vec<InvalidInput>> {
     let mut requests = Vec::new();
     let mut invalid = Vec::new();
-    for (n, line) in text.lines().enumerate() {
-        if line.trim().is_empty() {
+    let mut first_line_of: HashMap<String, usize> = HashMap::new();
+    for line in lines {
+        let (n, bytes) = match line {
+            Ok(l) => l,
+            Err(e) => {
+                invalid.push(e.into());
+                break;
+            }
+        };
+        if bytes.iter().all(u8::is_ascii_whitespace) {
             continue;
         }
-        match validate(line.as_bytes(), defaults) {
-            Ok(r) => requests.push(r),
-            Err(rejection) => invalid.push(InvalidInput {
-                origin: format!("line {}", n + 1),
+        if invalid.len() >= MAX_INVALID {
+            invalid.push(InvalidInput::TooMany { line: n });
+            break;
+        }
+        match validate(&bytes, defaults) {
+            Ok(r) => match first_line_of.entry(r.request_id.to_string()) {
+                Entry::Occupied(first) => invalid.push(InvalidInput::Repeated {
+                    line: n,
+                    id: first.key().clone(),
+                    first: *first.get(),
+                }),
+                Entry::Vacant(v) => {
+                    v.insert(n);
+                    requests.push(r);
+                }
+            },
+            Err(rejection) => invalid.push(InvalidInput::Rejected {
+                origin: format!("line {n}"),
                 rejection,
             }),
         }
     }
     if requests.is_empty() && invalid.is_empty() {
-        invalid.push(InvalidInput {
+        invalid.push(InvalidInput::Rejected {
             origin: "input".into(),
             rejection: Rejection::new("request", "the input holds no request"),
         });
@@ -161,7 +208,7 @@ pub fn validate_flags(
     flags: &RequestFlags,
     defaults: &Defaults,
 ) -> Result<CopyRequest, InvalidInput> {
-    let invalid = |rejection| InvalidInput {
+    let invalid = |rejection| InvalidInput::Rejected {
         origin: "flags".into(),
         rejection,
     };
@@ -208,8 +255,10 @@ mod tests {
             ..Default::default()
         };
         let e = validate_flags(&flags, &defaults()).unwrap_err();
-        assert_eq!(e.origin, "flags");
-        assert_eq!(e.rejection.field, "context");
+        assert!(
+            matches!(&e, InvalidInput::Rejected { origin, rejection } if origin == "flags" && rejection.field == "context"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -229,10 +278,8 @@ mod tests {
         let text = format!(
             "{{\"source_model\":\"{SRC}\"}}\n\n{{\"source_model\":\"{SRC}\",\"destination\":{{\"model_id\":\"Bad!\"}}}}\n"
         );
-        let errs = validate_lines(&text, &defaults()).unwrap_err();
+        let errs = validate_lines(text_lines(&text), &defaults()).unwrap_err();
         assert_eq!(errs.len(), 1);
-        assert_eq!(errs[0].origin, "line 3");
-        assert_eq!(errs[0].rejection.field, "destination.model_id");
         assert!(
             errs[0]
                 .to_string()
@@ -242,6 +289,54 @@ mod tests {
 
     #[test]
     fn an_empty_file_is_an_error_not_a_silent_success() {
-        assert!(validate_lines("\n  \n", &defaults()).is_err());
+        assert!(validate_lines(text_lines("\n  \n"), &defaults()).is_err());
+    }
+
+    fn text_lines(text: &str) -> Lines<&[u8]> {
+        Lines::new(
+            text.as_bytes(),
+            "test",
+            crate::contract::request::MAX_REQUEST_BYTES,
+        )
+    }
+
+    #[test]
+    fn a_repeated_request_id_names_both_lines_even_when_derived() {
+        let dup = format!(r#"{{"request_id":"dup-1","source_model":"{SRC}"}}"#);
+        let bare = format!(r#"{{"source_model":"{SRC}"}}"#);
+        let text = format!("{dup}\n{bare}\n{dup}\n{bare}\n");
+        let errs = validate_lines(text_lines(&text), &defaults()).unwrap_err();
+        let said: Vec<String> = errs.iter().map(ToString::to_string).collect();
+        assert_eq!(said.len(), 2, "{said:?}");
+        assert_eq!(said[0], r#"line 3: request_id "dup-1" repeats line 1"#);
+        assert!(
+            said[1].starts_with("line 4: request_id \"") && said[1].ends_with("repeats line 2"),
+            "{said:?}"
+        );
+    }
+
+    #[test]
+    fn a_line_over_the_request_limit_is_refused_by_number_and_ends_the_reading() {
+        let ok = format!(r#"{{"source_model":"{SRC}"}}"#);
+        let long = "x".repeat(crate::contract::request::MAX_REQUEST_BYTES + 1);
+        let text = format!("{ok}\n{long}\nnot read\n");
+        let errs = validate_lines(text_lines(&text), &defaults()).unwrap_err();
+        let said: Vec<String> = errs.iter().map(ToString::to_string).collect();
+        assert_eq!(said.len(), 1, "{said:?}");
+        assert!(
+            said[0].starts_with("line 2: longer than 65536 bytes"),
+            "{said:?}"
+        );
+    }
+
+    #[test]
+    fn garbage_input_stops_after_twenty_invalid_lines() {
+        let text = "nope\n".repeat(1000);
+        let errs = validate_lines(text_lines(&text), &defaults()).unwrap_err();
+        assert_eq!(errs.len(), MAX_INVALID + 1);
+        assert_eq!(
+            errs.last().unwrap().to_string(),
+            "stopped reading at line 21 after 20 invalid lines"
+        );
     }
 }

@@ -8,7 +8,7 @@
 mod args;
 mod input;
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::time::Duration;
 
 use futures::future::join_all;
@@ -21,7 +21,9 @@ use super::wait::finish;
 use super::wait::own;
 use crate::clients::pubsub::{Connection, OutMessage, full_subscription, full_topic, to_message};
 use crate::clients::temp_subscription::{FilterBy, WaitSource, WaiterTag};
+use crate::clients::{interrupt, lines};
 use crate::contract::attr;
+use crate::contract::request::MAX_REQUEST_BYTES;
 use crate::domain::{CopyRequest, Defaults};
 
 /// Everything `run` needs, resolved and validated before anything is published.
@@ -42,6 +44,10 @@ const WHO: &str = "copy-worker publish";
 
 /// Runs the command; returns the process exit code.
 pub async fn run(args: PublishArgs) -> u8 {
+    if args.wait {
+        // SIGTERM (CI cancellation, `timeout`) ends the wait as Ctrl-C does.
+        interrupt::listen();
+    }
     let mut plan = match plan(&args) {
         Ok(p) => p,
         Err(problems) => {
@@ -52,13 +58,9 @@ pub async fn run(args: PublishArgs) -> u8 {
             return exit::USAGE;
         }
     };
-    match args.pubsub.connect().await {
+    match super::args::connect(WHO, &args.pubsub).await {
         Ok(conn) => plan.connection = conn,
-        Err(e) => {
-            eprintln!("{WHO}: {e}");
-            eprintln!("{WHO}: nothing was published");
-            return exit::USAGE;
-        }
+        Err(code) => return code,
     }
     // The waiter's own subscription exists before anything is published, so that it gets
     // every event, and a caller who may not create it learns so before publishing.
@@ -86,16 +88,17 @@ pub async fn run(args: PublishArgs) -> u8 {
 
 /// Publishes, then (with `--wait`) reads events from `source`.
 async fn publish_and_wait(plan: &Plan, source: Option<WaitSource>) -> u8 {
+    if let Some(which) = interrupt::requested() {
+        eprintln!("{WHO}: {which} before publishing: nothing was published");
+        drop_own(source).await;
+        return exit::TIMEOUT;
+    }
     let mut stdout = std::io::stdout();
     let ids = match publish_all(plan, &mut stdout).await {
         Ok(ids) => ids,
         Err(e) => {
             eprintln!("{WHO}: {e:#}");
-            if let Some(WaitSource::Own(sub)) = source
-                && let Err(e) = sub.delete().await
-            {
-                eprintln!("{WHO}: warning: {e}");
-            }
+            drop_own(source).await;
             return exit::PUBSUB;
         }
     };
@@ -111,6 +114,15 @@ async fn publish_and_wait(plan: &Plan, source: Option<WaitSource>) -> u8 {
         &mut stdout,
     )
     .await
+}
+
+/// Deletes the waiter's own subscription when nothing will be read from it.
+async fn drop_own(source: Option<WaitSource>) {
+    if let Some(WaitSource::Own(sub)) = source
+        && let Err(e) = sub.delete().await
+    {
+        eprintln!("{WHO}: warning: {e}");
+    }
 }
 
 fn non_empty(s: &Option<String>) -> Option<String> {
@@ -164,8 +176,8 @@ fn plan(args: &PublishArgs) -> Result<Plan, Vec<String>> {
     };
     let requests = match &args.file {
         Some(path) => {
-            let text = read_input(path).map_err(|e| vec![e])?;
-            input::validate_lines(&text, &defaults)
+            let lines = lines::open(path, MAX_REQUEST_BYTES).map_err(|e| vec![e.to_string()])?;
+            input::validate_lines(lines, &defaults)
                 .map_err(|errs| errs.iter().map(ToString::to_string).collect::<Vec<_>>())?
         }
         None => {
@@ -181,18 +193,6 @@ fn plan(args: &PublishArgs) -> Result<Plan, Vec<String>> {
         traceparent: std::env::var("TRACEPARENT").ok().filter(|s| !s.is_empty()),
         tag: None,
     })
-}
-
-/// `--file PATH`, or stdin for `-`.
-pub(crate) fn read_input(path: &str) -> Result<String, String> {
-    if path == "-" {
-        let mut s = String::new();
-        std::io::stdin()
-            .read_to_string(&mut s)
-            .map_err(|e| format!("reading stdin: {e}"))?;
-        return Ok(s);
-    }
-    std::fs::read_to_string(path).map_err(|e| format!("reading --file {path}: {e}"))
 }
 
 /// The message for one request: its normalised JSON, which the worker parses to the same
@@ -219,6 +219,8 @@ fn message(req: &CopyRequest, traceparent: Option<&str>, tag: Option<&WaiterTag>
 async fn publish_all(plan: &Plan, out: &mut dyn Write) -> Result<Vec<String>, PublishAllError> {
     let base = plan.connection.base_publisher().await?;
     let publisher = base.publisher(plan.topic.clone()).build();
+    // Before the first publish: `wait --file` seeks back to it (less clock skew).
+    let published_at = humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string();
     let pending = plan.requests.iter().map(|r| {
         let msg = to_message(message(r, plan.traceparent.as_deref(), plan.tag.as_ref()));
         publisher.publish(msg)
@@ -232,6 +234,7 @@ async fn publish_all(plan: &Plan, out: &mut dyn Write) -> Result<Vec<String>, Pu
                 let line = serde_json::json!({
                     "request_id": req.request_id.as_str(),
                     "message_id": message_id,
+                    "published_at": published_at,
                 });
                 writeln!(out, "{line}")?;
                 ids.push(req.request_id.to_string());
@@ -251,7 +254,7 @@ async fn publish_all(plan: &Plan, out: &mut dyn Write) -> Result<Vec<String>, Pu
             topic: plan.topic.clone(),
             hint: match &source {
                 google_cloud_pubsub::error::PublishError::Rpc(e) => {
-                    crate::clients::pubsub::unreachable_hint(e)
+                    crate::clients::pubsub::unreachable_hint(&plan.connection, e)
                 }
                 _ => None,
             },

@@ -107,7 +107,7 @@ Examples:
   copy-worker replay --callbacks --error-code CALLBACK_REJECTED
 
   # Against the Pub/Sub emulator:
-  PUBSUB_EMULATOR_HOST=127.0.0.1:8085 GOOGLE_CLOUD_PROJECT=local copy-worker replay
+  PUBSUB_EMULATOR_HOST=127.0.0.1:8085 GOOGLE_CLOUD_PROJECT=copy-worker-demo copy-worker replay
 
 Each dead letter is acked only after its republish returned a message id. Skipped messages
 are handed back untouched. stdout gets one JSON summary:

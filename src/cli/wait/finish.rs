@@ -99,7 +99,8 @@ pub async fn follow_and_finish(
             let how = if matches!(followed.outcome, WaitOutcome::TimedOut { .. }) {
                 format!("timed out after {}", humantime::format_duration(timeout))
             } else {
-                "interrupted".to_owned()
+                let by = crate::clients::interrupt::requested().unwrap_or("Ctrl-C");
+                format!("interrupted ({by})")
             };
             eprintln!("{who}: {how} waiting for {}", pending.join(", "));
             eprintln!(

@@ -2,22 +2,25 @@
 //!
 //! - [`follow`]: reading events until every awaited request has one.
 //! - [`finish`]: the summary, the exit code, and keeping or deleting the subscription.
-//! - [`own`]: sweeping away dead waiters' subscriptions, and moving a kept one's `expires`.
+//! - [`own`]: sweeping away dead waiters' subscriptions, seeking a new one back, and moving
+//!   a kept one's `expires`.
+//! - [`ids`]: the request ids of `--file`, and how far back a new subscription looks.
 
 pub(crate) mod finish;
 pub(crate) mod follow;
+mod ids;
 pub(crate) mod own;
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use clap::Args;
 
 use super::args::{PubSubArgs, parse_duration};
 use super::exit;
+use crate::clients::lines;
 use crate::clients::pubsub::{Connection, full_subscription, full_topic};
-use crate::clients::temp_subscription::{
-    ABANDON_MARGIN, FilterBy, TempSubscription, WaitSource, WaiterTag,
-};
+use crate::clients::temp_subscription::{ABANDON_MARGIN, TempSubscription, WaitSource};
+use crate::contract::request::MAX_REQUEST_BYTES;
 
 const EXAMPLES: &str = "\
 Examples:
@@ -34,13 +37,15 @@ Examples:
   copy-worker wait --completions-subscription copy-completions-ci --request-id nightly-2026-11-22
 
 Without --subscription or --completions-subscription, it reads through a new subscription of
-its own, which sees only events published from now on: an event that was published while
-nobody waited is not seen. stdout gets each event as one JSON line, then one summary:
+its own, seeked back to --since ago (with --file of publish's output: to its published_at), so
+an event published before it started is found as long as copy-completions retains it (7 days
+with the Terraform module; a topic without message retention keeps nothing for a new
+subscription). stdout gets each event as one JSON line, then one summary:
   {\"summary\":{\"outcome\",\"requests\",\"succeeded\",\"failed\",\"rejected\",\"pending\",\"subscription\",\"resume\"}}
 
-Exit codes: 0 every request succeeded; 1 some failed or were rejected; 2 usage; 3 timeout or
-Ctrl-C (the summary's \"resume\" carries on, and a subscription of its own is kept for it);
-4 Pub/Sub error.";
+Exit codes: 0 every request succeeded; 1 some failed or were rejected; 2 usage; 3 timeout,
+Ctrl-C or SIGTERM (the summary's \"resume\" carries on, and a subscription of its own is kept
+for it); 4 Pub/Sub error.";
 
 /// Flags of `copy-worker wait`.
 #[derive(Debug, Clone, Args)]
@@ -73,49 +78,37 @@ pub struct WaitArgs {
     /// Give up after this long (exit 3).
     #[arg(long, default_value = "30m", value_parser = parse_duration)]
     pub timeout: Duration,
+    /// A new subscription of its own also finds the events published this long before the
+    /// command started (it is seeked back; copy-completions retains 7 days). With --file of
+    /// publish's output, it goes back to the earliest published_at instead.
+    #[arg(long, value_name = "D", default_value = "1h", value_parser = parse_duration)]
+    pub since: Duration,
     #[command(flatten)]
     pub pubsub: PubSubArgs,
-}
-
-/// The request ids of a file: `request_id` of each JSON line, or the line itself.
-pub fn ids_of(text: &str) -> Result<Vec<String>, String> {
-    let mut ids = Vec::new();
-    for (n, line) in text.lines().enumerate() {
-        let line = line.trim();
-        if line.is_empty() {
-            continue;
-        }
-        if line.starts_with('{') {
-            let v: serde_json::Value =
-                serde_json::from_str(line).map_err(|e| format!("line {}: not JSON: {e}", n + 1))?;
-            if v.get("summary").is_some() {
-                continue;
-            }
-            match v.get("request_id").and_then(|r| r.as_str()) {
-                Some(id) => ids.push(id.to_owned()),
-                None => return Err(format!("line {}: no \"request_id\"", n + 1)),
-            }
-        } else {
-            ids.push(line.to_owned());
-        }
-    }
-    Ok(ids)
 }
 
 const WHO: &str = "copy-worker wait";
 
 /// Runs the command; returns the process exit code.
 pub async fn run(args: WaitArgs) -> u8 {
+    // SIGTERM (CI cancellation, `timeout`) ends the wait as Ctrl-C does.
+    crate::clients::interrupt::listen();
     let mut ids: Vec<String> = args.request_ids.clone();
+    let mut published_at = None;
     if let Some(path) = &args.file {
-        match super::publish::read_input(path).and_then(|t| ids_of(&t)) {
-            Ok(more) => ids.extend(more),
+        let lines = lines::open(path, MAX_REQUEST_BYTES).map_err(|e| e.to_string());
+        match lines.and_then(ids::ids_of) {
+            Ok(file) => {
+                ids.extend(file.ids);
+                published_at = file.published_at;
+            }
             Err(e) => {
                 eprintln!("{WHO}: {e}");
                 return exit::USAGE;
             }
         }
     }
+    let since = ids::since(&args, published_at);
     ids.retain(|i| !i.is_empty());
     ids.sort();
     ids.dedup();
@@ -123,14 +116,11 @@ pub async fn run(args: WaitArgs) -> u8 {
         eprintln!("{WHO}: no request ids: give --request-id ID or --file PATH");
         return exit::USAGE;
     }
-    let conn = match args.pubsub.connect().await {
+    let conn = match super::args::connect(WHO, &args.pubsub).await {
         Ok(conn) => conn,
-        Err(e) => {
-            eprintln!("{WHO}: {e}");
-            return exit::USAGE;
-        }
+        Err(code) => return code,
     };
-    let source = match source(&args, &conn, &ids).await {
+    let source = match source(&args, &conn, &ids, since).await {
         Ok(source) => source,
         Err(code) => return code,
     };
@@ -140,7 +130,12 @@ pub async fn run(args: WaitArgs) -> u8 {
 
 /// Where the wait reads: a kept subscription (`--subscription`), a shared one, or a new one
 /// of its own. Err is the exit code, the reason already on stderr.
-async fn source(args: &WaitArgs, conn: &Connection, ids: &[String]) -> Result<WaitSource, u8> {
+async fn source(
+    args: &WaitArgs,
+    conn: &Connection,
+    ids: &[String],
+    since: SystemTime,
+) -> Result<WaitSource, u8> {
     let project = args.pubsub.project();
     let new = match (&args.subscription, &args.completions_subscription) {
         (Some(s), _) => return kept(args, conn, s).await,
@@ -156,16 +151,8 @@ async fn source(args: &WaitArgs, conn: &Connection, ids: &[String]) -> Result<Wa
             WaitSource::New { topic, project }
         }
     };
-    // Requests this command did not publish carry no tag of its own: filter on ids.
-    let (tag, by) = (WaiterTag::generate(), FilterBy::RequestIds(ids));
-    match own::open(WHO, conn, new, &tag, by, args.timeout).await {
-        Ok(source) => {
-            eprintln!(
-                "{WHO}: reading through a new subscription {}: only events published from now on are seen",
-                source.name()
-            );
-            Ok(source)
-        }
+    match own::open_since(WHO, conn, new, ids, args.timeout, since).await {
+        Ok(source) => Ok(source),
         Err(e) => {
             eprintln!("{WHO}: {e}");
             Err(exit::PUBSUB)
@@ -195,17 +182,4 @@ async fn kept(args: &WaitArgs, conn: &Connection, s: &str) -> Result<WaitSource,
 fn usage(e: impl std::fmt::Display) -> u8 {
     eprintln!("{WHO}: {e}");
     exit::USAGE
-}
-
-#[cfg(test)]
-mod tests {
-    use super::ids_of;
-
-    #[test]
-    fn ids_come_from_publish_output_or_plain_lines() {
-        let text = "{\"request_id\":\"a\",\"message_id\":\"1\"}\n\nb\n{\"summary\":{}}\n";
-        assert_eq!(ids_of(text).unwrap(), ["a", "b"]);
-        let e = ids_of("{\"message_id\":\"1\"}").unwrap_err();
-        assert!(e.contains("line 1") && e.contains("request_id"), "{e}");
-    }
 }

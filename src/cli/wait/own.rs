@@ -76,3 +76,38 @@ pub async fn keep_until(who: &str, sub: &TempSubscription, until: SystemTime) ->
         }
     }
 }
+
+/// Creates a new subscription of its own for requests this command did not publish (they
+/// carry no tag of its own, so it filters on their ids) and seeks it back to `since`, so that
+/// it holds the events published since then that the topic retains. A failed seek is said
+/// on stderr and the wait goes on with the events from now on.
+pub async fn open_since(
+    who: &str,
+    conn: &Connection,
+    new: WaitSource,
+    ids: &[String],
+    timeout: Duration,
+    since: SystemTime,
+) -> Result<WaitSource, TempSubscriptionError> {
+    let source = open(
+        who,
+        conn,
+        new,
+        &WaiterTag::generate(),
+        FilterBy::RequestIds(ids),
+        timeout,
+    )
+    .await?;
+    let from = humantime::format_rfc3339_seconds(since);
+    match source.seek_back(since).await {
+        Ok(()) => eprintln!(
+            "{who}: reading through a new subscription {}: events published since {from} are seen, as far as the topic retains them",
+            source.name()
+        ),
+        Err(e) => eprintln!(
+            "{who}: note: {e}; reading through {} sees only events published from now on",
+            source.name()
+        ),
+    }
+    Ok(source)
+}

@@ -147,7 +147,7 @@ pub enum Ended {
     Finished,
     /// A handler answered `Break`.
     Stopped,
-    /// Ctrl-C, for a consumer that stops on it.
+    /// Ctrl-C or SIGTERM, for a consumer that stops on it.
     Interrupted,
 }
 
@@ -221,7 +221,9 @@ impl Reader {
     /// 2. the stream failing or ending;
     /// 3. [`Consume::quiet_at`] passing without a delivery;
     /// 4. work of `c`'s reporting its end on [`Consume::side`];
-    /// 5. Ctrl-C, which ends the loop when [`Consume::CTRL_C_STOPS`].
+    /// 5. Ctrl-C (and SIGTERM, once the command called
+    ///    [`listen`](crate::clients::interrupt::listen)), which ends the loop when
+    ///    [`Consume::CTRL_C_STOPS`].
     pub async fn run<C: Consume>(&mut self, c: &mut C) -> Ended {
         while !c.finished() {
             let quiet_at = c.quiet_at();
@@ -236,7 +238,7 @@ impl Reader {
                     c.on_side(side);
                     ControlFlow::Continue(())
                 }
-                _ = tokio::signal::ctrl_c(), if C::CTRL_C_STOPS => return Ended::Interrupted,
+                _ = crate::clients::interrupt::stopped(), if C::CTRL_C_STOPS => return Ended::Interrupted,
             };
             if flow.is_break() {
                 return Ended::Stopped;

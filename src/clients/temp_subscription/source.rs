@@ -2,7 +2,7 @@
 //! wait: a subscription of its own (new, or kept by an earlier wait) or a shared one, and so
 //! what it does with other requests' events and how it is named to resume.
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use google_cloud_gax::error::rpc::Code;
 
@@ -90,5 +90,36 @@ impl WaitSource {
             }
             other => Ok(other),
         }
+    }
+
+    /// Seeks a subscription of its own back to `to`, so that it holds again the events
+    /// published since then that the topic still retains: Seek marks every retained message
+    /// published after `to` unacknowledged, and with topic message retention
+    /// (`copy-completions` keeps 7 days, terraform/pubsub.tf) that includes messages published
+    /// before the subscription existed (cloud.google.com/pubsub/docs/replay-overview, "Seek
+    /// to a time"; google.pubsub.v1 `Topic.message_retention_duration`: "allows any attached
+    /// subscription to seek to a timestamp that is up to message_retention_duration in the
+    /// past"). Without retention it finds nothing older than the subscription. A shared
+    /// subscription is never moved: that would replay events to its other readers.
+    pub async fn seek_back(&self, to: SystemTime) -> Result<(), TempSubscriptionError> {
+        let WaitSource::Own(sub) = self else {
+            return Ok(());
+        };
+        let shown = humantime::format_rfc3339_seconds(to).to_string();
+        let error = |source| TempSubscriptionError::Seek {
+            name: sub.name.clone(),
+            to: shown.clone(),
+            source,
+        };
+        let time = google_cloud_wkt::Timestamp::try_from(to)
+            .map_err(|e| error(google_cloud_pubsub::Error::ser(e)))?;
+        sub.admin
+            .seek()
+            .set_subscription(&sub.name)
+            .set_time(time)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(error)
     }
 }

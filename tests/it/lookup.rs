@@ -1,0 +1,136 @@
+//! Results that can be looked up later (DESIGN.md §6, §9): `status` and `wait` seek their new
+//! subscription back in time, so an event published before they started is found, as long as
+//! `copy-completions` retains it (topic message retention, set in terraform/pubsub.tf).
+//!
+//! The emulator supports both halves, which these tests rely on and pin down: a topic created
+//! with `message_retention_duration`, and Seek to a time, which with topic retention marks
+//! unacknowledged the messages published after that time, even before the subscription
+//! existed; without topic retention it finds none of those.
+
+use std::time::Duration;
+
+use serde_json::Value;
+
+use testkit::pubsub::{Inbox, TopologyOptions};
+
+use crate::helpers::{Knobs, SRC, TestApp, request, spawn_app};
+use crate::publish::cli;
+
+/// A deployment whose `copy-completions` retains a day of messages, as Terraform's retains
+/// seven (google.pubsub.v1.Topic.message_retention_duration), and an inbox on it. The
+/// emulator retains only for a topic created so: UpdateTopic stores the field, but what is
+/// published afterwards is still not retained (DESIGN.md §9).
+async fn retaining_app(name: &str) -> (TestApp, Inbox) {
+    let knobs = Knobs {
+        topology: TopologyOptions {
+            create_completions_topic: false,
+            ..TopologyOptions::default()
+        },
+        ..Knobs::default()
+    };
+    let app = spawn_app(name, knobs).await;
+    app.topology
+        .topic_admin()
+        .create_topic()
+        .set_name(app.topology.topic("copy-completions"))
+        .set_message_retention_duration(google_cloud_wkt::Duration::clamp(86_400, 0))
+        .send()
+        .await
+        .expect("a topic with retention");
+    app.topology
+        .create_pull_subscription("seen-completions", "copy-completions")
+        .await
+        .unwrap();
+    let seen = Inbox::open(&app.topology, "seen-completions")
+        .await
+        .unwrap();
+    (app, seen)
+}
+
+/// Waits until the completion event of `id` is out, before any command runs.
+async fn completed(seen: &Inbox, id: &str) {
+    let id = id.to_owned();
+    seen.wait_for(1, Duration::from_secs(60), move |m| {
+        m.attribute("request_id") == Some(id.as_str())
+    })
+    .await
+    .expect("the completion event");
+}
+
+fn events_of(stdout: &str) -> Vec<Value> {
+    stdout
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|v| v.get("status").is_some_and(Value::is_string))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_finds_an_event_published_before_it_started() {
+    let (app, seen) = retaining_app("look-status").await;
+    app.publish(&request("look-1", "target-look-1")).await;
+    completed(&seen, "look-1").await;
+    let before = app.subscriptions().await;
+    let run = cli(&app, "status", &["look-1", "look-none"], None, &[]).await;
+    assert_eq!(run.code, 3, "look-none has no event: {}", run.stderr);
+    let events = events_of(&run.stdout);
+    assert_eq!(events.len(), 1, "{}", run.stdout);
+    assert_eq!(
+        (&events[0]["request_id"], &events[0]["status"]),
+        (&Value::from("look-1"), &Value::from("succeeded"))
+    );
+    let last: Value = serde_json::from_str(run.stdout.lines().last().unwrap()).unwrap();
+    let s = &last["status"];
+    assert_eq!(s["succeeded"], 1, "{last}");
+    assert_eq!(s["not_found"], serde_json::json!(["look-none"]));
+    assert_eq!(
+        app.subscriptions().await,
+        before,
+        "its subscription is deleted"
+    );
+    // Every request found and succeeded: exit 0.
+    let run = cli(&app, "status", &["look-1"], None, &[]).await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+}
+
+/// `publish > published.jsonl`, the copy ends, then `wait --file published.jsonl`: the wait
+/// goes back to the publish time and finds the event instead of waiting until its timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wait_on_publish_output_finds_an_event_published_before_it_started() {
+    let (app, seen) = retaining_app("look-wait").await;
+    let args = ["--source-model", SRC, "--request-id", "look-w1"];
+    let published = cli(&app, "publish", &args, None, &[]).await;
+    assert_eq!(published.code, 0, "{}", published.stderr);
+    assert!(
+        published.stdout.contains("\"published_at\":"),
+        "{}",
+        published.stdout
+    );
+    completed(&seen, "look-w1").await;
+    let wait = ["--file", "-", "--timeout", "60s"];
+    let run = cli(&app, "wait", &wait, Some(&published.stdout), &[]).await;
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    let events = events_of(&run.stdout);
+    assert_eq!(events.len(), 1, "{}", run.stdout);
+    assert_eq!(events[0]["request_id"], "look-w1");
+    assert!(
+        run.stderr.contains("events published since"),
+        "{}",
+        run.stderr
+    );
+    // By id alone, --since (default 1h) reaches it too.
+    let run = cli(&app, "wait", &["--request-id", "look-w1"], None, &[]).await;
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+}
+
+/// Without topic retention there is nothing to seek back to, on the emulator as on Pub/Sub:
+/// the event published before the command started is not found.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_topic_retention_an_earlier_event_is_not_found() {
+    let app = spawn_app("look-noret", Knobs::default()).await;
+    app.publish(&request("look-n1", "target-look-n1")).await;
+    app.completion_of("look-n1", 1, 60).await;
+    let run = cli(&app, "status", &["look-n1", "--read-for", "3s"], None, &[]).await;
+    assert_eq!(run.code, 3, "{}\n{}", run.stdout, run.stderr);
+    assert!(events_of(&run.stdout).is_empty(), "{}", run.stdout);
+}
