@@ -1,6 +1,7 @@
 //! The domain of DESIGN.md §3: what a valid copy request is, once parsed from the wire.
 //!
-//! - [`names`]: resource names (projects, models, KMS keys, operations) as parsing newtypes.
+//! - [`names`]: resource names (projects, locations, models, KMS keys) as parsing newtypes.
+//! - [`operation`]: the long-running operation name, whose location picks an endpoint.
 //! - [`destination`]: where a copy goes: model naming, id derivation,
 //!   and how to tell our earlier copy from someone else's model.
 //! - [`request`]: the validated [`CopyRequest`], built from the wire type with the worker's
@@ -8,12 +9,14 @@
 
 pub(crate) mod destination;
 pub(crate) mod names;
+pub(crate) mod operation;
 pub(crate) mod request;
 
 use sha2::{Digest, Sha256};
 
 pub use destination::{CopiedModel, Destination, Existing, ModelInfo, Target};
-pub use names::{KmsKeyName, ModelName, OperationName, Project};
+pub use names::{KmsKeyName, Location, ModelName, Project};
+pub use operation::OperationName;
 pub use request::{CopyRequest, Defaults, RequestId};
 
 /// Lower-case hex of sha256(bytes): the basis of every derived id.

@@ -16,6 +16,7 @@ mod envelope_props;
 mod events;
 mod faults;
 mod helpers;
+mod hostile;
 mod idempotency;
 mod limits;
 mod pipeline;

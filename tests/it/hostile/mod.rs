@@ -1,0 +1,6 @@
+//! The hostile-input probe of issue 28, replayed: each test quotes the probe it repeats and
+//! asserts the worker now holds.
+//!
+//! - [`names`]: forged resource names never become a host the worker connects to.
+
+mod names;
