@@ -19,6 +19,6 @@ pub(crate) mod webhook;
 
 // The surface outside the crate: the Pub/Sub connection, the waiters' subscriptions, and
 // the Vertex AI seam (the tests drive it against the testkit fake).
-pub use pubsub::Connection;
+pub use pubsub::{Connection, OutMessage, PubSubTopics, PublishError, Topic, TopicNames, Topics};
 pub use temp_subscription::{FilterBy, TempSubscription, WaiterTag};
 pub use vertex::{GoogleVertex, OperationState, Vertex, VertexOptions};

@@ -6,6 +6,7 @@
 //! - [`attr`]: attribute keys, and which of them belong to one stage only.
 //! - [`rejection`]: why a request was refused (the field and the rule).
 //! - [`request`]: the copy request as JSON (serde, unknown fields refused).
+//! - [`unique_keys`]: JSON objects with a key given twice are refused.
 //! - [`watch`]: the watch message on `copy-operations`.
 //! - [`event`]: the completion event (CloudEvents, binary mode) on `copy-completions`.
 //! - [`push`]: one decoded push delivery, the input of every stage.
@@ -19,6 +20,7 @@ pub(crate) mod event;
 pub(crate) mod push;
 pub(crate) mod rejection;
 pub(crate) mod request;
+pub(crate) mod unique_keys;
 pub(crate) mod watch;
 
 use std::collections::BTreeMap;

@@ -2,5 +2,9 @@
 //! asserts the worker now holds.
 //!
 //! - [`names`]: forged resource names never become a host the worker connects to.
+//! - [`publish`]: a publish Pub/Sub refuses for good is classified as permanent.
+//! - [`lows`]: a doubled query parameter or token header.
 
+mod lows;
 mod names;
+mod publish;
