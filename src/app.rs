@@ -4,8 +4,12 @@
 //! Shutdown order (DESIGN.md §4): held watch deliveries stop polling and answer 429 at once;
 //! requests already in flight finish; publishers are flushed; the process exits within 8 s.
 
+mod serve;
+
 use std::sync::Arc;
 use std::time::Duration;
+
+pub use serve::{ServeLimits, serve};
 
 use crate::clients::pubsub::{Connection, PubSubTopics, Topics};
 use crate::clients::vertex::{GoogleVertex, VertexOptions};
@@ -114,10 +118,10 @@ pub async fn run(cfg: Config) -> Result<(), ServeError> {
         })?;
     tracing::info!(port = cfg.port, project = %cfg.worker_project, "copy-worker serving");
     let (sig_tx, sig_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = axum::serve(listener, app(state)).with_graceful_shutdown(async move {
+    let server = serve(listener, app(state), ServeLimits::default(), async move {
         let _ = sig_rx.await;
     });
-    let server = tokio::spawn(async move { server.await });
+    let server = tokio::spawn(server);
     shutdown_signal().await;
     tracing::info!("shutdown: stopping held watches, finishing in-flight requests");
     let deadline = tokio::time::Instant::now() + SHUTDOWN_BUDGET;

@@ -101,9 +101,18 @@ async fn accept(
 ) -> Result<Response, HttpError> {
     let body = axum::body::to_bytes(body, MAX_REQUEST_BYTES)
         .await
-        .map_err(|_| HttpError::TooLarge {
-            what: "request: body",
-            limit: MAX_REQUEST_BYTES,
+        .map_err(|e| {
+            let too_large = std::error::Error::source(&e)
+                .is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
+            if too_large {
+                HttpError::TooLarge {
+                    what: "request: body",
+                    limit: MAX_REQUEST_BYTES,
+                }
+            } else {
+                // A body that stalled past the server's body read timeout, or broke off.
+                HttpError::BadBody(format!("cannot read body: {e}"))
+            }
         })?;
     let defaults = &s.pipeline.settings.defaults;
     let req = match (&q.source_model_id, &q.destination_model_id, body.is_empty()) {

@@ -4,7 +4,9 @@
 //! - [`names`]: forged resource names never become a host the worker connects to.
 //! - [`publish`]: a publish Pub/Sub refuses for good is classified as permanent.
 //! - [`lows`]: a doubled query parameter or token header.
+//! - [`slow`]: slow-loris connections are closed, and their number is bounded.
 
 mod lows;
 mod names;
 mod publish;
+mod slow;
