@@ -4,11 +4,14 @@
 //! Shutdown order (DESIGN.md §4): held watch deliveries stop polling and answer 429 at once;
 //! requests already in flight finish; publishers are flushed; the process exits within 8 s.
 
+mod anchor;
 mod serve;
 
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use crate::config::auth::{WorkerService, worker_service};
+pub use anchor::anchor_to_service;
 pub use serve::{ServeLimits, serve};
 
 use crate::clients::pubsub::{Connection, PubSubTopics, Topics};
@@ -33,6 +36,9 @@ pub enum ServeError {
     /// `CALLBACK_SIGNING_SECRET` could not be decoded.
     #[error("CALLBACK_SIGNING_SECRET: {0}")]
     Secret(#[from] SecretError),
+    /// The Cloud Run Admin client (`PUSH_AUTH=cloud-run`) could not be built.
+    #[error("building the Cloud Run Admin client: {0}")]
+    CloudRunAdmin(google_cloud_gax::client_builder::Error),
     /// The port is taken or not allowed.
     #[error("PORT: cannot listen on {port}: {source}")]
     Listen {
@@ -103,13 +109,22 @@ pub async fn build_state(
     ))
 }
 
-/// Runs the worker until SIGTERM or Ctrl-C.
-pub async fn run(cfg: Config) -> Result<(), ServeError> {
+/// Runs the worker until SIGTERM or Ctrl-C. With `PUSH_AUTH=cloud-run`, `service` is the
+/// worker's own Cloud Run service, whose invoker check is read at start and kept under watch
+/// for as long as the server runs ([`anchor_to_service`]).
+pub async fn run(cfg: Config, service: Option<WorkerService>) -> Result<(), ServeError> {
     for w in startup_warnings(&cfg) {
         tracing::warn!("{w}");
     }
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let (state, topics) = build_state(&cfg, stop_rx).await?;
+    let (state, refresh) = match &service {
+        Some(svc) => {
+            let (state, refresh) = anchor_to_service(state, svc).await?;
+            (state, Some(tokio::spawn(refresh)))
+        }
+        None => (state, None),
+    };
     let listener = tokio::net::TcpListener::bind(("0.0.0.0", cfg.port))
         .await
         .map_err(|source| ServeError::Listen {
@@ -130,6 +145,9 @@ pub async fn run(cfg: Config) -> Result<(), ServeError> {
     let budget = SHUTDOWN_BUDGET - Duration::from_secs(1);
     if tokio::time::timeout(budget, server).await.is_err() {
         tracing::warn!("in-flight requests did not finish in time; exiting anyway");
+    }
+    if let Some(refresh) = refresh {
+        refresh.abort();
     }
     let _ = tokio::time::timeout_at(deadline, topics.flush()).await;
     tracing::info!("shutdown complete");

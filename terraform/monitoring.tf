@@ -1,5 +1,5 @@
 # Monitoring of the topology (on by default; monitoring_enabled = false turns
-# it off): log-based metrics on the worker's structured log lines, seven alert
+# it off): log-based metrics on the worker's structured log lines, eight alert
 # policies, and one dashboard. Everything lives in project_id.
 #
 # The log-based metrics read the JSON lines the worker writes with
@@ -17,6 +17,11 @@
 #                                     one per RESOURCE_EXHAUSTED (429) answer
 #                                     from Vertex AI; fields `region`, `kind`
 #                                     (Copy | Read), `error.message`
+#   "Cloud Run invoker check not confirmed; signature-removed tokens refused"
+#                                     (ERROR) a read of the worker's own
+#                                     service found the invoker check off or
+#                                     public, or could not read it; fields
+#                                     `service`, `reason`, `error.message`
 #
 # Every line also carries the span field `stage` (request | operation).
 
@@ -44,6 +49,12 @@ locals {
       filter      = "jsonPayload.message=\"Vertex AI quota exhausted; slowing down\""
       label       = "stage"
       extractor   = "EXTRACT(jsonPayload.stage)"
+    }
+    cloud_run_trust_refused = {
+      description = "Reads of the worker's own Cloud Run service that did not confirm its invoker check (off, granted to everyone, or unreadable), by reason: pushes are refused meanwhile."
+      filter      = "jsonPayload.message=\"Cloud Run invoker check not confirmed; signature-removed tokens refused\""
+      label       = "reason"
+      extractor   = "EXTRACT(jsonPayload.reason)"
     }
   }
 
@@ -109,8 +120,9 @@ resource "time_sleep" "log_metrics_visible" {
 
 # --- Alert policies -----------------------------------------------------------------------
 # One policy per entry. Four watch a Pub/Sub subscription metric, two the
-# copy-start queue (Cloud Tasks metrics), one the failed completions
-# (log-based metric). Each carries what to do in its
+# copy-start queue (Cloud Tasks metrics), one the failed completions and one
+# the reads of the worker's own service that did not confirm its invoker check
+# (log-based metrics). Each carries what to do in its
 # documentation, shown in the incident and the notification.
 
 locals {
@@ -195,6 +207,18 @@ locals {
         aligner   = "ALIGN_SUM"
         reducer   = "REDUCE_SUM"
         todo      = "The queue's dispatches to POST /tasks/copy-starts keep failing. A few 503s are normal (Vertex AI's quota; the queue retries after its backoff). 401/403: the task token is refused (the push account's roles/run.invoker, COPY_START_URL among PUSH_AUDIENCE, terraform/README.md pre-flight 1, 4 and 7); 404 or a connection error: COPY_START_URL is not the service's URL, or ingress blocks the queue. The worker's logs of POST /tasks/copy-starts say more."
+      }
+      cloud_run_trust_refused = {
+        what      = "pushes are refused: Cloud Run's invoker check is not confirmed"
+        severity  = "CRITICAL"
+        condition = "a read of the worker's service did not confirm its invoker check, in 5 minutes"
+        filter    = "resource.type=\"cloud_run_revision\" AND metric.type=\"${try(local.log_metric_types["cloud_run_trust_refused"], "")}\""
+        threshold = 0
+        duration  = "0s"
+        period    = "300s"
+        aligner   = "ALIGN_SUM"
+        reducer   = "REDUCE_SUM"
+        todo      = "The worker (PUSH_AUTH=cloud-run) trusts Cloud Run's invoker check to verify the tokens it forwards, and refuses them (401) while it cannot confirm it. The log line says why: `invoker_check_off` (someone chose \"Allow public access\" or `--no-invoker-iam-check`: run `gcloud run services update SERVICE --invoker-iam-check`, or re-apply Terraform), `public_invoker` (roles/run.invoker granted to every user, or every authenticated user: remove that binding), or `unreadable` (the worker account lacks roles/run.viewer on its own service, or the Cloud Run Admin API is unreachable). Pushes are redelivered; requests past their delivery attempts are dead-lettered, and `copy-worker replay` moves them back."
       }
       failed_completions = {
         what      = "failed copies"

@@ -33,6 +33,9 @@ pub struct Knobs {
     /// With `cloud_run`: copy starts through a copy-start queue of testkit's Cloud Tasks fake
     /// ([`START_QUEUE`]) with this configuration.
     pub start_queue: Option<QueueConfig>,
+    /// With `cloud_run`: hold the verifiers to this service's invoker check, read from a
+    /// Cloud Run Admin endpoint, as `copy-worker serve` does (`app::anchor_to_service`).
+    pub worker_service: Option<copy_worker::app::WorkerService>,
 }
 
 /// The copy-start queue of [`Knobs::start_queue`] deployments.
@@ -130,6 +133,7 @@ impl Default for Knobs {
             extra_args: vec![],
             cloud_run: false,
             start_queue: None,
+            worker_service: None,
             topology: TopologyOptions {
                 request_backoff: (Duration::from_secs(1), Duration::from_secs(3)),
                 operations_backoff: (Duration::from_secs(1), Duration::from_secs(2)),
@@ -227,6 +231,16 @@ pub async fn spawn_app(name: &str, knobs: Knobs) -> TestApp {
     let cfg = test_config(&project, &vertex.endpoint(), extra_args.clone());
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let (state, _topics) = build_state(&cfg, stop_rx).await.expect("app state");
+    let state = match &knobs.worker_service {
+        Some(svc) => {
+            let (state, refresh) = copy_worker::app::anchor_to_service(state, svc)
+                .await
+                .expect("anchored");
+            tokio::spawn(refresh);
+            state
+        }
+        None => state,
+    };
     tokio::spawn(async move { axum::serve(listener, app(state)).await });
 
     let mut opts = knobs.topology;
