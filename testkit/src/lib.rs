@@ -34,4 +34,4 @@ pub use oidc::{IssuerKeys, JwksMode, OidcIssuer};
 pub use pubsub::{Inbox, Received, Topology, TopologyOptions};
 pub use run_admin::{RunAdminFake, RunService};
 pub use tasks::{Dispatch, QueueConfig, TasksFake};
-pub use vertex::{Call, CopyScript, Fault, Quotas, Rpc, RpcCount, VertexFake};
+pub use vertex::{Call, CopyScript, Fault, ModelSpecs, Quotas, Rpc, RpcCount, VertexFake};
