@@ -5,8 +5,15 @@
 //! short: nothing is held while a copy runs) finish; publishers are flushed; the process
 //! exits within 8 s.
 
+mod anchor;
+mod serve;
+
 use std::sync::Arc;
 use std::time::Duration;
+
+pub use crate::config::auth::{WorkerService, worker_service};
+pub use anchor::anchor_to_service;
+pub use serve::{ServeLimits, serve};
 
 use crate::clients::pubsub::{Connection, PubSubTopics, Topics};
 use crate::clients::tasks::CloudTasksQueues;
@@ -30,6 +37,9 @@ pub enum ServeError {
     /// `CALLBACK_SIGNING_SECRET` could not be decoded.
     #[error("CALLBACK_SIGNING_SECRET: {0}")]
     Secret(#[from] SecretError),
+    /// The Cloud Run Admin client (`PUSH_AUTH=cloud-run`) could not be built.
+    #[error("building the Cloud Run Admin client: {0}")]
+    CloudRunAdmin(google_cloud_gax::client_builder::Error),
     /// The port is taken or not allowed.
     #[error("PORT: cannot listen on {port}: {source}")]
     Listen {
@@ -112,12 +122,21 @@ fn tasks_identities(cfg: &Config) -> (Vec<String>, Vec<String>) {
     (audiences, accounts)
 }
 
-/// Runs the worker until SIGTERM or Ctrl-C.
-pub async fn run(cfg: Config) -> Result<(), ServeError> {
+/// Runs the worker until SIGTERM or Ctrl-C. With `PUSH_AUTH=cloud-run`, `service` is the
+/// worker's own Cloud Run service, whose invoker check is read at start and kept under watch
+/// for as long as the server runs ([`anchor_to_service`]).
+pub async fn run(cfg: Config, service: Option<WorkerService>) -> Result<(), ServeError> {
     for w in startup_warnings(&cfg) {
         tracing::warn!("{w}");
     }
     let (state, topics) = build_state(&cfg).await?;
+    let (state, refresh) = match &service {
+        Some(svc) => {
+            let (state, refresh) = anchor_to_service(state, svc).await?;
+            (state, Some(tokio::spawn(refresh)))
+        }
+        None => (state, None),
+    };
     let listener = tokio::net::TcpListener::bind(("0.0.0.0", cfg.port))
         .await
         .map_err(|source| ServeError::Listen {
@@ -126,10 +145,10 @@ pub async fn run(cfg: Config) -> Result<(), ServeError> {
         })?;
     tracing::info!(port = cfg.port, project = %cfg.worker_project, "copy-worker serving");
     let (sig_tx, sig_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = axum::serve(listener, app(state)).with_graceful_shutdown(async move {
+    let server = serve(listener, app(state), ServeLimits::default(), async move {
         let _ = sig_rx.await;
     });
-    let server = tokio::spawn(async move { server.await });
+    let server = tokio::spawn(server);
     shutdown_signal().await;
     tracing::info!("shutdown: finishing in-flight requests");
     let deadline = tokio::time::Instant::now() + SHUTDOWN_BUDGET;
@@ -137,6 +156,9 @@ pub async fn run(cfg: Config) -> Result<(), ServeError> {
     let budget = SHUTDOWN_BUDGET - Duration::from_secs(1);
     if tokio::time::timeout(budget, server).await.is_err() {
         tracing::warn!("in-flight requests did not finish in time; exiting anyway");
+    }
+    if let Some(refresh) = refresh {
+        refresh.abort();
     }
     let _ = tokio::time::timeout_at(deadline, topics.flush()).await;
     tracing::info!("shutdown complete");

@@ -1,5 +1,5 @@
 # Monitoring of the topology (on by default; monitoring_enabled = false turns
-# it off): log-based metrics on the worker's structured log lines, seven alert
+# it off): log-based metrics on the worker's structured log lines, eight alert
 # policies, and one dashboard. Everything lives in project_id.
 #
 # The log-based metrics read the JSON lines the worker writes with
@@ -21,6 +21,11 @@
 #                                     from Vertex AI; fields `project`,
 #                                     `region`, `kind` (Copy | Read), `hold_s`,
 #                                     `error.message`
+#   "Cloud Run invoker check not confirmed; signature-removed tokens refused"
+#                                     (ERROR) a read of the worker's own
+#                                     service found the invoker check off or
+#                                     public, or could not read it; fields
+#                                     `service`, `reason`, `error.message`
 #
 # Every line also carries the span field `stage`, the stage that wrote it
 # (request, start, poll, callback).
@@ -49,6 +54,12 @@ locals {
       filter      = "jsonPayload.message=\"Vertex AI quota exhausted; slowing down\""
       label       = "stage"
       extractor   = "EXTRACT(jsonPayload.stage)"
+    }
+    cloud_run_trust_refused = {
+      description = "Reads of the worker's own Cloud Run service that did not confirm its invoker check (off, granted to everyone, or unreadable), by reason: pushes are refused meanwhile."
+      filter      = "jsonPayload.message=\"Cloud Run invoker check not confirmed; signature-removed tokens refused\""
+      label       = "reason"
+      extractor   = "EXTRACT(jsonPayload.reason)"
     }
   }
 
@@ -150,9 +161,10 @@ resource "time_sleep" "log_metrics_visible" {
 
 # --- Alert policies -----------------------------------------------------------------------
 # One policy per entry. Three watch a Pub/Sub subscription metric, three the
-# queues (Cloud Tasks metrics), one the failed completions (log-based
-# metric). Each carries what to do in its documentation, shown in the
-# incident and the notification.
+# queues (Cloud Tasks metrics), one the failed completions and one the reads
+# of the worker's own service that did not confirm its invoker check
+# (log-based metrics). Each carries what to do in its documentation, shown in
+# the incident and the notification.
 
 locals {
   subscription_alerts = {
@@ -244,6 +256,18 @@ locals {
     },
     local.queue_alerts,
     {
+      cloud_run_trust_refused = {
+        what      = "pushes are refused: Cloud Run's invoker check is not confirmed"
+        severity  = "CRITICAL"
+        condition = "a read of the worker's service did not confirm its invoker check, in 5 minutes"
+        filter    = "resource.type=\"cloud_run_revision\" AND metric.type=\"${try(local.log_metric_types["cloud_run_trust_refused"], "")}\""
+        threshold = 0
+        duration  = "0s"
+        period    = "300s"
+        aligner   = "ALIGN_SUM"
+        reducer   = "REDUCE_SUM"
+        todo      = "The worker (PUSH_AUTH=cloud-run) trusts Cloud Run's invoker check to verify the tokens it forwards, and refuses them (401) while it cannot confirm it. The log line says why: `invoker_check_off` (someone chose \"Allow public access\" or `--no-invoker-iam-check`: run `gcloud run services update SERVICE --invoker-iam-check`, or re-apply Terraform), `public_invoker` (roles/run.invoker granted to every user, or every authenticated user: remove that binding), or `unreadable` (the worker account lacks roles/run.viewer on its own service, or the Cloud Run Admin API is unreachable). Pushes are redelivered; requests past their delivery attempts are dead-lettered, and `copy-worker replay` moves them back."
+      }
       failed_completions = {
         what      = "failed copies"
         severity  = "ERROR"

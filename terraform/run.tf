@@ -95,6 +95,12 @@ locals {
       PUSH_AUTH             = "cloud-run"
       PUSH_AUDIENCE         = join(",", local.accepted_audiences)
       PUSH_SERVICE_ACCOUNTS = google_service_account.push.email
+      # The worker reads this service (GetService, GetIamPolicy; roles/run.viewer
+      # on it, below) at start and every 5 minutes, and refuses signature-removed
+      # tokens while the invoker check is off or granted to allUsers or
+      # allAuthenticatedUsers. Built from the variables, not the resource: a
+      # service cannot name itself in its own environment.
+      COPY_WORKER_SERVICE = "projects/${var.project_id}/locations/${var.region}/services/${local.names.service}"
       COPY_MAX_ATTEMPTS     = tostring(var.copy_max_attempts)
       COPY_MAX_DURATION     = var.copy_max_duration
       LOG_FORMAT            = "json"
@@ -261,7 +267,7 @@ resource "google_cloud_run_v2_service" "worker" {
     }
     precondition {
       condition = length(setintersection(keys(var.extra_env), [
-        "PORT", "PUSH_AUTH", "PUSH_AUDIENCE", "PUSH_SERVICE_ACCOUNTS", "GOOGLE_CLOUD_PROJECT",
+        "PORT", "PUSH_AUTH", "PUSH_AUDIENCE", "PUSH_SERVICE_ACCOUNTS", "GOOGLE_CLOUD_PROJECT", "COPY_WORKER_SERVICE",
         "COPY_START_QUEUE", "COPY_POLL_QUEUE", "TASKS_URL", "TASKS_SERVICE_ACCOUNT", "COPY_OPERATIONS_DRAIN",
       ])) == 0
       error_message = "extra_env must not set PORT, the authentication variables, the queues' variables (COPY_START_QUEUE, COPY_POLL_QUEUE, TASKS_URL, TASKS_SERVICE_ACCOUNT) or COPY_OPERATIONS_DRAIN: the module sets them from the resources they must match."
@@ -300,6 +306,18 @@ resource "google_cloud_run_v2_service_iam_member" "tasks_invoker" {
   name     = google_cloud_run_v2_service.worker.name
   role     = "roles/run.invoker"
   member   = google_service_account.tasks.member
+}
+
+# The worker reads its own service, and nothing else of Cloud Run: whether the
+# invoker check it trusts is on, and whether its IAM policy opens it to
+# everyone (run.services.get, run.services.getIamPolicy). A missing grant
+# makes every push 401 (the alert "pushes are refused" names it).
+resource "google_cloud_run_v2_service_iam_member" "worker_reads_itself" {
+  project  = google_cloud_run_v2_service.worker.project
+  location = google_cloud_run_v2_service.worker.location
+  name     = google_cloud_run_v2_service.worker.name
+  role     = "roles/run.viewer"
+  member   = google_service_account.worker.member
 }
 
 resource "google_cloud_run_v2_service_iam_member" "http_invokers" {

@@ -579,6 +579,11 @@ class Checker:
                             "${google_service_account.publisher.member}", '"serviceAccount:${each.value}"'}
         for key, body in self.bodies(d, "google_cloud_run_v2_service_iam_member").items():
             member = str(body.get("member"))
+            # Issue #28: the worker reads its own service (roles/run.viewer), nothing more.
+            if str(body.get("role")).strip('"') == "roles/run.viewer":
+                self.contract(member == "${google_service_account.worker.member}",
+                              f"{key}: roles/run.viewer on the service only for the worker account, not {member}")
+                continue
             self.contract(member in allowed_invokers and
                           (member != '"serviceAccount:${each.value}"' or "var.http_invoker_service_accounts" in flatten(body.get("for_each", ""))),
                           f"{key}: roles/run.invoker only for the push and tasks accounts, the publisher and "
@@ -850,7 +855,7 @@ class Checker:
         src = self.root.parent / "src"
         rs = "\n".join(p.read_text(encoding="utf-8", errors="replace") for p in sorted(src.rglob("*.rs"))) if src.is_dir() else ""
         # A typed log event (src/telemetry/events.rs) logs its `MESSAGE` constant.
-        rs = "\n".join(tracing_calls(rs) + re.findall(r'const MESSAGE: &\'static str = ("[^"]*")', rs))
+        rs = "\n".join(tracing_calls(rs) + re.findall(r'const MESSAGE: &\'static str =\s*("[^"]*")', rs))
         self.contract(bool(rs), f"no tracing events found in {src}: cannot check the log lines monitoring.tf relies on")
         tf_text = "\n".join((d.path / Path(f).name).read_text(encoding="utf-8") for f in d.files
                             if (d.path / Path(f).name).is_file())

@@ -2,6 +2,7 @@
 //! the worker ([`crate::app`]) until SIGTERM.
 
 use super::exit;
+use crate::app::{WorkerService, worker_service};
 use crate::config::{Config, ServeArgs};
 use crate::telemetry;
 
@@ -22,24 +23,30 @@ Examples:
     COPY_POLL_QUEUE=projects/copy-worker-demo/locations/us-central1/queues/copy-polls \\
     TASKS_URL=http://127.0.0.1:8080 copy-worker serve --port 8080";
 
-/// The checked configuration, with the logs started; or, for a wrong value, the exit code
-/// once the message naming its variable is printed.
-pub fn start(args: &ServeArgs) -> Result<Config, u8> {
-    let cfg = Config::from_args(args).map_err(|e| {
+/// The checked configuration and, under `PUSH_AUTH=cloud-run`, the worker's own service
+/// (`COPY_WORKER_SERVICE`, required here: `doctor` reads the same configuration from outside
+/// and does without it), with the logs started; or, for a wrong value, the exit code once the
+/// message naming its variable is printed.
+pub fn start(args: &ServeArgs) -> Result<(Config, Option<WorkerService>), u8> {
+    let checked = Config::from_args(args).and_then(|cfg| {
+        let svc = worker_service(args.push_auth, args.k_service.as_deref(), &args.push)?;
+        Ok((cfg, svc))
+    });
+    let (cfg, svc) = checked.map_err(|e| {
         eprintln!("copy-worker: {e}");
         exit::USAGE
     })?;
     telemetry::init(cfg.log_format, &cfg.worker_project, telemetry::stderr());
-    Ok(cfg)
+    Ok((cfg, svc))
 }
 
 /// Runs the worker until it stops; the exit code, with why it stopped logged and printed.
 pub async fn run(args: &ServeArgs) -> u8 {
-    let cfg = match start(args) {
-        Ok(cfg) => cfg,
+    let (cfg, service) = match start(args) {
+        Ok(started) => started,
         Err(code) => return code,
     };
-    match crate::app::run(cfg).await {
+    match crate::app::run(cfg, service).await {
         Ok(()) => exit::OK,
         Err(e) => {
             tracing::error!(error.message = %e, error.cause_chain = ?e, "copy-worker stopped");

@@ -9,6 +9,7 @@
 //! - [`pubsub`]: topic and subscription names, the connection, confirmed publishes, and
 //!   the CLI's reader of a subscription.
 //! - [`reach`]: one quick connection to an endpoint the user named, before relying on it.
+//! - [`run_admin`]: the worker's own Cloud Run service, whose invoker check `cloud-run` trusts.
 //! - [`tasks`]: the Cloud Tasks queue that paces copy starts for the whole deployment.
 //! - [`temp_subscription`]: a waiter's own filtered, expiring subscription.
 //! - [`webhook`]: signed callbacks to `callback_url` (Standard Webhooks).
@@ -18,6 +19,7 @@ pub(crate) mod interrupt;
 pub(crate) mod lines;
 pub(crate) mod pubsub;
 pub(crate) mod reach;
+pub(crate) mod run_admin;
 pub(crate) mod tasks;
 pub(crate) mod temp_subscription;
 pub(crate) mod vertex;
@@ -25,6 +27,7 @@ pub(crate) mod webhook;
 
 // The surface outside the crate: the Pub/Sub connection, the waiters' subscriptions, and
 // the Vertex AI seam (the tests drive it against the testkit fake).
-pub use pubsub::Connection;
+pub use pubsub::{Connection, OutMessage, PubSubTopics, PublishError, Topic, TopicNames, Topics};
+pub use run_admin::{CloudRunAdmin, Trust};
 pub use temp_subscription::{FilterBy, TempSubscription, WaiterTag};
 pub use vertex::{GoogleVertex, OperationState, Vertex, VertexOptions};

@@ -43,6 +43,24 @@ pub struct PublishError {
     pub source: google_cloud_pubsub::error::PublishError,
 }
 
+impl PublishError {
+    /// Whether Pub/Sub refused this message for good: INVALID_ARGUMENT, its answer to a
+    /// message that breaks a limit (an attribute value over 1024 bytes, too many attributes,
+    /// data over 10 MB; cloud.google.com/pubsub/quotas, "Resource limits"; google.rpc
+    /// INVALID_ARGUMENT: "the client specified an invalid argument", not retryable). The same
+    /// message fails on every try, so a stage that needs it must dead-letter its delivery
+    /// instead of answering 503 until the retention ends. Everything else (UNAVAILABLE,
+    /// NOT_FOUND for a topic not made yet, a shutdown) may pass on a later try.
+    pub fn is_permanent(&self) -> bool {
+        match &self.source {
+            google_cloud_pubsub::error::PublishError::Rpc(e) => e
+                .status()
+                .is_some_and(|s| s.code == google_cloud_gax::error::rpc::Code::InvalidArgument),
+            _ => false,
+        }
+    }
+}
+
 /// Publishes to the worker's topics. A seam so tests can swap it; the integration tests use
 /// [`PubSubTopics`] against the emulator.
 #[async_trait]
@@ -313,44 +331,4 @@ impl Topics for PubSubTopics {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::{full_subscription, full_topic};
-
-    #[test]
-    fn topic_names_expand_with_the_project_or_stay_full() {
-        assert_eq!(
-            full_topic("copy-requests", Some("p")).unwrap(),
-            "projects/p/topics/copy-requests"
-        );
-        assert_eq!(
-            full_topic("projects/q/topics/t", None).unwrap(),
-            "projects/q/topics/t"
-        );
-        assert!(
-            full_topic("copy-requests", None)
-                .unwrap_err()
-                .to_string()
-                .contains("GOOGLE_CLOUD_PROJECT")
-        );
-        assert!(full_topic("projects/q/subscriptions/t", Some("p")).is_err());
-    }
-
-    #[test]
-    fn subscription_names_expand_like_topic_names() {
-        assert_eq!(
-            full_subscription("copy-dead-letter-replay", Some("p")).unwrap(),
-            "projects/p/subscriptions/copy-dead-letter-replay"
-        );
-        assert_eq!(
-            full_subscription("projects/q/subscriptions/s", None).unwrap(),
-            "projects/q/subscriptions/s"
-        );
-        let e = full_subscription("s", None).unwrap_err().to_string();
-        assert!(
-            e.contains("GOOGLE_CLOUD_PROJECT") && e.contains("subscription"),
-            "{e}"
-        );
-        assert!(full_subscription("projects/q/snapshots/s", Some("p")).is_err());
-        assert!(full_subscription("projects/q/topics/w", Some("p")).is_err());
-    }
-}
+mod tests;

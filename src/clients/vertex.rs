@@ -3,6 +3,11 @@
 //! Every call goes through the official `google-cloud-aiplatform-v1` ModelService client,
 //! one client per regional endpoint (`https://{location}-aiplatform.googleapis.com`), or
 //! `VERTEX_ENDPOINT` for every location when it is set.
+//!
+//! An endpoint is built from a parsed [`Location`] only (a region name: lowercase letters,
+//! digits, one hyphen), never from a string as it arrived. A location that is not a region is
+//! refused as INVALID_ARGUMENT before any client exists, so no name carried in a message can
+//! point the worker's credentials at another host (issue 28, DESIGN.md §10).
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -16,7 +21,7 @@ use google_cloud_gax::error::rpc::Code;
 use google_cloud_gax::options::RequestOptionsBuilder as _;
 use google_cloud_longrunning::model::operation::Result as OpResult;
 
-use crate::domain::{CopyRequest, Destination, ModelInfo, OperationName, Target};
+use crate::domain::{CopyRequest, Destination, Location, ModelInfo, OperationName, Target};
 use crate::retry::{Failure, classify};
 
 /// What an operation check found.
@@ -80,15 +85,23 @@ impl GoogleVertex {
         }
     }
 
-    fn endpoint_for(&self, location: &str) -> String {
+    fn endpoint_for(&self, location: &Location) -> String {
         match &self.opts.endpoint {
             Some(e) => e.trim_end_matches('/').to_owned(),
             None => format!("https://{location}-aiplatform.googleapis.com"),
         }
     }
 
-    /// One client per endpoint, built on first use and kept (each holds a connection pool).
+    /// The client for a location given as text: refused as INVALID_ARGUMENT (permanent) unless
+    /// it is a region name.
     async fn client(&self, location: &str) -> Result<ModelService, Failure> {
+        let location = Location::parse("location", location)
+            .map_err(|r| Failure::new(Code::InvalidArgument, r.to_string()))?;
+        self.client_in(&location).await
+    }
+
+    /// One client per endpoint, built on first use and kept (each holds a connection pool).
+    async fn client_in(&self, location: &Location) -> Result<ModelService, Failure> {
         let endpoint = self.endpoint_for(location);
         if let Some(c) = self.clients.lock().expect("lock").get(&endpoint) {
             return Ok(c.clone());
@@ -187,7 +200,7 @@ impl Vertex for GoogleVertex {
     }
 
     async fn get_operation(&self, op: &OperationName) -> Result<OperationState, Failure> {
-        let client = self.client(op.location()).await?;
+        let client = self.client_in(op.region()).await?;
         let o = client
             .get_operation()
             .set_name(op.as_str())
@@ -279,5 +292,38 @@ impl GoogleVertex {
             }
             token = page.next_page_token;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The probe of issue 28 put `127.0.0.1:47300#` where a location goes, and the worker sent
+    /// its bearer token to that listener. A location that is not a region never becomes an
+    /// endpoint: the call is refused as INVALID_ARGUMENT and nothing connects.
+    #[tokio::test]
+    async fn a_location_that_is_not_a_region_never_becomes_a_connection() {
+        let trap = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = trap.local_addr().unwrap().port();
+        let vertex = GoogleVertex::new(VertexOptions::default());
+        let forged = format!("127.0.0.1:{port}#");
+        let name = format!("projects/1/locations/{forged}/models/7");
+        let e = vertex.get_model(&name, &forged).await.unwrap_err();
+        assert_eq!(e.code, Code::InvalidArgument, "{e:?}");
+        assert!(e.message.contains("region"), "{}", e.message);
+        let dest = Destination {
+            project: crate::domain::Project::parse("p", "dst-proj").unwrap(),
+            location: forged.clone(),
+            target: Target::ModelId("m".into()),
+        };
+        let e = vertex.find_copies(&dest).await.unwrap_err();
+        assert_eq!(e.code, Code::InvalidArgument);
+        let accepted = tokio::time::timeout(std::time::Duration::from_millis(300), trap.accept());
+        assert!(accepted.await.is_err(), "a connection reached the trap");
+        assert!(
+            vertex.clients.lock().unwrap().is_empty(),
+            "no client was built"
+        );
     }
 }

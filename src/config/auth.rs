@@ -5,6 +5,7 @@ use clap::{Args, ValueEnum};
 
 use super::flags::{List, list};
 use super::{ConfigError, err};
+use crate::domain::names::{is_location, is_project};
 
 /// `PUSH_AUTH`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -32,6 +33,87 @@ pub struct PushTokenArgs {
     /// JWKS URL override (tests, private issuers).
     #[arg(long, env = "PUSH_JWKS_URL")]
     pub push_jwks_url: Option<String>,
+    /// With PUSH_AUTH=cloud-run: the worker's own Cloud Run service,
+    /// projects/PROJECT/locations/REGION/services/NAME (NAME is K_SERVICE). The worker reads it
+    /// at start and every 5 minutes, and accepts signature-removed tokens only while its
+    /// invoker check is on and not granted to allUsers or allAuthenticatedUsers.
+    #[arg(long, env = "COPY_WORKER_SERVICE")]
+    pub worker_service: Option<String>,
+    /// Base URL of the Cloud Run Admin API (tests; plain http:// is used anonymously).
+    #[arg(long, env = "CLOUD_RUN_ADMIN_ENDPOINT", hide = true)]
+    pub cloud_run_admin_endpoint: Option<String>,
+}
+
+/// The service whose invoker check `PUSH_AUTH=cloud-run` trusts, and where to read it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkerService {
+    /// `projects/P/locations/REGION/services/NAME`.
+    pub name: String,
+    /// `CLOUD_RUN_ADMIN_ENDPOINT`; `None` for `https://run.googleapis.com`.
+    pub endpoint: Option<String>,
+}
+
+/// `COPY_WORKER_SERVICE` (and its endpoint) under `PUSH_AUTH=cloud-run`; `None` in the other
+/// modes. With `k_service` (Cloud Run's `K_SERVICE`), the name must end in it: a worker that
+/// read another service would confirm someone else's setting.
+pub fn worker_service(
+    mode: PushAuthMode,
+    k_service: Option<&str>,
+    a: &PushTokenArgs,
+) -> Result<Option<WorkerService>, ConfigError> {
+    if mode != PushAuthMode::CloudRun {
+        return Ok(None);
+    }
+    let Some(name) = a.worker_service.as_deref().filter(|s| !s.is_empty()) else {
+        return Err(err(
+            "COPY_WORKER_SERVICE",
+            "is required with PUSH_AUTH=cloud-run: set it to this service, projects/PROJECT/locations/REGION/services/NAME, so the worker can check that the invoker check it trusts is on (Terraform sets it)",
+        ));
+    };
+    let parts: Vec<&str> = name.split('/').collect();
+    let ok = matches!(parts.as_slice(),
+        ["projects", p, "locations", l, "services", s]
+            if is_project(p) && is_location(l) && is_service_name(s));
+    if !ok {
+        return Err(err(
+            "COPY_WORKER_SERVICE",
+            format!("{name:?} must be projects/PROJECT/locations/REGION/services/NAME"),
+        ));
+    }
+    if let Some(k) = k_service
+        && parts[5] != k
+    {
+        return Err(err(
+            "COPY_WORKER_SERVICE",
+            format!(
+                "{name:?} names service {:?}, but this is {k:?} (K_SERVICE)",
+                parts[5]
+            ),
+        ));
+    }
+    if let Some(e) = &a.cloud_run_admin_endpoint
+        && !(e.starts_with("https://") || e.starts_with("http://"))
+    {
+        return Err(err(
+            "CLOUD_RUN_ADMIN_ENDPOINT",
+            format!("{e:?} must be an http:// or https:// URL"),
+        ));
+    }
+    Ok(Some(WorkerService {
+        name: name.to_owned(),
+        endpoint: a.cloud_run_admin_endpoint.clone(),
+    }))
+}
+
+/// A Cloud Run service name: lowercase letters, digits and hyphens, starting with a letter,
+/// not ending with a hyphen, at most 49 characters (cloud.google.com/run/docs/deploying).
+fn is_service_name(s: &str) -> bool {
+    let b = s.as_bytes();
+    (1..=49).contains(&b.len())
+        && b[0].is_ascii_lowercase()
+        && b.iter()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+        && b[b.len() - 1] != b'-'
 }
 
 /// The checked push settings.
@@ -54,6 +136,11 @@ pub fn push(
             "PUSH_AUTH",
             "cloud-run trusts the signature check of Cloud Run's front end, and K_SERVICE is not set, so this is not Cloud Run: use PUSH_AUTH=oidc here (the worker then verifies signatures itself)",
         ));
+    }
+    // Required by `serve` only (cli::serve), so that `doctor` can check a deployment's
+    // configuration from outside; a value that is set must be right everywhere.
+    if a.worker_service.is_some() {
+        worker_service(mode, None, a)?;
     }
     if mode != PushAuthMode::None {
         let mode = mode.to_possible_value().expect("no skipped variant");
@@ -116,5 +203,49 @@ pub fn is_email(s: &str) -> bool {
                 && !domain.contains('@')
         }
         None => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SVC: &str = "projects/my-proj-123/locations/us-central1/services/copy-worker";
+
+    fn args(service: Option<&str>, endpoint: Option<&str>) -> PushTokenArgs {
+        PushTokenArgs {
+            push_audience: None,
+            push_service_accounts: None,
+            push_jwks_url: None,
+            worker_service: service.map(str::to_owned),
+            cloud_run_admin_endpoint: endpoint.map(str::to_owned),
+        }
+    }
+
+    #[test]
+    fn cloud_run_mode_names_its_own_service_and_no_other() {
+        let cr = PushAuthMode::CloudRun;
+        let got = worker_service(cr, Some("copy-worker"), &args(Some(SVC), None)).unwrap();
+        assert_eq!(got.unwrap().name, SVC);
+        assert_eq!(
+            worker_service(PushAuthMode::Oidc, None, &args(None, None)).unwrap(),
+            None
+        );
+        let cases = [
+            (args(None, None), Some("copy-worker"), "is required"),
+            (args(Some("copy-worker"), None), None, "must be projects/"),
+            (
+                args(Some("projects/p/locations/127.0.0.1:1#/services/s"), None),
+                None,
+                "must be projects/",
+            ),
+            (args(Some(SVC), None), Some("other"), "K_SERVICE"),
+            (args(Some(SVC), Some("run.googleapis.com")), None, "http"),
+        ];
+        for (a, k, want) in cases {
+            let e = worker_service(cr, k, &a).unwrap_err();
+            assert!(e.var == "COPY_WORKER_SERVICE" || e.var == "CLOUD_RUN_ADMIN_ENDPOINT");
+            assert!(e.problem.contains(want), "{want}: {e}");
+        }
     }
 }

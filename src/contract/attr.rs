@@ -1,4 +1,7 @@
-//! Attribute keys of the worker's messages (DESIGN.md §3), spelled once.
+//! Attribute keys of the worker's messages (DESIGN.md §3), spelled once, and the shapes and
+//! limits (DESIGN.md §10) their values are held to where they enter.
+
+use std::collections::BTreeMap;
 
 /// The request id: set by publishers, carried on every message of the pipeline.
 pub const REQUEST_ID: &str = "request_id";
@@ -65,8 +68,8 @@ pub const MAX_VALUE_BYTES: usize = 1024;
 /// dropped. Returns the keys dropped, for the log. A message that breaks a limit is refused
 /// by Pub/Sub on every try, so without this a stage would ask for redelivery forever.
 pub fn merge_within_limits(
-    ours: &mut std::collections::BTreeMap<String, String>,
-    caller: &std::collections::BTreeMap<String, String>,
+    ours: &mut BTreeMap<String, String>,
+    caller: &BTreeMap<String, String>,
 ) -> Vec<String> {
     let mut dropped = Vec::new();
     for (k, v) in caller {
@@ -83,6 +86,78 @@ pub fn merge_within_limits(
             dropped.push(k.clone());
         }
     }
+    dropped
+}
+
+/// Longest `traceparent` carried: version `00` is 55 bytes; a later version may append fields
+/// (w3.org/TR/trace-context/#versioning-of-traceparent), and the rest is cut off here.
+pub const MAX_TRACEPARENT_BYTES: usize = 256;
+
+/// Whether `v` is a W3C `traceparent` (w3.org/TR/trace-context/#traceparent-header):
+/// `{version}-{trace-id}-{parent-id}-{flags}` in lowercase hex, 2-32-16-2 digits; version `ff`
+/// is invalid, and neither id may be all zeros. A version above `00` may carry more fields
+/// after a `-`, up to [`MAX_TRACEPARENT_BYTES`]; version `00` carries none.
+pub fn is_traceparent(v: &str) -> bool {
+    let hex = |s: &str, n: usize| {
+        s.len() == n
+            && s.bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    };
+    if v.len() < 55 || v.len() > MAX_TRACEPARENT_BYTES {
+        return false;
+    }
+    let (head, rest) = v.split_at(55);
+    let parts: Vec<&str> = head.split('-').collect();
+    let [version, trace, parent, flags] = parts.as_slice() else {
+        return false;
+    };
+    let shape = hex(version, 2) && hex(trace, 32) && hex(parent, 16) && hex(flags, 2);
+    let tail_ok = match *version {
+        "00" => rest.is_empty(),
+        _ => rest.is_empty() || rest.starts_with('-'),
+    };
+    shape
+        && *version != "ff"
+        && trace.bytes().any(|b| b != b'0')
+        && parent.bytes().any(|b| b != b'0')
+        && tail_ok
+}
+
+/// Whether `v` is a waiter tag: 16 lowercase hex digits, as `publish --wait` makes them
+/// (DESIGN.md §6).
+pub fn is_waiter(v: &str) -> bool {
+    v.len() == 16
+        && v.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+/// Screens the attributes of a message as it enters the worker (every push route), so that
+/// nothing the worker carries on can break a limit or a shape downstream. Drops, and returns
+/// the keys of:
+/// - a `traceparent` that is not W3C's (a receiver ignores an invalid one, W3C Trace Context
+///   §3.2) and a `waiter` that is not a tag: both travel onto the completion event;
+/// - attributes beyond Pub/Sub's limits (a key of 1 to [`MAX_KEY_BYTES`], a value of at most
+///   [`MAX_VALUE_BYTES`], [`MAX_ATTRIBUTES`] of them in key order). Pub/Sub never delivers
+///   such a message; only a hand-made push can carry one.
+pub fn screen_incoming(attributes: &mut BTreeMap<String, String>) -> Vec<String> {
+    let mut dropped = Vec::new();
+    let mut kept = 0;
+    attributes.retain(|k, v| {
+        let ok = match k.as_str() {
+            TRACEPARENT => is_traceparent(v),
+            WAITER => is_waiter(v),
+            _ => true,
+        } && !k.is_empty()
+            && k.len() <= MAX_KEY_BYTES
+            && v.len() <= MAX_VALUE_BYTES
+            && kept < MAX_ATTRIBUTES;
+        if ok {
+            kept += 1;
+        } else {
+            dropped.push(k.clone());
+        }
+        ok
+    });
     dropped
 }
 
@@ -108,7 +183,6 @@ pub(crate) fn from_pairs(pairs: &[(&str, &str)]) -> std::collections::HashMap<St
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::BTreeMap;
 
     #[test]
     fn caller_attributes_fill_only_the_room_left_and_ours_always_stay() {
@@ -135,3 +209,7 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "attr_tests.rs"]
+mod screen_tests;

@@ -60,12 +60,14 @@ pub fn dead_letter(
     (msg, dropped)
 }
 
-/// `replay_count` of an incoming message; absent or unreadable counts as never replayed.
-pub fn replay_count(attributes: &HashMap<String, String>) -> u32 {
-    attributes
-        .get(attr::REPLAY_COUNT)
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(0)
+/// `replay_count` of an incoming message: absent is 0 (never replayed). A value that is not a
+/// count is `None`, which the replay guard treats as at its limit: read as 0, it would reset
+/// `--max-replays` for a message that may have gone round many times (issue 28).
+pub fn replay_count(attributes: &HashMap<String, String>) -> Option<u32> {
+    match attributes.get(attr::REPLAY_COUNT) {
+        None => Some(0),
+        Some(v) => v.trim().parse().ok(),
+    }
 }
 
 /// The request id from the `request_id` attribute, else from the request JSON itself (a
@@ -93,7 +95,9 @@ pub fn republished(
     let mut out = BTreeMap::from([
         (
             attr::REPLAY_COUNT.to_owned(),
-            (replay_count(attributes) + 1).to_string(),
+            replay_count(attributes)
+                .map_or(u32::MAX, |n| n.saturating_add(1))
+                .to_string(),
         ),
         (attr::REPLAYED_AT.to_owned(), rfc3339(now)),
     ]);
@@ -114,8 +118,8 @@ pub struct DeadLetterView<'a> {
     pub error_code: Option<&'a str>,
     /// `failed_stage` is `callback`: a webhook callback, not a request.
     pub is_callback: bool,
-    /// How often it was replayed already.
-    pub replay_count: u32,
+    /// How often it was replayed already; `None` when `replay_count` is not a count.
+    pub replay_count: Option<u32>,
     /// Every attribute, the caller's among them.
     pub attributes: &'a HashMap<String, String>,
     /// The original data: a request, or a callback's event.
@@ -210,7 +214,25 @@ mod tests {
 
     #[test]
     fn first_replay_sets_replay_count_to_one() {
-        let out = republished(b"", &attrs(&[("replay_count", "junk")]), Utc::now());
+        let out = republished(b"", &attrs(&[]), Utc::now());
         assert_eq!(out.attributes["replay_count"], "1");
+    }
+
+    /// The probe: an unreadable `replay_count` reset the max-replays guard (read as 0, the
+    /// republished copy said 1).
+    #[test]
+    fn an_unreadable_replay_count_never_restarts_the_count() {
+        for junk in ["junk", "-1", "", "99999999999"] {
+            let a = attrs(&[("replay_count", junk)]);
+            assert_eq!(replay_count(&a), None, "{junk:?}");
+            let out = republished(b"", &a, Utc::now());
+            assert_eq!(
+                out.attributes["replay_count"],
+                u32::MAX.to_string(),
+                "{junk:?}"
+            );
+        }
+        assert_eq!(replay_count(&attrs(&[("replay_count", "2")])), Some(2));
+        assert_eq!(replay_count(&attrs(&[])), Some(0));
     }
 }

@@ -7,6 +7,7 @@
 //! - [`rejection`]: why a request was refused (the field and the rule).
 //! - [`request`]: the copy request as JSON (serde, unknown fields refused).
 //! - [`task`]: the body of a copy-start or poll task (Cloud Tasks).
+//! - [`unique_keys`]: JSON objects with a key given twice are refused.
 //! - [`watch`]: the previous release's watch message, read only while an upgrade drains it.
 //! - [`event`]: the completion event (CloudEvents, binary mode) on `copy-completions`.
 //! - [`push`]: one decoded push delivery, the input of every stage.
@@ -21,6 +22,7 @@ pub(crate) mod push;
 pub(crate) mod rejection;
 pub(crate) mod request;
 pub(crate) mod task;
+pub(crate) mod unique_keys;
 pub(crate) mod watch;
 
 use std::collections::BTreeMap;

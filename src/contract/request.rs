@@ -95,8 +95,8 @@ impl CopyRequestWire {
     }
 }
 
-/// Parses request bytes as received on the wire (UTF-8 JSON, at most 64 KiB). A body that
-/// names either seed field is read as the seed's two-field form.
+/// Parses request bytes as received on the wire (UTF-8 JSON, at most 64 KiB, no key given
+/// twice). A body that names either seed field is read as the seed's two-field form.
 pub fn parse(bytes: &[u8]) -> Result<RequestWire, Rejection> {
     if bytes.is_empty() {
         return Err(Rejection::new(
@@ -114,6 +114,7 @@ pub fn parse(bytes: &[u8]) -> Result<RequestWire, Rejection> {
         .map_err(|e| Rejection::new("request", format!("is not valid UTF-8 ({e})")))?;
     let value: Value = serde_json::from_str(text)
         .map_err(|e| Rejection::new("request", format!("is not valid JSON ({e})")))?;
+    super::unique_keys::refuse_duplicate_keys(text)?;
     let Value::Object(map) = &value else {
         return Err(Rejection::new(
             "request",

@@ -1,4 +1,5 @@
-//! Google Cloud resource names used by copy-worker: projects, models, KMS keys, operations.
+//! Google Cloud resource names used by copy-worker: projects, locations, models, KMS keys
+//! (operations: [`super::operation`]).
 //!
 //! Each newtype is built only by parsing, so a value that exists is well formed and the
 //! stages never re-check it.
@@ -7,7 +8,7 @@ use std::fmt;
 
 use crate::contract::rejection::{Rejection, clip};
 
-/// A project id (`my-proj-123`) or project number (`123456789`).
+/// A project id (`my-proj-123`) or project number (`123456789`, never `0`).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Project(String);
 
@@ -19,7 +20,7 @@ impl Project {
             Err(Rejection::new(
                 field,
                 format!(
-                    "must be a project id ([a-z][a-z0-9-]{{4,28}}[a-z0-9]) or number, got {:?}",
+                    "must be a project id ([a-z][a-z0-9-]{{4,28}}[a-z0-9]) or a project number (not 0), got {:?}",
                     clip(s)
                 ),
             ))
@@ -217,7 +218,7 @@ impl KmsKeyName {
                 ),
             ));
         };
-        if !is_project(project) || ring.is_empty() || key.is_empty() {
+        if !is_project(project) || !is_kms_id(ring) || !is_kms_id(key) {
             return Err(Rejection::new(
                 field,
                 format!("has an empty or invalid part: {:?}", clip(s)),
@@ -240,47 +241,6 @@ impl KmsKeyName {
     }
 }
 
-/// A long-running operation name, `projects/{p}/locations/{l}/…/operations/{id}`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OperationName(String);
-
-impl OperationName {
-    pub fn parse(s: &str) -> Result<Self, Rejection> {
-        let parts: Vec<&str> = s.split('/').collect();
-        let ok = parts.len() >= 6
-            && parts[0] == "projects"
-            && parts[2] == "locations"
-            && parts[parts.len() - 2] == "operations"
-            && parts.iter().all(|p| !p.is_empty());
-        if ok {
-            Ok(Self(s.to_owned()))
-        } else {
-            Err(Rejection::new(
-                "operation",
-                format!(
-                    "must look like projects/P/locations/L/operations/ID, got {:?}",
-                    clip(s)
-                ),
-            ))
-        }
-    }
-
-    /// The location segment, which picks the regional endpoint.
-    pub fn location(&self) -> &str {
-        self.0.split('/').nth(3).unwrap_or_default()
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Display for OperationName {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
 /// The ids of `collections/{id}/…` when `s` is exactly those collections in that order.
 fn collection_ids<'a, const N: usize>(s: &'a str, collections: [&str; N]) -> Option<[&'a str; N]> {
     let parts: Vec<&str> = s.split('/').collect();
@@ -295,6 +255,14 @@ fn collection_ids<'a, const N: usize>(s: &'a str, collections: [&str; N]) -> Opt
         ids[i] = parts[2 * i + 1];
     }
     Some(ids)
+}
+
+/// A key ring or key id: letters, digits, `_` and `-`, 1 to 63 of them
+/// (cloud.google.com/kms/docs/create-key-ring, cloud.google.com/kms/docs/create-key).
+fn is_kms_id(s: &str) -> bool {
+    (1..=63).contains(&s.len())
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
 fn split_version(field: &str, s: &str) -> Result<(String, Option<String>), Rejection> {
@@ -335,10 +303,12 @@ fn with_version(name: &str, version: Option<&str>) -> String {
     }
 }
 
-/// Project id (6–30 chars) or project number.
+/// A project id (`[a-z][a-z0-9-]{4,28}[a-z0-9]`) or a project number (digits, not `0`, no
+/// leading zero: numbers are assigned by Google from 1). cloud.google.com/resource-manager/
+/// docs/creating-managing-projects, "Before you begin" (the id's rules).
 pub fn is_project(s: &str) -> bool {
     let b = s.as_bytes();
-    let number = !b.is_empty() && b.len() <= 20 && b.iter().all(u8::is_ascii_digit);
+    let number = !b.is_empty() && b.len() <= 20 && b[0] != b'0' && b.iter().all(u8::is_ascii_digit);
     let id = (6..=30).contains(&b.len())
         && b[0].is_ascii_lowercase()
         && b.iter()
@@ -347,14 +317,55 @@ pub fn is_project(s: &str) -> bool {
     number || id
 }
 
-/// A region such as `us-central1` or `europe-west4`.
+/// A Google Cloud region as Vertex AI names its locations: `{area}-{direction}{n}`, such as
+/// `us-central1`, `europe-west4`, `me-central2` or `northamerica-northeast1`
+/// (cloud.google.com/vertex-ai/docs/general/locations: "Vertex AI doesn't support a global
+/// location"; the regional endpoint is `https://{region}-aiplatform.googleapis.com`). The
+/// location becomes part of a host name, so nothing else may pass: no dot, colon, `#`,
+/// slash or upper case.
 pub fn is_location(s: &str) -> bool {
-    let b = s.as_bytes();
-    (2..=63).contains(&b.len())
-        && b[0].is_ascii_lowercase()
-        && b.iter()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
-        && b[b.len() - 1] != b'-'
+    let Some((area, rest)) = s.split_once('-') else {
+        return false;
+    };
+    let digits = rest.trim_start_matches(|c: char| c.is_ascii_lowercase());
+    let direction = &rest[..rest.len() - digits.len()];
+    s.len() <= 30
+        && area.len() >= 2
+        && area.bytes().all(|c| c.is_ascii_lowercase())
+        && direction.len() >= 2
+        && (1..=2).contains(&digits.len())
+        && digits.bytes().all(|c| c.is_ascii_digit())
+}
+
+/// A location that passed [`is_location`]: the only kind of value a Vertex AI endpoint is
+/// built from (`clients::vertex`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Location(String);
+
+impl Location {
+    pub fn parse(field: &str, s: &str) -> Result<Self, Rejection> {
+        if is_location(s) {
+            Ok(Self(s.to_owned()))
+        } else {
+            Err(Rejection::new(
+                field,
+                format!(
+                    "must be a region such as us-central1 or europe-west4, got {:?}",
+                    clip(s)
+                ),
+            ))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Location {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
 }
 
 /// A user-chosen model id: `[a-z][a-z0-9_-]{0,62}`.
@@ -370,3 +381,7 @@ pub fn is_user_model_id(s: &str) -> bool {
 pub fn is_model_id(s: &str) -> bool {
     (!s.is_empty() && s.len() <= 63 && s.bytes().all(|b| b.is_ascii_digit())) || is_user_model_id(s)
 }
+
+#[cfg(test)]
+#[path = "names_tests.rs"]
+mod tests;

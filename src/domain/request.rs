@@ -11,6 +11,7 @@ use std::fmt;
 use super::destination::{Destination, Partial};
 use super::names::{KmsKeyName, ModelName};
 use super::sha256_hex;
+use crate::contract::attr::MAX_VALUE_BYTES;
 use crate::contract::rejection::{Rejection, clip};
 use crate::contract::request::{self as wire, CopyRequestWire, RequestWire, SeedRequestWire};
 
@@ -199,15 +200,31 @@ impl CopyRequest {
     }
 }
 
-/// Checks a callback URL against DESIGN.md §7: https only, allowed hosts only.
+/// Checks a callback URL against DESIGN.md §7: https only, allowed hosts only, and at most
+/// 1024 bytes as normalised, since it travels as an attribute of the callback message
+/// (Pub/Sub's value limit, DESIGN.md §10). `CALLBACK_ALLOW_HTTP_LOOPBACK` admits
+/// `http://127.0.0.1` only: `localhost` is a name, which the resolver may send elsewhere.
 pub fn validate_callback_url(s: &str, d: &Defaults) -> Result<String, Rejection> {
     let field = "callback_url";
+    let too_long = |n: usize| {
+        Rejection::new(
+            field,
+            format!(
+                "is {n} bytes; at most {MAX_VALUE_BYTES} fit in the callback message's attribute"
+            ),
+        )
+    };
+    if s.len() > MAX_VALUE_BYTES {
+        return Err(too_long(s.len()));
+    }
     let url = url::Url::parse(s)
         .map_err(|e| Rejection::new(field, format!("is not a URL ({e}): {:?}", clip(s))))?;
+    if url.as_str().len() > MAX_VALUE_BYTES {
+        return Err(too_long(url.as_str().len()));
+    }
     let host = url.host_str().unwrap_or_default().to_ascii_lowercase();
-    let loopback_http = d.callback_allow_http_loopback
-        && url.scheme() == "http"
-        && (host == "127.0.0.1" || host == "localhost");
+    let loopback_http =
+        d.callback_allow_http_loopback && url.scheme() == "http" && host == "127.0.0.1";
     if url.scheme() != "https" && !loopback_http {
         return Err(Rejection::new(
             field,
@@ -234,3 +251,7 @@ pub fn validate_callback_url(s: &str, d: &Defaults) -> Result<String, Rejection>
 #[cfg(test)]
 #[path = "request_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "request_probe_tests.rs"]
+mod probe_tests;

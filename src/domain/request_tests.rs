@@ -3,7 +3,7 @@
 use super::*;
 use crate::domain::destination::{Target, derive_model_id};
 
-fn defaults() -> Defaults {
+pub(super) fn defaults() -> Defaults {
     Defaults {
         source_project: Some("src-proj".into()),
         target_project: Some("dst-proj".into()),
@@ -13,7 +13,7 @@ fn defaults() -> Defaults {
     }
 }
 
-fn parse(s: &str) -> Result<CopyRequest, Rejection> {
+pub(super) fn parse(s: &str) -> Result<CopyRequest, Rejection> {
     CopyRequest::parse(s.as_bytes(), &defaults())
 }
 

@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use axum::extract::{Request, State};
+use axum::http::{HeaderMap, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
@@ -39,6 +40,11 @@ impl AuthDecision {
 #[async_trait::async_trait]
 pub trait PushAuth: Send + Sync {
     async fn check(&self, authorization: Option<&str>) -> AuthDecision;
+
+    /// Whether this checks tokens at all ([`NoAuth`] does not, and lets every request in).
+    fn verifies(&self) -> bool {
+        true
+    }
 }
 
 /// `PUSH_AUTH=none`: every push is accepted (logged as a warning at start).
@@ -48,6 +54,10 @@ pub struct NoAuth;
 impl PushAuth for NoAuth {
     async fn check(&self, _authorization: Option<&str>) -> AuthDecision {
         AuthDecision::Allowed
+    }
+
+    fn verifies(&self) -> bool {
+        false
     }
 }
 
@@ -74,16 +84,63 @@ pub async fn require(
     req: Request,
     next: Next,
 ) -> Response {
-    let headers = req.headers();
-    let header = headers
-        .get(SERVERLESS_AUTHORIZATION)
-        .or_else(|| headers.get(axum::http::header::AUTHORIZATION))
-        .and_then(|v| v.to_str().ok());
-    match auth.check(header).await.into_result() {
+    let decision = match token_header(req.headers()) {
+        Ok(header) => auth.check(header).await,
+        Err(refusal) if auth.verifies() => refusal,
+        Err(_) => AuthDecision::Allowed,
+    };
+    match decision.into_result() {
         Ok(()) => next.run(req).await,
         Err(e) => match answer {
             Answer::Text => e.into_response(),
             Answer::Json => e.into_json_response(),
         },
+    }
+}
+
+/// The value of the header that carries the caller's token, or a 401 when either token
+/// header is given more than once: which one counts would be a guess, and a front end may
+/// have checked another one than the worker reads (the probe of issue 28: a doubled header
+/// was read by its first value).
+fn token_header(headers: &HeaderMap) -> Result<Option<&str>, AuthDecision> {
+    for name in [SERVERLESS_AUTHORIZATION, header::AUTHORIZATION.as_str()] {
+        if headers.get_all(name).iter().nth(1).is_some() {
+            return Err(AuthDecision::Unauthenticated(format!(
+                "the {name} header is given more than once; send one token"
+            )));
+        }
+    }
+    Ok(headers
+        .get(SERVERLESS_AUTHORIZATION)
+        .or_else(|| headers.get(header::AUTHORIZATION))
+        .and_then(|v| v.to_str().ok()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The probe: a doubled `Authorization` or `X-Serverless-Authorization` header was read
+    /// by its first value.
+    #[test]
+    fn a_doubled_token_header_is_refused_and_a_single_one_is_read() {
+        let mut h = HeaderMap::new();
+        assert_eq!(token_header(&h), Ok(None));
+        h.insert(header::AUTHORIZATION, "Bearer a".parse().unwrap());
+        assert_eq!(token_header(&h), Ok(Some("Bearer a")));
+        h.insert(SERVERLESS_AUTHORIZATION, "Bearer s".parse().unwrap());
+        assert_eq!(
+            token_header(&h),
+            Ok(Some("Bearer s")),
+            "Cloud Run's header wins"
+        );
+        for name in [SERVERLESS_AUTHORIZATION, "authorization"] {
+            let mut twice = h.clone();
+            twice.append(name, "Bearer b".parse().unwrap());
+            match token_header(&twice) {
+                Err(AuthDecision::Unauthenticated(m)) => assert!(m.contains(name), "{m}"),
+                other => panic!("{name}: {other:?}"),
+            }
+        }
     }
 }

@@ -8,37 +8,88 @@
 use std::collections::BTreeMap;
 
 use axum::Json;
-use axum::extract::{Query, State};
+use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
 use serde_json::json;
 
 use super::AppState;
 use super::error::HttpError;
 use crate::clients::pubsub::{OutMessage, Topic};
+use crate::contract::rejection::clip;
 use crate::contract::request::MAX_REQUEST_BYTES;
 use crate::contract::{Rejection, attr};
 use crate::domain::CopyRequest;
 
 /// The seed's query parameters.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, PartialEq, Eq)]
 pub struct SeedQuery {
     source_model_id: Option<String>,
     destination_model_id: Option<String>,
 }
 
+/// The query parameters `POST /v1/models/copy` knows.
+const QUERY_PARAMETERS: [&str; 2] = ["source_model_id", "destination_model_id"];
+
+impl SeedQuery {
+    /// Reads the query string: each known parameter at most once, and no other. A parameter
+    /// given twice would leave the caller guessing which one counted, and an unknown one
+    /// (a typo, `source_model`) would be dropped in silence.
+    pub fn parse(query: Option<&str>) -> Result<Self, Rejection> {
+        let mut q = SeedQuery::default();
+        for (k, v) in url::form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
+            let slot = match k.as_ref() {
+                "source_model_id" => &mut q.source_model_id,
+                "destination_model_id" => &mut q.destination_model_id,
+                other => {
+                    return Err(Rejection::new(
+                        clip(other),
+                        format!(
+                            "is not a known query parameter (known: {})",
+                            QUERY_PARAMETERS.join(", ")
+                        ),
+                    ));
+                }
+            };
+            if slot.is_some() {
+                return Err(Rejection::new(
+                    k.as_ref(),
+                    "is given more than once; send it once",
+                ));
+            }
+            *slot = Some(v.into_owned());
+        }
+        Ok(q)
+    }
+}
+
 /// Handles `POST /v1/models/copy` (the caller is authenticated by the middleware):
-/// validate, publish, answer 202. Refusals are JSON with the field and the rule.
+/// validate, publish, answer 202. Refusals are JSON with the field and the rule, a bad query
+/// string's included.
 pub async fn enqueue(
     State(s): State<AppState>,
-    Query(q): Query<SeedQuery>,
+    RawQuery(query): RawQuery,
     headers: HeaderMap,
     body: axum::body::Body,
 ) -> Response {
-    match accept(s, q, headers, body).await {
+    let answer = match SeedQuery::parse(query.as_deref()) {
+        Ok(q) => accept(s, q, headers, body).await,
+        Err(r) => Err(HttpError::Invalid(r)),
+    };
+    match answer {
         Ok(r) => r,
         Err(e) => e.into_json_response(),
+    }
+}
+
+/// The caller's `traceparent` header, when there is exactly one and it has W3C's shape. An
+/// invalid one is ignored, as W3C Trace Context asks of a receiver (§3.2.2.3), so it never
+/// reaches an attribute.
+fn traceparent(headers: &HeaderMap) -> Option<&str> {
+    let mut all = headers.get_all(attr::TRACEPARENT).iter();
+    match (all.next(), all.next()) {
+        (Some(v), None) => v.to_str().ok().filter(|t| attr::is_traceparent(t)),
+        _ => None,
     }
 }
 
@@ -50,9 +101,18 @@ async fn accept(
 ) -> Result<Response, HttpError> {
     let body = axum::body::to_bytes(body, MAX_REQUEST_BYTES)
         .await
-        .map_err(|_| HttpError::TooLarge {
-            what: "request: body",
-            limit: MAX_REQUEST_BYTES,
+        .map_err(|e| {
+            let too_large = std::error::Error::source(&e)
+                .is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
+            if too_large {
+                HttpError::TooLarge {
+                    what: "request: body",
+                    limit: MAX_REQUEST_BYTES,
+                }
+            } else {
+                // A body that stalled past the server's body read timeout, or broke off.
+                HttpError::BadBody(format!("cannot read body: {e}"))
+            }
         })?;
     let defaults = &s.pipeline.settings.defaults;
     let req = match (&q.source_model_id, &q.destination_model_id, body.is_empty()) {
@@ -75,7 +135,7 @@ async fn accept(
 
     let mut attributes =
         BTreeMap::from([(attr::REQUEST_ID.to_owned(), req.request_id.to_string())]);
-    if let Some(tp) = headers.get(attr::TRACEPARENT).and_then(|v| v.to_str().ok()) {
+    if let Some(tp) = traceparent(&headers) {
         attributes.insert(attr::TRACEPARENT.into(), tp.to_owned());
     }
     let msg = OutMessage {
@@ -111,7 +171,38 @@ pub fn invoker_audiences(push_audiences: &[String]) -> Vec<String> {
 
 #[cfg(test)]
 mod tests {
-    use super::invoker_audiences;
+    use super::*;
+
+    /// The probe: `/v1/models/copy` answered a duplicated query parameter in plain text, not
+    /// JSON, and silently dropped unknown parameters.
+    #[test]
+    fn the_query_string_takes_each_known_parameter_once_and_nothing_else() {
+        let q = SeedQuery::parse(Some("source_model_id=1&destination_model_id=a%2Db")).unwrap();
+        assert_eq!(q.source_model_id.as_deref(), Some("1"));
+        assert_eq!(q.destination_model_id.as_deref(), Some("a-b"));
+        assert_eq!(SeedQuery::parse(None).unwrap(), SeedQuery::default());
+        let twice = SeedQuery::parse(Some("source_model_id=1&source_model_id=2")).unwrap_err();
+        assert_eq!(twice.field, "source_model_id");
+        assert!(twice.rule.contains("more than once"), "{}", twice.rule);
+        let unknown = SeedQuery::parse(Some("source_model=1")).unwrap_err();
+        assert_eq!(unknown.field, "source_model");
+        assert!(unknown.rule.contains("source_model_id"), "{}", unknown.rule);
+    }
+
+    /// The probe: a `traceparent` header of any length was carried onto the request message.
+    #[test]
+    fn only_one_w3c_traceparent_header_reaches_an_attribute() {
+        let tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        let mut h = HeaderMap::new();
+        assert_eq!(traceparent(&h), None);
+        h.insert("traceparent", tp.parse().unwrap());
+        assert_eq!(traceparent(&h), Some(tp));
+        h.append("traceparent", tp.parse().unwrap());
+        assert_eq!(traceparent(&h), None, "two headers: neither counts");
+        let mut long = HeaderMap::new();
+        long.insert("traceparent", "0".repeat(8000).parse().unwrap());
+        assert_eq!(traceparent(&long), None);
+    }
 
     #[test]
     fn invoker_audiences_accept_the_service_url_and_the_endpoint_url() {

@@ -8,6 +8,10 @@
 //! padding, as Pub/Sub sends it. Nothing else is accepted: no URL-safe alphabet, no missing
 //! or extra padding, no whitespace or line breaks, no non-zero trailing bits. An empty string
 //! or an absent/null `data` is an empty message (its request is then rejected, not retried).
+//!
+//! The attributes are screened at this door (`contract::attr::screen_incoming`): a
+//! `traceparent` or `waiter` of the wrong shape, and anything beyond Pub/Sub's limits, is
+//! dropped and logged, so no stage carries it onto a message it publishes (DESIGN.md §3, §10).
 
 use std::collections::BTreeMap;
 
@@ -85,10 +89,19 @@ pub fn parse_envelope(body: &[u8]) -> Result<PushMessage, EnvelopeError> {
             .decode(s.as_bytes())
             .map_err(|e| EnvelopeError::Base64(e.to_string()))?,
     };
+    let mut attributes = m.attributes.unwrap_or_default();
+    let dropped = crate::contract::attr::screen_incoming(&mut attributes);
+    if !dropped.is_empty() {
+        tracing::warn!(
+            message_id,
+            ?dropped,
+            "attributes of the wrong shape or beyond Pub/Sub's limits dropped at the door"
+        );
+    }
     Ok(PushMessage {
         message_id,
         data,
-        attributes: m.attributes.unwrap_or_default(),
+        attributes,
         publish_time: m.publish_time_camel.or(m.publish_time),
         ordering_key: m.ordering_key.filter(|s| !s.is_empty()),
         subscription: env.subscription,
@@ -113,6 +126,20 @@ mod tests {
         assert_eq!(m.delivery_attempt, Some(3));
         assert_eq!(m.ordering_key.as_deref(), Some("k"));
         assert_eq!(m.publish_time.as_deref(), Some("2026-11-22T10:00:00Z"));
+    }
+
+    /// The probe sent a push whose `traceparent` and `waiter` were 1 KiB of junk; both were
+    /// carried onto every message the worker published.
+    #[test]
+    fn junk_traceparent_and_waiter_are_dropped_at_the_door() {
+        let junk = "x".repeat(1024);
+        let body = format!(
+            r#"{{"message":{{"attributes":{{"traceparent":"{junk}","waiter":"{junk}","k":"v"}},"messageId":"7"}}}}"#
+        );
+        let m = parse_envelope(body.as_bytes()).unwrap();
+        assert_eq!(m.attribute("traceparent"), None);
+        assert_eq!(m.attribute("waiter"), None);
+        assert_eq!(m.attribute("k"), Some("v"));
     }
 
     #[test]

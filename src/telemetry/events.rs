@@ -12,8 +12,10 @@ use std::time::Duration;
 
 /// Target of the events the stages log when they hand something on.
 const ANNOUNCE: &str = "copy_worker::pipeline::announce";
-/// Target of the events of the Vertex AI request budget.
+/// Target of the events of Vertex AI's quota.
 const QUOTA: &str = "copy_worker::pipeline::quota";
+/// Target of the events of the worker's start-up and its own checks.
+const APP: &str = "copy_worker::app";
 
 /// A log line a log-based metric counts.
 pub trait CountedEvent {
@@ -28,10 +30,11 @@ pub trait CountedEvent {
 
 /// Every counted event: (metric, message).
 #[cfg(test)]
-pub const COUNTED: [(&str, &str); 3] = [
+pub const COUNTED: [(&str, &str); 4] = [
     (CopyStarted::METRIC, CopyStarted::MESSAGE),
     (CompletionPublished::METRIC, CompletionPublished::MESSAGE),
     (VertexQuotaExhausted::METRIC, VertexQuotaExhausted::MESSAGE),
+    (CloudRunTrustRefused::METRIC, CloudRunTrustRefused::MESSAGE),
 ];
 
 /// A CopyModel operation was started (a first attempt or a restart) and the first poll task
@@ -88,6 +91,29 @@ impl CountedEvent for VertexQuotaExhausted<'_> {
 
     fn emit(self) {
         tracing::warn!(target: QUOTA, project = self.project, region = self.region, kind = ?self.kind, hold_s = self.hold.as_secs(), error.message = %self.error, "{}", Self::MESSAGE);
+    }
+}
+
+/// `PUSH_AUTH=cloud-run` cannot trust Cloud Run's invoker check (DESIGN.md §11): a read of the
+/// worker's own service found it off or open to everyone, or could not read it. Until a read
+/// confirms it, every signature-removed token (every push) is refused with 401; an alert
+/// watches this line.
+pub struct CloudRunTrustRefused<'a> {
+    /// `projects/P/locations/L/services/S`.
+    pub service: &'a str,
+    /// `invoker_check_off`, `public_invoker` or `unreadable`; the metric's label.
+    pub reason: &'a str,
+    /// What was found, and what to do.
+    pub cause: &'a str,
+}
+
+impl CountedEvent for CloudRunTrustRefused<'_> {
+    const MESSAGE: &'static str =
+        "Cloud Run invoker check not confirmed; signature-removed tokens refused";
+    const METRIC: &'static str = "cloud_run_trust_refused";
+
+    fn emit(self) {
+        tracing::error!(target: APP, service = self.service, reason = self.reason, error.message = %self.cause, "{}", Self::MESSAGE);
     }
 }
 

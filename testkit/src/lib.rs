@@ -16,12 +16,15 @@
 //!   dispatched as documented: schedule times, rate limits, concurrency caps, no order,
 //!   duplicate deliveries on request, retries, `X-CloudTasks-*` headers and OIDC tokens.
 //! - [`oidc`]: a local OIDC issuer: a JWKS over HTTP, RS256 ID tokens and hostile tokens.
+//! - [`run_admin`]: a fake of the Cloud Run Admin API's reads of one service and its IAM
+//!   policy, for `PUSH_AUTH=cloud-run`'s check of its own invoker setting.
 
 pub mod cloud_run;
 pub mod emulator;
 pub mod front;
 pub mod oidc;
 pub mod pubsub;
+pub mod run_admin;
 pub mod tasks;
 pub mod vertex;
 
@@ -30,5 +33,6 @@ pub use emulator::Emulator;
 pub use front::{PushFront, PushWindow, PushWindowStats};
 pub use oidc::{IssuerKeys, JwksMode, OidcIssuer};
 pub use pubsub::{Inbox, Received, Topology, TopologyOptions};
+pub use run_admin::{RunAdminFake, RunService};
 pub use tasks::{Dispatch, QueueConfig, TaskView, TasksFake};
-pub use vertex::{Call, CopyScript, Fault, Quotas, Rpc, RpcCount, VertexFake};
+pub use vertex::{Call, CopyScript, Fault, ModelSpecs, Quotas, Rpc, RpcCount, VertexFake};

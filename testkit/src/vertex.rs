@@ -34,11 +34,13 @@
 mod projects;
 mod quota;
 mod routes;
+mod specs;
 mod state;
 mod wire;
 
 pub use projects::{numbered, project_number};
 pub use quota::{Quotas, Rpc, RpcCount};
+pub use specs::ModelSpecs;
 
 use anyhow::Context;
 use routes::{KillSwitch, Shared, lock};
@@ -146,6 +148,18 @@ impl VertexFake {
     /// spelling finds it.
     pub fn add_model(&self, name: &str) {
         lock(&self.shared).add_model(name);
+    }
+
+    /// Gives a model added before (its default version, or the `@version` named) a serving
+    /// container and a customer-managed key, returned as `containerSpec` and `encryptionSpec`.
+    /// A copy keeps the container and drops the key; a cross-project copy of a third-party
+    /// image fails in its operation ([`specs`]).
+    ///
+    /// # Panics
+    /// If the model or version does not exist.
+    pub fn set_specs(&self, model: &str, specs: ModelSpecs) {
+        let set = lock(&self.shared).set_specs(model, &specs);
+        assert!(set, "set_specs: model {model} does not exist");
     }
 
     /// Adds the next version (`2`, `3`, …) to a model added before and returns its id. `aliases`

@@ -16,7 +16,7 @@ use crate::helpers::{Knobs, TestApp, request, spawn_app};
 pub const AUD: &str = "https://copy-worker-abc.a.run.app/pubsub/copy-requests";
 const OTHER_AUD: &str = "https://copy-worker-abc.a.run.app";
 
-async fn spawn_oidc_app(name: &str) -> (TestApp, OidcIssuer) {
+pub async fn spawn_oidc_app(name: &str) -> (TestApp, OidcIssuer) {
     let issuer = OidcIssuer::start(AUD, DEFAULT_EMAIL).await.expect("issuer");
     let extra_args = [
         "--push-auth",

@@ -30,7 +30,8 @@ pub fn free_port() -> u16 {
 }
 
 impl ChildWorker {
-    /// Starts the worker with `PUSH_AUTH=none` against the shared emulator and `vertex`.
+    /// Starts the worker with `PUSH_AUTH=none` against the shared emulator and `vertex` (empty:
+    /// no `VERTEX_ENDPOINT`, so the regional endpoints, as in production).
     pub async fn start(project: &str, vertex: &str, extra: &[(&str, &str)]) -> ChildWorker {
         let port = free_port();
         let front = start_front(port).await;
@@ -54,6 +55,7 @@ impl ChildWorker {
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v))
         .collect();
+        env.retain(|(k, v)| !(k == "VERTEX_ENDPOINT" && v.is_empty()));
         env.extend(
             extra
                 .iter()

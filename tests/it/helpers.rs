@@ -38,6 +38,9 @@ pub struct Knobs {
     /// With push authentication on outside Cloud Run: the issuer whose keys sign the tasks'
     /// tokens (for [`TASKS_ACCOUNT`], audience the worker's URL).
     pub tasks_keys: Option<testkit::oidc::IssuerKeys>,
+    /// With `cloud_run`: hold the verifiers to this service's invoker check, read from a
+    /// Cloud Run Admin endpoint, as `copy-worker serve` does (`app::anchor_to_service`).
+    pub worker_service: Option<copy_worker::app::WorkerService>,
 }
 
 /// The copy-start queue of every test deployment.
@@ -155,6 +158,7 @@ impl Default for Knobs {
             start_queue: fast_queue(),
             poll_queue: fast_queue(),
             tasks_keys: None,
+            worker_service: None,
             topology: TopologyOptions {
                 request_backoff: (Duration::from_secs(1), Duration::from_secs(3)),
                 request_ack_deadline: Duration::from_secs(60),
@@ -258,6 +262,16 @@ pub async fn spawn_app(name: &str, knobs: Knobs) -> TestApp {
 
     let cfg = test_config(&project, &vertex.endpoint(), extra_args.clone());
     let (state, _topics) = build_state(&cfg).await.expect("app state");
+    let state = match &knobs.worker_service {
+        Some(svc) => {
+            let (state, refresh) = copy_worker::app::anchor_to_service(state, svc)
+                .await
+                .expect("anchored");
+            tokio::spawn(refresh);
+            state
+        }
+        None => state,
+    };
     tokio::spawn(async move { axum::serve(listener, app(state)).await });
 
     let mut opts = knobs.topology;

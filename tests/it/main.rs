@@ -18,6 +18,7 @@ mod events;
 mod examples;
 mod faults;
 mod helpers;
+mod hostile;
 mod idempotency;
 mod limits;
 mod lookup;

@@ -17,7 +17,8 @@ pub struct Rules {
     /// Every one of these pairs must be in the request's `context` (`publish --context`),
     /// which travels in the message body, not in the attributes.
     pub context: Vec<(String, String)>,
-    /// Messages already replayed this often are left in place.
+    /// Messages already replayed this often, or whose `replay_count` cannot be read, are
+    /// left in place.
     pub max_replays: u32,
     /// Replay dead-lettered webhook callbacks (`failed_stage=callback`) instead of requests.
     /// The two kinds go to different topics, so a run only ever moves one of them.
@@ -57,10 +58,13 @@ impl Rules {
         let context_ok = self.context.is_empty() || context_matches(d.data, &self.context);
         if !(id_ok && code_ok && attrs_ok && context_ok && d.is_callback == self.callbacks) {
             Verdict::SkipFilter
-        } else if d.replay_count >= self.max_replays {
-            Verdict::SkipMaxReplays
         } else {
-            Verdict::Replay
+            // An unreadable count is at the guard: counting it as 0 would let a message go
+            // round for ever.
+            match d.replay_count {
+                Some(n) if n < self.max_replays => Verdict::Replay,
+                _ => Verdict::SkipMaxReplays,
+            }
         }
     }
 }
@@ -142,6 +146,12 @@ mod tests {
                 "replayed three times is at the guard",
                 rules(),
                 count("3"),
+                SkipMaxReplays,
+            ),
+            (
+                "an unreadable count is at the guard (the probe: it reset the guard)",
+                rules(),
+                count("junk"),
                 SkipMaxReplays,
             ),
             (

@@ -26,8 +26,11 @@
 //! that form, so [`OidcAuth::behind_cloud_run`] accepts exactly it, with the same claim checks
 //! as a signed token ([`check_claims`](claims::check_claims): `iss`, `aud`, `exp`, `iat`/`nbf`, `email_verified`,
 //! `email`), and still verifies in full any token that keeps a signature. Without that mode a
-//! signature-removed token is refused with a message that names the mode.
+//! signature-removed token is refused with a message that names the mode. [`anchor`] holds
+//! that mode to the service's own settings: its tokens are refused while the invoker check is
+//! not confirmed on.
 
+pub(crate) mod anchor;
 mod claims;
 mod keys;
 #[cfg(test)]

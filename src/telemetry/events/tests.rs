@@ -45,6 +45,12 @@ fn lines(json: bool) -> Vec<String> {
             error: &"RESOURCE_EXHAUSTED: quota",
         }
         .emit();
+        CloudRunTrustRefused {
+            service: "projects/p/locations/us-central1/services/w",
+            reason: "invoker_check_off",
+            cause: "disabled",
+        }
+        .emit();
     };
     if json {
         let sub = tracing_subscriber::registry().with(CloudLogging::new("wp", sink));
@@ -75,6 +81,10 @@ fn each_event_writes_the_json_line_it_wrote_before() {
                "target": "copy_worker::pipeline::quota", "stage": "request",
                "project": "123", "region": "us-central1", "kind": "Copy", "hold_s": 30,
                "error.message": "RESOURCE_EXHAUSTED: quota"}),
+        json!({"severity": "ERROR", "message": CloudRunTrustRefused::MESSAGE,
+               "target": "copy_worker::app", "stage": "request",
+               "service": "projects/p/locations/us-central1/services/w",
+               "reason": "invoker_check_off", "error.message": "disabled"}),
     ];
     assert_eq!(lines.len(), want.len(), "{lines:#?}");
     for (mut got, want) in lines.into_iter().zip(want) {
@@ -90,6 +100,7 @@ fn each_event_writes_the_text_line_it_wrote_before() {
         "copy_worker::pipeline::announce: copy started; first poll scheduled poll_task=poll-17 attempt=2",
         "copy_worker::pipeline::announce: completion published status=\"failed\" ce_id=ce-1",
         "copy_worker::pipeline::quota: Vertex AI quota exhausted; slowing down project=\"123\" region=\"us-central1\" kind=Copy hold_s=30 error.message=RESOURCE_EXHAUSTED: quota",
+        "copy_worker::app: Cloud Run invoker check not confirmed; signature-removed tokens refused service=\"projects/p/locations/us-central1/services/w\" reason=\"invoker_check_off\" error.message=disabled",
     ];
     assert_eq!(lines.len(), tails.len(), "{lines:#?}");
     for (line, tail) in lines.iter().zip(tails) {

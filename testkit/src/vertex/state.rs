@@ -57,6 +57,8 @@ struct VersionEntry {
     /// `originalModelInfo.model`: the source with the version that was copied.
     original: Option<String>,
     encryption_spec: Option<Value>,
+    /// `containerSpec`: kept by a copy, unlike the encryption spec ([`super::specs`]).
+    container_spec: Option<Value>,
     create_time: DateTime<Utc>,
 }
 
@@ -83,6 +85,7 @@ struct OperationEntry {
     display_name: String,
     target: Target,
     encryption_spec: Option<Value>,
+    container_spec: Option<Value>,
     started: Instant,
     duration: Duration,
     planned_error: Option<(i32, String)>,
@@ -125,6 +128,7 @@ impl State {
                 aliases: vec![],
                 original: None,
                 encryption_spec: None,
+                container_spec: None,
                 create_time: now,
             }],
         });
@@ -149,9 +153,30 @@ impl State {
                 .collect(),
             original: None,
             encryption_spec: None,
+            container_spec: None,
             create_time: Utc::now(),
         });
         Some(id)
+    }
+
+    /// Gives the version `name` resolves to (its default without `@version`) a serving
+    /// container and a customer-managed key, as Model `containerSpec` and `encryptionSpec`.
+    pub fn set_specs(&mut self, name: &str, specs: &super::ModelSpecs) -> bool {
+        let key = self.model_key(name);
+        let version = split_version(name).1;
+        let Some(model) = self.models.get_mut(&key) else {
+            return false;
+        };
+        let wanted = match version {
+            None | Some("default") => model.default_version.clone(),
+            Some(v) => v.to_owned(),
+        };
+        let Some(v) = model.versions.iter_mut().find(|v| v.id == wanted) else {
+            return false;
+        };
+        v.container_spec = specs.container_spec();
+        v.encryption_spec = specs.encryption_spec();
+        true
     }
 
     pub fn set_script(&mut self, source_model: &str, script: CopyScript) {
@@ -198,11 +223,13 @@ impl State {
         let source_model = self.projects.canonical(&request.source_model);
         let (source_key, version) = split_version(&source_model);
         // Vertex records the version it copied, also when the request named none or an alias.
-        let Some((source, version)) = (self.models.get(source_key))
-            .and_then(|m| m.resolve(version).map(|v| (m, v.id.clone())))
-        else {
+        let Some((source, version, container_spec)) = (self.models.get(source_key)).and_then(|m| {
+            m.resolve(version)
+                .map(|v| (m, v.id.clone(), v.container_spec.clone()))
+        }) else {
             return Reply::not_found(format!("Model {source_model} does not exist."));
         };
+        let refused = super::specs::cross_project_refusal(source_key, parent, &container_spec);
         let display_name = source.display_name.clone();
         let target = match self.target(parent, &request) {
             Ok(target) => target,
@@ -211,7 +238,8 @@ impl State {
         let script = self.scripts.get_mut(source_key);
         let duration = script.as_ref().map(|s| s.duration).unwrap_or_default();
         let planned_error = script
-            .and_then(|s| (!s.operation_errors.is_empty()).then(|| s.operation_errors.remove(0)));
+            .and_then(|s| (!s.operation_errors.is_empty()).then(|| s.operation_errors.remove(0)))
+            .or(refused);
         self.next_operation += 1;
         let name = format!(
             "{parent}/operations/{}",
@@ -223,6 +251,7 @@ impl State {
             display_name,
             target,
             encryption_spec: request.encryption_spec,
+            container_spec,
             started: now,
             duration,
             planned_error,
@@ -360,6 +389,7 @@ fn materialize(models: &mut BTreeMap<String, ModelEntry>, op: &OperationEntry) -
         aliases: vec![],
         original: Some(op.source_with_version.clone()),
         encryption_spec: op.encryption_spec.clone(),
+        container_spec: op.container_spec.clone(),
         create_time: now,
     };
     match &op.target {
@@ -446,6 +476,9 @@ fn model_json(name: &str, model: &ModelEntry, version: &VersionEntry) -> Value {
     }
     if let Some(spec) = &version.encryption_spec {
         body["encryptionSpec"] = spec.clone();
+    }
+    if let Some(spec) = &version.container_spec {
+        body["containerSpec"] = spec.clone();
     }
     body
 }

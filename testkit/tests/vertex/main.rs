@@ -9,6 +9,7 @@
 mod model_service;
 mod names;
 mod quotas;
+mod specs;
 
 use google_cloud_aiplatform_v1::client::ModelService;
 use google_cloud_gax::error::rpc::Code;

@@ -1,0 +1,53 @@
+//! A publish Pub/Sub refuses for good is told apart from one that may pass later (issue 28,
+//! item 2). The probe: a `callback_url` over 1,024 bytes went into an attribute of the callback
+//! message, Pub/Sub refused that publish on every try, and the delivery answered 503 for up
+//! to 7 days. The stage can only dead-letter instead if the refusal says it is final.
+//!
+//! The emulator does not enforce the attribute limits (DESIGN.md §9: it takes a 1,025-byte
+//! value), so the over-limit refusal is a unit test (`clients::pubsub::tests`). Here the
+//! emulator's own INVALID_ARGUMENT stands in for it: a message with neither data nor
+//! attributes, which Pub/Sub refuses as INVALID_ARGUMENT too
+//! (cloud.google.com/pubsub/docs/reference/rest/v1/projects.topics/publish: "The message must
+//! contain either a non-empty data field or at least one attribute").
+
+use std::collections::BTreeMap;
+
+use copy_worker::clients::{Connection, OutMessage, PubSubTopics, Topic, TopicNames, Topics};
+
+use crate::helpers::{Knobs, emulator, spawn_app};
+
+fn names(project: &str) -> TopicNames {
+    let t = |n: &str| format!("projects/{project}/topics/{n}");
+    TopicNames {
+        completions: t("copy-completions"),
+        dead_letter: t("copy-dead-letter"),
+        requests: t("copy-requests"),
+        callbacks: t("missing-topic"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invalid_argument_refusal_is_permanent_and_a_missing_topic_is_not() {
+    let app = spawn_app("hostile-publish", Knobs::default()).await;
+    let conn = Connection {
+        emulator_host: Some(emulator().host()),
+        credentials: None,
+    };
+    let topics = PubSubTopics::new(&conn, names(&app.project)).await.unwrap();
+    let e = topics
+        .publish(Topic::Completions, OutMessage::default())
+        .await
+        .unwrap_err();
+    assert!(e.is_permanent(), "{e:?}");
+
+    let fits = OutMessage {
+        data: b"{}".to_vec(),
+        attributes: BTreeMap::from([("callback_url".to_owned(), "a".repeat(1024))]),
+    };
+    topics
+        .publish(Topic::Completions, fits.clone())
+        .await
+        .unwrap();
+    let e = topics.publish(Topic::Callbacks, fits).await.unwrap_err();
+    assert!(!e.is_permanent(), "a topic may be created later: {e:?}");
+}
