@@ -51,6 +51,16 @@ resource "google_project_service_identity" "agents" {
   service = each.key
 
   depends_on = [google_project_service.enabled]
+
+  # generateServiceIdentity answers without an email for some services and
+  # while an agent is still being created; every grant below would then name
+  # an empty member and fail far from the cause.
+  lifecycle {
+    postcondition {
+      condition     = self.email != null && self.email != ""
+      error_message = "The service agent of ${each.key} came back without an email: apply again in a minute (a new agent takes a moment), or create it with `gcloud beta services identity create --service=${each.key} --project=${var.project_id}`."
+    }
+  }
 }
 
 # A service agent created a moment ago is not yet known everywhere in IAM, and
@@ -338,6 +348,13 @@ resource "google_project_service_identity" "vertex" {
 
   project = each.value
   service = "aiplatform.googleapis.com"
+
+  lifecycle {
+    postcondition {
+      condition     = self.email != null && self.email != ""
+      error_message = "The Vertex AI service agent of ${each.value} came back without an email: check that aiplatform.googleapis.com is enabled there (README step 0.2), then apply again."
+    }
+  }
 }
 
 # Its service-agent role in its own project, which an agent created on

@@ -153,7 +153,7 @@ impl VertexFake {
     /// Gives a model added before (its default version, or the `@version` named) a serving
     /// container and a customer-managed key, returned as `containerSpec` and `encryptionSpec`.
     /// A copy keeps the container and drops the key; a cross-project copy of a third-party
-    /// image fails in its operation ([`specs`]).
+    /// image fails in its operation (see [`ModelSpecs`]).
     ///
     /// # Panics
     /// If the model or version does not exist.

@@ -17,7 +17,8 @@
 use serde_json::{Value, json};
 
 /// A source model's serving container and customer-managed key, for
-/// [`super::VertexFake::set_specs`].
+/// [`super::VertexFake::set_specs`]. A copy keeps the container and drops the key; a copy of a
+/// third-party image into another project fails in its operation (FAILED_PRECONDITION).
 #[derive(Clone, Debug, Default)]
 pub struct ModelSpecs {
     /// `containerSpec.imageUri`; `None`: no container of its own (AutoML).
