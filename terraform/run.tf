@@ -101,9 +101,9 @@ locals {
       # allAuthenticatedUsers. Built from the variables, not the resource: a
       # service cannot name itself in its own environment.
       COPY_WORKER_SERVICE = "projects/${var.project_id}/locations/${var.region}/services/${local.names.service}"
-      COPY_MAX_ATTEMPTS     = tostring(var.copy_max_attempts)
-      COPY_MAX_DURATION     = var.copy_max_duration
-      LOG_FORMAT            = "json"
+      COPY_MAX_ATTEMPTS   = tostring(var.copy_max_attempts)
+      COPY_MAX_DURATION   = var.copy_max_duration
+      LOG_FORMAT          = "json"
       # The two queues (tasks.tf): their rates are the only pacers of Vertex
       # AI calls, for the whole deployment. TASKS_URL is what their tasks
       # call (+ /tasks/copy-starts or /tasks/copy-polls) and their tokens'

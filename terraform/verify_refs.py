@@ -1475,8 +1475,8 @@ MUTATIONS = [
     ("27: the tasks account may not invoke", "run.tf", "member   = google_service_account.tasks.member",
      "member   = google_service_account.publisher.member"),
     ("27: Cloud Tasks agent not created", "iam.tf", '    "cloudtasks.googleapis.com" = "roles/cloudtasks.serviceAgent"\n', ""),
-    ("27: WORKER_INSTANCES back", "run.tf", '      LOG_FORMAT            = "json"\n',
-     '      LOG_FORMAT            = "json"\n      WORKER_INSTANCES      = tostring(var.max_instances)\n'),
+    ("27: WORKER_INSTANCES back", "run.tf", '      LOG_FORMAT          = "json"\n',
+     '      LOG_FORMAT          = "json"\n      WORKER_INSTANCES    = tostring(var.max_instances)\n'),
     ("27: request timeout below the dispatch deadline", "run.tf", "  task_dispatch_deadline_seconds = 60",
      "  task_dispatch_deadline_seconds = 30"),
     # Issue #27, items 1 and 6: the upgrade drains copy-operations and keeps its objects.
