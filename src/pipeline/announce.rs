@@ -103,8 +103,11 @@ impl Pipeline {
                 msg.attributes.insert(key.into(), v.to_owned());
             }
         }
-        if let Err(e) = self.topics.publish(Topic::Completions, msg.clone()).await {
-            return StepOutcome::Retry(e.into());
+        if let Err(outcome) = self
+            .hand_on(d, Topic::Completions, msg.clone(), "completion event")
+            .await
+        {
+            return outcome;
         }
         if let Some(err) = &event.error {
             let (dl, dropped) = dead_letter(
@@ -135,8 +138,11 @@ impl Pipeline {
                 &msg.data,
             );
             let cb = callback.to_message(msg.data, seal, d.msg.attribute(attr::TRACEPARENT));
-            if let Err(e) = self.topics.publish(Topic::Callbacks, cb).await {
-                return StepOutcome::Retry(e.into());
+            if let Err(outcome) = self
+                .hand_on(d, Topic::Callbacks, cb, "callback message")
+                .await
+            {
+                return outcome;
             }
         }
         CompletionPublished {
@@ -145,6 +151,45 @@ impl Pipeline {
         }
         .emit();
         StepOutcome::Acked
+    }
+}
+
+impl Pipeline {
+    /// Publishes `msg`, which this step hands on. Not confirmed → 503, and the sender tries
+    /// again. Refused for good (INVALID_ARGUMENT: it would be refused on every try) → the
+    /// delivery is dead-lettered with the reason instead, and the step answers 2xx: a 503
+    /// would repeat until the message's retention ran out (DESIGN.md §4).
+    async fn hand_on(
+        &self,
+        d: &Delivery<'_>,
+        topic: Topic,
+        msg: crate::contract::OutMessage,
+        what: &str,
+    ) -> Result<(), StepOutcome> {
+        let e = match self.topics.publish(topic, msg).await {
+            Ok(_) => return Ok(()),
+            Err(e) if !e.is_permanent() => return Err(StepOutcome::Retry(e.into())),
+            Err(e) => e,
+        };
+        tracing::error!(error.message = %e, "Pub/Sub refused the {what} for good; dead-lettering the delivery");
+        let err = ErrorInfo {
+            code: "INVALID_ARGUMENT".into(),
+            message: format!("Pub/Sub refused the {what} for good: {e}"),
+        };
+        let request_id = rejected_request_id(d);
+        let (dl, dropped) = dead_letter(
+            &d.msg.data,
+            &d.msg.attributes,
+            Some(request_id.as_str()),
+            &err,
+            d.stage,
+            Utc::now(),
+        );
+        log_dropped(&dropped);
+        match self.topics.publish(Topic::DeadLetter, dl).await {
+            Ok(_) => Err(StepOutcome::Acked),
+            Err(e) => Err(StepOutcome::Retry(e.into())),
+        }
     }
 }
 

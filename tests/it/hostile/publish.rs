@@ -51,3 +51,60 @@ async fn an_invalid_argument_refusal_is_permanent_and_a_missing_topic_is_not() {
     let e = topics.publish(Topic::Callbacks, fits).await.unwrap_err();
     assert!(!e.is_permanent(), "a topic may be created later: {e:?}");
 }
+
+/// Pub/Sub refusing the event for good (INVALID_ARGUMENT; here the emulator's answer to an
+/// empty message) ends the delivery in a dead letter that names the reason, answered 2xx:
+/// never a 503 that repeats until the message's retention runs out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_pubsub_refuses_for_good_ends_in_a_dead_letter_not_a_503_loop() {
+    use axum::body::Body;
+    use axum::http::Request;
+    use tower::ServiceExt as _;
+
+    /// The real publishers, except that every completion event goes out empty, which
+    /// Pub/Sub refuses with INVALID_ARGUMENT on every try.
+    struct EmptyEvents(std::sync::Arc<dyn Topics>);
+    #[async_trait::async_trait]
+    impl Topics for EmptyEvents {
+        async fn publish(
+            &self,
+            topic: Topic,
+            msg: OutMessage,
+        ) -> Result<String, copy_worker::clients::PublishError> {
+            let msg = if topic == Topic::Completions {
+                OutMessage::default()
+            } else {
+                msg
+            };
+            self.0.publish(topic, msg).await
+        }
+        async fn flush(&self) {
+            self.0.flush().await
+        }
+    }
+
+    let app = spawn_app("hostile-refused", Knobs::default()).await;
+    let mut state = app.second_instance().await;
+    state.pipeline.topics = std::sync::Arc::new(EmptyEvents(state.pipeline.topics.clone()));
+    let data = br#"{"request_id":"refused-1","source_model":""}"#;
+    let body = crate::child::envelope("9", data, &[("request_id", "refused-1")]);
+    let response = copy_worker::http::app(state)
+        .oneshot(
+            Request::post("/pubsub/copy-requests")
+                .body(Body::from(body))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 204, "not a 503 that repeats");
+    let dl = app.dead_letter_of("refused-1", 30).await;
+    assert_eq!(dl.attribute("error_code"), Some("INVALID_ARGUMENT"));
+    assert!(
+        dl.attribute("error_message")
+            .unwrap_or_default()
+            .contains("refused the completion event for good"),
+        "{:?}",
+        dl.attributes
+    );
+    assert_eq!(dl.data, data.to_vec(), "the bytes as received");
+}
