@@ -176,6 +176,14 @@ fn model_info(m: Model) -> ModelInfo {
             .original_model_info
             .map(|o| o.model)
             .filter(|s| !s.is_empty()),
+        container_image_uri: m
+            .container_spec
+            .map(|c| c.image_uri)
+            .filter(|s| !s.is_empty()),
+        kms_key_name: m
+            .encryption_spec
+            .map(|e| e.kms_key_name)
+            .filter(|s| !s.is_empty()),
     }
 }
 

@@ -162,6 +162,10 @@ pub struct ModelInfo {
     pub version_id: String,
     /// `originalModelInfo.model`: the model (with version) this one was copied from.
     pub original_model: Option<String>,
+    /// `containerSpec.imageUri`: its serving image, when it has one (CopyModel's limits).
+    pub container_image_uri: Option<String>,
+    /// `encryptionSpec.kmsKeyName`: its customer-managed key, when it has one.
+    pub kms_key_name: Option<String>,
 }
 
 /// A finished copy: the model that holds it and its version.

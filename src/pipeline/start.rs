@@ -12,7 +12,8 @@ use super::chain::{PollPlace, StartPlace};
 use super::decide::{self, AfterStart};
 use super::{Job, Pipeline, RetryReason, StepOutcome};
 use crate::clients::vertex::OperationState;
-use crate::domain::{CopyRequest, Existing, OperationName};
+use crate::contract::Rejection;
+use crate::domain::{CopyRequest, Existing, OperationName, SourceFacts, check_copy_limits};
 use crate::retry::{Failure, FailureClass, retry_transient};
 use crate::telemetry::events::{CopyStarted, CountedEvent as _, VertexQuotaExhausted};
 
@@ -35,8 +36,13 @@ impl Start {
 }
 
 impl Pipeline {
-    /// Starts the copy: a `parent_model` destination looks first.
+    /// Starts the copy: CopyModel's documented limits first, then a `parent_model`
+    /// destination looks before it copies.
     pub(super) async fn first_start(&self, job: Job<'_>, start: Start) -> StepOutcome {
+        if let Err(why) = self.within_copy_limits(job.req).await {
+            tracing::warn!(error.message = %why, "CopyModel would refuse or mis-encrypt this copy; rejected before it is started");
+            return self.reject(job.d, why).await;
+        }
         if job.req.destination.lists_versions() {
             return self.copy_into_parent(job, start).await;
         }
@@ -184,6 +190,26 @@ impl Pipeline {
             }
             other => Ok(other),
         }
+    }
+
+    /// CopyModel's documented limits (`domain::check_copy_limits`), judged from one read of the
+    /// source model (it also teaches the source's project number, which the starts read
+    /// anyway). A source that cannot be read is left to CopyModel, which answers for it.
+    async fn within_copy_limits(&self, req: &CopyRequest) -> Result<(), Rejection> {
+        let src = &req.source_model;
+        let name = src.to_string();
+        let read = retry_transient("get_model", || self.vertex.get_model(&name, &src.location));
+        let Ok(Some(model)) = read.await else {
+            return Ok(());
+        };
+        self.numbers.learn(&src.project, &model.name);
+        let facts = SourceFacts {
+            project_number: model.name.split('/').nth(1).unwrap_or_default().to_owned(),
+            container_image_uri: model.container_image_uri,
+            kms_key_name: model.kms_key_name,
+        };
+        let key = req.kms_key_name.as_ref();
+        check_copy_limits(src, &facts, &req.destination, key, None).map(|_| ())
     }
 
     /// Vertex AI's quota refused a start's call: 503 with `Retry-After`, so that the

@@ -195,3 +195,61 @@ async fn a_callback_host_removed_while_the_copy_runs_refuses_only_the_callback()
     assert_eq!(dl.attribute("failed_stage"), Some("callback"));
     assert_eq!(dl.attribute("error_code"), Some("CALLBACK_REJECTED"));
 }
+
+/// CopyModel's documented limits (cloud.google.com/vertex-ai/docs/model-registry/copy-model)
+/// are judged from the source before CopyModel is called: a cross-project copy of a model with
+/// a third-party image, or of a CMEK source without `kms_key_name`, is `rejected` naming the
+/// field, instead of failing in its operation or quietly losing its encryption.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn copy_model_limits_reject_before_copying() {
+    let app = spawn_app("chain-limits", Knobs::default()).await;
+    app.copies_take(Duration::from_secs(1));
+    let cases = [
+        (
+            "lim-image",
+            testkit::ModelSpecs {
+                container_image_uri: Some("europe-docker.pkg.dev/my-proj/serving/model:v1".into()),
+                kms_key_name: None,
+            },
+            Some("source_model"),
+        ),
+        (
+            "lim-cmek",
+            testkit::ModelSpecs {
+                container_image_uri: None,
+                kms_key_name: Some(
+                    "projects/src-proj/locations/us-central1/keyRings/r/cryptoKeys/k".into(),
+                ),
+            },
+            Some("kms_key_name"),
+        ),
+        (
+            "lim-prebuilt",
+            testkit::ModelSpecs {
+                container_image_uri: Some(
+                    "us-docker.pkg.dev/vertex-ai/prediction/sklearn-cpu.1-3:latest".into(),
+                ),
+                kms_key_name: None,
+            },
+            None,
+        ),
+    ];
+    for (id, specs, field) in cases {
+        app.vertex.set_specs(SRC, specs);
+        app.publish(&request(id, &format!("{id}-t"))).await;
+        let ev = app.completion_of(id, 1, 60).await.remove(0).json();
+        match field {
+            Some(f) => {
+                assert_eq!(ev["status"], "rejected", "{ev}");
+                let msg = ev["error"]["message"].as_str().unwrap();
+                assert!(msg.starts_with(f), "{id}: {msg}");
+            }
+            None => assert_eq!(ev["status"], "succeeded", "{ev}"),
+        }
+    }
+    assert_eq!(
+        app.vertex.copies_started(),
+        1,
+        "only the prebuilt image was copied"
+    );
+}
