@@ -20,7 +20,7 @@ pub const REFRESH: Duration = Duration::from_secs(5 * 60);
 /// How soon a read that failed is tried again.
 pub const RETRY: Duration = Duration::from_secs(30);
 
-/// Holds both verifiers of `state` to `service`'s invoker check: reads the service once (so
+/// Holds every verifier of `state` (push, tasks, direct callers) to `service`'s invoker check: reads the service once (so
 /// the first push meets a decided anchor), and returns the state with anchored verifiers and
 /// the refresh loop, which the caller runs for as long as it serves.
 pub async fn anchor_to_service(
@@ -38,6 +38,11 @@ pub async fn anchor_to_service(
     });
     state.invoker_auth = Arc::new(Anchored {
         inner: state.invoker_auth,
+        anchor: anchor.clone(),
+    });
+    // The queues' tokens reach the worker through the same invoker check.
+    state.tasks_auth = Arc::new(Anchored {
+        inner: state.tasks_auth,
         anchor: anchor.clone(),
     });
     let refresh = async move {

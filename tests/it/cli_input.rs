@@ -255,6 +255,11 @@ async fn a_dead_endpoint_is_one_line_naming_it_and_where_its_value_came_from() {
     let env = vec![
         ("PUBSUB_EMULATOR_HOST", dead.clone()),
         ("VERTEX_ENDPOINT", format!("http://{dead}")),
+        ("COPY_START_QUEUE", crate::helpers::START_QUEUE.to_owned()),
+        ("COPY_POLL_QUEUE", crate::helpers::POLL_QUEUE.to_owned()),
+        ("TASKS_URL", "http://127.0.0.1:8080".to_owned()),
+        // Unreachable too: the queues' rates are then unknown, never a third failure.
+        ("CLOUD_TASKS_ENDPOINT", format!("http://{dead}")),
     ];
     let (code, stdout, _) = run(args, env).await;
     assert_eq!(code, Some(1), "{stdout}");
@@ -279,6 +284,9 @@ async fn serve_on_a_port_in_use_says_so_once() {
         .env("PUSH_AUTH", "none")
         .env("GOOGLE_CLOUD_PROJECT", "copy-worker-demo")
         .env("PUBSUB_EMULATOR_HOST", emulator().host())
+        .env("COPY_START_QUEUE", crate::helpers::START_QUEUE)
+        .env("COPY_POLL_QUEUE", crate::helpers::POLL_QUEUE)
+        .env("TASKS_URL", "http://127.0.0.1:8080")
         .env("PORT", &port)
         .env("LOG_FORMAT", "json")
         .stdin(Stdio::null())

@@ -76,6 +76,9 @@ async fn with_the_invoker_check_on_and_not_public_a_stripped_push_is_accepted() 
     let (app, admin) = deployed("trust-on", service, false).await;
     let (status, body) = push(&app, "trust-on").await;
     assert_eq!(status, 204, "{body}");
+    // The copy starts through the copy-start queue, whose tasks pass the same check.
+    let ev = app.completion_of("trust-on", 1, 60).await;
+    assert_eq!(ev[0].attribute("status"), Some("succeeded"));
     assert_eq!(app.vertex_calls("models:copy"), 1);
     let calls = admin.calls();
     assert!(
