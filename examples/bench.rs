@@ -1,22 +1,32 @@
 //! Every measurement of docs/BENCHMARKS.md against the local stack, in one command:
 //! `cargo run --release --example bench`.
 //!
-//! Starts the official Pub/Sub emulator and the Vertex AI fake, runs the release
-//! `copy-worker` binary as a child process for each row, prints progress on stderr and a
-//! markdown table (medians, p99 where it applies, the core count) on stdout. Goals are
-//! reported, never asserted. Takes about five minutes; `docs/BENCHMARKS.md` holds the
-//! latest table.
+//! Starts the official Pub/Sub emulator, and for each row the fakes it needs (Vertex AI, and
+//! testkit's Cloud Tasks fake with the `copy-starts` and `copy-polls` queues), runs the release
+//! `copy-worker` binary as child processes, prints progress on stderr and a markdown table
+//! (medians, percentiles where they apply, the core count) on stdout. Goals are reported,
+//! never asserted. Takes about ten minutes; `docs/BENCHMARKS.md` holds the latest table.
+//! `BENCH_ONLY` runs some groups only, comma-separated: `cold`, `push`, `isolated`, `cli`,
+//! `burst` (or `burst-1`, `burst-4`).
 //!
 //! # Layout
-//! - `bench/stats.rs`: medians, percentiles, the table.
+//! - `bench/stats.rs`: means, medians, percentiles, the table.
 //! - `bench/proc.rs`: the worker as a process, `/healthz`, `/proc` memory, `taskset`.
+//! - `bench/queues.rs`: the two Cloud Tasks queues at Terraform's default rates, compressed.
+//! - `bench/meter.rs`: a proxy before the instances that records every request: billable
+//!   instance time, spread over instances, the longest request.
+//! - `bench/deploy.rs`: one local deployment (fakes, queues, workers, meter, topology) and
+//!   the completion events with their arrival instants.
+//! - `bench/schedule.rs`: a copy's end and the poll that saw it, from the fake's call log;
+//!   the Workflows connector's schedule for comparison.
 //! - `bench/load.rs`: the load generator (N concurrent clients, 127.0.0.1 only).
+//! - `bench/cold.rs`: cold start and idle memory.
 //! - `bench/push.rs`: push acceptance on one core, and the emulator publish reference.
-//! - `bench/pipeline.rs`: cold start, completion overhead, Vertex calls per copy.
+//! - `bench/isolated.rs`: isolated copies of 5 s, 60 s, 5 and 30 minutes: reads, lag,
+//!   overhead, billable instance time.
 //! - `bench/cli.rs`: `publish` one-shot, `replay` throughput and the emulator ceiling.
-//! - `bench/burst.rs`: a burst of 1,000 copies within Vertex AI's quotas (DESIGN.md §10);
-//!   `BENCH_ONLY=burst` runs that row alone, `BENCH_BURST_N` / `BENCH_BURST_SCALE` size it;
-//!   `BENCH_ONLY=burst-queue` the same burst through the copy-start queue, instances by load.
+//! - `bench/burst.rs`: 1,000 copies at once within Vertex AI's quotas, on 1 and on 4
+//!   instances (`BENCH_BURST_N`, `BENCH_BURST_SCALE` size it).
 
 // An example's crate root resolves modules beside it, hence the paths; `stats` comes first
 // for its `progress!` macro.
@@ -27,14 +37,24 @@ mod stats;
 mod burst;
 #[path = "bench/cli.rs"]
 mod cli;
+#[path = "bench/cold.rs"]
+mod cold;
+#[path = "bench/deploy.rs"]
+mod deploy;
+#[path = "bench/isolated.rs"]
+mod isolated;
 #[path = "bench/load.rs"]
 mod load;
-#[path = "bench/pipeline.rs"]
-mod pipeline;
+#[path = "bench/meter.rs"]
+mod meter;
 #[path = "bench/proc.rs"]
 mod proc;
 #[path = "bench/push.rs"]
 mod push;
+#[path = "bench/queues.rs"]
+mod queues;
+#[path = "bench/schedule.rs"]
+mod schedule;
 
 use std::time::{Duration, Instant};
 
@@ -64,88 +84,91 @@ fn main() -> anyhow::Result<()> {
         })
 }
 
+/// Whether `BENCH_ONLY` (empty: everything) asks for `group`.
+fn wanted(group: &str) -> bool {
+    let only = std::env::var("BENCH_ONLY").unwrap_or_default();
+    only.is_empty()
+        || only
+            .split(',')
+            .map(str::trim)
+            .any(|o| o == group || (o == "burst" && group.starts_with("burst-")))
+}
+
 async fn measure(emu: &Emulator) -> Vec<Row> {
     let mut rows = Vec::new();
-    let only = std::env::var("BENCH_ONLY").unwrap_or_default();
-    for (name, what, mode) in [
-        ("burst", "burst", burst::Mode::Budget),
-        (
-            "burst-queue",
-            "burst through the copy-start queue",
-            burst::Mode::Queue,
-        ),
-    ] {
-        if only == name {
-            let measured = burst::burst(emu, mode).await;
-            keep(&mut rows, what, measured.map(|b| burst::burst_rows(&b)));
-            return rows;
+    if wanted("cold") {
+        keep(&mut rows, "cold start", cold::cold_start(emu, 10).await);
+    }
+    if wanted("push") {
+        push_rows(emu, &mut rows).await;
+    }
+    if wanted("isolated") {
+        progress!(
+            "isolated copies of 5 s, 60 s, 5 and 30 minutes, each in a deployment of its own"
+        );
+        let runs = isolated::kinds().map(|k| isolated::isolated(emu, k));
+        for (k, r) in isolated::kinds()
+            .iter()
+            .zip(futures::future::join_all(runs).await)
+        {
+            let what = format!("isolated {} s copy", k.copy_s);
+            keep(&mut rows, &what, r.map(|i| isolated::rows(&i)));
         }
     }
-    keep(&mut rows, "cold start", pipeline::cold_start(emu, 10).await);
+    if wanted("cli") {
+        cli_rows(emu, &mut rows).await;
+    }
+    for instances in [1, 4] {
+        if wanted(&format!("burst-{instances}")) {
+            let b = burst::burst(emu, instances).await;
+            keep(&mut rows, "burst", b.map(|b| burst::rows(&b)));
+        }
+    }
+    if let Some(l) = meter::longest() {
+        rows.push(Row::new(
+            "longest request the worker held (every metered row: isolated copies and bursts)",
+            format!(
+                "{:.0} ms, {} in the {} row",
+                l.took.as_secs_f64() * 1e3,
+                l.path,
+                l.row
+            ),
+        ));
+    }
+    rows
+}
+
+async fn push_rows(emu: &Emulator, rows: &mut Vec<Row>) {
     let pin = proc::has_taskset() && push::num_cpus() >= 2;
     if !pin {
         progress!("taskset missing or a single core: push acceptance runs unpinned");
     }
     keep(
-        &mut rows,
+        rows,
         "push acceptance",
         push::acceptance(emu, pin, None).await,
     );
-    keep(
-        &mut rows,
-        "push acceptance (warn)",
-        push::acceptance(emu, pin, Some("warn")).await,
-    );
+    let warn = push::acceptance(emu, pin, Some("warn")).await;
+    keep(rows, "push acceptance (warn)", warn);
     let reference = push::emulator_publish_reference(emu).await.map(|r| vec![r]);
-    keep(&mut rows, "emulator publish reference", reference);
-    progress!("completion overhead: five 5 s copies and two 60 s copies, concurrently");
-    let (five, sixty) = tokio::join!(
-        pipeline::completion(emu, Duration::from_secs(5), 5),
-        pipeline::completion(emu, Duration::from_secs(60), 2),
-    );
-    keep(
-        &mut rows,
-        "completion 5 s",
-        five.map(|c| pipeline::completion_rows(&c)),
-    );
-    keep(
-        &mut rows,
-        "completion 60 s",
-        sixty.map(|c| pipeline::completion_rows(&c)),
-    );
+    keep(rows, "emulator publish reference", reference);
+}
+
+async fn cli_rows(emu: &Emulator, rows: &mut Vec<Row>) {
     let publish = cli::publish_one_shot(emu, 10).await.map(|r| vec![r]);
-    keep(&mut rows, "publish one-shot", publish);
+    keep(rows, "publish one-shot", publish);
     let replay = cli::replay(emu, DEAD_LETTERS).await;
     let ceiling = cli::ceiling(emu, DEAD_LETTERS).await;
-    if let (Ok((r, _)), Ok((c, _))) = (&replay, &ceiling) {
-        let ratio = Row::new(
+    let ratio = match (&replay, &ceiling) {
+        (Ok((r, _)), Ok((c, _))) => Some(Row::new(
             "replay ÷ emulator ceiling",
             format!("{:.0} %", 100.0 * r / c),
-        );
-        keep(&mut rows, "replay", replay.map(|(_, row)| vec![row]));
-        keep(&mut rows, "ceiling", ceiling.map(|(_, row)| vec![row]));
-        rows.push(ratio);
-    } else {
-        keep(&mut rows, "replay", replay.map(|(_, row)| vec![row]));
-        keep(&mut rows, "ceiling", ceiling.map(|(_, row)| vec![row]));
-    }
-    progress!("burst of copies within Vertex AI's quotas, three instances");
-    keep(
-        &mut rows,
-        "burst",
-        burst::burst(emu, burst::Mode::Budget)
-            .await
-            .map(|b| burst::burst_rows(&b)),
-    );
-    progress!("burst of copies through the copy-start queue, instances by load");
-    keep(
-        &mut rows,
-        "burst through the copy-start queue",
-        burst::burst(emu, burst::Mode::Queue)
-            .await
-            .map(|b| burst::burst_rows(&b)),
-    );
-    rows
+        )),
+        _ => None,
+    };
+    keep(rows, "replay", replay.map(|(_, row)| vec![row]));
+    keep(rows, "ceiling", ceiling.map(|(_, row)| vec![row]));
+    rows.extend(ratio);
 }
 
 /// A failed measurement becomes a row saying so, and the run goes on.

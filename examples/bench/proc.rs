@@ -123,7 +123,8 @@ impl Worker {
     }
 }
 
-/// The environment of a worker against the local stack, without push authentication.
+/// The environment of a worker against the local stack, without push authentication; the
+/// queues' variables come from [`crate::queues::Queues::env`].
 pub fn base_env(project: &str, emulator_host: &str, vertex: &str) -> Vec<(String, String)> {
     [
         ("GOOGLE_CLOUD_PROJECT", project),
@@ -132,9 +133,6 @@ pub fn base_env(project: &str, emulator_host: &str, vertex: &str) -> Vec<(String
         ("LOG_FORMAT", "json"),
         ("PUSH_AUTH", "none"),
         ("PATH", "/usr/bin:/bin"),
-        // These rows measure the pipeline, not the Vertex AI budget (DESIGN.md §10).
-        ("VERTEX_COPY_RATE", "60000"),
-        ("VERTEX_READ_RATE", "600000"),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v.to_owned()))

@@ -1,6 +1,8 @@
 //! Push acceptance: real push envelopes with valid OIDC tokens POSTed straight to a
-//! `copy-worker serve` pinned to one core, the Vertex fake answering at once and the emulator
-//! as the publish target; plus the emulator's own publish round trip as a reference.
+//! `copy-worker serve` pinned to one core. The request stage validates each request and
+//! queues its copy-start task on testkit's Cloud Tasks fake (the queue is paused, so the
+//! tasks pile up undispatched: this row is the request stage alone); plus the emulator's own
+//! publish round trip as a reference.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -14,24 +16,13 @@ use testkit::{Emulator, Topology, VertexFake};
 
 use crate::load::{Load, LoadResult};
 use crate::proc::{self, Worker};
+use crate::queues::Queues;
 use crate::stats::{Row, median, p99};
 
-pub const SOURCE: &str = "projects/bench-src/locations/us-central1/models/4242";
-/// A Vertex AI fake that holds `source` and copies it in `copy`.
-pub async fn vertex_copying(source: &str, copy: Duration) -> anyhow::Result<VertexFake> {
-    let vertex = VertexFake::start().await?;
-    vertex.add_model(source);
-    vertex.script(
-        source,
-        testkit::CopyScript {
-            duration: copy,
-            ..Default::default()
-        },
-    );
-    Ok(vertex)
-}
+const SOURCE: &str = "projects/bench-src/locations/us-central1/models/4242";
 
 const AUD: &str = "https://copy-worker-bench.a.run.app/pubsub/copy-requests";
+const TASKS_ACCOUNT: &str = "copy-worker-tasks@bench.iam.gserviceaccount.com";
 pub const CONCURRENCY: usize = 64;
 const RUN: Duration = Duration::from_secs(10);
 
@@ -53,10 +44,10 @@ fn envelope(tag: &str, n: u64) -> String {
 }
 
 /// The worker's topics, each with a pull subscription so that publishes are stored as in
-/// production (nobody pulls them: the watch stage is not part of this row).
+/// production (nobody pulls them).
 async fn topics(emu: &Emulator, project: &str) -> anyhow::Result<Topology> {
     let t = Topology::connect(&emu.endpoint(), project).await?;
-    for topic in ["copy-operations", "copy-completions", "copy-dead-letter"] {
+    for topic in ["copy-completions", "copy-callbacks", "copy-dead-letter"] {
         t.create_topic(topic).await?;
         t.create_pull_subscription(&format!("{topic}-sink"), topic)
             .await?;
@@ -77,19 +68,12 @@ pub async fn acceptance(
     let _topology = topics(emu, &project).await?;
     let vertex = VertexFake::start().await?;
     vertex.add_model(SOURCE);
+    let queues = Queues::start(&project, 1.0).await?;
+    queues.fake.pause(&queues.starts);
     let issuer = OidcIssuer::start(AUD, DEFAULT_EMAIL).await?;
     let mut env = proc::base_env(&project, &emu.host(), &vertex.endpoint());
-    for (k, v) in [
-        ("PUSH_AUTH", "oidc"),
-        ("PUSH_AUDIENCE", AUD),
-        ("PUSH_SERVICE_ACCOUNTS", DEFAULT_EMAIL),
-        ("PUSH_JWKS_URL", &issuer.jwks_url()),
-    ] {
-        proc::set_env(&mut env, k, v);
-    }
-    if let Some(l) = rust_log {
-        proc::set_env(&mut env, "RUST_LOG", l);
-    }
+    env.extend(queues.env("http://127.0.0.1:9"));
+    with_oidc(&mut env, &issuer.jwks_url(), rust_log);
     let worker = Worker::spawn(
         &env,
         &format!("copy-worker-bench-{project}.log"),
@@ -97,11 +81,9 @@ pub async fn acceptance(
     )?;
     worker.wait_healthy(&reqwest::Client::new()).await?;
     if pin {
-        // Everything else (this process with the load generator and the Vertex fake, and
-        // the emulator) on the other core(s), so the worker has core 0 to itself.
-        let rest = format!("1-{}", num_cpus() - 1);
-        proc::pin(std::process::id(), &rest)?;
-        proc::pin_group(emu.pid().unwrap_or(0), &rest)?;
+        // Everything else (this process with the load generator and the Cloud Tasks fake,
+        // and the emulator) on the other core(s), so the worker has core 0 to itself.
+        pin_others(emu, &format!("1-{}", num_cpus() - 1))?;
     }
     let tag = if rust_log.is_some() { "w" } else { "i" };
     let load = |duration, offset: u64| Load {
@@ -125,16 +107,37 @@ pub async fn acceptance(
     });
     let hwm = proc::proc_mib(worker.pid, "VmHWM")?;
     if pin {
-        let all = format!("0-{}", num_cpus() - 1);
-        proc::pin(std::process::id(), &all)?;
-        proc::pin_group(emu.pid().unwrap_or(0), &all)?;
+        pin_others(emu, &format!("0-{}", num_cpus() - 1))?;
     }
     worker.stop().await;
     Ok(rows(&label, &r, hwm, cpu, pin))
 }
 
-/// `cpu`: percent of one core used by the worker, this process (load generator, Vertex fake,
-/// OIDC issuer) and the emulator during the measured run.
+/// Push authentication as in production (OIDC, the push account on `/pubsub/*`, the tasks'
+/// account required), and the log level.
+fn with_oidc(env: &mut Vec<(String, String)>, jwks: &str, rust_log: Option<&str>) {
+    for (k, v) in [
+        ("TASKS_SERVICE_ACCOUNT", TASKS_ACCOUNT),
+        ("PUSH_AUTH", "oidc"),
+        ("PUSH_AUDIENCE", AUD),
+        ("PUSH_SERVICE_ACCOUNTS", DEFAULT_EMAIL),
+        ("PUSH_JWKS_URL", jwks),
+    ] {
+        proc::set_env(env, k, v);
+    }
+    if let Some(l) = rust_log {
+        proc::set_env(env, "RUST_LOG", l);
+    }
+}
+
+/// Moves this process and the emulator to `cpus`.
+fn pin_others(emu: &Emulator, cpus: &str) -> anyhow::Result<()> {
+    proc::pin(std::process::id(), cpus)?;
+    proc::pin_group(emu.pid().unwrap_or(0), cpus)
+}
+
+/// `cpu`: percent of one core used by the worker, this process (load generator, Cloud Tasks
+/// fake, OIDC issuer) and the emulator during the measured run.
 fn rows(label: &str, r: &LoadResult, hwm: f64, cpu: [f64; 3], pin: bool) -> Vec<Row> {
     let core = if pin {
         "one core (taskset -c 0)"
@@ -176,7 +179,7 @@ fn rows(label: &str, r: &LoadResult, hwm: f64, cpu: [f64; 3], pin: bool) -> Vec<
         Row::new(
             format!("push acceptance, {label}: CPU used (% of one core)"),
             format!(
-                "worker {:.0} %; load generator + Vertex fake {:.0} %; emulator {:.0} %",
+                "worker {:.0} %; load generator + Cloud Tasks fake {:.0} %; emulator {:.0} %",
                 cpu[0], cpu[1], cpu[2]
             ),
         ),
@@ -193,7 +196,7 @@ pub fn num_cpus() -> usize {
 /// `CONCURRENCY` tasks each publishing and awaiting one message at a time.
 pub async fn emulator_publish_reference(emu: &Emulator) -> anyhow::Result<Row> {
     let t = topics(emu, "bench-publish-ref").await?;
-    let publisher = Publisher::builder(t.topic("copy-operations"))
+    let publisher = Publisher::builder(t.topic("copy-completions"))
         .with_endpoint(emu.endpoint())
         .with_credentials(testkit::pubsub::anonymous())
         .set_delay_threshold(Duration::from_millis(2))

@@ -11,6 +11,10 @@ pub fn quantile(xs: &[f64], q: f64) -> f64 {
     v[rank - 1]
 }
 
+pub fn mean(xs: &[f64]) -> f64 {
+    xs.iter().sum::<f64>() / xs.len() as f64
+}
+
 pub fn median(xs: &[f64]) -> f64 {
     quantile(xs, 0.5)
 }
