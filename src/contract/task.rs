@@ -200,8 +200,10 @@ mod time {
     use chrono::{DateTime, Utc};
     use serde::{Deserialize, Deserializer, Serializer};
 
+    /// Milliseconds: the poll schedule counts a copy's age from `started_at`, and whole
+    /// seconds would overstate it by up to one, making every poll later than it should be.
     pub fn serialize<S: Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&super::rfc3339(*t))
+        s.serialize_str(&t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
     }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<DateTime<Utc>, D::Error> {

@@ -20,7 +20,8 @@ fn task(request: serde_json::Value, attributes: BTreeMap<String, String>) -> Cop
 fn a_task_round_trips_through_its_body() {
     let attrs = BTreeMap::from([("traceparent".to_owned(), "00-ab-cd-01".to_owned())]);
     let mut t = task(serde_json::json!({"request_id": "r1"}), attrs);
-    t.started_at = Some(t.accepted_at + chrono::Duration::seconds(30));
+    // Milliseconds survive: the poll schedule counts the copy's age from `started_at`.
+    t.started_at = Some(t.accepted_at + chrono::Duration::milliseconds(30_250));
     let (body, dropped) = t.to_body();
     assert!(dropped.is_empty());
     assert_eq!(CopyTask::parse(&body).unwrap(), t);
