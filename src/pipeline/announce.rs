@@ -125,25 +125,10 @@ impl Pipeline {
         }
         // The callback is a message of its own, posted by its own push delivery
         // (callback_stage): nothing runs after this delivery is acked.
-        if let Some(url) = callback_url {
-            let callback = Callback {
-                url: url.to_owned(),
-                webhook_id: event.ce_id(),
-                request_id: event.request_id.clone(),
-            };
-            let seal = self.callbacks.seal(
-                &callback.url,
-                &callback.request_id,
-                &callback.webhook_id,
-                &msg.data,
-            );
-            let cb = callback.to_message(msg.data, seal, d.msg.attribute(attr::TRACEPARENT));
-            if let Err(outcome) = self
-                .hand_on(d, Topic::Callbacks, cb, "callback message")
-                .await
-            {
-                return outcome;
-            }
+        if let Some(url) = callback_url
+            && let Err(outcome) = self.hand_on_callback(d, &event, url, msg.data).await
+        {
+            return outcome;
         }
         CompletionPublished {
             status: event.status.as_str(),
@@ -155,6 +140,30 @@ impl Pipeline {
 }
 
 impl Pipeline {
+    /// The callback message of `event` for `url`, sealed by this worker (DESIGN.md §3).
+    async fn hand_on_callback(
+        &self,
+        d: &Delivery<'_>,
+        event: &CompletionEvent,
+        url: &str,
+        event_json: Vec<u8>,
+    ) -> Result<(), StepOutcome> {
+        let callback = Callback {
+            url: url.to_owned(),
+            webhook_id: event.ce_id(),
+            request_id: event.request_id.clone(),
+        };
+        let seal = self.callbacks.seal(
+            &callback.url,
+            &callback.request_id,
+            &callback.webhook_id,
+            &event_json,
+        );
+        let cb = callback.to_message(event_json, seal, d.msg.attribute(attr::TRACEPARENT));
+        self.hand_on(d, Topic::Callbacks, cb, "callback message")
+            .await
+    }
+
     /// Publishes `msg`, which this step hands on. Not confirmed → 503, and the sender tries
     /// again. Refused for good (INVALID_ARGUMENT: it would be refused on every try) → the
     /// delivery is dead-lettered with the reason instead, and the step answers 2xx: a 503

@@ -40,22 +40,8 @@ impl Pipeline {
             }
         };
         tracing::Span::current().record("request_id", cb.request_id.as_str());
-        // Only what this worker produced is signed and posted: a message published to the
-        // topic by anyone else (who holds no signing secret) carries no valid seal.
-        let ids = (
-            cb.url.as_str(),
-            cb.request_id.as_str(),
-            cb.webhook_id.as_str(),
-        );
-        if !self
-            .callbacks
-            .sealed_here(msg.attribute(attr::CALLBACK_SEAL), ids, &msg.data)
-        {
-            let why =
-                "the callback message is not sealed by this worker (callback_seal): not posted";
-            return self
-                .dead_letter_callback(&d, Some(&cb), CALLBACK_REJECTED, why.into())
-                .await;
+        if let Some(refused) = self.unsealed(&d, &cb).await {
+            return refused;
         }
         // The allow-list is the worker's current one: a host removed since the request was
         // accepted is no longer posted to.
@@ -125,5 +111,27 @@ impl Pipeline {
             Ok(_) => StepOutcome::Acked,
             Err(e) => StepOutcome::Retry(e.into()),
         }
+    }
+}
+
+impl Pipeline {
+    /// Only what this worker produced is signed and posted: a message published to the topic
+    /// by anyone else (who holds no signing secret) carries no valid seal, and is
+    /// dead-lettered instead.
+    async fn unsealed(&self, d: &Delivery<'_>, cb: &Callback) -> Option<StepOutcome> {
+        let ids = (
+            cb.url.as_str(),
+            cb.request_id.as_str(),
+            cb.webhook_id.as_str(),
+        );
+        let seal = d.msg.attribute(attr::CALLBACK_SEAL);
+        if self.callbacks.sealed_here(seal, ids, &d.msg.data) {
+            return None;
+        }
+        let why = "the callback message is not sealed by this worker (callback_seal): not posted";
+        Some(
+            self.dead_letter_callback(d, Some(cb), CALLBACK_REJECTED, why.into())
+                .await,
+        )
     }
 }

@@ -11,6 +11,21 @@ use crate::clients::tasks::QueueRates;
 use crate::retry::Failure;
 use crate::topology::{READS_PER_START, VERTEX_DEFAULT_COPY_QUOTA, VERTEX_DEFAULT_READ_QUOTA};
 
+/// The check for queues whose rates cannot be read: a missing queue fails, anything else is
+/// unknown.
+fn unreadable(f: &Failure) -> Check {
+    if f.code == google_cloud_gax::error::rpc::Code::NotFound {
+        return Check::fail("queues", "exist", format!("a queue does not exist: {f}"))
+            .fix("create both queues: terraform apply (the module's tasks.tf), or gcloud tasks queues create copy-starts / copy-polls --location=REGION, and set COPY_START_QUEUE and COPY_POLL_QUEUE to their full names");
+    }
+    Check::new(
+        "quota",
+        "headroom",
+        Status::Unknown(format!("the queues' rates cannot be read: {f}")),
+        "check COPY_START_QUEUE and COPY_POLL_QUEUE, and that this account may read them (cloudtasks.queues.get)",
+    )
+}
+
 /// One line per kind of call, then what doctor does not know.
 pub fn headroom(rates: Result<QueueRates, Failure>) -> Vec<Check> {
     let unknown_quota = Check::new(
@@ -21,25 +36,7 @@ pub fn headroom(rates: Result<QueueRates, Failure>) -> Vec<Check> {
     );
     let rates = match rates {
         Ok(r) => r,
-        Err(f) if f.code == google_cloud_gax::error::rpc::Code::NotFound => {
-            return vec![
-                Check::fail("queues", "exist", format!("a queue does not exist: {f}"))
-                    .fix("create both queues: terraform apply (the module's tasks.tf), or gcloud tasks queues create copy-starts / copy-polls --location=REGION, and set COPY_START_QUEUE and COPY_POLL_QUEUE to their full names"),
-                unknown_quota,
-            ];
-        }
-        Err(f) => {
-            let why = format!("the queues' rates cannot be read: {f}");
-            return vec![
-                Check::new(
-                    "quota",
-                    "headroom",
-                    Status::Unknown(why),
-                    "check COPY_START_QUEUE and COPY_POLL_QUEUE, and that this account may read them (cloudtasks.queues.get)",
-                ),
-                unknown_quota,
-            ];
-        }
+        Err(f) => return vec![unreadable(&f), unknown_quota],
     };
     let copies = rates.starts_per_minute;
     let reads = rates.polls_per_minute + READS_PER_START * copies;
