@@ -76,8 +76,11 @@ fn emulator() -> &'static Emulator {
 #[tokio::test]
 async fn push_subscriptions_deliver_envelopes_to_the_worker_paths() {
     let receiver = Receiver::start(204).await;
+    // With the previous release's watch topic too (an upgrade in progress), whose push
+    // subscription posts to the upgrade route.
     let opts = TopologyOptions {
         push_base_url: receiver.base_url.clone(),
+        legacy_operations: true,
         ..Default::default()
     };
     let topology = Topology::create(&emulator().endpoint(), "tk-push", &opts)
