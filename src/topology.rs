@@ -165,10 +165,6 @@ pub struct TaskQueue {
     pub name: &'static str,
     /// Path its tasks are posted to on the worker.
     pub route: &'static str,
-    /// The stage that answers its dispatches.
-    pub stage: &'static str,
-    /// The worker's environment variable that names the queue.
-    pub variable: &'static str,
 }
 
 /// Copy starts: one CopyModel call per dispatch (and the reads that decide it), at
@@ -176,20 +172,13 @@ pub struct TaskQueue {
 pub const STARTS_QUEUE: TaskQueue = TaskQueue {
     name: "copy-starts",
     route: COPY_STARTS_ROUTE,
-    stage: "start",
-    variable: "COPY_START_QUEUE",
 };
 
 /// Polls: one GetOperation per dispatch, at the read rate the starts leave.
 pub const POLLS_QUEUE: TaskQueue = TaskQueue {
     name: "copy-polls",
     route: COPY_POLLS_ROUTE,
-    stage: "poll",
-    variable: "COPY_POLL_QUEUE",
 };
-
-/// Both queues.
-pub const TASK_QUEUES: [TaskQueue; 2] = [STARTS_QUEUE, POLLS_QUEUE];
 
 /// The most Vertex AI reads one copy start makes besides its CopyModel call: the source's
 /// GetModel (for its project number and version), the destination's GetModel or
