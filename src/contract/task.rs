@@ -47,6 +47,11 @@ pub struct CopyTask {
     /// copy's age from here, not from `accepted_at` (which includes the queue's wait).
     #[serde(default, skip_serializing_if = "Option::is_none", with = "opt_time")]
     pub started_at: Option<DateTime<Utc>>,
+    /// Poll tasks: the copy's age (milliseconds after `started_at`) this poll was planned
+    /// for. The next poll is planned from it, not from when this one ran, so the queue's
+    /// dispatch delays do not add up along the chain.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub due_ms: Option<u64>,
     /// Start tasks of a restart: the operation whose failure the restart follows.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub previous_operation: Option<String>,
@@ -158,11 +163,13 @@ impl PartialEq for CopyTask {
                 self.accepted_at,
                 &self.operation,
                 self.started_at,
+                self.due_ms,
             ) == (
                 other.attempt,
                 other.accepted_at,
                 &other.operation,
                 other.started_at,
+                other.due_ms,
             )
             && (
                 &self.previous_operation,

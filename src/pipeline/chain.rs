@@ -26,6 +26,20 @@ pub fn poll_delay(age: Duration, initial: Duration, growth: f64, max: Duration) 
     (initial + age.mul_f64(growth)).min(max.max(initial))
 }
 
+/// The copy's age at which to poll next, after a poll planned for age `due` ran at age `age`:
+/// `due + poll_delay(due)`, the connector's next poll, so that the queue's dispatch delays do
+/// not add up along the chain. A poll that ran later than a quarter of its interval (a
+/// backlog in the queue) plans from when it ran instead: catching up on a missed schedule
+/// would only add reads to the backlog.
+pub fn next_due(due: Duration, age: Duration, delay: impl Fn(Duration) -> Duration) -> Duration {
+    let step = delay(due);
+    if age <= due + step / 4 {
+        due + step
+    } else {
+        age + delay(age)
+    }
+}
+
 /// Where a copy start stands in its chain of start tasks.
 #[derive(Debug, Clone)]
 pub(crate) struct StartPlace {
@@ -53,6 +67,7 @@ impl Pipeline {
             accepted_at: place.accepted_at,
             operation: None,
             started_at: None,
+            due_ms: None,
             previous_operation: place.previous_operation.clone(),
             origin: place.origin.clone(),
             seq: place.seq,
@@ -67,19 +82,21 @@ impl Pipeline {
         .await
     }
 
-    /// Schedules poll `seq` of `op` (started at `started_at`), `after` from now.
+    /// Schedules poll `seq` of `op` for when its copy is `due` old (at once if that is past).
     pub(crate) async fn queue_poll(
         &self,
         job: Job<'_>,
         poll: PollPlace<'_>,
-        after: Duration,
     ) -> Result<String, StepOutcome> {
+        let at = poll.started_at + chrono::Duration::from_std(poll.due).unwrap_or_default();
+        let after = (at - Utc::now()).to_std().unwrap_or_default();
         let task = CopyTask {
             request: request_json(job),
             attempt: poll.attempt,
             accepted_at: poll.accepted_at,
             operation: Some(poll.operation.to_string()),
             started_at: Some(poll.started_at),
+            due_ms: Some(u64::try_from(poll.due.as_millis()).unwrap_or(u64::MAX)),
             previous_operation: None,
             origin: poll.operation.to_string(),
             seq: poll.seq,
@@ -99,6 +116,11 @@ impl Pipeline {
     pub(crate) fn next_poll_after(&self, age: Duration) -> Duration {
         let s = &self.settings;
         poll_delay(age, s.poll_initial, s.poll_growth, s.poll_max)
+    }
+
+    /// The age at which to poll a copy next, after the poll planned for `due` ran at `age`.
+    pub(crate) fn next_poll_due(&self, due: Duration, age: Duration) -> Duration {
+        next_due(due, age, |a| self.next_poll_after(a))
     }
 
     async fn create(
@@ -179,6 +201,8 @@ pub(crate) struct PollPlace<'a> {
     pub attempt: u32,
     pub accepted_at: DateTime<Utc>,
     pub started_at: DateTime<Utc>,
+    /// The copy's age (after `started_at`) the poll is planned for.
+    pub due: Duration,
 }
 
 #[cfg(test)]
@@ -219,5 +243,29 @@ mod tests {
         assert!(n <= 15, "{n}");
         let (n, _) = reads(s(1800));
         assert!((40..=50).contains(&n), "{n}");
+    }
+
+    /// Polls planned from the plan land on the connector's times however late each one runs
+    /// within its tolerance; a poll past it plans from when it ran.
+    #[test]
+    fn dispatch_delays_do_not_add_up_along_the_chain() {
+        let s = Duration::from_secs_f64;
+        let delay = |a| poll_delay(a, s(1.0), 0.25, s(60.0));
+        // Connector times: 1, 2.25, 3.8125, …; each poll runs 0.2 s late.
+        let (mut due, mut want) = (s(1.0), 1.0_f64);
+        for n in 1..=20 {
+            let next = next_due(due, due + s(0.2), delay);
+            want += (1.25_f64.powi(n)).min(60.0);
+            assert!(
+                (next.as_secs_f64() - want).abs() < 1e-6,
+                "poll {n}: {next:?} vs {want}"
+            );
+            due = next;
+        }
+        // Late by more than a quarter of its interval (a backlog): 10 s after a 10 s plan.
+        let due = s(36.0);
+        let late = s(36.0 + 10.0);
+        assert_eq!(next_due(due, late, delay), late + delay(late));
+        assert_eq!(next_due(due, s(36.0 + 2.5), delay), due + delay(due));
     }
 }

@@ -45,8 +45,12 @@ impl Pipeline {
                     attempt: watch.attempt,
                     accepted_at: watch.accepted_at,
                     started_at: watch.accepted_at,
+                    // At once: the copy is already as old as it is.
+                    due: (chrono::Utc::now() - watch.accepted_at)
+                        .to_std()
+                        .unwrap_or_default(),
                 };
-                match self.queue_poll(job, poll, Duration::ZERO).await {
+                match self.queue_poll(job, poll).await {
                     Ok(task) => {
                         tracing::info!(task, operation = %op, "watch drained into a poll task");
                         StepOutcome::Acked

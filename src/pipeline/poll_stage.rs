@@ -20,6 +20,8 @@ use crate::telemetry::events::{CountedEvent as _, VertexQuotaExhausted};
 struct Polled {
     op: OperationName,
     started_at: DateTime<Utc>,
+    /// The copy's age this poll was planned for (its age now when the task does not say).
+    due: Duration,
 }
 
 impl Pipeline {
@@ -96,9 +98,10 @@ impl Pipeline {
         let age = (Utc::now() - polled.started_at)
             .to_std()
             .unwrap_or_default();
-        let mut after = self.next_poll_after(age);
+        let mut due = self.next_poll_due(polled.due, age);
         if let Some(f) = &error {
-            after = after.max(self.settings.quota_backoff);
+            due = due.max(age + self.settings.quota_backoff);
+            let after = due - age;
             if f.class() == FailureClass::QuotaExhausted {
                 let dest = &job.req.destination;
                 VertexQuotaExhausted {
@@ -119,8 +122,9 @@ impl Pipeline {
             attempt: p.task.attempt,
             accepted_at: p.task.accepted_at,
             started_at: polled.started_at,
+            due,
         };
-        match self.queue_poll(job, place, after).await {
+        match self.queue_poll(job, place).await {
             Ok(_) => StepOutcome::Acked,
             Err(outcome) => outcome,
         }
@@ -176,8 +180,14 @@ fn polled(p: &Parsed) -> Result<Polled, Rejection> {
         .operation
         .as_deref()
         .ok_or_else(|| Rejection::new("operation", "a poll task names its operation"))?;
+    let started_at = p.task.started_at.unwrap_or(p.task.accepted_at);
+    let due = match p.task.due_ms {
+        Some(ms) => Duration::from_millis(ms),
+        None => (Utc::now() - started_at).to_std().unwrap_or_default(),
+    };
     Ok(Polled {
         op: OperationName::parse(op)?,
-        started_at: p.task.started_at.unwrap_or(p.task.accepted_at),
+        started_at,
+        due,
     })
 }

@@ -145,9 +145,9 @@ impl Pipeline {
             attempt: start.place.attempt,
             accepted_at: start.place.accepted_at,
             started_at: Utc::now(),
+            due: self.next_poll_after(std::time::Duration::ZERO),
         };
-        let after = self.next_poll_after(std::time::Duration::ZERO);
-        match self.queue_poll(job, poll, after).await {
+        match self.queue_poll(job, poll).await {
             // The first line is what Terraform's "copies started" metric counts (monitoring.tf).
             Ok(task) => {
                 CopyStarted {

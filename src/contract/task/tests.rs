@@ -9,6 +9,7 @@ fn task(request: serde_json::Value, attributes: BTreeMap<String, String>) -> Cop
             .with_timezone(&Utc),
         operation: Some("projects/123/locations/europe-west4/operations/9".into()),
         started_at: None,
+        due_ms: None,
         previous_operation: None,
         origin: "m-1".into(),
         seq: 3,
@@ -22,6 +23,7 @@ fn a_task_round_trips_through_its_body() {
     let mut t = task(serde_json::json!({"request_id": "r1"}), attrs);
     // Milliseconds survive: the poll schedule counts the copy's age from `started_at`.
     t.started_at = Some(t.accepted_at + chrono::Duration::milliseconds(30_250));
+    t.due_ms = Some(2_250);
     let (body, dropped) = t.to_body();
     assert!(dropped.is_empty());
     assert_eq!(CopyTask::parse(&body).unwrap(), t);
