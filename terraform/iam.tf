@@ -331,7 +331,8 @@ resource "google_project_iam_member" "worker_vertex" {
 #     project and actAs on each). Organisations that verified a narrower role can set
 #     grant_vertex_service_agent_on_sources = false with
 #     vertex_grants_managed_externally = true and grant it themselves.
-#   * CMEK copies (kms_key_name): the agent encrypts the copy, so it needs
+#   * CMEK copies (kms_key_name, or the region's key in default_kms_keys):
+#     the agent encrypts the copy, so it needs
 #     roles/cloudkms.cryptoKeyEncrypterDecrypter on the key
 #     (https://cloud.google.com/vertex-ai/docs/general/cmek).
 #
@@ -387,8 +388,12 @@ locals {
     }
   } : {}
 
+  # The keys copies may be encrypted with: those requests name, and the
+  # default key of each destination region (COPY_DEFAULT_KMS_KEYS).
+  vertex_kms_keys = distinct(concat(var.kms_keys, values(var.default_kms_keys)))
+
   vertex_agent_kms_grants = {
-    for pair in setproduct(var.kms_keys, var.destination_projects) : "${pair[0]}|${pair[1]}" => {
+    for pair in setproduct(local.vertex_kms_keys, var.destination_projects) : "${pair[0]}|${pair[1]}" => {
       key   = pair[0]
       agent = local.vertex_agents[pair[1]]
     }
@@ -417,7 +422,7 @@ resource "google_kms_crypto_key_iam_member" "vertex_agent_kms" {
 resource "terraform_data" "vertex_grants_preflight" {
   input = {
     cross_project_pairs = length(local.cross_project_pairs)
-    kms_keys            = length(var.kms_keys)
+    kms_keys            = length(local.vertex_kms_keys)
   }
 
   lifecycle {
@@ -430,8 +435,8 @@ resource "terraform_data" "vertex_grants_preflight" {
       error_message = "vertex_cmek_enabled = true but kms_keys is empty: the destination projects' Vertex AI service agents need roles/cloudkms.cryptoKeyEncrypterDecrypter on every key that requests name as kms_key_name, or CMEK copies fail. List the keys in kms_keys, or set vertex_grants_managed_externally = true once the keys' owners have granted it."
     }
     precondition {
-      condition     = length(var.kms_keys) == 0 || length(var.destination_projects) > 0
-      error_message = "kms_keys is set but destination_projects is empty: the key grants go to the destination projects' Vertex AI service agents. List the projects that CMEK copies go into in destination_projects."
+      condition     = length(local.vertex_kms_keys) == 0 || length(var.destination_projects) > 0
+      error_message = "kms_keys or default_kms_keys is set but destination_projects is empty: the key grants go to the destination projects' Vertex AI service agents. List the projects that CMEK copies go into in destination_projects."
     }
   }
 }

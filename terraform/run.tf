@@ -122,6 +122,9 @@ locals {
         TARGET_PROJECT         = var.default_target_project
         LOCATION               = var.default_location
         CALLBACK_ALLOWED_HOSTS = join(",", var.callback_allowed_hosts)
+        # REGION=KEY, comma-separated: the key that encrypts the copy of a CMEK
+        # source whose request names no kms_key_name (DESIGN.md §5).
+        COPY_DEFAULT_KMS_KEYS = join(",", [for region, key in var.default_kms_keys : "${region}=${key}"])
       } : k => v if v != null && v != ""
     },
     length(local.http_invokers) > 0 ? { INVOKER_SERVICE_ACCOUNTS = join(",", local.http_invokers) } : {},

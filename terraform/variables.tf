@@ -487,6 +487,17 @@ variable "kms_keys" {
   }
 }
 
+variable "default_kms_keys" {
+  description = "Default Cloud KMS key per destination region, region => projects/P/locations/REGION/keyRings/R/cryptoKeys/K, set as the worker's COPY_DEFAULT_KMS_KEYS (REGION=KEY, comma-separated). CopyModel keeps no encryption spec, so a copy of a source under a customer-managed key whose request names no kms_key_name is rejected (it would quietly be under Google-managed encryption) unless its destination region has a key here: then the copy is encrypted with that key. Sources under Google-managed encryption never get a default key. Each key must be in its region; the destination projects' Vertex AI service agents get encrypt/decrypt on these keys, as on kms_keys."
+  type        = map(string)
+  default     = {}
+
+  validation {
+    condition     = alltrue([for region, key in var.default_kms_keys : can(regex("^projects/[^/]+/locations/${region}/keyRings/[^/]+/cryptoKeys/[^/]+$", key))])
+    error_message = "default_kms_keys maps a region to a CryptoKey in that same region: { \"europe-west4\" = \"projects/P/locations/europe-west4/keyRings/R/cryptoKeys/K\" } (Vertex AI encrypts a copy only with a key in the copy's region; no /cryptoKeyVersions/ suffix)."
+  }
+}
+
 variable "vertex_cmek_enabled" {
   description = "Copy requests carry kms_key_name (CMEK for the copied models, e.g. because an organisation policy requires it). With true, the plan fails unless kms_keys lists the keys (or vertex_grants_managed_externally is true)."
   type        = bool

@@ -21,7 +21,9 @@ use google_cloud_gax::error::rpc::Code;
 use google_cloud_gax::options::RequestOptionsBuilder as _;
 use google_cloud_longrunning::model::operation::Result as OpResult;
 
-use crate::domain::{CopyRequest, Destination, Location, ModelInfo, OperationName, Target};
+use crate::domain::{
+    CopyRequest, Destination, KmsKeyName, Location, ModelInfo, OperationName, Target,
+};
 use crate::retry::{Failure, classify};
 
 /// What an operation check found.
@@ -39,8 +41,14 @@ pub use crate::domain::CopiedModel;
 /// not the client.
 #[async_trait]
 pub trait Vertex: Send + Sync {
-    /// Starts CopyModel; returns the operation name.
-    async fn start_copy(&self, req: &CopyRequest) -> Result<OperationName, Failure>;
+    /// Starts CopyModel, the copy encrypted with `key` (its `encryptionSpec`) when there is
+    /// one: the key `domain::check_copy_limits` chose, the request's own or the default of
+    /// the destination's region. Returns the operation name.
+    async fn start_copy(
+        &self,
+        req: &CopyRequest,
+        key: Option<&KmsKeyName>,
+    ) -> Result<OperationName, Failure>;
     async fn get_operation(&self, op: &OperationName) -> Result<OperationState, Failure>;
     /// Reads a model; `Ok(None)` when it does not exist (yet).
     async fn get_model(&self, name: &str, location: &str) -> Result<Option<ModelInfo>, Failure>;
@@ -152,8 +160,11 @@ impl GoogleVertex {
 }
 
 /// The CopyModel request of a copy: the one place the kind of destination meets Vertex AI's
-/// fields (a new model id, or a new version of a parent model).
-fn copy_model_request(req: &CopyRequest) -> CopyModelRequest {
+/// fields (a new model id, or a new version of a parent model), and the key its
+/// `encryptionSpec.kmsKeyName` (`CopyModelRequest.encryption_spec`, google-cloud-aiplatform-v1:
+/// "Customer-managed encryption key options. If this is set, then the Model copy will be
+/// encrypted with the provided encryption key").
+fn copy_model_request(req: &CopyRequest, key: Option<&KmsKeyName>) -> CopyModelRequest {
     let d = &req.destination;
     let r = CopyModelRequest::new()
         .set_parent(d.parent())
@@ -162,7 +173,7 @@ fn copy_model_request(req: &CopyRequest) -> CopyModelRequest {
         Target::ModelId(id) => r.set_model_id(id.clone()),
         Target::ParentModel(p) => r.set_parent_model(p.without_version()),
     };
-    match &req.kms_key_name {
+    match key {
         Some(k) => r.set_encryption_spec(EncryptionSpec::new().set_kms_key_name(k.as_str())),
         None => r,
     }
@@ -189,9 +200,13 @@ fn model_info(m: Model) -> ModelInfo {
 
 #[async_trait]
 impl Vertex for GoogleVertex {
-    async fn start_copy(&self, req: &CopyRequest) -> Result<OperationName, Failure> {
+    async fn start_copy(
+        &self,
+        req: &CopyRequest,
+        key: Option<&KmsKeyName>,
+    ) -> Result<OperationName, Failure> {
         let client = self.client(&req.destination.location).await?;
-        let r = copy_model_request(req);
+        let r = copy_model_request(req, key);
         let op = client
             .copy_model()
             .with_request(r)

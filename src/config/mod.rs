@@ -7,7 +7,7 @@
 //! - [`topics`]: the topic flags, one group per topic, shared with the other commands;
 //! - [`defaults`]: what a short-form request is completed with;
 //! - [`auth`]: `PUSH_AUTH`, what a push token must carry, and the check of account lists;
-//! - [`vertex`]: the Vertex AI endpoint and call timeout;
+//! - [`vertex`]: the Vertex AI endpoint, call timeout and default KMS keys per region;
 //! - [`queue`]: the two task queues (copy starts and polls), their URL and account;
 //! - [`limits`]: attempts and durations;
 //! - [`callers`]: direct callers and webhooks.
@@ -152,13 +152,17 @@ impl Config {
         at_least_one("COPY_MAX_ATTEMPTS", a.limits.copy_max_attempts, one)?;
         let durations = a.limits.durations(&a.vertex.vertex_call_timeout)?;
         let vertex_endpoint = a.vertex.endpoint()?;
+        let default_kms_keys = a.vertex.default_keys()?;
         let defaults = defaults::defaults(&a.defaults, &a.callers)?;
         a.callers.check_secret()?;
         let timeout = durations.vertex_call_timeout;
         let queues = queue::queues(&a.queue, a.push_auth, timeout)?;
         Ok(Self {
             port: a.port,
-            settings: settings(a, &worker_project, defaults, durations),
+            settings: Settings {
+                default_kms_keys,
+                ..settings(a, &worker_project, defaults, durations)
+            },
             worker_project,
             topics,
             push_auth: a.push_auth,

@@ -10,11 +10,39 @@
 //!   Google-managed encryption.
 //!
 //! The function is pure: the pipeline passes what it read of the source (`Model.containerSpec
-//! .imageUri`, `Model.encryptionSpec.kmsKeyName`) and the request.
+//! .imageUri`, `Model.encryptionSpec.kmsKeyName`), the request, and the default key of the
+//! destination's region ([`DefaultKeys`], `COPY_DEFAULT_KMS_KEYS`).
+
+use std::collections::BTreeMap;
 
 use super::destination::Destination;
-use super::names::{KmsKeyName, ModelName};
+use super::names::{KmsKeyName, Location, ModelName};
 use crate::contract::Rejection;
+
+/// `COPY_DEFAULT_KMS_KEYS` (DESIGN.md §5): per destination region, the key that encrypts the
+/// copy of a source under a customer-managed key when the request names no `kms_key_name`.
+/// The configuration builds it (`config::vertex`) and has checked that each key is in its
+/// region, as Vertex AI requires of a copy's key.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DefaultKeys(BTreeMap<Location, KmsKeyName>);
+
+impl DefaultKeys {
+    /// Sets the key of `region`; the previous one, when there was one.
+    pub fn insert(&mut self, region: Location, key: KmsKeyName) -> Option<KmsKeyName> {
+        self.0.insert(region, key)
+    }
+
+    /// The default key of `region`, when one is configured.
+    pub fn for_region(&self, region: &str) -> Option<&KmsKeyName> {
+        self.0
+            .iter()
+            .find_map(|(r, k)| (r.as_str() == region).then_some(k))
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
 
 /// What the worker read of the source model that the limits depend on.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -64,9 +92,10 @@ fn cross_project(source: &ModelName, facts: &SourceFacts, dest: &Destination) ->
     }
 }
 
-/// Checks a copy against CopyModel's limits. Returns the key to encrypt the copy with: the
-/// request's `kms_key_name`, else, for a source under a customer-managed key, `default_key`
-/// (the key configured for the destination's region), else none. Refuses, naming the field
+/// Checks a copy against CopyModel's limits. Returns the key to encrypt the copy with (the
+/// CopyModel request's `encryptionSpec`): the request's `kms_key_name`, else, for a source
+/// under a customer-managed key, `default_key` (the key configured for the destination's
+/// region), else none: a source under Google-managed encryption gets no default key. Refuses, naming the field
 /// and quoting the documentation:
 /// - a cross-project copy of a model whose container image is third-party (`source_model`);
 /// - a source under a customer-managed key with no key for the copy (`kms_key_name`).
@@ -99,8 +128,8 @@ pub fn check_copy_limits(
         (None, Some(source_key), None) => Err(Rejection::new(
             "kms_key_name",
             format!(
-                "is required: the source is encrypted with the customer-managed key {source_key}, and a copy keeps no encryption spec (\"You're required to specify the encryption key when copying the model for your target region\", cloud.google.com/vertex-ai/docs/model-registry/copy-model); without one the copy would be under Google-managed encryption. Name a key in {}",
-                dest.location
+                "is required: the source is encrypted with the customer-managed key {source_key}, and a copy keeps no encryption spec (\"You're required to specify the encryption key when copying the model for your target region\", cloud.google.com/vertex-ai/docs/model-registry/copy-model); without one the copy would be under Google-managed encryption. Name a key in {}, or have the worker's operator configure a default key for {} (COPY_DEFAULT_KMS_KEYS)",
+                dest.location, dest.location
             ),
         )),
     }

@@ -3,7 +3,7 @@
 //! - [`names`]: resource names (projects, locations, models, KMS keys) as parsing newtypes.
 //! - [`operation`]: the long-running operation name, whose location picks an endpoint.
 //! - [`copy_limits`]: CopyModel's documented limits (third-party images across projects, CMEK
-//!   sources), checked before a copy is queued.
+//!   sources), checked before a copy is queued, and the default key per destination region.
 //! - [`destination`]: where a copy goes: model naming, id derivation,
 //!   and how to tell our earlier copy from someone else's model.
 //! - [`request`]: the validated [`CopyRequest`], built from the wire type with the worker's
@@ -17,7 +17,7 @@ pub(crate) mod request;
 
 use sha2::{Digest, Sha256};
 
-pub use copy_limits::{SourceFacts, check_copy_limits, is_vertex_image};
+pub use copy_limits::{DefaultKeys, SourceFacts, check_copy_limits, is_vertex_image};
 pub use destination::{CopiedModel, Destination, Existing, ModelInfo, Target};
 pub use names::{KmsKeyName, Location, ModelName, Project};
 pub use operation::OperationName;

@@ -339,7 +339,7 @@ pub fn is_location(s: &str) -> bool {
 
 /// A location that passed [`is_location`]: the only kind of value a Vertex AI endpoint is
 /// built from (`clients::vertex`).
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Location(String);
 
 impl Location {

@@ -42,7 +42,7 @@ use crate::clients::vertex::Vertex;
 use crate::clients::webhook::Callbacks;
 use crate::contract::dead_letter::FailedStage;
 use crate::contract::push::PushMessage;
-use crate::domain::{CopyRequest, Defaults};
+use crate::domain::{CopyRequest, DefaultKeys, Defaults};
 use crate::retry::Failure;
 
 /// What a stage did with a delivery. The only input to the status code.
@@ -113,6 +113,9 @@ pub struct Settings {
     /// How long a copy waits after Vertex AI's quota refused a call, or when its destination
     /// cannot be read yet, before it asks again.
     pub quota_backoff: Duration,
+    /// `COPY_DEFAULT_KMS_KEYS`: the key of each destination region for a copy of a CMEK
+    /// source whose request names none (`domain::check_copy_limits`).
+    pub default_kms_keys: DefaultKeys,
 }
 
 impl Settings {
@@ -129,6 +132,7 @@ impl Settings {
             poll_growth: 0.25,
             poll_max: Duration::from_secs(60),
             quota_backoff: Duration::from_secs(10),
+            default_kms_keys: DefaultKeys::default(),
         }
     }
 }

@@ -13,7 +13,9 @@ use super::decide::{self, AfterStart};
 use super::{Job, Pipeline, RetryReason, StepOutcome};
 use crate::clients::vertex::OperationState;
 use crate::contract::Rejection;
-use crate::domain::{CopyRequest, Existing, OperationName, SourceFacts, check_copy_limits};
+use crate::domain::{
+    CopyRequest, Existing, KmsKeyName, OperationName, SourceFacts, check_copy_limits,
+};
 use crate::retry::{Failure, FailureClass, retry_transient};
 use crate::telemetry::events::{CopyStarted, CountedEvent as _, VertexQuotaExhausted};
 
@@ -22,6 +24,9 @@ use crate::telemetry::events::{CopyStarted, CountedEvent as _, VertexQuotaExhaus
 pub(super) struct Start {
     pub place: StartPlace,
     pub answer_by: Instant,
+    /// The key CopyModel encrypts the copy with, as [`Pipeline::within_copy_limits`] chose
+    /// it; `None` until then, and for a copy under Google-managed encryption.
+    pub key: Option<KmsKeyName>,
 }
 
 impl Start {
@@ -38,10 +43,13 @@ impl Start {
 impl Pipeline {
     /// Starts the copy: CopyModel's documented limits first, then a `parent_model`
     /// destination looks before it copies.
-    pub(super) async fn first_start(&self, job: Job<'_>, start: Start) -> StepOutcome {
-        if let Err(why) = self.within_copy_limits(job.req).await {
-            tracing::warn!(error.message = %why, "CopyModel would refuse or mis-encrypt this copy; rejected before it is started");
-            return self.reject(job.d, why).await;
+    pub(super) async fn first_start(&self, job: Job<'_>, mut start: Start) -> StepOutcome {
+        match self.within_copy_limits(job.req).await {
+            Ok(key) => start.key = key,
+            Err(why) => {
+                tracing::warn!(error.message = %why, "CopyModel would refuse or mis-encrypt this copy; rejected before it is started");
+                return self.reject(job.d, why).await;
+            }
         }
         if job.req.destination.lists_versions() {
             return self.copy_into_parent(job, start).await;
@@ -121,7 +129,8 @@ impl Pipeline {
                 Err(outcome) => return outcome,
             }
         } else {
-            retry_transient("copy_model", || self.vertex.start_copy(req)).await
+            let key = start.key.as_ref();
+            retry_transient("copy_model", || self.vertex.start_copy(req, key)).await
         };
         match decide::after_start(started) {
             AfterStart::Poll(op) => {
@@ -183,7 +192,7 @@ impl Pipeline {
             );
             return Err(StepOutcome::Retry(f.into()));
         }
-        match self.vertex.start_copy(req).await {
+        match self.vertex.start_copy(req, start.key.as_ref()).await {
             Err(f) if f.class() == FailureClass::Transient => {
                 tracing::warn!(error.message = %f, "CopyModel into a parent failed ambiguously; not repeated, the retried dispatch looks for the version first");
                 Err(StepOutcome::Retry(f.into()))
@@ -194,13 +203,16 @@ impl Pipeline {
 
     /// CopyModel's documented limits (`domain::check_copy_limits`), judged from one read of the
     /// source model (it also teaches the source's project number, which the starts read
-    /// anyway). A source that cannot be read is left to CopyModel, which answers for it.
-    async fn within_copy_limits(&self, req: &CopyRequest) -> Result<(), Rejection> {
+    /// anyway). Returns the key the copy is encrypted with: the request's, or for a source
+    /// under a customer-managed key the default of the destination's region
+    /// (`COPY_DEFAULT_KMS_KEYS`). A source that cannot be read is left to CopyModel, which
+    /// answers for it, with the request's key.
+    async fn within_copy_limits(&self, req: &CopyRequest) -> Result<Option<KmsKeyName>, Rejection> {
         let src = &req.source_model;
         let name = src.to_string();
         let read = retry_transient("get_model", || self.vertex.get_model(&name, &src.location));
         let Ok(Some(model)) = read.await else {
-            return Ok(());
+            return Ok(req.kms_key_name.clone());
         };
         self.numbers.learn(&src.project, &model.name);
         let facts = SourceFacts {
@@ -208,8 +220,24 @@ impl Pipeline {
             container_image_uri: model.container_image_uri,
             kms_key_name: model.kms_key_name,
         };
-        let key = req.kms_key_name.as_ref();
-        check_copy_limits(src, &facts, &req.destination, key, None).map(|_| ())
+        let default = self
+            .settings
+            .default_kms_keys
+            .for_region(&req.destination.location);
+        let key = check_copy_limits(
+            src,
+            &facts,
+            &req.destination,
+            req.kms_key_name.as_ref(),
+            default,
+        )?;
+        if req.kms_key_name.is_none() && key.is_some() {
+            tracing::info!(
+                kms_key_name = key.as_ref().map(KmsKeyName::as_str),
+                "the source is under a customer-managed key and the request names none; the copy is encrypted with the destination region's default key (COPY_DEFAULT_KMS_KEYS)"
+            );
+        }
+        Ok(key)
     }
 
     /// Vertex AI's quota refused a start's call: 503 with `Retry-After`, so that the

@@ -97,6 +97,7 @@ impl Pipeline {
                 previous_operation: p.task.previous_operation.clone(),
             },
             answer_by,
+            key: None,
         };
         self.first_start(job, start).await
     }

@@ -232,6 +232,22 @@ impl VertexFake {
         lock(&self.shared).calls.clone()
     }
 
+    /// The `encryptionSpec` of every CopyModel request so far, in arrival order, as its REST
+    /// JSON body carried it (`{"kmsKeyName": …}`); `None` for a request without one.
+    pub fn copy_encryption_specs(&self) -> Vec<Option<serde_json::Value>> {
+        lock(&self.shared)
+            .calls
+            .iter()
+            .filter(|c| c.rpc == Some(Rpc::CopyModel))
+            .map(|c| {
+                c.body
+                    .as_ref()
+                    .and_then(|b| b.get("encryptionSpec"))
+                    .cloned()
+            })
+            .collect()
+    }
+
     /// Copy calls that created an operation.
     pub fn copies_started(&self) -> usize {
         lock(&self.shared).copies_started

@@ -243,6 +243,16 @@ async fn copy_model_limits_reject_before_copying() {
                 assert_eq!(ev["status"], "rejected", "{ev}");
                 let msg = ev["error"]["message"].as_str().unwrap();
                 assert!(msg.starts_with(f), "{id}: {msg}");
+                // Without a default key for the region, the documented reason and both fixes.
+                if f == "kms_key_name" {
+                    for says in [
+                        "You're required to specify the encryption key",
+                        "europe-west4",
+                        "COPY_DEFAULT_KMS_KEYS",
+                    ] {
+                        assert!(msg.contains(says), "{id}: {msg}");
+                    }
+                }
             }
             None => assert_eq!(ev["status"], "succeeded", "{ev}"),
         }
@@ -252,4 +262,62 @@ async fn copy_model_limits_reject_before_copying() {
         1,
         "only the prebuilt image was copied"
     );
+}
+
+/// A CMEK source copied without `kms_key_name` into a region that has a default key
+/// (`COPY_DEFAULT_KMS_KEYS`, DESIGN.md §5) is copied under that key: the CopyModel request
+/// carries it as `encryptionSpec`, and the copy Vertex AI made is encrypted with it. A
+/// request's own key wins over the default.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cmek_source_without_a_key_is_copied_under_the_regions_default_key() {
+    const DEFAULT: &str =
+        "projects/keys-proj/locations/europe-west4/keyRings/copies/cryptoKeys/default";
+    const OTHER_REGION: &str =
+        "projects/keys-proj/locations/us-central1/keyRings/copies/cryptoKeys/default";
+    const OWN: &str = "projects/dst-proj/locations/europe-west4/keyRings/r/cryptoKeys/own";
+    let knobs = Knobs {
+        extra_args: vec![
+            "--copy-default-kms-keys".into(),
+            format!("us-central1={OTHER_REGION},europe-west4={DEFAULT}"),
+        ],
+        ..Knobs::default()
+    };
+    let app = spawn_app("chain-default-key", knobs).await;
+    app.copies_take(Duration::from_secs(1));
+    app.vertex.set_specs(
+        SRC,
+        testkit::ModelSpecs {
+            container_image_uri: None,
+            kms_key_name: Some(
+                "projects/src-proj/locations/us-central1/keyRings/r/cryptoKeys/k".into(),
+            ),
+        },
+    );
+    app.publish(&request("key-default", "key-default-t")).await;
+    let ev = app
+        .completion_of("key-default", 1, 60)
+        .await
+        .remove(0)
+        .json();
+    assert_eq!(ev["status"], "succeeded", "{ev}");
+    let own = request("key-own", "key-own-t").replace(
+        r#","context""#,
+        &format!(r#","kms_key_name":"{OWN}","context""#),
+    );
+    app.publish(&own).await;
+    let own_ev = app.completion_of("key-own", 1, 60).await.remove(0).json();
+    assert_eq!(own_ev["status"], "succeeded", "{own_ev}");
+    assert_eq!(
+        app.vertex.copy_encryption_specs(),
+        vec![
+            Some(serde_json::json!({ "kmsKeyName": DEFAULT })),
+            Some(serde_json::json!({ "kmsKeyName": OWN })),
+        ],
+        "what CopyModel was asked"
+    );
+    let copy = app
+        .vertex
+        .model(ev["destination_model"].as_str().unwrap())
+        .expect("the copy exists");
+    assert_eq!(copy["encryptionSpec"]["kmsKeyName"], DEFAULT, "{copy}");
 }

@@ -15,7 +15,7 @@ const PUSH_SA: &str = "copy-worker-push@doctor.iam.gserviceaccount.com";
 const SERVICE: &str = "https://copy-worker-abc-ew.a.run.app";
 
 /// The topology as the Terraform module creates it: OIDC tokens with an explicit audience.
-async fn topology(name: &str) -> Topology {
+pub(crate) async fn topology(name: &str) -> Topology {
     let opts = TopologyOptions {
         push_base_url: SERVICE.into(),
         push_oidc: Some(PushOidc {
@@ -33,7 +33,7 @@ const TASKS_SA: &str = "copy-worker-tasks@doctor.iam.gserviceaccount.com";
 
 /// Runs `copy-worker doctor --json` with the worker's configuration; (exit code, report).
 /// The queues are Terraform's defaults: 0.5 starts and 3.5 polls a second.
-async fn doctor(topology: &Topology, vertex: &str, extra: &[&str]) -> (i32, Value) {
+pub(crate) async fn doctor(topology: &Topology, vertex: &str, extra: &[&str]) -> (i32, Value) {
     doctor_with_rates(topology, vertex, extra, (0.5, 3.5)).await
 }
 
@@ -83,7 +83,7 @@ async fn doctor_with_rates(
     (out.status.code().unwrap_or(-1), report)
 }
 
-fn checks(report: &Value) -> &Vec<Value> {
+pub(crate) fn checks(report: &Value) -> &Vec<Value> {
     report["checks"].as_array().expect("checks array")
 }
 

@@ -11,7 +11,7 @@ use copy_worker::app::build_state;
 use copy_worker::clients::{GoogleVertex, OperationState, Vertex, VertexOptions};
 use copy_worker::domain::ModelInfo;
 use copy_worker::domain::OperationName;
-use copy_worker::domain::{CopyRequest, Destination};
+use copy_worker::domain::{CopyRequest, Destination, KmsKeyName};
 use copy_worker::http::app;
 use copy_worker::retry::Failure;
 use testkit::vertex::{CopyScript, Fault};
@@ -121,11 +121,15 @@ struct PanicOnce {
 
 #[async_trait]
 impl Vertex for PanicOnce {
-    async fn start_copy(&self, req: &CopyRequest) -> Result<OperationName, Failure> {
+    async fn start_copy(
+        &self,
+        req: &CopyRequest,
+        key: Option<&KmsKeyName>,
+    ) -> Result<OperationName, Failure> {
         if self.armed.swap(false, Ordering::SeqCst) {
             panic!("injected panic");
         }
-        self.inner.start_copy(req).await
+        self.inner.start_copy(req, key).await
     }
     async fn get_operation(&self, op: &OperationName) -> Result<OperationState, Failure> {
         self.inner.get_operation(op).await

@@ -194,7 +194,10 @@ async fn a_start_during_the_first_copy_asks_again_later_and_succeeds() {
     let first = instance
         .pipeline
         .vertex
-        .start_copy(&copy_worker::domain::CopyRequest::parse(data.as_bytes(), &defaults()).unwrap())
+        .start_copy(
+            &copy_worker::domain::CopyRequest::parse(data.as_bytes(), &defaults()).unwrap(),
+            None,
+        )
         .await
         .expect("the first copy starts");
     assert!(first.as_str().contains("/operations/"));

@@ -12,6 +12,7 @@ mod cli_input;
 mod cloud_run;
 mod crash;
 mod doctor;
+mod doctor_cloud_run;
 mod enqueue;
 mod envelope_props;
 mod events;

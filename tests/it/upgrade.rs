@@ -32,7 +32,7 @@ async fn watches_left_by_the_previous_release_all_end_succeeded() {
         &Defaults::default(),
     )
     .unwrap();
-    let running = vertex.start_copy(&req).await.unwrap().to_string();
+    let running = vertex.start_copy(&req, None).await.unwrap().to_string();
     let accepted = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     let accepted = accepted.as_str();
     let old = |id: &str, op: Option<&str>| {

@@ -1,6 +1,6 @@
 //! `copy-worker doctor`: a read-only pre-flight check of a deployment. It parses the
-//! configuration exactly as `serve` does, then looks at what the worker depends on: the
-//! topics, the push subscriptions' settings (DESIGN.md §2), the Pub/Sub service agent's
+//! configuration exactly as `serve` does, then looks at what the worker depends on: under
+//! `PUSH_AUTH=cloud-run`, the invoker check of its own service; the topics, the push subscriptions' settings (DESIGN.md §2), the Pub/Sub service agent's
 //! grants, the quota headroom of the two Vertex AI rates, Vertex AI in each project and
 //! location, and what breaks a first deployment (service agents that do not exist yet, a
 //! log-based metric Cloud Monitoring does not know yet). One line per check: `ok`, `warn`,
@@ -13,6 +13,8 @@
 //! - [`quota`]: the two queues, and their rates against Vertex AI's default quotas.
 //! - [`deploy`]: service agents and the log-based metric (Resource Manager, Logging, Monitoring).
 //! - [`publisher`]: `--publisher`, the publisher's federation chain, publishing nothing.
+//! - [`trust`]: under `PUSH_AUTH=cloud-run`, the worker's own service's invoker check, read as
+//!   the worker reads it.
 
 pub(crate) mod deploy;
 pub(crate) mod probe;
@@ -21,6 +23,7 @@ pub(crate) mod pubsub;
 pub(crate) mod quota;
 pub(crate) mod report;
 pub(crate) mod subscriptions;
+pub(crate) mod trust;
 
 use crate::topology;
 use std::time::Duration;
@@ -153,6 +156,7 @@ pub async fn diagnose(args: &DoctorArgs) -> Report {
     for w in super::serve::startup_warnings(&cfg) {
         report.push(Check::warn("config", "warning", w));
     }
+    report.extend(trust::check(cfg.push_auth, &serve.push).await);
     let queues = crate::clients::tasks::CloudTasksQueues::new(cfg.queues.clone());
     report.extend(quota::headroom(queues.rates().await));
     let credentials = pubsub::check(args, &cfg, &mut report).await;

@@ -190,9 +190,25 @@ fn plan(args: &PublishArgs) -> Result<Plan, Vec<String>> {
         timeout: args.timeout,
         connection: args.pubsub.connection(),
         requests,
-        traceparent: std::env::var("TRACEPARENT").ok().filter(|s| !s.is_empty()),
+        traceparent: trace_context(std::env::var("TRACEPARENT").ok()),
         tag: None,
     })
+}
+
+/// `TRACEPARENT`, when it is a W3C `traceparent` (`attr::is_traceparent`, the rule the worker
+/// screens it with at its door, DESIGN.md §3): anything else is not sent, with a note on
+/// stderr. A receiver ignores an invalid trace context (W3C Trace Context §3.2), and an
+/// unbounded one would exceed Pub/Sub's 1024-byte attribute value and fail every publish.
+fn trace_context(value: Option<String>) -> Option<String> {
+    let value = value.filter(|s| !s.is_empty())?;
+    if attr::is_traceparent(&value) {
+        return Some(value);
+    }
+    eprintln!(
+        "note: TRACEPARENT is not a W3C traceparent (00-<32 hex>-<16 hex>-<2 hex>, at most {} bytes); it is not sent",
+        attr::MAX_TRACEPARENT_BYTES
+    );
+    None
 }
 
 /// The message for one request: its normalised JSON, which the worker parses to the same
@@ -267,6 +283,17 @@ async fn publish_all(plan: &Plan, out: &mut dyn Write) -> Result<Vec<String>, Pu
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_a_w3c_traceparent_from_the_environment_is_sent() {
+        let tp = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+        assert_eq!(trace_context(Some(tp.into())).as_deref(), Some(tp));
+        let long = format!("{tp}{}", "-x".repeat(600));
+        for junk in ["", "abc", &long, &tp.to_uppercase()] {
+            assert_eq!(trace_context(Some(junk.to_owned())), None, "{junk}");
+        }
+        assert_eq!(trace_context(None), None);
+    }
 
     #[test]
     fn message_carries_request_id_traceparent_and_with_wait_the_waiter_tag() {

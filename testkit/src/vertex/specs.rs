@@ -74,9 +74,71 @@ pub(crate) fn cross_project_refusal(
     })
 }
 
+/// Why a CopyModel request's `encryptionSpec` is refused (400 INVALID_ARGUMENT), if it is.
+/// `EncryptionSpec` (cloud.google.com/vertex-ai/docs/reference/rest/v1/EncryptionSpec) has one
+/// field, `kmsKeyName`: "Required. The Cloud KMS resource identifier of the customer managed
+/// encryption key used to protect a resource. Has the form:
+/// `projects/my-project/locations/my-region/keyRings/my-kr/cryptoKeys/my-key`. The key needs
+/// to be in the same region as where the compute resource is created." Here the resource is
+/// the copy, in `parent`'s location.
+pub(crate) fn encryption_refusal(parent: &str, spec: Option<&Value>) -> Option<String> {
+    let spec = spec?;
+    let Some(fields) = spec.as_object() else {
+        return Some(format!("Invalid value for encryption_spec: {spec}."));
+    };
+    if let Some(unknown) = fields.keys().find(|k| *k != "kmsKeyName") {
+        return Some(format!(
+            "Invalid JSON payload received. Unknown name {unknown:?} at 'encryption_spec'."
+        ));
+    }
+    let key = fields
+        .get("kmsKeyName")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let parts: Vec<&str> = key.split('/').collect();
+    let location = match parts.as_slice() {
+        [
+            "projects",
+            p,
+            "locations",
+            l,
+            "keyRings",
+            r,
+            "cryptoKeys",
+            k,
+        ] if ![p, l, r, k].iter().any(|s| s.is_empty()) => *l,
+        _ => {
+            return Some(format!(
+                "Invalid encryption_spec.kms_key_name {key:?}: expected projects/*/locations/*/keyRings/*/cryptoKeys/*."
+            ));
+        }
+    };
+    let region = parent.split('/').nth(3).unwrap_or_default();
+    (location != region).then(|| {
+        format!("The key {key} is in {location}, but the model is created in {region}: the key needs to be in the same region as the resource.")
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_encryption_spec_needs_a_key_in_the_copy_s_region() {
+        let parent = "projects/222/locations/europe-west4";
+        let key = |k: &str| json!({ "kmsKeyName": k });
+        let ok = key("projects/k/locations/europe-west4/keyRings/r/cryptoKeys/c");
+        assert_eq!(encryption_refusal(parent, None), None);
+        assert_eq!(encryption_refusal(parent, Some(&ok)), None);
+        for bad in [
+            key("projects/k/locations/us-central1/keyRings/r/cryptoKeys/c"),
+            key("projects/k/locations/europe-west4/keyRings/r"),
+            json!({"kmsKeyName": "projects/k/locations/europe-west4/keyRings/r/cryptoKeys/c", "x": 1}),
+            json!("projects/k/locations/europe-west4/keyRings/r/cryptoKeys/c"),
+        ] {
+            assert!(encryption_refusal(parent, Some(&bad)).is_some(), "{bad}");
+        }
+    }
 
     #[test]
     fn only_a_third_party_image_across_projects_fails() {

@@ -229,6 +229,11 @@ impl State {
         }) else {
             return Reply::not_found(format!("Model {source_model} does not exist."));
         };
+        if let Some(why) =
+            super::specs::encryption_refusal(parent, request.encryption_spec.as_ref())
+        {
+            return Reply::invalid(why);
+        }
         let refused = super::specs::cross_project_refusal(source_key, parent, &container_spec);
         let display_name = source.display_name.clone();
         let target = match self.target(parent, &request) {
