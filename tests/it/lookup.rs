@@ -134,3 +134,63 @@ async fn without_topic_retention_an_earlier_event_is_not_found() {
     assert_eq!(run.code, 3, "{}\n{}", run.stdout, run.stderr);
     assert!(events_of(&run.stdout).is_empty(), "{}", run.stdout);
 }
+
+/// A completion event as the worker publishes it, at `time`.
+async fn event(app: &TestApp, id: &str, status: &str, time: &str) {
+    let data = format!(
+        r#"{{"request_id":"{id}","status":"{status}","attempts":1,"accepted_at":"{time}","finished_at":"{time}","context":{{}}}}"#
+    );
+    let ce_id = format!("{id}:{status}");
+    let attrs = [
+        ("request_id", id),
+        ("status", status),
+        ("ce-id", ce_id.as_str()),
+        ("ce-time", time),
+    ];
+    app.topology
+        .publish("copy-completions", data.as_bytes(), &attrs)
+        .await
+        .expect("publish an event");
+}
+
+/// A request that failed and, once replayed, succeeded has two events: `status` answers with
+/// the newest by event time (even when it was published first) and counts the earlier one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_reports_the_newest_event_of_a_request_and_counts_the_earlier_ones() {
+    let (app, seen) = retaining_app("look-newest").await;
+    event(&app, "look-m1", "succeeded", "2026-11-22T10:05:00Z").await;
+    event(&app, "look-m1", "failed", "2026-11-22T10:00:00Z").await;
+    event(&app, "look-m2", "failed", "2026-11-22T10:01:00Z").await;
+    completed(&seen, "look-m2").await;
+    let run = cli(&app, "status", &["look-m1", "--since", "24h"], None, &[]).await;
+    assert_eq!(
+        run.code, 0,
+        "newest succeeded: {}\n{}",
+        run.stdout, run.stderr
+    );
+    let events = events_of(&run.stdout);
+    assert_eq!(events.len(), 1, "one line a request: {}", run.stdout);
+    assert_eq!(events[0]["status"], "succeeded", "{}", run.stdout);
+    let last: Value = serde_json::from_str(run.stdout.lines().last().unwrap()).unwrap();
+    assert_eq!(last["status"]["succeeded"], 1, "{last}");
+    assert_eq!(
+        last["status"]["earlier_events"],
+        serde_json::json!({"look-m1": 1}),
+        "{last}"
+    );
+    assert!(
+        run.stderr
+            .contains("look-m1: the newest of 2 events is shown; earlier: failed"),
+        "{}",
+        run.stderr
+    );
+    // With one that only failed, the answer is 1.
+    let run = cli(&app, "status", &["look-m1,look-m2"], None, &[]).await;
+    assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
+    let last: Value = serde_json::from_str(run.stdout.lines().last().unwrap()).unwrap();
+    assert_eq!(
+        (&last["status"]["succeeded"], &last["status"]["failed"]),
+        (&Value::from(1), &Value::from(1)),
+        "{last}"
+    );
+}
