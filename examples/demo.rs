@@ -234,6 +234,8 @@ impl Running {
         println!("  worker on {base_url} (JSON logs in {})", log.display());
         let opts = TopologyOptions {
             push_base_url: base_url.clone(),
+            // As Terraform's: `status` and `wait` find the events published before they start.
+            completions_retention: Some(copy_worker::topology::RETENTION),
             ..TopologyOptions::default()
         };
         let topology = Topology::create(&emulator.endpoint(), PROJECT, &opts)
