@@ -13,7 +13,7 @@ use crate::helpers::{Knobs, SRC, TestApp, emulator, request, spawn_app};
 use crate::publish::{cli, only_a_sentinel_arrives, requests_inbox};
 
 /// `copy-worker ARGS` against the test's emulator project, stdout and stderr piped.
-fn spawn_cli(app: &TestApp, args: &[&str], stdin: Stdio) -> Child {
+pub fn spawn_cli(app: &TestApp, args: &[&str], stdin: Stdio) -> Child {
     Command::new(env!("CARGO_BIN_EXE_copy-worker"))
         .args(args)
         .env("PUBSUB_EMULATOR_HOST", emulator().host())
@@ -29,7 +29,7 @@ fn spawn_cli(app: &TestApp, args: &[&str], stdin: Stdio) -> Child {
         .expect("spawn copy-worker")
 }
 
-fn sigterm(child: &Child) {
+pub fn sigterm(child: &Child) {
     let pid = child.id().expect("running").to_string();
     let ok = std::process::Command::new("kill")
         .args(["-TERM", &pid])

@@ -13,6 +13,7 @@ use serde_json::Value;
 
 use testkit::pubsub::{Inbox, TopologyOptions};
 
+use crate::cli_input::{sigterm, spawn_cli};
 use crate::helpers::{Knobs, SRC, TestApp, request, spawn_app};
 use crate::publish::cli;
 
@@ -192,5 +193,41 @@ async fn status_reports_the_newest_event_of_a_request_and_counts_the_earlier_one
         (&last["status"]["succeeded"], &last["status"]["failed"]),
         (&Value::from(1), &Value::from(1)),
         "{last}"
+    );
+}
+
+/// SIGTERM (CI cancellation, `timeout`) stops `status` as Ctrl-C does: its summary names what
+/// was not found, exit 3, and its subscription is deleted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_stops_status_with_its_summary_and_deletes_its_subscription() {
+    use tokio::io::{AsyncBufReadExt, BufReader};
+    let (app, _seen) = retaining_app("look-term").await;
+    let before = app.subscriptions().await;
+    let args = ["status", "look-t1", "--read-for", "5m"];
+    let mut child = spawn_cli(&app, &args, std::process::Stdio::null());
+    let mut stderr = BufReader::new(child.stderr.take().unwrap()).lines();
+    let reading = tokio::time::timeout(Duration::from_secs(30), stderr.next_line())
+        .await
+        .expect("status starts reading within 30 s")
+        .unwrap()
+        .unwrap_or_default();
+    assert!(reading.contains("reading through"), "{reading}");
+    sigterm(&child);
+    let out = tokio::time::timeout(Duration::from_secs(30), child.wait_with_output())
+        .await
+        .expect("status exits within 30 s of SIGTERM")
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(3), "{stdout}");
+    let last: Value = serde_json::from_str(stdout.lines().last().expect("a summary")).unwrap();
+    assert_eq!(
+        last["status"]["not_found"],
+        serde_json::json!(["look-t1"]),
+        "{last}"
+    );
+    assert_eq!(
+        app.subscriptions().await,
+        before,
+        "its subscription is deleted"
     );
 }
