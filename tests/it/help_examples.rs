@@ -16,7 +16,10 @@
 
 use std::path::PathBuf;
 use std::process::Stdio;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, BufReader};
 
 use crate::child::free_port;
 use crate::readme::Demo;
@@ -196,6 +199,7 @@ impl World {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         let mut child = cmd.spawn().expect("bash");
+        let stderr = drain(child.stderr.take().unwrap());
         match ends(example) {
             Ends::Exits0 => {}
             Ends::ServesUntilSigterm => {
@@ -203,7 +207,15 @@ impl World {
                 signal_command(&child, "TERM");
             }
             Ends::FollowsUntilCtrlC => {
-                tokio::time::sleep(Duration::from_secs(5)).await;
+                // Once it reads (its subscription exists): Ctrl-C then ends it as a user's would.
+                let t0 = std::time::Instant::now();
+                while !stderr.lock().unwrap().contains("reading") {
+                    assert!(
+                        t0.elapsed() < Duration::from_secs(60),
+                        "not reading:\n{script}"
+                    );
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
                 signal_command(&child, "INT");
             }
         }
@@ -216,7 +228,7 @@ impl World {
             out.status.success(),
             "exited {:?}:\n{script}\nstdout:\n{stdout}\nstderr:\n{}",
             out.status.code(),
-            String::from_utf8_lossy(&out.stderr)
+            stderr.lock().unwrap()
         );
         for (key, shown) in SHOWS.iter().filter(|(k, _)| example.contains(k)) {
             assert!(stdout.contains(shown), "{key}: shows {shown}:\n{stdout}");
@@ -240,6 +252,22 @@ impl World {
         }
         panic!("no /healthz within 30 s:\n{example}");
     }
+}
+
+/// Collects a child's stderr as it comes, so that a test can look at it while the child runs
+/// (and the child never blocks on a full pipe).
+fn drain(stderr: tokio::process::ChildStderr) -> Arc<Mutex<String>> {
+    let text = Arc::new(Mutex::new(String::new()));
+    let sink = text.clone();
+    tokio::spawn(async move {
+        let mut lines = BufReader::new(stderr).lines();
+        while let Ok(Some(line)) = lines.next_line().await {
+            let mut t = sink.lock().unwrap();
+            t.push_str(&line);
+            t.push('\n');
+        }
+    });
+    text
 }
 
 /// Sends `sig` to the command bash runs: its children, or bash itself when it replaced

@@ -91,11 +91,11 @@ impl Consume for Lookup {
 
     /// `--read-for`, or [`SETTLE`] after the last event once every request has one.
     fn quiet_at(&self) -> Option<Instant> {
-        let all = self.wanted.len() == self.looked.events.len();
-        Some(match all {
-            true => self.deadline.min(self.last_found + SETTLE),
-            false => self.deadline,
-        })
+        if self.wanted.len() == self.looked.events.len() {
+            Some(self.deadline.min(self.last_found + SETTLE))
+        } else {
+            Some(self.deadline)
+        }
     }
 
     fn on_delivery(&mut self, received: Received) -> ControlFlow<()> {
