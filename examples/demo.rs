@@ -234,6 +234,8 @@ impl Running {
         println!("  worker on {base_url} (JSON logs in {})", log.display());
         let opts = TopologyOptions {
             push_base_url: base_url.clone(),
+            // As Terraform's: `status` and `wait` find the events published before they start.
+            completions_retention: Some(copy_worker::topology::RETENTION),
             ..TopologyOptions::default()
         };
         let topology = Topology::create(&emulator.endpoint(), PROJECT, &opts)
@@ -364,9 +366,11 @@ async fn show_replay_dry_run(emulator: &Emulator) -> anyhow::Result<()> {
         emulator.host()
     );
     let args = Cmd::<ReplayArgs>::try_parse_from(argv.split(' '))?.args;
-    let code = copy_worker::cli::replay::run(args).await;
-    anyhow::ensure!(code == 0, "replay --dry-run exited {code}");
-    Ok(())
+    // The run itself, not `replay::run`, which takes over Ctrl-C for the rest of the process.
+    let plan = args.plan().map_err(anyhow::Error::msg)?;
+    let (summary, result) = copy_worker::cli::replay::execute(plan).await;
+    println!("{}", summary.to_json());
+    result.context("replay --dry-run")
 }
 
 async fn show_events_table(events: EventsRun) -> anyhow::Result<()> {

@@ -10,7 +10,7 @@ bash scripts/prerequisites.sh
 # fast the emulator releases leases and retries pushes (docs/reliability.md). With the
 # rest of the suite hammering the same emulator on two cores, those timings stretch past
 # the tests' bounds; run them afterwards, alone and one at a time.
-ISOLATED=(crash:: replay::sigkilled publish::shared_subscription callbacks::sigkilled readme::the_readme)
+ISOLATED=(crash:: replay::sigkilled publish::shared_subscription callbacks::sigkilled readme::the_readme help_examples::every)
 skips=()
 for t in "${ISOLATED[@]}"; do skips+=(--skip "$t"); done
 

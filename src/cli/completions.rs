@@ -8,12 +8,13 @@ pub const EXAMPLES: &str = "\
 Examples:
   # bash (current shell, then for every new one):
   source <(copy-worker completions bash)
+  mkdir -p ~/.local/share/bash-completion/completions
   copy-worker completions bash > ~/.local/share/bash-completion/completions/copy-worker
 
   # zsh (a directory on $fpath):
   copy-worker completions zsh > ~/.zfunc/_copy-worker
 
-  # fish:
+  # fish (its completions directory):
   copy-worker completions fish > ~/.config/fish/completions/copy-worker.fish";
 
 #[derive(Debug, Clone, Args)]

@@ -3,6 +3,7 @@
 
 use super::exit;
 use crate::app::{WorkerService, worker_service};
+use crate::clients::reach::Endpoint;
 use crate::config::{Config, ServeArgs};
 use crate::telemetry;
 
@@ -46,6 +47,14 @@ pub async fn run(args: &ServeArgs) -> u8 {
         Ok(started) => started,
         Err(code) => return code,
     };
+    // An emulator the user named answers first: one line and exit 4 within seconds, not a
+    // worker that starts and then fails every delivery.
+    if let Some(host) = &cfg.emulator_host
+        && let Err(e) = Endpoint::emulator(host).check().await
+    {
+        eprintln!("copy-worker: {e}");
+        return exit::PUBSUB;
+    }
     match crate::app::run(cfg, service).await {
         Ok(()) => exit::OK,
         Err(e) => {

@@ -1,5 +1,5 @@
 //! Ctrl-C and SIGTERM as one request to stop, for the CLI's long-running commands
-//! (`publish --wait`, `wait`, `status`, `events`): CI cancellation and `timeout` send SIGTERM,
+//! (`publish --wait`, `wait`, `status`, `events`, `replay`): CI cancellation and `timeout` send SIGTERM,
 //! and the command must end as it does on Ctrl-C (summary, resume command, exit code,
 //! subscription deleted or kept), not die with 143 and leave its subscription behind.
 //!
@@ -7,8 +7,8 @@
 //! signal ends the process, and one that arrives while the command is still creating its
 //! subscription or publishing is kept by the signal stream until the reading loop
 //! ([`stopped`]) or a check ([`requested`]) looks. Nothing runs in the background (no task
-//! is spawned): the streams are polled only by whoever asks. A command that never calls
-//! [`listen`] (`replay`) keeps Ctrl-C only, as before.
+//! is spawned): the streams are polled only by whoever asks. A process that never calls
+//! [`listen`] keeps both signals' default actions.
 
 use std::sync::{Mutex, OnceLock};
 use std::task::{Context, Poll};

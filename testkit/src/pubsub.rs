@@ -74,6 +74,10 @@ pub struct TopologyOptions {
     /// simulate a missing topic and create both later with [`Topology::create_topic`] and
     /// [`Topology::create_pull_subscription`].
     pub create_completions_topic: bool,
+    /// Message retention of `copy-completions`, as Terraform sets it (7 days), so that a new
+    /// subscription seeked back finds earlier events (`status`, `wait`). `None`: no retention,
+    /// the topic's default. The emulator retains only for a topic created with it.
+    pub completions_retention: Option<Duration>,
     /// The OIDC token the push subscriptions are configured to send, as the Terraform module
     /// sets it. The emulator stores it and returns it from GetSubscription, but sends no
     /// token with its pushes (DESIGN.md §8), so a worker under test runs with PUSH_AUTH=none;
@@ -98,6 +102,7 @@ impl Default for TopologyOptions {
             max_delivery_attempts: topology::MAX_DELIVERY_ATTEMPTS,
             legacy_operations: false,
             create_completions_topic: true,
+            completions_retention: None,
             push_oidc: None,
         }
     }
@@ -146,7 +151,15 @@ impl Topology {
         ignore_already_exists(replay.send().await)
             .with_context(|| format!("creating {COPY_DEAD_LETTER_REPLAY}"))?;
         if opts.create_completions_topic {
-            topology.create_topic(COPY_COMPLETIONS).await?;
+            let completions = topology
+                .topics
+                .create_topic()
+                .set_name(topology.topic(COPY_COMPLETIONS))
+                .set_or_clear_message_retention_duration(
+                    opts.completions_retention.map(wkt_duration),
+                );
+            ignore_already_exists(completions.send().await)
+                .with_context(|| format!("creating topic {COPY_COMPLETIONS}"))?;
             topology
                 .create_pull_subscription(COPY_COMPLETIONS_ALL, COPY_COMPLETIONS)
                 .await?;

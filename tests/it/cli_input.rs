@@ -13,7 +13,7 @@ use crate::helpers::{Knobs, SRC, TestApp, emulator, request, spawn_app};
 use crate::publish::{cli, only_a_sentinel_arrives, requests_inbox};
 
 /// `copy-worker ARGS` against the test's emulator project, stdout and stderr piped.
-fn spawn_cli(app: &TestApp, args: &[&str], stdin: Stdio) -> Child {
+pub fn spawn_cli(app: &TestApp, args: &[&str], stdin: Stdio) -> Child {
     Command::new(env!("CARGO_BIN_EXE_copy-worker"))
         .args(args)
         .env("PUBSUB_EMULATOR_HOST", emulator().host())
@@ -29,7 +29,7 @@ fn spawn_cli(app: &TestApp, args: &[&str], stdin: Stdio) -> Child {
         .expect("spawn copy-worker")
 }
 
-fn sigterm(child: &Child) {
+pub fn sigterm(child: &Child) {
     let pid = child.id().expect("running").to_string();
     let ok = std::process::Command::new("kill")
         .args(["-TERM", &pid])
@@ -229,6 +229,7 @@ async fn a_dead_endpoint_is_one_line_naming_it_and_where_its_value_came_from() {
         &["wait", "--request-id", "r1"][..],
         &["events", "--idle-timeout", "1s"][..],
         &["status", "r1"][..],
+        &["replay"][..],
     ] {
         let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
         let (code, _, stderr) = run(args.clone(), by_var.clone()).await;
@@ -239,6 +240,28 @@ async fn a_dead_endpoint_is_one_line_naming_it_and_where_its_value_came_from() {
         assert_eq!(stderr.lines().count(), 1, "{args:?}: {stderr}");
         assert!(stderr.contains(&want), "{args:?}: {stderr}");
     }
+    // `serve` too, with a configuration that is otherwise complete: exit 4 at once, not a
+    // worker that starts and fails every delivery.
+    let serve_env = vec![
+        ("PUBSUB_EMULATOR_HOST", dead.clone()),
+        ("PUSH_AUTH", "none".to_owned()),
+        ("PORT", "0".to_owned()),
+        ("COPY_START_QUEUE", crate::helpers::START_QUEUE.to_owned()),
+        ("COPY_POLL_QUEUE", crate::helpers::POLL_QUEUE.to_owned()),
+        ("TASKS_URL", "http://127.0.0.1:8080".to_owned()),
+    ];
+    let t0 = std::time::Instant::now();
+    let (code, _, stderr) = run(vec!["serve".into()], serve_env).await;
+    assert_eq!(code, Some(4), "{stderr}");
+    assert!(t0.elapsed() < Duration::from_secs(10), "{:?}", t0.elapsed());
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "{stderr}");
+    assert!(
+        lines[0].contains(&format!(
+            "cannot reach the Pub/Sub emulator at {dead} (set by PUBSUB_EMULATOR_HOST)"
+        )),
+        "{stderr}"
+    );
     // Given as a flag, the flag is named.
     let mut args: Vec<String> = publish.iter().map(|a| a.to_string()).collect();
     args.extend(["--pubsub-emulator-host".into(), dead.clone()]);

@@ -13,6 +13,7 @@ use serde_json::Value;
 
 use testkit::pubsub::{Inbox, TopologyOptions};
 
+use crate::cli_input::{sigterm, spawn_cli};
 use crate::helpers::{Knobs, SRC, TestApp, request, spawn_app};
 use crate::publish::cli;
 
@@ -133,4 +134,100 @@ async fn without_topic_retention_an_earlier_event_is_not_found() {
     let run = cli(&app, "status", &["look-n1", "--read-for", "3s"], None, &[]).await;
     assert_eq!(run.code, 3, "{}\n{}", run.stdout, run.stderr);
     assert!(events_of(&run.stdout).is_empty(), "{}", run.stdout);
+}
+
+/// A completion event as the worker publishes it, at `time`.
+async fn event(app: &TestApp, id: &str, status: &str, time: &str) {
+    let data = format!(
+        r#"{{"request_id":"{id}","status":"{status}","attempts":1,"accepted_at":"{time}","finished_at":"{time}","context":{{}}}}"#
+    );
+    let ce_id = format!("{id}:{status}");
+    let attrs = [
+        ("request_id", id),
+        ("status", status),
+        ("ce-id", ce_id.as_str()),
+        ("ce-time", time),
+    ];
+    app.topology
+        .publish("copy-completions", data.as_bytes(), &attrs)
+        .await
+        .expect("publish an event");
+}
+
+/// A request that failed and, once replayed, succeeded has two events: `status` answers with
+/// the newest by event time (even when it was published first) and counts the earlier one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_reports_the_newest_event_of_a_request_and_counts_the_earlier_ones() {
+    let (app, seen) = retaining_app("look-newest").await;
+    event(&app, "look-m1", "succeeded", "2026-11-22T10:05:00Z").await;
+    event(&app, "look-m1", "failed", "2026-11-22T10:00:00Z").await;
+    event(&app, "look-m2", "failed", "2026-11-22T10:01:00Z").await;
+    completed(&seen, "look-m2").await;
+    let run = cli(&app, "status", &["look-m1", "--since", "24h"], None, &[]).await;
+    assert_eq!(
+        run.code, 0,
+        "newest succeeded: {}\n{}",
+        run.stdout, run.stderr
+    );
+    let events = events_of(&run.stdout);
+    assert_eq!(events.len(), 1, "one line a request: {}", run.stdout);
+    assert_eq!(events[0]["status"], "succeeded", "{}", run.stdout);
+    let last: Value = serde_json::from_str(run.stdout.lines().last().unwrap()).unwrap();
+    assert_eq!(last["status"]["succeeded"], 1, "{last}");
+    assert_eq!(
+        last["status"]["earlier_events"],
+        serde_json::json!({"look-m1": 1}),
+        "{last}"
+    );
+    assert!(
+        run.stderr
+            .contains("look-m1: the newest of 2 events is shown; earlier: failed"),
+        "{}",
+        run.stderr
+    );
+    // With one that only failed, the answer is 1.
+    let run = cli(&app, "status", &["look-m1,look-m2"], None, &[]).await;
+    assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
+    let last: Value = serde_json::from_str(run.stdout.lines().last().unwrap()).unwrap();
+    assert_eq!(
+        (&last["status"]["succeeded"], &last["status"]["failed"]),
+        (&Value::from(1), &Value::from(1)),
+        "{last}"
+    );
+}
+
+/// SIGTERM (CI cancellation, `timeout`) stops `status` as Ctrl-C does: its summary names what
+/// was not found, exit 3, and its subscription is deleted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_stops_status_with_its_summary_and_deletes_its_subscription() {
+    use tokio::io::{AsyncBufReadExt, BufReader};
+    let (app, _seen) = retaining_app("look-term").await;
+    let before = app.subscriptions().await;
+    let args = ["status", "look-t1", "--read-for", "5m"];
+    let mut child = spawn_cli(&app, &args, std::process::Stdio::null());
+    let mut stderr = BufReader::new(child.stderr.take().unwrap()).lines();
+    let reading = tokio::time::timeout(Duration::from_secs(30), stderr.next_line())
+        .await
+        .expect("status starts reading within 30 s")
+        .unwrap()
+        .unwrap_or_default();
+    assert!(reading.contains("reading through"), "{reading}");
+    sigterm(&child);
+    let out = tokio::time::timeout(Duration::from_secs(30), child.wait_with_output())
+        .await
+        .expect("status exits within 30 s of SIGTERM")
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(3), "{stdout}");
+    let last: Value = serde_json::from_str(stdout.lines().last().expect("a summary")).unwrap();
+    assert_eq!(
+        last["status"]["not_found"],
+        serde_json::json!(["look-t1"]),
+        "{last}"
+    );
+    assert_eq!(
+        app.subscriptions().await,
+        before,
+        "its subscription is deleted"
+    );
 }

@@ -18,6 +18,7 @@ mod envelope_props;
 mod events;
 mod examples;
 mod faults;
+mod help_examples;
 mod helpers;
 mod hostile;
 mod idempotency;

@@ -1,13 +1,14 @@
 //! The README's "Try it on your machine" section, run as printed against `demo --keep`
 //! (DESIGN.md §9, "The demo"): every `sh` block there must exit 0 with the environment the
-//! demo prints.
+//! demo prints. [`Demo`] is that stack and that environment, for the other tests that run
+//! documented commands as printed (`help_examples`).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
 use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::Command;
+use tokio::process::{Child, Command};
 
 const SECTION: &str = "## Try it on your machine";
 
@@ -30,7 +31,7 @@ fn blocks(readme: &str) -> Vec<String> {
 }
 
 /// `target/<profile>/examples/NAME`, which `cargo test` builds with the examples.
-fn example_binary(name: &str) -> PathBuf {
+pub fn example_binary(name: &str) -> PathBuf {
     let bin = PathBuf::from(env!("CARGO_BIN_EXE_copy-worker"));
     let path = bin.parent().unwrap().join("examples").join(name);
     assert!(
@@ -52,6 +53,96 @@ fn exports(line: &str) -> Vec<(String, String)> {
         .collect()
 }
 
+/// `demo --keep`, running: the local stack, with the environment its export line sets.
+pub struct Demo {
+    child: Child,
+    /// The `export A=1 B=2` pairs.
+    pub env: Vec<(String, String)>,
+}
+
+impl Demo {
+    /// Starts `demo --keep` and waits (at most 300 s) for its export line.
+    pub async fn start() -> Demo {
+        let mut child = Command::new(example_binary("demo"))
+            .arg("--keep")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start demo --keep");
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let mut seen = String::new();
+        let env = tokio::time::timeout(Duration::from_secs(300), async {
+            while let Some(line) = lines.next_line().await.unwrap() {
+                seen.push_str(&line);
+                seen.push('\n');
+                if line.starts_with("export ") {
+                    return exports(&line);
+                }
+            }
+            panic!("demo --keep ended without an export line:\n{seen}");
+        })
+        .await
+        .expect("demo --keep prints its export line within 300 s");
+        assert!(
+            env.iter().any(|(k, _)| k == "PUBSUB_EMULATOR_HOST"),
+            "{env:?}"
+        );
+        // Keep draining the demo's stdout so it never blocks on a full pipe.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        Demo { child, env }
+    }
+
+    /// The exported value of `key`.
+    pub fn var(&self, key: &str) -> &str {
+        let found = self.env.iter().find(|(k, _)| k == key);
+        found
+            .map(|(_, v)| v.as_str())
+            .unwrap_or_else(|| panic!("no {key} in {:?}", self.env))
+    }
+
+    /// `bash -euo pipefail -c script` in `dir`, as a reader runs it after pasting the export
+    /// line: the CLI on `PATH`, and none of the caller's own Pub/Sub settings.
+    pub fn shell(&self, script: &str, dir: &Path) -> Command {
+        let bin_dir = PathBuf::from(env!("CARGO_BIN_EXE_copy-worker"))
+            .parent()
+            .unwrap()
+            .to_owned();
+        let path = format!(
+            "{}:{}",
+            bin_dir.display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
+        let mut cmd = Command::new("bash");
+        cmd.args(["-euo", "pipefail", "-c", script])
+            .current_dir(dir)
+            .env("PATH", &path)
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .env_remove("COPY_COMPLETIONS_SUBSCRIPTION")
+            .env_remove("COPY_DEAD_LETTER_SUBSCRIPTION")
+            .env_remove("GOOGLE_APPLICATION_CREDENTIALS")
+            .stdin(Stdio::null())
+            .kill_on_drop(true);
+        cmd
+    }
+
+    /// Ctrl-C: the demo stops the emulator it started, and exits 0.
+    pub async fn stop(mut self) {
+        if let Some(pid) = self.child.id() {
+            let _ = Command::new("kill")
+                .args(["-INT", &pid.to_string()])
+                .status()
+                .await;
+        }
+        let stopped = tokio::time::timeout(Duration::from_secs(60), self.child.wait()).await;
+        assert!(
+            matches!(stopped, Ok(Ok(s)) if s.success()),
+            "demo --keep stops cleanly on Ctrl-C: {stopped:?}"
+        );
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_readme_local_stack_commands_work_as_printed_against_demo_keep() {
     let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
@@ -62,57 +153,11 @@ async fn the_readme_local_stack_commands_work_as_printed_against_demo_keep() {
         "the section has {} sh blocks",
         blocks.len()
     );
-    let mut demo = Command::new(example_binary("demo"))
-        .arg("--keep")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("start demo --keep");
-    let mut lines = BufReader::new(demo.stdout.take().unwrap()).lines();
-    let mut seen = String::new();
-    let env = tokio::time::timeout(Duration::from_secs(300), async {
-        while let Some(line) = lines.next_line().await.unwrap() {
-            seen.push_str(&line);
-            seen.push('\n');
-            if line.starts_with("export ") {
-                return exports(&line);
-            }
-        }
-        panic!("demo --keep ended without an export line:\n{seen}");
-    })
-    .await
-    .expect("demo --keep prints its export line within 300 s");
-    assert!(
-        env.iter().any(|(k, _)| k == "PUBSUB_EMULATOR_HOST"),
-        "{env:?}"
-    );
-    // Keep draining the demo's stdout so it never blocks on a full pipe.
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-
-    let bin_dir = PathBuf::from(env!("CARGO_BIN_EXE_copy-worker"))
-        .parent()
-        .unwrap()
-        .to_owned();
-    let path = format!(
-        "{}:{}",
-        bin_dir.display(),
-        std::env::var("PATH").unwrap_or_default()
-    );
+    let demo = Demo::start().await;
     let work = std::env::temp_dir().join(format!("cw-readme-{}", std::process::id()));
     std::fs::create_dir_all(&work).unwrap();
     for (i, block) in blocks.iter().enumerate() {
-        let run = Command::new("bash")
-            .args(["-euo", "pipefail", "-c", block])
-            .current_dir(&work)
-            .env("PATH", &path)
-            .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-            .env_remove("COPY_COMPLETIONS_SUBSCRIPTION")
-            .env_remove("COPY_DEAD_LETTER_SUBSCRIPTION")
-            .env_remove("GOOGLE_APPLICATION_CREDENTIALS")
-            .stdin(Stdio::null())
-            .output();
+        let run = demo.shell(block, &work).output();
         let out = tokio::time::timeout(Duration::from_secs(240), run)
             .await
             .unwrap_or_else(|_| panic!("block {i} ran past 240 s:\n{block}"))
@@ -140,18 +185,7 @@ async fn the_readme_local_stack_commands_work_as_printed_against_demo_keep() {
         }
     }
     let _ = std::fs::remove_dir_all(&work);
-    // Ctrl-C: the demo stops the emulator it started.
-    if let Some(pid) = demo.id() {
-        let _ = Command::new("kill")
-            .args(["-INT", &pid.to_string()])
-            .status()
-            .await;
-    }
-    let stopped = tokio::time::timeout(Duration::from_secs(60), demo.wait()).await;
-    assert!(
-        matches!(stopped, Ok(Ok(s)) if s.success()),
-        "demo --keep stops cleanly on Ctrl-C: {stopped:?}"
-    );
+    demo.stop().await;
 }
 
 /// `cargo run --example fake-vertex -- --port P`: the Vertex AI fake on its own serves the

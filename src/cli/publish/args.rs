@@ -15,7 +15,7 @@ Examples:
     --source-model projects/src-proj/locations/us-central1/models/7704127342733426688@3 \\
     --destination-project dst-proj --destination-location europe-west4 \\
     --destination-model-id target-model-260213 --context pipeline=nightly
-  # prints {\"request_id\":\"…\",\"message_id\":\"…\"}
+  # prints {\"message_id\":\"…\",\"published_at\":\"…\",\"request_id\":\"…\"}
 
   # Many requests, one JSON object a line (a file, or - for stdin):
   copy-worker publish --project my-proj --file requests.jsonl
@@ -27,7 +27,8 @@ Examples:
 
 With --wait, stdout gets one line per published request, then each completion event as it
 arrives, then one summary:
-  {\"summary\":{\"outcome\",\"requests\",\"succeeded\",\"failed\",\"rejected\",\"pending\",\"subscription\",\"resume\"}}
+  {\"summary\":{\"outcome\",\"requests\",\"succeeded\",\"failed\",\"rejected\",\"other_status\",\"pending\",
+   \"subscription\",\"resume\"}}
 When stderr is a terminal, a progress bar counts the requests that ended.
 
 Exit codes:

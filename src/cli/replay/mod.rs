@@ -106,8 +106,8 @@ Examples:
   # Webhook callbacks whose receiver refused them, once the receiver is fixed:
   copy-worker replay --callbacks --error-code CALLBACK_REJECTED
 
-  # Against the Pub/Sub emulator:
-  PUBSUB_EMULATOR_HOST=127.0.0.1:8085 GOOGLE_CLOUD_PROJECT=copy-worker-demo copy-worker replay
+  # Against the local stack (cargo run --example demo -- --keep, then its export line):
+  copy-worker replay --idle-timeout 5s
 
 Each dead letter is acked only after its republish returned a message id. Skipped messages
 are handed back untouched. stdout gets one JSON summary:
@@ -116,9 +116,14 @@ are handed back untouched. stdout gets one JSON summary:
 A request that fails again while the run is still reading comes back as a new dead letter;
 the run leaves it in place (skipped_replayed_this_run): one run replays a request once.
 
-Exit codes: 0 done; 2 usage; 4 Pub/Sub error: the subscription could not be read, the target
-topic does not exist (checked before reading), or a republish failed (the run stopped and every
-dead letter not yet replayed was left in place). The summary then has an \"error\" field.";
+Ctrl-C or SIGTERM stops the run: the republishes under way finish and are acked, every other
+dead letter stays in place, and the summary's \"error\" says so; run the same command again to
+carry on.
+
+Exit codes: 0 done; 2 usage; 3 interrupted (Ctrl-C or SIGTERM); 4 Pub/Sub error: the emulator
+or the subscription could not be reached, the target topic does not exist (checked before
+reading), or a republish failed (the run stopped and every dead letter not yet replayed was
+left in place). The summary then has an \"error\" field.";
 
 fn parse_rate(s: &str) -> Result<f64, String> {
     match s.parse::<f64>() {
@@ -162,6 +167,9 @@ impl ReplayArgs {
 /// Runs the command; returns the process exit code. The JSON summary is printed even when the
 /// run stopped on an error, so a caller always learns what was moved.
 pub async fn run(args: ReplayArgs) -> u8 {
+    // SIGTERM (CI cancellation, `timeout`) stops a run as Ctrl-C does: what is in flight
+    // finishes, the rest is handed back, and the summary is printed.
+    crate::clients::interrupt::listen();
     let mut plan = match args.plan() {
         Ok(p) => p,
         Err(e) => {
@@ -169,12 +177,10 @@ pub async fn run(args: ReplayArgs) -> u8 {
             return exit::USAGE;
         }
     };
-    match args.pubsub.connect().await {
+    // Credentials (exit 2), and an emulator that answers within seconds (exit 4).
+    match super::args::connect("copy-worker replay", &args.pubsub).await {
         Ok(conn) => plan.conn = conn,
-        Err(e) => {
-            eprintln!("copy-worker replay: {e}");
-            return exit::USAGE;
-        }
+        Err(code) => return code,
     }
     let (mut summary, result) = execute(plan).await;
     summary.error = result.as_ref().err().map(ToString::to_string);

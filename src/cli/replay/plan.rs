@@ -47,6 +47,15 @@ pub enum ReplayError {
         "the target topic {topic} does not exist; nothing was read or moved (create it, or name another with --topic)"
     )]
     TopicNotFound { topic: String },
+    /// Ctrl-C or SIGTERM stopped the run: the republishes under way finished, and the rest
+    /// is still on the subscription; the same command carries on.
+    #[error(
+        "interrupted ({by}): every dead letter not yet replayed is still on {subscription}; run the same command again to carry on"
+    )]
+    Interrupted {
+        by: &'static str,
+        subscription: String,
+    },
     /// A republish failed, so the run stopped; fix the target topic and run again.
     #[error("{}", publish_message(.topic, .message, *.not_found))]
     Publish {
@@ -69,9 +78,13 @@ fn publish_message(topic: &str, message: &str, not_found: bool) -> String {
 }
 
 impl ReplayError {
-    /// Exit code of `copy-worker replay`: every stop is a Pub/Sub error (4), as for `publish`.
+    /// Exit code of `copy-worker replay`: 3 when interrupted, as a wait is; every other stop
+    /// is a Pub/Sub error (4), as for `publish`.
     pub fn exit_code(&self) -> u8 {
-        exit::PUBSUB
+        match self {
+            ReplayError::Interrupted { .. } => exit::TIMEOUT,
+            _ => exit::PUBSUB,
+        }
     }
 }
 

@@ -19,7 +19,7 @@ use super::pace::Pacer;
 use super::plan::{Plan, ReplayError};
 use super::rules::Verdict;
 use super::summary::{Progress, Summary};
-use crate::clients::pubsub::read::{Consume, Lease, ReadError, Reader, Received};
+use crate::clients::pubsub::read::{Consume, Ended, Lease, ReadError, Reader, Received};
 use crate::clients::pubsub::to_message;
 
 /// Most republishes in flight at once without `--rate`.
@@ -119,7 +119,9 @@ impl Pump {
         let max_outstanding = self.window.max(100) as i64;
         let lease = Lease::Held { max_outstanding };
         let mut reader = Reader::open(subscriber, &self.plan.subscription, lease);
-        reader.run(self).await;
+        if reader.run(self).await == Ended::Interrupted {
+            self.stop_for_signal().await;
+        }
         let (seen, summary) = (&self.seen, &mut self.summary);
         reader
             .close_held(|r| {
@@ -136,6 +138,20 @@ impl Pump {
         match self.error.take() {
             Some(e) => Err(e),
             None => Ok(()),
+        }
+    }
+
+    /// Ctrl-C or SIGTERM: nothing more is taken on, the republishes waiting for their slot
+    /// hand back, and those under way finish (and are acked) before the reader closes.
+    async fn stop_for_signal(&mut self) {
+        let by = crate::clients::interrupt::requested().unwrap_or("Ctrl-C");
+        let subscription = self.plan.subscription.clone();
+        self.fail(ReplayError::Interrupted { by, subscription });
+        while self.in_flight > 0 {
+            match self.done_rx.recv().await {
+                Some(done) => self.on_done(done),
+                None => break,
+            }
         }
     }
 
@@ -269,9 +285,9 @@ async fn replay_one(shared: &Shared, slot: Instant, received: Received) -> Done 
 impl Consume for Pump {
     /// A republish that ended.
     type Side = Done;
-    /// Ctrl-C ends the process, as before the loop was shared: every dead letter not yet
-    /// replayed stays on the subscription.
-    const CTRL_C_STOPS: bool = false;
+    /// Ctrl-C and SIGTERM (once `run` listens for it) stop the run: see
+    /// [`Pump::stop_for_signal`].
+    const CTRL_C_STOPS: bool = true;
 
     /// Over once nothing is in flight and there is nothing more to take on.
     fn finished(&self) -> bool {

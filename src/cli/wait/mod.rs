@@ -41,7 +41,8 @@ its own, seeked back to --since ago (with --file of publish's output: to its pub
 an event published before it started is found as long as copy-completions retains it (7 days
 with the Terraform module; a topic without message retention keeps nothing for a new
 subscription). stdout gets each event as one JSON line, then one summary:
-  {\"summary\":{\"outcome\",\"requests\",\"succeeded\",\"failed\",\"rejected\",\"pending\",\"subscription\",\"resume\"}}
+  {\"summary\":{\"outcome\",\"requests\",\"succeeded\",\"failed\",\"rejected\",\"other_status\",\"pending\",
+   \"subscription\",\"resume\"}}
 
 Exit codes: 0 every request succeeded; 1 some failed or were rejected; 2 usage; 3 timeout,
 Ctrl-C or SIGTERM (the summary's \"resume\" carries on, and a subscription of its own is kept

@@ -382,3 +382,52 @@ async fn a_missing_subscription_or_target_topic_exits_4_with_an_error_in_the_sum
     assert_eq!(fine.code, 0, "stderr: {}", fine.stderr);
     assert!(fine.summary.get("error").is_none(), "{}", fine.summary);
 }
+
+/// SIGTERM (CI cancellation, `timeout`) stops a replay as Ctrl-C does: the republishes under
+/// way finish, the summary is printed with why it stopped and how to carry on, exit 3, and
+/// every dead letter not yet replayed is still on the subscription, none lost and none moved
+/// twice (DESIGN.md §6).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_stops_replay_with_its_summary_and_leaves_the_rest_in_place() {
+    const N: usize = 20;
+    let b = bench("term", true).await;
+    let ids = many_dead_letters(&b, N).await;
+    let child = replay_command(&b.topology.project, &["--rate", "2"])
+        .spawn()
+        .unwrap();
+    b.target()
+        .wait_for(3, Duration::from_secs(30), |_| true)
+        .await
+        .unwrap();
+    let pid = child.id().expect("running").to_string();
+    let killed = tokio::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .await
+        .unwrap();
+    assert!(killed.success());
+    let out = tokio::time::timeout(Duration::from_secs(30), child.wait_with_output())
+        .await
+        .expect("replay exits within 30 s of SIGTERM")
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stdout}\n{stderr}");
+    let summary: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    let replayed = summary["replayed"].as_u64().unwrap() as usize;
+    assert!((3..N).contains(&replayed), "{summary}");
+    let error = summary["error"].as_str().unwrap_or_default();
+    assert!(
+        error.starts_with("interrupted (SIGTERM)") && error.contains("run the same command again"),
+        "{summary}"
+    );
+    assert!(stderr.contains(error), "{stderr}");
+    // What was republished was acked; everything else is still there.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let moved: HashSet<String> = request_ids(&b.target().snapshot()).into_iter().collect();
+    assert_eq!(moved.len(), replayed, "each republished once: {summary}");
+    let left: HashSet<String> = request_ids(&b.left_in_place().await).into_iter().collect();
+    assert!(moved.is_disjoint(&left), "{moved:?} {left:?}");
+    let all: HashSet<String> = moved.union(&left).cloned().collect();
+    assert_eq!(all, ids, "none lost");
+}

@@ -1,15 +1,21 @@
 //! `copy-worker status REQUEST_ID…` (DESIGN.md §6): what happened to requests published
 //! earlier. It reads `copy-completions` through a new subscription of its own, seeked back to
-//! `--since` ago, so the events the topic retains are found; it reads for `--read-for`, prints
-//! each request's event, one summary, and deletes the subscription.
+//! `--since` ago, so the events the topic retains are found; it reads for `--read-for` (or until
+//! every request has an event and no more come), prints each request's newest event, one
+//! summary, and deletes the subscription.
+//!
+//! - [`lookup`]: the reading, which keeps every event of a request and picks the newest.
+
+mod lookup;
 
 use std::time::{Duration, SystemTime};
 
 use serde_json::json;
 
+use self::lookup::Looked;
 use super::args::{PubSubArgs, parse_duration};
 use super::exit;
-use super::wait::follow::{self, Followed, WaitOutcome};
+use super::wait::follow::{Counts, Followed, WaitOutcome, Waiting};
 use super::wait::own;
 use crate::clients::pubsub::full_topic;
 use crate::clients::temp_subscription::WaitSource;
@@ -19,8 +25,11 @@ Examples:
   # What happened to last night's requests (events of the last 24 hours):
   copy-worker status --project my-proj --since 24h nightly-2026-11-22 nightly-2026-11-23
 
-stdout gets each request's first event as one JSON line, then one summary:
-  {\"status\":{\"requests\",\"succeeded\",\"failed\",\"rejected\",\"other_status\",\"not_found\",\"since\"}}
+stdout gets each request's newest event (by event time) as one JSON line, then one summary:
+  {\"status\":{\"requests\",\"succeeded\",\"failed\",\"rejected\",\"other_status\",\"not_found\",
+   \"earlier_events\",\"since\"}}
+A request with several events (a failed one, then after a replay a succeeded one) is judged by
+its newest; \"earlier_events\" counts the others by request id, and stderr names their statuses.
 It finds what copy-completions still retains (7 days with the Terraform module); on a topic
 without message retention it finds nothing published before it started.
 
@@ -80,16 +89,16 @@ pub async fn run(args: StatusArgs) -> u8 {
         Ok(s) => s,
         Err(e) => return say(e, exit::PUBSUB),
     };
-    let mut stdout = std::io::stdout();
-    let followed = follow::wait(&conn, &source, ids, args.read_for, &mut stdout).await;
+    let looked = lookup::look_up(&conn, source.name(), &ids, args.read_for).await;
     if let WaitSource::Own(sub) = source
         && let Err(e) = sub.delete().await
     {
         eprintln!("{WHO}: warning: {e}");
     }
-    match followed {
-        Ok(f) => {
-            println!("{}", summary(&f, since));
+    match looked {
+        Ok(looked) => {
+            let f = answer(&looked, ids);
+            println!("{}", summary(&f, &looked, since));
             match f.outcome {
                 WaitOutcome::AllSucceeded => exit::OK,
                 WaitOutcome::SomeFailed => exit::FAILED,
@@ -106,8 +115,34 @@ fn say(e: impl std::fmt::Display, code: u8) -> u8 {
     code
 }
 
-/// `{"status":{…}}`: the counts, and the requests without an event.
-fn summary(f: &Followed, since: SystemTime) -> serde_json::Value {
+/// Prints each request's newest event, notes its earlier ones on stderr, and judges the
+/// requests by their newest events.
+fn answer(looked: &Looked, ids: Vec<String>) -> Followed {
+    let mut waiting = Waiting::new(ids.clone());
+    for id in &ids {
+        let Some((newest, earlier)) = looked.newest(id) else {
+            continue;
+        };
+        println!("{}", newest.line);
+        waiting.judge(Some(id), newest.status.as_deref());
+        if !earlier.is_empty() {
+            eprintln!(
+                "{WHO}: {id}: the newest of {} events is shown; earlier: {}",
+                earlier.len() + 1,
+                earlier.join(", ")
+            );
+        }
+    }
+    Followed {
+        outcome: waiting.outcome(looked.interrupted),
+        counts: Counts::default(),
+        waiting,
+    }
+}
+
+/// `{"status":{…}}`: the counts by newest event, the requests without an event, and how
+/// many earlier events the others had.
+fn summary(f: &Followed, looked: &Looked, since: SystemTime) -> serde_json::Value {
     let w = &f.waiting;
     let not_found = match &f.outcome {
         WaitOutcome::TimedOut { pending } | WaitOutcome::Interrupted { pending } => pending.clone(),
@@ -121,14 +156,24 @@ fn summary(f: &Followed, since: SystemTime) -> serde_json::Value {
         "rejected": w.count("rejected"),
         "other_status": w.finished() - known,
         "not_found": not_found,
+        "earlier_events": earlier_events(looked),
         "since": humantime::format_rfc3339_seconds(since).to_string(),
     }})
+}
+
+/// `{"id": n}` for each request with `n` events before its newest.
+fn earlier_events(looked: &Looked) -> serde_json::Map<String, serde_json::Value> {
+    looked
+        .events
+        .iter()
+        .filter(|(_, all)| all.len() > 1)
+        .map(|(id, all)| (id.clone(), (all.len() - 1).into()))
+        .collect()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cli::wait::follow::{Counts, Waiting};
 
     #[test]
     fn the_summary_counts_what_was_found_and_names_what_was_not() {
@@ -141,7 +186,7 @@ mod tests {
             waiting: w,
         };
         let at = std::time::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
-        let s = &summary(&f, at)["status"];
+        let s = &summary(&f, &Looked::default(), at)["status"];
         assert_eq!(
             (s["requests"].as_u64(), s["succeeded"].as_u64()),
             (Some(3), Some(1))
