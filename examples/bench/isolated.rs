@@ -165,7 +165,7 @@ pub fn rows(iso: &Isolated) -> Vec<Row> {
         Row::new(
             what("lag, copy's end → event: worker (poll + hand-off) / connector"),
             format!(
-                "{lag:.2} s ({poll_lag:.2} s + {:.2} s) / {:.2} s (worst {:.2} s, mean {:.2} s for an end in that poll gap)",
+                "{lag:.3} s ({poll_lag:.3} s + {:.3} s) / {:.3} s (worst {:.2} s, mean {:.2} s for an end in that poll gap)",
                 lag - poll_lag,
                 c.lag_s,
                 c.gap_s,

@@ -3,7 +3,7 @@
 //! looks first (CopyModel adds a version with every call); ALREADY_EXISTS is resolved by
 //! reading the destination; a started copy hands on its first poll.
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use google_cloud_gax::error::rpc::Code;
 use tokio::time::Instant;
 
@@ -103,7 +103,7 @@ impl Pipeline {
                     tracing::info!(operation = %op, "this copy is already running; polling its operation");
                     // The first poll's name: if the chain exists, Cloud Tasks says so and
                     // nothing new is created.
-                    return self.first_poll(job, &start, &op).await;
+                    return self.first_poll(job, &start, &op, Utc::now()).await;
                 }
             }
         }
@@ -123,6 +123,8 @@ impl Pipeline {
         running: &mut Option<OperationName>,
     ) -> StepOutcome {
         let req = job.req;
+        // The copy's age counts from the call, as Vertex AI's own clock does.
+        let called_at = Utc::now();
         let started = if req.destination.lists_versions() {
             match self.copy_into_parent_once(req, &start).await {
                 Ok(started) => started,
@@ -137,7 +139,7 @@ impl Pipeline {
                 tracing::Span::current().record("operation", op.as_str());
                 self.numbers.learn(&req.destination.project, op.as_str());
                 *running = Some(op.clone());
-                self.first_poll(job, &start, &op).await
+                self.first_poll(job, &start, &op, called_at).await
             }
             AfterStart::Resolve => self.resolve_existing(job, &start.place).await,
             AfterStart::Quota(f) => self.on_quota(job, f),
@@ -146,14 +148,21 @@ impl Pipeline {
         }
     }
 
-    /// Schedules the first poll of `op`, just started (or found running), then answers 2xx.
-    async fn first_poll(&self, job: Job<'_>, start: &Start, op: &OperationName) -> StepOutcome {
+    /// Schedules the first poll of `op`, started at `started_at` (or found running), then
+    /// answers 2xx.
+    async fn first_poll(
+        &self,
+        job: Job<'_>,
+        start: &Start,
+        op: &OperationName,
+        started_at: DateTime<Utc>,
+    ) -> StepOutcome {
         let poll = PollPlace {
             operation: op,
             seq: 1,
             attempt: start.place.attempt,
             accepted_at: start.place.accepted_at,
-            started_at: Utc::now(),
+            started_at,
             due: self.next_poll_after(std::time::Duration::ZERO),
         };
         match self.queue_poll(job, poll).await {
