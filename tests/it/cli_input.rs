@@ -363,3 +363,49 @@ async fn doctor_publisher_checks_the_topic_and_publishes_nothing() {
         run.stdout
     );
 }
+
+/// `doctor` with no `CLOUD_TASKS_ENDPOINT`, off Google Cloud and without credentials: the
+/// queues' rates are read from the real endpoint, whose token never comes. It gives up within
+/// seconds (it took about a minute), and says which endpoint and why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn doctor_gives_up_on_the_queues_within_seconds_when_no_token_comes() {
+    let dead = format!("127.0.0.1:{}", closed_port());
+    // An empty HOME: no gcloud application-default credentials to find.
+    let home = std::env::temp_dir().join(format!("doctor-no-creds-{}", std::process::id()));
+    std::fs::create_dir_all(&home).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_copy-worker"))
+        .args(["doctor", "--push-auth", "none", "--location", "us-central1"])
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("HOME", &home)
+        .env("GOOGLE_CLOUD_PROJECT", "my-proj-123")
+        .env("PUBSUB_EMULATOR_HOST", &dead)
+        .env("VERTEX_ENDPOINT", format!("http://{dead}"))
+        .env("COPY_START_QUEUE", crate::helpers::START_QUEUE)
+        .env("COPY_POLL_QUEUE", crate::helpers::POLL_QUEUE)
+        .env("TASKS_URL", "http://127.0.0.1:8080")
+        .stdin(Stdio::null())
+        .output();
+    let t0 = std::time::Instant::now();
+    let out = tokio::time::timeout(Duration::from_secs(60), out)
+        .await
+        .expect("doctor gives up")
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        t0.elapsed() < Duration::from_secs(20),
+        "{:?}: {stdout}",
+        t0.elapsed()
+    );
+    let queues = stdout
+        .lines()
+        .find(|l| l.contains("quota: headroom"))
+        .unwrap_or_else(|| panic!("a queue line: {stdout}"));
+    assert!(
+        queues.starts_with("unknown")
+            && queues.contains(
+                "https://cloudtasks.googleapis.com (the default; CLOUD_TASKS_ENDPOINT is not set)"
+            ),
+        "{queues}"
+    );
+}

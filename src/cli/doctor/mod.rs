@@ -157,12 +157,38 @@ pub async fn diagnose(args: &DoctorArgs) -> Report {
         report.push(Check::warn("config", "warning", w));
     }
     report.extend(trust::check(cfg.push_auth, &serve.push).await);
-    let queues = crate::clients::tasks::CloudTasksQueues::new(cfg.queues.clone());
-    report.extend(quota::headroom(queues.rates().await));
+    report.extend(quota::headroom(queue_rates(&cfg).await));
     let credentials = pubsub::check(args, &cfg, &mut report).await;
     vertex(args, &cfg, &mut report).await;
     first_deploy(args, &cfg, credentials, &mut report).await;
     report
+}
+
+/// How long doctor waits for the queues' rates: a dead endpoint, or credentials that never
+/// come (no metadata server off Google Cloud), must not stall the report.
+const QUEUE_READ_LIMIT: Duration = Duration::from_secs(5);
+
+/// Both queues' rates (GetQueue), or why they could not be read within [`QUEUE_READ_LIMIT`].
+async fn queue_rates(
+    cfg: &Config,
+) -> Result<crate::clients::tasks::QueueRates, crate::retry::Failure> {
+    let queues = crate::clients::tasks::CloudTasksQueues::new(cfg.queues.clone());
+    let endpoint = cfg.queues.endpoint.as_deref().map_or(
+        "https://cloudtasks.googleapis.com (the default; CLOUD_TASKS_ENDPOINT is not set)"
+            .to_owned(),
+        |e| format!("{e} (CLOUD_TASKS_ENDPOINT)"),
+    );
+    tokio::time::timeout(QUEUE_READ_LIMIT, queues.rates())
+        .await
+        .unwrap_or_else(|_| {
+            Err(crate::retry::Failure::new(
+                google_cloud_gax::error::rpc::Code::DeadlineExceeded,
+                format!(
+                    "no answer (a token, then GetQueue) within {} s from {endpoint}",
+                    QUEUE_READ_LIMIT.as_secs()
+                ),
+            ))
+        })
 }
 
 /// Service agents and the alerted log-based metric: what breaks a first `terraform apply`.
