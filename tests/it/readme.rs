@@ -52,16 +52,8 @@ fn exports(line: &str) -> Vec<(String, String)> {
         .collect()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_readme_local_stack_commands_work_as_printed_against_demo_keep() {
-    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
-        .expect("README.md");
-    let blocks = blocks(&readme);
-    assert!(
-        blocks.len() >= 4,
-        "the section has {} sh blocks",
-        blocks.len()
-    );
+/// `demo --keep`, started, and the environment its export line prints.
+async fn start_demo_keep() -> (tokio::process::Child, Vec<(String, String)>) {
     let mut demo = Command::new(example_binary("demo"))
         .arg("--keep")
         .stdin(Stdio::null())
@@ -90,6 +82,44 @@ async fn the_readme_local_stack_commands_work_as_printed_against_demo_keep() {
     );
     // Keep draining the demo's stdout so it never blocks on a full pipe.
     tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    (demo, env)
+}
+
+/// Runs README block `i` in `work` with the demo's environment, within 240 s.
+async fn run_block(
+    i: usize,
+    block: &str,
+    work: &std::path::Path,
+    path: &str,
+    env: &[(String, String)],
+) -> std::process::Output {
+    let run = Command::new("bash")
+        .args(["-euo", "pipefail", "-c", block])
+        .current_dir(work)
+        .env("PATH", path)
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .env_remove("COPY_COMPLETIONS_SUBSCRIPTION")
+        .env_remove("COPY_DEAD_LETTER_SUBSCRIPTION")
+        .env_remove("GOOGLE_APPLICATION_CREDENTIALS")
+        .stdin(Stdio::null())
+        .output();
+    tokio::time::timeout(Duration::from_secs(240), run)
+        .await
+        .unwrap_or_else(|_| panic!("block {i} ran past 240 s:\n{block}"))
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_readme_local_stack_commands_work_as_printed_against_demo_keep() {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
+        .expect("README.md");
+    let blocks = blocks(&readme);
+    assert!(
+        blocks.len() >= 4,
+        "the section has {} sh blocks",
+        blocks.len()
+    );
+    let (mut demo, env) = start_demo_keep().await;
 
     let bin_dir = PathBuf::from(env!("CARGO_BIN_EXE_copy-worker"))
         .parent()
@@ -103,20 +133,7 @@ async fn the_readme_local_stack_commands_work_as_printed_against_demo_keep() {
     let work = std::env::temp_dir().join(format!("cw-readme-{}", std::process::id()));
     std::fs::create_dir_all(&work).unwrap();
     for (i, block) in blocks.iter().enumerate() {
-        let run = Command::new("bash")
-            .args(["-euo", "pipefail", "-c", block])
-            .current_dir(&work)
-            .env("PATH", &path)
-            .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-            .env_remove("COPY_COMPLETIONS_SUBSCRIPTION")
-            .env_remove("COPY_DEAD_LETTER_SUBSCRIPTION")
-            .env_remove("GOOGLE_APPLICATION_CREDENTIALS")
-            .stdin(Stdio::null())
-            .output();
-        let out = tokio::time::timeout(Duration::from_secs(240), run)
-            .await
-            .unwrap_or_else(|_| panic!("block {i} ran past 240 s:\n{block}"))
-            .unwrap();
+        let out = run_block(i, block, &work, &path, &env).await;
         assert!(
             out.status.success(),
             "README block {i} exited {:?}:\n{block}\nstdout:\n{}\nstderr:\n{}",
