@@ -220,9 +220,9 @@ pub mod legacy {
 }
 
 #[cfg(test)]
-pub(crate) mod hcl;
-#[cfg(test)]
 mod terraform;
+#[cfg(test)]
+pub(crate) mod tf_files;
 
 #[cfg(test)]
 mod tests {

@@ -85,13 +85,12 @@ fn bearer(t: &str) -> String {
     format!("Bearer {t}")
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_invalid_or_foreign_token_is_refused_before_any_side_effect() {
-    let (app, iss) = spawn_oidc_app("authrefuse").await;
+/// Every token the push route must refuse: (case, Authorization header, status).
+#[expect(clippy::too_many_lines, reason = "a table: one row per refused token")]
+fn refused_tokens(iss: &OidcIssuer) -> Vec<(&'static str, Option<String>, u16)> {
     let now = chrono::Utc::now().timestamp();
-    let body = envelope(request("auth-refused", "target-auth-refused").as_bytes());
     let m = |o: serde_json::Value| bearer(&iss.mint(o));
-    let cases: Vec<(&str, Option<String>, u16)> = vec![
+    vec![
         ("no header", None, 401),
         ("basic scheme", Some("Basic dXNlcjpwYXNz".into()), 401),
         ("empty bearer", Some("Bearer ".into()), 401),
@@ -178,7 +177,14 @@ async fn every_invalid_or_foreign_token_is_refused_before_any_side_effect() {
             Some(m(json!({"email": "intruder@p.iam.gserviceaccount.com"}))),
             403,
         ),
-    ];
+    ]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_invalid_or_foreign_token_is_refused_before_any_side_effect() {
+    let (app, iss) = spawn_oidc_app("authrefuse").await;
+    let body = envelope(request("auth-refused", "target-auth-refused").as_bytes());
+    let cases = refused_tokens(&iss);
     let mut wrong = vec![];
     for (name, auth, want) in &cases {
         let (got, text) = post(&app, auth.as_deref(), body.clone()).await;

@@ -191,31 +191,59 @@ fn closed_port() -> u16 {
     l.local_addr().unwrap().port()
 }
 
+/// Runs the binary with `args` and `env` and no emulator or Vertex AI endpoint of the test's:
+/// (exit code, stdout, stderr).
+async fn run(args: Vec<String>, env: Vec<(&'static str, String)>) -> (Option<i32>, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_copy-worker"))
+        .args(&args)
+        .env_remove("PUBSUB_EMULATOR_HOST")
+        .env_remove("VERTEX_ENDPOINT")
+        .env("GOOGLE_CLOUD_PROJECT", "my-proj-123")
+        .envs(env)
+        .stdin(Stdio::null())
+        .output();
+    let out = tokio::time::timeout(Duration::from_secs(60), out)
+        .await
+        .expect("the command gives up")
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// doctor with both endpoints dead: one failed Pub/Sub check and one failed Vertex AI check,
+/// naming both variables.
+async fn assert_doctor_names_both_dead_endpoints(dead: &str) {
+    let args = ["doctor", "--push-auth", "none", "--location", "us-central1"];
+    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    let env = vec![
+        ("PUBSUB_EMULATOR_HOST", dead.to_owned()),
+        ("VERTEX_ENDPOINT", format!("http://{dead}")),
+        ("COPY_START_QUEUE", crate::helpers::START_QUEUE.to_owned()),
+        ("COPY_POLL_QUEUE", crate::helpers::POLL_QUEUE.to_owned()),
+        ("TASKS_URL", "http://127.0.0.1:8080".to_owned()),
+        // Unreachable too: the queues' rates are then unknown, never a third failure.
+        ("CLOUD_TASKS_ENDPOINT", format!("http://{dead}")),
+    ];
+    let (code, stdout, _) = run(args, env).await;
+    assert_eq!(code, Some(1), "{stdout}");
+    let failed: Vec<&str> = stdout.lines().filter(|l| l.starts_with("fail")).collect();
+    assert_eq!(failed.len(), 2, "{stdout}");
+    assert!(
+        failed[0].contains("(set by PUBSUB_EMULATOR_HOST)"),
+        "{stdout}"
+    );
+    assert!(failed[1].contains("cannot reach Vertex AI") && failed[1].contains("VERTEX_ENDPOINT"));
+}
+
 /// An emulator that is not there is one line, naming it and the variable or flag that set it,
 /// for every command that connects; `doctor` reports it as one failed check instead of one
 /// per topic and subscription after minutes of retries.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dead_endpoint_is_one_line_naming_it_and_where_its_value_came_from() {
     let dead = format!("127.0.0.1:{}", closed_port());
-    let run = |args: Vec<String>, env: Vec<(&'static str, String)>| async move {
-        let out = Command::new(env!("CARGO_BIN_EXE_copy-worker"))
-            .args(&args)
-            .env_remove("PUBSUB_EMULATOR_HOST")
-            .env_remove("VERTEX_ENDPOINT")
-            .env("GOOGLE_CLOUD_PROJECT", "my-proj-123")
-            .envs(env)
-            .stdin(Stdio::null())
-            .output();
-        let out = tokio::time::timeout(Duration::from_secs(60), out)
-            .await
-            .expect("the command gives up")
-            .unwrap();
-        (
-            out.status.code(),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
-    };
     let by_var = vec![("PUBSUB_EMULATOR_HOST", dead.clone())];
     let publish = [
         "publish",
@@ -272,27 +300,7 @@ async fn a_dead_endpoint_is_one_line_naming_it_and_where_its_value_came_from() {
             && !stderr.contains("set PUBSUB_EMULATOR_HOST"),
         "{stderr}"
     );
-    // doctor: one failed Pub/Sub check and one failed Vertex AI check, naming both variables.
-    let args = ["doctor", "--push-auth", "none", "--location", "us-central1"];
-    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
-    let env = vec![
-        ("PUBSUB_EMULATOR_HOST", dead.clone()),
-        ("VERTEX_ENDPOINT", format!("http://{dead}")),
-        ("COPY_START_QUEUE", crate::helpers::START_QUEUE.to_owned()),
-        ("COPY_POLL_QUEUE", crate::helpers::POLL_QUEUE.to_owned()),
-        ("TASKS_URL", "http://127.0.0.1:8080".to_owned()),
-        // Unreachable too: the queues' rates are then unknown, never a third failure.
-        ("CLOUD_TASKS_ENDPOINT", format!("http://{dead}")),
-    ];
-    let (code, stdout, _) = run(args, env).await;
-    assert_eq!(code, Some(1), "{stdout}");
-    let failed: Vec<&str> = stdout.lines().filter(|l| l.starts_with("fail")).collect();
-    assert_eq!(failed.len(), 2, "{stdout}");
-    assert!(
-        failed[0].contains("(set by PUBSUB_EMULATOR_HOST)"),
-        "{stdout}"
-    );
-    assert!(failed[1].contains("cannot reach Vertex AI") && failed[1].contains("VERTEX_ENDPOINT"));
+    assert_doctor_names_both_dead_endpoints(&dead).await;
 }
 
 /// `serve` on a port that is taken says so in one line that names PORT and the port.

@@ -77,9 +77,17 @@ fn pending_polls_per_operation(tasks: &testkit::TasksFake) -> BTreeMap<String, u
     per_op
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn thirty_poll_chains_survive_two_sigkills_without_loss_or_a_forked_chain() {
-    let project = format!("crash-{}", std::process::id());
+/// The most poll tasks pending at once for one operation.
+fn most_pending_polls(tasks: &testkit::TasksFake) -> usize {
+    pending_polls_per_operation(tasks)
+        .values()
+        .copied()
+        .max()
+        .unwrap_or(0)
+}
+
+/// A Vertex AI fake whose copies of [`SRC`] take 6 s.
+async fn six_second_copies() -> VertexFake {
     let vertex = VertexFake::start().await.unwrap();
     vertex.add_model(SRC);
     vertex.script(
@@ -89,15 +97,18 @@ async fn thirty_poll_chains_survive_two_sigkills_without_loss_or_a_forked_chain(
             ..Default::default()
         },
     );
-    // The worker keeps its front port across restarts, so push endpoints and the queues'
-    // target stay valid; its Cloud Tasks fake outlives it, as the real queues do.
-    let mut w = ChildWorker::start(&project, &vertex.endpoint(), &[]).await;
+    vertex
+}
+
+/// The crash test's topology, pushing to `push_base_url`, with inboxes of every completion and
+/// every dead letter.
+async fn crash_topology(project: &str, push_base_url: String) -> (Topology, Inbox, Inbox) {
     let opts = TopologyOptions {
-        push_base_url: w.base_url(),
+        push_base_url,
         request_backoff: (Duration::from_secs(1), Duration::from_secs(3)),
         ..Knobs::default().topology
     };
-    let t = Topology::create(&emulator().endpoint(), &project, &opts)
+    let t = Topology::create(&emulator().endpoint(), project, &opts)
         .await
         .unwrap();
     t.create_pull_subscription("dl-all", "copy-dead-letter")
@@ -105,6 +116,17 @@ async fn thirty_poll_chains_survive_two_sigkills_without_loss_or_a_forked_chain(
         .unwrap();
     let completions = Inbox::open(&t, "copy-completions-all").await.unwrap();
     let dead = Inbox::open(&t, "dl-all").await.unwrap();
+    (t, completions, dead)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn thirty_poll_chains_survive_two_sigkills_without_loss_or_a_forked_chain() {
+    let project = format!("crash-{}", std::process::id());
+    let vertex = six_second_copies().await;
+    // The worker keeps its front port across restarts, so push endpoints and the queues'
+    // target stay valid; its Cloud Tasks fake outlives it, as the real queues do.
+    let mut w = ChildWorker::start(&project, &vertex.endpoint(), &[]).await;
+    let (t, completions, dead) = crash_topology(&project, w.base_url()).await;
     let t0 = Instant::now();
 
     // Watch the poll queue for the whole run: never two pending polls of one operation.
@@ -119,25 +141,14 @@ async fn thirty_poll_chains_survive_two_sigkills_without_loss_or_a_forked_chain(
     // Kill 2: in the middle of the poll chains (copies take 6 s).
     for _ in 0..15 {
         tokio::time::sleep(Duration::from_millis(200)).await;
-        worst = worst.max(
-            pending_polls_per_operation(&w.tasks)
-                .values()
-                .copied()
-                .max()
-                .unwrap_or(0),
-        );
+        worst = worst.max(most_pending_polls(&w.tasks));
     }
     let polls_before_kill2 = pending_polls_per_operation(&w.tasks).len();
     w.kill().await;
     w.restart().await;
     let watch = async {
         while !done.load(std::sync::atomic::Ordering::SeqCst) {
-            let now = pending_polls_per_operation(&w.tasks)
-                .values()
-                .copied()
-                .max()
-                .unwrap_or(0);
-            worst = worst.max(now);
+            worst = worst.max(most_pending_polls(&w.tasks));
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     };

@@ -105,16 +105,11 @@ fn pair(s: &str, c: &str) -> (String, String) {
     (s.to_owned(), c.to_owned())
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn doctor_passes_the_terraform_shape_and_says_unknown_for_what_the_emulator_cannot_answer() {
-    let t = topology("doctor-ok").await;
-    let vertex = VertexFake::start().await.unwrap();
-    let (code, report) = doctor(&t, &vertex.endpoint(), &["--regions", "europe-west4"]).await;
-    assert_eq!(with_status(&report, "fail"), vec![], "{report:#}");
-    assert_eq!(code, 0, "{report:#}");
-    assert_eq!(report["passed"], true);
+/// What the emulator cannot answer (IAM, quotas, service agents, log metrics) is unknown, with
+/// the reason.
+fn assert_iam_and_google_apis_are_unknown(report: &Value) {
     // IAM (publish rights, the service agent's grants) is never claimed on the emulator.
-    let unknown = with_status(&report, "unknown");
+    let unknown = with_status(report, "unknown");
     for topic in [
         "copy-requests",
         "copy-completions",
@@ -149,7 +144,7 @@ async fn doctor_passes_the_terraform_shape_and_says_unknown_for_what_the_emulato
         "log metric copy-worker/completions",
     ] {
         assert!(
-            checks(&report).iter().any(|c| c["status"] == "unknown"
+            checks(report).iter().any(|c| c["status"] == "unknown"
                 && c["subject"].as_str().unwrap().starts_with(s)
                 && c["reason"]
                     .as_str()
@@ -158,7 +153,7 @@ async fn doctor_passes_the_terraform_shape_and_says_unknown_for_what_the_emulato
             "{s}: {report:#}"
         );
     }
-    for c in checks(&report).iter().filter(|c| {
+    for c in checks(report).iter().filter(|c| {
         c["status"] == "unknown"
             && c["subject"] != "quota"
             && !c["subject"].as_str().unwrap().starts_with("service agent ")
@@ -166,6 +161,17 @@ async fn doctor_passes_the_terraform_shape_and_says_unknown_for_what_the_emulato
     }) {
         assert!(c["reason"].as_str().unwrap().contains("no IAM API"), "{c}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn doctor_passes_the_terraform_shape_and_says_unknown_for_what_the_emulator_cannot_answer() {
+    let t = topology("doctor-ok").await;
+    let vertex = VertexFake::start().await.unwrap();
+    let (code, report) = doctor(&t, &vertex.endpoint(), &["--regions", "europe-west4"]).await;
+    assert_eq!(with_status(&report, "fail"), vec![], "{report:#}");
+    assert_eq!(code, 0, "{report:#}");
+    assert_eq!(report["passed"], true);
+    assert_iam_and_google_apis_are_unknown(&report);
     let ok = with_status(&report, "ok");
     for (s, c) in [
         ("subscription copy-requests-push", "push audience"),
@@ -223,50 +229,11 @@ async fn recreate(
         .unwrap();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn doctor_fails_each_misconfiguration_and_names_the_fix() {
-    let t = topology("doctor-bad").await;
-    // A wrong audience on copy-requests-push.
-    recreate(&t, "copy-requests-push", |mut s| {
-        let mut push = s.push_config.take().unwrap();
-        push = push.set_oidc_token(
-            google_cloud_pubsub::model::push_config::OidcToken::new()
-                .set_service_account_email(PUSH_SA)
-                .set_audience("https://copy-worker-old.a.run.app"),
-        );
-        s.set_push_config(push)
-    })
-    .await;
-    // No dead-letter policy on copy-callbacks-push.
-    recreate(&t, "copy-callbacks-push", |mut s| {
-        s.dead_letter_policy = None;
-        s
-    })
-    .await;
-    // copy-requests-push's ack deadline shorter than the request stage's budget + margin.
-    recreate(&t, "copy-callbacks-push", |s| {
-        s.set_ack_deadline_seconds(30)
-    })
-    .await;
-    t.delete_topic("copy-completions").await.unwrap();
-    let vertex = VertexFake::start().await.unwrap();
-    let (code, report) = doctor(&t, &vertex.endpoint(), &[]).await;
-    assert_eq!(code, 1, "{report:#}");
-    assert_eq!(report["passed"], false);
-    let mut fails = with_status(&report, "fail");
-    fails.sort();
-    assert_eq!(
-        fails,
-        vec![
-            pair("subscription copy-callbacks-push", "ack deadline"),
-            pair("subscription copy-callbacks-push", "dead-letter policy"),
-            pair("subscription copy-requests-push", "push audience"),
-            pair("topic copy-completions", "exists"),
-        ],
-        "{report:#}"
-    );
+/// Each failed check of `doctor_fails_each_misconfiguration_and_names_the_fix` says what is
+/// wrong and how to fix it.
+fn assert_each_fail_names_its_fix(report: &Value, t: &Topology) {
     let find = |s: &str, c: &str| {
-        checks(&report)
+        checks(report)
             .iter()
             .find(|x| x["subject"] == s && x["check"] == c)
             .unwrap()
@@ -314,6 +281,51 @@ async fn doctor_fails_each_misconfiguration_and_names_the_fix() {
             .unwrap()
             .contains("gcloud pubsub topics create"),
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn doctor_fails_each_misconfiguration_and_names_the_fix() {
+    let t = topology("doctor-bad").await;
+    // A wrong audience on copy-requests-push.
+    recreate(&t, "copy-requests-push", |mut s| {
+        let mut push = s.push_config.take().unwrap();
+        push = push.set_oidc_token(
+            google_cloud_pubsub::model::push_config::OidcToken::new()
+                .set_service_account_email(PUSH_SA)
+                .set_audience("https://copy-worker-old.a.run.app"),
+        );
+        s.set_push_config(push)
+    })
+    .await;
+    // No dead-letter policy on copy-callbacks-push.
+    recreate(&t, "copy-callbacks-push", |mut s| {
+        s.dead_letter_policy = None;
+        s
+    })
+    .await;
+    // copy-requests-push's ack deadline shorter than the request stage's budget + margin.
+    recreate(&t, "copy-callbacks-push", |s| {
+        s.set_ack_deadline_seconds(30)
+    })
+    .await;
+    t.delete_topic("copy-completions").await.unwrap();
+    let vertex = VertexFake::start().await.unwrap();
+    let (code, report) = doctor(&t, &vertex.endpoint(), &[]).await;
+    assert_eq!(code, 1, "{report:#}");
+    assert_eq!(report["passed"], false);
+    let mut fails = with_status(&report, "fail");
+    fails.sort();
+    assert_eq!(
+        fails,
+        vec![
+            pair("subscription copy-callbacks-push", "ack deadline"),
+            pair("subscription copy-callbacks-push", "dead-letter policy"),
+            pair("subscription copy-requests-push", "push audience"),
+            pair("topic copy-completions", "exists"),
+        ],
+        "{report:#}"
+    );
+    assert_each_fail_names_its_fix(&report, &t);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -427,6 +439,60 @@ impl GcpFake {
         Self { state, url }
     }
 
+    /// Resource Manager (a project, its allow policy) and Monitoring (a metric descriptor):
+    /// the paths under `/v3/projects/`.
+    fn answer_v3(st: &GcpState, method: &str, rest: &str) -> Option<axum::response::Response> {
+        use axum::response::IntoResponse;
+        let json = |v: Value| axum::Json(v).into_response();
+        if let Some(id) = rest.strip_suffix(":getIamPolicy") {
+            if method != "POST" || !st.numbers.contains_key(id) {
+                return Some(google_error(
+                    403,
+                    "PERMISSION_DENIED",
+                    "The caller does not have permission",
+                ));
+            }
+            let bindings: Vec<Value> = st
+                .bindings
+                .get(id)
+                .cloned()
+                .unwrap_or_default()
+                .into_iter()
+                .map(|(role, members)| serde_json::json!({ "role": role, "members": members }))
+                .collect();
+            return Some(json(
+                serde_json::json!({ "version": 1, "etag": "BwYAAAAAAAA=", "bindings": bindings }),
+            ));
+        }
+        if let Some((project, ty)) = rest.split_once("/metricDescriptors/") {
+            return Some(if st.descriptors.contains(&format!("{project}|{ty}")) {
+                json(serde_json::json!({
+                    "name": format!("projects/{project}/metricDescriptors/{ty}"),
+                    "type": ty, "metricKind": "DELTA", "valueType": "INT64", "unit": "1"
+                }))
+            } else {
+                google_error(
+                    404,
+                    "NOT_FOUND",
+                    &format!("Could not find descriptor for metric '{ty}'."),
+                )
+            });
+        }
+        if method == "GET" && !rest.contains('/') {
+            return Some(match st.numbers.get(rest) {
+                Some(n) => json(serde_json::json!({
+                    "name": format!("projects/{n}"), "projectId": rest, "state": "ACTIVE"
+                })),
+                None => google_error(
+                    403,
+                    "PERMISSION_DENIED",
+                    "The caller does not have permission",
+                ),
+            });
+        }
+        None
+    }
+
     fn answer(
         state: &std::sync::Mutex<GcpState>,
         req: axum::extract::Request,
@@ -438,53 +504,10 @@ impl GcpFake {
         let auth = req.headers().contains_key("authorization");
         st.calls.push((method.clone(), path.clone(), auth));
         let json = |v: Value| axum::Json(v).into_response();
-        if let Some(rest) = path.strip_prefix("/v3/projects/") {
-            if let Some(id) = rest.strip_suffix(":getIamPolicy") {
-                if method != "POST" || !st.numbers.contains_key(id) {
-                    return google_error(
-                        403,
-                        "PERMISSION_DENIED",
-                        "The caller does not have permission",
-                    );
-                }
-                let bindings: Vec<Value> = st
-                    .bindings
-                    .get(id)
-                    .cloned()
-                    .unwrap_or_default()
-                    .into_iter()
-                    .map(|(role, members)| serde_json::json!({ "role": role, "members": members }))
-                    .collect();
-                return json(
-                    serde_json::json!({ "version": 1, "etag": "BwYAAAAAAAA=", "bindings": bindings }),
-                );
-            }
-            if let Some((project, ty)) = rest.split_once("/metricDescriptors/") {
-                return if st.descriptors.contains(&format!("{project}|{ty}")) {
-                    json(serde_json::json!({
-                        "name": format!("projects/{project}/metricDescriptors/{ty}"),
-                        "type": ty, "metricKind": "DELTA", "valueType": "INT64", "unit": "1"
-                    }))
-                } else {
-                    google_error(
-                        404,
-                        "NOT_FOUND",
-                        &format!("Could not find descriptor for metric '{ty}'."),
-                    )
-                };
-            }
-            if method == "GET" && !rest.contains('/') {
-                return match st.numbers.get(rest) {
-                    Some(n) => json(serde_json::json!({
-                        "name": format!("projects/{n}"), "projectId": rest, "state": "ACTIVE"
-                    })),
-                    None => google_error(
-                        403,
-                        "PERMISSION_DENIED",
-                        "The caller does not have permission",
-                    ),
-                };
-            }
+        if let Some(rest) = path.strip_prefix("/v3/projects/")
+            && let Some(answer) = Self::answer_v3(&st, &method, rest)
+        {
+            return answer;
         }
         if let Some(rest) = path.strip_prefix("/v2/projects/")
             && let Some((project, id)) = rest.split_once("/metrics/")
@@ -537,6 +560,131 @@ fn check_of<'a>(report: &'a Value, subject_prefix: &str, what: &str) -> &'a Valu
         .unwrap_or_else(|| panic!("no check {subject_prefix}: {what} in {report:#}"))
 }
 
+/// A fresh project: the Pub/Sub agent does not exist, the Vertex AI agent lacks its role, and
+/// the log metric is not applied (a warning).
+fn assert_agents_missing_and_metric_unapplied(report: &Value) {
+    let c = check_of(
+        report,
+        "service agent pubsub.googleapis.com in it-doctor-deploy",
+        "exists",
+    );
+    assert_eq!(c["status"], "fail", "{c}");
+    let detail = c["detail"].as_str().unwrap();
+    assert!(
+        detail.contains(
+            "service-111@gcp-sa-pubsub.iam.gserviceaccount.com is not in the project's allow policy"
+        ),
+        "{c}"
+    );
+    let fix = c["fix"].as_str().unwrap();
+    assert!(
+        fix.contains("gcloud beta services identity create --service=pubsub.googleapis.com")
+            && fix.contains("--role=roles/pubsub.serviceAgent"),
+        "{c}"
+    );
+    let c = check_of(
+        report,
+        "service agent aiplatform.googleapis.com in dst-proj",
+        "exists",
+    );
+    assert_eq!(c["status"], "fail", "{c}");
+    assert!(
+        c["detail"]
+            .as_str()
+            .unwrap()
+            .contains("holds roles/aiplatform.user but not roles/aiplatform.serviceAgent"),
+        "{c}"
+    );
+    let c = check_of(
+        report,
+        "log metric copy-worker/completions",
+        "in Monitoring",
+    );
+    assert_eq!(c["status"], "warn", "{c}");
+    assert!(
+        c["fix"].as_str().unwrap().contains("monitoring_enabled"),
+        "{c}"
+    );
+}
+
+/// What an apply does: grants both agents their role and creates the log metric.
+fn apply_agents_and_metric(gcp: &GcpFake, project: &str, pubsub_agent: &str, vertex_agent: &str) {
+    let mut st = gcp.state.lock().unwrap();
+    st.bindings.get_mut(project).unwrap().push((
+        "roles/pubsub.serviceAgent".into(),
+        vec![pubsub_agent.into()],
+    ));
+    st.bindings.get_mut("dst-proj").unwrap().push((
+        "roles/aiplatform.serviceAgent".into(),
+        vec![vertex_agent.into()],
+    ));
+    st.log_metrics
+        .insert(format!("{project}|copy-worker/completions"));
+}
+
+/// The metric exists but Monitoring does not know its type yet: a failure that says to wait.
+fn assert_metric_not_in_monitoring_yet(report: &Value) {
+    let c = check_of(
+        report,
+        "log metric copy-worker/completions",
+        "in Monitoring",
+    );
+    assert_eq!(c["status"], "fail", "{c}");
+    assert!(
+        c["detail"]
+            .as_str()
+            .unwrap()
+            .contains("logging.googleapis.com/user/copy-worker/completions"),
+        "{c}"
+    );
+    assert!(c["fix"].as_str().unwrap().contains("10 minutes"), "{c}");
+}
+
+/// `--push-auth cloud-run` parses outside Cloud Run, and a project the caller may not read is
+/// unknown.
+fn assert_an_unreadable_project_is_unknown(report: &Value) {
+    let c = check_of(report, "config", "parses");
+    assert_eq!(c["status"], "ok", "{report:#}");
+    assert!(
+        c["detail"]
+            .as_str()
+            .unwrap()
+            .contains("PUSH_AUTH=cloud-run"),
+        "{c}"
+    );
+    let c = check_of(
+        report,
+        "service agent aiplatform.googleapis.com in other-proj",
+        "exists",
+    );
+    assert_eq!(c["status"], "unknown", "{c}");
+    assert!(
+        c["reason"]
+            .as_str()
+            .unwrap()
+            .contains("lacks resourcemanager.projects.get"),
+        "{c}"
+    );
+}
+
+/// No credentials were sent over plain http, and the metric id's '/' was percent-encoded.
+fn assert_plain_http_and_an_encoded_metric_id(gcp: &GcpFake) {
+    let calls = gcp.state.lock().unwrap().calls.clone();
+    assert!(calls.iter().all(|(_, _, auth)| !auth), "{calls:?}");
+    assert!(
+        calls
+            .iter()
+            .any(|(m, p, _)| m == "GET" && p.ends_with("/metrics/copy-worker%2Fcompletions")),
+        "{calls:?}"
+    );
+    assert!(
+        calls
+            .iter()
+            .any(|(m, p, _)| m == "POST" && p == "/v3/projects/dst-proj:getIamPolicy"),
+        "{calls:?}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn doctor_sees_service_agents_that_do_not_exist_yet_and_a_metric_monitoring_does_not_know() {
     let t = topology("doctor-deploy").await;
@@ -562,63 +710,10 @@ async fn doctor_sees_service_agents_that_do_not_exist_yet_and_a_metric_monitorin
 
     let (code, report) = doctor(&t, &vertex.endpoint(), &args).await;
     assert_eq!(code, 1, "{report:#}");
-    let c = check_of(
-        &report,
-        "service agent pubsub.googleapis.com in it-doctor-deploy",
-        "exists",
-    );
-    assert_eq!(c["status"], "fail", "{c}");
-    let detail = c["detail"].as_str().unwrap();
-    assert!(
-        detail.contains(
-            "service-111@gcp-sa-pubsub.iam.gserviceaccount.com is not in the project's allow policy"
-        ),
-        "{c}"
-    );
-    let fix = c["fix"].as_str().unwrap();
-    assert!(
-        fix.contains("gcloud beta services identity create --service=pubsub.googleapis.com")
-            && fix.contains("--role=roles/pubsub.serviceAgent"),
-        "{c}"
-    );
-    let c = check_of(
-        &report,
-        "service agent aiplatform.googleapis.com in dst-proj",
-        "exists",
-    );
-    assert_eq!(c["status"], "fail", "{c}");
-    assert!(
-        c["detail"]
-            .as_str()
-            .unwrap()
-            .contains("holds roles/aiplatform.user but not roles/aiplatform.serviceAgent"),
-        "{c}"
-    );
-    let c = check_of(
-        &report,
-        "log metric copy-worker/completions",
-        "in Monitoring",
-    );
-    assert_eq!(c["status"], "warn", "{c}");
-    assert!(
-        c["fix"].as_str().unwrap().contains("monitoring_enabled"),
-        "{c}"
-    );
+    assert_agents_missing_and_metric_unapplied(&report);
 
     // The apply created the agents and the metric, but Monitoring does not know it yet.
-    {
-        let mut st = gcp.state.lock().unwrap();
-        st.bindings.get_mut(&t.project).unwrap().push((
-            "roles/pubsub.serviceAgent".into(),
-            vec![pubsub_agent.into()],
-        ));
-        st.bindings.get_mut("dst-proj").unwrap().push((
-            "roles/aiplatform.serviceAgent".into(),
-            vec![vertex_agent.into()],
-        ));
-        st.log_metrics
-            .insert(format!("{}|copy-worker/completions", t.project));
-    }
+    apply_agents_and_metric(&gcp, &t.project, pubsub_agent, vertex_agent);
     let (code, report) = doctor(&t, &vertex.endpoint(), &args).await;
     assert_eq!(code, 1, "{report:#}");
     for s in [
@@ -627,20 +722,7 @@ async fn doctor_sees_service_agents_that_do_not_exist_yet_and_a_metric_monitorin
     ] {
         assert_eq!(check_of(&report, s, "exists")["status"], "ok", "{report:#}");
     }
-    let c = check_of(
-        &report,
-        "log metric copy-worker/completions",
-        "in Monitoring",
-    );
-    assert_eq!(c["status"], "fail", "{c}");
-    assert!(
-        c["detail"]
-            .as_str()
-            .unwrap()
-            .contains("logging.googleapis.com/user/copy-worker/completions"),
-        "{c}"
-    );
-    assert!(c["fix"].as_str().unwrap().contains("10 minutes"), "{c}");
+    assert_metric_not_in_monitoring_yet(&report);
 
     // Minutes later: Monitoring has the type, and nothing fails any more.
     gcp.state.lock().unwrap().descriptors.insert(format!(
@@ -672,42 +754,8 @@ async fn doctor_sees_service_agents_that_do_not_exist_yet_and_a_metric_monitorin
         .concat(),
     )
     .await;
-    let c = check_of(&report, "config", "parses");
-    assert_eq!(c["status"], "ok", "{report:#}");
-    assert!(
-        c["detail"]
-            .as_str()
-            .unwrap()
-            .contains("PUSH_AUTH=cloud-run"),
-        "{c}"
-    );
-    let c = check_of(
-        &report,
-        "service agent aiplatform.googleapis.com in other-proj",
-        "exists",
-    );
-    assert_eq!(c["status"], "unknown", "{c}");
-    assert!(
-        c["reason"]
-            .as_str()
-            .unwrap()
-            .contains("lacks resourcemanager.projects.get"),
-        "{c}"
-    );
+    assert_an_unreadable_project_is_unknown(&report);
 
     // Plain http: no credentials were sent; the metric id's '/' was percent-encoded.
-    let calls = gcp.state.lock().unwrap().calls.clone();
-    assert!(calls.iter().all(|(_, _, auth)| !auth), "{calls:?}");
-    assert!(
-        calls
-            .iter()
-            .any(|(m, p, _)| m == "GET" && p.ends_with("/metrics/copy-worker%2Fcompletions")),
-        "{calls:?}"
-    );
-    assert!(
-        calls
-            .iter()
-            .any(|(m, p, _)| m == "POST" && p == "/v3/projects/dst-proj:getIamPolicy"),
-        "{calls:?}"
-    );
+    assert_plain_http_and_an_encoded_metric_id(&gcp);
 }

@@ -24,10 +24,9 @@ fn invoker_check(report: &Value) -> Value {
     found[0].clone()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn doctor_reports_the_cloud_run_invoker_check_the_worker_trusts() {
-    let t = topology("doctor-cr").await;
-    let vertex = VertexFake::start().await.unwrap();
+/// The Cloud Run admin fake with three services: the invoker check on, off, and on but
+/// granted to allUsers.
+async fn run_admin_with_three_services() -> RunAdminFake {
     let admin = RunAdminFake::start().await.unwrap();
     admin.put(&service("on"), RunService::default());
     admin.put(
@@ -48,8 +47,12 @@ async fn doctor_reports_the_cloud_run_invoker_check_the_worker_trusts() {
             ],
         },
     );
-    // (service, status, what the detail and the fix must say)
-    let cases = [
+    admin
+}
+
+/// (service, status, what the detail and the fix must say)
+fn invoker_cases() -> [(&'static str, &'static str, Vec<&'static str>); 4] {
+    [
         ("on", "ok", vec!["allUsers"]),
         (
             "off",
@@ -74,7 +77,15 @@ async fn doctor_reports_the_cloud_run_invoker_check_the_worker_trusts() {
             "unknown",
             vec!["cannot read", "roles/run.viewer"],
         ),
-    ];
+    ]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn doctor_reports_the_cloud_run_invoker_check_the_worker_trusts() {
+    let t = topology("doctor-cr").await;
+    let vertex = VertexFake::start().await.unwrap();
+    let admin = run_admin_with_three_services().await;
+    let cases = invoker_cases();
     for (name, status, says) in cases {
         let svc = service(name);
         let extra = [

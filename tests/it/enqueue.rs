@@ -197,11 +197,15 @@ async fn disallowed_hosts_and_plain_http_callbacks_are_rejected_naming_the_field
     assert!(app.vertex.calls().is_empty());
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn direct_callers_need_a_valid_token_from_an_allowed_invoker() {
+/// The worker's service URL, the push audience of the direct callers' test.
+const SERVICE: &str = "https://copy-worker-xyz.a.run.app";
+/// The one account allowed to call `POST /v1/models/copy` there.
+const INVOKER: &str = "ec2-caller@p.iam.gserviceaccount.com";
+
+/// A worker that lets [`INVOKER`]'s tokens from `iss` call it directly, its issuer, and an
+/// inbox of what reaches copy-requests.
+async fn spawn_for_direct_callers() -> (TestApp, testkit::oidc::OidcIssuer, testkit::Inbox) {
     use testkit::oidc::OidcIssuer;
-    const SERVICE: &str = "https://copy-worker-xyz.a.run.app";
-    const INVOKER: &str = "ec2-caller@p.iam.gserviceaccount.com";
     // The seed's clients mint tokens for the full endpoint URL.
     let endpoint_aud = format!("{SERVICE}/v1/models/copy");
     let iss = OidcIssuer::start(&endpoint_aud, INVOKER).await.unwrap();
@@ -232,6 +236,12 @@ async fn direct_callers_need_a_valid_token_from_an_allowed_invoker() {
     let queued = testkit::Inbox::open(&app.topology, "requests-seen")
         .await
         .unwrap();
+    (app, iss, queued)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn direct_callers_need_a_valid_token_from_an_allowed_invoker() {
+    let (app, iss, queued) = spawn_for_direct_callers().await;
     let call = |token: Option<String>, query: &'static str, body: String| {
         let mut req = reqwest::Client::new()
             .post(format!("{}/v1/models/copy{query}", app.base_url))

@@ -183,6 +183,26 @@ async fn a_panic_in_a_stage_answers_500_and_the_next_delivery_succeeds() {
     assert_eq!(fake.copies_started(), 1);
 }
 
+/// An invalid request: the stage's hand-off is its `rejected` event and dead letter, both on
+/// Pub/Sub (a valid one would hand on a Cloud Tasks task instead).
+fn invalid_request(id: &str, n: &str) -> Request<Body> {
+    let data = format!(r#"{{"request_id":"{id}","source_model":""}}"#);
+    let body = envelope(n, data.as_bytes(), &[]);
+    Request::post("/pubsub/copy-requests")
+        .body(Body::from(body))
+        .unwrap()
+}
+
+/// The topics the request stage publishes to, created in `project` on the emulator at
+/// `endpoint`.
+async fn request_stage_topics(endpoint: &str, project: &str) -> Topology {
+    let t = Topology::connect(endpoint, project).await.unwrap();
+    for topic in ["copy-completions", "copy-dead-letter", "copy-requests"] {
+        t.create_topic(topic).await.unwrap();
+    }
+    t
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_emulator_restart_mid_run_gets_503s_not_acks_and_the_worker_recovers() {
     let mut emu = testkit::Emulator::start().await.unwrap();
@@ -193,20 +213,8 @@ async fn an_emulator_restart_mid_run_gets_503s_not_acks_and_the_worker_recovers(
     let cfg = test_config(&project, &fake.endpoint(), override_host);
     let (state, _) = build_state(&cfg).await.unwrap();
     let router = app(state);
-    let topics = ["copy-completions", "copy-dead-letter", "copy-requests"];
-    let t = Topology::connect(&emu.endpoint(), &project).await.unwrap();
-    for topic in topics {
-        t.create_topic(topic).await.unwrap();
-    }
-    // An invalid request: the stage's hand-off is its `rejected` event and dead letter, both
-    // on Pub/Sub (a valid one would hand on a Cloud Tasks task instead).
-    let post = |id: &str, n: &str| {
-        let data = format!(r#"{{"request_id":"{id}","source_model":""}}"#);
-        let body = envelope(n, data.as_bytes(), &[]);
-        Request::post("/pubsub/copy-requests")
-            .body(Body::from(body))
-            .unwrap()
-    };
+    request_stage_topics(&emu.endpoint(), &project).await;
+    let post = invalid_request;
     assert_eq!(
         router
             .clone()
@@ -242,10 +250,7 @@ async fn an_emulator_restart_mid_run_gets_503s_not_acks_and_the_worker_recovers(
     })
     .await
     .unwrap();
-    let t = Topology::connect(&emu.endpoint(), &project).await.unwrap();
-    for topic in topics {
-        t.create_topic(topic).await.unwrap();
-    }
+    let t = request_stage_topics(&emu.endpoint(), &project).await;
     t.create_pull_subscription("events", "copy-completions")
         .await
         .unwrap();

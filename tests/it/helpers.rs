@@ -239,6 +239,43 @@ pub fn test_config(project: &str, vertex: &str, extra_args: Vec<String>) -> Conf
     Config::from_args(&args.serve).expect("test config")
 }
 
+/// Serves the worker built from `cfg` on `listener`, anchored to `worker_service` when the
+/// test names one.
+async fn serve_worker(
+    listener: tokio::net::TcpListener,
+    cfg: &Config,
+    worker_service: Option<&copy_worker::app::WorkerService>,
+) {
+    let (state, _topics) = build_state(cfg).await.expect("app state");
+    let state = match worker_service {
+        Some(svc) => {
+            let (state, refresh) = copy_worker::app::anchor_to_service(state, svc)
+                .await
+                .expect("anchored");
+            tokio::spawn(refresh);
+            state
+        }
+        None => state,
+    };
+    tokio::spawn(async move { axum::serve(listener, app(state)).await });
+}
+
+/// The test's inboxes: every completion (when the topology has the topic) and every dead
+/// letter.
+async fn inboxes(topology: &Topology, completions: bool) -> (Option<Inbox>, Inbox) {
+    let completions = if completions {
+        Some(Inbox::open(topology, "copy-completions-all").await.unwrap())
+    } else {
+        None
+    };
+    topology
+        .create_pull_subscription("dead-letter-all", "copy-dead-letter")
+        .await
+        .unwrap();
+    let dead_letters = Inbox::open(topology, "dead-letter-all").await.unwrap();
+    (completions, dead_letters)
+}
+
 pub async fn spawn_app(name: &str, knobs: Knobs) -> TestApp {
     let emu = emulator();
     let vertex = VertexFake::start().await.expect("vertex fake");
@@ -261,18 +298,7 @@ pub async fn spawn_app(name: &str, knobs: Knobs) -> TestApp {
     extra_args.extend(knobs.extra_args);
 
     let cfg = test_config(&project, &vertex.endpoint(), extra_args.clone());
-    let (state, _topics) = build_state(&cfg).await.expect("app state");
-    let state = match &knobs.worker_service {
-        Some(svc) => {
-            let (state, refresh) = copy_worker::app::anchor_to_service(state, svc)
-                .await
-                .expect("anchored");
-            tokio::spawn(refresh);
-            state
-        }
-        None => state,
-    };
-    tokio::spawn(async move { axum::serve(listener, app(state)).await });
+    serve_worker(listener, &cfg, knobs.worker_service.as_ref()).await;
 
     let mut opts = knobs.topology;
     opts.push_base_url = match &cloud_run {
@@ -282,20 +308,7 @@ pub async fn spawn_app(name: &str, knobs: Knobs) -> TestApp {
     let topology = Topology::create(&emu.endpoint(), &project, &opts)
         .await
         .expect("topology");
-    let completions = if opts.create_completions_topic {
-        Some(
-            Inbox::open(&topology, "copy-completions-all")
-                .await
-                .unwrap(),
-        )
-    } else {
-        None
-    };
-    topology
-        .create_pull_subscription("dead-letter-all", "copy-dead-letter")
-        .await
-        .unwrap();
-    let dead_letters = Inbox::open(&topology, "dead-letter-all").await.unwrap();
+    let (completions, dead_letters) = inboxes(&topology, opts.create_completions_topic).await;
     TestApp {
         base_url,
         project,

@@ -852,13 +852,9 @@ async fn wait_on_a_missing_shared_subscription_publishes_nothing() {
     );
 }
 
-/// Ctrl-C while waiting: exit 3, and the summary still comes, with the pending ids and the
-/// command that carries on (DESIGN.md §6).
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn ctrl_c_during_wait_prints_a_partial_summary_and_exits_3() {
-    let app = spawn_app("pub-ctrlc", Knobs::default()).await;
-    app.copies_take(Duration::from_secs(600));
-    let mut child = Command::new(env!("CARGO_BIN_EXE_copy-worker"))
+/// `publish --wait` of one copy against `app`, its output piped.
+fn spawn_publish_and_wait(app: &TestApp) -> tokio::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_copy-worker"))
         .args([
             "publish",
             "--source-model",
@@ -880,7 +876,16 @@ async fn ctrl_c_during_wait_prints_a_partial_summary_and_exits_3() {
         .stderr(Stdio::piped())
         .kill_on_drop(true)
         .spawn()
-        .unwrap();
+        .unwrap()
+}
+
+/// Ctrl-C while waiting: exit 3, and the summary still comes, with the pending ids and the
+/// command that carries on (DESIGN.md §6).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_during_wait_prints_a_partial_summary_and_exits_3() {
+    let app = spawn_app("pub-ctrlc", Knobs::default()).await;
+    app.copies_take(Duration::from_secs(600));
+    let mut child = spawn_publish_and_wait(&app);
     let mut stdout = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
     let first = tokio::time::timeout(Duration::from_secs(30), stdout.next_line())
         .await

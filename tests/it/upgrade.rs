@@ -8,7 +8,50 @@ use copy_worker::clients::{GoogleVertex, Vertex as _, VertexOptions};
 use copy_worker::domain::{CopyRequest, Defaults};
 use testkit::TopologyOptions;
 
-use crate::helpers::{Knobs, request, spawn_app};
+use crate::helpers::{Knobs, TestApp, request, spawn_app};
+
+/// A watch message of the previous release for the copy `id` (`{id}-t`), with its operation
+/// when the old release had started the copy.
+async fn publish_watch(app: &TestApp, id: &str, op: Option<&str>, accepted: &str) {
+    let mut attrs = vec![
+        ("request_id", id),
+        ("attempt", "1"),
+        ("accepted_at", accepted),
+    ];
+    if let Some(op) = op {
+        attrs.push(("operation", op));
+    }
+    let data = request(id, &format!("{id}-t"));
+    app.topology
+        .publish("copy-operations", data.as_bytes(), &attrs)
+        .await
+        .unwrap();
+}
+
+/// A copy-start task the old release had queued: a push envelope, posted by the queue.
+async fn post_old_start_task(app: &TestApp, accepted: &str) {
+    let old_start = crate::child::envelope(
+        "777",
+        request("up-oldstart", "up-oldstart-t").as_bytes(),
+        &[
+            ("attempt", "1"),
+            ("accepted_at", accepted),
+            ("request_id", "up-oldstart"),
+        ],
+    );
+    let status = reqwest::Client::new()
+        .post(format!("{}/tasks/copy-starts", app.base_url))
+        .body(old_start)
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(
+        status.as_u16(),
+        204,
+        "the old task is handed on in the new form"
+    );
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn watches_left_by_the_previous_release_all_end_succeeded() {
@@ -35,62 +78,10 @@ async fn watches_left_by_the_previous_release_all_end_succeeded() {
     let running = vertex.start_copy(&req, None).await.unwrap().to_string();
     let accepted = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     let accepted = accepted.as_str();
-    let old = |id: &str, op: Option<&str>| {
-        let mut attrs = vec![
-            ("request_id".to_owned(), id.to_owned()),
-            ("attempt".to_owned(), "1".to_owned()),
-            ("accepted_at".to_owned(), accepted.to_owned()),
-        ];
-        if let Some(op) = op {
-            attrs.push(("operation".to_owned(), op.to_owned()));
-        }
-        attrs
-    };
-    let publish = |data: String, attrs: Vec<(String, String)>| {
-        let t = &app.topology;
-        async move {
-            let a: Vec<(&str, &str)> = attrs
-                .iter()
-                .map(|(k, v)| (k.as_str(), v.as_str()))
-                .collect();
-            t.publish("copy-operations", data.as_bytes(), &a)
-                .await
-                .unwrap()
-        }
-    };
-    publish(
-        request("up-running", "up-running-t"),
-        old("up-running", Some(&running)),
-    )
-    .await;
+    publish_watch(&app, "up-running", Some(&running), accepted).await;
     // A pending watch: the old release had not started the copy yet.
-    publish(
-        request("up-pending", "up-pending-t"),
-        old("up-pending", None),
-    )
-    .await;
-    // A copy-start task the old release had queued: a push envelope, posted by the queue.
-    let old_start = crate::child::envelope(
-        "777",
-        request("up-oldstart", "up-oldstart-t").as_bytes(),
-        &[
-            ("attempt", "1"),
-            ("accepted_at", accepted),
-            ("request_id", "up-oldstart"),
-        ],
-    );
-    let status = reqwest::Client::new()
-        .post(format!("{}/tasks/copy-starts", app.base_url))
-        .body(old_start)
-        .send()
-        .await
-        .unwrap()
-        .status();
-    assert_eq!(
-        status.as_u16(),
-        204,
-        "the old task is handed on in the new form"
-    );
+    publish_watch(&app, "up-pending", None, accepted).await;
+    post_old_start_task(&app, accepted).await;
     for id in ["up-running", "up-pending", "up-oldstart"] {
         let ev = app.completion_of(id, 1, 60).await;
         assert_eq!(ev[0].attribute("status"), Some("succeeded"), "{id}");

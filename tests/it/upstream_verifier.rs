@@ -6,22 +6,13 @@ use testkit::oidc::{DEFAULT_EMAIL, OidcIssuer};
 
 use crate::auth::AUD;
 
-/// What `google-cloud-auth`'s verifier does on its own with each odd token, recorded so an
-/// upgrade that changes it is noticed. "accepted" rows are gaps `OidcAuth` closes itself;
-/// "panics" rows are why it never calls `with_email`.
-#[tokio::test]
-async fn upstream_verifier_behaviour_on_odd_claims_is_what_oidc_rs_assumes() {
-    use google_cloud_auth::credentials::idtoken::verifier::Builder;
-    let iss = OidcIssuer::start(AUD, DEFAULT_EMAIL).await.unwrap();
-    let verifier = std::sync::Arc::new(
-        Builder::new([AUD])
-            .with_jwks_url(iss.jwks_url())
-            .with_email(DEFAULT_EMAIL)
-            .build(),
-    );
+/// The odd tokens and what the upstream verifier was recorded doing with each: (case, token,
+/// accepted, refused or panics).
+#[expect(clippy::too_many_lines, reason = "a table: one row per odd token")]
+fn recorded_behaviour(iss: &OidcIssuer) -> Vec<(&'static str, String, &'static str)> {
     let now = chrono::Utc::now().timestamp();
     let m = |o: serde_json::Value| iss.mint(o);
-    let cases: Vec<(&str, String, &str)> = vec![
+    vec![
         ("default", m(json!({})), "accepted"),
         ("missing iss", m(json!({"iss": null})), "accepted"),
         ("numeric iss", m(json!({"iss": 5})), "accepted"),
@@ -80,7 +71,23 @@ async fn upstream_verifier_behaviour_on_odd_claims_is_what_oidc_rs_assumes() {
             "refused",
         ),
         ("bad signature", iss.mint_bad_signature(), "refused"),
-    ];
+    ]
+}
+
+/// What `google-cloud-auth`'s verifier does on its own with each odd token, recorded so an
+/// upgrade that changes it is noticed. "accepted" rows are gaps `OidcAuth` closes itself;
+/// "panics" rows are why it never calls `with_email`.
+#[tokio::test]
+async fn upstream_verifier_behaviour_on_odd_claims_is_what_oidc_rs_assumes() {
+    use google_cloud_auth::credentials::idtoken::verifier::Builder;
+    let iss = OidcIssuer::start(AUD, DEFAULT_EMAIL).await.unwrap();
+    let verifier = std::sync::Arc::new(
+        Builder::new([AUD])
+            .with_jwks_url(iss.jwks_url())
+            .with_email(DEFAULT_EMAIL)
+            .build(),
+    );
+    let cases = recorded_behaviour(&iss);
     let mut table = vec![];
     for (name, token, want) in &cases {
         let v = verifier.clone();

@@ -12,10 +12,14 @@ use crate::publish::{cli, emulator_connection};
 /// The subscriptions of the test's project as the emulator's REST API shows them, with
 /// their filters and labels.
 async fn subscriptions(app: &TestApp) -> Vec<Value> {
+    list(&app.topology.project).await
+}
+
+/// The subscriptions of `project`, from the emulator's REST API.
+async fn list(project: &str) -> Vec<Value> {
     let url = format!(
-        "{}/v1/projects/{}/subscriptions",
-        emulator().endpoint(),
-        app.topology.project
+        "{}/v1/projects/{project}/subscriptions",
+        emulator().endpoint()
     );
     let body: Value = reqwest::get(&url).await.unwrap().json().await.unwrap();
     body["subscriptions"]
@@ -173,6 +177,22 @@ async fn the_next_waiter_deletes_expired_waiting_subscriptions_and_keeps_the_res
     assert!(own["labels"]["expires"].is_string(), "{own}");
 }
 
+/// The first subscription that appears in `waiters`, within 60 s.
+async fn watch_waiters(waiters: &str) -> Value {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let subs = list(waiters).await;
+        if let Some(s) = subs.into_iter().next() {
+            return s;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no subscription in {waiters}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// `--waiter-project`: the waiting subscription lives in a project of the waiters' own,
 /// attached to the worker project's completions topic (Pub/Sub allows a subscription in
 /// another project than its topic), so the waiters need no subscription permissions in the
@@ -183,18 +203,7 @@ async fn a_waiter_project_keeps_the_waiting_subscription_out_of_the_worker_proje
     app.copies_take(Duration::from_secs(2));
     // A project id has at most 30 characters; the test's own project name may be close to it.
     let waiters = format!("waiters-{}", std::process::id());
-    let list = |project: String| async move {
-        let url = format!(
-            "{}/v1/projects/{project}/subscriptions",
-            emulator().endpoint()
-        );
-        let body: Value = reqwest::get(&url).await.unwrap().json().await.unwrap();
-        body["subscriptions"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default()
-    };
-    let before = list(app.topology.project.clone()).await.len();
+    let before = list(&app.topology.project).await.len();
     let args = [
         "--source-model",
         SRC,
@@ -208,21 +217,10 @@ async fn a_waiter_project_keeps_the_waiting_subscription_out_of_the_worker_proje
         "--waiter-project",
         &waiters,
     ];
-    let watch_waiters = async {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-        loop {
-            let subs = list(waiters.clone()).await;
-            if let Some(s) = subs.into_iter().next() {
-                return s;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "no subscription in {waiters}"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    };
-    let (run, sub) = tokio::join!(cli(&app, "publish", &args, None, &[]), watch_waiters);
+    let (run, sub) = tokio::join!(
+        cli(&app, "publish", &args, None, &[]),
+        watch_waiters(&waiters)
+    );
     assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
     assert_eq!(run.summary()["succeeded"], 1, "{}", run.stdout);
     let name = sub["name"].as_str().unwrap();
@@ -235,11 +233,11 @@ async fn a_waiter_project_keeps_the_waiting_subscription_out_of_the_worker_proje
     let topic = format!("projects/{}/topics/copy-completions", app.topology.project);
     assert_eq!(sub["topic"], topic.as_str());
     assert_eq!(
-        list(app.topology.project.clone()).await.len(),
+        list(&app.topology.project).await.len(),
         before,
         "nothing created among the worker's subscriptions"
     );
-    assert!(list(waiters.clone()).await.is_empty(), "deleted on exit");
+    assert!(list(&waiters).await.is_empty(), "deleted on exit");
     let bad = cli(
         &app,
         "publish",

@@ -9,7 +9,7 @@ use tracing_subscriber::layer::SubscriberExt;
 
 use super::*;
 use crate::telemetry::{CloudLogging, Sink, SinkWriter};
-use crate::topology::hcl::{self, unquote};
+use crate::topology::tf_files as tf;
 
 /// Fields every line gets from the delivery's span, not from the event.
 const SPAN_FIELDS: [&str; 4] = ["request_id", "message_id", "stage", "operation"];
@@ -110,26 +110,24 @@ fn each_event_writes_the_text_line_it_wrote_before() {
 
 /// monitoring.tf's `log_metrics`: (key, message its filter matches, field it extracts).
 fn log_metrics() -> Vec<(String, String, String)> {
-    let monitoring = hcl::file("monitoring.tf");
-    let locals = monitoring
-        .blocks()
-        .into_iter()
-        .filter(|(h, _)| h == "locals");
-    let (_, metrics) = locals
-        .flat_map(|(_, b)| b.blocks())
-        .find(|(h, _)| h == "log_metrics")
-        .expect("local.log_metrics in monitoring.tf");
+    let monitoring = tf::file("monitoring.tf");
+    let metrics: Vec<_> = tf::blocks(&monitoring, "locals", &[])
+        .filter_map(|b| tf::attr(b, "log_metrics"))
+        .collect();
+    let [metrics] = metrics[..] else {
+        panic!("expected one local.log_metrics in monitoring.tf")
+    };
     let mut out = Vec::new();
-    for (key, m) in metrics.blocks() {
-        let filter = m.attr("filter").expect("filter");
-        let message = unquote(&filter)
-            .strip_prefix(r#"jsonPayload.message=\""#)
-            .and_then(|f| f.strip_suffix(r#"\""#))
+    for (key, m) in tf::entries(metrics) {
+        let filter = tf::string(tf::entry(m, "filter").expect("filter"));
+        let message = filter
+            .strip_prefix(r#"jsonPayload.message=""#)
+            .and_then(|f| f.strip_suffix('"'))
             .unwrap_or_else(|| {
                 panic!("{key}: a filter other than jsonPayload.message=\"…\": {filter}")
             });
-        let extractor = m.attr("extractor").expect("extractor");
-        let field = unquote(&extractor)
+        let extractor = tf::string(tf::entry(m, "extractor").expect("extractor"));
+        let field = extractor
             .strip_prefix("EXTRACT(jsonPayload.")
             .and_then(|f| f.strip_suffix(')'))
             .unwrap_or_else(|| panic!("{key}: an extractor other than EXTRACT(jsonPayload.…)"));
@@ -171,23 +169,24 @@ fn monitoring_counts_each_event_by_its_message_and_fields() {
 
 #[test]
 fn no_other_filter_of_the_module_names_a_message_no_event_writes() {
-    let module = hcl::module().0;
     let needle = "jsonPayload.message";
     let mut found = 0;
-    for (at, _) in module.match_indices(needle) {
-        let rest = &module[at + needle.len()..];
-        let message = rest
-            .strip_prefix(r#"=\""#)
-            .and_then(|r| r.split_once(r#"\""#))
-            .map(|(m, _)| m)
-            .unwrap_or_else(|| {
-                panic!("a jsonPayload.message filter this test cannot read: {rest:.60}")
-            });
-        assert!(
-            COUNTED.iter().any(|(_, m)| *m == message),
-            "terraform/ filters on jsonPayload.message={message:?}, which no event writes"
-        );
-        found += 1;
+    for string in tf::strings(&tf::module()) {
+        for (at, _) in string.match_indices(needle) {
+            let rest = &string[at + needle.len()..];
+            let message = rest
+                .strip_prefix(r#"=""#)
+                .and_then(|r| r.split_once('"'))
+                .map(|(m, _)| m)
+                .unwrap_or_else(|| {
+                    panic!("a jsonPayload.message filter this test cannot read: {rest:.60}")
+                });
+            assert!(
+                COUNTED.iter().any(|(_, m)| *m == message),
+                "terraform/ filters on jsonPayload.message={message:?}, which no event writes"
+            );
+            found += 1;
+        }
     }
     assert!(
         found >= COUNTED.len(),
@@ -197,10 +196,13 @@ fn no_other_filter_of_the_module_names_a_message_no_event_writes() {
 
 #[test]
 fn the_alert_on_failed_copies_counts_completion_events() {
-    let monitoring = hcl::file("monitoring.tf").0;
     let alert = format!(
-        r#"log_metric_types["{}"], "")}}\" AND metric.labels.status=\"failed\""#,
+        r#"log_metric_types["{}"], "")}}" AND metric.labels.status="failed""#,
         CompletionPublished::METRIC
     );
-    assert!(monitoring.contains(&alert), "no alert on {alert}");
+    let strings = tf::strings(&tf::file("monitoring.tf"));
+    assert!(
+        strings.iter().any(|s| s.contains(&alert)),
+        "no alert on {alert}"
+    );
 }

@@ -62,6 +62,32 @@ pub(crate) struct CreateTask {
     pub view: usize,
 }
 
+/// Task's fields. Output-only ones are accepted and ignored, like the real API.
+const TASK_FIELDS: &[&str] = &[
+    "name",
+    "httpRequest",
+    "appEngineHttpRequest",
+    "scheduleTime",
+    "createTime",
+    "dispatchDeadline",
+    "dispatchCount",
+    "responseCount",
+    "firstAttempt",
+    "lastAttempt",
+    "view",
+    "retryConfig",
+];
+
+/// HttpRequest's fields.
+const HTTP_FIELDS: &[&str] = &[
+    "url",
+    "httpMethod",
+    "headers",
+    "body",
+    "oauthToken",
+    "oidcToken",
+];
+
 impl CreateTask {
     pub fn parse(parent: &str, body: &Value) -> Result<CreateTask, Failure> {
         let fields = object(body, "CreateTaskRequest")?;
@@ -74,24 +100,7 @@ impl CreateTask {
             .get("task")
             .ok_or_else(|| invalid("task is required."))?;
         let task = object(task, "Task")?;
-        // Output-only fields are accepted and ignored, like the real API.
-        refuse_unknown(
-            task,
-            &[
-                "name",
-                "httpRequest",
-                "appEngineHttpRequest",
-                "scheduleTime",
-                "createTime",
-                "dispatchDeadline",
-                "dispatchCount",
-                "responseCount",
-                "firstAttempt",
-                "lastAttempt",
-                "view",
-                "retryConfig",
-            ],
-        )?;
+        refuse_unknown(task, TASK_FIELDS)?;
         let name = match task.get("name").and_then(Value::as_str) {
             None | Some("") => None,
             Some(name) => Some(check_name(parent, name)?.to_string()),
@@ -133,17 +142,7 @@ impl CreateTask {
 }
 
 fn parse_http(http: &Map<String, Value>) -> Result<TaskSpec, Failure> {
-    refuse_unknown(
-        http,
-        &[
-            "url",
-            "httpMethod",
-            "headers",
-            "body",
-            "oauthToken",
-            "oidcToken",
-        ],
-    )?;
+    refuse_unknown(http, HTTP_FIELDS)?;
     // HttpRequest.url: "This string must begin with either "http://" or "https://"".
     let url = http.get("url").and_then(Value::as_str).unwrap_or_default();
     if !(url.starts_with("http://") || url.starts_with("https://")) || url.len() > 2083 {
@@ -186,17 +185,7 @@ fn parse_http(http: &Map<String, Value>) -> Result<TaskSpec, Failure> {
     }
     let oidc = match http.get("oidcToken") {
         None => None,
-        Some(token) => {
-            let token = object(token, "OidcToken")?;
-            let email = token.get("serviceAccountEmail").and_then(Value::as_str);
-            let email = email
-                .filter(|e| !e.is_empty())
-                .ok_or_else(|| invalid("OidcToken.service_account_email is required."))?;
-            // OidcToken.audience: "If not specified, the URI specified in target will be used."
-            let audience = token.get("audience").and_then(Value::as_str);
-            let audience = audience.filter(|a| !a.is_empty()).unwrap_or(url);
-            Some((email.to_string(), audience.to_string()))
-        }
+        Some(token) => Some(parse_oidc(object(token, "OidcToken")?, url)?),
     };
     Ok(TaskSpec {
         url: url.to_string(),
@@ -208,6 +197,18 @@ fn parse_http(http: &Map<String, Value>) -> Result<TaskSpec, Failure> {
         schedule_time: None,
         dispatch_deadline: DEFAULT_DEADLINE,
     })
+}
+
+/// An OidcToken: (service account email, audience).
+fn parse_oidc(token: &Map<String, Value>, url: &str) -> Result<(String, String), Failure> {
+    let email = token.get("serviceAccountEmail").and_then(Value::as_str);
+    let email = email
+        .filter(|e| !e.is_empty())
+        .ok_or_else(|| invalid("OidcToken.service_account_email is required."))?;
+    // OidcToken.audience: "If not specified, the URI specified in target will be used."
+    let audience = token.get("audience").and_then(Value::as_str);
+    let audience = audience.filter(|a| !a.is_empty()).unwrap_or(url);
+    Ok((email.to_string(), audience.to_string()))
 }
 
 /// Task.name: `projects/P/locations/L/queues/Q/tasks/TASK_ID`, where "TASK_ID can contain only

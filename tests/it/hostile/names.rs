@@ -58,6 +58,34 @@ async fn local_adc(project: &str) -> std::path::PathBuf {
     file
 }
 
+/// One delivery of `data` to `route`, naming the forged operation: a task body, or a push
+/// envelope with every attribute a stage reads.
+fn forged_delivery(route: &str, i: usize, data: &str, forged_op: &str, now: &str) -> String {
+    let attributes = [
+        ("request_id", "hostile-1"),
+        ("operation", forged_op),
+        ("attempt", "1"),
+        ("accepted_at", now),
+        ("callback_url", "https://hooks.example.com/x"),
+        ("webhook_id", "hostile-1:succeeded"),
+    ];
+    if route.starts_with("/tasks/") {
+        // A task names its operation in its body (docs/DESIGN.md §3, "Copy tasks").
+        serde_json::json!({
+            "request": serde_json::from_str::<serde_json::Value>(data).unwrap(),
+            "attempt": 1,
+            "accepted_at": now.split('.').next().unwrap().to_owned() + "Z",
+            "operation": forged_op,
+            "started_at": now.split('.').next().unwrap().to_owned() + "Z",
+            "origin": format!("m-{i}"),
+            "seq": 1,
+        })
+        .to_string()
+    } else {
+        envelope(&format!("m-{i}"), data.as_bytes(), &attributes)
+    }
+}
+
 /// The probe's forged names, sent to every internal route the worker serves (a route that is
 /// not served answers 404, which is fine too): in the `operation` attribute, and as the
 /// location of the request's source and destination.
@@ -105,29 +133,7 @@ async fn forged_operation_and_location_names_never_make_the_worker_connect_anywh
             bodies.push(&good);
         }
         for (i, data) in bodies.into_iter().enumerate() {
-            let attributes = [
-                ("request_id", "hostile-1"),
-                ("operation", forged_op.as_str()),
-                ("attempt", "1"),
-                ("accepted_at", now.as_str()),
-                ("callback_url", "https://hooks.example.com/x"),
-                ("webhook_id", "hostile-1:succeeded"),
-            ];
-            let body = if route.starts_with("/tasks/") {
-                // A task names its operation in its body (docs/DESIGN.md §3, "Copy tasks").
-                serde_json::json!({
-                    "request": serde_json::from_str::<serde_json::Value>(data).unwrap(),
-                    "attempt": 1,
-                    "accepted_at": now.split('.').next().unwrap().to_owned() + "Z",
-                    "operation": forged_op,
-                    "started_at": now.split('.').next().unwrap().to_owned() + "Z",
-                    "origin": format!("m-{i}"),
-                    "seq": 1,
-                })
-                .to_string()
-            } else {
-                envelope(&format!("m-{i}"), data.as_bytes(), &attributes)
-            };
+            let body = forged_delivery(route, i, data, &forged_op, &now);
             // The answer does not matter (a forged name is refused, the topics of this fresh
             // project do not exist); only where the worker connected does.
             let _ = tokio::time::timeout(
