@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use clap::Parser;
 use copy_worker::app::build_state;
-use copy_worker::cli::{doctor::DoctorArgs, events::EventsArgs, replay::ReplayArgs};
+use copy_worker::cli::{DoctorArgs, EventsArgs, ReplayArgs};
 use copy_worker::config::{Config, ServeArgs};
 use copy_worker::http::app;
 use copy_worker::telemetry;
@@ -295,7 +295,7 @@ fn start_events(emulator: &Emulator) -> anyhow::Result<EventsRun> {
     let args = Cmd::<EventsArgs>::try_parse_from(argv.split(' '))?.args;
     Ok(tokio::spawn(async move {
         let mut out = Vec::new();
-        let code = copy_worker::cli::events::tail(args, &mut out).await;
+        let code = copy_worker::cli::tail(args, &mut out).await;
         (code, out)
     }))
 }
@@ -368,7 +368,7 @@ async fn show_replay_dry_run(emulator: &Emulator) -> anyhow::Result<()> {
     let args = Cmd::<ReplayArgs>::try_parse_from(argv.split(' '))?.args;
     // The run itself, not `replay::run`, which takes over Ctrl-C for the rest of the process.
     let plan = args.plan().map_err(anyhow::Error::msg)?;
-    let (summary, result) = copy_worker::cli::replay::execute(plan).await;
+    let (summary, result) = copy_worker::cli::execute_replay(plan).await;
     println!("{}", summary.to_json());
     result.context("replay --dry-run")
 }
@@ -390,7 +390,7 @@ async fn show_doctor(argv: &[String]) -> anyhow::Result<()> {
     println!("\n$ copy-worker doctor   (with the worker's configuration)");
     let args = std::iter::once("doctor").chain(argv[1..].iter().map(String::as_str));
     let args = Cmd::<DoctorArgs>::try_parse_from(args)?.args;
-    let report = copy_worker::cli::doctor::diagnose(&args).await;
+    let report = copy_worker::cli::diagnose(&args).await;
     print!("{}", report.text());
     anyhow::ensure!(
         report.passed(),

@@ -39,7 +39,7 @@ struct Args {
     )]
     models: Vec<String>,
     /// How long each copy of these models runs before it succeeds.
-    #[arg(long, default_value = "5s", value_parser = copy_worker::cli::args::parse_duration)]
+    #[arg(long, default_value = "5s", value_parser = copy_worker::cli::parse_duration)]
     copy_time: Duration,
 }
 

@@ -10,7 +10,7 @@ fn main() -> ExitCode {
     let cli = match Cli::try_parse_from(&argv) {
         Ok(c) => c,
         Err(e) => {
-            let note = copy_worker::cli::args::env_source_note(&Cli::command(), &e, &argv);
+            let note = copy_worker::cli::env_source_note(&Cli::command(), &e, &argv);
             let code = e.exit_code();
             let _ = e.print();
             if let Some(n) = note {

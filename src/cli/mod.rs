@@ -14,24 +14,29 @@
 //! - [`doctor`]: `copy-worker doctor`, the read-only pre-flight check of a deployment.
 //! - [`completions`]: `copy-worker completions SHELL`, shell completion scripts.
 
-pub mod args;
-pub mod completions;
-pub mod doctor;
-pub mod events;
-pub mod exit;
-pub mod publish;
-pub mod replay;
-pub mod serve;
-pub mod status;
-pub mod wait;
+mod args;
+mod completions;
+mod doctor;
+mod events;
+mod exit;
+mod publish;
+mod replay;
+mod serve;
+mod status;
+mod wait;
 
 use clap::{Parser, Subcommand};
 
-use self::doctor::DoctorArgs;
-// `doctor` reads `serve`'s configuration as `super::config`.
-use self::events::EventsArgs;
+pub use self::args::{env_source_note, parse_duration};
+
+// What examples/demo.rs drives in-process besides `Cli`: the subcommands are private, so
+// this list is the whole of what the library offers of the command line.
+pub use self::doctor::{DoctorArgs, diagnose};
+pub use self::events::{EventsArgs, tail};
+pub use self::replay::{ReplayArgs, execute as execute_replay};
+
 use self::publish::PublishArgs;
-use self::replay::ReplayArgs;
+// `doctor` reads `serve`'s configuration as `super::config`.
 use crate::config;
 use crate::config::ServeArgs;
 

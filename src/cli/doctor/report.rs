@@ -137,13 +137,6 @@ impl Report {
         self.counts().fail == 0
     }
 
-    /// The checks that match `subject` and `what`, for tests and scripts.
-    pub fn find(&self, subject: &str, what: &str) -> Option<&Check> {
-        self.checks
-            .iter()
-            .find(|c| c.subject == subject && c.what == what)
-    }
-
     /// One line per check (`status  subject: what: detail`), an indented `fix:` line under
     /// anything that is not ok, and a count at the end.
     pub fn text(&self) -> String {

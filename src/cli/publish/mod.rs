@@ -14,7 +14,7 @@ use std::time::Duration;
 use futures::future::join_all;
 
 pub use args::PublishArgs;
-pub use input::{InvalidInput, RequestFlags, validate, validate_lines};
+pub use input::RequestFlags;
 
 use super::exit;
 use super::wait::finish;
@@ -282,6 +282,7 @@ async fn publish_all(plan: &Plan, out: &mut dyn Write) -> Result<Vec<String>, Pu
 
 #[cfg(test)]
 mod tests {
+    use super::input::validate;
     use super::*;
 
     #[test]

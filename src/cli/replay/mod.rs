@@ -18,7 +18,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 pub use plan::{Plan, ReplayError};
-pub use rules::{Rules, Verdict};
+pub use rules::Rules;
 pub use summary::Summary;
 
 use self::pump::Pump;
@@ -26,7 +26,6 @@ use self::summary::DryRun;
 use super::args::{PubSubArgs, parse_duration};
 use super::exit;
 use crate::clients::pubsub::{full_subscription, full_topic};
-pub use crate::contract::dead_letter::republished;
 
 /// Flags of `copy-worker replay`.
 #[derive(Debug, Clone, clap::Args)]
