@@ -24,6 +24,7 @@ mod replay;
 mod serve;
 mod status;
 mod wait;
+mod waiting;
 
 use clap::{Parser, Subcommand};
 

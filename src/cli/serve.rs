@@ -7,9 +7,6 @@ use crate::clients::reach::Endpoint;
 use crate::config::{Config, ServeArgs};
 use crate::telemetry;
 
-/// `doctor` lists the same warnings as a start does.
-pub(super) use crate::config::startup_warnings;
-
 /// `serve --help` examples.
 pub const EXAMPLES: &str = "\
 Examples:

@@ -153,7 +153,7 @@ pub async fn diagnose(args: &DoctorArgs) -> Report {
             cfg.queues.polls,
         ),
     ));
-    for w in super::serve::startup_warnings(&cfg) {
+    for w in crate::config::startup_warnings(&cfg) {
         report.push(Check::warn("config", "warning", w));
     }
     report.extend(trust::check(cfg.push_auth, &serve.push).await);

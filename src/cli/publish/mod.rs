@@ -17,8 +17,7 @@ pub use args::PublishArgs;
 pub use input::RequestFlags;
 
 use super::exit;
-use super::wait::finish;
-use super::wait::own;
+use super::waiting::{finish, own};
 use crate::clients::pubsub::{Connection, OutMessage, full_subscription, full_topic, to_message};
 use crate::clients::temp_subscription::{FilterBy, WaitSource, WaiterTag};
 use crate::clients::{interrupt, lines};

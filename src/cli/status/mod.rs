@@ -15,8 +15,8 @@ use serde_json::json;
 use self::lookup::Looked;
 use super::args::{PubSubArgs, parse_duration};
 use super::exit;
-use super::wait::follow::{Counts, Followed, WaitOutcome, Waiting};
-use super::wait::own;
+use super::waiting::follow::{Counts, Followed, WaitOutcome, Waiting};
+use super::waiting::own;
 use crate::clients::pubsub::full_topic;
 use crate::clients::temp_subscription::WaitSource;
 

@@ -1,15 +1,9 @@
-//! Waiting for completion events: `copy-worker wait`, and the code `publish --wait` shares.
+//! `copy-worker wait`: waiting for the completion events of requests published earlier. The
+//! waiting itself is [`super::waiting`], which `publish --wait` and `status` share.
 //!
-//! - [`follow`]: reading events until every awaited request has one.
-//! - [`finish`]: the summary, the exit code, and keeping or deleting the subscription.
-//! - [`own`]: sweeping away dead waiters' subscriptions, seeking a new one back, and moving
-//!   a kept one's `expires`.
 //! - [`ids`]: the request ids of `--file`, and how far back a new subscription looks.
 
-pub(crate) mod finish;
-pub(crate) mod follow;
 mod ids;
-pub(crate) mod own;
 
 use std::time::{Duration, SystemTime};
 
@@ -17,6 +11,7 @@ use clap::Args;
 
 use super::args::{PubSubArgs, parse_duration};
 use super::exit;
+use super::waiting::{finish, own};
 use crate::clients::lines;
 use crate::clients::pubsub::{Connection, full_subscription, full_topic};
 use crate::clients::temp_subscription::{ABANDON_MARGIN, TempSubscription, WaitSource};

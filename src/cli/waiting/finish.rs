@@ -140,7 +140,7 @@ async fn settle(who: &str, source: WaitSource, code: u8) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cli::wait::follow::{Counts, Waiting};
+    use crate::cli::waiting::follow::{Counts, Waiting};
 
     #[test]
     fn a_timed_out_summary_names_what_is_pending_and_how_to_resume() {
