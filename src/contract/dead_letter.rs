@@ -116,8 +116,14 @@ pub struct DeadLetterView<'a> {
     pub request_id: Option<String>,
     /// `error_code`; none on a message that Pub/Sub dead-lettered on its own.
     pub error_code: Option<&'a str>,
+    /// `error_message`, cut to [`MAX_ERROR_MESSAGE`] bytes by the worker.
+    pub error_message: Option<&'a str>,
+    /// `failed_stage`: `request`, `operation` or `callback`, as the worker wrote it.
+    pub failed_stage: Option<&'a str>,
     /// `failed_stage` is `callback`: a webhook callback, not a request.
     pub is_callback: bool,
+    /// `dead_lettered_at`; `None` when absent or not RFC 3339.
+    pub dead_lettered_at: Option<DateTime<Utc>>,
     /// How often it was replayed already; `None` when `replay_count` is not a count.
     pub replay_count: Option<u32>,
     /// Every attribute, the caller's among them.
@@ -132,8 +138,14 @@ impl<'a> DeadLetterView<'a> {
         Self {
             request_id: request_id(attributes, data),
             error_code: attributes.get(attr::ERROR_CODE).map(String::as_str),
+            error_message: attributes.get(attr::ERROR_MESSAGE).map(String::as_str),
+            failed_stage: attributes.get(attr::FAILED_STAGE).map(String::as_str),
             is_callback: attributes.get(attr::FAILED_STAGE).map(String::as_str)
                 == Some(FailedStage::Callback.as_str()),
+            dead_lettered_at: attributes
+                .get(attr::DEAD_LETTERED_AT)
+                .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+                .map(|t| t.with_timezone(&Utc)),
             replay_count: replay_count(attributes),
             attributes,
             data,
@@ -178,6 +190,28 @@ mod tests {
         assert_eq!(m.attributes["error_code"], "NOT_FOUND");
         assert_eq!(m.attributes["traceparent"], "00-a-b-01");
         assert!(m.attributes.contains_key("dead_lettered_at"));
+    }
+
+    /// A view carries every field the worker writes on a dead letter (DESIGN.md §3).
+    #[test]
+    fn a_view_reads_every_field_of_a_dead_letter() {
+        let now = Utc.with_ymd_and_hms(2026, 12, 6, 10, 0, 0).unwrap();
+        let e = ErrorInfo {
+            code: "NOT_FOUND".into(),
+            message: "source model not found".into(),
+        };
+        let caller = BTreeMap::from([("replay_count".to_owned(), "2".to_owned())]);
+        let (m, _) = dead_letter(b"{}", &caller, Some("r9"), &e, FailedStage::Operation, now);
+        let attributes: HashMap<String, String> = m.attributes.into_iter().collect();
+        let v = DeadLetterView::parse(&attributes, &m.data);
+        assert_eq!(v.request_id.as_deref(), Some("r9"));
+        assert_eq!(v.error_code, Some("NOT_FOUND"));
+        assert_eq!(v.error_message, Some("source model not found"));
+        assert_eq!(v.failed_stage, Some("operation"));
+        assert!(!v.is_callback);
+        assert_eq!(v.dead_lettered_at, Some(now));
+        assert_eq!(v.replay_count, Some(2));
+        assert_eq!(v.data, b"{}");
     }
 
     #[test]
