@@ -304,7 +304,7 @@ variable "ingress" {
 # --- The two Cloud Tasks queues (DESIGN.md §10) ------------------------------------
 
 variable "copy_start_queue" {
-  description = "Tuning of the Cloud Tasks queue that starts copies for the whole deployment (its name is names.copy_start_queue; its rate comes from vertex_copy_rate, tasks.tf). max_concurrent_dispatches: start-stage requests in flight at once; each answers within 45 s, so this bounds the pile-up when Vertex AI is slow without limiting the rate otherwise. min/max_backoff_seconds: spacing of retries after a refused start (503: Vertex AI's quota, a transient error, a worker that cannot be reached). Attempts are unlimited: the worker ends a start older than COPY_MAX_DURATION as failed. log_sampling_ratio: the share of dispatch attempts Cloud Tasks logs (0-1)."
+  description = "Tuning of the Cloud Tasks queue that starts copies for the whole deployment (its name is names.copy_start_queue; its rate comes from vertex_copy_rate, tasks.tf). max_concurrent_dispatches: start-stage requests in flight at once; each answers within 45 s, so this bounds the pile-up when Vertex AI is slow without limiting the rate otherwise. min/max_backoff_seconds: spacing of retries after a start the worker asked to retry (Vertex AI's quota, a transient error) or could not be reached. Attempts are unlimited: the worker ends a start older than COPY_MAX_DURATION as failed. log_sampling_ratio: the share of dispatch attempts Cloud Tasks logs (0-1)."
   type = object({
     max_concurrent_dispatches = optional(number, 20)
     min_backoff_seconds       = optional(number, 10)
@@ -644,7 +644,7 @@ variable "notification_channels" {
 }
 
 variable "alert_requests_oldest_unacked_seconds" {
-  description = "Alert when the oldest unacked message on copy-requests-push is older than this: requests are not being started (worker down, 401/403 on push, Vertex quota)."
+  description = "Alert when the oldest unacked message on copy-requests-push is older than this: requests are not being started (worker down, pushes refused for their token, Vertex quota)."
   type        = number
   default     = 1800
 
@@ -655,7 +655,7 @@ variable "alert_requests_oldest_unacked_seconds" {
 }
 
 variable "alert_callbacks_oldest_unacked_seconds" {
-  description = "Alert when the oldest unacked message on copy-callbacks-push is older than this: webhook callbacks are not being delivered (receiver down or slow, 401/403 on push)."
+  description = "Alert when the oldest unacked message on copy-callbacks-push is older than this: webhook callbacks are not being delivered (receiver down or slow, pushes refused for their token)."
   type        = number
   default     = 1800
 

@@ -186,7 +186,7 @@ pub struct Connection {
 
 impl Connection {
     /// A base publisher: anonymous against the emulator, ADC otherwise. Publish retries are
-    /// capped at 20 s so a stage answers 503 well inside its ack deadline instead of hanging.
+    /// capped at 20 s so a stage asks for a retry well inside its ack deadline instead of hanging.
     pub async fn base_publisher(&self) -> ClientBuilderResult<BasePublisher> {
         let retry = google_cloud_pubsub::retry_policy::RetryableErrors
             .with_time_limit(Duration::from_secs(20));

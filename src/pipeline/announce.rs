@@ -164,10 +164,10 @@ impl Pipeline {
             .await
     }
 
-    /// Publishes `msg`, which this step hands on. Not confirmed → 503, and the sender tries
-    /// again. Refused for good (INVALID_ARGUMENT: it would be refused on every try) → the
-    /// delivery is dead-lettered with the reason instead, and the step answers 2xx: a 503
-    /// would repeat until the message's retention ran out (DESIGN.md §4).
+    /// Publishes `msg`, which this step hands on. Not confirmed → a retry is asked for, and
+    /// the sender tries again. Refused for good (INVALID_ARGUMENT: it would be refused on
+    /// every try) → the delivery is dead-lettered with the reason instead, and the step acks:
+    /// asking for a retry would repeat until the message's retention ran out (DESIGN.md §4).
     async fn hand_on(
         &self,
         d: &Delivery<'_>,

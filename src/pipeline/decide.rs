@@ -17,7 +17,7 @@ pub(crate) enum AfterStart {
     Poll(OperationName),
     /// ALREADY_EXISTS: read the destination now to decide whose copy it is.
     Resolve,
-    /// RESOURCE_EXHAUSTED: answer 503 with `Retry-After`, so that the copy-start queue backs
+    /// RESOURCE_EXHAUSTED: ask for a retry (with `Retry-After`), so that the copy-start queue backs
     /// off; its rate is Vertex AI's copy quota, so slowing the whole queue is what is wanted.
     Quota(Failure),
     /// Transient after the in-request retries: 503, the queue retries after its backoff.

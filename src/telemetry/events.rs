@@ -72,7 +72,7 @@ impl CountedEvent for CompletionPublished<'_> {
     }
 }
 
-/// Vertex AI answered RESOURCE_EXHAUSTED (429): a start answers 503 so that its queue backs
+/// Vertex AI answered RESOURCE_EXHAUSTED (429): a start asks for a retry so that its queue backs
 /// off, a poll schedules its next poll later.
 pub struct VertexQuotaExhausted<'a> {
     pub project: &'a str,
