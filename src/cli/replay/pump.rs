@@ -314,10 +314,6 @@ impl Consume for Pump {
         ControlFlow::Continue(())
     }
 
-    fn on_quiet(&mut self) -> ControlFlow<()> {
-        ControlFlow::Break(())
-    }
-
     fn on_error(&mut self, error: ReadError) -> ControlFlow<()> {
         match error {
             ReadError::Pull { source, .. } => self.fail(ReplayError::Pull {

@@ -109,10 +109,6 @@ impl Consume for Lookup {
         ControlFlow::Continue(())
     }
 
-    fn on_quiet(&mut self) -> ControlFlow<()> {
-        ControlFlow::Break(())
-    }
-
     fn on_error(&mut self, error: ReadError) -> ControlFlow<()> {
         self.error = Some(error);
         ControlFlow::Break(())

@@ -225,10 +225,6 @@ impl Consume for Follower<'_> {
         ControlFlow::Continue(())
     }
 
-    fn on_quiet(&mut self) -> ControlFlow<()> {
-        ControlFlow::Break(())
-    }
-
     fn on_error(&mut self, error: ReadError) -> ControlFlow<()> {
         self.error = Some(error);
         ControlFlow::Break(())

@@ -127,8 +127,10 @@ pub trait Consume {
     fn quiet_at(&self) -> Option<Instant>;
     /// One delivery, to settle.
     fn on_delivery(&mut self, received: Received) -> ControlFlow<()>;
-    /// Nothing came before [`Consume::quiet_at`].
-    fn on_quiet(&mut self) -> ControlFlow<()>;
+    /// Nothing came before [`Consume::quiet_at`]: stop, unless the command follows for ever.
+    fn on_quiet(&mut self) -> ControlFlow<()> {
+        ControlFlow::Break(())
+    }
     /// The stream failed or ended.
     fn on_error(&mut self, error: ReadError) -> ControlFlow<()>;
     /// Where work the command started reports its end.
