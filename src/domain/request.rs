@@ -171,7 +171,7 @@ impl CopyRequest {
                 project: Some(target),
                 location: Some(location),
                 model_id: Some(dst),
-                parent_model: None,
+                ..wire::DestinationWire::default()
             }),
             ..CopyRequestWire::default()
         };

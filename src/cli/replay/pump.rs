@@ -9,7 +9,6 @@ use std::collections::{HashMap, HashSet};
 use std::ops::ControlFlow;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
 
 use google_cloud_pubsub::client::{Publisher, Subscriber};
 use tokio::sync::mpsc;
@@ -24,9 +23,6 @@ use crate::clients::pubsub::to_message;
 
 /// Most republishes in flight at once without `--rate`.
 const MAX_IN_FLIGHT: usize = 500;
-/// A message handed back comes straight back; waiting a little before handing it back again
-/// keeps that loop from spinning while the run looks for messages it has not seen.
-const REDELIVERY_PAUSE: Duration = Duration::from_millis(500);
 
 /// What this run already did with a message id, so each dead letter is counted once.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,7 +31,8 @@ enum Seen {
     InFlight,
     /// Republished and acked.
     Replayed,
-    /// Skipped, counted in a dry run, or failed: handed back.
+    /// Skipped, counted in a dry run, or failed: handed back (the browsing reader does not
+    /// deliver it again, but one dropped unsettled comes back).
     HandedBack,
 }
 
@@ -118,7 +115,7 @@ impl Pump {
     pub async fn run(&mut self, subscriber: &Subscriber) -> Result<(), ReplayError> {
         let max_outstanding = self.window.max(100) as i64;
         let lease = Lease::Held { max_outstanding };
-        let mut reader = Reader::open(subscriber, &self.plan.subscription, lease);
+        let mut reader = Reader::open(subscriber, &self.plan.subscription, lease).browsing();
         if reader.run(self).await == Ended::Interrupted {
             self.stop_for_signal().await;
         }
@@ -213,8 +210,7 @@ impl Pump {
                 self.summary.redelivered_after_replay += 1;
                 received.ack();
             }
-            Seen::InFlight => received.hand_back(),
-            Seen::HandedBack => hand_back_after(REDELIVERY_PAUSE, received),
+            Seen::InFlight | Seen::HandedBack => received.hand_back(),
         }
     }
 
@@ -246,16 +242,6 @@ impl Pump {
             }
         }
     }
-}
-
-/// Gives `received` back after `pause`: a message handed back comes straight back to an open
-/// stream, and the pause keeps that loop from spinning. The task is the replay command's own
-/// (the reader in `clients/` starts none); it ends within `pause`.
-fn hand_back_after(pause: Duration, received: Received) {
-    tokio::spawn(async move {
-        tokio::time::sleep(pause).await;
-        received.hand_back();
-    });
 }
 
 /// Republishes one dead letter at its slot and acks it only once Pub/Sub returned the new

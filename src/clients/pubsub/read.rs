@@ -5,9 +5,17 @@
 //! the command settles it: ack, or hand back at once (ack deadline 0). What is still leased
 //! when the reader closes goes back to the subscription, so a command that stops early leaves
 //! every message it did not settle for the next reader.
+//!
+//! A [`browsing`](Reader::browsing) reader reads a subscription without consuming it: a
+//! message the command handed back is not delivered to the command again. Pub/Sub offers a
+//! handed-back message again at once, so the reader holds such a redelivery for
+//! [`REDELIVERY_PAUSE`] and hands it back itself, and the loop neither spins nor shows the
+//! command the same message twice. A command that lists what waits on a subscription browses,
+//! hands back each message, and stops when the reader is quiet.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::ops::ControlFlow;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use google_cloud_pubsub::client::Subscriber;
@@ -33,6 +41,14 @@ const DRAIN_QUIET: Duration = Duration::from_millis(300);
 const DRAIN_MAX: Duration = Duration::from_secs(3);
 /// Time for the server to register that the stream closed before the hand-back.
 const HAND_BACK_DELAY: Duration = Duration::from_millis(500);
+/// How long a browsing reader holds the redelivery of a message it handed back before handing
+/// it back again: long enough that the loop does not spin, short enough that another reader
+/// soon gets it.
+pub const REDELIVERY_PAUSE: Duration = Duration::from_millis(500);
+
+/// The ids of the messages a browsing reader's command handed back, shared with each
+/// [`Received`] (a republish task may hand one back from another task).
+type HandedBack = Arc<Mutex<HashSet<String>>>;
 
 /// How a reader holds its deliveries, which decides how it closes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,12 +88,15 @@ pub enum ReadError {
 }
 
 /// One delivery and its lease. Settle it with [`ack`](Self::ack) or
-/// [`hand_back`](Self::hand_back); one dropped unsettled goes back like a hand-back. This
-/// module starts no task (Cloud Run, DESIGN.md §10): a delayed hand-back is the caller's.
+/// [`hand_back`](Self::hand_back); one dropped unsettled goes back like a hand-back (but a
+/// browsing reader delivers it again). This module starts no task (Cloud Run, DESIGN.md
+/// §10): a browsing reader holds the redeliveries it pauses and hands them back from
+/// [`Reader::next`].
 #[derive(Debug)]
 pub struct Received {
     message: Message,
     handler: Handler,
+    handed_back: Option<HandedBack>,
 }
 
 impl Received {
@@ -105,8 +124,14 @@ impl Received {
         self.handler.ack();
     }
 
-    /// Gives the message back at once (ack deadline 0), for another reader or a later run.
+    /// Gives the message back at once (ack deadline 0), for another reader or a later run. A
+    /// browsing reader does not deliver it to this command again.
     pub fn hand_back(self) {
+        if let Some(ids) = &self.handed_back {
+            ids.lock()
+                .expect("no panic holds this lock")
+                .insert(self.message.message_id.clone());
+        }
         self.handler.nack();
     }
 }
@@ -157,6 +182,21 @@ pub enum Ended {
 pub struct Reader {
     subscription: String,
     stream: MessageStream,
+    browse: Option<Browse>,
+}
+
+/// What a [`browsing`](Reader::browsing) reader keeps.
+#[derive(Default)]
+struct Browse {
+    handed_back: HandedBack,
+    /// Redeliveries of handed-back messages, each with when to hand it back again.
+    paused: VecDeque<(Instant, Received)>,
+}
+
+/// What the stream or the pause queue yielded first.
+enum Turn {
+    Delivery(Option<Result<(Message, Handler), google_cloud_pubsub::Error>>),
+    PauseOver,
 }
 
 impl Reader {
@@ -192,20 +232,70 @@ impl Reader {
         Self {
             subscription: subscription.to_owned(),
             stream,
+            browse: None,
         }
     }
 
-    /// The next delivery.
+    /// Reads without consuming: a message the command handed back is not delivered to it
+    /// again (see the module's documentation), so the command sees each message once.
+    #[must_use]
+    pub fn browsing(mut self) -> Self {
+        self.browse = Some(Browse::default());
+        self
+    }
+
+    /// The next delivery; a browsing reader skips, and pauses, the ones handed back before.
     pub async fn next(&mut self) -> Result<Received, ReadError> {
-        match self.stream.next().await {
-            Some(Ok((message, handler))) => Ok(Received { message, handler }),
-            Some(Err(source)) => Err(ReadError::Pull {
-                subscription: self.subscription.clone(),
-                source,
-            }),
-            None => Err(ReadError::Ended {
-                subscription: self.subscription.clone(),
-            }),
+        loop {
+            let due = self.browse.as_ref().and_then(|b| b.paused.front()).map(|p| p.0);
+            let turn = match due {
+                Some(due) => tokio::select! {
+                    biased;
+                    () = tokio::time::sleep_until(due) => Turn::PauseOver,
+                    next = self.stream.next() => Turn::Delivery(next),
+                },
+                None => Turn::Delivery(self.stream.next().await),
+            };
+            let (message, handler) = match turn {
+                Turn::PauseOver => {
+                    self.hand_back_paused(Instant::now());
+                    continue;
+                }
+                Turn::Delivery(Some(Ok(delivery))) => delivery,
+                Turn::Delivery(Some(Err(source))) => {
+                    return Err(ReadError::Pull {
+                        subscription: self.subscription.clone(),
+                        source,
+                    });
+                }
+                Turn::Delivery(None) => {
+                    return Err(ReadError::Ended {
+                        subscription: self.subscription.clone(),
+                    });
+                }
+            };
+            let handed_back = self.browse.as_ref().map(|b| Arc::clone(&b.handed_back));
+            let received = Received {
+                message,
+                handler,
+                handed_back,
+            };
+            match &mut self.browse {
+                Some(b) if b.was_handed_back(received.message_id()) => b
+                    .paused
+                    .push_back((Instant::now() + REDELIVERY_PAUSE, received)),
+                _ => return Ok(received),
+            }
+        }
+    }
+
+    /// Hands back the paused redeliveries that are due by `now`.
+    fn hand_back_paused(&mut self, now: Instant) {
+        let Some(b) = &mut self.browse else { return };
+        while b.paused.front().is_some_and(|p| p.0 <= now) {
+            if let Some((_, received)) = b.paused.pop_front() {
+                received.handler.nack();
+            }
         }
     }
 
@@ -250,8 +340,10 @@ impl Reader {
         Ended::Finished
     }
 
-    /// Closes a [`Lease::Brief`] reader: sends the acks, and hands back what is still leased.
-    pub async fn close(self) {
+    /// Closes a [`Lease::Brief`] reader: sends the acks, and hands back what is still leased
+    /// (paused redeliveries included).
+    pub async fn close(mut self) {
+        self.hand_back_paused(Instant::now() + REDELIVERY_PAUSE);
         let token = self.stream.shutdown_token();
         let _ = tokio::time::timeout(CLOSE_BOUND, token.shutdown()).await;
     }
@@ -275,11 +367,23 @@ impl Reader {
                 Ok(Err(_)) | Err(_) => break,
             }
         }
+        if let Some(b) = self.browse.take() {
+            held.extend(b.paused.into_iter().map(|p| p.1));
+        }
         let token = self.stream.shutdown_token();
         drop(self);
         tokio::time::sleep(HAND_BACK_DELAY).await;
         drop(held);
         token.shutdown().await;
+    }
+}
+
+impl Browse {
+    fn was_handed_back(&self, message_id: &str) -> bool {
+        self.handed_back
+            .lock()
+            .expect("no panic holds this lock")
+            .contains(message_id)
     }
 }
 
