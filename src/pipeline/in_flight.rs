@@ -5,7 +5,7 @@
 //! `CopyModelOperationMetadata` names no source). So while a copy runs, only the process that
 //! started it knows about it. Deliveries of the same request that reach this process while the
 //! copy runs watch its operation instead of starting another copy; deliveries that reach
-//! another instance in that window cannot tell (README, Outcomes).
+//! another instance in that window cannot tell (DESIGN.md §1, one copy per request).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

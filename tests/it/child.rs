@@ -85,13 +85,11 @@ impl ChildWorker {
             .append(true)
             .open(&self.log)
             .unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_copy-worker"))
-            .arg("serve")
+        let child = copy_worker(["serve"])
             .env_clear()
             .envs(self.env.iter().cloned())
             .stdout(Stdio::null())
             .stderr(log)
-            .kill_on_drop(true)
             .spawn()
             .expect("spawn copy-worker");
         self.child = Some(child);
@@ -116,12 +114,7 @@ impl ChildWorker {
     }
 
     pub fn signal(&self, sig: &str) {
-        let ok = std::process::Command::new("kill")
-            .args([&format!("-{sig}"), &self.pid().to_string()])
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok, "kill -{sig} failed");
+        crate::bin::signal(self.pid() as u32, sig);
     }
 
     /// SIGKILL, and reap.

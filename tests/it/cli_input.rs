@@ -14,29 +14,14 @@ use crate::publish::{cli, only_a_sentinel_arrives, requests_inbox};
 
 /// `copy-worker ARGS` against the test's emulator project, stdout and stderr piped.
 pub fn spawn_cli(app: &TestApp, args: &[&str], stdin: Stdio) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_copy-worker"))
-        .args(args)
-        .env("PUBSUB_EMULATOR_HOST", emulator().host())
-        .env("GOOGLE_CLOUD_PROJECT", &app.topology.project)
-        .env("TARGET_PROJECT", "dst-proj")
-        .env_remove("COPY_COMPLETIONS_SUBSCRIPTION")
-        .env_remove("COPY_COMPLETIONS_TOPIC")
+    copy_worker_for(app, args)
         .stdin(stdin)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
         .spawn()
         .expect("spawn copy-worker")
 }
 
 pub fn sigterm(child: &Child) {
-    let pid = child.id().expect("running").to_string();
-    let ok = std::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap()
-        .success();
-    assert!(ok, "kill -TERM {pid}");
+    signal(child.id().expect("running"), "TERM");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -194,13 +179,11 @@ fn closed_port() -> u16 {
 /// Runs the binary with `args` and `env` and no emulator or Vertex AI endpoint of the test's:
 /// (exit code, stdout, stderr).
 async fn run(args: Vec<String>, env: Vec<(&'static str, String)>) -> (Option<i32>, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_copy-worker"))
-        .args(&args)
+    let out = copy_worker(&args)
         .env_remove("PUBSUB_EMULATOR_HOST")
         .env_remove("VERTEX_ENDPOINT")
         .env("GOOGLE_CLOUD_PROJECT", "my-proj-123")
         .envs(env)
-        .stdin(Stdio::null())
         .output();
     let out = tokio::time::timeout(Duration::from_secs(60), out)
         .await
@@ -308,8 +291,7 @@ async fn a_dead_endpoint_is_one_line_naming_it_and_where_its_value_came_from() {
 async fn serve_on_a_port_in_use_says_so_once() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = taken.local_addr().unwrap().port().to_string();
-    let out = Command::new(env!("CARGO_BIN_EXE_copy-worker"))
-        .arg("serve")
+    let out = copy_worker(["serve"])
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("PUSH_AUTH", "none")
@@ -320,7 +302,6 @@ async fn serve_on_a_port_in_use_says_so_once() {
         .env("TASKS_URL", "http://127.0.0.1:8080")
         .env("PORT", &port)
         .env("LOG_FORMAT", "json")
-        .stdin(Stdio::null())
         .output();
     let out = tokio::time::timeout(Duration::from_secs(60), out)
         .await
@@ -381,8 +362,7 @@ async fn doctor_gives_up_on_the_queues_within_seconds_when_no_token_comes() {
     // An empty HOME: no gcloud application-default credentials to find.
     let home = std::env::temp_dir().join(format!("doctor-no-creds-{}", std::process::id()));
     std::fs::create_dir_all(&home).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_copy-worker"))
-        .args(["doctor", "--push-auth", "none", "--location", "us-central1"])
+    let out = copy_worker(["doctor", "--push-auth", "none", "--location", "us-central1"])
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("HOME", &home)
@@ -392,7 +372,6 @@ async fn doctor_gives_up_on_the_queues_within_seconds_when_no_token_comes() {
         .env("COPY_START_QUEUE", crate::helpers::START_QUEUE)
         .env("COPY_POLL_QUEUE", crate::helpers::POLL_QUEUE)
         .env("TASKS_URL", "http://127.0.0.1:8080")
-        .stdin(Stdio::null())
         .output();
     let t0 = std::time::Instant::now();
     let out = tokio::time::timeout(Duration::from_secs(60), out)

@@ -47,8 +47,7 @@ async fn doctor_with_rates(
     let tasks = testkit::TasksFake::start(None).await.unwrap();
     tasks.create_queue(START_QUEUE, testkit::QueueConfig::with_rate(starts));
     tasks.create_queue(POLL_QUEUE, testkit::QueueConfig::with_rate(polls));
-    let out = Command::new(env!("CARGO_BIN_EXE_copy-worker"))
-        .arg("doctor")
+    let out = copy_worker(["doctor"])
         .arg("--json")
         .args(extra)
         .env_clear()
@@ -67,7 +66,6 @@ async fn doctor_with_rates(
         .env("TASKS_URL", SERVICE)
         .env("TASKS_SERVICE_ACCOUNT", TASKS_SA)
         .env("CLOUD_TASKS_ENDPOINT", tasks.endpoint())
-        .kill_on_drop(true)
         .output();
     let out = tokio::time::timeout(Duration::from_secs(90), out)
         .await

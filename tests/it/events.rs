@@ -19,16 +19,8 @@ async fn events_around(
     requests: &[String],
     ids: &[&str],
 ) -> (i32, String, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_copy-worker"))
-        .arg("events")
+    let mut child = copy_worker_for(app, ["events"])
         .args(args)
-        .env("PUBSUB_EMULATOR_HOST", emulator().host())
-        .env("GOOGLE_CLOUD_PROJECT", &app.topology.project)
-        .env_remove("COPY_COMPLETIONS_TOPIC")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
         .spawn()
         .expect("spawn copy-worker events");
     let mut stderr = BufReader::new(child.stderr.take().unwrap()).lines();

@@ -43,15 +43,11 @@ async fn the_dockerfile_docker_run_line_starts_serve_and_answers_healthz() {
         "{env:?}"
     );
     let port = free_port();
-    let mut serve = Command::new(env!("CARGO_BIN_EXE_copy-worker"))
-        .arg("serve")
+    let mut serve = copy_worker(["serve"])
         .env_clear()
         .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
         .env("PORT", port.to_string())
-        .stdin(Stdio::null())
         .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
         .spawn()
         .expect("start serve");
     let url = format!("http://127.0.0.1:{port}/healthz");
@@ -74,12 +70,7 @@ async fn the_dockerfile_docker_run_line_starts_serve_and_answers_healthz() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(healthy, "serve answered /healthz with {env:?}");
-    let pid = serve.id().unwrap().to_string();
-    Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .await
-        .unwrap();
+    crate::bin::signal(serve.id().unwrap(), "TERM");
     let status = tokio::time::timeout(Duration::from_secs(30), serve.wait())
         .await
         .expect("serve stops on SIGTERM")

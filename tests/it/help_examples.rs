@@ -281,30 +281,15 @@ fn signal_command(bash: &tokio::process::Child, sig: &str) {
         targets.push(pid.to_string());
     }
     for target in targets {
-        let ok = std::process::Command::new("kill")
-            .args([&format!("-{sig}"), &target])
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok, "kill -{sig} {target}");
+        crate::bin::signal(target.parse().expect("a pid"), sig);
     }
-}
-
-/// `copy-worker ARGS`' stdout.
-fn help_of(args: &[&str]) -> String {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_copy-worker"))
-        .args(args)
-        .output()
-        .expect("copy-worker --help");
-    assert!(out.status.success(), "{args:?}");
-    String::from_utf8(out.stdout).unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_help_example_runs_as_printed_against_demo_keep() {
     let mut by_command = Vec::new();
-    for command in subcommands(&help_of(&["--help"])) {
-        let examples = examples(&help_of(&[&command, "--help"]));
+    for command in subcommands(&crate::bin::stdout_of(&["--help"])) {
+        let examples = examples(&crate::bin::stdout_of(&[&command, "--help"]));
         assert!(!examples.is_empty(), "`{command} --help` has no example");
         by_command.push((command, examples));
     }

@@ -4,6 +4,7 @@
 //! port, which calls the `testkit` Vertex AI fake through the official client.
 
 mod auth;
+mod bin;
 mod bodies;
 mod callbacks;
 mod chain;

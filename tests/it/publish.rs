@@ -68,25 +68,12 @@ pub(crate) async fn cli(
     stdin: Option<&str>,
     env: &[(&str, &str)],
 ) -> Run {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_copy-worker"));
-    cmd.arg(subcommand)
-        .args(args)
-        .env("PUBSUB_EMULATOR_HOST", emulator().host())
-        .env("GOOGLE_CLOUD_PROJECT", &app.topology.project)
-        .env("TARGET_PROJECT", "dst-proj")
-        .env_remove("TRACEPARENT")
-        .env_remove("COPY_REQUESTS_TOPIC")
-        .env_remove("SOURCE_PROJECT")
-        .env_remove("LOCATION")
-        .envs(env.iter().copied())
-        .stdin(if stdin.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
+    let mut cmd = copy_worker_for(app, [subcommand]);
+    cmd.args(args).envs(env.iter().copied()).stdin(if stdin.is_some() {
+        Stdio::piped()
+    } else {
+        Stdio::null()
+    });
     let mut child = cmd.spawn().expect("spawn copy-worker publish");
     if let Some(text) = stdin {
         let mut pipe = child.stdin.take().unwrap();
@@ -747,13 +734,10 @@ async fn token_fetches(args: &[&str]) -> (Option<i32>, usize, String) {
     std::fs::write(&file, adc.to_string()).unwrap();
     let out = tokio::time::timeout(
         Duration::from_secs(90),
-        Command::new(env!("CARGO_BIN_EXE_copy-worker"))
-            .args(args)
+        copy_worker(args)
             .env_remove("PUBSUB_EMULATOR_HOST")
             .env("GOOGLE_APPLICATION_CREDENTIALS", &file)
             .env("GOOGLE_CLOUD_PROJECT", "my-proj-123")
-            .stdin(Stdio::null())
-            .kill_on_drop(true)
             .output(),
     )
     .await
@@ -790,12 +774,10 @@ async fn broken_credentials_fail_at_once_naming_the_file_the_cause_and_the_fix()
         &["wait", "--request-id", "r1"][..],
     ] {
         let started = std::time::Instant::now();
-        let out = Command::new(env!("CARGO_BIN_EXE_copy-worker"))
-            .args(args)
+        let out = copy_worker(args)
             .env_remove("PUBSUB_EMULATOR_HOST")
             .env("GOOGLE_APPLICATION_CREDENTIALS", &file)
             .env("GOOGLE_CLOUD_PROJECT", "my-proj-123")
-            .stdin(Stdio::null())
             .output()
             .await
             .unwrap();
@@ -854,8 +836,7 @@ async fn wait_on_a_missing_shared_subscription_publishes_nothing() {
 
 /// `publish --wait` of one copy against `app`, its output piped.
 fn spawn_publish_and_wait(app: &TestApp) -> tokio::process::Child {
-    Command::new(env!("CARGO_BIN_EXE_copy-worker"))
-        .args([
+    copy_worker_for(app, [
             "publish",
             "--source-model",
             SRC,
@@ -867,14 +848,6 @@ fn spawn_publish_and_wait(app: &TestApp) -> tokio::process::Child {
             "--timeout",
             "5m",
         ])
-        .env("PUBSUB_EMULATOR_HOST", emulator().host())
-        .env("GOOGLE_CLOUD_PROJECT", &app.topology.project)
-        .env("TARGET_PROJECT", "dst-proj")
-        .env_remove("COPY_COMPLETIONS_SUBSCRIPTION")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
         .spawn()
         .unwrap()
 }
@@ -897,12 +870,7 @@ async fn ctrl_c_during_wait_prints_a_partial_summary_and_exits_3() {
     while app.vertex.copies_started() == 0 {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    let pid = child.id().unwrap().to_string();
-    Command::new("kill")
-        .args(["-INT", &pid])
-        .status()
-        .await
-        .unwrap();
+    signal(child.id().unwrap(), "INT");
     let rest = tokio::time::timeout(Duration::from_secs(30), async {
         let mut lines = Vec::new();
         while let Some(l) = stdout.next_line().await.unwrap() {

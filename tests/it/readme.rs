@@ -130,10 +130,7 @@ impl Demo {
     /// Ctrl-C: the demo stops the emulator it started, and exits 0.
     pub async fn stop(mut self) {
         if let Some(pid) = self.child.id() {
-            let _ = Command::new("kill")
-                .args(["-INT", &pid.to_string()])
-                .status()
-                .await;
+            crate::bin::signal(pid, "INT");
         }
         let stopped = tokio::time::timeout(Duration::from_secs(60), self.child.wait()).await;
         assert!(
@@ -219,12 +216,7 @@ async fn the_fake_vertex_example_serves_its_source_model_until_ctrl_c() {
         .unwrap();
     assert_eq!(got["versionId"], "1", "{got}");
     assert_eq!(got["name"], testkit::vertex::numbered(model), "{got}");
-    let pid = fake.id().unwrap().to_string();
-    Command::new("kill")
-        .args(["-INT", &pid])
-        .status()
-        .await
-        .unwrap();
+    crate::bin::signal(fake.id().unwrap(), "INT");
     let status = tokio::time::timeout(Duration::from_secs(10), fake.wait())
         .await
         .expect("fake-vertex stops on Ctrl-C")

@@ -183,16 +183,8 @@ pub struct Outcome {
 }
 
 pub fn replay_command(project: &str, args: &[&str]) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_copy-worker"));
-    cmd.arg("replay")
-        .args(args)
-        .env("PUBSUB_EMULATOR_HOST", emulator().host())
-        .env("GOOGLE_CLOUD_PROJECT", project)
-        .env_remove("COPY_REQUESTS_TOPIC")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
+    let mut cmd = copy_worker_in(project, ["replay"]);
+    cmd.args(args);
     cmd
 }
 

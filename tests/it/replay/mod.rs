@@ -399,13 +399,7 @@ async fn sigterm_stops_replay_with_its_summary_and_leaves_the_rest_in_place() {
         .wait_for(3, Duration::from_secs(30), |_| true)
         .await
         .unwrap();
-    let pid = child.id().expect("running").to_string();
-    let killed = tokio::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .await
-        .unwrap();
-    assert!(killed.success());
+    crate::bin::signal(child.id().expect("running"), "TERM");
     let out = tokio::time::timeout(Duration::from_secs(30), child.wait_with_output())
         .await
         .expect("replay exits within 30 s of SIGTERM")
