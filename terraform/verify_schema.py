@@ -6,10 +6,12 @@ here. The CDK for Terraform provider packages (@cdktf/provider-google and
 @cdktf/provider-google-beta on npm) are generated from the providers' own
 schema (`terraform providers schema -json`) and ship it, as jsii metadata
 (package/.jsii), with every resource's and data source's arguments, nested
-blocks, which are required, which are computed-only, and the "Possible values"
-that the provider's documentation lists for enum fields. This tool turns that
-metadata into a compact schema (`extract`) and checks the module and its
-examples against it (`check`):
+blocks, which are required, which are computed-only, and the descriptions the
+provider documents them with ("Possible values", duration formats). This tool
+turns that metadata into a compact schema (`extract`) and checks the module
+and its examples against one schema per bound of the provider versions that
+versions.tf allows (`check`): what only the older schema rejects is reported as
+missing from the lower bound. It fails on
 
   * an argument or block the schema does not have (a misspelling, or one
     written at the wrong nesting level);
@@ -17,9 +19,14 @@ examples against it (`check`):
   * a required argument or block that is missing;
   * a block written as an argument (`x = {...}`) or an argument written as a
     block (`x { ... }`), and a single-item block written twice;
-  * a literal string outside the enum values the schema documents;
+  * a literal string outside the enum values the schema documents, or a
+    duration outside the format it documents (and "${expr}UNIT" with another
+    unit than that format's);
+  * an attribute read, [data.]TYPE.NAME[index].ATTR (and on through nested
+    blocks), of something the resource or data source does not have;
   * a resource type that exists only in google-beta used without
     `provider = google-beta` (and one that exists in neither);
+  * versions.tf allowing other provider versions than the checked ones;
   * hashicorp/time's `time_sleep`, whose schema is hard-coded below (there is
     no maintained schema package for hashicorp/time 0.13; the four arguments are those
     of registry.terraform.io/providers/hashicorp/time/latest/docs/resources/sleep
@@ -27,8 +34,8 @@ examples against it (`check`):
 
 Usage:
   verify_schema.py extract OUT.json NAME=PACKAGE_DIR...    (NAME: google, google-beta)
-  verify_schema.py check [--summary FILE] SCHEMA.json TERRAFORM_DIR
-  verify_schema.py self-test SCHEMA.json TERRAFORM_DIR
+  verify_schema.py check [--summary FILE] SCHEMA.json... TERRAFORM_DIR
+  verify_schema.py self-test [--show] SCHEMA.json... TERRAFORM_DIR
 """
 
 from __future__ import annotations
@@ -37,10 +44,11 @@ import argparse
 import difflib
 import json
 import re
-import shutil
 import sys
 import tempfile
 from pathlib import Path
+
+from _tfcheck import copy_tree, data_blocks, expression_text, load, named_blocks, self_test as run_self_test, tf_files, unquote
 
 # --- extract ---------------------------------------------------------------------
 
@@ -50,6 +58,11 @@ NOT_ATTRIBUTES = {"fqn", "tfResourceType", "internalValue", "creationStack", "te
 
 RE_SNAKE = re.compile(r"#([a-z0-9_]+)\}\s*$")
 RE_ENUM = re.compile(r"Possible values: \[([^\]]*)\]")
+# Google's duration fields (protobuf Duration in JSON) are documented, in the
+# provider's own descriptions that the jsii metadata carries, as "A duration in
+# seconds with up to nine fractional digits, ending with 's'. Example: "3.5s"."
+# (also "terminated by 's'", and with line breaks): the API rejects "6m".
+RE_DURATION_DOC = re.compile(r"duration in seconds with up to nine\s+fractional digits,\s+(?:ending with|terminated\s+by)\s+'+s'+")
 
 
 def camel_to_snake(name: str) -> str:
@@ -97,6 +110,9 @@ class Extractor:
                 values = re.findall(r'"([^"]*)"', e.group(1))
                 if values:
                     entry["enum"] = values
+            if RE_DURATION_DOC.search(remarks):
+                # "If ttl is set to "", the associated resource never expires." (expiration_policy.ttl)
+                entry["format"] = "duration+empty" if 'set to ""' in remarks else "duration"
             args[name] = entry
         computed = []
         out = self.t.get(output_fqn) if output_fqn else None
@@ -159,14 +175,18 @@ def extract(out: Path, packages: list[str]) -> int:
 
 
 # hashicorp/time's time_sleep (registry docs, resources/sleep): all optional;
-# `triggers` forces replacement; `id` is computed.
+# `triggers` forces replacement; `id` is computed. create_duration and
+# destroy_duration are a "[Time duration](https://golang.org/pkg/time/#ParseDuration)
+# ... For example, `30s` for 30 seconds or `5m` for 5 minutes" (the same page):
+# Go's time.ParseDuration format ("go-duration" below), which "30 seconds" is not.
 TIME_SCHEMA = {
     "package": "hard-coded (registry.terraform.io/providers/hashicorp/time/0.13.1/docs/resources/sleep)",
     "source": "registry.terraform.io/hashicorp/time",
     "version": "0.13.1",
     "blocks": {
         "resource.time_sleep": {
-            "args": {"create_duration": {}, "destroy_duration": {}, "triggers": {}},
+            "args": {"create_duration": {"format": "go-duration"}, "destroy_duration": {"format": "go-duration"},
+                     "triggers": {}},
             "computed": ["id"],
         },
     },
@@ -176,9 +196,26 @@ TIME_SCHEMA = {
 
 META_ARGS = {"count", "for_each", "depends_on", "provider", "lifecycle", "provisioner", "connection"}
 
+# The literal formats of "format" above. Google: a protobuf Duration in JSON, seconds
+# with up to nine fractional digits and an "s" ("3.5s"). Go: time.ParseDuration
+# (pkg.go.dev/time#ParseDuration): "a possibly signed sequence of decimal numbers, each
+# with optional fraction and a unit suffix, such as "300ms", "-1.5h" or "2h45m"", units
+# ns, us (µs), ms, s, m, h.
+FORMATS = {
+    "duration": (re.compile(r"-?\d+(\.\d{1,9})?s"),
+                 'a duration in seconds with up to nine fractional digits ending in "s", e.g. "360s" or "3.5s" '
+                 "(the provider's documentation of this field)"),
+    "go-duration": (re.compile(r"[-+]?(0|((\d+(\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h))+)"),
+                    'a Go duration such as "30s", "5m" or "1h30m" (hashicorp/time: '
+                    "registry.terraform.io/providers/hashicorp/time/latest/docs/resources/sleep, pkg.go.dev/time#ParseDuration)"),
+}
+FORMATS["duration+empty"] = FORMATS["duration"]
 
-def unquote(s: str) -> str:
-    return s[1:-1] if len(s) >= 2 and s[0] == '"' and s[-1] == '"' else s
+NAME = r"[A-Za-z_][A-Za-z0-9_-]*"
+INDEX = r"\[[^\[\]]*\]"
+# An attribute read, in an expression's text (quoted keys blanked by expression_text):
+# [data.]TYPE.NAME[index].ATTR[index].ATTR...
+RE_READ = re.compile(rf"(?<![\w.-])(data\.)?([a-z][a-z0-9]*_[a-z0-9_]+)\.({NAME})((?:{INDEX})?)((?:\.{NAME}(?:{INDEX})?)*)")
 
 
 def literal(v) -> str | None:
@@ -188,102 +225,129 @@ def literal(v) -> str | None:
     return None
 
 
+def unit_of(v) -> str | None:
+    """"${expr}UNIT" -> "0UNIT": a template that only appends a unit to a number is
+    checked as that number with the unit ("${var.x}m" is as wrong as "6m"). None for
+    any other value."""
+    m = re.fullmatch(r'"\$\{[^"{}]*\}([a-zµ]+)"', v) if isinstance(v, str) else None
+    return f"0{m.group(1)}" if m else None
+
+
 def is_block(v) -> bool:
     return isinstance(v, list) and bool(v) and all(isinstance(x, dict) and x.get("__is_block__") for x in v)
 
 
+def version_key(v: str) -> tuple[int, ...]:
+    return tuple(int(x) for x in (v.split(".") + ["0", "0"])[:3])
+
+
 class SchemaChecker:
-    def __init__(self, schema: dict, root: Path):
+    """Checks terraform/ against one schema. Messages name no provider version, so
+    that the runs against the lower and the upper bound can be told apart by them."""
+
+    def __init__(self, schema: dict, root: Path, bounds: dict[str, tuple[str, str]] | None = None):
         self.schema = schema
         self.root = root.resolve()
-        self.errors: list[str] = []
+        self.bounds = bounds  # provider -> (lowest, highest) version checked; None: skip the constraint check
+        self.errors: list[tuple[str, str | None]] = []  # (message, provider the message depends on)
         self.blocks_checked = 0
         self.arguments_checked = 0
+        self.reads_checked = 0
+        self.lines: dict[str, list[str]] = {}
 
-    def err(self, msg: str) -> None:
-        self.errors.append(msg)
+    def err(self, msg: str, provider: str | None = None) -> None:
+        self.errors.append((msg, provider))
 
     def provider_blocks(self, name: str) -> dict:
         return self.schema["providers"].get(name, {}).get("blocks", {})
 
+    def line(self, fname: str, *needles: str, after: int = 0) -> int | None:
+        """The first line (1-based, from line `after` on) holding every needle."""
+        for n, text in enumerate(self.lines.get(fname, [])[after:], start=after + 1):
+            if all(x in text for x in needles):
+                return n
+        return None
+
+    def at(self, fname: str, *needles: str, after: int = 0) -> str:
+        n = self.line(fname, *needles, after=after)
+        return f"{fname}:{n}" if n else fname
+
     def lookup(self, kind: str, rtype: str, provider: str | None) -> tuple[dict | None, str]:
-        """The schema of a resource (kind=resource) or data source, and where it was found."""
-        key = f"{kind}.{rtype}"
+        """The schema of a resource (kind=resource) or data source, and the provider searched."""
         if provider is None:
             provider = rtype.split("_", 1)[0]
         provider = provider.split(".", 1)[0]  # google-beta.alias
-        s = self.provider_blocks(provider).get(key)
-        return s, provider
+        return self.provider_blocks(provider).get(f"{kind}.{rtype}"), provider
 
     def run(self) -> int:
-        import hcl2
-
-        for p in sorted(self.root.rglob("*.tf")):
-            if ".terraform" in p.parts:
-                continue
-            rel = p.relative_to(self.root.parent)
+        docs = {}
+        for p in tf_files(self.root):
+            rel = str(p.relative_to(self.root.parent))
+            self.lines[rel] = p.read_text(encoding="utf-8").splitlines()
             try:
-                with p.open(encoding="utf-8") as fh:
-                    doc = hcl2.load(fh)
+                docs[rel] = load(p)
             except Exception as e:  # noqa: BLE001 - verify_refs.py reports parse errors in detail
                 self.err(f"{rel}: does not parse: {e}")
-                continue
-            data_blocks = list(doc.get("data", []))
-            for chk in doc.get("check", []):
-                for body in chk.values():
-                    if isinstance(body, dict):
-                        data_blocks.extend(body.get("data", []))
+        declared: dict[tuple[Path, str], tuple[dict, str]] = {}  # (dir, [data.]TYPE.NAME) -> (schema, provider)
+        for rel, doc in docs.items():
             for tf in doc.get("terraform", []):
                 for rp in tf.get("required_providers", []):
                     for pname, req in rp.items():
                         if not pname.startswith("__") and isinstance(req, dict):
-                            self.check_version(str(rel), pname, str(req.get("version", "")))
+                            self.check_version(rel, pname, str(req.get("version", "")))
             for block in doc.get("provider", []):
                 for pname, body in block.items():
                     if not pname.startswith("__"):
-                        self.check_provider(str(rel), unquote(pname), body)
-            for kind, blocks in (("resource", doc.get("resource", [])), ("data", data_blocks)):
-                for block in blocks:
-                    for rtype, named in block.items():
-                        if rtype.startswith("__"):
-                            continue
-                        for rname, body in named.items():
-                            if rname.startswith("__"):
-                                continue
-                            self.check_top(str(rel), kind, unquote(rtype), unquote(rname), body)
+                        self.check_provider(rel, unquote(pname), body)
+            for kind, blocks in (("resource", doc.get("resource", [])), ("data", data_blocks(doc))):
+                for rtype, rname, body in named_blocks(blocks):
+                    found = self.check_top(rel, kind, rtype, rname, body)
+                    if found:
+                        prefix = "data." if kind == "data" else ""
+                        declared[(Path(rel).parent, f"{prefix}{rtype}.{rname}")] = found
+        for rel, doc in docs.items():
+            self.check_reads(rel, doc, {k: v for (d, k), v in declared.items() if d == Path(rel).parent})
         return 1 if self.errors else 0
 
-    def check_top(self, fname: str, kind: str, rtype: str, rname: str, body: dict) -> None:
+    def check_top(self, fname: str, kind: str, rtype: str, rname: str, body: dict) -> tuple[dict, str] | None:
         if rtype.startswith("terraform_"):
-            return  # built into Terraform (terraform_data)
+            return None  # built into Terraform (terraform_data)
         self.blocks_checked += 1
-        addr = f"{fname}: {'data.' if kind == 'data' else ''}{rtype}.{rname}"
+        start = self.line(fname, f'"{rtype}" "{rname}"') or 0
+        addr = f"{fname}:{start}: {'data.' if kind == 'data' else ''}{rtype}.{rname}" if start else \
+            f"{fname}: {'data.' if kind == 'data' else ''}{rtype}.{rname}"
         prov = body.get("provider")
         prov = prov.strip("${}") if isinstance(prov, str) else None
         s, provider = self.lookup(kind, rtype, prov)
         if s is None:
+            what = "data source" if kind == "data" else "resource"
             if provider not in self.schema["providers"]:
                 self.err(f"{addr}: provider {provider!r} has no schema here (add it to verify_schema.py)")
             elif provider == "google" and self.provider_blocks("google-beta").get(f"{kind}.{rtype}"):
-                self.err(f"{addr}: {rtype} exists only in google-beta "
-                         f"{self.schema['providers']['google-beta']['version']}: set provider = google-beta")
+                self.err(f"{addr}: {rtype} exists only in google-beta: set provider = google-beta", "google")
             else:
                 near = difflib.get_close_matches(f"{kind}.{rtype}", self.provider_blocks(provider), n=1)
                 hint = f" (did you mean {near[0].split('.', 1)[1]}?)" if near else ""
-                self.err(f"{addr}: {provider} {self.schema['providers'][provider]['version']} has no "
-                         f"{'data source' if kind == 'data' else 'resource'} {rtype}{hint}")
-            return
-        self.check_body(addr, s, body, top=True)
+                self.err(f"{addr}: {provider} has no {what} {rtype}{hint}", provider)
+            return None
+        self.check_body(addr, s, body, provider, fname, start, top=True)
+        return s, provider
 
     def check_version(self, fname: str, name: str, constraint: str) -> None:
-        """The module may only allow provider versions up to the one its schema is from."""
-        if name not in ("google", "google-beta"):
+        """The module may allow only provider versions from the lowest to the highest
+        one whose schema is checked: `>= LOW, <= HIGH`."""
+        if self.bounds is None or name not in self.bounds:
             return
         self.blocks_checked += 1
-        want = self.schema["providers"][name]["version"]
-        if f"<= {want}" not in constraint:
-            self.err(f"{fname}: required_providers.{name}.version = {constraint!r} must end at <= {want}, the "
-                     f"version the checked schema is from ({self.schema['providers'][name]['package']})")
+        low, high = self.bounds[name]
+        m = re.search(r">=\s*([0-9.]+)", constraint)
+        where = self.at(fname, "version", constraint.strip('"'))
+        if f"<= {high}" not in constraint:
+            self.err(f"{where}: required_providers.{name}.version = {constraint} must end at <= {high}, the newest "
+                     "version whose schema verify.sh checks")
+        if m is None or version_key(m.group(1)) != version_key(low):
+            self.err(f"{where}: required_providers.{name}.version = {constraint} must start at >= {low}, the oldest "
+                     "version whose schema verify.sh checks (or move verify.sh's lower pin with it)")
 
     def check_provider(self, fname: str, name: str, body: dict) -> None:
         s = self.provider_blocks(name).get("provider")
@@ -291,15 +355,18 @@ class SchemaChecker:
             self.err(f"{fname}: provider {name!r} has no schema here")
             return
         self.blocks_checked += 1
-        self.check_body(f"{fname}: provider {name}", s, {k: v for k, v in body.items() if k != "alias"})
+        opening = f'provider "{name}"'
+        start = self.line(fname, opening) or 0
+        self.check_body(f"{self.at(fname, opening)}: provider {name}", s,
+                        {k: v for k, v in body.items() if k != "alias"}, name, fname, start)
 
-    def check_body(self, where: str, s: dict, body: dict, top: bool = False) -> None:
+    def check_body(self, where: str, s: dict, body: dict, provider: str, fname: str, start: int,
+                   top: bool = False) -> None:
         args = s["args"]
         present: set[str] = set()
+        structs = self.schema["structs"]
         for key, value in body.items():
-            if key.startswith("__"):
-                continue
-            if top and key in META_ARGS:
+            if key.startswith("__") or (top and key in META_ARGS):
                 continue
             if key == "dynamic":
                 for dyn in value:
@@ -310,40 +377,56 @@ class SchemaChecker:
                         present.add(label)
                         spec = args.get(label)
                         if spec is None or "block" not in spec:
-                            self.unknown(where, label, s, dynamic=True)
+                            self.unknown(where, label, s, provider, dynamic=True)
                             continue
                         for content in dbody.get("content", []):
-                            self.check_body(f"{where}.{label}", self.schema["structs"][spec["block"]], content)
+                            self.check_body(f"{where}.{label}", structs[spec["block"]], content, provider, fname, start)
                 continue
             present.add(key)
             self.arguments_checked += 1
             spec = args.get(key)
             if spec is None:
-                self.unknown(where, key, s)
-                continue
-            if "block" in spec:
+                self.unknown(where, key, s, provider)
+            elif "block" in spec:
                 if not is_block(value):
                     self.err(f"{where}: {key} is a block: write `{key} {{ ... }}`, not `{key} = ...`")
                     continue
                 if spec.get("max_one") and len(value) > 1:
                     self.err(f"{where}: {key} is a single block, written {len(value)} times")
                 for item in value:
-                    self.check_body(f"{where}.{key}", self.schema["structs"][spec["block"]], item)
+                    self.check_body(f"{where}.{key}", structs[spec["block"]], item, provider, fname, start)
+            elif is_block(value):
+                self.err(f"{where}: {key} is an argument: write `{key} = ...`, not a block")
             else:
-                if is_block(value):
-                    self.err(f"{where}: {key} is an argument: write `{key} = ...`, not a block")
-                    continue
-                lit = literal(value)
-                if lit is not None and "enum" in spec and lit not in spec["enum"]:
-                    self.err(f"{where}: {key} = {lit!r} is not one of {spec['enum']}")
+                self.check_literal(where, key, spec, value, provider, fname, start)
         for name, spec in args.items():
             if spec.get("required") and name not in present:
-                self.err(f"{where}: required {'block' if 'block' in spec else 'argument'} {name!r} is missing")
+                self.err(f"{where}: required {'block' if 'block' in spec else 'argument'} {name!r} is missing", provider)
 
-    def unknown(self, where: str, key: str, s: dict, dynamic: bool = False) -> None:
+    def check_literal(self, where: str, key: str, spec: dict, value, provider: str, fname: str,
+                      start: int) -> None:
+        """A literal against the enum or format the schema documents; "${expr}UNIT" against the format."""
+        lit, written = literal(value), value
+        if lit is None:
+            lit = unit_of(value)
+            if lit is None:
+                return
+        else:
+            written = f'"{lit}"'
+        line = self.line(fname, key, written, after=start)
+        loc = f"{where} ({fname}:{line})" if line else where
+        if "enum" in spec and lit not in spec["enum"]:
+            self.err(f"{loc}: {key} = {written} is not one of {spec['enum']}", provider)
+        fmt = spec.get("format")
+        if fmt and not (lit == "" and fmt == "duration+empty"):
+            pattern, what = FORMATS[fmt]
+            if not pattern.fullmatch(lit):
+                self.err(f"{loc}: {key} = {written} is not valid: write {what}", provider)
+
+    def unknown(self, where: str, key: str, s: dict, provider: str, dynamic: bool = False) -> None:
         what = "dynamic block" if dynamic else "argument"
         if key in s.get("computed", []):
-            self.err(f"{where}: {key} is computed-only (set by the provider, not by configuration)")
+            self.err(f"{where}: {key} is computed-only (set by the provider, not by configuration)", provider)
             return
         near = difflib.get_close_matches(key, list(s["args"]), n=1)
         hint = f" (did you mean {near[0]}?)" if near else ""
@@ -351,7 +434,82 @@ class SchemaChecker:
                   key in self.schema["structs"][spec["block"]]["args"]]
         if nested:
             hint += f" ({key} belongs inside the {nested[0]} block)"
-        self.err(f"{where}: unsupported {what} {key!r}{hint}")
+        self.err(f"{where}: unsupported {what} {key!r}{hint}", provider)
+
+    # --- attribute reads -------------------------------------------------------------
+
+    def check_reads(self, fname: str, doc: dict, declared: dict[str, tuple[dict, str]]) -> None:
+        """Every [data.]TYPE.NAME[i].ATTR (and ATTR[i].NESTED, through blocks) reads an
+        argument, block or computed attribute of the schema. TYPE.NAME itself is
+        verify_refs.py's (declared, indexed as it should be)."""
+        for text in self.values(doc):
+            for m in RE_READ.finditer(expression_text(text)):
+                target = f"{m.group(1) or ''}{m.group(2)}.{m.group(3)}"
+                if target not in declared:
+                    continue
+                s, provider = declared[target]
+                path = re.findall(rf"\.({NAME})", re.sub(INDEX, "", m.group(5)))
+                self.reads_checked += 1
+                read = target + ("[…]" if m.group(4) else "")
+                for attr in path:
+                    read += f".{attr}"
+                    names = set(s["args"]) | set(s.get("computed", [])) | {"id"}
+                    if attr not in names:
+                        near = difflib.get_close_matches(attr, sorted(names), n=1, cutoff=0.5)
+                        hint = f" (did you mean {near[0]}?)" if near else ""
+                        self.err(f"{self.at(fname, target, '.' + attr)}: {read} reads {attr!r}, which "
+                                 f"{m.group(2)} does not have{hint}: read one of its arguments or computed "
+                                 "attributes", provider)
+                        break
+                    spec = s["args"].get(attr, {})
+                    if "block" not in spec:
+                        break  # an attribute: what follows is a map key or a nested value
+                    s = self.schema["structs"][spec["block"]]
+
+    def values(self, node, key: str = "") -> list[str]:
+        """Every string of a parsed file where references may be: not a variable's
+        type constraint, nor a moved block's addresses."""
+        out: list[str] = []
+        if isinstance(node, dict):
+            for k, v in node.items():
+                if k.startswith("__") or k == "moved" or (key == "variable" and k == "type"):
+                    continue
+                out += self.values(v, "variable" if k == "variable" or key == "variable" else k)
+        elif isinstance(node, list):
+            for v in node:
+                out += self.values(v, key)
+        elif isinstance(node, str):
+            out.append(node)
+        return out
+
+
+def check(schemas: list[dict], root: Path) -> tuple[list[str], SchemaChecker]:
+    """Checks root against every schema, newest first. A mistake only an older schema
+    finds is reported as the lower bound's: the module uses something that version lacks."""
+    schemas = sorted(schemas, key=lambda sc: version_key(sc["providers"]["google"]["version"]), reverse=True)
+    bounds = {n: (schemas[-1]["providers"][n]["version"], schemas[0]["providers"][n]["version"])
+              for n in ("google", "google-beta")}
+    newest = SchemaChecker(schemas[0], root, bounds)
+    newest.run()
+    errors = [m for m, _ in newest.errors]
+    for sc in schemas[1:]:
+        older = SchemaChecker(sc, root)
+        older.run()
+        for msg, provider in older.errors:
+            if (msg, provider) in newest.errors:
+                continue
+            if provider in sc["providers"]:
+                low, high = sc["providers"][provider]["version"], schemas[0]["providers"][provider]["version"]
+                fix = ("do without it, or raise the lower bound in versions.tf (and CDKTF_GOOGLE_LOWER in verify.sh) "
+                       "to a version that has it")
+                if re.search(r"unsupported|has no|does not have", msg):
+                    msg += (f" -- it does not exist in {provider} {low}, the oldest version versions.tf allows "
+                            f"(only later versions such as {high} have it): {fix}")
+                else:
+                    msg += (f" -- so says {provider} {low}, the oldest version versions.tf allows ({high} accepts it): "
+                            "the module must work with both")
+            errors.append(msg)
+    return errors, newest
 
 
 # --- self-test -------------------------------------------------------------------
@@ -393,38 +551,39 @@ MUTATIONS = [
     ("misspelled provider argument in the example", "examples/basic/main.tf",
      'provider "google-beta" {\n  project = var.project_id\n  region  = var.region',
      'provider "google-beta" {\n  project = var.project_id\n  regoin  = var.region'),
+    # Issue 30, point 2: what a reviewer seeded that passed. (a) A block only google 6.50 has
+    # (vulnerability_scanning_config came after 6.12, which versions.tf allows).
+    ("a: block that google 6.12 (the lower bound) lacks", "main.tf", '  format        = "DOCKER"\n',
+     '  format        = "DOCKER"\n  vulnerability_scanning_config {\n    enablement_config = "INHERITED"\n  }\n'),
+    # (b) A Google duration not in seconds.
+    ("b: Cloud Run timeout in minutes", "run.tf", 'timeout = "${var.request_timeout_seconds}s"', 'timeout = "6m"'),
+    ("b: Cloud Run timeout template in minutes", "run.tf", 'timeout = "${var.request_timeout_seconds}s"',
+     'timeout = "${var.request_timeout_seconds / 60}m"'),
+    # (c) A time_sleep duration Go's time.ParseDuration rejects.
+    ("c: time_sleep duration in words", "iam.tf", 'create_duration = "30s"', 'create_duration = "30 seconds"'),
+    # (d) Misspelt attribute reads: plain, after an index, of a data source.
+    ("d: misspelt attribute read", "outputs.tf", "value       = google_cloud_run_v2_service.worker.uri\n",
+     "value       = google_cloud_run_v2_service.worker.uri_typo\n"),
+    ("d: misspelt attribute read after an index", "iam.tf", 'topic   = google_pubsub_topic.topic["requests"].name',
+     'topic   = google_pubsub_topic.topic["requests"].nmae'),
+    ("d: misspelt attribute read after [each.key]", "iam.tf", "topic   = google_pubsub_topic.topic[each.key].name",
+     "topic   = google_pubsub_topic.topic[each.key].nmae"),
+    ("d: misspelt data source attribute", "main.tf", "project_number = data.google_project.this.number",
+     "project_number = data.google_project.this.project_number"),
 ]
 
 
-def self_test(schema: dict, root: Path) -> int:
-    failures = 0
+def self_test(schemas: list[dict], root: Path, show: bool = False) -> int:
     with tempfile.TemporaryDirectory(prefix="verify-schema-selftest-") as tmp:
         def fresh() -> Path:
-            copy = Path(tmp) / "terraform"
-            if copy.exists():
-                shutil.rmtree(copy)
-            shutil.copytree(root, copy, ignore=shutil.ignore_patterns(".terraform", "__pycache__"))
-            return copy
+            copy_tree(root, Path(tmp) / "terraform")
+            return Path(tmp) / "terraform"
 
-        c = SchemaChecker(schema, fresh())
-        if c.run() != 0:
-            print("self-test: the unmutated copy fails:\n  " + "\n  ".join(c.errors), file=sys.stderr)
-            return 1
-        for what, fname, old, new in MUTATIONS:
-            copy = fresh()
-            target = copy / fname
-            text = target.read_text(encoding="utf-8")
-            if old not in text:
-                print(f"self-test: {what}: pattern not found in {fname} (update MUTATIONS)", file=sys.stderr)
-                failures += 1
-                continue
-            target.write_text(text.replace(old, new, 1), encoding="utf-8")
-            c = SchemaChecker(schema, copy)
-            if c.run() == 0:
-                print(f"self-test: {what}: NOT detected", file=sys.stderr)
-                failures += 1
-    print(f"verify_schema self-test: {len(MUTATIONS) - failures}/{len(MUTATIONS)} mutations detected")
-    return 1 if failures else 0
+        def passes(copy: Path) -> tuple[bool, list[str]]:
+            errors, _ = check(schemas, copy)
+            return not errors, errors
+
+        return run_self_test("verify_schema", MUTATIONS, fresh, passes, show)
 
 
 def main() -> int:
@@ -435,29 +594,32 @@ def main() -> int:
     e.add_argument("packages", nargs="+", help="NAME=DIR with DIR/package.json and DIR/.jsii")
     c = sub.add_parser("check")
     c.add_argument("--summary", type=Path)
-    c.add_argument("schema", type=Path)
+    c.add_argument("schemas", type=Path, nargs="+", help="one schema per bound (extract's output)")
     c.add_argument("root", type=Path)
     t = sub.add_parser("self-test")
-    t.add_argument("schema", type=Path)
+    t.add_argument("--show", action="store_true", help="print the message each seeded mistake produces")
+    t.add_argument("schemas", type=Path, nargs="+")
     t.add_argument("root", type=Path)
     args = ap.parse_args()
     if args.cmd == "extract":
         return extract(args.out, args.packages)
-    schema = json.loads(args.schema.read_text())
+    schemas = [json.loads(p.read_text()) for p in args.schemas]
     if args.cmd == "self-test":
-        return self_test(schema, args.root)
-    ch = SchemaChecker(schema, args.root)
-    rc = ch.run()
-    for e in ch.errors:
+        return self_test(schemas, args.root, args.show)
+    errors, ch = check(schemas, args.root)
+    for e in errors:
         print(f"error: {e}", file=sys.stderr)
-    versions = ", ".join(f"{n} {p['version']}" for n, p in schema["providers"].items())
-    status = "OK" if rc == 0 else f"FAILED ({len(ch.errors)} errors)"
-    print(f"verify_schema {status}: {ch.blocks_checked} resource and data blocks, "
-          f"{ch.arguments_checked} arguments against {versions}")
+    versions = {n: sorted({sc["providers"][n]["version"] for sc in schemas}, key=version_key)
+                for n in schemas[0]["providers"]}
+    against = ", ".join(f"{n} {' and '.join(v)}" for n, v in versions.items())
+    status = "OK" if not errors else f"FAILED ({len(errors)} errors)"
+    print(f"verify_schema {status}: {ch.blocks_checked} resource and data blocks, {ch.arguments_checked} "
+          f"arguments, {ch.reads_checked} attribute reads against {against}")
     if args.summary:
         args.summary.write_text(json.dumps({"blocks": ch.blocks_checked, "arguments": ch.arguments_checked,
-                                            "errors": len(ch.errors)}))
-    return rc
+                                            "reads": ch.reads_checked, "google": versions["google"],
+                                            "errors": len(errors)}))
+    return 1 if errors else 0
 
 
 if __name__ == "__main__":
