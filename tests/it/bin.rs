@@ -23,7 +23,7 @@ const SHELL_SETTINGS: &[&str] = &[
 ];
 
 /// `copy-worker ARGS`.
-pub fn copy_worker<I, S>(args: I) -> Command
+pub fn command<I, S>(args: I) -> Command
 where
     I: IntoIterator<Item = S>,
     S: AsRef<OsStr>,
@@ -39,12 +39,12 @@ where
 
 /// `copy-worker ARGS` against `project` on the shared emulator, none of [`SHELL_SETTINGS`]
 /// inherited, `TARGET_PROJECT=dst-proj` (the fake's destination project).
-pub fn copy_worker_in<I, S>(project: &str, args: I) -> Command
+pub fn command_in<I, S>(project: &str, args: I) -> Command
 where
     I: IntoIterator<Item = S>,
     S: AsRef<OsStr>,
 {
-    let mut cmd = copy_worker(args);
+    let mut cmd = command(args);
     cmd.env("PUBSUB_EMULATOR_HOST", emulator().host())
         .env("GOOGLE_CLOUD_PROJECT", project)
         .env("TARGET_PROJECT", "dst-proj");
@@ -54,13 +54,13 @@ where
     cmd
 }
 
-/// [`copy_worker_in`] the project of `app`.
-pub fn copy_worker_for<I, S>(app: &TestApp, args: I) -> Command
+/// [`command_in`] the project of `app`.
+pub fn command_for<I, S>(app: &TestApp, args: I) -> Command
 where
     I: IntoIterator<Item = S>,
     S: AsRef<OsStr>,
 {
-    copy_worker_in(&app.topology.project, args)
+    command_in(&app.topology.project, args)
 }
 
 /// `copy-worker ARGS`' stdout, for commands that only print (`--help`); it must exit 0.

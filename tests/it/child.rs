@@ -5,8 +5,9 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
-use tokio::process::{Child, Command};
+use tokio::process::Child;
 
+use crate::bin;
 use crate::helpers::{POLL_QUEUE, START_QUEUE, emulator, fast_queue};
 
 /// A `copy-worker serve` process behind a fixed front port (so push endpoints and the queues'
@@ -85,7 +86,7 @@ impl ChildWorker {
             .append(true)
             .open(&self.log)
             .unwrap();
-        let child = copy_worker(["serve"])
+        let child = bin::command(["serve"])
             .env_clear()
             .envs(self.env.iter().cloned())
             .stdout(Stdio::null())
@@ -114,7 +115,7 @@ impl ChildWorker {
     }
 
     pub fn signal(&self, sig: &str) {
-        crate::bin::signal(self.pid() as u32, sig);
+        bin::signal(self.pid() as u32, sig);
     }
 
     /// SIGKILL, and reap.

@@ -7,21 +7,22 @@ use std::time::Duration;
 
 use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use tokio::process::{Child, Command};
+use tokio::process::Child;
 
+use crate::bin;
 use crate::helpers::{Knobs, SRC, TestApp, emulator, request, spawn_app};
 use crate::publish::{cli, only_a_sentinel_arrives, requests_inbox};
 
 /// `copy-worker ARGS` against the test's emulator project, stdout and stderr piped.
 pub fn spawn_cli(app: &TestApp, args: &[&str], stdin: Stdio) -> Child {
-    copy_worker_for(app, args)
+    bin::command_for(app, args)
         .stdin(stdin)
         .spawn()
         .expect("spawn copy-worker")
 }
 
 pub fn sigterm(child: &Child) {
-    signal(child.id().expect("running"), "TERM");
+    bin::signal(child.id().expect("running"), "TERM");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -179,7 +180,7 @@ fn closed_port() -> u16 {
 /// Runs the binary with `args` and `env` and no emulator or Vertex AI endpoint of the test's:
 /// (exit code, stdout, stderr).
 async fn run(args: Vec<String>, env: Vec<(&'static str, String)>) -> (Option<i32>, String, String) {
-    let out = copy_worker(&args)
+    let out = bin::command(&args)
         .env_remove("PUBSUB_EMULATOR_HOST")
         .env_remove("VERTEX_ENDPOINT")
         .env("GOOGLE_CLOUD_PROJECT", "my-proj-123")
@@ -291,7 +292,7 @@ async fn a_dead_endpoint_is_one_line_naming_it_and_where_its_value_came_from() {
 async fn serve_on_a_port_in_use_says_so_once() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = taken.local_addr().unwrap().port().to_string();
-    let out = copy_worker(["serve"])
+    let out = bin::command(["serve"])
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("PUSH_AUTH", "none")
@@ -362,7 +363,7 @@ async fn doctor_gives_up_on_the_queues_within_seconds_when_no_token_comes() {
     // An empty HOME: no gcloud application-default credentials to find.
     let home = std::env::temp_dir().join(format!("doctor-no-creds-{}", std::process::id()));
     std::fs::create_dir_all(&home).unwrap();
-    let out = copy_worker(["doctor", "--push-auth", "none", "--location", "us-central1"])
+    let out = bin::command(["doctor", "--push-auth", "none", "--location", "us-central1"])
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("HOME", &home)

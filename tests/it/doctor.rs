@@ -7,8 +7,8 @@ use std::time::Duration;
 use serde_json::Value;
 use testkit::pubsub::{PushOidc, Topology, TopologyOptions};
 use testkit::{Rpc, VertexFake};
-use tokio::process::Command;
 
+use crate::bin;
 use crate::helpers::{POLL_QUEUE, START_QUEUE, emulator, fresh_project};
 
 const PUSH_SA: &str = "copy-worker-push@doctor.iam.gserviceaccount.com";
@@ -47,7 +47,7 @@ async fn doctor_with_rates(
     let tasks = testkit::TasksFake::start(None).await.unwrap();
     tasks.create_queue(START_QUEUE, testkit::QueueConfig::with_rate(starts));
     tasks.create_queue(POLL_QUEUE, testkit::QueueConfig::with_rate(polls));
-    let out = copy_worker(["doctor"])
+    let out = bin::command(["doctor"])
         .arg("--json")
         .args(extra)
         .env_clear()

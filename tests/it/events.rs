@@ -1,13 +1,12 @@
 //! `copy-worker events` as a subprocess against the emulator (DESIGN.md §6).
 
-use std::process::Stdio;
 use std::time::Duration;
 
 use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::Command;
 
-use crate::helpers::{Knobs, SRC, emulator, request, spawn_app};
+use crate::bin;
+use crate::helpers::{Knobs, SRC, request, spawn_app};
 
 const MISSING_SRC: &str = "projects/src-proj/locations/us-central1/models/404404";
 
@@ -19,7 +18,7 @@ async fn events_around(
     requests: &[String],
     ids: &[&str],
 ) -> (i32, String, String) {
-    let mut child = copy_worker_for(app, ["events"])
+    let mut child = bin::command_for(app, ["events"])
         .args(args)
         .spawn()
         .expect("spawn copy-worker events");

@@ -5,8 +5,7 @@
 use std::process::Stdio;
 use std::time::Duration;
 
-use tokio::process::Command;
-
+use crate::bin;
 use crate::child::free_port;
 
 /// The `-e K=V` pairs of the Dockerfile header's `docker run … copy-worker:dev` command (its
@@ -43,7 +42,7 @@ async fn the_dockerfile_docker_run_line_starts_serve_and_answers_healthz() {
         "{env:?}"
     );
     let port = free_port();
-    let mut serve = copy_worker(["serve"])
+    let mut serve = bin::command(["serve"])
         .env_clear()
         .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
         .env("PORT", port.to_string())
@@ -70,7 +69,7 @@ async fn the_dockerfile_docker_run_line_starts_serve_and_answers_healthz() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(healthy, "serve answered /healthz with {env:?}");
-    crate::bin::signal(serve.id().unwrap(), "TERM");
+    bin::signal(serve.id().unwrap(), "TERM");
     let status = tokio::time::timeout(Duration::from_secs(30), serve.wait())
         .await
         .expect("serve stops on SIGTERM")

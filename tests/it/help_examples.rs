@@ -21,6 +21,7 @@ use std::time::Duration;
 
 use tokio::io::{AsyncBufReadExt, BufReader};
 
+use crate::bin;
 use crate::child::free_port;
 use crate::readme::Demo;
 
@@ -281,15 +282,15 @@ fn signal_command(bash: &tokio::process::Child, sig: &str) {
         targets.push(pid.to_string());
     }
     for target in targets {
-        crate::bin::signal(target.parse().expect("a pid"), sig);
+        bin::signal(target.parse().expect("a pid"), sig);
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_help_example_runs_as_printed_against_demo_keep() {
     let mut by_command = Vec::new();
-    for command in subcommands(&crate::bin::stdout_of(&["--help"])) {
-        let examples = examples(&crate::bin::stdout_of(&[&command, "--help"]));
+    for command in subcommands(&bin::stdout_of(&["--help"])) {
+        let examples = examples(&bin::stdout_of(&[&command, "--help"]));
         assert!(!examples.is_empty(), "`{command} --help` has no example");
         by_command.push((command, examples));
     }

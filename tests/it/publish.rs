@@ -8,8 +8,8 @@ use serde_json::Value;
 use testkit::pubsub::Inbox;
 use testkit::vertex::CopyScript;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
-use tokio::process::Command;
 
+use crate::bin;
 use crate::helpers::{Knobs, SRC, TestApp, emulator, request, spawn_app};
 
 const MISSING_SRC: &str = "projects/src-proj/locations/us-central1/models/404404";
@@ -68,12 +68,14 @@ pub(crate) async fn cli(
     stdin: Option<&str>,
     env: &[(&str, &str)],
 ) -> Run {
-    let mut cmd = copy_worker_for(app, [subcommand]);
-    cmd.args(args).envs(env.iter().copied()).stdin(if stdin.is_some() {
-        Stdio::piped()
-    } else {
-        Stdio::null()
-    });
+    let mut cmd = bin::command_for(app, [subcommand]);
+    cmd.args(args)
+        .envs(env.iter().copied())
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        });
     let mut child = cmd.spawn().expect("spawn copy-worker publish");
     if let Some(text) = stdin {
         let mut pipe = child.stdin.take().unwrap();
@@ -734,7 +736,7 @@ async fn token_fetches(args: &[&str]) -> (Option<i32>, usize, String) {
     std::fs::write(&file, adc.to_string()).unwrap();
     let out = tokio::time::timeout(
         Duration::from_secs(90),
-        copy_worker(args)
+        bin::command(args)
             .env_remove("PUBSUB_EMULATOR_HOST")
             .env("GOOGLE_APPLICATION_CREDENTIALS", &file)
             .env("GOOGLE_CLOUD_PROJECT", "my-proj-123")
@@ -774,7 +776,7 @@ async fn broken_credentials_fail_at_once_naming_the_file_the_cause_and_the_fix()
         &["wait", "--request-id", "r1"][..],
     ] {
         let started = std::time::Instant::now();
-        let out = copy_worker(args)
+        let out = bin::command(args)
             .env_remove("PUBSUB_EMULATOR_HOST")
             .env("GOOGLE_APPLICATION_CREDENTIALS", &file)
             .env("GOOGLE_CLOUD_PROJECT", "my-proj-123")
@@ -836,7 +838,9 @@ async fn wait_on_a_missing_shared_subscription_publishes_nothing() {
 
 /// `publish --wait` of one copy against `app`, its output piped.
 fn spawn_publish_and_wait(app: &TestApp) -> tokio::process::Child {
-    copy_worker_for(app, [
+    bin::command_for(
+        app,
+        [
             "publish",
             "--source-model",
             SRC,
@@ -847,9 +851,10 @@ fn spawn_publish_and_wait(app: &TestApp) -> tokio::process::Child {
             "--wait",
             "--timeout",
             "5m",
-        ])
-        .spawn()
-        .unwrap()
+        ],
+    )
+    .spawn()
+    .unwrap()
 }
 
 /// Ctrl-C while waiting: exit 3, and the summary still comes, with the pending ids and the
@@ -870,7 +875,7 @@ async fn ctrl_c_during_wait_prints_a_partial_summary_and_exits_3() {
     while app.vertex.copies_started() == 0 {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    signal(child.id().unwrap(), "INT");
+    bin::signal(child.id().unwrap(), "INT");
     let rest = tokio::time::timeout(Duration::from_secs(30), async {
         let mut lines = Vec::new();
         while let Some(l) = stdout.next_line().await.unwrap() {

@@ -10,6 +10,8 @@ use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
+use crate::bin;
+
 const SECTION: &str = "## Try it on your machine";
 
 /// The `sh` blocks of the section, in order.
@@ -130,7 +132,7 @@ impl Demo {
     /// Ctrl-C: the demo stops the emulator it started, and exits 0.
     pub async fn stop(mut self) {
         if let Some(pid) = self.child.id() {
-            crate::bin::signal(pid, "INT");
+            bin::signal(pid, "INT");
         }
         let stopped = tokio::time::timeout(Duration::from_secs(60), self.child.wait()).await;
         assert!(
@@ -216,7 +218,7 @@ async fn the_fake_vertex_example_serves_its_source_model_until_ctrl_c() {
         .unwrap();
     assert_eq!(got["versionId"], "1", "{got}");
     assert_eq!(got["name"], testkit::vertex::numbered(model), "{got}");
-    crate::bin::signal(fake.id().unwrap(), "INT");
+    bin::signal(fake.id().unwrap(), "INT");
     let status = tokio::time::timeout(Duration::from_secs(10), fake.wait())
         .await
         .expect("fake-vertex stops on Ctrl-C")

@@ -247,7 +247,11 @@ impl Reader {
     /// The next delivery; a browsing reader skips, and pauses, the ones handed back before.
     pub async fn next(&mut self) -> Result<Received, ReadError> {
         loop {
-            let due = self.browse.as_ref().and_then(|b| b.paused.front()).map(|p| p.0);
+            let due = self
+                .browse
+                .as_ref()
+                .and_then(|b| b.paused.front())
+                .map(|p| p.0);
             let turn = match due {
                 Some(due) => tokio::select! {
                     biased;

@@ -2,13 +2,13 @@
 //! exactly what is left on the dead-letter subscription.
 
 use std::collections::HashSet;
-use std::process::Stdio;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use testkit::pubsub::{Inbox, Received, Topology};
 use tokio::process::Command;
 
+use crate::bin;
 use crate::helpers::emulator;
 
 pub const REPLAY_SUB: &str = "copy-dead-letter-replay";
@@ -183,7 +183,7 @@ pub struct Outcome {
 }
 
 pub fn replay_command(project: &str, args: &[&str]) -> Command {
-    let mut cmd = copy_worker_in(project, ["replay"]);
+    let mut cmd = bin::command_in(project, ["replay"]);
     cmd.args(args);
     cmd
 }

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use bench::{REPLAY_SUB, bench, many_dead_letters, replay, replay_command, request_ids};
 
+use crate::bin;
 use crate::helpers::{Knobs, spawn_app};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -399,7 +400,7 @@ async fn sigterm_stops_replay_with_its_summary_and_leaves_the_rest_in_place() {
         .wait_for(3, Duration::from_secs(30), |_| true)
         .await
         .unwrap();
-    crate::bin::signal(child.id().expect("running"), "TERM");
+    bin::signal(child.id().expect("running"), "TERM");
     let out = tokio::time::timeout(Duration::from_secs(30), child.wait_with_output())
         .await
         .expect("replay exits within 30 s of SIGTERM")
