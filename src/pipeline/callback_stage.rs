@@ -135,3 +135,6 @@ impl Pipeline {
         )
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -71,3 +71,6 @@ impl Pipeline {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -16,6 +16,8 @@
 //!   [`FailureClass`](crate::retry::FailureClass) of a failure.
 //! - [`existing`]: deciding whether an existing destination is our earlier copy.
 //! - [`in_flight`]: `parent_model` copies this process started and that may still run.
+//! - `doubles` (tests only): in-memory `Vertex`, `Topics` and `TaskQueues` that record and
+//!   answer from a script, for the paused-time tests beside each stage (`*/tests.rs`).
 //!
 //! Every stage returns a [`StepOutcome`]; `http::error` maps it to a status code in one place.
 
@@ -23,6 +25,8 @@ pub(crate) mod announce;
 pub(crate) mod callback_stage;
 pub(crate) mod chain;
 mod decide;
+#[cfg(test)]
+mod doubles;
 pub(crate) mod drain;
 pub(crate) mod existing;
 pub(crate) mod in_flight;

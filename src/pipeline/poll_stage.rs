@@ -191,3 +191,6 @@ fn polled(p: &Parsed) -> Result<Polled, Rejection> {
         due,
     })
 }
+
+#[cfg(test)]
+mod tests;

@@ -52,3 +52,6 @@ impl Pipeline {
             .await
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -157,3 +157,6 @@ impl Pipeline {
             .await
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,582 @@
+//! The start stage over the in-memory doubles: one CopyModel per dispatch, then the first
+//! poll, a retry, or the end (DESIGN.md §1, §4). Paused time: the in-request retries and the
+//! stage's budget run in milliseconds.
+
+use std::time::Duration;
+
+use chrono::{SubsecRound as _, Utc};
+use google_cloud_gax::error::rpc::Code;
+
+use crate::clients::pubsub::Topic;
+use crate::clients::tasks::{Queue, poll_task_id, start_task_id};
+use crate::contract::event::Status;
+use crate::contract::task::{CopyTask, raw_request};
+use crate::domain::{KmsKeyName, Location};
+use crate::pipeline::doubles::*;
+use crate::pipeline::{Dispatch, Pipeline, RetryReason, StepOutcome};
+
+const TASK_NAME: &str = "projects/p/locations/l/queues/copy-starts/tasks/start-1";
+
+async fn dispatch(p: &Pipeline, task: &CopyTask) -> StepOutcome {
+    let body = body(task);
+    p.start_stage(Dispatch {
+        task_name: TASK_NAME,
+        body: &body,
+    })
+    .await
+}
+
+fn vertex_failure(out: &StepOutcome) -> Code {
+    match out {
+        StepOutcome::Retry(RetryReason::Vertex(f)) => f.code,
+        other => panic!("not a Vertex retry: {other:?}"),
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_started_copy_schedules_its_first_poll_one_second_ahead() {
+    let d = doubles();
+    d.vertex.on_start([Ok(OP)]);
+    let p = d.pipeline();
+    let start = start_task(now_ms());
+    let before = Utc::now();
+    let out = dispatch(&p, &start).await;
+    let after = Utc::now();
+    assert!(matches!(out, StepOutcome::Acked), "{out:?}");
+    let t = d.queues.only(Queue::Polls);
+    assert_eq!(t.id, poll_task_id(OP, 1));
+    let at = t.schedule.expect("the first poll is scheduled");
+    let second = chrono::Duration::seconds(1);
+    assert!(
+        at >= before + second && at <= after + second,
+        "{at} vs {before}"
+    );
+    let poll = task_of(&t);
+    assert_eq!(poll.operation.as_deref(), Some(OP));
+    assert_eq!((poll.seq, poll.attempt, poll.due_ms), (1, 1, Some(1000)));
+    assert_eq!(
+        poll.origin, OP,
+        "the poll chain is named from the operation"
+    );
+    assert_eq!(poll.accepted_at, start.accepted_at);
+    let started = poll.started_at.expect("started_at");
+    assert!(started >= before.trunc_subsecs(3) && started <= after);
+    assert_eq!(poll.attributes["waiter"], WAITER, "carried on");
+    assert!(d.queues.tasks(Queue::Starts).is_empty());
+    assert!(d.topics.attempts().is_empty());
+    assert_eq!(
+        d.vertex.calls(),
+        [
+            VertexCall::GetModel(SOURCE.into()),
+            VertexCall::StartCopy {
+                request_id: "r-1".into(),
+                key: None
+            }
+        ]
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn vertex_quota_answers_retry_at_once_without_a_task_or_a_second_call() {
+    let d = doubles();
+    d.vertex.on_start([Err(Code::ResourceExhausted)]);
+    let p = d.pipeline();
+    let clock = tokio::time::Instant::now();
+    let out = dispatch(&p, &start_task(now_ms())).await;
+    assert_eq!(vertex_failure(&out), Code::ResourceExhausted);
+    assert_eq!(d.vertex.copy_calls(), 1, "not retried in-request");
+    assert_eq!(clock.elapsed(), Duration::ZERO, "no in-request backoff");
+    assert!(d.queues.calls().is_empty());
+    assert!(d.topics.attempts().is_empty(), "no dead letter");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_transient_copy_model_is_retried_in_request_and_then_succeeds() {
+    let d = doubles();
+    d.vertex
+        .on_start([Err(Code::Unavailable), Err(Code::Unavailable), Ok(OP)]);
+    let p = d.pipeline();
+    let out = dispatch(&p, &start_task(now_ms())).await;
+    assert!(matches!(out, StepOutcome::Acked), "{out:?}");
+    assert_eq!(d.vertex.copy_calls(), 3);
+    assert_eq!(d.queues.only(Queue::Polls).id, poll_task_id(OP, 1));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_vertex_outage_past_the_in_request_retries_answers_retry() {
+    let d = doubles();
+    d.vertex.on_start([Err(Code::Unavailable)]);
+    let p = d.pipeline();
+    let clock = tokio::time::Instant::now();
+    let out = dispatch(&p, &start_task(now_ms())).await;
+    assert_eq!(vertex_failure(&out), Code::Unavailable);
+    let waited = clock.elapsed();
+    assert!(
+        waited >= Duration::from_secs(3) && waited <= Duration::from_secs(20),
+        "{waited:?}"
+    );
+    assert!(d.vertex.copy_calls() > 2, "{}", d.vertex.copy_calls());
+    assert!(d.queues.calls().is_empty());
+    assert!(d.topics.attempts().is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_start_answers_at_its_45_s_budget_when_every_call_times_out() {
+    // Inside the tasks' 60 s dispatch deadline, with room to answer.
+    let budget = crate::pipeline::REQUEST_STAGE_BUDGET;
+    assert_eq!(budget, Duration::from_secs(45));
+    assert!(budget + Duration::from_secs(10) <= crate::topology::DISPATCH_DEADLINE);
+    let d = doubles();
+    // Each attempt runs into VERTEX_CALL_TIMEOUT (30 s), as the client answers it.
+    d.vertex.answering_after(Duration::from_secs(30));
+    d.vertex.on_start([Err(Code::DeadlineExceeded)]);
+    let p = d.pipeline();
+    let clock = tokio::time::Instant::now();
+    let out = dispatch(&p, &start_task(now_ms())).await;
+    assert!(
+        matches!(
+            out,
+            StepOutcome::Retry(RetryReason::OutOfTime { stage: "start", .. })
+        ),
+        "{out:?}"
+    );
+    assert_eq!(
+        clock.elapsed(),
+        Duration::from_secs(45),
+        "before the 60 s deadline"
+    );
+    assert!(d.queues.calls().is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn already_exists_with_our_source_is_announced_succeeded() {
+    let d = doubles();
+    d.vertex.on_start([Err(Code::AlreadyExists)]);
+    d.vertex
+        .on_find_copies([Ok(vec![copy_of(&format!("{SOURCE_BY_NUMBER}@3"))])]);
+    let p = d.pipeline();
+    let out = dispatch(&p, &start_task(now_ms())).await;
+    assert!(matches!(out, StepOutcome::Acked), "{out:?}");
+    let ev = d.topics.only(Topic::Completions);
+    assert_eq!(ev.attributes["status"], "succeeded");
+    assert_eq!(ev.attributes["ce-subject"], DESTINATION_BY_NUMBER);
+    assert_eq!(ev.attributes["destination_project"], "dst-proj");
+    let event = event_of(&ev);
+    assert_eq!(
+        event.destination_model.as_deref(),
+        Some(DESTINATION_BY_NUMBER)
+    );
+    assert_eq!(event.destination_model_version.as_deref(), Some("1"));
+    assert_eq!((event.attempts, event.error), (1, None));
+    assert!(d.topics.confirmed(Topic::DeadLetter).is_empty());
+    assert!(d.queues.calls().is_empty());
+    assert!(
+        d.vertex
+            .calls()
+            .contains(&VertexCall::FindCopies(DESTINATION.into()))
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn already_exists_with_someone_elses_model_fails_with_a_dead_letter() {
+    let d = doubles();
+    d.vertex.on_start([Err(Code::AlreadyExists)]);
+    // The same model, another version: the request pins @3.
+    d.vertex
+        .on_find_copies([Ok(vec![copy_of(&format!("{SOURCE_BY_NUMBER}@2"))])]);
+    let p = d.pipeline();
+    let out = dispatch(&p, &start_task(now_ms())).await;
+    assert!(matches!(out, StepOutcome::Acked), "{out:?}");
+    let event = event_of(&d.topics.only(Topic::Completions));
+    assert_eq!(event.status, Status::Failed);
+    let error = event.error.expect("error");
+    assert_eq!(error.code, "ALREADY_EXISTS");
+    assert!(error.message.contains("@2"), "{}", error.message);
+    let dl = d.topics.only(Topic::DeadLetter);
+    assert_eq!(dl.attributes["error_code"], "ALREADY_EXISTS");
+    assert_eq!(dl.attributes["failed_stage"], "request");
+}
+
+#[tokio::test(start_paused = true)]
+async fn already_exists_while_the_destination_is_not_readable_asks_again_later() {
+    let d = doubles();
+    d.vertex.on_start([Err(Code::AlreadyExists)]);
+    d.vertex.on_find_copies([Ok(vec![])]);
+    let p = d.pipeline();
+    let start = start_task(now_ms());
+    let before = Utc::now();
+    let out = dispatch(&p, &start).await;
+    assert!(matches!(out, StepOutcome::Acked), "{out:?}");
+    let t = d.queues.only(Queue::Starts);
+    assert_eq!(
+        t.id,
+        start_task_id("m-1", "r-1", 1, 1),
+        "the next of its chain"
+    );
+    let at = t.schedule.expect("held back");
+    assert!(
+        at >= before + chrono::Duration::seconds(10),
+        "{at} vs {before}"
+    );
+    assert!(at <= Utc::now() + chrono::Duration::seconds(11));
+    let next = task_of(&t);
+    assert_eq!((next.attempt, next.seq), (1, 1));
+    assert_eq!(next.accepted_at, start.accepted_at);
+    assert!(d.topics.attempts().is_empty(), "nothing announced");
+    assert!(d.queues.tasks(Queue::Polls).is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_permanent_copy_model_error_fails_with_a_dead_letter_and_no_retry() {
+    for code in [
+        Code::NotFound,
+        Code::PermissionDenied,
+        Code::InvalidArgument,
+    ] {
+        // No source to read: CopyModel answers for it.
+        let d = Doubles::default();
+        d.vertex.on_start([Err(code)]);
+        let p = d.pipeline();
+        let out = dispatch(&p, &start_task(now_ms())).await;
+        assert!(matches!(out, StepOutcome::Acked), "{code:?}: {out:?}");
+        assert_eq!(d.vertex.copy_calls(), 1, "{code:?}");
+        let ev = d.topics.only(Topic::Completions);
+        assert_eq!(ev.attributes["status"], "failed");
+        let event = event_of(&ev);
+        assert_eq!(event.error.expect("error").code, code.name());
+        assert_eq!(event.attempts, 1);
+        assert_eq!(event.operation, None);
+        assert_eq!(event.source_model.as_deref(), Some(SOURCE));
+        let dl = d.topics.only(Topic::DeadLetter);
+        assert_eq!(dl.attributes["error_code"], code.name());
+        assert_eq!(dl.attributes["failed_stage"], "request");
+        assert_eq!(dl.attributes["request_id"], "r-1");
+        assert_eq!(dl.attributes["waiter"], WAITER);
+        assert_eq!(
+            dl.attributes["replay_count"], "2",
+            "the replay guard sees it"
+        );
+        assert_eq!(dl.attributes["traceparent"], TRACEPARENT);
+        assert_eq!(ev.attributes["traceparent"], TRACEPARENT, "onto the event");
+        assert!(!ev.attributes.contains_key("replay_count"));
+        assert_eq!(dl.data, request().as_bytes(), "the request as received");
+        assert!(d.queues.calls().is_empty());
+        assert_eq!(
+            d.vertex.calls().len(),
+            2,
+            "{code:?}: GetModel, CopyModel once"
+        );
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_restart_that_fails_for_good_is_an_operation_failure_of_its_attempt() {
+    let d = doubles();
+    d.vertex.on_start([Err(Code::PermissionDenied)]);
+    let p = d.pipeline();
+    let restart = CopyTask {
+        attempt: 2,
+        previous_operation: Some(OP.into()),
+        origin: OP.into(),
+        ..start_task(now_ms())
+    };
+    let out = dispatch(&p, &restart).await;
+    assert!(matches!(out, StepOutcome::Acked), "{out:?}");
+    let event = event_of(&d.topics.only(Topic::Completions));
+    assert_eq!(event.attempts, 2);
+    assert_eq!(
+        event.operation.as_deref(),
+        Some(OP),
+        "the operation that failed before"
+    );
+    let dl = d.topics.only(Topic::DeadLetter);
+    assert_eq!(dl.attributes["failed_stage"], "operation");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_restart_carries_its_attempt_into_its_first_poll() {
+    let d = doubles();
+    d.vertex.on_start([Ok(OP)]);
+    let p = d.pipeline();
+    let restart = CopyTask {
+        attempt: 2,
+        previous_operation: Some(
+            "projects/234567890123/locations/europe-west4/operations/7".into(),
+        ),
+        origin: "projects/234567890123/locations/europe-west4/operations/7".into(),
+        ..start_task(now_ms())
+    };
+    let out = dispatch(&p, &restart).await;
+    assert!(matches!(out, StepOutcome::Acked), "{out:?}");
+    let poll = task_of(&d.queues.only(Queue::Polls));
+    assert_eq!((poll.attempt, poll.seq), (2, 1));
+    assert_eq!(poll.operation.as_deref(), Some(OP), "the new operation");
+    assert_eq!(poll.accepted_at, restart.accepted_at);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_start_older_than_copy_max_duration_fails_without_calling_copy_model() {
+    let d = doubles();
+    let p = d.pipeline();
+    let old = now_ms() - chrono::Duration::hours(25);
+    let out = dispatch(&p, &start_task(old)).await;
+    assert!(matches!(out, StepOutcome::Acked), "{out:?}");
+    assert!(d.vertex.calls().is_empty());
+    let event = event_of(&d.topics.only(Topic::Completions));
+    assert_eq!(event.status, Status::Failed);
+    let error = event.error.expect("error");
+    assert_eq!(error.code, "DEADLINE_EXCEEDED");
+    assert!(
+        error.message.contains("COPY_MAX_DURATION"),
+        "{}",
+        error.message
+    );
+    let dl = d.topics.only(Topic::DeadLetter);
+    assert_eq!(dl.attributes["error_code"], "DEADLINE_EXCEEDED");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_body_that_is_not_a_task_is_rejected_with_a_dead_letter_keeping_its_bytes() {
+    let d = doubles();
+    let p = d.pipeline();
+    let junk = br#"{"attempt":"one"}"#;
+    let out = p
+        .start_stage(Dispatch {
+            task_name: TASK_NAME,
+            body: junk,
+        })
+        .await;
+    assert!(matches!(out, StepOutcome::Acked), "{out:?}");
+    let ev = d.topics.only(Topic::Completions);
+    assert_eq!(ev.attributes["status"], "rejected");
+    let dl = d.topics.only(Topic::DeadLetter);
+    assert_eq!(dl.data, junk);
+    assert_eq!(dl.attributes["error_code"], "INVALID_REQUEST");
+    assert_eq!(dl.attributes["failed_stage"], "request");
+    assert!(d.vertex.calls().is_empty() && d.queues.calls().is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_first_poll_cloud_tasks_did_not_take_answers_retry() {
+    let d = doubles();
+    d.vertex.on_start([Ok(OP)]);
+    d.queues.on_create([Create::Fails(Code::Unavailable)]);
+    let p = d.pipeline();
+    let out = dispatch(&p, &start_task(now_ms())).await;
+    assert!(
+        matches!(out, StepOutcome::Retry(RetryReason::Queue(ref f)) if f.code == Code::Unavailable),
+        "{out:?}"
+    );
+    assert!(d.topics.attempts().is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn copy_model_limits_reject_before_copy_model_naming_the_field() {
+    let third_party = crate::domain::ModelInfo {
+        container_image_uri: Some("europe-docker.pkg.dev/my-proj/serving/model:v1".into()),
+        ..source_model()
+    };
+    let cmek = crate::domain::ModelInfo {
+        container_image_uri: None,
+        kms_key_name: Some(
+            "projects/src-proj/locations/us-central1/keyRings/r/cryptoKeys/k".into(),
+        ),
+        ..source_model()
+    };
+    let cases = [
+        (
+            third_party,
+            Some("source_model:"),
+            vec!["third-party container image"],
+        ),
+        (
+            cmek,
+            Some("kms_key_name:"),
+            vec![
+                "You're required to specify the encryption key",
+                "europe-west4",
+                "COPY_DEFAULT_KMS_KEYS",
+            ],
+        ),
+        (source_model(), None, vec![]),
+    ];
+    for (model, field, says) in cases {
+        let d = Doubles::default();
+        d.vertex.with_model(SOURCE, model);
+        d.vertex.on_start([Ok(OP)]);
+        let p = d.pipeline();
+        let out = dispatch(&p, &start_task(now_ms())).await;
+        assert!(matches!(out, StepOutcome::Acked), "{out:?}");
+        let Some(field) = field else {
+            assert_eq!(d.vertex.copy_calls(), 1, "a prebuilt image is copied");
+            assert!(d.topics.attempts().is_empty());
+            continue;
+        };
+        assert_eq!(d.vertex.copy_calls(), 0, "{field}");
+        let event = event_of(&d.topics.only(Topic::Completions));
+        assert_eq!(event.status, Status::Rejected);
+        let error = event.error.expect("error");
+        assert_eq!(error.code, "INVALID_REQUEST");
+        assert!(error.message.starts_with(field), "{}", error.message);
+        for s in says {
+            assert!(error.message.contains(s), "{field} {s}: {}", error.message);
+        }
+        let dl = d.topics.only(Topic::DeadLetter);
+        assert_eq!(dl.attributes["error_code"], "INVALID_REQUEST");
+        assert!(d.queues.calls().is_empty());
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_cmek_source_without_a_key_is_copied_under_the_regions_default_key() {
+    let key = "projects/dst-proj/locations/europe-west4/keyRings/r/cryptoKeys/k";
+    let d = doubles();
+    let mut cmek = source_model();
+    cmek.kms_key_name =
+        Some("projects/src-proj/locations/us-central1/keyRings/r/cryptoKeys/s".into());
+    d.vertex.with_model(SOURCE, cmek.clone());
+    d.vertex.on_start([Ok(OP)]);
+    let mut with_default = settings();
+    with_default.default_kms_keys.insert(
+        Location::parse("l", "europe-west4").unwrap(),
+        KmsKeyName::parse("k", key, "europe-west4").unwrap(),
+    );
+    let p = d.pipeline_with(with_default, None);
+    let out = dispatch(&p, &start_task(now_ms())).await;
+    assert!(matches!(out, StepOutcome::Acked), "{out:?}");
+    assert!(d.vertex.calls().contains(&VertexCall::StartCopy {
+        request_id: "r-1".into(),
+        key: Some(key.into())
+    }));
+    // A request's own key wins over the default.
+    let own = "projects/dst-proj/locations/europe-west4/keyRings/r/cryptoKeys/own";
+    let d = doubles();
+    d.vertex.with_model(SOURCE, cmek);
+    d.vertex.on_start([Ok(OP)]);
+    let mut with_default = settings();
+    with_default.default_kms_keys.insert(
+        Location::parse("l", "europe-west4").unwrap(),
+        KmsKeyName::parse("k", key, "europe-west4").unwrap(),
+    );
+    let p = d.pipeline_with(with_default, None);
+    let task = CopyTask {
+        request: raw_request(request_with(&format!(r#","kms_key_name":"{own}""#)).as_bytes())
+            .unwrap(),
+        ..start_task(now_ms())
+    };
+    let out = dispatch(&p, &task).await;
+    assert!(matches!(out, StepOutcome::Acked), "{out:?}");
+    assert!(d.vertex.calls().contains(&VertexCall::StartCopy {
+        request_id: "r-1".into(),
+        key: Some(own.into())
+    }));
+}
+
+/// A start of a copy into a new version of `parent`.
+fn parent_task() -> CopyTask {
+    let parent = r#"{"request_id":"r-1","source_model":"SRC","destination":{"project":"dst-proj","location":"europe-west4","parent_model":"projects/dst-proj/locations/europe-west4/models/parent"}}"#
+        .replace("SRC", SOURCE);
+    CopyTask {
+        request: raw_request(parent.as_bytes()).unwrap(),
+        ..start_task(now_ms())
+    }
+}
+
+/// A version of the parent, copied from `original`.
+fn version_of(original: &str, version: &str) -> crate::domain::ModelInfo {
+    crate::domain::ModelInfo {
+        name: "projects/234567890123/locations/europe-west4/models/parent".into(),
+        version_id: version.into(),
+        ..copy_of(original)
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_parent_that_already_holds_our_copy_succeeds_without_copy_model() {
+    let d = doubles();
+    let ours = format!("{SOURCE_BY_NUMBER}@3");
+    d.vertex.on_find_copies([Ok(vec![
+        version_of("projects/9/locations/us-central1/models/1@1", "1"),
+        version_of(&ours, "2"),
+    ])]);
+    let p = d.pipeline();
+    let out = dispatch(&p, &parent_task()).await;
+    assert!(matches!(out, StepOutcome::Acked), "{out:?}");
+    assert_eq!(d.vertex.copy_calls(), 0);
+    let event = event_of(&d.topics.only(Topic::Completions));
+    assert_eq!(event.status, Status::Succeeded);
+    assert_eq!(
+        event.destination_model.as_deref(),
+        Some("projects/234567890123/locations/europe-west4/models/parent")
+    );
+    assert_eq!(event.destination_model_version.as_deref(), Some("2"));
+    assert!(d.queues.calls().is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_parent_copy_running_in_this_instance_is_polled_not_started_again() {
+    let d = doubles();
+    // The parent's own version: a parent always lists at least one.
+    d.vertex.on_find_copies([Ok(vec![version_of(
+        "projects/9/locations/us-central1/models/1@1",
+        "1",
+    )])]);
+    d.vertex.on_start([Ok(OP)]);
+    d.vertex
+        .on_operation([Ok(crate::clients::vertex::OperationState::Running)]);
+    let p = d.pipeline();
+    let task = parent_task();
+    for _ in 0..2 {
+        let out = dispatch(&p, &task).await;
+        assert!(matches!(out, StepOutcome::Acked), "{out:?}");
+    }
+    assert_eq!(d.vertex.copy_calls(), 1, "one version added");
+    assert_eq!(d.vertex.operation_calls(), 1, "the second dispatch looked");
+    let calls = d.queues.calls();
+    assert_eq!(calls.len(), 2);
+    assert!(
+        calls.iter().all(|t| t.id == poll_task_id(OP, 1)),
+        "{calls:#?}"
+    );
+    assert_eq!(
+        d.queues.tasks(Queue::Polls).len(),
+        1,
+        "the chain is not forked"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_ambiguous_copy_into_a_parent_is_not_repeated_in_request() {
+    for code in [Code::Unavailable, Code::Internal, Code::DeadlineExceeded] {
+        let d = doubles();
+        d.vertex.on_find_copies([Ok(vec![])]);
+        d.vertex.on_start([Err(code)]);
+        let p = d.pipeline();
+        let out = dispatch(&p, &parent_task()).await;
+        assert_eq!(vertex_failure(&out), code);
+        assert_eq!(d.vertex.copy_calls(), 1, "{code:?}: called once");
+        assert!(d.queues.calls().is_empty() && d.topics.attempts().is_empty());
+    }
+}
+
+/// DESIGN.md §7: the host of a `callback_url` accepted by the request stage counts as allowed
+/// in the tasks that follow, so a host removed since does not reject a running copy.
+#[tokio::test(start_paused = true)]
+async fn a_callback_host_removed_after_acceptance_does_not_reject_the_start() {
+    let d = doubles();
+    d.vertex.on_start([Ok(OP)]);
+    let mut settings = settings();
+    settings.defaults.callback_allowed_hosts.clear();
+    let p = d.pipeline_with(settings, None);
+    let task = CopyTask {
+        request: raw_request(
+            request_with(r#","callback_url":"https://hooks.example.com/done""#).as_bytes(),
+        )
+        .unwrap(),
+        ..start_task(now_ms())
+    };
+    let out = dispatch(&p, &task).await;
+    assert!(matches!(out, StepOutcome::Acked), "{out:?}");
+    assert!(d.topics.attempts().is_empty(), "not rejected");
+    assert_eq!(d.queues.only(Queue::Polls).id, poll_task_id(OP, 1));
+}
