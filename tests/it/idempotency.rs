@@ -9,7 +9,7 @@ use copy_worker::pipeline::{Dispatch, StepOutcome};
 use testkit::Received;
 use testkit::vertex::numbered;
 
-use crate::helpers::{Knobs, SRC, TestApp, push_message, request, spawn_app};
+use crate::helpers::{Knobs, SRC, TestApp, request, spawn_app};
 use crate::shutdown::start_task;
 
 /// The parent model of the `parent_model` tests (its version 1 is there from the start).
@@ -137,38 +137,6 @@ async fn the_cross_instance_window_for_parent_model_is_one_version_per_instance_
     assert!(app.dead_letters.snapshot().is_empty(), "no dead letter");
 }
 
-/// CopyModel into a parent has no idempotency key, and a call that timed out may still add the
-/// version (the fake's `SlowAnswer` applies the call, then answers after the client gave up).
-/// The worker does not repeat that call in-request: it answers 503, and the redelivery looks
-/// for the version first and finds it.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_parent_model_copy_whose_call_timed_out_is_not_repeated_and_adds_one_version() {
-    let knobs = Knobs {
-        extra_args: vec!["--vertex-call-timeout".into(), "1s".into()],
-        ..Knobs::default()
-    };
-    let app = spawn_app("pamb", knobs).await;
-    app.vertex.add_model(PARENT);
-    app.vertex.script(
-        SRC,
-        testkit::CopyScript {
-            duration: Duration::ZERO,
-            copy_faults: vec![testkit::Fault::SlowAnswer(Duration::from_secs(3))],
-            ..Default::default()
-        },
-    );
-    app.publish(&parent_request("pamb-1")).await;
-    let events = app.completion_of("pamb-1", 1, 60).await;
-    assert_all_succeeded(&events, &numbered(PARENT), "2");
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    assert_eq!(
-        app.vertex.copies_started(),
-        1,
-        "one version: the timed-out call was not repeated"
-    );
-    assert!(app.dead_letters.snapshot().is_empty());
-}
-
 async fn wait_until(cond: impl Fn() -> bool, what: &str) {
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     while !cond() {
@@ -177,57 +145,5 @@ async fn wait_until(cond: impl Fn() -> bool, what: &str) {
             "timed out waiting until {what}"
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-/// The crash window of DESIGN.md §1: CopyModel started, then the process died before the
-/// first poll was created. The retried start gets ALREADY_EXISTS while the copy still runs;
-/// instead of answering 503 until the copy is readable, it queues its next start for later
-/// (2xx), which reads the destination again until it is ours.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_start_during_the_first_copy_asks_again_later_and_succeeds() {
-    let app = spawn_app("pending", Knobs::default()).await;
-    app.copies_take(Duration::from_secs(4));
-    let data = request("pending-1", "target-pending");
-    let instance = app.second_instance().await;
-    // "Instance 1" started the copy and died: start it here, directly on the fake.
-    let first = instance
-        .pipeline
-        .vertex
-        .start_copy(
-            &copy_worker::domain::CopyRequest::parse(data.as_bytes(), &defaults()).unwrap(),
-            None,
-        )
-        .await
-        .expect("the first copy starts");
-    assert!(first.as_str().contains("/operations/"));
-
-    let t0 = std::time::Instant::now();
-    let outcome = instance
-        .pipeline
-        .request_stage(&push_message("p-1", &data, &[]))
-        .await;
-    assert!(
-        matches!(outcome, StepOutcome::Acked),
-        "acked, not 503: {outcome:?}"
-    );
-    assert!(t0.elapsed() < Duration::from_secs(3), "answered at once");
-
-    // The start reaches the first instance through the copy-start queue, finds the copy
-    // running (ALREADY_EXISTS, not readable), and asks again after at least 10 s.
-    let events = app.completion_of("pending-1", 1, 60).await;
-    assert_all_succeeded(
-        &events,
-        &numbered("projects/dst-proj/locations/europe-west4/models/target-pending"),
-        "1",
-    );
-    assert_eq!(app.vertex.copies_started(), 1, "no second copy");
-    assert!(app.dead_letters.snapshot().is_empty());
-}
-
-fn defaults() -> copy_worker::domain::Defaults {
-    copy_worker::domain::Defaults {
-        target_project: Some("dst-proj".into()),
-        ..Default::default()
     }
 }

@@ -1,62 +1,9 @@
-//! The stages' time budget and Pub/Sub's message limits (DESIGN.md §4 and §10, "Limits").
+//! Pub/Sub's message limits (DESIGN.md §10, "Limits"). The stages' 45 s budget is a
+//! paused-time unit test of the start stage (`pipeline::start_stage::tests`).
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use copy_worker::pipeline::{Dispatch, REQUEST_STAGE_BUDGET, RetryReason, StepOutcome};
-use testkit::{CopyScript, Fault};
-
-use crate::helpers::{Knobs, SRC, request, spawn_app};
-use crate::shutdown::start_task;
-
-/// The tasks' dispatch deadline and the ack deadline of `copy-requests-push` (DESIGN.md §10).
-const REQUEST_ACK_DEADLINE: Duration = Duration::from_secs(60);
-
-/// Worst case: every CopyModel call hangs until the 40 s call timeout, and timeouts are
-/// transient, so the in-request retries alone would run for minutes (their 15 s limit counts
-/// only the waits between calls). The start stage still answers at its budget, before the
-/// tasks' 60 s dispatch deadline, so Cloud Tasks never runs the same start twice at once.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_start_answers_within_its_45_s_budget_when_vertex_hangs() {
-    assert_eq!(REQUEST_STAGE_BUDGET, Duration::from_secs(45));
-    assert!(REQUEST_STAGE_BUDGET + Duration::from_secs(10) <= REQUEST_ACK_DEADLINE);
-
-    let knobs = Knobs {
-        extra_args: vec!["--vertex-call-timeout".into(), "40s".into()],
-        ..Knobs::default()
-    };
-    let app = spawn_app("budget", knobs).await;
-    app.vertex.script(
-        SRC,
-        CopyScript {
-            copy_faults: (0..4)
-                .map(|_| Fault::Delay(Duration::from_secs(120)))
-                .collect(),
-            ..Default::default()
-        },
-    );
-    let instance = app.second_instance().await;
-    let body = start_task(&request("budget-1", "target-budget"), "m-1");
-
-    let t0 = Instant::now();
-    let outcome = instance
-        .pipeline
-        .start_stage(Dispatch {
-            task_name: "start-budget-1",
-            body: body.as_bytes(),
-        })
-        .await;
-    let took = t0.elapsed();
-
-    assert!(
-        matches!(outcome, StepOutcome::Retry(RetryReason::OutOfTime { .. })),
-        "{outcome:?}"
-    );
-    assert!(took >= REQUEST_STAGE_BUDGET, "answered early: {took:?}");
-    assert!(
-        took < REQUEST_STAGE_BUDGET + Duration::from_secs(5),
-        "answered late: {took:?}"
-    );
-}
+use crate::helpers::{Knobs, request, spawn_app};
 
 /// A caller message already at Pub/Sub's 100-attribute limit: the tasks carry what fits,
 /// the dead letter's own fields must still fit, so the caller's extras give way, and the copy

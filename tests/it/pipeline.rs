@@ -2,7 +2,7 @@
 
 use std::time::{Duration, Instant};
 
-use testkit::vertex::{CopyScript, Fault};
+use testkit::vertex::CopyScript;
 
 use crate::helpers::{Knobs, SRC, request, spawn_app};
 
@@ -48,99 +48,6 @@ async fn copy_that_takes_seconds_completes_succeeded_with_destination_and_versio
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn missing_source_model_ends_failed_not_found_with_a_dead_letter_and_no_retry_storm() {
-    let app = spawn_app("nf", Knobs::cloud_run()).await;
-    let body = r#"{"request_id":"nf-1","source_model":"projects/src-proj/locations/us-central1/models/404404","destination":{"model_id":"target-nf"}}"#;
-    app.publish(body).await;
-
-    let ev = app.completion_of("nf-1", 1, 30).await.remove(0).json();
-    assert_eq!(ev["status"], "failed");
-    assert_eq!(ev["error"]["code"], "NOT_FOUND");
-    let dl = app.dead_letter_of("nf-1", 30).await;
-    assert_eq!(
-        dl.data,
-        body.as_bytes(),
-        "dead letter keeps the bytes as received"
-    );
-    assert_eq!(dl.attribute("error_code"), Some("NOT_FOUND"));
-    assert_eq!(dl.attribute("failed_stage"), Some("request"));
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    assert_eq!(
-        app.vertex_calls("models:copy"),
-        1,
-        "a permanent error is not retried"
-    );
-    assert_eq!(app.completion_of("nf-1", 1, 1).await.len(), 1);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn invalid_json_unknown_field_and_bad_model_id_end_rejected_with_dead_letters() {
-    let app = spawn_app("rej", Knobs::cloud_run()).await;
-    let cases = [
-        ("rej-json", "{not json", "request: is not valid JSON"),
-        (
-            "rej-field",
-            r#"{"request_id":"rej-field","source_model":"1","colour":"red"}"#,
-            "colour: is not a known field",
-        ),
-        (
-            "rej-model",
-            r#"{"request_id":"rej-model","source_model":"1","destination":{"model_id":"Bad_ID"}}"#,
-            "destination.model_id: must match",
-        ),
-    ];
-    for (id, data, _) in &cases {
-        app.topology
-            .publish("copy-requests", data.as_bytes(), &[("request_id", id)])
-            .await
-            .unwrap();
-    }
-    for (id, data, why) in cases {
-        let ev = app.completion_of(id, 1, 30).await.remove(0);
-        let j = ev.json();
-        assert_eq!(j["status"], "rejected", "{id}");
-        assert_eq!(j["error"]["code"], "INVALID_REQUEST");
-        assert!(
-            j["error"]["message"].as_str().unwrap().contains(why),
-            "{id}: {j}"
-        );
-        assert_eq!(
-            ev.attribute("ce-id"),
-            Some(format!("{id}:rejected").as_str())
-        );
-        let dl = app.dead_letter_of(id, 30).await;
-        assert_eq!(dl.data, data.as_bytes());
-        assert_eq!(dl.attribute("error_code"), Some("INVALID_REQUEST"));
-        assert!(dl.attribute("error_message").unwrap().contains(why));
-    }
-    assert_eq!(
-        app.vertex.calls().len(),
-        0,
-        "rejections never reach Vertex AI"
-    );
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn vertex_answering_503_twice_then_ok_succeeds_within_the_request() {
-    let app = spawn_app("r503", Knobs::cloud_run()).await;
-    app.vertex.script(
-        SRC,
-        CopyScript {
-            copy_faults: vec![
-                Fault::Http(503, "UNAVAILABLE"),
-                Fault::Http(503, "UNAVAILABLE"),
-            ],
-            ..Default::default()
-        },
-    );
-    app.publish(&request("r503-1", "target-r503")).await;
-    let ev = app.completion_of("r503-1", 1, 60).await.remove(0).json();
-    assert_eq!(ev["status"], "succeeded");
-    assert_eq!(app.vertex_calls("models:copy"), 3);
-    assert_eq!(app.vertex.copies_started(), 1);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_vertex_outage_longer_than_the_in_request_budget_is_redelivered_then_succeeds() {
     let app = spawn_app("outage", Knobs::cloud_run()).await;
     app.vertex
@@ -161,66 +68,6 @@ async fn a_vertex_outage_longer_than_the_in_request_budget_is_redelivered_then_s
     assert!(refused > 2, "retried during the outage: {refused}");
     assert!(refused < 40, "no retry storm: {refused}");
     assert_eq!(app.vertex.copies_started(), 1);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_operation_ending_with_a_transient_error_is_restarted_and_succeeds() {
-    let app = spawn_app("restart", Knobs::cloud_run()).await;
-    app.vertex.script(
-        SRC,
-        CopyScript {
-            duration: Duration::from_secs(1),
-            operation_errors: vec![(13, "internal hiccup".into())],
-            ..Default::default()
-        },
-    );
-    app.publish(&request("restart-1", "target-restart")).await;
-    let ev = app.completion_of("restart-1", 1, 60).await.remove(0).json();
-    assert_eq!(ev["status"], "succeeded");
-    assert_eq!(ev["attempts"], 2);
-    assert_eq!(app.vertex.copies_started(), 2);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_operation_that_keeps_failing_ends_failed_after_copy_max_attempts() {
-    let app = spawn_app("exhaust", Knobs::cloud_run()).await;
-    app.vertex.script(
-        SRC,
-        CopyScript {
-            duration: Duration::from_millis(500),
-            operation_errors: vec![(14, "busy".into()); 5],
-            ..Default::default()
-        },
-    );
-    app.publish(&request("exhaust-1", "target-exhaust")).await;
-    let ev = app.completion_of("exhaust-1", 1, 90).await.remove(0).json();
-    assert_eq!(ev["status"], "failed");
-    assert_eq!(ev["error"]["code"], "UNAVAILABLE");
-    assert_eq!(ev["attempts"], 3);
-    assert_eq!(app.vertex.copies_started(), 3);
-    let dl = app.dead_letter_of("exhaust-1", 30).await;
-    assert_eq!(dl.attribute("failed_stage"), Some("operation"));
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_operation_running_past_copy_max_duration_fails_with_deadline_exceeded() {
-    let knobs = Knobs {
-        extra_args: vec!["--copy-max-duration".into(), "4s".into()],
-        ..Knobs::cloud_run()
-    };
-    let app = spawn_app("slow", knobs).await;
-    app.vertex.script(
-        SRC,
-        CopyScript {
-            duration: Duration::from_secs(600),
-            ..Default::default()
-        },
-    );
-    app.publish(&request("slow-1", "target-slow")).await;
-    let ev = app.completion_of("slow-1", 1, 60).await.remove(0).json();
-    assert_eq!(ev["status"], "failed");
-    assert_eq!(ev["error"]["code"], "DEADLINE_EXCEEDED");
-    app.dead_letter_of("slow-1", 30).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -251,32 +98,4 @@ async fn a_missing_completions_topic_leads_to_redelivery_not_loss() {
         .unwrap();
     assert_eq!(got[0].json()["status"], "succeeded");
     assert_eq!(app.vertex.copies_started(), 1);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_dead_letter_keeps_the_callers_attributes_so_the_replay_guard_sees_replay_count() {
-    let app = spawn_app("dlattrs", Knobs::cloud_run()).await;
-    let body = r#"{"request_id":"dla-1","source_model":"projects/src-proj/locations/us-central1/models/404404","destination":{"model_id":"dla"}}"#;
-    let tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
-    app.topology
-        .publish(
-            "copy-requests",
-            body.as_bytes(),
-            &[
-                ("request_id", "dla-1"),
-                ("replay_count", "2"),
-                ("traceparent", tp),
-            ],
-        )
-        .await
-        .unwrap();
-    let dl = app.dead_letter_of("dla-1", 30).await;
-    assert_eq!(dl.attribute("replay_count"), Some("2"));
-    assert_eq!(dl.attribute("traceparent"), Some(tp));
-    let ev = app.completion_of("dla-1", 1, 30).await.remove(0);
-    assert_eq!(
-        ev.attribute("traceparent"),
-        Some(tp),
-        "traceparent is carried onto the event"
-    );
 }

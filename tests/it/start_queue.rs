@@ -29,16 +29,6 @@ async fn app(name: &str) -> TestApp {
     spawn_app(name, knobs).await
 }
 
-/// The distinct copy-start tasks the queue dispatched.
-fn start_tasks(app: &TestApp) -> std::collections::BTreeSet<String> {
-    app.tasks
-        .dispatches()
-        .into_iter()
-        .map(|d| d.task)
-        .filter(|t| t.contains("/queues/copy-starts/"))
-        .collect()
-}
-
 /// When each CopyModel call reached the Vertex fake, in order.
 fn copy_starts(app: &TestApp) -> Vec<std::time::Instant> {
     let mut at: Vec<_> = app
@@ -90,23 +80,6 @@ async fn a_burst_from_two_instances_starts_at_the_queues_rate() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_redelivered_request_queues_one_start() {
-    let app = app("sq-redeliver").await;
-    app.copies_take(Duration::from_secs(1));
-    let other = app.second_instance().await;
-    let msg = push_message("sq-same", &request("sq-redeliver", "sq-redeliver-t"), &[]);
-    for _ in 0..2 {
-        let outcome = other.pipeline.request_stage(&msg).await;
-        assert!(matches!(outcome, StepOutcome::Acked), "{outcome:?}");
-    }
-    let ev = app.completion_of("sq-redeliver", 1, 60).await;
-    assert_eq!(ev[0].attribute("status"), Some("succeeded"));
-    let distinct = start_tasks(&app);
-    assert_eq!(distinct.len(), 1, "{distinct:?}");
-    assert_eq!(app.vertex.copies_started(), 1);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_quota_refusal_is_retried_by_the_queue_and_the_copy_succeeds() {
     let app = app("sq-429").await;
     app.vertex.script(
@@ -134,25 +107,6 @@ async fn a_quota_refusal_is_retried_by_the_queue_and_the_copy_succeeds() {
     );
     assert!(statuses.contains(&204), "{statuses:?}");
     assert!(app.dead_letters.snapshot().is_empty());
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_transient_operation_failure_restarts_through_the_queue() {
-    let app = app("sq-restart").await;
-    app.vertex.script(
-        SRC,
-        CopyScript {
-            duration: Duration::from_secs(1),
-            operation_errors: vec![(14, "backend unavailable".into())],
-            ..CopyScript::default()
-        },
-    );
-    app.publish(&request("sq-restart", "sq-restart-t")).await;
-    let ev = app.completion_of("sq-restart", 1, 90).await;
-    assert_eq!(ev[0].attribute("status"), Some("succeeded"));
-    assert_eq!(ev[0].json()["attempts"], 2);
-    let distinct = start_tasks(&app);
-    assert_eq!(distinct.len(), 2, "attempt 1 and attempt 2: {distinct:?}");
 }
 
 /// A queue that does not exist (NOT_FOUND) is a deployment fault, not the copy's: the
