@@ -193,4 +193,6 @@ fn polled(p: &Parsed) -> Result<Polled, Rejection> {
 }
 
 #[cfg(test)]
+mod end_tests;
+#[cfg(test)]
 mod tests;

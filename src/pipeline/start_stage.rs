@@ -159,4 +159,6 @@ impl Pipeline {
 }
 
 #[cfg(test)]
+mod options_tests;
+#[cfg(test)]
 mod tests;
