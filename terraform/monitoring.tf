@@ -95,7 +95,7 @@ locals {
   #   * The window is longer than the queues' longest retry backoff (at most
   #     300 s, variables.tf), so a single task that keeps failing shows at
   #     least two failing attempts in every window.
-  #   * One failing attempt alone (a transient 503) never fires it.
+  #   * One failing attempt alone (a transient retry) never fires it.
   #   * It fires 5 to 8 minutes after a task starts failing for good (Cloud
   #     Tasks' metrics are sampled every minute and shown up to a few
   #     minutes later), well within 15 minutes.
@@ -223,7 +223,7 @@ locals {
       period    = local.failing_dispatches.period
       aligner   = "ALIGN_SUM"
       reducer   = "REDUCE_SUM"
-      todo      = "The queue's dispatches to POST /tasks/copy-starts keep failing, and no copy starts while they do. 503 while Vertex AI refuses CopyModel for quota (the worker logs \"Vertex AI quota exhausted; slowing down\"): the project's other jobs use more of the quota than vertex_copy_rate leaves them; lower vertex_copy_rate or raise the quota. 401/403: the task token is refused (the tasks account's roles/run.invoker, TASKS_SERVICE_ACCOUNT, TASKS_URL among the service's URLs: terraform/README.md pre-flight 4 and 7); 404 or no answer: TASKS_URL is not the service's URL, or ingress blocks the queue. 503 with CreateTask refused in the worker's logs: the enqueuer or actAs grant on the copy-poll queue or the tasks account. The queue retries every task until the cause is fixed; the worker's logs of POST /tasks/copy-starts say more."
+      todo      = "The queue's dispatches to POST /tasks/copy-starts keep failing, and no copy starts while they do. A retry asked for while Vertex AI refuses CopyModel for quota (the worker logs \"Vertex AI quota exhausted; slowing down\"): the project's other jobs use more of the quota than vertex_copy_rate leaves them; lower vertex_copy_rate or raise the quota. 401/403: the task token is refused (the tasks account's roles/run.invoker, TASKS_SERVICE_ACCOUNT, TASKS_URL among the service's URLs: terraform/README.md pre-flight 4 and 7); 404 or no answer: TASKS_URL is not the service's URL, or ingress blocks the queue. A retry asked for with CreateTask refused in the worker's logs: the enqueuer or actAs grant on the copy-poll queue or the tasks account. The queue retries every task until the cause is fixed; the worker's logs of POST /tasks/copy-starts say more."
     }
     copy_poll_attempts_failing = {
       what      = "running copies are not being followed"
@@ -235,7 +235,7 @@ locals {
       period    = local.failing_dispatches.period
       aligner   = "ALIGN_SUM"
       reducer   = "REDUCE_SUM"
-      todo      = "The queue's dispatches to POST /tasks/copy-polls keep failing. A poll that reaches the worker answers 2xx whatever Vertex AI said, so these polls do not reach it or are refused: 401/403, the task token (the tasks account's roles/run.invoker, TASKS_SERVICE_ACCOUNT: terraform/README.md pre-flight 4 and 7); 404 or no answer, TASKS_URL or ingress; 503 with CreateTask refused in the worker's logs, the enqueuer grant on the copy-poll queue or actAs on the tasks account. Nothing is lost meanwhile: the queue retries every poll until the cause is fixed, and the copies' completion events follow then; a copy past COPY_MAX_DURATION by then ends failed only if it had not succeeded."
+      todo      = "The queue's dispatches to POST /tasks/copy-polls keep failing. A poll that reaches the worker answers 2xx whatever Vertex AI said, so these polls do not reach it or are refused: 401/403, the task token (the tasks account's roles/run.invoker, TASKS_SERVICE_ACCOUNT: terraform/README.md pre-flight 4 and 7); 404 or no answer, TASKS_URL or ingress; a retry asked for with CreateTask refused in the worker's logs, the enqueuer grant on the copy-poll queue or actAs on the tasks account. Nothing is lost meanwhile: the queue retries every poll until the cause is fixed, and the copies' completion events follow then; a copy past COPY_MAX_DURATION by then ends failed only if it had not succeeded."
     }
   }
 

@@ -134,7 +134,7 @@ resource "google_cloud_tasks_queue" "copy_starts" {
 
   retry_config {
     # Unlimited: a start refused for quota (Vertex AI's 429) or a transient
-    # error answers 503 and is tried again after the backoff; the worker ends
+    # error asks for a retry and is tried again after the backoff; the worker ends
     # a start older than COPY_MAX_DURATION as failed (DEADLINE_EXCEEDED), so
     # nothing is retried for ever (copy_max_duration stays below the 31 days
     # after which Cloud Tasks deletes a task).

@@ -49,7 +49,7 @@ impl PublishError {
     /// data over 10 MB; cloud.google.com/pubsub/quotas, "Resource limits"; google.rpc
     /// INVALID_ARGUMENT: "the client specified an invalid argument", not retryable). The same
     /// message fails on every try, so a stage that needs it must dead-letter its delivery
-    /// instead of answering 503 until the retention ends. Everything else (UNAVAILABLE,
+    /// instead of asking for a retry until the retention ends. Everything else (UNAVAILABLE,
     /// NOT_FOUND for a topic not made yet, a shutdown) may pass on a later try.
     pub fn is_permanent(&self) -> bool {
         match &self.source {

@@ -19,7 +19,7 @@ pub enum AuthDecision {
     Unauthenticated(String),
     /// Valid token from an account not allowed: 403.
     Forbidden(String),
-    /// The check itself could not run (JWKS unreachable): 503 so the push is redelivered.
+    /// The check itself could not run (JWKS unreachable): a retry is asked for, so the push is redelivered.
     Unavailable(String),
 }
 

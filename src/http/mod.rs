@@ -90,7 +90,7 @@ pub fn app(state: AppState) -> Router {
         .merge(tasks)
         .merge(callers)
         .with_state(state)
-        // A panic outside a stage answers 500 (Pub/Sub redelivers) instead of killing the process.
+        // A panic outside a stage is answered as a failure (Pub/Sub redelivers) instead of killing the process.
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(
             error::on_panic,
         ))

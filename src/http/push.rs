@@ -79,7 +79,7 @@ async fn handle(s: AppState, req: Request, stage: Stage) -> Response {
             Stage::Request | Stage::Callback | Stage::Drain => delivery(&s, req, stage).await,
         }
     };
-    // A panic is answered 500 here, inside the delivery's span, so the log names the
+    // A panic is answered as a failure here, inside the delivery's span, so the log names the
     // request; the sender retries and the process keeps serving.
     async move {
         match std::panic::AssertUnwindSafe(step).catch_unwind().await {

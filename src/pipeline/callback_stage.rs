@@ -2,7 +2,7 @@
 //!
 //! The POST happens inside the push request, so the answer to Pub/Sub is the answer of the
 //! receiver: 2xx → ack; a refusal (4xx) → dead letter with the receiver's status, ack; no
-//! answer, a timeout or 5xx → 503, and Pub/Sub's retry policy spaces the next attempt. After
+//! answer, a timeout or 5xx → a retry asked for, and Pub/Sub's retry policy spaces the next attempt. After
 //! `CALLBACK_MAX_ATTEMPTS` deliveries (Pub/Sub's `deliveryAttempt`, sent when the
 //! subscription has a dead-letter policy) the callback is dead-lettered with the last status;
 //! the subscription's own dead-letter policy is the backstop.

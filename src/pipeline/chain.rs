@@ -161,7 +161,7 @@ impl Pipeline {
         }
     }
 
-    /// A task that was not created: 503 while the cause may pass, else the copy fails.
+    /// A task that was not created: a retry is asked for while the cause may pass, else the copy fails.
     async fn queue_refused(
         &self,
         job: Job<'_>,
@@ -172,7 +172,7 @@ impl Pipeline {
         match row {
             AfterQueue::Queued => StepOutcome::Acked,
             AfterQueue::Retry(f) => {
-                tracing::error!(error.message = %f, "Cloud Tasks did not take the next task; answering 503");
+                tracing::error!(error.message = %f, "Cloud Tasks did not take the next task; asking for a retry");
                 StepOutcome::Retry(RetryReason::Queue(f))
             }
             AfterQueue::Fail(f) => {

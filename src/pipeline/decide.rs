@@ -20,7 +20,7 @@ pub(crate) enum AfterStart {
     /// RESOURCE_EXHAUSTED: ask for a retry (with `Retry-After`), so that the copy-start queue backs
     /// off; its rate is Vertex AI's copy quota, so slowing the whole queue is what is wanted.
     Quota(Failure),
-    /// Transient after the in-request retries: 503, the queue retries after its backoff.
+    /// Transient after the in-request retries: a retry is asked for, after the queue's backoff.
     Retry(Failure),
     /// Permanent: the copy ends `failed` with a dead letter.
     Fail(Failure),
@@ -49,7 +49,7 @@ pub(crate) enum AfterRead {
     /// a new start task, scheduled later, asks CopyModel and reads again. It goes through the
     /// copy-start queue, so it is paced like every start and spends no delivery attempts.
     StartLater,
-    /// Transient: 503, redelivered.
+    /// Transient: a retry is asked for (redelivered).
     Retry(Failure),
     /// Someone else's model (ALREADY_EXISTS with the reason) or a permanent failure.
     Fail(Failure),
@@ -142,7 +142,7 @@ pub(crate) enum AfterQueue {
     /// The queue has it (or had it already): answer 2xx.
     Queued,
     /// Transient, the queue's own quota, or a deployment fault (the queue does not exist,
-    /// the worker may not create tasks): 503, and the sender tries again. A deployment fault
+    /// the worker may not create tasks): a retry is asked for, and the sender tries again. A deployment fault
     /// is not the copy's: once it is fixed, the copy goes on; until then Pub/Sub's dead-letter
     /// policy (requests) or the queue's retries (tasks) keep the work.
     Retry(Failure),

@@ -52,10 +52,10 @@ use crate::retry::Failure;
 /// What a stage did with a delivery. The only input to the status code.
 #[derive(Debug)]
 pub enum StepOutcome {
-    /// Done, and everything handed on is confirmed: ack (204).
+    /// Done, and everything handed on is confirmed: ack.
     Acked,
-    /// A transient failure, or something handed on that was not confirmed: nack (503, with
-    /// `Retry-After`), and the sender tries again.
+    /// A transient failure, or something handed on that was not confirmed: nack: a retry is asked
+    /// for (its status and `Retry-After` are `http::error`'s), and the sender tries again.
     Retry(RetryReason),
 }
 

@@ -26,8 +26,9 @@ struct Polled {
 
 impl Pipeline {
     /// Handles one poll task (`POST /tasks/copy-polls`). It answers 2xx for everything it
-    /// handled, Vertex AI's errors included (Cloud Tasks slows a whole queue down on 429 and
-    /// 503), and 503 with `Retry-After` only when what it hands on was not confirmed:
+    /// handled, Vertex AI's errors included (Cloud Tasks slows a whole queue down after every
+    /// answer that asks for a retry), and asks for a retry only when what it hands on was not
+    /// confirmed:
     ///
     /// 1. a body that is not a poll task → `rejected` + dead letter;
     /// 2. GetOperation, once;

@@ -16,9 +16,9 @@ impl Pipeline {
     ///    redelivery queues nothing new), then ack. The copy-start queue dispatches it at the
     ///    deployment's copy rate to the start stage.
     /// 3. The task not created (Cloud Tasks unreachable, or the queue missing or not ours to
-    ///    use) → 503; Pub/Sub redelivers, and its dead-letter policy is the backstop.
+    ///    use) → a retry; Pub/Sub redelivers, and its dead-letter policy is the backstop.
     ///
-    /// The whole step answers within `request_budget` (45 s): past it, 503 and redelivery.
+    /// The whole step answers within `request_budget` (45 s): past it, a retry and redelivery.
     pub async fn request_stage(&self, msg: &PushMessage) -> StepOutcome {
         let budget = self.settings.request_budget;
         match tokio::time::timeout(budget, self.request_step(msg)).await {

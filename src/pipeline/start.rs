@@ -181,7 +181,7 @@ impl Pipeline {
 
     /// CopyModel into a parent, called once: it adds a version with every call and has no
     /// idempotency key, so a call that may have reached Vertex AI (a timeout, a dropped
-    /// connection, UNAVAILABLE, INTERNAL) is never repeated in-request. It is answered 503, and
+    /// connection, UNAVAILABLE, INTERNAL) is never repeated in-request. It asks for a retry, and
     /// the retried dispatch looks for the version before calling again
     /// ([`Self::copy_into_parent`]). Nor is it started with less time left than one call may
     /// take, so the stage's deadline never cancels it mid-call.

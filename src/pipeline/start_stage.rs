@@ -53,7 +53,7 @@ impl Pipeline {
     /// 2. Older than `COPY_MAX_DURATION` → `failed` DEADLINE_EXCEEDED + dead letter.
     /// 3. Otherwise the start (`start`): `parent_model` looks first; CopyModel; the first
     ///    poll task; ALREADY_EXISTS resolved by reading the destination.
-    /// 4. RESOURCE_EXHAUSTED or a transient failure → 503 with `Retry-After`: the queue
+    /// 4. RESOURCE_EXHAUSTED or a transient failure → a retry asked for: the queue
     ///    retries after its backoff. It answers within 45 s.
     pub async fn start_stage(&self, dispatch: Dispatch<'_>) -> StepOutcome {
         let budget = self.settings.request_budget;

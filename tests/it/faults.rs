@@ -204,7 +204,7 @@ async fn request_stage_topics(endpoint: &str, project: &str) -> Topology {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_emulator_restart_mid_run_gets_503s_not_acks_and_the_worker_recovers() {
+async fn an_emulator_restart_mid_run_gets_retries_not_acks_and_the_worker_recovers() {
     let mut emu = testkit::Emulator::start().await.unwrap();
     let project = format!("frestart-{}", std::process::id());
     let fake = VertexFake::start().await.unwrap();

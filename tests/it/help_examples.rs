@@ -8,7 +8,8 @@
 //! stack's own values ([`as_run`]): the project `my-proj` is the demo's project, and the
 //! local addresses a reader starts the tools on (the emulator's default `127.0.0.1:8085`,
 //! `fake-vertex --port 9090`, `fake-tasks --port 9191`, `serve --port 8080`) are the stack's
-//! ports, since fixed ports collide with other tests. What an example relies on exists first
+//! ports, since fixed ports collide with other tests, and an idle timeout of minutes is a few
+//! seconds. What an example relies on exists first
 //! ([`World::prepare`]): `requests.jsonl` and `requests.json` in the working directory, the
 //! kept waiting subscription and the shared `copy-completions-ci` that the `wait` examples
 //! name, the other project's topic `replay` moves to, and the directories the `completions`
@@ -123,6 +124,9 @@ fn as_run(example: &str, demo: &Demo, port: u16) -> String {
         ),
         ("127.0.0.1:8080", format!("127.0.0.1:{port}")),
         ("--port 8080", format!("--port {port}")),
+        // Minutes of idle time only wait for nothing: the stack's events come within
+        // seconds, and the example ends the same way, when nothing more comes.
+        ("--idle-timeout 2m", "--idle-timeout 5s".to_owned()),
     ];
     let mut text = example.to_owned();
     for (from, to) in replace {

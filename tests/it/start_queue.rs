@@ -113,7 +113,7 @@ async fn a_quota_refusal_is_retried_by_the_queue_and_the_copy_succeeds() {
 /// request is answered 503 and kept by Pub/Sub, whose dead-letter policy is the backstop; no
 /// `failed` event is announced for a copy that never had a chance.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_missing_queue_is_answered_503_and_left_to_the_dead_letter_policy() {
+async fn a_missing_queue_asks_for_a_retry_and_is_left_to_the_dead_letter_policy() {
     let mut knobs = Knobs {
         start_queue: queue(),
         // A later flag wins: a queue the fake does not have.

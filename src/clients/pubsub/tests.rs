@@ -12,7 +12,7 @@ fn refused(code: Code) -> PublishError {
 }
 
 /// The probe: a callback message whose `callback_url` broke the 1024-byte limit was
-/// refused on every try, and its delivery answered 503 for up to 7 days.
+/// refused on every try, and its delivery retried for up to 7 days.
 #[test]
 fn only_invalid_argument_is_a_permanent_refusal() {
     assert!(refused(Code::InvalidArgument).is_permanent());

@@ -49,7 +49,7 @@ use crate::domain::sha256_hex;
 pub const CLOCK_SKEW: Duration = Duration::from_secs(30);
 /// At most one JWKS fetch for never-seen `kid`s per interval.
 pub const UNKNOWN_KID_INTERVAL: Duration = Duration::from_secs(10);
-/// Longest wait for the verifier (a JWKS fetch included) before answering 503.
+/// Longest wait for the verifier (a JWKS fetch included) before asking for a retry (DESIGN.md §4).
 pub const JWKS_TIMEOUT: Duration = Duration::from_secs(10);
 const MAX_CACHED_TOKENS: usize = 4096;
 /// The issuers of Google ID tokens (the verifier accepts both spellings).
@@ -79,7 +79,7 @@ struct State {
     /// `kid`s the JWKS was seen to hold (the verifier found a key for them).
     known_kids: HashSet<String>,
     last_unknown_kid_fetch: Option<Instant>,
-    /// Whether that fetch failed to load the JWKS, so a limited `kid` is 503, not 401.
+    /// Whether that fetch failed to load the JWKS, so a limited `kid` asks for a retry instead of being refused for its token.
     last_fetch_failed: bool,
 }
 

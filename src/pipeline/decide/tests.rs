@@ -148,7 +148,7 @@ fn a_refused_task_fails_the_copy_and_a_deployment_fault_is_retried() {
         Code::ResourceExhausted,
         Code::DeadlineExceeded,
         // The queue is missing or the worker may not use it: a deployment fault, not the
-        // copy's. Answer 503 and let the dead-letter policy or the queue keep the work.
+        // copy's. Ask for a retry and let the dead-letter policy or the queue keep the work.
         Code::NotFound,
         Code::PermissionDenied,
         Code::FailedPrecondition,

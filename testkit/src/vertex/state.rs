@@ -9,12 +9,15 @@
 
 use super::projects::ProjectNumbers;
 use super::quota::Ledger;
-use super::wire::{CopyRequest, Reply, split_version, valid_model_id};
+use super::wire::{Reply, split_version};
 use super::{Call, CopyScript, Fault};
 use chrono::{DateTime, SecondsFormat, Utc};
+use destination::CopyRequest;
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
+
+mod destination;
 
 const METADATA_TYPE: &str =
     "type.googleapis.com/google.cloud.aiplatform.v1.CopyModelOperationMetadata";
@@ -345,44 +348,6 @@ impl State {
 
     pub fn operation_names(&self) -> Vec<String> {
         self.operations.keys().cloned().collect()
-    }
-
-    /// Where a copy goes, or the error the real API gives for an unusable destination.
-    fn target(&mut self, parent: &str, request: &CopyRequest) -> Result<Target, Reply> {
-        if let Some(parent_model) = &request.parent_model {
-            let key = self.model_key(parent_model);
-            if !key.starts_with(&format!("{parent}/models/")) {
-                return Err(Reply::invalid(format!(
-                    "parent_model {parent_model} is not in {parent}."
-                )));
-            }
-            if !self.models.contains_key(&key) {
-                return Err(Reply::not_found(format!("Model {key} does not exist.")));
-            }
-            return Ok(Target::NewVersion(key));
-        }
-        let id = match &request.model_id {
-            Some(id) if !valid_model_id(id) => {
-                return Err(Reply::invalid(format!("Invalid model_id {id:?}.")));
-            }
-            Some(id) => id.clone(),
-            None => {
-                self.next_model += 1;
-                (MODEL_ID_BASE + self.next_model).to_string()
-            }
-        };
-        let name = format!("{parent}/models/{id}");
-        let running = |op: &OperationEntry| {
-            op.finished.is_none() && op.target == Target::NewModel(name.clone())
-        };
-        if self.models.contains_key(&name) || self.operations.values().any(running) {
-            return Err(Reply::error(
-                409,
-                "ALREADY_EXISTS",
-                format!("Model {name} already exists."),
-            ));
-        }
-        Ok(Target::NewModel(name))
     }
 }
 
