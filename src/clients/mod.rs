@@ -3,6 +3,8 @@
 //! and testkit's Vertex AI fake.
 //!
 //! - [`vertex`]: CopyModel, operations, model reads, through the official client.
+//! - [`admin_apis`]: what `doctor` reads of a deployment from Resource Manager, Logging and
+//!   Monitoring.
 //! - [`credentials`]: Application Default Credentials, checked before a command starts.
 //! - [`interrupt`]: Ctrl-C and SIGTERM as one stop request for the CLI's long commands.
 //! - [`lines`]: the CLI's line input (`--file`), read in bounded memory.
@@ -14,6 +16,7 @@
 //! - [`temp_subscription`]: a waiter's own filtered, expiring subscription.
 //! - [`webhook`]: signed callbacks to `callback_url` (Standard Webhooks).
 
+pub(crate) mod admin_apis;
 pub(crate) mod credentials;
 pub(crate) mod interrupt;
 pub(crate) mod lines;

@@ -17,175 +17,36 @@
 //!   created) creating that alert fails with 404. Checked: the metric in Cloud Logging, then
 //!   its descriptor in Cloud Monitoring.
 //!
-//! Plain REST calls with the checked Application Default Credentials (google-cloud-auth and
-//! reqwest, both already dependencies): four GETs and one getIamPolicy, each documented in
-//! the comments below. A local `http://` endpoint (tests, a fake) is called without
-//! credentials, as the Vertex AI client does.
-
-use std::time::Duration;
-
-use google_cloud_auth::credentials::{CacheableResource, Credentials};
-use serde_json::{Value, json};
+//! The calls go through `clients::admin_apis`; this module judges their answers.
 
 use super::report::{Check, Status};
+use crate::clients::admin_apis::{AdminApis, ApiError};
 use crate::telemetry::events::{CompletionPublished, CountedEvent};
 
-pub const RESOURCE_MANAGER: &str = "https://cloudresourcemanager.googleapis.com";
-pub const LOGGING: &str = "https://logging.googleapis.com";
-pub const MONITORING: &str = "https://monitoring.googleapis.com";
+pub use crate::clients::admin_apis::{Endpoints, LOGGING, MONITORING, RESOURCE_MANAGER};
 
 /// The log-based metric the module's alert policy filters on (terraform/monitoring.tf): the
 /// one that counts completion events by status.
 pub const ALERTED_METRIC: &str = <CompletionPublished as CountedEvent>::METRIC;
 
-/// Where the three APIs answer.
-#[derive(Debug, Clone)]
-pub struct Endpoints {
-    pub resource_manager: String,
-    pub logging: String,
-    pub monitoring: String,
-}
-
-/// Why a call gave no answer to judge.
-#[derive(Debug)]
-enum CallError {
-    /// The service answered with an HTTP error: (status, the error's message).
-    Status(u16, String),
-    /// No answer, or one that is not JSON.
-    Transport(String),
-}
-
-impl CallError {
-    fn status(&self) -> Option<u16> {
-        match self {
-            CallError::Status(s, _) => Some(*s),
-            CallError::Transport(_) => None,
-        }
-    }
-}
-
-impl std::fmt::Display for CallError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            CallError::Status(s, m) => write!(f, "HTTP {s}: {m}"),
-            CallError::Transport(m) => f.write_str(m),
-        }
-    }
-}
-
-/// The REST client of these checks.
-pub struct Apis {
-    http: reqwest::Client,
-    credentials: Option<Credentials>,
-    endpoints: Endpoints,
-}
+/// The checks of this module, on the APIs' client.
+pub struct Apis(pub AdminApis);
 
 impl Apis {
-    /// `credentials` None: only local `http://` endpoints can be called (the emulator run).
-    pub fn new(endpoints: Endpoints, credentials: Option<Credentials>) -> Self {
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(20))
-            .build()
-            .expect("a reqwest client with a timeout builds");
-        Self {
-            http,
-            credentials,
-            endpoints,
-        }
+    pub fn new(
+        endpoints: Endpoints,
+        credentials: Option<google_cloud_auth::credentials::Credentials>,
+    ) -> Self {
+        Self(AdminApis::new(endpoints, credentials))
     }
 
     /// Why `base` cannot be called, if it cannot: a Google endpoint without credentials.
     fn not_callable(&self, base: &str) -> Option<Status> {
-        (self.credentials.is_none() && !base.starts_with("http://")).then(|| {
+        (!self.0.callable(base)).then(|| {
             Status::Unknown(format!(
                 "no credentials (the emulator, or none usable): {base} not called"
             ))
         })
-    }
-
-    async fn call(&self, base: &str, path: &str, body: Option<Value>) -> Result<Value, CallError> {
-        let url = format!("{}{path}", base.trim_end_matches('/'));
-        let mut req = match &body {
-            Some(b) => self.http.post(&url).json(b),
-            None => self.http.get(&url),
-        };
-        // Credentials are never sent over plain HTTP.
-        if let (Some(creds), false) = (&self.credentials, base.starts_with("http://")) {
-            match creds.headers(Default::default()).await {
-                Ok(CacheableResource::New { data, .. }) => req = req.headers(data),
-                Ok(CacheableResource::NotModified) => {}
-                Err(e) => return Err(CallError::Transport(format!("no token: {e}"))),
-            }
-        }
-        let resp = req
-            .send()
-            .await
-            .map_err(|e| CallError::Transport(format!("{url}: {e}")))?;
-        let status = resp.status().as_u16();
-        let text = resp
-            .text()
-            .await
-            .map_err(|e| CallError::Transport(format!("{url}: {e}")))?;
-        if !(200..300).contains(&status) {
-            // Google's error body: {"error": {"code", "message", "status"}}
-            // (cloud.google.com/apis/design/errors#http_mapping).
-            let message = serde_json::from_str::<Value>(&text)
-                .ok()
-                .and_then(|v| v["error"]["message"].as_str().map(str::to_owned))
-                .unwrap_or_else(|| text.chars().take(200).collect());
-            return Err(CallError::Status(status, message));
-        }
-        serde_json::from_str(&text)
-            .map_err(|e| CallError::Transport(format!("{url}: not JSON: {e}")))
-    }
-
-    /// The project's number. GET v3/projects/{id} returns a Project whose `name` is
-    /// `projects/NUMBER` (cloud.google.com/resource-manager/reference/rest/v3/projects/get).
-    async fn project_number(&self, project: &str) -> Result<String, CallError> {
-        let p = self
-            .call(
-                &self.endpoints.resource_manager,
-                &format!("/v3/projects/{project}"),
-                None,
-            )
-            .await?;
-        p["name"]
-            .as_str()
-            .and_then(|n| n.strip_prefix("projects/"))
-            .map(str::to_owned)
-            .ok_or_else(|| CallError::Transport(format!("project {project}: no name in {p}")))
-    }
-
-    /// The members of every binding of the project's allow policy. POST
-    /// v3/projects/{id}:getIamPolicy returns a Policy with `bindings[].role` and
-    /// `bindings[].members` (cloud.google.com/resource-manager/reference/rest/v3/projects/getIamPolicy).
-    async fn policy(&self, project: &str) -> Result<Vec<(String, Vec<String>)>, CallError> {
-        let p = self
-            .call(
-                &self.endpoints.resource_manager,
-                &format!("/v3/projects/{project}:getIamPolicy"),
-                Some(json!({ "options": { "requestedPolicyVersion": 3 } })),
-            )
-            .await?;
-        Ok(p["bindings"]
-            .as_array()
-            .map(|bs| {
-                bs.iter()
-                    .map(|b| {
-                        let role = b["role"].as_str().unwrap_or_default().to_owned();
-                        let members = b["members"]
-                            .as_array()
-                            .map(|ms| {
-                                ms.iter()
-                                    .filter_map(|m| m.as_str().map(str::to_owned))
-                                    .collect()
-                            })
-                            .unwrap_or_default();
-                        (role, members)
-                    })
-                    .collect()
-            })
-            .unwrap_or_default())
     }
 
     /// The service agent of `service` in `project` exists: its address appears in the
@@ -193,21 +54,21 @@ impl Apis {
     pub async fn service_agent(&self, agent: &Agent, project: &str) -> Check {
         let subject = format!("service agent {} in {project}", agent.service);
         let what = "exists";
-        if let Some(s) = self.not_callable(&self.endpoints.resource_manager) {
+        if let Some(s) = self.not_callable(&self.0.endpoints.resource_manager) {
             return Check::new(subject, what, s, "not checked");
         }
-        let unknown = |e: CallError, permission: &str| {
+        let unknown = |e: ApiError, permission: &str| {
             let why = match e.status() {
                 Some(403) => format!("lacks {permission}"),
                 _ => format!("{permission}: {e}"),
             };
             Check::new(subject.clone(), what, Status::Unknown(why), "not checked")
         };
-        let number = match self.project_number(project).await {
+        let number = match self.0.project_number(project).await {
             Ok(n) => n,
             Err(e) => return unknown(e, "resourcemanager.projects.get"),
         };
-        let policy = match self.policy(project).await {
+        let policy = match self.0.policy(project).await {
             Ok(p) => p,
             Err(e) => return unknown(e, "resourcemanager.projects.getIamPolicy"),
         };
@@ -248,13 +109,10 @@ impl Apis {
         let id = format!("{service}/{metric}");
         let subject = format!("log metric {id}");
         let what = "in Monitoring";
-        if let Some(s) = self.not_callable(&self.endpoints.logging) {
+        if let Some(s) = self.not_callable(&self.0.endpoints.logging) {
             return Check::new(subject, what, s, "not checked");
         }
-        // GET v2/projects/{p}/metrics/{metric_id}: the LogMetric; the id's '/' is
-        // percent-encoded in the path (cloud.google.com/logging/docs/reference/v2/rest/v2/projects.metrics/get).
-        let path = format!("/v2/projects/{project}/metrics/{}", id.replace('/', "%2F"));
-        match self.call(&self.endpoints.logging, &path, None).await {
+        match self.0.log_metric(project, &id).await {
             Ok(_) => {}
             Err(e) if e.status() == Some(404) => {
                 return Check::warn(
@@ -272,11 +130,8 @@ impl Apis {
                 return Check::new(subject, what, Status::Unknown(why), "not checked");
             }
         }
-        // GET v3/projects/{p}/metricDescriptors/{type}: 404 until Monitoring has the type
-        // (cloud.google.com/monitoring/api/ref_v3/rest/v3/projects.metricDescriptors/get).
         let metric_type = format!("logging.googleapis.com/user/{id}");
-        let path = format!("/v3/projects/{project}/metricDescriptors/{metric_type}");
-        match self.call(&self.endpoints.monitoring, &path, None).await {
+        match self.0.metric_descriptor(project, &metric_type).await {
             Ok(_) => Check::ok(subject, what, format!("Cloud Monitoring knows {metric_type}")),
             Err(e) if e.status() == Some(404) => Check::fail(
                 subject,
