@@ -7,6 +7,7 @@
 use std::ffi::OsStr;
 use std::process::Stdio;
 
+use tokio::io::{AsyncBufRead, Lines};
 use tokio::process::Command;
 
 use crate::helpers::{TestApp, emulator};
@@ -82,4 +83,14 @@ pub fn signal(pid: u32, sig: &str) {
         .expect("run kill")
         .success();
     assert!(ok, "kill -{sig} {pid}");
+}
+
+/// The next line a command prints, within 30 s; `what` says what the line is, for the panic.
+/// An ended stream gives "".
+pub async fn next_line<R: AsyncBufRead + Unpin>(lines: &mut Lines<R>, what: &str) -> String {
+    tokio::time::timeout(std::time::Duration::from_secs(30), lines.next_line())
+        .await
+        .unwrap_or_else(|_| panic!("{what} within 30 s"))
+        .expect("read the command's output")
+        .unwrap_or_default()
 }

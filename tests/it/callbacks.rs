@@ -157,9 +157,7 @@ async fn sigkilled_mid_callback_the_callback_is_delivered_after_the_restart() {
     assert_eq!(got[1].0["webhook-id"], got[0].0["webhook-id"]);
     assert_signed(&got[1]);
     let events = completions
-        .wait_for(1, Duration::from_secs(10), |m| {
-            m.attribute("request_id") == Some("cbk-1")
-        })
+        .of_request("cbk-1", 1, Duration::from_secs(10))
         .await
         .unwrap();
     assert_eq!(events[0].json()["status"], "succeeded");

@@ -106,11 +106,7 @@ async fn sigterm_during_publish_wait_prints_the_resume_command_and_leaves_no_str
     ];
     let mut child = spawn_cli(&app, &args, Stdio::null());
     let mut stdout = BufReader::new(child.stdout.take().unwrap()).lines();
-    let first = tokio::time::timeout(Duration::from_secs(30), stdout.next_line())
-        .await
-        .expect("the publish line within 30 s")
-        .unwrap()
-        .unwrap();
+    let first = bin::next_line(&mut stdout, "the publish line").await;
     assert!(first.contains("term-1"), "{first}");
     while app.vertex.copies_started() == 0 {
         tokio::time::sleep(Duration::from_millis(200)).await;
@@ -152,11 +148,7 @@ async fn sigterm_stops_events_and_deletes_its_subscription() {
     let before = app.subscriptions().await;
     let mut child = spawn_cli(&app, &["events", "--follow"], Stdio::null());
     let mut stderr = BufReader::new(child.stderr.take().unwrap()).lines();
-    let reading = tokio::time::timeout(Duration::from_secs(30), stderr.next_line())
-        .await
-        .expect("events starts within 30 s")
-        .unwrap()
-        .unwrap_or_default();
+    let reading = bin::next_line(&mut stderr, "events starts").await;
     assert!(reading.contains("reading"), "{reading}");
     assert!(
         app.subscriptions().await.len() > before.len(),

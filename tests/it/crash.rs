@@ -188,13 +188,7 @@ async fn thirty_poll_chains_survive_two_sigkills_without_loss_or_a_forked_chain(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_thousand_requests_published_at_once_complete_without_loss_or_duplicate_copies() {
     let app = spawn_app("load", Knobs::default()).await;
-    app.vertex.script(
-        SRC,
-        CopyScript {
-            duration: Duration::from_secs(2),
-            ..Default::default()
-        },
-    );
+    app.copies_take(Duration::from_secs(2));
     let t0 = Instant::now();
     publish_all(&app.topology, "load", 1000).await;
     let published = t0.elapsed();

@@ -23,11 +23,7 @@ async fn events_around(
         .spawn()
         .expect("spawn copy-worker events");
     let mut stderr = BufReader::new(child.stderr.take().unwrap()).lines();
-    let reading = tokio::time::timeout(Duration::from_secs(30), stderr.next_line())
-        .await
-        .expect("events starts within 30 s")
-        .unwrap()
-        .unwrap_or_default();
+    let reading = bin::next_line(&mut stderr, "events starts").await;
     assert!(reading.contains("reading"), "{reading}");
     for r in requests {
         app.publish(r).await;

@@ -85,13 +85,7 @@ async fn a_copy_call_slower_than_the_call_timeout_is_retried_and_succeeds() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_completions_topic_deleted_mid_run_delays_but_does_not_lose_the_event() {
     let app = spawn_app("fdel", Knobs::default()).await;
-    app.vertex.script(
-        SRC,
-        CopyScript {
-            duration: Duration::from_secs(3),
-            ..Default::default()
-        },
-    );
+    app.copies_take(Duration::from_secs(3));
     app.publish(&request("fdel-1", "fdel")).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     app.topology.delete_topic("copy-completions").await.unwrap();
@@ -104,9 +98,7 @@ async fn the_completions_topic_deleted_mid_run_delays_but_does_not_lose_the_even
         .unwrap();
     let inbox = Inbox::open(&app.topology, "after").await.unwrap();
     let got = inbox
-        .wait_for(1, Duration::from_secs(60), |m| {
-            m.attribute("request_id") == Some("fdel-1")
-        })
+        .of_request("fdel-1", 1, Duration::from_secs(60))
         .await
         .unwrap();
     assert_eq!(got[0].json()["status"], "succeeded");
@@ -261,9 +253,7 @@ async fn an_emulator_restart_mid_run_gets_retries_not_acks_and_the_worker_recove
         "the redelivery succeeds"
     );
     let got = events
-        .wait_for(1, Duration::from_secs(20), |m| {
-            m.attribute("request_id") == Some("rs-2")
-        })
+        .of_request("rs-2", 1, Duration::from_secs(20))
         .await
         .unwrap();
     assert_eq!(got[0].attribute("ce-id"), Some("rs-2:rejected"));

@@ -382,21 +382,15 @@ impl TestApp {
         n: usize,
         secs: u64,
     ) -> Vec<testkit::pubsub::Received> {
-        let id = request_id.to_owned();
         self.completions()
-            .wait_for(n, Duration::from_secs(secs), move |m| {
-                m.attribute("request_id") == Some(id.as_str())
-            })
+            .of_request(request_id, n, Duration::from_secs(secs))
             .await
             .unwrap_or_else(|e| panic!("completion of {request_id}: {e:#}"))
     }
 
     pub async fn dead_letter_of(&self, request_id: &str, secs: u64) -> testkit::pubsub::Received {
-        let id = request_id.to_owned();
         self.dead_letters
-            .wait_for(1, Duration::from_secs(secs), move |m| {
-                m.attribute("request_id") == Some(id.as_str())
-            })
+            .of_request(request_id, 1, Duration::from_secs(secs))
             .await
             .unwrap_or_else(|e| panic!("dead letter of {request_id}: {e:#}"))
             .remove(0)

@@ -13,6 +13,7 @@ use serde_json::Value;
 
 use testkit::pubsub::{Inbox, TopologyOptions};
 
+use crate::bin;
 use crate::cli_input::{sigterm, spawn_cli};
 use crate::helpers::{Knobs, SRC, TestApp, request, spawn_app};
 use crate::publish::cli;
@@ -50,12 +51,9 @@ async fn retaining_app(name: &str) -> (TestApp, Inbox) {
 
 /// Waits until the completion event of `id` is out, before any command runs.
 async fn completed(seen: &Inbox, id: &str) {
-    let id = id.to_owned();
-    seen.wait_for(1, Duration::from_secs(60), move |m| {
-        m.attribute("request_id") == Some(id.as_str())
-    })
-    .await
-    .expect("the completion event");
+    seen.of_request(id, 1, Duration::from_secs(60))
+        .await
+        .expect("the completion event");
 }
 
 fn events_of(stdout: &str) -> Vec<Value> {
@@ -206,11 +204,7 @@ async fn sigterm_stops_status_with_its_summary_and_deletes_its_subscription() {
     let args = ["status", "look-t1", "--read-for", "5m"];
     let mut child = spawn_cli(&app, &args, std::process::Stdio::null());
     let mut stderr = BufReader::new(child.stderr.take().unwrap()).lines();
-    let reading = tokio::time::timeout(Duration::from_secs(30), stderr.next_line())
-        .await
-        .expect("status starts reading within 30 s")
-        .unwrap()
-        .unwrap_or_default();
+    let reading = bin::next_line(&mut stderr, "status starts reading").await;
     assert!(reading.contains("reading through"), "{reading}");
     sigterm(&child);
     let out = tokio::time::timeout(Duration::from_secs(30), child.wait_with_output())

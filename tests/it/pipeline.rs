@@ -2,20 +2,12 @@
 
 use std::time::{Duration, Instant};
 
-use testkit::vertex::CopyScript;
-
 use crate::helpers::{Knobs, SRC, request, spawn_app};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn copy_that_takes_seconds_completes_succeeded_with_destination_and_version() {
     let app = spawn_app("ok", Knobs::cloud_run()).await;
-    app.vertex.script(
-        SRC,
-        CopyScript {
-            duration: Duration::from_secs(3),
-            ..Default::default()
-        },
-    );
+    app.copies_take(Duration::from_secs(3));
     app.publish(&request("ok-1", "target-ok")).await;
 
     let ev = app.completion_of("ok-1", 1, 60).await.remove(0);
@@ -91,9 +83,7 @@ async fn a_missing_completions_topic_leads_to_redelivery_not_loss() {
         .await
         .unwrap();
     let got = inbox
-        .wait_for(1, Duration::from_secs(60), |m| {
-            m.attribute("request_id") == Some("nocomp-1")
-        })
+        .of_request("nocomp-1", 1, Duration::from_secs(60))
         .await
         .unwrap();
     assert_eq!(got[0].json()["status"], "succeeded");

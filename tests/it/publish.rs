@@ -6,7 +6,6 @@ use std::time::Duration;
 
 use serde_json::Value;
 use testkit::pubsub::Inbox;
-use testkit::vertex::CopyScript;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
 
 use crate::bin;
@@ -252,11 +251,9 @@ pub(crate) async fn only_a_sentinel_arrives(app: &TestApp, seen: &Inbox) {
     )
     .await;
     assert_eq!(sentinel.code, 0, "{}", sentinel.stderr);
-    seen.wait_for(1, Duration::from_secs(20), |m| {
-        m.attribute("request_id") == Some("sentinel")
-    })
-    .await
-    .unwrap();
+    seen.of_request("sentinel", 1, Duration::from_secs(20))
+        .await
+        .unwrap();
     tokio::time::sleep(Duration::from_secs(1)).await;
     let ids: Vec<_> = seen
         .snapshot()
@@ -350,13 +347,7 @@ async fn wait_exits_1_when_one_copy_fails_and_another_is_rejected_by_the_worker(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wait_exits_3_and_names_the_pending_request_when_the_timeout_passes() {
     let app = spawn_app("pub-wait-slow", Knobs::default()).await;
-    app.vertex.script(
-        SRC,
-        CopyScript {
-            duration: Duration::from_secs(600),
-            ..Default::default()
-        },
-    );
+    app.copies_take(Duration::from_secs(600));
     let started = std::time::Instant::now();
     let run = publish_cli(
         &app,
@@ -454,9 +445,7 @@ async fn shared_subscription_waiter_gets_its_events_and_hands_back_the_others() 
     app.topology.release_closed_streams(sub).await.unwrap();
     let inbox = Inbox::open(&app.topology, sub).await.unwrap();
     inbox
-        .wait_for(1, Duration::from_secs(30), |m| {
-            m.attribute("request_id") == Some("shared-other")
-        })
+        .of_request("shared-other", 1, Duration::from_secs(30))
         .await
         .expect("the other event is still there");
 }
@@ -865,11 +854,7 @@ async fn ctrl_c_during_wait_prints_a_partial_summary_and_exits_3() {
     app.copies_take(Duration::from_secs(600));
     let mut child = spawn_publish_and_wait(&app);
     let mut stdout = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
-    let first = tokio::time::timeout(Duration::from_secs(30), stdout.next_line())
-        .await
-        .expect("the publish line within 30 s")
-        .unwrap()
-        .unwrap();
+    let first = bin::next_line(&mut stdout, "the publish line").await;
     assert!(first.contains("ctrlc-1"), "{first}");
     // The copy is running: the waiter now waits on it.
     while app.vertex.copies_started() == 0 {

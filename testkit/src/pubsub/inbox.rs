@@ -122,6 +122,22 @@ impl Inbox {
     }
 }
 
+impl Inbox {
+    /// Waits until at least `n` messages carry the attribute `request_id` = `request_id`
+    /// (the worker sets it on every event and dead letter) and returns those.
+    pub async fn of_request(
+        &self,
+        request_id: &str,
+        n: usize,
+        timeout: Duration,
+    ) -> anyhow::Result<Vec<Received>> {
+        self.wait_for(n, timeout, |m| {
+            m.attribute("request_id") == Some(request_id)
+        })
+        .await
+    }
+}
+
 impl Drop for Inbox {
     fn drop(&mut self) {
         self.task.abort();
