@@ -72,9 +72,10 @@ pub(crate) fn after_read(read: Result<Existing, Failure>) -> AfterRead {
     }
 }
 
-/// What follows one poll of an operation. A poll answers 2xx for everything it handled,
-/// Vertex AI's errors included: Cloud Tasks slows the whole queue down on 429 and 503
-/// (HttpRequest, cloud.google.com/tasks/docs/reference/rest/v2/projects.locations.queues.tasks#HttpRequest).
+/// What follows one poll of an operation. A poll is acked for everything it handled,
+/// Vertex AI's errors included: Cloud Tasks slows the whole queue down after every answer
+/// that asks for a retry (429 and 503: HttpRequest,
+/// cloud.google.com/tasks/docs/reference/rest/v2/projects.locations.queues.tasks#HttpRequest).
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum AfterPoll {
     /// Still running: the next poll, scheduled by the copy's age.

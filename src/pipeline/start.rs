@@ -249,7 +249,7 @@ impl Pipeline {
         Ok(key)
     }
 
-    /// Vertex AI's quota refused a start's call: 503 with `Retry-After`, so that the
+    /// Vertex AI's quota refused a start's call: a retry is asked for, so that the
     /// copy-start queue backs off (its rate is the deployment's share of that quota).
     fn on_quota(&self, job: Job<'_>, why: Failure) -> StepOutcome {
         let dest = &job.req.destination;

@@ -39,7 +39,7 @@ async fn a_receiver_down_for_a_while_gets_the_signed_callback_once_it_is_up() {
         "succeeded",
         "the event does not wait"
     );
-    // Down: each delivery finds the port closed, answers 503, and Pub/Sub tries again.
+    // Down: each delivery finds the port closed, asks for a retry, and Pub/Sub tries again.
     tokio::time::sleep(Duration::from_secs(5)).await;
     let (receiver, _) = Receiver::start_at(port, vec![]).await;
     let got = receiver.wait_for(1, 60).await;

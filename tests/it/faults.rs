@@ -45,7 +45,7 @@ async fn ends_succeeded_after(fault: Fault, extra_args: &[&str], name: &str) -> 
 }
 
 /// A 429 on CopyModel is Vertex AI's shared quota: not retried in-request (that spends more
-/// of it), but answered 503 with `Retry-After`, so that the copy-start queue holds the start
+/// of it), but asks for a retry, so that the copy-start queue holds the start
 /// back before the next CopyModel (DESIGN.md §10). No dead letter, one copy.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn vertex_answering_429_slows_the_start_queue_and_the_copy_succeeds() {

@@ -7,7 +7,7 @@ use crate::helpers::{Knobs, request, spawn_app};
 
 /// A caller message already at Pub/Sub's 100-attribute limit: the tasks carry what fits,
 /// the dead letter's own fields must still fit, so the caller's extras give way, and the copy
-/// neither loops on 503 nor loses its data.
+/// neither loops on retries nor loses its data.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_caller_message_with_100_attributes_is_handed_on_within_the_limits() {
     let app = spawn_app("attrs", Knobs::default()).await;

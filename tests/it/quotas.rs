@@ -39,8 +39,9 @@ async fn a_running_copy_is_followed_by_short_polls_each_answered_204() {
     assert!(app.tasks.tasks(POLL_QUEUE).is_empty(), "the chain ended");
 }
 
-/// Vertex AI's read quota answers 429: the poll answers 204 all the same (a 503 would slow the
-/// whole queue down) and schedules its next poll later; the copy still succeeds, once.
+/// Vertex AI's read quota answers 429: the poll is acked all the same (asking for a retry
+/// would slow the whole queue down) and schedules its next poll later; the copy still
+/// succeeds, once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_429_on_get_operation_schedules_the_next_poll_later_and_the_copy_succeeds() {
     let app = spawn_app("q-429", Knobs::default()).await;

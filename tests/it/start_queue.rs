@@ -110,7 +110,7 @@ async fn a_quota_refusal_is_retried_by_the_queue_and_the_copy_succeeds() {
 }
 
 /// A queue that does not exist (NOT_FOUND) is a deployment fault, not the copy's: the
-/// request is answered 503 and kept by Pub/Sub, whose dead-letter policy is the backstop; no
+/// request asks for a retry and is kept by Pub/Sub, whose dead-letter policy is the backstop; no
 /// `failed` event is announced for a copy that never had a chance.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_missing_queue_asks_for_a_retry_and_is_left_to_the_dead_letter_policy() {

@@ -1,6 +1,6 @@
 //! A publish Pub/Sub refuses for good is told apart from one that may pass later (issue 28,
 //! item 2). The probe: a `callback_url` over 1,024 bytes went into an attribute of the callback
-//! message, Pub/Sub refused that publish on every try, and the delivery answered 503 for up
+//! message, Pub/Sub refused that publish on every try, and the delivery asked for a retry for up
 //! to 7 days. The stage can only dead-letter instead if the refusal says it is final.
 //!
 //! The emulator does not enforce the attribute limits (DESIGN.md §9: it takes a 1,025-byte
@@ -54,7 +54,7 @@ async fn an_invalid_argument_refusal_is_permanent_and_a_missing_topic_is_not() {
 
 /// Pub/Sub refusing the event for good (INVALID_ARGUMENT; here the emulator's answer to an
 /// empty message) ends the delivery in a dead letter that names the reason, answered 2xx:
-/// never a 503 that repeats until the message's retention runs out.
+/// never a retry asked for again and again until the message's retention runs out.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_event_pubsub_refuses_for_good_ends_in_a_dead_letter_not_a_503_loop() {
     use axum::body::Body;
