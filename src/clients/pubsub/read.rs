@@ -193,12 +193,6 @@ struct Browse {
     paused: VecDeque<(Instant, Received)>,
 }
 
-/// What the stream or the pause queue yielded first.
-enum Turn {
-    Delivery(Option<Result<(Message, Handler), google_cloud_pubsub::Error>>),
-    PauseOver,
-}
-
 impl Reader {
     /// A reader of `subscription` (full name) through a client of its own.
     pub async fn connect(
@@ -252,27 +246,28 @@ impl Reader {
                 .as_ref()
                 .and_then(|b| b.paused.front())
                 .map(|p| p.0);
-            let turn = match due {
+            // `None`: the pause of the first held redelivery is over before the stream spoke.
+            let next = match due {
                 Some(due) => tokio::select! {
                     biased;
-                    () = tokio::time::sleep_until(due) => Turn::PauseOver,
-                    next = self.stream.next() => Turn::Delivery(next),
+                    () = tokio::time::sleep_until(due) => None,
+                    next = self.stream.next() => Some(next),
                 },
-                None => Turn::Delivery(self.stream.next().await),
+                None => Some(self.stream.next().await),
             };
-            let (message, handler) = match turn {
-                Turn::PauseOver => {
+            let (message, handler) = match next {
+                None => {
                     self.hand_back_paused(Instant::now());
                     continue;
                 }
-                Turn::Delivery(Some(Ok(delivery))) => delivery,
-                Turn::Delivery(Some(Err(source))) => {
+                Some(Some(Ok(delivery))) => delivery,
+                Some(Some(Err(source))) => {
                     return Err(ReadError::Pull {
                         subscription: self.subscription.clone(),
                         source,
                     });
                 }
-                Turn::Delivery(None) => {
+                Some(None) => {
                     return Err(ReadError::Ended {
                         subscription: self.subscription.clone(),
                     });
