@@ -183,6 +183,22 @@ pub struct Pipeline {
     pub in_flight: Arc<in_flight::InFlight>,
 }
 
+impl Pipeline {
+    /// `step`, the work of `stage`, held to `request_budget`: past it, a retry asked for
+    /// ([`RetryReason::OutOfTime`]), answered before the caller's deadline.
+    async fn within_budget(
+        &self,
+        stage: &'static str,
+        step: impl Future<Output = StepOutcome>,
+    ) -> StepOutcome {
+        let budget = self.settings.request_budget;
+        match tokio::time::timeout(budget, step).await {
+            Ok(outcome) => outcome,
+            Err(_elapsed) => StepOutcome::Retry(RetryReason::OutOfTime { stage, budget }),
+        }
+    }
+}
+
 /// What the stages know about the delivery they are working on.
 pub(crate) struct Delivery<'a> {
     pub msg: &'a PushMessage,

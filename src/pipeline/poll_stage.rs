@@ -39,14 +39,7 @@ impl Pipeline {
     /// 6. failed transiently with attempts left → a restart through the copy-start queue;
     ///    ALREADY_EXISTS → the destination is read; otherwise → `failed` + dead letter.
     pub async fn poll_stage(&self, dispatch: Dispatch<'_>) -> StepOutcome {
-        let budget = self.settings.request_budget;
-        match tokio::time::timeout(budget, self.poll_step(dispatch)).await {
-            Ok(outcome) => outcome,
-            Err(_elapsed) => StepOutcome::Retry(super::RetryReason::OutOfTime {
-                stage: "poll",
-                budget,
-            }),
-        }
+        self.within_budget("poll", self.poll_step(dispatch)).await
     }
 
     async fn poll_step(&self, dispatch: Dispatch<'_>) -> StepOutcome {

@@ -3,7 +3,7 @@
 use chrono::Utc;
 
 use super::chain::StartPlace;
-use super::{Delivery, Job, Pipeline, RetryReason, StepOutcome};
+use super::{Delivery, Job, Pipeline, StepOutcome};
 use crate::contract::dead_letter::FailedStage;
 use crate::contract::push::PushMessage;
 use crate::domain::CopyRequest;
@@ -20,14 +20,7 @@ impl Pipeline {
     ///
     /// The whole step answers within `request_budget` (45 s): past it, a retry and redelivery.
     pub async fn request_stage(&self, msg: &PushMessage) -> StepOutcome {
-        let budget = self.settings.request_budget;
-        match tokio::time::timeout(budget, self.request_step(msg)).await {
-            Ok(outcome) => outcome,
-            Err(_elapsed) => StepOutcome::Retry(RetryReason::OutOfTime {
-                stage: "request",
-                budget,
-            }),
-        }
+        self.within_budget("request", self.request_step(msg)).await
     }
 
     async fn request_step(&self, msg: &PushMessage) -> StepOutcome {

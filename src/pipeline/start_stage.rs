@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use super::chain::StartPlace;
 use super::start::Start;
-use super::{Delivery, Job, Pipeline, RetryReason, StepOutcome};
+use super::{Delivery, Job, Pipeline, StepOutcome};
 use crate::contract::dead_letter::FailedStage;
 use crate::contract::push::PushMessage;
 use crate::contract::task::CopyTask;
@@ -56,14 +56,7 @@ impl Pipeline {
     /// 4. RESOURCE_EXHAUSTED or a transient failure → a retry asked for: the queue
     ///    retries after its backoff. It answers within 45 s.
     pub async fn start_stage(&self, dispatch: Dispatch<'_>) -> StepOutcome {
-        let budget = self.settings.request_budget;
-        match tokio::time::timeout(budget, self.start_step(dispatch)).await {
-            Ok(outcome) => outcome,
-            Err(_elapsed) => StepOutcome::Retry(RetryReason::OutOfTime {
-                stage: "start",
-                budget,
-            }),
-        }
+        self.within_budget("start", self.start_step(dispatch)).await
     }
 
     async fn start_step(&self, dispatch: Dispatch<'_>) -> StepOutcome {

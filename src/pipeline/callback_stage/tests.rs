@@ -6,9 +6,9 @@
 use crate::clients::pubsub::Topic;
 use crate::contract::callback::Callback;
 use crate::contract::push::PushMessage;
+use crate::pipeline::Pipeline;
 use crate::pipeline::callback_stage::CALLBACK_REJECTED;
 use crate::pipeline::doubles::*;
-use crate::pipeline::{Pipeline, RetryReason, StepOutcome};
 
 const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 const EVENT: &str = r#"{"request_id":"r-1","status":"succeeded"}"#;
@@ -37,7 +37,7 @@ async fn a_callback_this_worker_did_not_seal_is_dead_lettered_not_posted() {
     let mut msg = callback(&p, "https://hooks.example.com/done");
     msg.attributes.remove("callback_seal");
     let out = p.callback_stage(&msg).await;
-    assert!(matches!(out, StepOutcome::Acked), "{out:?}");
+    acked(&out);
     let dl = d.topics.only(Topic::DeadLetter);
     assert_eq!(dl.attributes["error_code"], CALLBACK_REJECTED);
     assert_eq!(dl.attributes["failed_stage"], "callback");
@@ -54,7 +54,7 @@ async fn a_seal_over_another_body_is_refused_too() {
     let mut msg = callback(&p, "https://hooks.example.com/done");
     msg.data = br#"{"request_id":"r-1","status":"forged"}"#.to_vec();
     let out = p.callback_stage(&msg).await;
-    assert!(matches!(out, StepOutcome::Acked), "{out:?}");
+    acked(&out);
     let dl = d.topics.only(Topic::DeadLetter);
     assert_eq!(dl.attributes["error_code"], CALLBACK_REJECTED);
 }
@@ -68,7 +68,7 @@ async fn a_host_no_longer_allowed_refuses_the_callback_when_it_is_sent() {
     let out = p
         .callback_stage(&callback(&p, "https://hooks.example.com/done"))
         .await;
-    assert!(matches!(out, StepOutcome::Acked), "{out:?}");
+    acked(&out);
     let dl = d.topics.only(Topic::DeadLetter);
     assert_eq!(dl.attributes["error_code"], CALLBACK_REJECTED);
     assert!(
@@ -88,7 +88,7 @@ async fn a_message_that_is_not_a_callback_is_dead_lettered_without_a_request_id(
         &[("callback_url", "https://hooks.example.com/x")],
     );
     let out = p.callback_stage(&msg).await;
-    assert!(matches!(out, StepOutcome::Acked), "{out:?}");
+    acked(&out);
     let dl = d.topics.only(Topic::DeadLetter);
     assert_eq!(dl.attributes["error_code"], CALLBACK_REJECTED);
     assert!(!dl.attributes.contains_key("request_id"));
@@ -107,8 +107,5 @@ async fn a_callback_dead_letter_pubsub_did_not_confirm_answers_retry() {
     let mut msg = callback(&p, "https://hooks.example.com/done");
     msg.attributes.remove("callback_seal");
     let out = p.callback_stage(&msg).await;
-    assert!(
-        matches!(out, StepOutcome::Retry(RetryReason::Publish(_))),
-        "{out:?}"
-    );
+    publish_retry(&out);
 }

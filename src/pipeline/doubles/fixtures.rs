@@ -1,16 +1,18 @@
-//! What the stage tests share: one request, its names, the models Vertex AI reads for it, and
-//! the deliveries and task bodies that carry it.
+//! What the stage tests share: one request, its names, the models Vertex AI reads for it, the
+//! deliveries and task bodies that carry it, and how a stage's answer is read.
 
 use chrono::{DateTime, SubsecRound as _, Utc};
+use google_cloud_gax::error::rpc::Code;
 
 use super::Doubles;
 use crate::clients::pubsub::{OutMessage, Topic};
-use crate::clients::tasks::NewTask;
+use crate::clients::tasks::{NewTask, Queue};
 use crate::contract::attr;
 use crate::contract::event::{CompletionEvent, Status};
 use crate::contract::push::PushMessage;
 use crate::contract::task::{CopyTask, raw_request};
 use crate::domain::ModelInfo;
+use crate::pipeline::{Dispatch, Pipeline, RetryReason, StepOutcome};
 
 /// The source, by project id (the stages learn its number from GetModel), pinned to version 3.
 pub(crate) const SOURCE: &str =
@@ -164,4 +166,51 @@ pub(crate) fn task_of(t: &NewTask) -> CopyTask {
 /// A completion event's data, read back.
 pub(crate) fn event_of(msg: &OutMessage) -> CompletionEvent {
     serde_json::from_slice(&msg.data).expect("a completion event")
+}
+
+/// `body` as Cloud Tasks dispatches it from `queue` to its stage (the start or the poll stage).
+pub(crate) async fn dispatched(p: &Pipeline, queue: Queue, body: &[u8]) -> StepOutcome {
+    let task_name = match queue {
+        Queue::Starts => "projects/p/locations/l/queues/copy-starts/tasks/start-1",
+        Queue::Polls => "projects/p/locations/l/queues/copy-polls/tasks/poll-3",
+    };
+    let dispatch = Dispatch { task_name, body };
+    match queue {
+        Queue::Starts => p.start_stage(dispatch).await,
+        Queue::Polls => p.poll_stage(dispatch).await,
+    }
+}
+
+/// Fails the test unless the stage acked.
+pub(crate) fn acked(out: &StepOutcome) {
+    assert!(matches!(out, StepOutcome::Acked), "{out:?}");
+}
+
+/// Why the stage answered retry; fails the test if it did not.
+fn retry(out: &StepOutcome) -> &RetryReason {
+    match out {
+        StepOutcome::Retry(why) => why,
+        other => panic!("not a retry: {other:?}"),
+    }
+}
+
+/// Fails the test unless the stage answered retry for a message Pub/Sub did not confirm.
+pub(crate) fn publish_retry(out: &StepOutcome) {
+    assert!(matches!(retry(out), RetryReason::Publish(_)), "{out:?}");
+}
+
+/// The code of the Vertex AI failure the stage answered retry for; fails the test otherwise.
+pub(crate) fn vertex_failure(out: &StepOutcome) -> Code {
+    match retry(out) {
+        RetryReason::Vertex(f) => f.code,
+        other => panic!("not a Vertex retry: {other:?}"),
+    }
+}
+
+/// The code of the Cloud Tasks failure the stage answered retry for; fails the test otherwise.
+pub(crate) fn queue_failure(out: &StepOutcome) -> Code {
+    match retry(out) {
+        RetryReason::Queue(f) => f.code,
+        other => panic!("not a Cloud Tasks retry: {other:?}"),
+    }
 }

@@ -8,18 +8,16 @@ use std::time::Duration;
 
 use google_cloud_gax::error::rpc::Code;
 
-use super::tests::{acked, dispatch, done, failed, poll_at};
+use super::tests::{dispatch, done, failed, poll_at, polled, polling};
 use crate::clients::pubsub::Topic;
 use crate::clients::vertex::OperationState;
 use crate::contract::event::Status;
 use crate::contract::task::CopyTask;
 use crate::pipeline::doubles::*;
-use crate::pipeline::{RetryReason, StepOutcome};
 
 #[tokio::test(start_paused = true)]
 async fn a_finished_copy_publishes_its_event_and_queues_nothing() {
-    let d = doubles();
-    d.vertex.on_operation([Ok(done())]);
+    let d = polling(done());
     let p = d.pipeline();
     let task = CopyTask {
         attempt: 2,
@@ -63,8 +61,7 @@ async fn a_finished_copy_publishes_its_event_and_queues_nothing() {
 #[tokio::test(start_paused = true)]
 async fn a_finished_copy_with_a_callback_url_hands_on_a_sealed_callback_message() {
     let url = "https://hooks.example.com/done";
-    let d = doubles();
-    d.vertex.on_operation([Ok(done())]);
+    let d = polling(done());
     let secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
     let p = d.pipeline_with(settings(), Some(secret));
     let task = CopyTask {
@@ -93,9 +90,7 @@ async fn a_finished_copy_with_a_callback_url_hands_on_a_sealed_callback_message(
 
 #[tokio::test(start_paused = true)]
 async fn an_operation_failing_on_its_last_attempt_ends_failed_with_a_dead_letter() {
-    let d = doubles();
-    d.vertex
-        .on_operation([Ok(failed(Code::Unavailable, "busy"))]);
+    let d = polling(failed(Code::Unavailable, "busy"));
     let p = d.pipeline();
     let task = CopyTask {
         attempt: 3,
@@ -121,11 +116,8 @@ async fn an_operation_failing_on_its_last_attempt_ends_failed_with_a_dead_letter
 
 #[tokio::test(start_paused = true)]
 async fn an_operation_failed_for_good_ends_failed_on_its_first_attempt() {
-    let d = doubles();
-    d.vertex
-        .on_operation([Ok(failed(Code::FailedPrecondition, "unsupported model"))]);
-    let p = d.pipeline();
-    acked(&dispatch(&p, &poll_at(Duration::from_secs(10))).await);
+    let d = polling(failed(Code::FailedPrecondition, "unsupported model"));
+    acked(&polled(&d).await);
     assert!(d.queues.calls().is_empty(), "no restart");
     let (event, dl) = d.ended(Status::Failed, "FAILED_PRECONDITION", "unsupported model");
     assert_eq!(event.attempts, 1);
@@ -134,8 +126,7 @@ async fn an_operation_failed_for_good_ends_failed_on_its_first_attempt() {
 
 #[tokio::test(start_paused = true)]
 async fn a_copy_still_running_past_copy_max_duration_ends_failed() {
-    let d = doubles();
-    d.vertex.on_operation([Ok(OperationState::Running)]);
+    let d = polling(OperationState::Running);
     let mut settings = settings();
     settings.max_duration = Duration::from_secs(60);
     let p = d.pipeline_with(settings, None);
@@ -152,8 +143,7 @@ async fn a_copy_still_running_past_copy_max_duration_ends_failed() {
 
 #[tokio::test(start_paused = true)]
 async fn a_copy_done_but_polled_past_copy_max_duration_is_announced_succeeded() {
-    let d = doubles();
-    d.vertex.on_operation([Ok(done())]);
+    let d = polling(done());
     let p = d.pipeline();
     let task = CopyTask {
         accepted_at: now_ms() - chrono::Duration::hours(25),
@@ -169,8 +159,7 @@ async fn a_copy_done_but_polled_past_copy_max_duration_is_announced_succeeded() 
 async fn an_operation_vertex_no_longer_knows_ends_failed() {
     let d = doubles();
     d.vertex.on_operation([Err(Code::NotFound)]);
-    let p = d.pipeline();
-    acked(&dispatch(&p, &poll_at(Duration::from_secs(10))).await);
+    acked(&polled(&d).await);
     assert!(d.queues.calls().is_empty());
     let (_, dl) = d.ended(Status::Failed, "NOT_FOUND", "");
     assert_eq!(dl.attributes["failed_stage"], "operation");
@@ -178,17 +167,11 @@ async fn an_operation_vertex_no_longer_knows_ends_failed() {
 
 #[tokio::test(start_paused = true)]
 async fn a_completion_event_pubsub_did_not_confirm_answers_retry() {
-    let d = doubles();
-    d.vertex.on_operation([Ok(done())]);
+    let d = polling(done());
     // The topic not made yet, or Pub/Sub unreachable: neither is confirmed.
     d.topics
         .on(Topic::Completions, [Publish::Fails(Code::NotFound)]);
-    let p = d.pipeline();
-    let out = dispatch(&p, &poll_at(Duration::from_secs(10))).await;
-    assert!(
-        matches!(out, StepOutcome::Retry(RetryReason::Publish(_))),
-        "{out:?}"
-    );
+    publish_retry(&polled(&d).await);
     assert!(d.queues.calls().is_empty());
 }
 
@@ -197,8 +180,7 @@ async fn a_completion_event_pubsub_did_not_confirm_answers_retry() {
 /// on; the callback stage refuses it when it is sent (`callback_stage` tests).
 #[tokio::test(start_paused = true)]
 async fn a_callback_host_removed_while_the_copy_runs_does_not_reject_the_copy() {
-    let d = doubles();
-    d.vertex.on_operation([Ok(done())]);
+    let d = polling(done());
     let p = d.pipeline_with(no_callback_hosts(), None);
     let task = asking(
         r#","callback_url":"https://hooks.example.com/done""#,

@@ -17,18 +17,23 @@ use crate::contract::event::Status;
 use crate::contract::task::CopyTask;
 use crate::domain::CopiedModel;
 use crate::pipeline::doubles::*;
-use crate::pipeline::{Dispatch, Pipeline, RetryReason, StepOutcome};
+use crate::pipeline::{Pipeline, StepOutcome};
 use crate::retry::Failure;
 
-const TASK_NAME: &str = "projects/p/locations/l/queues/copy-polls/tasks/poll-3";
-
 pub(super) async fn dispatch(p: &Pipeline, task: &CopyTask) -> StepOutcome {
-    let body = body(task);
-    p.poll_stage(Dispatch {
-        task_name: TASK_NAME,
-        body: &body,
-    })
-    .await
+    dispatched(p, Queue::Polls, &body(task)).await
+}
+
+/// Doubles whose Vertex AI answers every GetOperation with `answer`.
+pub(super) fn polling(answer: OperationState) -> Doubles {
+    let d = doubles();
+    d.vertex.on_operation([Ok(answer)]);
+    d
+}
+
+/// Poll 3 of a copy started 10 s ago, dispatched to the poll stage of a pipeline over `d`.
+pub(super) async fn polled(d: &Doubles) -> StepOutcome {
+    dispatch(&d.pipeline(), &poll_at(Duration::from_secs(10))).await
 }
 
 /// Poll 3 of a copy started `age` ago, planned for exactly that age.
@@ -49,14 +54,9 @@ pub(super) fn failed(code: Code, message: &str) -> OperationState {
     OperationState::Failed(Failure::new(code, message))
 }
 
-pub(super) fn acked(out: &StepOutcome) {
-    assert!(matches!(out, StepOutcome::Acked), "{out:?}");
-}
-
 #[tokio::test(start_paused = true)]
 async fn a_running_copy_gets_its_next_poll_at_the_connectors_delay() {
-    let d = doubles();
-    d.vertex.on_operation([Ok(OperationState::Running)]);
+    let d = polling(OperationState::Running);
     let p = d.pipeline();
     let task = poll_at(Duration::from_secs(10));
     acked(&dispatch(&p, &task).await);
@@ -81,8 +81,7 @@ async fn a_running_copy_gets_its_next_poll_at_the_connectors_delay() {
 
 #[tokio::test(start_paused = true)]
 async fn a_poll_that_ran_late_plans_the_next_from_when_it_ran() {
-    let d = doubles();
-    d.vertex.on_operation([Ok(OperationState::Running)]);
+    let d = polling(OperationState::Running);
     let p = d.pipeline();
     // Planned for 10 s, run at 20 s (a backlog): 20 s + (1 s + 0.25 × 20 s) = about 26 s.
     let started = now_ms() - chrono::Duration::seconds(20);
@@ -93,9 +92,7 @@ async fn a_poll_that_ran_late_plans_the_next_from_when_it_ran() {
 
 #[tokio::test(start_paused = true)]
 async fn an_operation_failed_transiently_restarts_through_the_start_queue() {
-    let d = doubles();
-    d.vertex
-        .on_operation([Ok(failed(Code::Unavailable, "backend restarted"))]);
+    let d = polling(failed(Code::Unavailable, "backend restarted"));
     let p = d.pipeline();
     let task = poll_at(Duration::from_secs(10));
     acked(&dispatch(&p, &task).await);
@@ -147,15 +144,9 @@ async fn a_get_operation_error_schedules_the_next_poll_at_least_the_quota_backof
 
 #[tokio::test(start_paused = true)]
 async fn a_next_poll_cloud_tasks_did_not_take_answers_retry_and_announces_nothing() {
-    let d = doubles();
-    d.vertex.on_operation([Ok(OperationState::Running)]);
+    let d = polling(OperationState::Running);
     d.queues.on_create([Create::Fails(Code::PermissionDenied)]);
-    let p = d.pipeline();
-    let out = dispatch(&p, &poll_at(Duration::from_secs(10))).await;
-    assert!(
-        matches!(out, StepOutcome::Retry(RetryReason::Queue(ref f)) if f.code == Code::PermissionDenied),
-        "{out:?}"
-    );
+    assert_eq!(queue_failure(&polled(&d).await), Code::PermissionDenied);
     assert!(d.topics.attempts().is_empty());
 }
 
@@ -181,13 +172,7 @@ async fn a_poll_body_that_is_not_a_task_is_rejected_with_a_dead_letter_keeping_i
     let d = doubles();
     let p = d.pipeline();
     let junk = br#"{"request":{"request_id":"bad-1"},"attempt":"x"}"#;
-    let out = p
-        .poll_stage(Dispatch {
-            task_name: TASK_NAME,
-            body: junk,
-        })
-        .await;
-    acked(&out);
+    acked(&dispatched(&p, Queue::Polls, junk).await);
     assert_eq!(
         d.topics.only(Topic::Completions).attributes["status"],
         "rejected"

@@ -7,11 +7,17 @@ use crate::clients::pubsub::Topic;
 use crate::clients::tasks::{Queue, start_task_id};
 use crate::contract::event::Status;
 use crate::domain::RequestId;
+use crate::pipeline::StepOutcome;
 use crate::pipeline::doubles::*;
-use crate::pipeline::{RetryReason, StepOutcome};
 
 /// A request whose destination model id breaks the rule.
 const BAD_ID: &str = r#"{"request_id":"r-2","source_model":"projects/src-proj/locations/us-central1/models/7","destination":{"project":"dst-proj","model_id":"Bad_ID"}}"#;
+
+/// `data`, delivered as message `id` with no attributes to a pipeline over `d`, and the
+/// request stage's answer.
+async fn requested(d: &Doubles, id: &str, data: &str) -> StepOutcome {
+    d.pipeline().request_stage(&push(id, data, &[])).await
+}
 
 #[tokio::test(start_paused = true)]
 async fn a_valid_request_queues_one_copy_start_named_from_its_message_and_acks() {
@@ -28,7 +34,7 @@ async fn a_valid_request_queues_one_copy_start_named_from_its_message_and_acks()
         ],
     );
     let out = p.request_stage(&msg).await;
-    assert!(matches!(out, StepOutcome::Acked), "{out:?}");
+    acked(&out);
     let t = d.queues.only(Queue::Starts);
     assert_eq!(t.id, start_task_id("m-1", "r-1", 1, 0));
     assert_eq!(t.schedule, None, "a first start is dispatched at once");
@@ -57,7 +63,7 @@ async fn a_redelivered_request_names_the_same_start_and_queues_nothing_new() {
     let p = d.pipeline();
     let msg = push("m-1", &request(), &[]);
     for _ in 0..3 {
-        assert!(matches!(p.request_stage(&msg).await, StepOutcome::Acked));
+        acked(&p.request_stage(&msg).await);
     }
     let calls = d.queues.calls();
     assert_eq!(calls.len(), 3);
@@ -74,7 +80,7 @@ async fn an_invalid_request_publishes_a_rejected_event_and_a_dead_letter_then_ac
     let p = d.pipeline();
     let msg = push("m-2", BAD_ID, &[("replay_count", "2"), ("waiter", WAITER)]);
     let out = p.request_stage(&msg).await;
-    assert!(matches!(out, StepOutcome::Acked), "{out:?}");
+    acked(&out);
     let topics: Vec<Topic> = d.topics.attempts().iter().map(|p| p.topic).collect();
     assert_eq!(
         topics,
@@ -142,12 +148,8 @@ async fn each_invalid_request_names_its_field_in_the_event_and_the_dead_letter()
         assert!(matches!(out, StepOutcome::Acked), "{id}: {out:?}");
         let ev = d.topics.only(Topic::Completions);
         assert_eq!(ev.attributes["ce-id"], format!("{id}:rejected"));
-        let error = event_of(&ev).error.expect("error");
-        assert_eq!(error.code, "INVALID_REQUEST");
-        assert!(error.message.contains(why), "{id}: {}", error.message);
-        let dl = d.topics.only(Topic::DeadLetter);
+        let (_, dl) = d.ended(Status::Rejected, "INVALID_REQUEST", why);
         assert_eq!(dl.data, data.as_bytes());
-        assert_eq!(dl.attributes["error_code"], "INVALID_REQUEST");
         assert!(dl.attributes["error_message"].contains(why), "{id}");
         assert!(
             d.vertex.calls().is_empty(),
@@ -160,9 +162,7 @@ async fn each_invalid_request_names_its_field_in_the_event_and_the_dead_letter()
 #[tokio::test(start_paused = true)]
 async fn data_that_is_not_json_is_rejected_under_a_hash_of_its_bytes() {
     let d = doubles();
-    let p = d.pipeline();
-    let out = p.request_stage(&push("m-3", "not json", &[])).await;
-    assert!(matches!(out, StepOutcome::Acked), "{out:?}");
+    acked(&requested(&d, "m-3", "not json").await);
     let want = RequestId::for_bytes(b"not json");
     assert!(want.as_str().starts_with("invalid-"));
     let event = event_of(&d.topics.only(Topic::Completions));
@@ -177,12 +177,7 @@ async fn data_that_is_not_json_is_rejected_under_a_hash_of_its_bytes() {
 async fn a_dead_letter_pubsub_did_not_confirm_answers_retry_not_ack() {
     let d = doubles();
     d.topics.on(Topic::DeadLetter, [Publish::UNAVAILABLE]);
-    let p = d.pipeline();
-    let out = p.request_stage(&push("m-2", BAD_ID, &[])).await;
-    assert!(
-        matches!(out, StepOutcome::Retry(RetryReason::Publish(_))),
-        "{out:?}"
-    );
+    publish_retry(&requested(&d, "m-2", BAD_ID).await);
     assert_eq!(d.topics.confirmed(Topic::Completions).len(), 1);
     assert!(d.topics.confirmed(Topic::DeadLetter).is_empty());
 }
@@ -191,15 +186,11 @@ async fn a_dead_letter_pubsub_did_not_confirm_answers_retry_not_ack() {
 async fn a_rejected_event_pubsub_did_not_confirm_answers_retry_before_any_dead_letter() {
     let d = doubles();
     d.topics.on(Topic::Completions, [Publish::UNAVAILABLE]);
-    let p = d.pipeline();
-    let out = p.request_stage(&push("m-2", BAD_ID, &[])).await;
-    assert!(
-        matches!(out, StepOutcome::Retry(RetryReason::Publish(_))),
-        "{out:?}"
-    );
+    publish_retry(&requested(&d, "m-2", BAD_ID).await);
+    let order = d.topics.published_to();
     assert_eq!(
-        d.topics.attempts().len(),
-        1,
+        order,
+        [Topic::Completions],
         "no dead letter before the event"
     );
 }
@@ -208,9 +199,7 @@ async fn a_rejected_event_pubsub_did_not_confirm_answers_retry_before_any_dead_l
 async fn an_event_pubsub_refuses_for_good_dead_letters_the_delivery_with_the_reason() {
     let d = doubles();
     d.topics.on(Topic::Completions, [Publish::REFUSED]);
-    let p = d.pipeline();
-    let out = p.request_stage(&push("m-2", BAD_ID, &[])).await;
-    assert!(matches!(out, StepOutcome::Acked), "{out:?}");
+    acked(&requested(&d, "m-2", BAD_ID).await);
     let dl = d.topics.only(Topic::DeadLetter);
     assert_eq!(dl.attributes["error_code"], "INVALID_ARGUMENT");
     assert!(dl.attributes["error_message"].contains("completion event"));
@@ -222,12 +211,8 @@ async fn a_queue_that_is_missing_or_not_ours_answers_retry_and_announces_nothing
     for code in [Code::NotFound, Code::PermissionDenied, Code::Unavailable] {
         let d = doubles();
         d.queues.on_create([Create::Fails(code)]);
-        let p = d.pipeline();
-        let out = p.request_stage(&push("m-1", &request(), &[])).await;
-        match out {
-            StepOutcome::Retry(RetryReason::Queue(f)) => assert_eq!(f.code, code),
-            other => panic!("{code:?}: {other:?}"),
-        }
+        let out = requested(&d, "m-1", &request()).await;
+        assert_eq!(queue_failure(&out), code);
         assert!(d.topics.attempts().is_empty(), "{code:?}: no failed event");
     }
 }
@@ -236,9 +221,7 @@ async fn a_queue_that_is_missing_or_not_ours_answers_retry_and_announces_nothing
 async fn a_start_task_cloud_tasks_refuses_for_good_fails_the_copy_with_a_dead_letter() {
     let d = doubles();
     d.queues.on_create([Create::Fails(Code::InvalidArgument)]);
-    let p = d.pipeline();
-    let out = p.request_stage(&push("m-1", &request(), &[])).await;
-    assert!(matches!(out, StepOutcome::Acked), "{out:?}");
+    acked(&requested(&d, "m-1", &request()).await);
     let ev = d.topics.only(Topic::Completions);
     assert_eq!(ev.attributes["status"], "failed");
     let event = event_of(&ev);

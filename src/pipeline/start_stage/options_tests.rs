@@ -5,14 +5,14 @@
 
 use google_cloud_gax::error::rpc::Code;
 
-use super::tests::{dispatch, vertex_failure};
+use super::tests::{dispatch, started};
 use crate::clients::pubsub::Topic;
 use crate::clients::tasks::{Queue, poll_task_id};
 use crate::contract::event::Status;
 use crate::contract::task::{CopyTask, raw_request};
 use crate::domain::{KmsKeyName, Location};
+use crate::pipeline::Settings;
 use crate::pipeline::doubles::*;
-use crate::pipeline::{Settings, StepOutcome};
 
 #[tokio::test(start_paused = true)]
 async fn copy_model_limits_reject_before_copy_model_naming_the_field() {
@@ -48,9 +48,7 @@ async fn copy_model_limits_reject_before_copy_model_naming_the_field() {
         let d = Doubles::default();
         d.vertex.with_model(SOURCE, model);
         d.vertex.on_start([Ok(OP)]);
-        let p = d.pipeline();
-        let out = dispatch(&p, &start_task(now_ms())).await;
-        assert!(matches!(out, StepOutcome::Acked), "{out:?}");
+        acked(&started(&d).await);
         let Some(field) = field else {
             assert_eq!(d.vertex.copy_calls(), 1, "a prebuilt image is copied");
             assert!(d.topics.attempts().is_empty());
@@ -87,8 +85,7 @@ async fn a_cmek_source_without_a_key_is_copied_under_the_regions_default_key() {
     d.vertex.with_model(SOURCE, cmek.clone());
     d.vertex.on_start([Ok(OP)]);
     let p = d.pipeline_with(default_key(key), None);
-    let out = dispatch(&p, &start_task(now_ms())).await;
-    assert!(matches!(out, StepOutcome::Acked), "{out:?}");
+    acked(&dispatch(&p, &start_task(now_ms())).await);
     assert!(d.vertex.calls().contains(&VertexCall::StartCopy {
         request_id: "r-1".into(),
         key: Some(key.into())
@@ -100,8 +97,7 @@ async fn a_cmek_source_without_a_key_is_copied_under_the_regions_default_key() {
     d.vertex.on_start([Ok(OP)]);
     let p = d.pipeline_with(default_key(key), None);
     let task = asking(&format!(r#","kms_key_name":"{own}""#), start_task(now_ms()));
-    let out = dispatch(&p, &task).await;
-    assert!(matches!(out, StepOutcome::Acked), "{out:?}");
+    acked(&dispatch(&p, &task).await);
     assert!(d.vertex.calls().contains(&VertexCall::StartCopy {
         request_id: "r-1".into(),
         key: Some(own.into())
@@ -135,9 +131,7 @@ async fn a_parent_that_already_holds_our_copy_succeeds_without_copy_model() {
         version_of("projects/9/locations/us-central1/models/1@1", "1"),
         version_of(&ours, "2"),
     ])]);
-    let p = d.pipeline();
-    let out = dispatch(&p, &parent_task()).await;
-    assert!(matches!(out, StepOutcome::Acked), "{out:?}");
+    acked(&dispatch(&d.pipeline(), &parent_task()).await);
     assert_eq!(d.vertex.copy_calls(), 0);
     let event = event_of(&d.topics.only(Topic::Completions));
     assert_eq!(event.status, Status::Succeeded);
@@ -163,8 +157,7 @@ async fn a_parent_copy_running_in_this_instance_is_polled_not_started_again() {
     let p = d.pipeline();
     let task = parent_task();
     for _ in 0..2 {
-        let out = dispatch(&p, &task).await;
-        assert!(matches!(out, StepOutcome::Acked), "{out:?}");
+        acked(&dispatch(&p, &task).await);
     }
     assert_eq!(d.vertex.copy_calls(), 1, "one version added");
     assert_eq!(d.vertex.operation_calls(), 1, "the second dispatch looked");
@@ -187,8 +180,7 @@ async fn an_ambiguous_copy_into_a_parent_is_not_repeated_in_request() {
         let d = doubles();
         d.vertex.on_find_copies([Ok(vec![])]);
         d.vertex.on_start([Err(code)]);
-        let p = d.pipeline();
-        let out = dispatch(&p, &parent_task()).await;
+        let out = dispatch(&d.pipeline(), &parent_task()).await;
         assert_eq!(vertex_failure(&out), code);
         assert_eq!(d.vertex.copy_calls(), 1, "{code:?}: called once");
         assert!(d.queues.calls().is_empty() && d.topics.attempts().is_empty());
@@ -206,8 +198,7 @@ async fn a_callback_host_removed_after_acceptance_does_not_reject_the_start() {
         r#","callback_url":"https://hooks.example.com/done""#,
         start_task(now_ms()),
     );
-    let out = dispatch(&p, &task).await;
-    assert!(matches!(out, StepOutcome::Acked), "{out:?}");
+    acked(&dispatch(&p, &task).await);
     assert!(d.topics.attempts().is_empty(), "not rejected");
     assert_eq!(d.queues.only(Queue::Polls).id, poll_task_id(OP, 1));
 }

@@ -15,25 +15,33 @@ use crate::clients::pubsub::Topic;
 use crate::clients::tasks::{Queue, poll_task_id, start_task_id};
 use crate::contract::event::Status;
 use crate::contract::task::CopyTask;
+use crate::domain::ModelInfo;
 use crate::pipeline::doubles::*;
-use crate::pipeline::{Dispatch, Pipeline, RetryReason, StepOutcome};
-
-const TASK_NAME: &str = "projects/p/locations/l/queues/copy-starts/tasks/start-1";
+use crate::pipeline::{Pipeline, RetryReason, StepOutcome};
 
 pub(super) async fn dispatch(p: &Pipeline, task: &CopyTask) -> StepOutcome {
-    let body = body(task);
-    p.start_stage(Dispatch {
-        task_name: TASK_NAME,
-        body: &body,
-    })
-    .await
+    dispatched(p, Queue::Starts, &body(task)).await
 }
 
-pub(super) fn vertex_failure(out: &StepOutcome) -> Code {
-    match out {
-        StepOutcome::Retry(RetryReason::Vertex(f)) => f.code,
-        other => panic!("not a Vertex retry: {other:?}"),
-    }
+/// A first start of [`request`], dispatched to the start stage of a pipeline over `d`.
+pub(super) async fn started(d: &Doubles) -> StepOutcome {
+    dispatch(&d.pipeline(), &start_task(now_ms())).await
+}
+
+/// CopyModel failing with `code` on every call: the start answers retry for it; how long it
+/// took to answer.
+async fn start_failing(d: &Doubles, code: Code) -> Duration {
+    d.vertex.on_start([Err(code)]);
+    let clock = tokio::time::Instant::now();
+    assert_eq!(vertex_failure(&started(d).await), code);
+    clock.elapsed()
+}
+
+/// The stage's answer once CopyModel found the destination taken and `found` holds it.
+async fn already_exists(d: &Doubles, found: Vec<ModelInfo>, start: &CopyTask) -> StepOutcome {
+    d.vertex.on_start([Err(Code::AlreadyExists)]);
+    d.vertex.on_find_copies([Ok(found)]);
+    dispatch(&d.pipeline(), start).await
 }
 
 #[tokio::test(start_paused = true)]
@@ -45,7 +53,7 @@ async fn a_started_copy_schedules_its_first_poll_one_second_ahead() {
     let before = Utc::now();
     let out = dispatch(&p, &start).await;
     let after = Utc::now();
-    assert!(matches!(out, StepOutcome::Acked), "{out:?}");
+    acked(&out);
     let t = d.queues.only(Queue::Polls);
     assert_eq!(t.id, poll_task_id(OP, 1));
     let at = t.schedule.expect("the first poll is scheduled");
@@ -82,13 +90,9 @@ async fn a_started_copy_schedules_its_first_poll_one_second_ahead() {
 #[tokio::test(start_paused = true)]
 async fn vertex_quota_answers_retry_at_once_without_a_task_or_a_second_call() {
     let d = doubles();
-    d.vertex.on_start([Err(Code::ResourceExhausted)]);
-    let p = d.pipeline();
-    let clock = tokio::time::Instant::now();
-    let out = dispatch(&p, &start_task(now_ms())).await;
-    assert_eq!(vertex_failure(&out), Code::ResourceExhausted);
+    let waited = start_failing(&d, Code::ResourceExhausted).await;
     assert_eq!(d.vertex.copy_calls(), 1, "not retried in-request");
-    assert_eq!(clock.elapsed(), Duration::ZERO, "no in-request backoff");
+    assert_eq!(waited, Duration::ZERO, "no in-request backoff");
     assert!(d.queues.calls().is_empty());
     assert!(d.topics.attempts().is_empty(), "no dead letter");
 }
@@ -98,9 +102,7 @@ async fn a_transient_copy_model_is_retried_in_request_and_then_succeeds() {
     let d = doubles();
     d.vertex
         .on_start([Err(Code::Unavailable), Err(Code::Unavailable), Ok(OP)]);
-    let p = d.pipeline();
-    let out = dispatch(&p, &start_task(now_ms())).await;
-    assert!(matches!(out, StepOutcome::Acked), "{out:?}");
+    acked(&started(&d).await);
     assert_eq!(d.vertex.copy_calls(), 3);
     assert_eq!(d.queues.only(Queue::Polls).id, poll_task_id(OP, 1));
 }
@@ -108,12 +110,7 @@ async fn a_transient_copy_model_is_retried_in_request_and_then_succeeds() {
 #[tokio::test(start_paused = true)]
 async fn a_vertex_outage_past_the_in_request_retries_answers_retry() {
     let d = doubles();
-    d.vertex.on_start([Err(Code::Unavailable)]);
-    let p = d.pipeline();
-    let clock = tokio::time::Instant::now();
-    let out = dispatch(&p, &start_task(now_ms())).await;
-    assert_eq!(vertex_failure(&out), Code::Unavailable);
-    let waited = clock.elapsed();
+    let waited = start_failing(&d, Code::Unavailable).await;
     assert!(
         waited >= Duration::from_secs(3) && waited <= Duration::from_secs(20),
         "{waited:?}"
@@ -133,9 +130,8 @@ async fn a_start_answers_at_its_45_s_budget_when_every_call_times_out() {
     // Each attempt runs into VERTEX_CALL_TIMEOUT (30 s), as the client answers it.
     d.vertex.answering_after(Duration::from_secs(30));
     d.vertex.on_start([Err(Code::DeadlineExceeded)]);
-    let p = d.pipeline();
     let clock = tokio::time::Instant::now();
-    let out = dispatch(&p, &start_task(now_ms())).await;
+    let out = started(&d).await;
     assert!(
         matches!(
             out,
@@ -154,12 +150,8 @@ async fn a_start_answers_at_its_45_s_budget_when_every_call_times_out() {
 #[tokio::test(start_paused = true)]
 async fn already_exists_with_our_source_is_announced_succeeded() {
     let d = doubles();
-    d.vertex.on_start([Err(Code::AlreadyExists)]);
-    d.vertex
-        .on_find_copies([Ok(vec![copy_of(&format!("{SOURCE_BY_NUMBER}@3"))])]);
-    let p = d.pipeline();
-    let out = dispatch(&p, &start_task(now_ms())).await;
-    assert!(matches!(out, StepOutcome::Acked), "{out:?}");
+    let ours = copy_of(&format!("{SOURCE_BY_NUMBER}@3"));
+    acked(&already_exists(&d, vec![ours], &start_task(now_ms())).await);
     let ev = d.topics.only(Topic::Completions);
     assert_eq!(ev.attributes["status"], "succeeded");
     assert_eq!(ev.attributes["ce-subject"], DESTINATION_BY_NUMBER);
@@ -183,33 +175,19 @@ async fn already_exists_with_our_source_is_announced_succeeded() {
 #[tokio::test(start_paused = true)]
 async fn already_exists_with_someone_elses_model_fails_with_a_dead_letter() {
     let d = doubles();
-    d.vertex.on_start([Err(Code::AlreadyExists)]);
     // The same model, another version: the request pins @3.
-    d.vertex
-        .on_find_copies([Ok(vec![copy_of(&format!("{SOURCE_BY_NUMBER}@2"))])]);
-    let p = d.pipeline();
-    let out = dispatch(&p, &start_task(now_ms())).await;
-    assert!(matches!(out, StepOutcome::Acked), "{out:?}");
-    let event = event_of(&d.topics.only(Topic::Completions));
-    assert_eq!(event.status, Status::Failed);
-    let error = event.error.expect("error");
-    assert_eq!(error.code, "ALREADY_EXISTS");
-    assert!(error.message.contains("@2"), "{}", error.message);
-    let dl = d.topics.only(Topic::DeadLetter);
-    assert_eq!(dl.attributes["error_code"], "ALREADY_EXISTS");
+    let theirs = copy_of(&format!("{SOURCE_BY_NUMBER}@2"));
+    acked(&already_exists(&d, vec![theirs], &start_task(now_ms())).await);
+    let (_, dl) = d.ended(Status::Failed, "ALREADY_EXISTS", "@2");
     assert_eq!(dl.attributes["failed_stage"], "request");
 }
 
 #[tokio::test(start_paused = true)]
 async fn already_exists_while_the_destination_is_not_readable_asks_again_later() {
     let d = doubles();
-    d.vertex.on_start([Err(Code::AlreadyExists)]);
-    d.vertex.on_find_copies([Ok(vec![])]);
-    let p = d.pipeline();
     let start = start_task(now_ms());
     let before = Utc::now();
-    let out = dispatch(&p, &start).await;
-    assert!(matches!(out, StepOutcome::Acked), "{out:?}");
+    acked(&already_exists(&d, vec![], &start).await);
     let t = d.queues.only(Queue::Starts);
     assert_eq!(
         t.id,
@@ -239,8 +217,7 @@ async fn a_permanent_copy_model_error_fails_with_a_dead_letter_and_no_retry() {
         // No source to read: CopyModel answers for it.
         let d = Doubles::default();
         d.vertex.on_start([Err(code)]);
-        let p = d.pipeline();
-        let out = dispatch(&p, &start_task(now_ms())).await;
+        let out = started(&d).await;
         assert!(matches!(out, StepOutcome::Acked), "{code:?}: {out:?}");
         assert_eq!(d.vertex.copy_calls(), 1, "{code:?}");
         let ev = d.topics.only(Topic::Completions);
@@ -284,7 +261,7 @@ async fn a_restart_that_fails_for_good_is_an_operation_failure_of_its_attempt() 
         ..start_task(now_ms())
     };
     let out = dispatch(&p, &restart).await;
-    assert!(matches!(out, StepOutcome::Acked), "{out:?}");
+    acked(&out);
     let event = event_of(&d.topics.only(Topic::Completions));
     assert_eq!(event.attempts, 2);
     assert_eq!(
@@ -310,7 +287,7 @@ async fn a_restart_carries_its_attempt_into_its_first_poll() {
         ..start_task(now_ms())
     };
     let out = dispatch(&p, &restart).await;
-    assert!(matches!(out, StepOutcome::Acked), "{out:?}");
+    acked(&out);
     let poll = task_of(&d.queues.only(Queue::Polls));
     assert_eq!((poll.attempt, poll.seq), (2, 1));
     assert_eq!(poll.operation.as_deref(), Some(OP), "the new operation");
@@ -323,7 +300,7 @@ async fn a_start_older_than_copy_max_duration_fails_without_calling_copy_model()
     let p = d.pipeline();
     let old = now_ms() - chrono::Duration::hours(25);
     let out = dispatch(&p, &start_task(old)).await;
-    assert!(matches!(out, StepOutcome::Acked), "{out:?}");
+    acked(&out);
     assert!(d.vertex.calls().is_empty());
     d.ended(Status::Failed, "DEADLINE_EXCEEDED", "COPY_MAX_DURATION");
 }
@@ -333,13 +310,7 @@ async fn a_body_that_is_not_a_task_is_rejected_with_a_dead_letter_keeping_its_by
     let d = doubles();
     let p = d.pipeline();
     let junk = br#"{"attempt":"one"}"#;
-    let out = p
-        .start_stage(Dispatch {
-            task_name: TASK_NAME,
-            body: junk,
-        })
-        .await;
-    assert!(matches!(out, StepOutcome::Acked), "{out:?}");
+    acked(&dispatched(&p, Queue::Starts, junk).await);
     let ev = d.topics.only(Topic::Completions);
     assert_eq!(ev.attributes["status"], "rejected");
     let dl = d.topics.only(Topic::DeadLetter);
@@ -354,11 +325,6 @@ async fn a_first_poll_cloud_tasks_did_not_take_answers_retry() {
     let d = doubles();
     d.vertex.on_start([Ok(OP)]);
     d.queues.on_create([Create::Fails(Code::Unavailable)]);
-    let p = d.pipeline();
-    let out = dispatch(&p, &start_task(now_ms())).await;
-    assert!(
-        matches!(out, StepOutcome::Retry(RetryReason::Queue(ref f)) if f.code == Code::Unavailable),
-        "{out:?}"
-    );
+    assert_eq!(queue_failure(&started(&d).await), Code::Unavailable);
     assert!(d.topics.attempts().is_empty());
 }
