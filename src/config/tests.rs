@@ -214,3 +214,13 @@ fn callbacks_without_a_signing_secret_warn_at_start() {
             .any(|w| w.contains("CALLBACK_SIGNING_SECRET")),
     );
 }
+
+/// `--copy-max-duration` and `--copy-max-attempts` reach the stages' settings (the stages'
+/// unit tests take them from there; `pipeline::poll_stage` ends a copy past the duration).
+#[test]
+fn the_copy_limits_reach_the_stages_settings() {
+    let c = with_push_auth(&["--copy-max-duration", "4s", "--copy-max-attempts", "2"]).unwrap();
+    assert_eq!(c.settings.max_duration, std::time::Duration::from_secs(4));
+    assert_eq!(c.settings.max_attempts, 2);
+    refused(&[(&["--copy-max-duration", "0s"], "COPY_MAX_DURATION")]);
+}
