@@ -2,7 +2,7 @@
 
 /// Done (and, where the command waits, every request succeeded).
 pub const OK: u8 = 0;
-/// Something failed: a request ended `failed` or `rejected`, or the worker stopped on an error.
+/// Something failed: a request ended `failed` or `rejected`, or a `doctor` check failed.
 pub const FAILED: u8 = 1;
 /// Usage, configuration or validation error, or no usable Google credentials: nothing was
 /// done.

@@ -52,12 +52,15 @@ pub async fn run(args: &ServeArgs) -> u8 {
         eprintln!("copy-worker: {e}");
         return exit::PUBSUB;
     }
+    // Every error of `app::run` comes before the first request is served: the port, the
+    // signing secret, or a client that cannot be built (credentials, endpoint). A setup
+    // problem, nothing was done: exit 2 (DESIGN.md §6).
     match crate::app::run(cfg, service).await {
         Ok(()) => exit::OK,
         Err(e) => {
             tracing::error!(error.message = %e, error.cause_chain = ?e, "copy-worker stopped");
             eprintln!("copy-worker: {}", with_causes(&e));
-            exit::FAILED
+            exit::USAGE
         }
     }
 }

@@ -301,7 +301,8 @@ async fn serve_on_a_port_in_use_says_so_once() {
         .expect("serve gives up")
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    // A configuration problem (PORT), nothing was done: exit 2 (DESIGN.md §6).
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
     let line = stderr
         .lines()
         .find(|l| l.starts_with("copy-worker: "))
