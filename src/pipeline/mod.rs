@@ -54,8 +54,8 @@ use crate::retry::Failure;
 pub enum StepOutcome {
     /// Done, and everything handed on is confirmed: ack.
     Acked,
-    /// A transient failure, or something handed on that was not confirmed: nack: a retry is asked
-    /// for (its status and `Retry-After` are `http::error`'s), and the sender tries again.
+    /// A transient failure, or something handed on that was not confirmed: nack, asking for a
+    /// retry (its status and `Retry-After` are `http::error`'s), and the sender tries again.
     Retry(RetryReason),
 }
 

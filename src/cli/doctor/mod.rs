@@ -33,6 +33,7 @@ use clap::Args;
 use self::report::{Check, Report, Status};
 use super::config::{Config, PushAuthMode, ServeArgs};
 use super::exit;
+use crate::clients::admin_apis;
 use crate::clients::reach::Endpoint;
 use crate::clients::vertex::{GoogleVertex, VertexOptions};
 
@@ -92,13 +93,13 @@ pub struct DoctorArgs {
     #[arg(long, default_value = "copy-worker")]
     pub service: String,
     /// Cloud Resource Manager endpoint (service agents); http:// is called without credentials.
-    #[arg(long, default_value = deploy::RESOURCE_MANAGER, hide = true)]
+    #[arg(long, default_value = admin_apis::RESOURCE_MANAGER, hide = true)]
     pub resource_manager_endpoint: String,
     /// Cloud Logging endpoint (log-based metrics).
-    #[arg(long, default_value = deploy::LOGGING, hide = true)]
+    #[arg(long, default_value = admin_apis::LOGGING, hide = true)]
     pub logging_endpoint: String,
     /// Cloud Monitoring endpoint (metric descriptors).
-    #[arg(long, default_value = deploy::MONITORING, hide = true)]
+    #[arg(long, default_value = admin_apis::MONITORING, hide = true)]
     pub monitoring_endpoint: String,
 }
 
@@ -198,20 +199,17 @@ async fn first_deploy(
     credentials: Option<google_cloud_auth::credentials::Credentials>,
     report: &mut Report,
 ) {
-    let apis = deploy::Apis::new(
-        deploy::Endpoints {
+    let apis = admin_apis::AdminApis::new(
+        admin_apis::Endpoints {
             resource_manager: args.resource_manager_endpoint.clone(),
             logging: args.logging_endpoint.clone(),
             monitoring: args.monitoring_endpoint.clone(),
         },
         credentials,
     );
-    report.push(
-        apis.service_agent(&deploy::PUBSUB_AGENT, &cfg.worker_project)
-            .await,
-    );
+    report.push(deploy::service_agent(&apis, &deploy::PUBSUB_AGENT, &cfg.worker_project).await);
     match &cfg.settings.defaults.target_project {
-        Some(p) => report.push(apis.service_agent(&deploy::VERTEX_AGENT, p).await),
+        Some(p) => report.push(deploy::service_agent(&apis, &deploy::VERTEX_AGENT, p).await),
         None => report.push(Check::new(
             "service agent aiplatform.googleapis.com",
             "exists",
@@ -220,8 +218,13 @@ async fn first_deploy(
         )),
     }
     report.push(
-        apis.log_metric(&cfg.worker_project, &args.service, deploy::ALERTED_METRIC)
-            .await,
+        deploy::log_metric(
+            &apis,
+            &cfg.worker_project,
+            &args.service,
+            deploy::ALERTED_METRIC,
+        )
+        .await,
     );
 }
 

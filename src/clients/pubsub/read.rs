@@ -342,7 +342,9 @@ impl Reader {
     /// Closes a [`Lease::Brief`] reader: sends the acks, and hands back what is still leased
     /// (paused redeliveries included).
     pub async fn close(mut self) {
-        self.hand_back_paused(Instant::now() + REDELIVERY_PAUSE);
+        if let Some(b) = &mut self.browse {
+            b.paused.drain(..).for_each(|(_, r)| r.handler.nack());
+        }
         let token = self.stream.shutdown_token();
         let _ = tokio::time::timeout(CLOSE_BOUND, token.shutdown()).await;
     }
